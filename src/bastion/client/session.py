@@ -1,0 +1,311 @@
+"""The client face: one MCP session with an upstream server, in whichever era it speaks.
+
+``connect`` detects the era: it probes ``server/discover`` (2026-07-28) and falls back to
+``initialize`` (2025-11-25) when the server does not know it. Afterwards every call looks
+the same to the caller. On 2026-07-28 the session adds ``_meta`` to each request and
+resolves input-required results itself: it answers the input requests with the same
+handlers that serve 2025-11-25 server-to-client requests, and retries with the answers
+and the server's ``requestState``, for at most ``MAX_INPUT_ROUNDS`` rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import anyio
+import anyio.abc
+import msgspec
+
+from bastion._types import JSONObject, JSONValue
+from bastion.errors import BastionError, InvalidRequest, MethodNotFound, PeerError, RequestTimeout
+from bastion.protocol.jsonrpc import Message, Notification, RequestId
+from bastion.protocol.versions import (
+    LEGACY,
+    LEGACY_VERSIONS,
+    META_CLIENT_CAPABILITIES,
+    META_CLIENT_INFO,
+    META_LOG_LEVEL,
+    META_PROTOCOL_VERSION,
+    MODERN,
+    Era,
+)
+from bastion.session.peer import Call, Peer, ProgressCallback
+from bastion.transport.base import MessageStream
+
+__all__ = ["MAX_INPUT_ROUNDS", "ClientHandlers", "ClientSession", "ServerInfo"]
+
+logger = logging.getLogger(__name__)
+
+MAX_INPUT_ROUNDS: Final = 8  # a server asking for input more often than this is looping
+PROBE_TIMEOUT: Final = 10.0  # seconds to wait for server/discover before trying initialize
+
+ServerRequestHandler = Callable[[JSONObject], Awaitable[JSONObject]]
+NotificationCallback = Callable[[Notification], Awaitable[None]]
+
+
+@dataclass
+class ClientHandlers:
+    """How this client answers a server's requests (sampling, elicitation, roots)."""
+
+    sampling: ServerRequestHandler | None = None
+    elicitation: ServerRequestHandler | None = None
+    roots: ServerRequestHandler | None = None
+    on_notification: NotificationCallback | None = None
+
+    def capabilities(self) -> JSONObject:
+        caps: JSONObject = {}
+        if self.sampling is not None:
+            caps["sampling"] = {}
+        if self.elicitation is not None:
+            caps["elicitation"] = {"form": {}, "url": {}}
+        if self.roots is not None:
+            caps["roots"] = {"listChanged": True}
+        return caps
+
+    def for_method(self, method: str) -> ServerRequestHandler | None:
+        return {
+            "sampling/createMessage": self.sampling,
+            "elicitation/create": self.elicitation,
+            "roots/list": self.roots,
+        }.get(method)
+
+
+@dataclass
+class ServerInfo:
+    era: Era
+    protocol_version: str
+    capabilities: JSONObject = field(default_factory=dict)
+    server_info: JSONObject = field(default_factory=dict)
+    instructions: str | None = None
+
+
+class ClientSession:
+    def __init__(
+        self,
+        stream: MessageStream,
+        *,
+        client_name: str = "bastion",
+        client_version: str = "0.1.0",
+        handlers: ClientHandlers | None = None,
+        era: Era | None = None,
+        request_timeout: float = 300.0,
+        log_level: str | None = None,
+    ) -> None:
+        self._stream = stream
+        self._client_info = {"name": client_name, "version": client_version}
+        self.handlers = handlers or ClientHandlers()
+        self._forced_era = era
+        self._timeout = request_timeout
+        self.log_level = log_level
+        self.server: ServerInfo | None = None
+        self._peer = Peer(self._sink, self._serve_server_request,
+                          on_notification=self._on_notification, request_timeout=request_timeout)
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ClientSession:
+        await self._peer.__aenter__()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._read_loop)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        await self._tg.__aexit__(None, None, None)
+        return await self._peer.__aexit__(*exc_info)
+
+    async def _sink(self, message: Message, related: RequestId | None) -> None:
+        await self._stream.send(message)
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                item = await self._stream.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self._peer.close()
+                return
+            await self._peer.dispatch(item)
+
+    async def _on_notification(self, note: Notification) -> None:
+        if self.handlers.on_notification is not None:
+            await self.handlers.on_notification(note)
+
+    async def _serve_server_request(self, call: Call) -> JSONValue:
+        if call.method == "ping":
+            return {}
+        handler = self.handlers.for_method(call.method)
+        if handler is None:
+            raise MethodNotFound(call.method)
+        return await handler(call.params)
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def connect(self) -> ServerInfo:
+        """Detect the server's era and open the session.
+
+        Raises:
+            PeerError: the server refused both ``server/discover`` and ``initialize``.
+        """
+        if self._forced_era is not Era.LEGACY:
+            try:
+                self.server = await self._discover()
+                return self.server
+            except (PeerError, RequestTimeout):
+                if self._forced_era is Era.MODERN:
+                    raise
+                logger.debug("server/discover refused; falling back to initialize")
+        self.server = await self._initialize()
+        return self.server
+
+    async def _discover(self) -> ServerInfo:
+        result = await self._peer.request("server/discover", {"_meta": self._meta()},
+                                          timeout=PROBE_TIMEOUT)
+        if not isinstance(result, dict) or MODERN not in (result.get("supportedVersions") or []):
+            raise PeerError(MethodNotFound.code, "server does not speak 2026-07-28")
+        meta = result.get("_meta") or {}
+        return ServerInfo(
+            era=Era.MODERN,
+            protocol_version=MODERN,
+            capabilities=result.get("capabilities") or {},
+            server_info=meta.get("io.modelcontextprotocol/serverInfo") or {},
+            instructions=result.get("instructions"),
+        )
+
+    async def _initialize(self) -> ServerInfo:
+        result = await self._peer.request("initialize", {
+            "protocolVersion": LEGACY,
+            "capabilities": self.handlers.capabilities(),
+            "clientInfo": self._client_info,
+        })
+        if not isinstance(result, dict):
+            raise InvalidRequest("initialize result is not an object")
+        version = result.get("protocolVersion")
+        if version not in LEGACY_VERSIONS:
+            raise InvalidRequest("server chose an unsupported protocol version")
+        if hasattr(self._stream, "protocol_version"):
+            self._stream.protocol_version = version
+        await self._peer.notify("notifications/initialized")
+        starter = getattr(self._stream, "start_standalone_stream", None)
+        if callable(starter):
+            starter()
+        return ServerInfo(
+            era=Era.LEGACY,
+            protocol_version=str(version),
+            capabilities=result.get("capabilities") or {},
+            server_info=result.get("serverInfo") or {},
+            instructions=result.get("instructions"),
+        )
+
+    def _meta(self, extra: JSONObject | None = None) -> JSONObject:
+        meta: JSONObject = {
+            META_PROTOCOL_VERSION: MODERN,
+            META_CLIENT_CAPABILITIES: self.handlers.capabilities(),
+            META_CLIENT_INFO: self._client_info,
+        }
+        if self.log_level is not None:
+            meta[META_LOG_LEVEL] = self.log_level
+        if extra:
+            meta.update(extra)
+        return meta
+
+    # -- requests ----------------------------------------------------------------------------
+
+    @property
+    def era(self) -> Era:
+        if self.server is None:
+            raise InvalidRequest("not connected")
+        return self.server.era
+
+    async def request(
+        self,
+        method: str,
+        params: JSONObject | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> JSONObject:
+        """Send one request in the session's era; input-required rounds are resolved here.
+
+        Raises:
+            PeerError: the server answered with an error.
+            BastionError: the connection failed or the request timed out.
+        """
+        params = dict(params or {})
+        if self.era is Era.LEGACY:
+            result = await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+            return result if isinstance(result, dict) else {}
+        caller_meta = params.pop("_meta", None)
+        for _round in range(MAX_INPUT_ROUNDS):
+            params["_meta"] = self._meta(caller_meta if isinstance(caller_meta, dict) else None)
+            result = await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+            if not isinstance(result, dict):
+                return {}
+            if result.get("resultType") != "input_required":
+                return result
+            params["inputResponses"] = await self._answer_inputs(result.get("inputRequests") or {})
+            if "requestState" in result:
+                params["requestState"] = result["requestState"]
+            else:
+                params.pop("requestState", None)
+        raise InvalidRequest("server asked for input too many times")
+
+    async def _answer_inputs(self, requests: JSONObject) -> JSONObject:
+        answers: JSONObject = {}
+        for key, spec in requests.items():
+            if not isinstance(spec, dict):
+                continue
+            handler = self.handlers.for_method(str(spec.get("method")))
+            if handler is None:
+                raise MethodNotFound(f"no handler for input request {spec.get('method')!r}")
+            answers[key] = await handler(spec.get("params") or {})
+        return answers
+
+    async def notify(self, method: str, params: JSONObject | None = None) -> None:
+        await self._peer.notify(method, params)
+
+    async def ping(self) -> None:
+        if self.era is Era.LEGACY:
+            await self.request("ping")
+        else:
+            await self.request("server/discover")
+
+    async def list_all(self, method: str, key: str) -> list[JSONObject]:
+        """Every item of a paginated list (``tools/list`` -> ``tools``), bounded to 100 pages."""
+        items: list[JSONObject] = []
+        cursor: str | None = None
+        for _page in range(100):
+            result = await self.request(method, {"cursor": cursor} if cursor else {})
+            items.extend(result.get(key) or [])
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        return items
+
+    async def list_tools(self) -> list[JSONObject]:
+        return await self.list_all("tools/list", "tools")
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: JSONObject | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> JSONObject:
+        return await self.request("tools/call", {"name": name, "arguments": arguments or {}},
+                                  on_progress=on_progress, timeout=timeout)
+
+    async def read_resource(self, uri: str) -> JSONObject:
+        return await self.request("resources/read", {"uri": uri})
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> JSONObject:
+        return await self.request("prompts/get", {"name": name, "arguments": arguments or {}})
+
+
+_ = (msgspec, BastionError)

@@ -1,0 +1,160 @@
+"""Bytes <-> JSON-RPC messages, with hard limits on size and nesting.
+
+``decode`` accepts one JSON-RPC message (no batches: they left MCP in 2025-06-18) and either
+returns a typed envelope or raises ``ParseError`` (-32700: not JSON, too large, too deep) or
+``InvalidRequest`` (-32600: JSON, but not a valid envelope). Nothing else escapes. The
+decoder and encoder are built once per process; nesting is checked with a C-speed scan
+before msgspec sees the bytes, because msgspec only stops at ~1000 levels.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+import msgspec
+
+from bastion._types import JSONObject, JSONValue
+from bastion.errors import InvalidRequest, ParseError
+from bastion.protocol.jsonrpc import (
+    ErrorObject,
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MessageDecoder",
+    "decode",
+    "encode",
+    "error_response",
+]
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024  # as the official SDKs' body cap
+DEFAULT_MAX_DEPTH: Final = 64  # SECURITY.md IN-2: far above any real MCP message
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    jsonrpc: Literal["2.0"]
+    id: RequestId | None | msgspec.UnsetType = msgspec.UNSET
+    method: str | msgspec.UnsetType = msgspec.UNSET
+    params: JSONObject | msgspec.UnsetType = msgspec.UNSET
+    result: JSONValue | msgspec.UnsetType = msgspec.UNSET
+    error: ErrorObject | msgspec.UnsetType = msgspec.UNSET
+
+
+_ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
+_ENCODER: Final = msgspec.json.Encoder()
+# Strings first, so brackets inside strings are skipped; then any single bracket.
+_TOKENS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_OPENERS: Final = frozenset(b"[{")
+
+
+def _depth_exceeds(data: bytes, max_depth: int) -> bool:
+    # Cheap exit: fewer opening brackets than the limit cannot nest deeper than it.
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return False
+    depth = 0
+    for match in _TOKENS.finditer(data):
+        token = match.group()
+        if len(token) != 1:
+            continue
+        if token[0] in _OPENERS:
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+class MessageDecoder:
+    """A reusable decoder with its own limits (one per transport configuration)."""
+
+    __slots__ = ("max_bytes", "max_depth")
+
+    def __init__(
+        self, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+    ) -> None:
+        if max_bytes <= 0 or max_depth <= 0:
+            raise ValueError("limits must be positive")
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+
+    def decode(self, data: bytes | bytearray | memoryview) -> Message:
+        """Decode one message.
+
+        Raises:
+            ParseError: not JSON, larger than ``max_bytes`` or nested deeper than ``max_depth``.
+            InvalidRequest: valid JSON that is not one JSON-RPC 2.0 message.
+        """
+        raw = bytes(data)
+        if len(raw) > self.max_bytes:
+            raise ParseError("message exceeds %d bytes" % self.max_bytes)
+        if _depth_exceeds(raw, self.max_depth):
+            raise ParseError("message nested deeper than %d" % self.max_depth)
+        try:
+            env = _ENVELOPE_DECODER.decode(raw)
+        except msgspec.ValidationError as exc:
+            if raw.lstrip()[:1] == b"[":
+                raise InvalidRequest("batches are not supported") from exc
+            # msgspec validates while parsing: tell malformed JSON from a wrong shape.
+            try:
+                msgspec.json.decode(raw)
+            except (msgspec.DecodeError, RecursionError) as inner:
+                raise ParseError("malformed JSON") from inner
+            raise InvalidRequest(str(exc)) from exc
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+            raise ParseError("malformed JSON") from exc
+        return _classify(env)
+
+
+def _classify(env: _Envelope) -> Message:
+    has_id = env.id is not msgspec.UNSET
+    if env.method is not msgspec.UNSET:
+        if env.result is not msgspec.UNSET or env.error is not msgspec.UNSET:
+            raise InvalidRequest("a request carries neither result nor error")
+        params = env.params
+        if not has_id:
+            return Notification(method=env.method, params=params)
+        if env.id is None:
+            raise InvalidRequest("request id must not be null")
+        assert not isinstance(env.id, msgspec.UnsetType)
+        return Request(id=env.id, method=env.method, params=params)
+    if env.params is not msgspec.UNSET or not has_id:
+        raise InvalidRequest("not a request, notification or response")
+    assert not isinstance(env.id, msgspec.UnsetType)
+    has_result = env.result is not msgspec.UNSET
+    has_error = env.error is not msgspec.UNSET
+    if has_result == has_error:
+        raise InvalidRequest("a response carries exactly one of result and error")
+    if has_error:
+        assert isinstance(env.error, ErrorObject)
+        return ErrorResponse(id=env.id, error=env.error)
+    if env.id is None:
+        raise InvalidRequest("a result needs an id")
+    return Response(id=env.id, result=env.result)
+
+
+_DEFAULT_DECODER: Final = MessageDecoder()
+
+
+def decode(data: bytes | bytearray | memoryview) -> Message:
+    """Decode with the default limits; see ``MessageDecoder.decode``."""
+    return _DEFAULT_DECODER.decode(data)
+
+
+def encode(message: Message | JSONObject) -> bytes:
+    """Encode a message (or an already-built JSON object) to compact JSON bytes."""
+    return _ENCODER.encode(message)
+
+
+def error_response(
+    request_id: RequestId | None, code: int, message: str, data: JSONValue = msgspec.UNSET
+) -> ErrorResponse:
+    return ErrorResponse(id=request_id, error=ErrorObject(code=code, message=message, data=data))

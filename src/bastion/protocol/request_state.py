@@ -1,0 +1,84 @@
+"""Sealing of 2026-07-28 ``requestState``: the state a server hands to the client and
+gets back on retry. It travels through the client, so it is authenticated (HMAC-SHA256),
+bound to the request it belongs to (method and target name) and expires.
+
+Token format: ``base64url(json payload) "." base64url(mac)``; the payload holds ``b``
+(binding), ``e`` (expiry, seconds on the injected wall clock) and ``d`` (the data).
+Keys rotate: the first key signs, every key verifies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from bastion._types import Clock, JSONValue
+from bastion.errors import InvalidParams
+
+__all__ = ["DEFAULT_STATE_TTL", "MAX_STATE_CHARS", "RequestStateSealer"]
+
+DEFAULT_STATE_TTL: Final = 600.0  # seconds; an input round trip involves a human
+MAX_STATE_CHARS: Final = 64 * 1024  # the state is small; refuse anything that is not
+MIN_KEY_BYTES: Final = 32
+
+
+class _Payload(msgspec.Struct, frozen=True):
+    b: str
+    e: float
+    d: JSONValue
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class RequestStateSealer:
+    def __init__(
+        self, keys: Sequence[bytes], *, ttl: float = DEFAULT_STATE_TTL, clock: Clock = time.time
+    ) -> None:
+        if not keys or any(len(k) < MIN_KEY_BYTES for k in keys):
+            raise ValueError("request-state keys must be at least 32 bytes")
+        self._keys = tuple(keys)
+        self._ttl = ttl
+        self._clock = clock
+
+    def seal(self, data: JSONValue, *, binding: str) -> str:
+        body = _b64(msgspec.json.encode(_Payload(b=binding, e=self._clock() + self._ttl, d=data)))
+        mac = hmac.new(self._keys[0], body.encode("ascii"), hashlib.sha256).digest()
+        return f"{body}.{_b64(mac)}"
+
+    def unseal(self, token: str, *, binding: str) -> JSONValue:
+        """The data sealed in ``token``.
+
+        Raises:
+            InvalidParams: the token is malformed, forged, expired or for another request.
+        """
+        if len(token) > MAX_STATE_CHARS or token.count(".") != 1:
+            raise InvalidParams("malformed requestState", message="Invalid requestState")
+        body, _, mac_text = token.partition(".")
+        try:
+            mac = _unb64(mac_text)
+        except ValueError as exc:
+            raise InvalidParams("bad mac encoding", message="Invalid requestState") from exc
+        body_bytes = body.encode("ascii", "replace")
+        if not any(
+            hmac.compare_digest(hmac.new(k, body_bytes, hashlib.sha256).digest(), mac)
+            for k in self._keys
+        ):
+            raise InvalidParams("requestState MAC mismatch", message="Invalid requestState")
+        payload = msgspec.json.decode(_unb64(body), type=_Payload)
+        if payload.b != binding:
+            raise InvalidParams("requestState for another request", message="Invalid requestState")
+        if payload.e < self._clock():
+            raise InvalidParams("requestState expired", message="Invalid requestState")
+        return payload.d

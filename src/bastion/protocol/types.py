@@ -1,0 +1,333 @@
+"""Typed MCP payloads shared by both revisions (params, results, content blocks).
+
+Structs are frozen, keyword-only and omit unset fields when encoded. Unknown fields are
+accepted and dropped, as MCP is extensible; anything we forward is re-encoded from these
+structs, so the peer receives exactly what we validated. Open-ended objects (capabilities,
+JSON Schemas, tool arguments) stay ``JSONObject``. ``_meta`` is ``meta`` in Python.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import msgspec
+from msgspec import UNSET, UnsetType, field
+
+from bastion._types import JSONObject, JSONValue
+
+__all__ = [
+    "AudioContent",
+    "CallToolParams",
+    "CallToolResult",
+    "CancelledParams",
+    "CompleteParams",
+    "ContentBlock",
+    "CreateMessageParams",
+    "DiscoverParams",
+    "ElicitParams",
+    "EmbeddedResource",
+    "EmptyParams",
+    "GetPromptParams",
+    "GetPromptResult",
+    "ImageContent",
+    "Implementation",
+    "InitializeParams",
+    "InitializeResult",
+    "InputRequest",
+    "InputRequiredResult",
+    "ListParams",
+    "LoggingLevel",
+    "LoggingMessageParams",
+    "MetaOnlyParams",
+    "Model",
+    "ProgressParams",
+    "ProgressToken",
+    "Prompt",
+    "PromptArgument",
+    "PromptMessage",
+    "ReadResourceParams",
+    "Resource",
+    "ResourceLink",
+    "ResourceTemplate",
+    "ResourceUpdatedParams",
+    "SetLevelParams",
+    "SubscribeParams",
+    "SubscriptionsListenParams",
+    "TextContent",
+    "Tool",
+]
+
+ProgressToken: TypeAlias = int | str
+LoggingLevel: TypeAlias = Literal[
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"
+]
+NAME_MAX = 128
+URI_MAX = 8192
+
+
+class Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Base of every MCP payload struct."""
+
+
+class MetaOnlyParams(Model):
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+EmptyParams = MetaOnlyParams
+
+
+class Implementation(Model):
+    name: str
+    version: str
+    title: str | UnsetType = UNSET
+
+
+# -- content blocks (tagged on "type") ------------------------------------------------
+
+
+class TextContent(Model, tag="text", tag_field="type"):
+    text: str
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class ImageContent(Model, tag="image", tag_field="type"):
+    data: str
+    mimeType: str
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class AudioContent(Model, tag="audio", tag_field="type"):
+    data: str
+    mimeType: str
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class ResourceLink(Model, tag="resource_link", tag_field="type"):
+    uri: str
+    name: str
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    mimeType: str | UnsetType = UNSET
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class EmbeddedResource(Model, tag="resource", tag_field="type"):
+    resource: JSONObject  # TextResourceContents | BlobResourceContents
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+ContentBlock: TypeAlias = (
+    TextContent | ImageContent | AudioContent | ResourceLink | EmbeddedResource
+)
+
+# -- lifecycle ---------------------------------------------------------------------------
+
+
+class InitializeParams(Model):
+    protocolVersion: str
+    capabilities: JSONObject
+    clientInfo: Implementation
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class InitializeResult(Model):
+    protocolVersion: str
+    capabilities: JSONObject
+    serverInfo: Implementation
+    instructions: str | UnsetType = UNSET
+
+
+class DiscoverParams(MetaOnlyParams):
+    pass
+
+
+class SetLevelParams(Model):
+    level: LoggingLevel
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+# -- lists, tools, resources, prompts, completion ------------------------------------------
+
+
+class ListParams(Model):
+    cursor: str | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class Tool(Model):
+    name: str
+    inputSchema: JSONObject
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    outputSchema: JSONObject | UnsetType = UNSET
+    annotations: JSONObject | UnsetType = UNSET
+    icons: list[JSONObject] | UnsetType = UNSET
+    execution: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class CallToolParams(Model):
+    name: str
+    arguments: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+    # 2026-07-28 input-required retry fields
+    inputResponses: JSONObject | UnsetType = UNSET
+    requestState: str | UnsetType = UNSET
+
+
+class CallToolResult(Model):
+    content: list[ContentBlock]
+    structuredContent: JSONObject | UnsetType = UNSET
+    isError: bool | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class Resource(Model):
+    uri: str
+    name: str
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    mimeType: str | UnsetType = UNSET
+    size: int | UnsetType = UNSET
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class ResourceTemplate(Model):
+    uriTemplate: str
+    name: str
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    mimeType: str | UnsetType = UNSET
+    annotations: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class ReadResourceParams(Model):
+    uri: str
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+    inputResponses: JSONObject | UnsetType = UNSET
+    requestState: str | UnsetType = UNSET
+
+
+class SubscribeParams(Model):
+    uri: str
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class PromptArgument(Model):
+    name: str
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    required: bool | UnsetType = UNSET
+
+
+class Prompt(Model):
+    name: str
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    arguments: list[PromptArgument] | UnsetType = UNSET
+    icons: list[JSONObject] | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class GetPromptParams(Model):
+    name: str
+    arguments: dict[str, str] | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+    inputResponses: JSONObject | UnsetType = UNSET
+    requestState: str | UnsetType = UNSET
+
+
+class PromptMessage(Model):
+    role: Literal["user", "assistant"]
+    content: ContentBlock
+
+
+class GetPromptResult(Model):
+    messages: list[PromptMessage]
+    description: str | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class CompleteParams(Model):
+    ref: JSONObject
+    argument: JSONObject
+    context: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+# -- notifications ------------------------------------------------------------------------
+
+
+class ProgressParams(Model):
+    progressToken: ProgressToken
+    progress: float
+    total: float | UnsetType = UNSET
+    message: str | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class CancelledParams(Model):
+    requestId: int | str | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class LoggingMessageParams(Model):
+    level: LoggingLevel
+    data: JSONValue
+    logger: str | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class ResourceUpdatedParams(Model):
+    uri: str
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class SubscriptionsListenParams(Model):
+    notifications: JSONObject = {}
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+# -- server-to-client requests (2025-11-25) and input requests (2026-07-28) ---------------
+
+
+class CreateMessageParams(Model):
+    messages: list[JSONObject]
+    maxTokens: int
+    systemPrompt: str | UnsetType = UNSET
+    modelPreferences: JSONObject | UnsetType = UNSET
+    includeContext: str | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    stopSequences: list[str] | UnsetType = UNSET
+    metadata: JSONObject | UnsetType = UNSET
+    tools: list[JSONObject] | UnsetType = UNSET
+    toolChoice: JSONObject | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class ElicitParams(Model):
+    message: str
+    mode: Literal["form", "url"] | UnsetType = UNSET
+    requestedSchema: JSONObject | UnsetType = UNSET
+    url: str | UnsetType = UNSET
+    elicitationId: str | UnsetType = UNSET
+    meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
+
+
+class InputRequest(Model):
+    method: str
+    params: JSONObject | UnsetType = UNSET
+
+
+class InputRequiredResult(Model):
+    inputRequests: dict[str, InputRequest] | UnsetType = UNSET
+    requestState: str | UnsetType = UNSET
+    resultType: Literal["input_required"] = "input_required"

@@ -1,0 +1,321 @@
+"""Serving one client: the MCP meaning of each request, in both protocol eras.
+
+A ``ServerConnection`` is the request handler a ``Peer`` calls. A request whose ``_meta``
+names a protocol version is a 2026-07-28 request and is validated on its own (version,
+capabilities), since that era keeps no state between requests. Anything else belongs to a
+2025-11-25 session that must begin with ``initialize``. The methods of each era are
+refused in the other with -32601, as both revisions require.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import anyio
+import msgspec
+
+from bastion._types import JSONObject, JSONValue
+from bastion.errors import (
+    BastionError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ResourceNotFound,
+)
+from bastion.protocol import types as t
+from bastion.protocol.meta import is_modern_request, read_request_meta, require_supported
+from bastion.protocol.methods import CLIENT_METHODS, parse_params
+from bastion.protocol.request_state import RequestStateSealer
+from bastion.protocol.versions import (
+    META_SERVER_INFO,
+    META_SUBSCRIPTION_ID,
+    SUPPORTED_VERSIONS,
+    Era,
+    negotiate_legacy,
+)
+from bastion.server.context import InputRequired, ToolContext
+from bastion.server.pagination import paginate
+from bastion.server.registry import ServerApp
+from bastion.session.peer import Call, Peer
+
+__all__ = ["LIST_TTL_MS", "ServerConnection"]
+
+logger = logging.getLogger(__name__)
+
+LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
+_MODERN_ONLY: Final = frozenset({"server/discover", "subscriptions/listen"})
+_LIST_KINDS: Final = {
+    "tools/list": "tools",
+    "resources/list": "resources",
+    "resources/templates/list": "resources",
+    "prompts/list": "prompts",
+}
+
+
+class ServerConnection:
+    """The MCP server side of one connection (a stdio pipe, an HTTP session or request)."""
+
+    def __init__(self, app: ServerApp, sealer: RequestStateSealer) -> None:
+        self.app = app
+        self.sealer = sealer
+        self.version: str | None = None  # negotiated 2025-11-25-era version
+        self.client_capabilities: JSONObject = {}
+        self.log_level: str = "debug"
+        self.subscriptions: set[str] = set()
+        self._peer: Peer | None = None
+        self._unsubscribe: list[object] = []
+
+    # -- wiring --------------------------------------------------------------------------
+
+    def attach(self, peer: Peer) -> None:
+        """Send this session's unsolicited notifications (list changes, updates) via ``peer``."""
+        self._peer = peer
+        self._unsubscribe = [
+            self.app.on_list_changed(self._on_list_changed),
+            self.app.on_resource_updated(self._on_resource_updated),
+        ]
+
+    def detach(self) -> None:
+        for undo in self._unsubscribe:
+            undo()  # type: ignore[operator]
+        self._unsubscribe = []
+        self._peer = None
+
+    async def _on_list_changed(self, kind: str) -> None:
+        if self._peer is not None and self.version is not None:
+            await self._peer.notify(f"notifications/{kind}/list_changed")
+
+    async def _on_resource_updated(self, uri: str) -> None:
+        if self._peer is not None and uri in self.subscriptions:
+            await self._peer.notify("notifications/resources/updated", {"uri": uri})
+
+    async def on_notification(self, note: msgspec.Struct) -> None:
+        return None
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def __call__(self, call: Call) -> JSONValue:
+        if is_modern_request(call.params) or call.method in _MODERN_ONLY:
+            return await self._modern(call)
+        return await self._legacy(call)
+
+    async def _modern(self, call: Call) -> JSONValue:
+        meta = read_request_meta(call.params)
+        require_supported(meta.protocol_version)
+        spec = CLIENT_METHODS.get(call.method)
+        if spec is None or Era.MODERN not in spec.eras:
+            raise MethodNotFound(call.method)
+        result = await self._serve(call, Era.MODERN, meta.client_capabilities, meta.log_level)
+        if isinstance(result, dict) and "resultType" not in result:
+            result["resultType"] = "complete"
+        return result
+
+    async def _legacy(self, call: Call) -> JSONValue:
+        method = call.method
+        spec = CLIENT_METHODS.get(method)
+        if spec is None or Era.LEGACY not in spec.eras:
+            raise MethodNotFound(method)
+        if method == "initialize":
+            return self._initialize(call)
+        if method == "ping":
+            return {}
+        if self.version is None:
+            raise InvalidRequest("request before initialize", message="Session not initialized")
+        return await self._serve(call, Era.LEGACY, self.client_capabilities, self.log_level)
+
+    def _initialize(self, call: Call) -> JSONValue:
+        params = parse_params(t.InitializeParams, call.params)
+        self.version = negotiate_legacy(params.protocolVersion)
+        self.client_capabilities = params.capabilities
+        result = t.InitializeResult(
+            protocolVersion=self.version,
+            capabilities=self.app.capabilities(),
+            serverInfo=self.app.server_info(),
+            instructions=self.app.instructions or msgspec.UNSET,
+        )
+        return msgspec.to_builtins(result)
+
+    # -- methods shared by both eras -----------------------------------------------------
+
+    async def _serve(
+        self, call: Call, era: Era, caps: JSONObject, log_level: str | None
+    ) -> JSONValue:
+        method = call.method
+        params = call.params
+        if method in _LIST_KINDS:
+            return self._list(method, parse_params(t.ListParams, params), era)
+        if method == "server/discover":
+            return self._discover()
+        if method == "logging/setLevel":
+            self.log_level = parse_params(t.SetLevelParams, params).level
+            return {}
+        if method in ("resources/subscribe", "resources/unsubscribe"):
+            uri = parse_params(t.SubscribeParams, params).uri
+            if method == "resources/subscribe":
+                self.subscriptions.add(uri)
+            else:
+                self.subscriptions.discard(uri)
+            return {}
+        if method == "subscriptions/listen":
+            return await self._listen(call, parse_params(t.SubscriptionsListenParams, params))
+        ctx = self._context(call, era, caps, log_level)
+        try:
+            if method == "tools/call":
+                return await self._call_tool(ctx, parse_params(t.CallToolParams, params))
+            if method == "resources/read":
+                return await self._read(ctx, parse_params(t.ReadResourceParams, params), era)
+            if method == "prompts/get":
+                return await self._get_prompt(ctx, parse_params(t.GetPromptParams, params))
+            if method == "completion/complete":
+                return await self._complete(parse_params(t.CompleteParams, params))
+        except InputRequired as need:
+            return self._input_required(call, need)
+        raise MethodNotFound(method)
+
+    def _context(self, call: Call, era: Era, caps: JSONObject, log_level: str | None) -> ToolContext:
+        meta = call.params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        responses: JSONObject = {}
+        if era is Era.MODERN:
+            state = call.params.get("requestState")
+            if state is not None:
+                if not isinstance(state, str):
+                    raise InvalidParams("requestState must be a string")
+                earlier = self.sealer.unseal(state, binding=_binding(call))
+                if isinstance(earlier, dict):
+                    responses.update(earlier)
+            fresh = call.params.get("inputResponses")
+            if isinstance(fresh, dict):
+                responses.update(fresh)
+        return ToolContext(
+            era=era,
+            client_capabilities=caps,
+            notify=call.notify,
+            request=call.request if era is Era.LEGACY else None,
+            progress_token=token if isinstance(token, int | str) and not isinstance(token, bool) else None,
+            log_level=log_level,
+            input_responses=responses,
+            close_stream=call.close_stream,
+        )
+
+    def _input_required(self, call: Call, need: InputRequired) -> JSONValue:
+        result = t.InputRequiredResult(
+            inputRequests=need.requests,
+            requestState=self.sealer.seal(need.answered, binding=_binding(call)),
+        )
+        return msgspec.to_builtins(result)
+
+    def _list(self, method: str, params: t.ListParams, era: Era) -> JSONObject:
+        cursor = None if params.cursor is msgspec.UNSET else params.cursor
+        key: str
+        items: list[msgspec.Struct]
+        if method == "tools/list":
+            key, items = "tools", [e.tool for e in self.app.tools.values()]
+        elif method == "resources/list":
+            key, items = "resources", [e.resource for e in self.app.resources.values()]
+        elif method == "resources/templates/list":
+            key, items = "resourceTemplates", [e.template for e in self.app.templates]
+        else:
+            key, items = "prompts", [e.prompt for e in self.app.prompts.values()]
+        page, next_cursor = paginate(items, cursor, self.app.page_size)
+        result: JSONObject = {key: msgspec.to_builtins(page)}
+        if next_cursor is not None:
+            result["nextCursor"] = next_cursor
+        if era is Era.MODERN:
+            result["ttlMs"] = LIST_TTL_MS
+            result["cacheScope"] = "public"
+        return result
+
+    def _discover(self) -> JSONObject:
+        result: JSONObject = {
+            "supportedVersions": list(SUPPORTED_VERSIONS),
+            "capabilities": self.app.capabilities(),
+            "_meta": {META_SERVER_INFO: msgspec.to_builtins(self.app.server_info())},
+            "ttlMs": LIST_TTL_MS,
+            "cacheScope": "public",
+        }
+        if self.app.instructions:
+            result["instructions"] = self.app.instructions
+        return result
+
+    async def _call_tool(self, ctx: ToolContext, params: t.CallToolParams) -> JSONValue:
+        entry = self.app.tools.get(params.name)
+        if entry is None:
+            raise InvalidParams(f"unknown tool {params.name!r}", message="Unknown tool")
+        args = {} if params.arguments is msgspec.UNSET else params.arguments
+        try:
+            result = await entry.fn(ctx, args)
+        except (InputRequired, BastionError, anyio.get_cancelled_exc_class()):
+            raise
+        except Exception:
+            logger.exception("tool %s failed", params.name)
+            result = t.CallToolResult(content=[t.TextContent(text="Tool execution failed")], isError=True)
+        return msgspec.to_builtins(result)
+
+    async def _read(self, ctx: ToolContext, params: t.ReadResourceParams, era: Era) -> JSONValue:
+        found = self.app.find_resource(params.uri)
+        if found is None:
+            # 2025-11-25 says -32002; 2026-07-28 (SEP-2164) moved it to -32602.
+            kind = ResourceNotFound if era is Era.LEGACY else InvalidParams
+            raise kind("unknown resource", data={"uri": params.uri}, message="Resource not found")
+        fn, variables = found
+        return {"contents": await fn(ctx, params.uri, variables)}
+
+    async def _get_prompt(self, ctx: ToolContext, params: t.GetPromptParams) -> JSONValue:
+        entry = self.app.prompts.get(params.name)
+        if entry is None:
+            raise InvalidParams(f"unknown prompt {params.name!r}", message="Unknown prompt")
+        args = {} if params.arguments is msgspec.UNSET else params.arguments
+        missing = [
+            a.name for a in entry.prompt.arguments or [] if a.required is True and a.name not in args
+        ]
+        if missing:
+            raise InvalidParams(f"missing prompt arguments {missing}", message="Missing required arguments")
+        return msgspec.to_builtins(await entry.fn(ctx, args))
+
+    async def _complete(self, params: t.CompleteParams) -> JSONValue:
+        if self.app.completion is None:
+            raise MethodNotFound("completion/complete")
+        context = {} if params.context is msgspec.UNSET else params.context
+        return {"completion": await self.app.completion(params.ref, params.argument, context)}
+
+    async def _listen(self, call: Call, params: t.SubscriptionsListenParams) -> JSONValue:
+        wanted = params.notifications
+        sub_meta = {META_SUBSCRIPTION_ID: call.id}
+        await call.notify(
+            "notifications/subscriptions/acknowledged", {"_meta": sub_meta, "notifications": wanted}
+        )
+        send, receive = anyio.create_memory_object_stream[tuple[str, JSONObject]](16)
+        flags = {"tools": "toolsListChanged", "prompts": "promptsListChanged",
+                 "resources": "resourcesListChanged"}
+        uris = set(wanted.get("resourceSubscriptions") or [])
+
+        def offer(item: tuple[str, JSONObject]) -> None:
+            try:
+                send.send_nowait(item)
+            except anyio.WouldBlock:
+                logger.info("listener %r is not keeping up; a notification was dropped", call.id)
+
+        async def on_change(kind: str) -> None:
+            if wanted.get(flags.get(kind, "")) is True:
+                offer((f"notifications/{kind}/list_changed", {"_meta": sub_meta}))
+
+        async def on_update(uri: str) -> None:
+            if uri in uris:
+                offer(("notifications/resources/updated", {"uri": uri, "_meta": sub_meta}))
+
+        undo = [self.app.on_list_changed(on_change), self.app.on_resource_updated(on_update)]
+        try:
+            async with receive:
+                async for method, note_params in receive:
+                    await call.notify(method, note_params)
+        finally:
+            for u in undo:
+                u()
+        return {"_meta": sub_meta}
+
+
+def _binding(call: Call) -> str:
+    target = call.params.get("name") or call.params.get("uri") or ""
+    return f"{call.method}\x00{target}"

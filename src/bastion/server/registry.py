@@ -1,0 +1,148 @@
+"""What an MCP server built on Bastion offers: tools, resources, templates, prompts.
+
+``ServerApp`` is a plain registry plus change notification; it knows nothing about
+connections or protocol revisions. Handlers are async callables that receive a
+``ToolContext`` (see ``context``), so one implementation serves both eras.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from bastion._types import JSONObject
+from bastion.protocol import types as t
+
+if TYPE_CHECKING:
+    from bastion.server.context import ToolContext
+
+__all__ = [
+    "CompletionFn",
+    "PromptEntry",
+    "PromptFn",
+    "ResourceEntry",
+    "ResourceFn",
+    "ServerApp",
+    "TemplateEntry",
+    "ToolEntry",
+    "ToolFn",
+]
+
+ToolFn = Callable[["ToolContext", JSONObject], Awaitable[t.CallToolResult | JSONObject]]
+ResourceFn = Callable[["ToolContext", str, dict[str, str]], Awaitable[list[JSONObject]]]
+PromptFn = Callable[["ToolContext", dict[str, str]], Awaitable[t.GetPromptResult]]
+CompletionFn = Callable[[JSONObject, JSONObject, JSONObject], Awaitable[JSONObject]]
+ChangeListener = Callable[[str], Awaitable[None]]
+UpdateListener = Callable[[str], Awaitable[None]]
+
+_TEMPLATE_VAR: Final = re.compile(r"\{([A-Za-z0-9_]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEntry:
+    tool: t.Tool
+    fn: ToolFn
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceEntry:
+    resource: t.Resource
+    fn: ResourceFn
+    subscribable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateEntry:
+    template: t.ResourceTemplate
+    fn: ResourceFn
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def build(cls, template: t.ResourceTemplate, fn: ResourceFn) -> TemplateEntry:
+        parts = _TEMPLATE_VAR.split(template.uriTemplate)
+        regex = "".join(
+            re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/?#]+)" for i, p in enumerate(parts)
+        )
+        return cls(template, fn, re.compile(f"^{regex}$"))
+
+
+@dataclass(frozen=True, slots=True)
+class PromptEntry:
+    prompt: t.Prompt
+    fn: PromptFn
+
+
+@dataclass
+class ServerApp:
+    name: str
+    version: str
+    instructions: str | None = None
+    tools: dict[str, ToolEntry] = field(default_factory=dict)
+    resources: dict[str, ResourceEntry] = field(default_factory=dict)
+    templates: list[TemplateEntry] = field(default_factory=list)
+    prompts: dict[str, PromptEntry] = field(default_factory=dict)
+    completion: CompletionFn | None = None
+    page_size: int = 100
+    _change_listeners: set[ChangeListener] = field(default_factory=set)
+    _update_listeners: set[UpdateListener] = field(default_factory=set)
+
+    # -- registration ------------------------------------------------------------------
+
+    def add_tool(self, tool: t.Tool, fn: ToolFn) -> None:
+        self.tools[tool.name] = ToolEntry(tool, fn)
+
+    def add_resource(self, resource: t.Resource, fn: ResourceFn, *, subscribable: bool = False) -> None:
+        self.resources[resource.uri] = ResourceEntry(resource, fn, subscribable)
+
+    def add_template(self, template: t.ResourceTemplate, fn: ResourceFn) -> None:
+        self.templates.append(TemplateEntry.build(template, fn))
+
+    def add_prompt(self, prompt: t.Prompt, fn: PromptFn) -> None:
+        self.prompts[prompt.name] = PromptEntry(prompt, fn)
+
+    def capabilities(self) -> JSONObject:
+        caps: JSONObject = {"logging": {}}
+        if self.tools:
+            caps["tools"] = {"listChanged": True}
+        if self.resources or self.templates:
+            caps["resources"] = {"subscribe": True, "listChanged": True}
+        if self.prompts:
+            caps["prompts"] = {"listChanged": True}
+        if self.completion is not None:
+            caps["completions"] = {}
+        return caps
+
+    def server_info(self) -> t.Implementation:
+        return t.Implementation(name=self.name, version=self.version)
+
+    def find_resource(self, uri: str) -> tuple[ResourceFn, dict[str, str]] | None:
+        entry = self.resources.get(uri)
+        if entry is not None:
+            return entry.fn, {}
+        for template in self.templates:
+            match = template.pattern.match(uri)
+            if match:
+                return template.fn, match.groupdict()
+        return None
+
+    # -- change notification -----------------------------------------------------------
+
+    def on_list_changed(self, listener: ChangeListener) -> Callable[[], None]:
+        self._change_listeners.add(listener)
+        return lambda: self._change_listeners.discard(listener)
+
+    def on_resource_updated(self, listener: UpdateListener) -> Callable[[], None]:
+        self._update_listeners.add(listener)
+        return lambda: self._update_listeners.discard(listener)
+
+    async def list_changed(self, kind: str) -> None:
+        """Tell every connected client that the ``kind`` list ("tools", ...) changed."""
+        for listener in list(self._change_listeners):
+            await listener(kind)
+
+    async def resource_updated(self, uri: str) -> None:
+        for listener in list(self._update_listeners):
+            await listener(uri)
+

@@ -1,0 +1,61 @@
+"""The seams every transport shares, and the loop that serves one message stream.
+
+A ``MessageStream`` yields decoded messages (or the protocol error a bad frame caused, so
+the peer can be told) and sends messages. An ``McpConnection`` is what the MCP layer
+gives a transport for one client: the request handler plus notification hooks.
+``serve_stream`` runs one over the other: the shape shared by stdio and the in-memory pair.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import anyio
+
+from bastion._types import JSONValue
+from bastion.errors import BastionError
+from bastion.protocol.jsonrpc import Message, Notification, RequestId
+from bastion.session.peer import Call, Peer
+
+__all__ = ["McpConnection", "MessageStream", "serve_stream"]
+
+
+class MessageStream(Protocol):
+    async def receive(self) -> Message | BastionError:
+        """The next message; raises ``anyio.EndOfStream`` when the peer is gone."""
+        ...
+
+    async def send(self, message: Message) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class McpConnection(Protocol):
+    """What a transport needs from the MCP layer for one client connection."""
+
+    async def __call__(self, call: Call) -> JSONValue: ...
+
+    async def on_notification(self, note: Notification) -> None: ...
+
+    def attach(self, peer: Peer) -> None: ...
+
+    def detach(self) -> None: ...
+
+
+async def serve_stream(stream: MessageStream, connection: McpConnection) -> None:
+    """Serve one client arriving on ``stream`` until it goes away."""
+
+    async def sink(message: Message, related: RequestId | None) -> None:
+        await stream.send(message)
+
+    async with Peer(sink, connection, on_notification=connection.on_notification) as peer:
+        connection.attach(peer)
+        try:
+            while True:
+                try:
+                    item = await stream.receive()
+                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+                await peer.dispatch(item)
+        finally:
+            connection.detach()

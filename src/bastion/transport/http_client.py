@@ -1,0 +1,266 @@
+"""Streamable HTTP, client face: one upstream MCP endpoint seen as a ``MessageStream``.
+
+Each outgoing request is POSTed in its own task; its answer (JSON, or an SSE stream of
+notifications, server requests and finally the response) is fed to ``receive``. On the
+2026-07-28 era the mirror headers (``MCP-Protocol-Version``, ``Mcp-Method``, ``Mcp-Name``)
+are derived from the body. On 2025-11-25 the ``Mcp-Session-Id`` from ``initialize`` is
+kept and sent back, a dropped SSE stream is resumed with GET and ``Last-Event-ID``, and
+``close`` ends the session with DELETE. HTTP failures become JSON-RPC errors for the
+request that caused them, so callers see one kind of failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Final
+
+import anyio
+import anyio.abc
+import httpx
+
+from bastion.errors import BastionError
+from bastion.protocol.codec import MessageDecoder, encode, error_response
+from bastion.protocol.jsonrpc import ErrorResponse, Message, Notification, Request, RequestId
+from bastion.protocol.methods import CLIENT_METHODS
+from bastion.protocol.versions import META_PROTOCOL_VERSION
+from bastion.transport.sse import SseParser
+
+__all__ = ["HttpClientStream"]
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT: Final = 10.0
+READ_TIMEOUT: Final = 300.0  # between bytes of a response; a tool may think for a while
+MAX_RESUMES: Final = 5  # reconnect attempts for one dropped SSE stream
+DEFAULT_RETRY_MS: Final = 1000
+MAX_JSON_RESPONSE: Final = 4 * 1024 * 1024
+UPSTREAM_HTTP_ERROR: Final = -32000
+
+
+class HttpClientStream:
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+        decoder: MessageDecoder | None = None,
+    ) -> None:
+        self.url = url
+        self._headers = dict(headers or {})
+        self._client = client
+        self._own_client = client is None
+        self._decoder = decoder or MessageDecoder()
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None  # negotiated legacy version, once known
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Message | BastionError](64)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._get_started = False
+
+    async def __aenter__(self) -> HttpClientStream:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(CONNECT_TIMEOUT, read=READ_TIMEOUT), follow_redirects=False
+            )
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await self.aclose()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        result = await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+        return result
+
+    # -- MessageStream -------------------------------------------------------------------
+
+    async def receive(self) -> Message | BastionError:
+        return await self._inbox.receive()
+
+    async def send(self, message: Message) -> None:
+        assert self._tg is not None, "use `async with HttpClientStream(...)`"
+        if isinstance(message, Request):
+            self._tg.start_soon(self._post_request, message)
+        else:
+            await self._post_other(message)
+
+    async def aclose(self) -> None:
+        if self.session_id is not None and self._client is not None:
+            try:
+                await self._client.delete(self.url, headers=self._base_headers())
+            except httpx.HTTPError:
+                pass
+            self.session_id = None
+
+    def start_standalone_stream(self) -> None:
+        """Open the 2025-11-25 GET stream for server-initiated messages (best effort)."""
+        if self._get_started or self.session_id is None or self._tg is None:
+            return
+        self._get_started = True
+        self._tg.start_soon(self._get_stream, None, None)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _base_headers(self) -> dict[str, str]:
+        headers = dict(self._headers)
+        if self.session_id is not None:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.protocol_version is not None:
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        return headers
+
+    def _headers_for(self, message: Message) -> dict[str, str]:
+        headers = self._base_headers()
+        headers["Content-Type"] = "application/json"
+        headers["Accept"] = "application/json, text/event-stream"
+        if isinstance(message, Request | Notification):
+            meta = (message.params or {}).get("_meta")
+            version = meta.get(META_PROTOCOL_VERSION) if isinstance(meta, dict) else None
+            if isinstance(version, str):
+                # 2026-07-28: stateless; the headers mirror the body.
+                headers.pop("Mcp-Session-Id", None)
+                headers["MCP-Protocol-Version"] = version
+                headers["Mcp-Method"] = message.method
+                spec = CLIENT_METHODS.get(message.method)
+                if spec is not None and spec.name_field is not None:
+                    name = (message.params or {}).get(spec.name_field)
+                    if isinstance(name, str):
+                        headers["Mcp-Name"] = name
+        return headers
+
+    async def _deliver(self, item: Message | BastionError) -> None:
+        try:
+            await self._inbox_send.send(item)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    async def _fail(self, request_id: RequestId, message: str, data: object = None) -> None:
+        await self._deliver(error_response(request_id, UPSTREAM_HTTP_ERROR, message,
+                                           data if data is not None else {}))
+
+    async def _post_other(self, message: Message) -> None:
+        assert self._client is not None
+        try:
+            response = await self._client.post(
+                self.url, content=encode(message), headers=self._headers_for(message)
+            )
+            await response.aclose()
+        except httpx.HTTPError as exc:
+            logger.info("POST of a %s to %s failed: %s", type(message).__name__, self.url, exc)
+
+    async def _post_request(self, message: Request) -> None:
+        assert self._client is not None
+        try:
+            request = self._client.build_request(
+                "POST", self.url, content=encode(message), headers=self._headers_for(message)
+            )
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            await self._fail(message.id, "Upstream unreachable", {"reason": type(exc).__name__})
+            return
+        try:
+            if message.method == "initialize" and "mcp-session-id" in response.headers:
+                self.session_id = response.headers["mcp-session-id"]
+            await self._read_response(message.id, response)
+        except httpx.HTTPError as exc:
+            await self._fail(message.id, "Upstream connection failed", {"reason": type(exc).__name__})
+        finally:
+            await response.aclose()
+
+    async def _read_response(self, request_id: RequestId, response: httpx.Response) -> None:
+        content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type == "text/event-stream" and response.status_code == 200:
+            answered = await self._read_sse(request_id, response)
+            if not answered:
+                await self._resume(request_id, response)
+            return
+        body = await _read_capped(response, MAX_JSON_RESPONSE)
+        if response.status_code == 202 and not body:
+            return
+        decoded: Message | BastionError | None = None
+        if content_type == "application/json" and body:
+            try:
+                decoded = self._decoder.decode(body)
+            except BastionError as exc:
+                decoded = exc
+        if isinstance(decoded, ErrorResponse) and decoded.id in (None, request_id):
+            await self._deliver(ErrorResponse(id=request_id, error=decoded.error))
+        elif decoded is not None and not isinstance(decoded, BastionError) and response.is_success:
+            await self._deliver(decoded)
+        else:
+            await self._fail(request_id, f"Upstream HTTP {response.status_code}",
+                             {"status": response.status_code})
+
+    async def _read_sse(self, request_id: RequestId | None, response: httpx.Response) -> bool:
+        """Feed the stream's messages; True once the answer to ``request_id`` arrived."""
+        parser = SseParser()
+        self._last_event_id: str | None = None
+        self._retry_ms = DEFAULT_RETRY_MS
+        try:
+            async for chunk in response.aiter_raw():
+                for event in parser.feed(chunk):
+                    if event.retry is not None:
+                        self._retry_ms = event.retry
+                    if event.id is not None:
+                        self._last_event_id = event.id
+                    if event.event != "message" or not event.data.strip():
+                        continue
+                    try:
+                        item: Message | BastionError = self._decoder.decode(event.data.encode())
+                    except BastionError as exc:
+                        item = exc
+                    await self._deliver(item)
+                    if not isinstance(item, BastionError) and _answers(item, request_id):
+                        return True
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.debug("SSE stream from %s ended: %s", self.url, exc)
+        return False
+
+    async def _resume(self, request_id: RequestId, response: httpx.Response) -> None:
+        """The POST stream ended before the answer: resume it with GET + Last-Event-ID."""
+        if self._last_event_id is None or self.session_id is None:
+            await self._fail(request_id, "Upstream stream ended without an answer")
+            return
+        if not await self._get_stream(request_id, self._last_event_id):
+            await self._fail(request_id, "Upstream stream ended without an answer")
+
+    async def _get_stream(self, request_id: RequestId | None, last_event_id: str | None) -> bool:
+        assert self._client is not None
+        for _attempt in range(MAX_RESUMES):
+            headers = self._base_headers()
+            headers["Accept"] = "text/event-stream"
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                async with self._client.stream("GET", self.url, headers=headers) as response:
+                    if response.status_code != 200:
+                        return False
+                    if await self._read_sse(request_id, response):
+                        return True
+                    last_event_id = self._last_event_id or last_event_id
+            except httpx.HTTPError:
+                pass
+            await anyio.sleep(self._retry_ms / 1000)
+        return False
+
+
+def _answers(message: Message, request_id: RequestId | None) -> bool:
+    return request_id is not None and not isinstance(message, Request | Notification) and (
+        message.id == request_id
+    )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)

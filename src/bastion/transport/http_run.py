@@ -1,0 +1,70 @@
+"""Running a Streamable HTTP app on a socket with uvicorn (h11), secure defaults included.
+
+The socket is bound here, before uvicorn starts, so callers learn the real port (``port=0``
+picks a free one) and readiness is reported through ``task_status`` only once the socket
+is listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Final
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+
+from bastion.transport.http_server import StreamableHttpApp
+
+__all__ = ["MAX_HEADER_BYTES", "serve_http"]
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES: Final = 64 * 1024  # SECURITY.md TR-9: the whole request head
+KEEP_ALIVE_TIMEOUT: Final = 15  # seconds an idle keep-alive connection is kept
+MAX_CONNECTIONS: Final = 4096  # beyond this uvicorn answers 503
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_http(
+    app: StreamableHttpApp,
+    *,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until cancelled; reports the bound port once listening."""
+    settings = app.settings
+    sock = bind_socket(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    app.set_port(port)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        http="h11",
+        ws="none",
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        server_header=False,
+        date_header=False,
+    )
+    server = uvicorn.Server(config)
+    logger.info("listening on http://%s:%d%s", settings.host, port, settings.path)
+    task_status.started(port)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        with anyio.CancelScope(shield=True):
+            server.should_exit = True
+            sock.close()

@@ -1,0 +1,216 @@
+"""stdio transports: our own stdin/stdout as a server face, and a spawned child as a client face.
+
+Messages are newline-delimited JSON with a line cap (``LineFramer``). A child runs in its
+own process group with an allow-listed environment; its stderr is read line by line into
+our log, never interpreted. Closing a child escalates: close its stdin, then SIGTERM the
+process group, then SIGKILL, each step with a bounded wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from bastion.errors import BastionError, ParseError
+from bastion.protocol.codec import MessageDecoder, encode
+from bastion.protocol.jsonrpc import Message
+from bastion.transport.lines import DEFAULT_MAX_LINE, OVERSIZED, LineFramer
+
+__all__ = [
+    "CHILD_ENV_ALLOWLIST",
+    "StdioChild",
+    "StdioServerStream",
+    "child_environment",
+]
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK: Final = 64 * 1024
+CLOSE_STDIN_GRACE: Final = 2.0  # seconds a well-behaved server needs to exit on EOF
+TERM_GRACE: Final = 2.0  # seconds between SIGTERM and SIGKILL
+STDERR_LINE_MAX: Final = 8 * 1024  # longer stderr lines are cut in the log
+
+# What a child may inherit from our environment (everything else, our secrets included,
+# stays with us). Per-server variables are added explicitly by configuration.
+CHILD_ENV_ALLOWLIST: Final = (
+    "HOME", "LANG", "LC_ALL", "LC_CTYPE", "LOGNAME", "PATH", "SHELL", "TERM", "TMPDIR",
+    "TZ", "USER", "SYSTEMROOT", "VIRTUAL_ENV",
+)
+
+
+def child_environment(
+    base: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = {k: base[k] for k in CHILD_ENV_ALLOWLIST if k in base}
+    env.update(extra or {})
+    return env
+
+
+class _Framed:
+    """Shared read side: chunks in, decoded messages (or frame errors) out."""
+
+    def __init__(self, max_line: int, decoder: MessageDecoder) -> None:
+        self._framer = LineFramer(max_line)
+        self._decoder = decoder
+        self._ready: list[bytes] = []
+
+    async def _read_chunk(self) -> bytes:
+        raise NotImplementedError
+
+    async def receive(self) -> Message | BastionError:
+        while not self._ready:
+            chunk = await self._read_chunk()
+            if not chunk:
+                raise anyio.EndOfStream
+            self._ready.extend(self._framer.feed(chunk))
+        line = self._ready.pop(0)
+        if line is OVERSIZED:
+            return ParseError("line exceeds %d bytes" % self._framer.max_line)
+        try:
+            return self._decoder.decode(line)
+        except BastionError as exc:
+            return exc
+
+
+class StdioServerStream(_Framed):
+    """Our process's stdin/stdout (the face desktop clients talk to)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        decoder: MessageDecoder | None = None,
+    ) -> None:
+        super().__init__(max_line, decoder or MessageDecoder(max_bytes=max_line))
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, *, max_line: int = DEFAULT_MAX_LINE) -> StdioServerStream:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_CHUNK)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(sys.stdin.fileno(), "rb", 0)
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", 0)
+        )
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return cls(reader, writer, max_line=max_line)
+
+    async def _read_chunk(self) -> bytes:
+        return await self._reader.read(READ_CHUNK)
+
+    async def send(self, message: Message) -> None:
+        self._writer.write(encode(message) + b"\n")
+        await self._writer.drain()
+
+    async def aclose(self) -> None:
+        self._writer.close()
+
+
+class StdioChild(_Framed):
+    """A spawned MCP server on stdio (the client face towards a local upstream).
+
+    Use as ``async with StdioChild(argv) as child:``; leaving the block stops the child.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        max_line: int = DEFAULT_MAX_LINE,
+        name: str = "",
+    ) -> None:
+        super().__init__(max_line, MessageDecoder(max_bytes=max_line))
+        if not argv:
+            raise ValueError("argv must not be empty")
+        self.argv = list(argv)
+        self.name = name or os.path.basename(self.argv[0])
+        self._env = dict(env) if env is not None else child_environment(os.environ)
+        self._cwd = cwd
+        self._process: anyio.abc.Process | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._send_lock = anyio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.returncode
+
+    async def __aenter__(self) -> StdioChild:
+        self._process = await anyio.open_process(
+            self.argv, env=self._env, cwd=self._cwd, start_new_session=True
+        )
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._pump_stderr)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+            return await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
+
+    async def _read_chunk(self) -> bytes:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            return await self._process.stdout.receive(READ_CHUNK)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return b""
+
+    async def send(self, message: Message) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        async with self._send_lock:
+            await self._process.stdin.send(encode(message) + b"\n")
+
+    async def _pump_stderr(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        framer = LineFramer(STDERR_LINE_MAX)
+        try:
+            async for chunk in self._process.stderr:
+                for line in framer.feed(chunk):
+                    text = "<line too long>" if line is OVERSIZED else line.decode("utf-8", "replace")
+                    logger.info("[%s stderr] %s", self.name, text)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    async def aclose(self) -> None:
+        """Stop the child: close stdin, then SIGTERM its group, then SIGKILL (bounded)."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        if process.stdin is not None:
+            try:
+                await process.stdin.aclose()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                pass
+        with anyio.move_on_after(CLOSE_STDIN_GRACE):
+            await process.wait()
+            return
+        for sig, grace in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, TERM_GRACE)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                return
+            with anyio.move_on_after(grace):
+                await process.wait()
+                return
+        logger.warning("child %s (pid %d) did not exit after SIGKILL", self.name, process.pid)

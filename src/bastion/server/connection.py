@@ -177,15 +177,19 @@ class ServerConnection:
         meta = call.params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         responses: JSONObject = {}
+        resumed = False
         if era is Era.MODERN:
             state = call.params.get("requestState")
             if state is not None:
                 if not isinstance(state, str):
                     raise InvalidParams("requestState must be a string")
                 earlier = self.sealer.unseal(state, binding=_binding(call))
+                resumed = True
                 if isinstance(earlier, dict):
                     responses.update(earlier)
             fresh = call.params.get("inputResponses")
+            if fresh is not None and not isinstance(fresh, dict):
+                raise InvalidParams("inputResponses must be an object")
             if isinstance(fresh, dict):
                 responses.update(fresh)
         return ToolContext(
@@ -197,6 +201,7 @@ class ServerConnection:
             log_level=log_level,
             input_responses=responses,
             close_stream=call.close_stream,
+            resumed_from_state=resumed,
         )
 
     def _input_required(self, call: Call, need: InputRequired) -> JSONValue:
@@ -204,7 +209,9 @@ class ServerConnection:
             inputRequests=need.requests,
             requestState=self.sealer.seal(need.answered, binding=_binding(call)),
         )
-        return msgspec.to_builtins(result)
+        encoded: JSONObject = msgspec.to_builtins(result)
+        encoded["resultType"] = result.resultType  # a default, so to_builtins leaves it out
+        return encoded
 
     def _list(self, method: str, params: t.ListParams, era: Era) -> JSONObject:
         cursor = None if params.cursor is msgspec.UNSET else params.cursor
@@ -260,7 +267,11 @@ class ServerConnection:
             kind = ResourceNotFound if era is Era.LEGACY else InvalidParams
             raise kind("unknown resource", data={"uri": params.uri}, message="Resource not found")
         fn, variables = found
-        return {"contents": await fn(ctx, params.uri, variables)}
+        result: JSONObject = {"contents": await fn(ctx, params.uri, variables)}
+        if era is Era.MODERN:
+            result["ttlMs"] = LIST_TTL_MS
+            result["cacheScope"] = "public"
+        return result
 
     async def _get_prompt(self, ctx: ToolContext, params: t.GetPromptParams) -> JSONValue:
         entry = self.app.prompts.get(params.name)

@@ -55,6 +55,7 @@ class ToolContext:
         log_level: str | None = None,
         input_responses: JSONObject | None = None,
         close_stream: Callable[[], None] | None = None,
+        resumed_from_state: bool = False,
     ) -> None:
         self.era = era
         self.client_capabilities = client_capabilities
@@ -63,7 +64,10 @@ class ToolContext:
         self.progress_token = progress_token
         self.log_level = log_level
         self.input_responses: JSONObject = dict(input_responses or {})
+        self._used: JSONObject = {}
         self._close_stream = close_stream
+        # True when a 2026-07-28 retry carried a verified requestState from an earlier round.
+        self.resumed_from_state = resumed_from_state
 
     def close_stream(self) -> bool:
         """End the HTTP response stream now (the client resumes it); False if not streaming."""
@@ -115,10 +119,13 @@ class ToolContext:
         for req in requests.values():
             self.require_capability(req.method)
         if self.era is Era.MODERN:
-            missing = {k: v for k, v in requests.items() if k not in self.input_responses}
+            answered = {k: self.input_responses[k] for k in requests if k in self.input_responses}
+            # Only answers to questions we asked are carried forward in requestState.
+            self._used.update(answered)
+            missing = {k: v for k, v in requests.items() if k not in answered}
             if missing:
-                raise InputRequired(missing, self.input_responses)
-            return {k: self.input_responses[k] for k in requests}
+                raise InputRequired(missing, dict(self._used))
+            return answered
         assert self._request is not None
         answers: JSONObject = {}
         send = self._request

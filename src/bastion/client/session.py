@@ -17,10 +17,16 @@ from typing import Final
 
 import anyio
 import anyio.abc
-import msgspec
 
 from bastion._types import JSONObject, JSONValue
-from bastion.errors import BastionError, InvalidRequest, MethodNotFound, PeerError, RequestTimeout
+from bastion.errors import (
+    InvalidRequest,
+    MethodNotFound,
+    PeerError,
+    RequestTimeout,
+    UnsupportedVersion,
+)
+from bastion.protocol.headers import tool_param_headers
 from bastion.protocol.jsonrpc import Message, Notification, RequestId
 from bastion.protocol.versions import (
     LEGACY,
@@ -93,6 +99,7 @@ class ClientSession:
         era: Era | None = None,
         request_timeout: float = 300.0,
         log_level: str | None = None,
+        legacy_version: str = LEGACY,
     ) -> None:
         self._stream = stream
         self._client_info = {"name": client_name, "version": client_version}
@@ -100,6 +107,7 @@ class ClientSession:
         self._forced_era = era
         self._timeout = request_timeout
         self.log_level = log_level
+        self._legacy_version = legacy_version
         self.server: ServerInfo | None = None
         self._peer = Peer(self._sink, self._serve_server_request,
                           on_notification=self._on_notification, request_timeout=request_timeout)
@@ -164,8 +172,9 @@ class ClientSession:
         return self.server
 
     async def _discover(self) -> ServerInfo:
-        result = await self._peer.request("server/discover", {"_meta": self._meta()},
-                                          timeout=PROBE_TIMEOUT)
+        result = await self._modern_request(
+            "server/discover", {"_meta": self._meta()}, None, PROBE_TIMEOUT
+        )
         if not isinstance(result, dict) or MODERN not in (result.get("supportedVersions") or []):
             raise PeerError(MethodNotFound.code, "server does not speak 2026-07-28")
         meta = result.get("_meta") or {}
@@ -179,7 +188,7 @@ class ClientSession:
 
     async def _initialize(self) -> ServerInfo:
         result = await self._peer.request("initialize", {
-            "protocolVersion": LEGACY,
+            "protocolVersion": self._legacy_version,
             "capabilities": self.handlers.capabilities(),
             "clientInfo": self._client_info,
         })
@@ -191,9 +200,10 @@ class ClientSession:
         if hasattr(self._stream, "protocol_version"):
             self._stream.protocol_version = version
         await self._peer.notify("notifications/initialized")
-        starter = getattr(self._stream, "start_standalone_stream", None)
-        if callable(starter):
-            starter()
+        opener = getattr(self._stream, "open_standalone_stream", None)
+        if callable(opener):
+            # Before any call: a server may send requests (elicitation) on this stream only.
+            await opener()
         return ServerInfo(
             era=Era.LEGACY,
             protocol_version=str(version),
@@ -243,7 +253,7 @@ class ClientSession:
         caller_meta = params.pop("_meta", None)
         for _round in range(MAX_INPUT_ROUNDS):
             params["_meta"] = self._meta(caller_meta if isinstance(caller_meta, dict) else None)
-            result = await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+            result = await self._modern_request(method, params, on_progress, timeout)
             if not isinstance(result, dict):
                 return {}
             if result.get("resultType") != "input_required":
@@ -254,6 +264,23 @@ class ClientSession:
             else:
                 params.pop("requestState", None)
         raise InvalidRequest("server asked for input too many times")
+
+    async def _modern_request(
+        self,
+        method: str,
+        params: JSONObject,
+        on_progress: ProgressCallback | None,
+        timeout: float | None,
+    ) -> JSONValue:
+        try:
+            return await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+        except PeerError as exc:
+            # -32022 listing our version again (a server that restarted, or a proxy that
+            # rejected the first request): retry once with a new id, then give up.
+            data = exc.peer_data if isinstance(exc.peer_data, dict) else {}
+            if exc.peer_code != UnsupportedVersion.code or MODERN not in (data.get("supported") or []):
+                raise
+        return await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
 
     async def _answer_inputs(self, requests: JSONObject) -> JSONObject:
         answers: JSONObject = {}
@@ -288,7 +315,21 @@ class ClientSession:
         return items
 
     async def list_tools(self) -> list[JSONObject]:
-        return await self.list_all("tools/list", "tools")
+        """The server's tools, minus any whose ``x-mcp-header`` annotations are invalid."""
+        usable: list[JSONObject] = []
+        headers: dict[str, dict[str, str]] = {}
+        for tool in await self.list_all("tools/list", "tools"):
+            annotated = tool_param_headers(tool)
+            if annotated is None:
+                logger.warning("tool %r has invalid x-mcp-header annotations; not offered",
+                               tool.get("name"))
+                continue
+            if annotated:
+                headers[str(tool.get("name"))] = annotated
+            usable.append(tool)
+        if hasattr(self._stream, "tool_headers"):
+            self._stream.tool_headers = headers
+        return usable
 
     async def call_tool(
         self,
@@ -307,5 +348,3 @@ class ClientSession:
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> JSONObject:
         return await self.request("prompts/get", {"name": name, "arguments": arguments or {}})
 
-
-_ = (msgspec, BastionError)

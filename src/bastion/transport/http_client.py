@@ -21,6 +21,7 @@ import httpx
 
 from bastion.errors import BastionError
 from bastion.protocol.codec import MessageDecoder, encode, error_response
+from bastion.protocol.headers import encode_header_value, param_headers
 from bastion.protocol.jsonrpc import ErrorResponse, Message, Notification, Request, RequestId
 from bastion.protocol.methods import CLIENT_METHODS
 from bastion.protocol.versions import META_PROTOCOL_VERSION
@@ -57,6 +58,8 @@ class HttpClientStream:
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Message | BastionError](64)
         self._tg: anyio.abc.TaskGroup | None = None
         self._get_started = False
+        # Per tool, the parameters mirrored into Mcp-Param-* headers (set from tools/list).
+        self.tool_headers: dict[str, dict[str, str]] = {}
 
     async def __aenter__(self) -> HttpClientStream:
         if self._client is None:
@@ -97,12 +100,29 @@ class HttpClientStream:
                 pass
             self.session_id = None
 
-    def start_standalone_stream(self) -> None:
-        """Open the 2025-11-25 GET stream for server-initiated messages (best effort)."""
+    async def open_standalone_stream(self) -> bool:
+        """Open the 2025-11-25 GET stream for server-initiated messages; True once it is open.
+
+        Servers may refuse it (405), which is fine: they then send nothing unsolicited.
+        """
         if self._get_started or self.session_id is None or self._tg is None:
-            return
+            return False
         self._get_started = True
-        self._tg.start_soon(self._get_stream, None, None)
+        return bool(await self._tg.start(self._standalone))
+
+    async def _standalone(self, *, task_status: anyio.abc.TaskStatus[bool]) -> None:
+        assert self._client is not None
+        headers = self._base_headers()
+        headers["Accept"] = "text/event-stream"
+        try:
+            async with self._client.stream("GET", self.url, headers=headers) as response:
+                if response.status_code != 200:
+                    task_status.started(False)
+                    return
+                task_status.started(True)
+                await self._read_sse(None, response, _SseState())
+        except httpx.HTTPError as exc:
+            logger.debug("standalone stream from %s ended: %s", self.url, exc)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -126,11 +146,16 @@ class HttpClientStream:
                 headers.pop("Mcp-Session-Id", None)
                 headers["MCP-Protocol-Version"] = version
                 headers["Mcp-Method"] = message.method
+                params = message.params or {}
                 spec = CLIENT_METHODS.get(message.method)
                 if spec is not None and spec.name_field is not None:
-                    name = (message.params or {}).get(spec.name_field)
+                    name = params.get(spec.name_field)
                     if isinstance(name, str):
-                        headers["Mcp-Name"] = name
+                        headers["Mcp-Name"] = encode_header_value(name)
+                        annotated = self.tool_headers.get(name)
+                        arguments = params.get("arguments")
+                        if message.method == "tools/call" and annotated and isinstance(arguments, dict):
+                            headers.update(param_headers(annotated, arguments))
         return headers
 
     async def _deliver(self, item: Message | BastionError) -> None:
@@ -175,9 +200,9 @@ class HttpClientStream:
     async def _read_response(self, request_id: RequestId, response: httpx.Response) -> None:
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type == "text/event-stream" and response.status_code == 200:
-            answered = await self._read_sse(request_id, response)
-            if not answered:
-                await self._resume(request_id, response)
+            state = _SseState()
+            if not await self._read_sse(request_id, response, state):
+                await self._resume(request_id, state)
             return
         body = await _read_capped(response, MAX_JSON_RESPONSE)
         if response.status_code == 202 and not body:
@@ -196,20 +221,20 @@ class HttpClientStream:
             await self._fail(request_id, f"Upstream HTTP {response.status_code}",
                              {"status": response.status_code})
 
-    async def _read_sse(self, request_id: RequestId | None, response: httpx.Response) -> bool:
+    async def _read_sse(
+        self, request_id: RequestId | None, response: httpx.Response, state: _SseState
+    ) -> bool:
         """Feed the stream's messages; True once the answer to ``request_id`` arrived."""
         parser = SseParser()
-        self._last_event_id: str | None = None
-        self._retry_ms = DEFAULT_RETRY_MS
         try:
             async for chunk in response.aiter_raw():
                 for event in parser.feed(chunk):
                     if event.retry is not None:
-                        self._retry_ms = event.retry
+                        state.retry_ms = event.retry
                     if event.id is not None:
-                        self._last_event_id = event.id
+                        state.last_event_id = event.id
                     if event.event != "message" or not event.data.strip():
-                        continue
+                        continue  # priming events carry an id and no data
                     try:
                         item: Message | BastionError = self._decoder.decode(event.data.encode())
                     except BastionError as exc:
@@ -221,32 +246,36 @@ class HttpClientStream:
             logger.debug("SSE stream from %s ended: %s", self.url, exc)
         return False
 
-    async def _resume(self, request_id: RequestId, response: httpx.Response) -> None:
-        """The POST stream ended before the answer: resume it with GET + Last-Event-ID."""
-        if self._last_event_id is None or self.session_id is None:
+    async def _resume(self, request_id: RequestId, state: _SseState) -> None:
+        """The POST stream ended before the answer: after ``retry``, resume with GET."""
+        if state.last_event_id is None or self.session_id is None:
             await self._fail(request_id, "Upstream stream ended without an answer")
             return
-        if not await self._get_stream(request_id, self._last_event_id):
-            await self._fail(request_id, "Upstream stream ended without an answer")
-
-    async def _get_stream(self, request_id: RequestId | None, last_event_id: str | None) -> bool:
         assert self._client is not None
         for _attempt in range(MAX_RESUMES):
+            await anyio.sleep(state.retry_ms / 1000)
             headers = self._base_headers()
             headers["Accept"] = "text/event-stream"
-            if last_event_id is not None:
-                headers["Last-Event-ID"] = last_event_id
+            headers["Last-Event-ID"] = state.last_event_id
             try:
                 async with self._client.stream("GET", self.url, headers=headers) as response:
                     if response.status_code != 200:
-                        return False
-                    if await self._read_sse(request_id, response):
-                        return True
-                    last_event_id = self._last_event_id or last_event_id
-            except httpx.HTTPError:
-                pass
-            await anyio.sleep(self._retry_ms / 1000)
-        return False
+                        break
+                    if await self._read_sse(request_id, response, state):
+                        return
+            except httpx.HTTPError as exc:
+                logger.debug("resuming a stream from %s failed: %s", self.url, exc)
+        await self._fail(request_id, "Upstream stream ended without an answer")
+
+
+class _SseState:
+    """What one logical SSE stream remembers across reconnections."""
+
+    __slots__ = ("last_event_id", "retry_ms")
+
+    def __init__(self) -> None:
+        self.last_event_id: str | None = None
+        self.retry_ms = DEFAULT_RETRY_MS
 
 
 def _answers(message: Message, request_id: RequestId | None) -> bool:

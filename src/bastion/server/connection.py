@@ -318,7 +318,7 @@ class ServerConnection:
 
         undo = [self.app.on_list_changed(on_change), self.app.on_resource_updated(on_update)]
         try:
-            async with receive:
+            async with send, receive:
                 async for method, note_params in receive:
                     await call.notify(method, note_params)
         finally:

@@ -76,6 +76,8 @@ class HttpClientStream:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         result = await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
+        self._inbox_send.close()
+        self._inbox.close()
         if self._own_client and self._client is not None:
             await self._client.aclose()
         return result

@@ -45,6 +45,12 @@ class MemoryStream:
         await self._send.aclose()
         await self._receive.aclose()
 
+    async def __aenter__(self) -> MemoryStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
 
 def create_memory_pair(
     *, decoder: MessageDecoder | None = None, buffer: int = 0

@@ -164,10 +164,10 @@ class StdioChild(_Framed):
 
     async def __aexit__(self, *exc_info: object) -> bool | None:
         with anyio.CancelScope(shield=True):
-            await self.aclose()
-            assert self._tg is not None
-            self._tg.cancel_scope.cancel()
-            return await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
+            await self.aclose()  # bounded: the escalation has its own deadlines
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        return await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
 
     async def _read_chunk(self) -> bytes:
         assert self._process is not None and self._process.stdout is not None

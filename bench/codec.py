@@ -1,4 +1,4 @@
-"""Per-message JSON-RPC codec cost: Bastion's msgspec core against the official SDK's pydantic types.
+"""Per-message JSON-RPC codec cost: Bastion's msgspec core vs the official SDK's pydantic types.
 
 The same bytes and the same payloads go through both, in the same process, with the timed
 repeats of the two sides interleaved. Four operations per message:
@@ -49,7 +49,7 @@ REPEATS = 9  # timed repeats per (message, operation, side); the best one is rep
 TARGET_SECONDS = 0.04  # each repeat runs this long, roughly
 
 
-class ListToolsResult(t.Model):
+class ListToolsResult(t.Model, frozen=True):
     """Bastion has no tools/list result struct (it builds the dict); this is the obvious one."""
 
     tools: list[t.Tool]
@@ -242,7 +242,10 @@ def main() -> int:
         f"{version('pydantic-core')}; best of {REPEATS} repeats of ~{TARGET_SECONDS * 1e3:.0f} ms"
     )
     print()
-    header = f"{'message':<29} {'bytes':>6}  {'operation':<16} {'ours µs':>9} {'SDK µs':>9} {'SDK/ours':>9}"
+    header = (
+        f"{'message':<29} {'bytes':>6}  {'operation':<16} "
+        f"{'ours µs':>9} {'SDK µs':>9} {'SDK/ours':>9}"
+    )
     print(header)
     print("-" * len(header))
     notes: list[str] = []

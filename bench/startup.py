@@ -137,9 +137,7 @@ def answers(case: Case) -> tuple[bool, str]:
 def row(name: str, samples: list[float], floor: float) -> str:
     ms = [s * 1e3 for s in samples]
     med = statistics.median(ms)
-    return (
-        f"{name:<18} {med:>8.0f} {min(ms):>8.0f} {max(ms):>8.0f} {med - floor:>11.0f}"
-    )
+    return f"{name:<18} {med:>8.0f} {min(ms):>8.0f} {max(ms):>8.0f} {med - floor:>11.0f}"
 
 
 def main() -> int:
@@ -189,7 +187,8 @@ def main() -> int:
     for sdk, ours in ((sdk_init, bastion_init), (sdk_disc, bastion_disc)):
         if sdk in cases and ours in cases:
             net = (med(sdk) - base) / (med(ours) - base)
-            print(f"  {sdk.name:<15} / {ours.name:<18} {med(sdk) / med(ours):5.2f}x   net {net:5.2f}x")
+            ratio = med(sdk) / med(ours)
+            print(f"  {sdk.name:<15} / {ours.name:<18} {ratio:5.2f}x   net {net:5.2f}x")
     print(f"\ntook {time.perf_counter() - started:.1f} s")
     return 0
 

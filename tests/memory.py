@@ -32,8 +32,9 @@ async def connected(
     with anyio.fail_after(WAIT):
         async with client_end, server_end, anyio.create_task_group() as tg:
             tg.start_soon(serve_stream, server_end, ServerConnection(app, sealer))
-            async with ClientSession(client_end, era=era, handlers=handlers,
-                                     log_level=log_level) as session:
+            async with ClientSession(
+                client_end, era=era, handlers=handlers, log_level=log_level
+            ) as session:
                 await session.connect()
                 yield session
             tg.cancel_scope.cancel()

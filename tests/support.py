@@ -62,7 +62,8 @@ def fixture_http_server(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     proc = subprocess.Popen(
         [str(BASTION), "fixture", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_port(port)

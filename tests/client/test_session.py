@@ -8,6 +8,8 @@ from typing import Any
 
 import anyio
 import pytest
+from tests.memory import connected
+from tests.support import fixture_http_server
 
 from bastion.client import ClientHandlers, ClientSession
 from bastion.errors import MethodNotFound
@@ -17,8 +19,6 @@ from bastion.protocol.versions import Era
 from bastion.server.connection import ServerConnection
 from bastion.session.peer import Call
 from bastion.transport.http_client import HttpClientStream
-from tests.memory import connected
-from tests.support import fixture_http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -49,8 +49,12 @@ def url() -> Iterator[str]:
 
 async def _sample(params: dict[str, Any]) -> dict[str, Any]:
     prompt = params["messages"][0]["content"]["text"]
-    return {"role": "assistant", "content": {"type": "text", "text": f"echo:{prompt}"},
-            "model": "m", "stopReason": "endTurn"}
+    return {
+        "role": "assistant",
+        "content": {"type": "text", "text": f"echo:{prompt}"},
+        "model": "m",
+        "stopReason": "endTurn",
+    }
 
 
 @pytest.mark.e2e
@@ -62,9 +66,10 @@ async def test_http_client_against_fixture(url: str, era: Era | None) -> None:
         progress.append(float(params["progress"]))
 
     with anyio.fail_after(20):
-        async with HttpClientStream(url) as stream, ClientSession(
-            stream, era=era, handlers=ClientHandlers(sampling=_sample)
-        ) as session:
+        async with (
+            HttpClientStream(url) as stream,
+            ClientSession(stream, era=era, handlers=ClientHandlers(sampling=_sample)) as session,
+        ):
             info = await session.connect()
             assert info.era is (era or Era.MODERN)
             if era is Era.LEGACY:

@@ -44,8 +44,12 @@ async def elicit(params: JSON) -> JSON:
 
 
 async def sample(params: JSON) -> JSON:
-    return {"role": "assistant", "content": {"type": "text", "text": "Hello from the client"},
-            "model": "bastion-conformance", "stopReason": "endTurn"}
+    return {
+        "role": "assistant",
+        "content": {"type": "text", "text": "Hello from the client"},
+        "model": "bastion-conformance",
+        "stopReason": "endTurn",
+    }
 
 
 async def roots(params: JSON) -> JSON:
@@ -58,7 +62,9 @@ def example_arguments(tool: JSON) -> JSON:
     for name in schema.get("required") or []:
         prop = (schema.get("properties") or {}).get(name) or {}
         kind = prop.get("type")
-        args[name] = {"string": "us-west1", "integer": 1, "number": 1, "boolean": True}.get(kind, "x")
+        args[name] = {"string": "us-west1", "integer": 1, "number": 1, "boolean": True}.get(
+            kind, "x"
+        )
     return args
 
 

@@ -32,7 +32,8 @@ class Run:
     def bad(self, scenarios: set[str] | None = None) -> list[Check]:
         """FAILURE and WARNING checks (in ``scenarios`` when given)."""
         return [
-            c for c in self.checks
+            c
+            for c in self.checks
             if c.status in ("FAILURE", "WARNING") and (scenarios is None or c.scenario in scenarios)
         ]
 
@@ -40,7 +41,11 @@ class Run:
 def run_suite(binary: Path, args: list[str], out_dir: Path) -> Run:
     proc = subprocess.run(
         [str(require_tool(binary)), *args, "-o", str(out_dir)],
-        capture_output=True, text=True, env=node_env(), timeout=SUITE_TIMEOUT,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=node_env(),
+        timeout=SUITE_TIMEOUT,
         cwd=binary.parent.parent.parent,
     )
     return Run(proc.returncode, proc.stdout + proc.stderr, read_checks(out_dir))

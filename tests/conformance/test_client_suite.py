@@ -25,8 +25,12 @@ BASELINE = HERE / "expected-client-failures.yml"
 NON_AUTH = {
     "2025-11-25": {"initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"},
     "2026-07-28": {
-        "tools_call", "request-metadata", "sep-2322-client-request-state",
-        "http-standard-headers", "http-custom-headers", "http-invalid-tool-headers",
+        "tools_call",
+        "request-metadata",
+        "sep-2322-client-request-state",
+        "http-standard-headers",
+        "http-custom-headers",
+        "http-invalid-tool-headers",
         "json-schema-ref-no-deref",
     },
 }
@@ -36,8 +40,17 @@ NON_AUTH = {
 def test_client_requirements(tmp_path: Path, revision: str) -> None:
     run = run_suite(
         CONFORMANCE_ALPHA,
-        ["client", "--command", COMMAND, "--requirements", revision,
-         "--expected-failures", str(BASELINE), "--timeout", "60000"],
+        [
+            "client",
+            "--command",
+            COMMAND,
+            "--requirements",
+            revision,
+            "--expected-failures",
+            str(BASELINE),
+            "--timeout",
+            "60000",
+        ],
         tmp_path,
     )
     assert run.returncode == 0, run.output[-3000:]

@@ -260,14 +260,6 @@ async def test_bastion_client_to_sdk_server_over_http(sdk_server_url: str, era: 
             assert (stream.session_id is not None) is (era is Era.LEGACY)
 
 
-async def test_stdio_child_exits_cleanly() -> None:
-    """Leaving ``async with StdioChild(...)`` stops the child and raises nothing."""
-    with anyio.fail_after(SCENARIO_TIMEOUT):
-        async with StdioChild([PYTHON, str(SDK_SERVER), "stdio"]) as child:
-            assert child.pid is not None
-        assert child.returncode is not None
-
-
 async def test_http_client_stream_leaves_nothing_unclosed(sdk_server_url: str) -> None:
     """A closed ``HttpClientStream`` leaves no unclosed anyio streams for the GC to find."""
     with anyio.fail_after(SCENARIO_TIMEOUT):

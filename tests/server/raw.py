@@ -22,8 +22,11 @@ MODERN_META = {
     "io.modelcontextprotocol/clientCapabilities": {},
     "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
 }
-INITIALIZE = {"protocolVersion": "2025-11-25", "capabilities": {},
-              "clientInfo": {"name": "raw", "version": "1"}}
+INITIALIZE = {
+    "protocolVersion": "2025-11-25",
+    "capabilities": {},
+    "clientInfo": {"name": "raw", "version": "1"},
+}
 
 
 class RawClient:
@@ -40,8 +43,9 @@ class RawClient:
         decoded: dict[str, Any] = msgspec.json.decode(item)
         return decoded
 
-    async def call(self, method: str, params: dict[str, Any] | None = None,
-                   request_id: int | str = 1) -> dict[str, Any]:
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, request_id: int | str = 1
+    ) -> dict[str, Any]:
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
@@ -51,15 +55,22 @@ class RawClient:
             if answer.get("id") == request_id and "method" not in answer:
                 return answer
 
-    async def modern(self, method: str, params: dict[str, Any] | None = None,
-                     request_id: int | str = 1, **meta: Any) -> dict[str, Any]:
-        return await self.call(method, {**(params or {}), "_meta": {**MODERN_META, **meta}},
-                               request_id)
+    async def modern(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        request_id: int | str = 1,
+        **meta: Any,
+    ) -> dict[str, Any]:
+        return await self.call(
+            method, {**(params or {}), "_meta": {**MODERN_META, **meta}}, request_id
+        )
 
 
 @asynccontextmanager
-async def raw_client(app: ServerApp, sealer: RequestStateSealer | None = None
-                     ) -> AsyncIterator[RawClient]:
+async def raw_client(
+    app: ServerApp, sealer: RequestStateSealer | None = None
+) -> AsyncIterator[RawClient]:
     client_end, server_end = create_memory_pair(buffer=16)
     connection = ServerConnection(app, sealer or RequestStateSealer([secrets.token_bytes(32)]))
     async with client_end, server_end, anyio.create_task_group() as tg:

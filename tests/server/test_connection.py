@@ -8,13 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
+from tests.server.raw import INITIALIZE, MODERN_META, raw_client
 
 from bastion.fixture import build_fixture_app
 from bastion.protocol import types as t
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
-from tests.server.raw import INITIALIZE, MODERN_META, raw_client
 
 pytestmark = pytest.mark.anyio
 
@@ -43,16 +43,19 @@ async def test_modern_validation_order_and_codes() -> None:
         assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"]
         assert {"ttlMs", "cacheScope", "capabilities"} <= result.keys()
 
-        no_caps = await c.call("tools/list", {"_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28"}}, 2)
+        no_caps = await c.call(
+            "tools/list", {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}, 2
+        )
         assert no_caps["error"]["code"] == -32602
-        old = await c.modern("tools/list", request_id=3,
-                             **{"io.modelcontextprotocol/protocolVersion": "1900-01-01"})
+        old = await c.modern(
+            "tools/list", request_id=3, **{"io.modelcontextprotocol/protocolVersion": "1900-01-01"}
+        )
         assert old["error"]["code"] == -32022
         assert old["error"]["data"]["requested"] == "1900-01-01"
         assert set(old["error"]["data"]["supported"]) == set(result["supportedVersions"])
-        for i, removed in enumerate(["initialize", "ping", "logging/setLevel",
-                                     "resources/subscribe", "no/such/method"]):
+        for i, removed in enumerate(
+            ["initialize", "ping", "logging/setLevel", "resources/subscribe", "no/such/method"]
+        ):
             answer = await c.modern(removed, {"uri": "x"}, request_id=10 + i)
             assert answer["error"]["code"] == -32601, removed
 
@@ -106,12 +109,23 @@ async def test_cancellation_stops_the_tool_and_suppresses_the_answer() -> None:
 
     async with raw_client(_app_with(slow)) as c:
         await c.call("initialize", INITIALIZE, 0)
-        await c.send({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                      "params": {"name": "t", "arguments": {}}})
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "tools/call",
+                "params": {"name": "t", "arguments": {}},
+            }
+        )
         with anyio.fail_after(5):
             await started.wait()
-        await c.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                      "params": {"requestId": 7, "reason": "user"}})
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": 7, "reason": "user"},
+            }
+        )
         with anyio.fail_after(5):
             await stopped.wait()
         # The next answer on the wire is the ping's: request 7 was never answered.
@@ -133,8 +147,11 @@ async def test_request_state_is_sealed_bound_and_expiring() -> None:
         assert "state-ok" in ok["result"]["content"][0]["text"]
         tampered = await c.modern("tools/call", {**retry, "requestState": state + "x"}, 3, **caps)
         assert tampered["error"]["code"] == -32602
-        other = {**retry, "name": "test_input_required_result_tampered_state",
-                 "requestState": state}
+        other = {
+            **retry,
+            "name": "test_input_required_result_tampered_state",
+            "requestState": state,
+        }
         assert (await c.modern("tools/call", other, 4, **caps))["error"]["code"] == -32602
         now[0] += 61
         late = await c.modern("tools/call", {**retry, "requestState": state}, 5, **caps)
@@ -146,8 +163,17 @@ async def test_modern_logs_only_when_asked() -> None:
         params = {"name": "test_logging_tool", "arguments": {}}
         silent = await c.modern("tools/call", params, request_id=1)
         assert silent["result"]["resultType"] == "complete"
-        await c.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            **params, "_meta": {**MODERN_META, "io.modelcontextprotocol/logLevel": "info"}}})
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {
+                    **params,
+                    "_meta": {**MODERN_META, "io.modelcontextprotocol/logLevel": "info"},
+                },
+            }
+        )
         log = await c.recv()
         assert log["method"] == "notifications/message" and log["params"]["level"] == "info"
         assert (await c.recv())["id"] == 2
@@ -163,20 +189,52 @@ async def test_missing_capability_is_named() -> None:
 async def test_legacy_list_changed_and_modern_listen() -> None:
     async with raw_client(build_fixture_app()) as c:
         await c.call("initialize", INITIALIZE, 0)
-        await c.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": "test_trigger_tool_change", "arguments": {}}})
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "test_trigger_tool_change", "arguments": {}},
+            }
+        )
         both = [await c.recv(), await c.recv()]
         assert {m.get("method") for m in both} == {"notifications/tools/list_changed", None}
     async with raw_client(build_fixture_app()) as c:
-        await c.send({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": {
-            "_meta": MODERN_META, "notifications": {"toolsListChanged": True}}})
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": "L",
+                "method": "subscriptions/listen",
+                "params": {"_meta": MODERN_META, "notifications": {"toolsListChanged": True}},
+            }
+        )
         ack = await c.recv()
         assert ack["method"] == "notifications/subscriptions/acknowledged"
         assert ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "L"
-        await c.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "test_trigger_prompt_change", "arguments": {}, "_meta": MODERN_META}})
-        await c.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "test_trigger_tool_change", "arguments": {}, "_meta": MODERN_META}})
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {
+                    "name": "test_trigger_prompt_change",
+                    "arguments": {},
+                    "_meta": MODERN_META,
+                },
+            }
+        )
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {
+                    "name": "test_trigger_tool_change",
+                    "arguments": {},
+                    "_meta": MODERN_META,
+                },
+            }
+        )
         seen = [await c.recv() for _ in range(3)]
         notes = [m for m in seen if "method" in m]
         # Only the tools change: prompts were not asked for on this stream.

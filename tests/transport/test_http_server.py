@@ -9,17 +9,25 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.support import fixture_http_server
 
 pytestmark = pytest.mark.e2e
 
 ACCEPT = "application/json, text/event-stream"
-META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {}}
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-11-25", "capabilities": {},
-    "clientInfo": {"name": "raw", "version": "1"}}}
+META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +44,22 @@ def post(url: str, body: Any, **headers: str) -> httpx.Response:
 
 
 def sse_messages(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line[6:]) for line in text.splitlines()
-            if line.startswith("data: ") and line[6:].strip()]
+    return [
+        json.loads(line[6:])
+        for line in text.splitlines()
+        if line.startswith("data: ") and line[6:].strip()
+    ]
 
 
-def modern(url: str, method: str, params: dict[str, Any] | None = None, **headers: str
-           ) -> httpx.Response:
-    body = {"jsonrpc": "2.0", "id": 5, "method": method, "params": {**(params or {}), "_meta": META}}
+def modern(
+    url: str, method: str, params: dict[str, Any] | None = None, **headers: str
+) -> httpx.Response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": method,
+        "params": {**(params or {}), "_meta": META},
+    }
     hdrs = {"mcp_protocol_version": "2026-07-28", "mcp_method": method, **headers}
     return post(url, body, **hdrs)
 
@@ -52,7 +69,7 @@ def test_dns_rebinding_guards_tr1_tr2(url: str) -> None:
     refused = post(url, INIT, origin="http://evil.example")
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == -32600 and refused.json()["id"] is None
-    port = url.split(":")[2].split("/")[0]
+    port = url.split(":")[2].split("/", maxsplit=1)[0]
     assert post(url, INIT, origin=f"http://localhost:{port}").status_code == 200
     # Same host, another port is another origin.
     assert post(url, INIT, origin="http://localhost:1").status_code == 403
@@ -97,13 +114,21 @@ def test_legacy_session_lifecycle(url: str) -> None:
 
 def test_legacy_resume_with_last_event_id(url: str) -> None:
     sid = post(url, INIT).headers["mcp-session-id"]
-    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-            "params": {"name": "test_reconnection", "arguments": {}}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 9,
+        "method": "tools/call",
+        "params": {"name": "test_reconnection", "arguments": {}},
+    }
     cut = post(url, call, mcp_session_id=sid)
     assert all("result" not in m for m in sse_messages(cut.text))  # the server closed it early
     last_id = [line[4:] for line in cut.text.splitlines() if line.startswith("id: ")][-1]
-    with httpx.stream("GET", url, timeout=10, headers={
-            "accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": last_id}) as r:
+    with httpx.stream(
+        "GET",
+        url,
+        timeout=10,
+        headers={"accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": last_id},
+    ) as r:
         assert r.status_code == 200
         body = ""
         for chunk in r.iter_text():
@@ -125,23 +150,37 @@ def test_modern_header_checks_tr12(url: str) -> None:
     assert modern(url, "tools/call", call).json()["error"]["code"] == -32020  # Mcp-Name missing
     old = modern(url, "tools/list", mcp_protocol_version="2026-01-01")
     assert old.status_code == 400 and old.json()["error"]["code"] == -32020  # header != _meta
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list",
-            "params": {"_meta": {**META, "io.modelcontextprotocol/protocolVersion": "1900-01-01"}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/list",
+        "params": {"_meta": {**META, "io.modelcontextprotocol/protocolVersion": "1900-01-01"}},
+    }
     unsupported = post(url, body, mcp_protocol_version="1900-01-01", mcp_method="tools/list")
     assert unsupported.status_code == 400
     assert unsupported.json()["error"]["code"] == -32022
     gone = modern(url, "initialize")
     assert gone.status_code == 404 and gone.json()["error"]["code"] == -32601
-    get = httpx.get(url, headers={"accept": "text/event-stream", "mcp-protocol-version": "2026-07-28"})
+    get = httpx.get(
+        url, headers={"accept": "text/event-stream", "mcp-protocol-version": "2026-07-28"}
+    )
     assert get.status_code == 405
 
 
 def test_modern_progress_streams_as_sse(url: str) -> None:
-    params = {"name": "test_tool_with_progress", "arguments": {},
-              "_meta": {**META, "progressToken": "tok"}}
+    params = {
+        "name": "test_tool_with_progress",
+        "arguments": {},
+        "_meta": {**META, "progressToken": "tok"},
+    }
     body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
-    r = post(url, body, mcp_protocol_version="2026-07-28", mcp_method="tools/call",
-             mcp_name="test_tool_with_progress")
+    r = post(
+        url,
+        body,
+        mcp_protocol_version="2026-07-28",
+        mcp_method="tools/call",
+        mcp_name="test_tool_with_progress",
+    )
     assert r.headers["content-type"] == "text/event-stream"
     messages = sse_messages(r.text)
     assert [m["params"]["progress"] for m in messages[:-1]] == [0, 50, 100]

@@ -9,11 +9,11 @@ import sys
 
 import anyio
 import pytest
+from tests.support import BASTION
 
 from bastion.client import ClientSession
 from bastion.protocol.versions import Era
 from bastion.transport.stdio import StdioChild, child_environment
-from tests.support import BASTION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 FIXTURE = [str(BASTION), "fixture", "--stdio"]
@@ -38,19 +38,23 @@ async def test_overlong_line_is_refused_and_serving_continues() -> None:
             await process.stdin.send(b'{"x": "' + b"a" * (4 * 1024 * 1024 + 10) + b'"}\n')
             refused = await child.receive()
             assert not isinstance(refused, Exception)
-            assert getattr(refused, "error").code == -32700
+            assert refused.error.code == -32700
             await process.stdin.send(
                 b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":'
-                b'"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n')
+                b'"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+            )
             answer = await child.receive()
-            assert getattr(answer, "id") == 1
+            assert answer.id == 1
 
 
 async def test_child_stderr_goes_to_log_and_secrets_stay_home(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BASTION_TEST_SECRET", "hunter2")
-    script = "import os,sys; sys.stderr.write('secret=' + os.environ.get('BASTION_TEST_SECRET', 'absent') + '\\n')"
+    script = (
+        "import os, sys\n"
+        "sys.stderr.write('secret=' + os.environ.get('BASTION_TEST_SECRET', 'absent') + '\\n')"
+    )
     caplog.set_level(logging.INFO, logger="bastion.transport.stdio")
     with anyio.fail_after(20):
         async with StdioChild([sys.executable, "-c", script], name="probe") as child:

@@ -109,8 +109,12 @@ class ClientSession:
         self.log_level = log_level
         self._legacy_version = legacy_version
         self.server: ServerInfo | None = None
-        self._peer = Peer(self._sink, self._serve_server_request,
-                          on_notification=self._on_notification, request_timeout=request_timeout)
+        self._peer = Peer(
+            self._sink,
+            self._serve_server_request,
+            on_notification=self._on_notification,
+            request_timeout=request_timeout,
+        )
         self._tg: anyio.abc.TaskGroup | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -187,11 +191,14 @@ class ClientSession:
         )
 
     async def _initialize(self) -> ServerInfo:
-        result = await self._peer.request("initialize", {
-            "protocolVersion": self._legacy_version,
-            "capabilities": self.handlers.capabilities(),
-            "clientInfo": self._client_info,
-        })
+        result = await self._peer.request(
+            "initialize",
+            {
+                "protocolVersion": self._legacy_version,
+                "capabilities": self.handlers.capabilities(),
+                "clientInfo": self._client_info,
+            },
+        )
         if not isinstance(result, dict):
             raise InvalidRequest("initialize result is not an object")
         version = result.get("protocolVersion")
@@ -248,7 +255,9 @@ class ClientSession:
         """
         params = dict(params or {})
         if self.era is Era.LEGACY:
-            result = await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+            result = await self._peer.request(
+                method, params, on_progress=on_progress, timeout=timeout
+            )
             return result if isinstance(result, dict) else {}
         caller_meta = params.pop("_meta", None)
         for _round in range(MAX_INPUT_ROUNDS):
@@ -273,12 +282,16 @@ class ClientSession:
         timeout: float | None,
     ) -> JSONValue:
         try:
-            return await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+            return await self._peer.request(
+                method, params, on_progress=on_progress, timeout=timeout
+            )
         except PeerError as exc:
             # -32022 listing our version again (a server that restarted, or a proxy that
             # rejected the first request): retry once with a new id, then give up.
             data = exc.peer_data if isinstance(exc.peer_data, dict) else {}
-            if exc.peer_code != UnsupportedVersion.code or MODERN not in (data.get("supported") or []):
+            if exc.peer_code != UnsupportedVersion.code or MODERN not in (
+                data.get("supported") or []
+            ):
                 raise
         return await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
 
@@ -321,8 +334,9 @@ class ClientSession:
         for tool in await self.list_all("tools/list", "tools"):
             annotated = tool_param_headers(tool)
             if annotated is None:
-                logger.warning("tool %r has invalid x-mcp-header annotations; not offered",
-                               tool.get("name"))
+                logger.warning(
+                    "tool %r has invalid x-mcp-header annotations; not offered", tool.get("name")
+                )
                 continue
             if annotated:
                 headers[str(tool.get("name"))] = annotated
@@ -339,12 +353,15 @@ class ClientSession:
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
     ) -> JSONObject:
-        return await self.request("tools/call", {"name": name, "arguments": arguments or {}},
-                                  on_progress=on_progress, timeout=timeout)
+        return await self.request(
+            "tools/call",
+            {"name": name, "arguments": arguments or {}},
+            on_progress=on_progress,
+            timeout=timeout,
+        )
 
     async def read_resource(self, uri: str) -> JSONObject:
         return await self.request("resources/read", {"uri": uri})
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> JSONObject:
         return await self.request("prompts/get", {"name": name, "arguments": arguments or {}})
-

@@ -41,7 +41,7 @@ DEFAULT_MAX_DEPTH: Final = 64  # SECURITY.md IN-2: far above any real MCP messag
 
 class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     jsonrpc: Literal["2.0"]
-    id: RequestId | None | msgspec.UnsetType = msgspec.UNSET
+    id: RequestId | msgspec.UnsetType | None = msgspec.UNSET
     method: str | msgspec.UnsetType = msgspec.UNSET
     params: JSONObject | msgspec.UnsetType = msgspec.UNSET
     result: JSONValue | msgspec.UnsetType = msgspec.UNSET
@@ -95,9 +95,9 @@ class MessageDecoder:
         """
         raw = bytes(data)
         if len(raw) > self.max_bytes:
-            raise ParseError("message exceeds %d bytes" % self.max_bytes)
+            raise ParseError(f"message exceeds {self.max_bytes} bytes")
         if _depth_exceeds(raw, self.max_depth):
-            raise ParseError("message nested deeper than %d" % self.max_depth)
+            raise ParseError(f"message nested deeper than {self.max_depth}")
         try:
             env = _ENVELOPE_DECODER.decode(raw)
         except msgspec.ValidationError as exc:

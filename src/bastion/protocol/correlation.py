@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, Generic, TypeVar
 
-from bastion.errors import BastionError
+from bastion.errors import BastionError, InvalidRequest
 from bastion.protocol.jsonrpc import RequestId
 
 __all__ = ["DEFAULT_MAX_INFLIGHT", "Correlator", "InflightTable", "TableFull"]
@@ -97,8 +97,6 @@ class InflightTable(Generic[W]):
             TableFull: ``limit`` requests are already running.
             InvalidRequest: the id is already in use by a running request.
         """
-        from bastion.errors import InvalidRequest
-
         if request_id in self._entries:
             raise InvalidRequest("duplicate request id")
         if len(self._entries) >= self.limit:

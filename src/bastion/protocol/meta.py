@@ -64,12 +64,14 @@ def read_request_meta(params: JSONObject | None) -> RequestMeta:
         client_capabilities=caps,
         client_info=info if isinstance(info, dict) else None,
         log_level=level if isinstance(level, str) and level in _LEVELS else None,
-        progress_token=token if isinstance(token, int | str) and not isinstance(token, bool) else None,
+        progress_token=token
+        if isinstance(token, int | str) and not isinstance(token, bool)
+        else None,
     )
 
 
 def require_supported(version: str) -> None:
-    """Raises UnsupportedVersion (-32022, with the versions we speak) unless ``version`` is modern."""
+    """Raises UnsupportedVersion (-32022, listing ours) unless ``version`` is modern."""
     if version not in MODERN_VERSIONS:
         raise UnsupportedVersion(
             "unsupported protocol version",

@@ -69,14 +69,14 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base of every MCP payload struct."""
 
 
-class MetaOnlyParams(Model):
+class MetaOnlyParams(Model, frozen=True):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
 EmptyParams = MetaOnlyParams
 
 
-class Implementation(Model):
+class Implementation(Model, frozen=True):
     name: str
     version: str
     title: str | UnsetType = UNSET
@@ -85,27 +85,27 @@ class Implementation(Model):
 # -- content blocks (tagged on "type") ------------------------------------------------
 
 
-class TextContent(Model, tag="text", tag_field="type"):
+class TextContent(Model, frozen=True, tag="text", tag_field="type"):
     text: str
     annotations: JSONObject | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class ImageContent(Model, tag="image", tag_field="type"):
+class ImageContent(Model, frozen=True, tag="image", tag_field="type"):
     data: str
     mimeType: str
     annotations: JSONObject | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class AudioContent(Model, tag="audio", tag_field="type"):
+class AudioContent(Model, frozen=True, tag="audio", tag_field="type"):
     data: str
     mimeType: str
     annotations: JSONObject | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class ResourceLink(Model, tag="resource_link", tag_field="type"):
+class ResourceLink(Model, frozen=True, tag="resource_link", tag_field="type"):
     uri: str
     name: str
     title: str | UnsetType = UNSET
@@ -115,7 +115,7 @@ class ResourceLink(Model, tag="resource_link", tag_field="type"):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class EmbeddedResource(Model, tag="resource", tag_field="type"):
+class EmbeddedResource(Model, frozen=True, tag="resource", tag_field="type"):
     resource: JSONObject  # TextResourceContents | BlobResourceContents
     annotations: JSONObject | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
@@ -128,25 +128,25 @@ ContentBlock: TypeAlias = (
 # -- lifecycle ---------------------------------------------------------------------------
 
 
-class InitializeParams(Model):
+class InitializeParams(Model, frozen=True):
     protocolVersion: str
     capabilities: JSONObject
     clientInfo: Implementation
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class InitializeResult(Model):
+class InitializeResult(Model, frozen=True):
     protocolVersion: str
     capabilities: JSONObject
     serverInfo: Implementation
     instructions: str | UnsetType = UNSET
 
 
-class DiscoverParams(MetaOnlyParams):
+class DiscoverParams(MetaOnlyParams, frozen=True):
     pass
 
 
-class SetLevelParams(Model):
+class SetLevelParams(Model, frozen=True):
     level: LoggingLevel
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
@@ -154,12 +154,12 @@ class SetLevelParams(Model):
 # -- lists, tools, resources, prompts, completion ------------------------------------------
 
 
-class ListParams(Model):
+class ListParams(Model, frozen=True):
     cursor: str | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class Tool(Model):
+class Tool(Model, frozen=True):
     name: str
     inputSchema: JSONObject
     title: str | UnsetType = UNSET
@@ -171,7 +171,7 @@ class Tool(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class CallToolParams(Model):
+class CallToolParams(Model, frozen=True):
     name: str
     arguments: JSONObject | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
@@ -180,14 +180,14 @@ class CallToolParams(Model):
     requestState: str | UnsetType = UNSET
 
 
-class CallToolResult(Model):
+class CallToolResult(Model, frozen=True):
     content: list[ContentBlock]
     structuredContent: JSONObject | UnsetType = UNSET
     isError: bool | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class Resource(Model):
+class Resource(Model, frozen=True):
     uri: str
     name: str
     title: str | UnsetType = UNSET
@@ -198,7 +198,7 @@ class Resource(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class ResourceTemplate(Model):
+class ResourceTemplate(Model, frozen=True):
     uriTemplate: str
     name: str
     title: str | UnsetType = UNSET
@@ -208,26 +208,26 @@ class ResourceTemplate(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class ReadResourceParams(Model):
+class ReadResourceParams(Model, frozen=True):
     uri: str
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
     inputResponses: JSONObject | UnsetType = UNSET
     requestState: str | UnsetType = UNSET
 
 
-class SubscribeParams(Model):
+class SubscribeParams(Model, frozen=True):
     uri: str
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class PromptArgument(Model):
+class PromptArgument(Model, frozen=True):
     name: str
     title: str | UnsetType = UNSET
     description: str | UnsetType = UNSET
     required: bool | UnsetType = UNSET
 
 
-class Prompt(Model):
+class Prompt(Model, frozen=True):
     name: str
     title: str | UnsetType = UNSET
     description: str | UnsetType = UNSET
@@ -236,7 +236,7 @@ class Prompt(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class GetPromptParams(Model):
+class GetPromptParams(Model, frozen=True):
     name: str
     arguments: dict[str, str] | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
@@ -244,18 +244,18 @@ class GetPromptParams(Model):
     requestState: str | UnsetType = UNSET
 
 
-class PromptMessage(Model):
+class PromptMessage(Model, frozen=True):
     role: Literal["user", "assistant"]
     content: ContentBlock
 
 
-class GetPromptResult(Model):
+class GetPromptResult(Model, frozen=True):
     messages: list[PromptMessage]
     description: str | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class CompleteParams(Model):
+class CompleteParams(Model, frozen=True):
     ref: JSONObject
     argument: JSONObject
     context: JSONObject | UnsetType = UNSET
@@ -265,7 +265,7 @@ class CompleteParams(Model):
 # -- notifications ------------------------------------------------------------------------
 
 
-class ProgressParams(Model):
+class ProgressParams(Model, frozen=True):
     progressToken: ProgressToken
     progress: float
     total: float | UnsetType = UNSET
@@ -273,25 +273,25 @@ class ProgressParams(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class CancelledParams(Model):
+class CancelledParams(Model, frozen=True):
     requestId: int | str | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class LoggingMessageParams(Model):
+class LoggingMessageParams(Model, frozen=True):
     level: LoggingLevel
     data: JSONValue
     logger: str | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class ResourceUpdatedParams(Model):
+class ResourceUpdatedParams(Model, frozen=True):
     uri: str
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class SubscriptionsListenParams(Model):
+class SubscriptionsListenParams(Model, frozen=True):
     notifications: JSONObject = {}
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
@@ -299,7 +299,7 @@ class SubscriptionsListenParams(Model):
 # -- server-to-client requests (2025-11-25) and input requests (2026-07-28) ---------------
 
 
-class CreateMessageParams(Model):
+class CreateMessageParams(Model, frozen=True):
     messages: list[JSONObject]
     maxTokens: int
     systemPrompt: str | UnsetType = UNSET
@@ -313,7 +313,7 @@ class CreateMessageParams(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class ElicitParams(Model):
+class ElicitParams(Model, frozen=True):
     message: str
     mode: Literal["form", "url"] | UnsetType = UNSET
     requestedSchema: JSONObject | UnsetType = UNSET
@@ -322,12 +322,12 @@ class ElicitParams(Model):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
-class InputRequest(Model):
+class InputRequest(Model, frozen=True):
     method: str
     params: JSONObject | UnsetType = UNSET
 
 
-class InputRequiredResult(Model):
+class InputRequiredResult(Model, frozen=True):
     inputRequests: dict[str, InputRequest] | UnsetType = UNSET
     requestState: str | UnsetType = UNSET
     resultType: Literal["input_required"] = "input_required"

@@ -173,7 +173,9 @@ class ServerConnection:
             return self._input_required(call, need)
         raise MethodNotFound(method)
 
-    def _context(self, call: Call, era: Era, caps: JSONObject, log_level: str | None) -> ToolContext:
+    def _context(
+        self, call: Call, era: Era, caps: JSONObject, log_level: str | None
+    ) -> ToolContext:
         meta = call.params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         responses: JSONObject = {}
@@ -197,7 +199,9 @@ class ServerConnection:
             client_capabilities=caps,
             notify=call.notify,
             request=call.request if era is Era.LEGACY else None,
-            progress_token=token if isinstance(token, int | str) and not isinstance(token, bool) else None,
+            progress_token=token
+            if isinstance(token, int | str) and not isinstance(token, bool)
+            else None,
             log_level=log_level,
             input_responses=responses,
             close_stream=call.close_stream,
@@ -257,7 +261,9 @@ class ServerConnection:
             raise
         except Exception:
             logger.exception("tool %s failed", params.name)
-            result = t.CallToolResult(content=[t.TextContent(text="Tool execution failed")], isError=True)
+            result = t.CallToolResult(
+                content=[t.TextContent(text="Tool execution failed")], isError=True
+            )
         return msgspec.to_builtins(result)
 
     async def _read(self, ctx: ToolContext, params: t.ReadResourceParams, era: Era) -> JSONValue:
@@ -279,10 +285,14 @@ class ServerConnection:
             raise InvalidParams(f"unknown prompt {params.name!r}", message="Unknown prompt")
         args = {} if params.arguments is msgspec.UNSET else params.arguments
         missing = [
-            a.name for a in entry.prompt.arguments or [] if a.required is True and a.name not in args
+            a.name
+            for a in entry.prompt.arguments or []
+            if a.required is True and a.name not in args
         ]
         if missing:
-            raise InvalidParams(f"missing prompt arguments {missing}", message="Missing required arguments")
+            raise InvalidParams(
+                f"missing prompt arguments {missing}", message="Missing required arguments"
+            )
         return msgspec.to_builtins(await entry.fn(ctx, args))
 
     async def _complete(self, params: t.CompleteParams) -> JSONValue:
@@ -298,8 +308,11 @@ class ServerConnection:
             "notifications/subscriptions/acknowledged", {"_meta": sub_meta, "notifications": wanted}
         )
         send, receive = anyio.create_memory_object_stream[tuple[str, JSONObject]](16)
-        flags = {"tools": "toolsListChanged", "prompts": "promptsListChanged",
-                 "resources": "resourcesListChanged"}
+        flags = {
+            "tools": "toolsListChanged",
+            "prompts": "promptsListChanged",
+            "resources": "resourcesListChanged",
+        }
         uris = set(wanted.get("resourceSubscriptions") or [])
 
         def offer(item: tuple[str, JSONObject]) -> None:

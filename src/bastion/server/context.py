@@ -34,7 +34,7 @@ Notify = Callable[[str, JSONObject], Awaitable[None]]
 Request = Callable[[str, JSONObject], Awaitable[JSONValue]]
 
 
-class InputRequired(Exception):  # noqa: N818 - a control-flow signal, not an error
+class InputRequired(Exception):
     """Raised by ``ask`` on 2026-07-28 when the client must supply input first."""
 
     def __init__(self, requests: Mapping[str, InputRequest], answered: JSONObject) -> None:

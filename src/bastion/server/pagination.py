@@ -23,7 +23,7 @@ def _decode(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not text.startswith(_PREFIX):
             raise ValueError(cursor)
-        offset = int(text[len(_PREFIX):])
+        offset = int(text[len(_PREFIX) :])
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidParams("bad cursor", message="Invalid cursor") from exc
     if offset < 0:

@@ -93,7 +93,9 @@ class ServerApp:
     def add_tool(self, tool: t.Tool, fn: ToolFn) -> None:
         self.tools[tool.name] = ToolEntry(tool, fn)
 
-    def add_resource(self, resource: t.Resource, fn: ResourceFn, *, subscribable: bool = False) -> None:
+    def add_resource(
+        self, resource: t.Resource, fn: ResourceFn, *, subscribable: bool = False
+    ) -> None:
         self.resources[resource.uri] = ResourceEntry(resource, fn, subscribable)
 
     def add_template(self, template: t.ResourceTemplate, fn: ResourceFn) -> None:
@@ -145,4 +147,3 @@ class ServerApp:
     async def resource_updated(self, uri: str) -> None:
         for listener in list(self._update_listeners):
             await listener(uri)
-

@@ -10,6 +10,7 @@ them on that request's own stream.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,7 @@ DEFAULT_REQUEST_TIMEOUT: Final = 300.0  # seconds; a sampling or elicitation wai
 
 
 class Sink(Protocol):
-    async def __call__(self, message: Message, related: RequestId | None) -> None: ...
+    async def __call__(self, message: Message, related: RequestId | None, /) -> None: ...
 
 
 ProgressCallback = Callable[[JSONObject], Awaitable[None]]
@@ -272,7 +273,7 @@ class Peer:
                 await waiter.event.wait()
             if scope.cancelled_caught:
                 await self._cancel_remote(request_id, "timeout", related)
-                raise RequestTimeout("no answer to %s within %.0fs" % (method, limit))
+                raise RequestTimeout(f"no answer to {method} within {limit:.0f}s")
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                 await self._cancel_remote(request_id, "cancelled", related)
@@ -288,17 +289,15 @@ class Peer:
         assert outcome is not None
         raise outcome
 
-    async def _cancel_remote(self, request_id: RequestId, reason: str, related: RequestId | None) -> None:
+    async def _cancel_remote(
+        self, request_id: RequestId, reason: str, related: RequestId | None
+    ) -> None:
         if self._closed:
             return
-        try:
-            await self._sink(
-                Notification(
-                    method="notifications/cancelled",
-                    params={"requestId": request_id, "reason": reason},
-                ),
-                related,
-            )
-        except (TransportClosed, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-
+        note = Notification(
+            method="notifications/cancelled", params={"requestId": request_id, "reason": reason}
+        )
+        with contextlib.suppress(
+            TransportClosed, anyio.BrokenResourceError, anyio.ClosedResourceError
+        ):
+            await self._sink(note, related)

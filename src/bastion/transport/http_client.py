@@ -11,6 +11,7 @@ request that caused them, so callers see one kind of failure.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Final
@@ -55,7 +56,9 @@ class HttpClientStream:
         self._decoder = decoder or MessageDecoder()
         self.session_id: str | None = None
         self.protocol_version: str | None = None  # negotiated legacy version, once known
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Message | BastionError](64)
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Message | BastionError](
+            64
+        )
         self._tg: anyio.abc.TaskGroup | None = None
         self._get_started = False
         # Per tool, the parameters mirrored into Mcp-Param-* headers (set from tools/list).
@@ -96,10 +99,8 @@ class HttpClientStream:
 
     async def aclose(self) -> None:
         if self.session_id is not None and self._client is not None:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 await self._client.delete(self.url, headers=self._base_headers())
-            except httpx.HTTPError:
-                pass
             self.session_id = None
 
     async def open_standalone_stream(self) -> bool:
@@ -156,19 +157,24 @@ class HttpClientStream:
                         headers["Mcp-Name"] = encode_header_value(name)
                         annotated = self.tool_headers.get(name)
                         arguments = params.get("arguments")
-                        if message.method == "tools/call" and annotated and isinstance(arguments, dict):
+                        if (
+                            message.method == "tools/call"
+                            and annotated
+                            and isinstance(arguments, dict)
+                        ):
                             headers.update(param_headers(annotated, arguments))
         return headers
 
     async def _deliver(self, item: Message | BastionError) -> None:
-        try:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             await self._inbox_send.send(item)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
 
     async def _fail(self, request_id: RequestId, message: str, data: object = None) -> None:
-        await self._deliver(error_response(request_id, UPSTREAM_HTTP_ERROR, message,
-                                           data if data is not None else {}))
+        await self._deliver(
+            error_response(
+                request_id, UPSTREAM_HTTP_ERROR, message, data if data is not None else {}
+            )
+        )
 
     async def _post_other(self, message: Message) -> None:
         assert self._client is not None
@@ -195,7 +201,9 @@ class HttpClientStream:
                 self.session_id = response.headers["mcp-session-id"]
             await self._read_response(message.id, response)
         except httpx.HTTPError as exc:
-            await self._fail(message.id, "Upstream connection failed", {"reason": type(exc).__name__})
+            await self._fail(
+                message.id, "Upstream connection failed", {"reason": type(exc).__name__}
+            )
         finally:
             await response.aclose()
 
@@ -220,8 +228,11 @@ class HttpClientStream:
         elif decoded is not None and not isinstance(decoded, BastionError) and response.is_success:
             await self._deliver(decoded)
         else:
-            await self._fail(request_id, f"Upstream HTTP {response.status_code}",
-                             {"status": response.status_code})
+            await self._fail(
+                request_id,
+                f"Upstream HTTP {response.status_code}",
+                {"status": response.status_code},
+            )
 
     async def _read_sse(
         self, request_id: RequestId | None, response: httpx.Response, state: _SseState
@@ -281,8 +292,10 @@ class _SseState:
 
 
 def _answers(message: Message, request_id: RequestId | None) -> bool:
-    return request_id is not None and not isinstance(message, Request | Notification) and (
-        message.id == request_id
+    return (
+        request_id is not None
+        and not isinstance(message, Request | Notification)
+        and (message.id == request_id)
     )
 
 

@@ -31,7 +31,9 @@ def default_allowed_hosts(port: int, extra: Iterable[str] = ()) -> frozenset[str
 
 
 def default_allowed_origins(port: int, extra: Iterable[str] = ()) -> frozenset[str]:
-    origins = {f"{scheme}://{name}:{port}" for scheme in ("http", "https") for name in LOOPBACK_NAMES}
+    origins = {
+        f"{scheme}://{name}:{port}" for scheme in ("http", "https") for name in LOOPBACK_NAMES
+    }
     origins.update(f"{scheme}://{name}" for scheme in ("http", "https") for name in LOOPBACK_NAMES)
     origins.update(o.lower().rstrip("/") for o in extra)
     return frozenset(origins)

@@ -13,11 +13,12 @@ Accept 406, body cap 413, body read deadline 408). Then:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -47,8 +48,8 @@ from bastion.protocol.meta import is_modern_request, read_request_meta, require_
 from bastion.protocol.methods import CLIENT_METHODS
 from bastion.protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, SUPPORTED_VERSIONS
 from bastion.session.peer import Peer
-from bastion.transport.base import McpConnection
 from bastion.session.wire import to_error_response
+from bastion.transport.base import McpConnection
 from bastion.transport.http_guard import (
     accepts,
     default_allowed_hosts,
@@ -68,10 +69,16 @@ ASGIMessage = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[ASGIMessage]]
 Send = Callable[[ASGIMessage], Awaitable[None]]
 
-_BAD_REQUEST_CODES: Final = frozenset({
-    ParseError.code, InvalidRequest.code, InvalidParams.code, HeaderMismatch.code,
-    MissingCapability.code, UnsupportedVersion.code,
-})
+_BAD_REQUEST_CODES: Final = frozenset(
+    {
+        ParseError.code,
+        InvalidRequest.code,
+        InvalidParams.code,
+        HeaderMismatch.code,
+        MissingCapability.code,
+        UnsupportedVersion.code,
+    }
+)
 SSE_RETRY_MS: Final = 1000  # how soon a client should reconnect a dropped stream
 MAX_SESSION_ID: Final = 256
 
@@ -108,7 +115,9 @@ class _Session:
         if stream is None:
             stream = self.standalone
         stream.append(encode(message))
-        if isinstance(message, Response | ErrorResponse) and message.id == related:
+        if related is not None and isinstance(message, Response | ErrorResponse) and (
+            message.id == related
+        ):
             self.by_request.pop(related, None)
             stream.close()
 
@@ -204,11 +213,18 @@ class StreamableHttpApp:
     async def _post(self, headers: _Headers, receive: Receive, send: Send) -> None:
         content_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
-            await _json_error(send, 415, None, -32600, "Unsupported Media Type: use application/json")
+            await _json_error(
+                send, 415, None, -32600, "Unsupported Media Type: use application/json"
+            )
             return
         if not accepts(headers.get("accept"), "application/json", "text/event-stream"):
-            await _json_error(send, 406, None, -32600,
-                              "Not Acceptable: accept application/json and text/event-stream")
+            await _json_error(
+                send,
+                406,
+                None,
+                -32600,
+                "Not Acceptable: accept application/json and text/event-stream",
+            )
             return
         body = await self._read_body(headers, receive, send)
         if body is None:
@@ -299,8 +315,9 @@ class StreamableHttpApp:
         send: Send,
     ) -> None:
         if header_version is not None and header_version not in SUPPORTED_VERSIONS:
-            await _json_error(send, 400, _id_of(message), -32600,
-                              "Bad Request: unsupported MCP-Protocol-Version")
+            await _json_error(
+                send, 400, _id_of(message), -32600, "Bad Request: unsupported MCP-Protocol-Version"
+            )
             return
         session_id = headers.get("mcp-session-id")
         if isinstance(message, Request) and message.method == "initialize":
@@ -312,8 +329,9 @@ class StreamableHttpApp:
         session = self._lookup(session_id)
         if session is None:
             if session_id is None:
-                await _json_error(send, 400, _id_of(message), -32600,
-                                  "Bad Request: missing Mcp-Session-Id")
+                await _json_error(
+                    send, 400, _id_of(message), -32600, "Bad Request: missing Mcp-Session-Id"
+                )
             else:
                 await _json_error(send, 404, _id_of(message), -32001, "Session not found")
             return
@@ -371,9 +389,13 @@ class StreamableHttpApp:
         session = self._lookup(session_id)
         if session is None:
             status = 400 if session_id is None else 404
-            await _json_error(send, status, None, -32600 if status == 400 else -32001,
-                              "Bad Request: missing Mcp-Session-Id" if status == 400
-                              else "Session not found")
+            await _json_error(
+                send,
+                status,
+                None,
+                -32600 if status == 400 else -32001,
+                "Bad Request: missing Mcp-Session-Id" if status == 400 else "Session not found",
+            )
             return
         stream, after = session.standalone, 0
         last_event = headers.get("last-event-id")
@@ -456,19 +478,25 @@ def _validate_modern(message: Request, headers: _Headers, header_version: str | 
     """
     meta = read_request_meta(message.params or None)
     if header_version != meta.protocol_version:
-        raise HeaderMismatch("protocol version header/body", message=(
-            "Header mismatch: MCP-Protocol-Version must match _meta protocolVersion"))
+        raise HeaderMismatch(
+            "protocol version header/body",
+            message=("Header mismatch: MCP-Protocol-Version must match _meta protocolVersion"),
+        )
     require_supported(meta.protocol_version)
     if headers.get("mcp-method") != message.method:
-        raise HeaderMismatch("method header/body", message=(
-            "Header mismatch: Mcp-Method must match the body's method"))
+        raise HeaderMismatch(
+            "method header/body",
+            message=("Header mismatch: Mcp-Method must match the body's method"),
+        )
     spec = CLIENT_METHODS.get(message.method)
     if spec is not None and spec.name_field is not None:
         target = (message.params or {}).get(spec.name_field)
         name = headers.get("mcp-name")
         if name is None or name.strip(" \t") != target:
-            raise HeaderMismatch("name header/body", message=(
-                "Header mismatch: Mcp-Name must match the body's target name"))
+            raise HeaderMismatch(
+                "name header/body",
+                message=("Header mismatch: Mcp-Name must match the body's target name"),
+            )
 
 
 def _id_of(message: Message) -> RequestId | None:
@@ -512,7 +540,7 @@ async def _pump(
 async def _respond(
     send: Send,
     receive: Receive,
-    run: Callable[[], Awaitable[None]],
+    run: Callable[[], Coroutine[Any, Any, None]],
     queue: anyio.abc.ObjectReceiveStream[Message],
     request_id: RequestId,
 ) -> None:
@@ -610,8 +638,5 @@ async def _sse_write(send: Send, data: bytes) -> bool:
 
 
 async def _end(send: Send) -> None:
-    try:
+    with contextlib.suppress(OSError):
         await send({"type": "http.response.body", "body": b""})
-    except OSError:
-        pass
-

@@ -91,7 +91,9 @@ class SseParser:
         event = None
         if self._data or self._retry is not None or self._id is not None:
             event = SseEvent(
-                data="\n".join(self._data), event=self._event or "message", id=self._id,
+                data="\n".join(self._data),
+                event=self._event or "message",
+                id=self._id,
                 retry=self._retry,
             )
         self._data, self._event, self._id, self._retry = [], "", None, None

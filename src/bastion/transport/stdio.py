@@ -9,6 +9,7 @@ process group, then SIGKILL, each step with a bounded wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -41,8 +42,19 @@ STDERR_LINE_MAX: Final = 8 * 1024  # longer stderr lines are cut in the log
 # What a child may inherit from our environment (everything else, our secrets included,
 # stays with us). Per-server variables are added explicitly by configuration.
 CHILD_ENV_ALLOWLIST: Final = (
-    "HOME", "LANG", "LC_ALL", "LC_CTYPE", "LOGNAME", "PATH", "SHELL", "TERM", "TMPDIR",
-    "TZ", "USER", "SYSTEMROOT", "VIRTUAL_ENV",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "USER",
+    "SYSTEMROOT",
+    "VIRTUAL_ENV",
 )
 
 
@@ -73,7 +85,7 @@ class _Framed:
             self._ready.extend(self._framer.feed(chunk))
         line = self._ready.pop(0)
         if line is OVERSIZED:
-            return ParseError("line exceeds %d bytes" % self._framer.max_line)
+            return ParseError(f"line exceeds {self._framer.max_line} bytes")
         try:
             return self._decoder.decode(line)
         except BastionError as exc:
@@ -187,7 +199,9 @@ class StdioChild(_Framed):
         try:
             async for chunk in self._process.stderr:
                 for line in framer.feed(chunk):
-                    text = "<line too long>" if line is OVERSIZED else line.decode("utf-8", "replace")
+                    text = (
+                        "<line too long>" if line is OVERSIZED else line.decode("utf-8", "replace")
+                    )
                     logger.info("[%s stderr] %s", self.name, text)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
@@ -198,10 +212,8 @@ class StdioChild(_Framed):
         if process is None or process.returncode is not None:
             return
         if process.stdin is not None:
-            try:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 await process.stdin.aclose()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-                pass
         with anyio.move_on_after(CLOSE_STDIN_GRACE):
             await process.wait()
             return

@@ -1,0 +1,133 @@
+"""The JSON-RPC peer: correlation, progress routing, timeouts that cancel remotely, bounded
+tables, and outstanding requests failing when the connection goes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from bastion.errors import PeerError, RequestTimeout, TransportClosed
+from bastion.protocol.jsonrpc import (
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+)
+from bastion.session.peer import Call, Peer
+
+pytestmark = pytest.mark.anyio
+
+
+class Wire:
+    """Two peers joined back to back, recording every message that crosses."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.a: Peer | None = None
+        self.b: Peer | None = None
+
+    def sink_to(self, name: str) -> Any:
+        async def sink(message: Message, related: RequestId | None) -> None:
+            self.sent.append(message)
+            target = self.b if name == "b" else self.a
+            assert target is not None
+            await target.dispatch(message)
+
+        return sink
+
+
+async def echo_handler(call: Call) -> Any:
+    if call.method == "slow":
+        await anyio.sleep_forever()
+    if call.method == "fail":
+        raise PeerError(-32099, "nope")
+    if call.method == "progress":
+        for i in range(3):
+            await call.notify(
+                "notifications/progress",
+                {"progressToken": call.params["_meta"]["progressToken"], "progress": i},
+            )
+    return {"echo": call.params}
+
+
+async def test_request_response_and_progress() -> None:
+    wire = Wire()
+    seen: list[Any] = []
+
+    async def on_progress(params: dict[str, Any]) -> None:
+        seen.append(params["progress"])
+
+    async with (
+        Peer(wire.sink_to("b"), echo_handler) as a,
+        Peer(wire.sink_to("a"), echo_handler) as b,
+    ):
+        wire.a, wire.b = a, b
+        with anyio.fail_after(5):
+            assert await a.request("x", {"k": 1}) == {"echo": {"k": 1}}
+            await a.request("progress", {}, on_progress=on_progress)
+            with pytest.raises(PeerError) as err:
+                await a.request("fail")
+    assert seen == [0, 1, 2]
+    assert err.value.peer_code == -32099
+
+
+async def test_timeout_cancels_on_the_other_side() -> None:
+    wire = Wire()
+    async with (
+        Peer(wire.sink_to("b"), echo_handler) as a,
+        Peer(wire.sink_to("a"), echo_handler) as b,
+    ):
+        wire.a, wire.b = a, b
+        with anyio.fail_after(5), pytest.raises(RequestTimeout):
+            await a.request("slow", timeout=0.05)
+        with anyio.fail_after(5):
+            while len(b._inbound):  # the cancellation reached b and stopped its handler
+                await anyio.sleep(0.01)
+    cancels = [m for m in wire.sent if isinstance(m, Notification)]
+    assert cancels and cancels[0].method == "notifications/cancelled"
+    # No answer was ever sent for the cancelled request.
+    assert not any(isinstance(m, Response) for m in wire.sent)
+
+
+async def test_close_fails_outstanding_requests() -> None:
+    async def black_hole(message: Message, related: RequestId | None) -> None:
+        return None
+
+    async with Peer(black_hole, echo_handler) as peer:
+        async with anyio.create_task_group() as tg:
+            failures: list[BaseException] = []
+
+            async def ask() -> None:
+                try:
+                    await peer.request("x")
+                except TransportClosed as exc:
+                    failures.append(exc)
+
+            tg.start_soon(ask)
+            await anyio.sleep(0.01)
+            peer.close()
+        assert len(failures) == 1
+        with pytest.raises(TransportClosed):
+            await peer.request("y")
+
+
+async def test_inbound_table_is_bounded_and_rejects_duplicate_ids() -> None:
+    answers: list[Message] = []
+
+    async def sink(message: Message, related: RequestId | None) -> None:
+        answers.append(message)
+
+    async with Peer(sink, echo_handler, max_inflight=2) as peer:
+        for i in range(3):
+            await peer.dispatch(Request(id=i, method="slow"))
+        await peer.dispatch(Request(id=0, method="slow"))
+        with anyio.fail_after(5):
+            while len(answers) < 2:
+                await anyio.sleep(0.01)
+        codes = sorted(m.error.code for m in answers if isinstance(m, ErrorResponse))
+        assert codes == [-32600, -32000]  # duplicate id; table full
+        peer._tg.cancel_scope.cancel()  # type: ignore[union-attr]

@@ -19,15 +19,14 @@ from bastion.protocol.jsonrpc import (
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.protocol.versions import LEGACY, MODERN, SUPPORTED_VERSIONS, Era
 
-__all__ = [
-    "LEGACY",
-    "MODERN",
-    "SUPPORTED_VERSIONS",
+__all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
     "Correlator",
     "Era",
     "ErrorObject",
     "ErrorResponse",
     "InflightTable",
+    "LEGACY",
+    "MODERN",
     "Message",
     "MessageDecoder",
     "Notification",
@@ -35,6 +34,7 @@ __all__ = [
     "RequestId",
     "RequestStateSealer",
     "Response",
+    "SUPPORTED_VERSIONS",
     "TableFull",
     "decode",
     "encode",

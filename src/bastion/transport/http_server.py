@@ -115,8 +115,10 @@ class _Session:
         if stream is None:
             stream = self.standalone
         stream.append(encode(message))
-        if related is not None and isinstance(message, Response | ErrorResponse) and (
-            message.id == related
+        if (
+            related is not None
+            and isinstance(message, Response | ErrorResponse)
+            and (message.id == related)
         ):
             self.by_request.pop(related, None)
             stream.close()

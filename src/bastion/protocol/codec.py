@@ -3,13 +3,12 @@
 ``decode`` accepts one JSON-RPC message (no batches: they left MCP in 2025-06-18) and either
 returns a typed envelope or raises ``ParseError`` (-32700: not JSON, too large, too deep) or
 ``InvalidRequest`` (-32600: JSON, but not a valid envelope). Nothing else escapes. The
-decoder and encoder are built once per process; nesting is checked with a C-speed scan
-before msgspec sees the bytes, because msgspec only stops at ~1000 levels.
+decoder and encoder are built once per process; nesting deeper than ``max_depth`` is
+refused by walking the decoded containers, since msgspec itself only stops at ~1000 levels.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Final, Literal
 
 import msgspec
@@ -50,26 +49,26 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
 
 _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
 _ENCODER: Final = msgspec.json.Encoder()
-# Strings first, so brackets inside strings are skipped; then any single bracket.
-_TOKENS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-_OPENERS: Final = frozenset(b"[{")
+_CONTAINERS: Final = frozenset({dict, list})
 
 
-def _depth_exceeds(data: bytes, max_depth: int) -> bool:
-    # Cheap exit: fewer opening brackets than the limit cannot nest deeper than it.
-    if data.count(b"[") + data.count(b"{") <= max_depth:
-        return False
-    depth = 0
-    for match in _TOKENS.finditer(data):
-        token = match.group()
-        if len(token) != 1:
-            continue
-        if token[0] in _OPENERS:
-            depth += 1
-            if depth > max_depth:
-                return True
-        else:
-            depth -= 1
+def _deeper_than(value: JSONValue, max_depth: int) -> bool:
+    """Whether containers nest deeper than ``max_depth`` (``value`` itself is depth 1).
+
+    Walks containers level by level and never looks inside strings, so it costs one step
+    per object or array.
+    """
+    level: list[JSONValue] = [value]
+    depth = 1
+    while level:
+        if depth > max_depth:
+            return True
+        below: list[JSONValue] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below.extend(c for c in children if type(c) in _CONTAINERS)
+        level = below
+        depth += 1
     return False
 
 
@@ -96,21 +95,30 @@ class MessageDecoder:
         raw = bytes(data)
         if len(raw) > self.max_bytes:
             raise ParseError(f"message exceeds {self.max_bytes} bytes")
-        if _depth_exceeds(raw, self.max_depth):
-            raise ParseError(f"message nested deeper than {self.max_depth}")
+        # Fewer brackets than the limit cannot nest deeper than it: the common case skips the
+        # walk. msgspec itself stops at about 1000 levels (RecursionError), so the decode
+        # below is bounded even for hostile input; the walk then applies our tighter limit.
+        may_be_deep = raw.count(b"[") + raw.count(b"{") > self.max_depth
         try:
             env = _ENVELOPE_DECODER.decode(raw)
         except msgspec.ValidationError as exc:
-            if raw.lstrip()[:1] == b"[":
-                raise InvalidRequest("batches are not supported") from exc
             # msgspec validates while parsing: tell malformed JSON from a wrong shape.
             try:
-                msgspec.json.decode(raw)
+                generic = msgspec.json.decode(raw)
             except (msgspec.DecodeError, RecursionError) as inner:
                 raise ParseError("malformed JSON") from inner
+            if may_be_deep and _deeper_than(generic, self.max_depth):
+                raise ParseError(f"message nested deeper than {self.max_depth}") from exc
+            if isinstance(generic, list):
+                raise InvalidRequest("batches are not supported") from exc
             raise InvalidRequest(str(exc)) from exc
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise ParseError("malformed JSON") from exc
+        error_data = env.error.data if isinstance(env.error, ErrorObject) else msgspec.UNSET
+        parts = [v for v in (env.params, env.result, error_data) if v is not msgspec.UNSET]
+        # The list stands in for the envelope object itself, at depth 1.
+        if may_be_deep and _deeper_than(parts, self.max_depth):
+            raise ParseError(f"message nested deeper than {self.max_depth}")
         return _classify(env)
 
 

@@ -4,6 +4,7 @@ raw HTTP requests, for the guards (TR-*, DS-1), both eras, sessions, SSE and res
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,7 +83,20 @@ def test_media_types_and_body_limits_tr5_tr6_ds1(url: str) -> None:
     assert batch.status_code == 400 and batch.json()["error"]["code"] == -32600
     garbage = post(url, b"{nope")
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == -32700
-    assert post(url, b"x" * (4 * 1024 * 1024 + 1)).status_code == 413
+
+
+def test_declared_oversize_body_is_refused_before_reading_ds1(url: str) -> None:
+    # Raw socket: announce a 5 MB body and send none of it; the answer must come at once
+    # (the cap applies to Content-Length before a byte of the body is read).
+    host, port = url.split("/")[2].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Accept: {ACCEPT}\r\nContent-Length: 5000000\r\n\r\n".encode()
+        )
+        head = sock.recv(4096).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413")
+    assert "connection: close" in head.lower()
 
 
 def test_exact_path_only_tr11(url: str) -> None:

@@ -86,3 +86,37 @@ async def test_stubborn_child_and_its_children_are_killed() -> None:
         for _ in range(50):
             os.kill(grandchild, 0)
             await anyio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_fixture_reads_and_writes_regular_files(tmp_path: pytest.TempPathFactory) -> None:
+    """stdin/stdout redirected to files (not pipes): every request still gets its answer,
+    including the one in flight when the input ended."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    base = Path(str(tmp_path))
+    requests = base / "in.jsonl"
+    init = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "f", "version": "1"},
+    }
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "from a file"}},
+        },
+    ]
+    requests.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    answers = base / "out.jsonl"
+    with requests.open("rb") as stdin, answers.open("wb") as stdout:
+        subprocess.run(FIXTURE, stdin=stdin, stdout=stdout, timeout=30, check=True)
+    got = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [m["id"] for m in got] == [1, 2]
+    assert got[1]["result"]["content"][0]["text"] == "from a file"

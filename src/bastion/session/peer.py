@@ -131,6 +131,8 @@ class Peer:
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
         self._progress_seq = 0
+        self._running = 0  # requests dispatched into the task group and not yet answered
+        self._drained: anyio.Event | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class Peer:
         elif isinstance(message, Request):
             if self._tg is None:
                 raise RuntimeError("use `async with Peer(...)` to dispatch requests")
+            self._running += 1
             self._tg.start_soon(self._serve_and_send, message)
         elif isinstance(message, Notification):
             await self._on_inbound_notification(message)
@@ -196,13 +199,28 @@ class Peer:
         return None if scope.cancelled_caught else answer
 
     async def _serve_and_send(self, request: Request) -> None:
-        answer = await self.serve(request)
-        if answer is None:
-            return
         try:
-            await self._sink(answer, request.id)
+            answer = await self.serve(request)
+            if answer is not None:
+                await self._sink(answer, request.id)
         except (TransportClosed, anyio.BrokenResourceError, anyio.ClosedResourceError):
             logger.debug("answer to %r dropped: connection closed", request.id)
+        finally:
+            self._running -= 1
+            if self._running == 0 and self._drained is not None:
+                self._drained.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) for dispatched requests to be answered.
+
+        Used when the peer stops sending (stdin closed): work it asked for still finishes.
+        """
+        if self._running == 0:
+            return True
+        self._drained = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await self._drained.wait()
+        return self._running == 0
 
     async def _on_inbound_notification(self, note: Notification) -> None:
         params = note.params or {}

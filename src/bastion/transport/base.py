@@ -8,7 +8,7 @@ gives a transport for one client: the request handler plus notification hooks.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 import anyio
 
@@ -17,7 +17,9 @@ from bastion.errors import BastionError
 from bastion.protocol.jsonrpc import Message, Notification, RequestId
 from bastion.session.peer import Call, Peer
 
-__all__ = ["McpConnection", "MessageStream", "serve_stream"]
+__all__ = ["DRAIN_TIMEOUT", "McpConnection", "MessageStream", "serve_stream"]
+
+DRAIN_TIMEOUT: Final = 10.0  # seconds in-flight requests may take after the input ended
 
 
 class MessageStream(Protocol):
@@ -57,5 +59,7 @@ async def serve_stream(stream: MessageStream, connection: McpConnection) -> None
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                     break
                 await peer.dispatch(item)
+            # The client stopped sending; what it already asked for still gets its answer.
+            await peer.drain(DRAIN_TIMEOUT)
         finally:
             connection.detach()

@@ -252,7 +252,9 @@ class StreamableHttpApp:
     async def _read_body(self, headers: _Headers, receive: Receive, send: Send) -> bytes | None:
         limit = self.settings.max_body
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and (
+            not (declared.isascii() and declared.isdigit()) or int(declared) > limit
+        ):
             await _json_error(send, 413, None, -32600, "Request body too large", close=True)
             return None
         chunks: list[bytes] = []

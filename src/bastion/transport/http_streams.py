@@ -23,7 +23,7 @@ EVENT_BUFFER: Final = 256  # events kept per stream for replay; older ones are d
 
 def parse_event_id(event_id: str) -> tuple[str, int] | None:
     stream, _, seq = event_id.rpartition(".")
-    if not stream or not seq.isdigit() or len(event_id) > 128:
+    if not stream or not (seq.isascii() and seq.isdigit()) or len(event_id) > 128:
         return None
     return stream, int(seq)
 

@@ -82,7 +82,7 @@ class SseParser:
                 self._event = value
             elif name == "id" and "\x00" not in value:
                 self._id = value
-            elif name == "retry" and value.isdigit():
+            elif name == "retry" and value.isascii() and value.isdigit():
                 self._retry = int(value)
 
     def _dispatch(self) -> SseEvent | None:

@@ -14,11 +14,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from bastion.errors import BastionError, ParseError
 from bastion.protocol.codec import MessageDecoder, encode
@@ -93,42 +94,73 @@ class _Framed:
 
 
 class StdioServerStream(_Framed):
-    """Our process's stdin/stdout (the face desktop clients talk to)."""
+    """Our process's stdin/stdout (the face desktop clients talk to).
+
+    Pipes, sockets and terminals use the event loop directly; anything else (a regular
+    file, as with ``< requests.jsonl > answers.jsonl``) falls back to a worker thread.
+    """
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        read: Callable[[], Awaitable[bytes]],
+        write: Callable[[bytes], Awaitable[None]],
         *,
         max_line: int = DEFAULT_MAX_LINE,
-        decoder: MessageDecoder | None = None,
     ) -> None:
-        super().__init__(max_line, decoder or MessageDecoder(max_bytes=max_line))
-        self._reader = reader
-        self._writer = writer
+        super().__init__(max_line, MessageDecoder(max_bytes=max_line))
+        self._read = read
+        self._write = write
+        self._lock = anyio.Lock()
 
     @classmethod
     async def open(cls, *, max_line: int = DEFAULT_MAX_LINE) -> StdioServerStream:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=READ_CHUNK)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(sys.stdin.fileno(), "rb", 0)
-        )
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", 0)
-        )
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        return cls(reader, writer, max_line=max_line)
+        stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+        try:
+            reader = asyncio.StreamReader(limit=READ_CHUNK)
+            await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader),
+                os.fdopen(stdin, "rb", 0, closefd=False),
+            )
+
+            async def read() -> bytes:
+                return await reader.read(READ_CHUNK)
+        except ValueError:
+
+            async def read() -> bytes:
+                return await anyio.to_thread.run_sync(os.read, stdin, READ_CHUNK)
+
+        try:
+            transport, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, os.fdopen(stdout, "wb", 0, closefd=False)
+            )
+            writer = asyncio.StreamWriter(transport, protocol, None, loop)
+
+            async def write(data: bytes) -> None:
+                writer.write(data)
+                await writer.drain()
+        except ValueError:
+
+            async def write(data: bytes) -> None:
+                await anyio.to_thread.run_sync(_write_all, stdout, data)
+
+        return cls(read, write, max_line=max_line)
 
     async def _read_chunk(self) -> bytes:
-        return await self._reader.read(READ_CHUNK)
+        return await self._read()
 
     async def send(self, message: Message) -> None:
-        self._writer.write(encode(message) + b"\n")
-        await self._writer.drain()
+        async with self._lock:
+            await self._write(encode(message) + b"\n")
 
     async def aclose(self) -> None:
-        self._writer.close()
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class StdioChild(_Framed):

@@ -14,14 +14,14 @@ import sys
 from typing import Annotated
 
 import mcp_types as types
-from mcp.server.mcpserver import MCPServer, Resolve, Sample
-from mcp.server.mcpserver.resolve import Elicit
+from mcp.server.mcpserver import Elicit, MCPServer, Resolve, Sample
 from pydantic import BaseModel
 
 GREETING = "Hello from the official SDK server."
 
-server = MCPServer("sdk-peer", version="1.0.0", instructions="An official-SDK test peer.",
-                   log_level="WARNING")
+server = MCPServer(
+    "sdk-peer", version="1.0.0", instructions="An official-SDK test peer.", log_level="WARNING"
+)
 
 
 class Name(BaseModel):

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.anyio]
 
 SDK_SERVER = Path(__file__).with_name("sdk_server.py")
 STATIC_TEXT = "This is the content of the static text resource."
-ECHO_TEXT = "interop: ünïcode, \"quotes\" and  spaces"
+ECHO_TEXT = 'interop: ünïcode, "quotes" and  spaces'
 LLM_ANSWER = "forty-two"
 FORM = {"username": "ann", "email": "ann@example.com", "name": "Ada"}
 SCENARIO_TIMEOUT = 30.0
@@ -50,8 +50,9 @@ def fixture_url() -> Iterator[str]:
 def sdk_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("sdk-server") / "stderr.log").open("wb")
-    proc = subprocess.Popen([PYTHON, str(SDK_SERVER), "http", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [PYTHON, str(SDK_SERVER), "http", str(port)], stdout=subprocess.DEVNULL, stderr=log
+    )
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}/mcp"
@@ -75,30 +76,34 @@ def text_of(content: list[Any]) -> str:
 
 async def sdk_client_scenario(server: str | StdioServerParameters, mode: str) -> None:
     asked: list[str] = []
-    progress: list[tuple[float, float | None, str | None]] = []
+    reports: list[tuple[float, float | None, str | None]] = []
 
     async def sampling(
-        ctx: ClientRequestContext, params: types.CreateMessageRequestParams
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult:
         content = params.messages[0].content
         asked.append(f"sampling:{content.text if isinstance(content, types.TextContent) else '?'}")
         return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text=LLM_ANSWER),
-            model="interop-model", stop_reason="endTurn")
+            role="assistant",
+            content=types.TextContent(type="text", text=LLM_ANSWER),
+            model="interop-model",
+            stop_reason="endTurn",
+        )
 
     async def elicitation(
-        ctx: ClientRequestContext, params: types.ElicitRequestParams
+        context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult:
         asked.append(f"elicitation:{params.message}")
         fields = (getattr(params, "requested_schema", None) or {}).get("properties") or {}
         return types.ElicitResult(action="accept", content={k: FORM[k] for k in fields})
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reports.append((progress, total, message))
 
     with anyio.fail_after(SCENARIO_TIMEOUT):
-        async with Client(server, mode=mode, sampling_callback=sampling,
-                          elicitation_callback=elicitation) as client:
+        async with Client(
+            server, mode=mode, sampling_callback=sampling, elicitation_callback=elicitation
+        ) as client:
             assert client.protocol_version == (LEGACY if mode == "legacy" else MODERN)
             if mode != MODERN:  # a pinned version skips the handshake that names the server
                 assert client.server_info is not None
@@ -122,16 +127,18 @@ async def sdk_client_scenario(server: str | StdioServerParameters, mode: str) ->
             assert isinstance(templated.contents[0], types.TextResourceContents)
             assert '"id":"42"' in templated.contents[0].text
 
-            prompt = await client.get_prompt("test_prompt_with_arguments",
-                                             {"arg1": "alpha", "arg2": "beta"})
+            prompt = await client.get_prompt(
+                "test_prompt_with_arguments", {"arg1": "alpha", "arg2": "beta"}
+            )
             said = prompt.messages[0].content
             assert isinstance(said, types.TextContent)
             assert "alpha" in said.text and "beta" in said.text
 
-            done = await client.call_tool("test_tool_with_progress", {},
-                                          progress_callback=on_progress)
+            done = await client.call_tool(
+                "test_tool_with_progress", {}, progress_callback=on_progress
+            )
             assert text_of(done.content) == "Progress test completed"
-            assert [(v, t) for v, t, _ in progress] == [(0, 100), (50, 100), (100, 100)]
+            assert [(v, t) for v, t, _ in reports] == [(0, 100), (50, 100), (100, 100)]
 
             sampled = await client.call_tool("test_sampling", {"prompt": "What is 6 x 7?"})
             assert text_of(sampled.content) == f"LLM response: {LLM_ANSWER}"
@@ -140,8 +147,11 @@ async def sdk_client_scenario(server: str | StdioServerParameters, mode: str) ->
             assert "action=accept" in reply and "ann@example.com" in reply
             named = await client.call_tool("test_input_required_result_elicitation", {})
             assert text_of(named.content) == "Hello, Ada!"
-    assert asked == ["sampling:What is 6 x 7?", "elicitation:Who are you?",
-                     "elicitation:What is your name?"]
+    assert asked == [
+        "sampling:What is 6 x 7?",
+        "elicitation:Who are you?",
+        "elicitation:What is your name?",
+    ]
 
 
 SDK_MODES = ["legacy", "auto", MODERN]
@@ -150,7 +160,8 @@ SDK_MODES = ["legacy", "auto", MODERN]
 @pytest.mark.parametrize("mode", SDK_MODES)
 async def test_sdk_client_to_fixture_over_stdio(mode: str) -> None:
     await sdk_client_scenario(
-        StdioServerParameters(command=str(BASTION), args=["fixture", "--stdio"]), mode)
+        StdioServerParameters(command=str(BASTION), args=["fixture", "--stdio"]), mode
+    )
 
 
 @pytest.mark.parametrize("mode", SDK_MODES)
@@ -196,8 +207,12 @@ async def bastion_client_scenario(stream: RecordingChild | RecordingHttp, era: E
 
     async def sample(params: JSONObject) -> JSONObject:
         asked.append(params)
-        return {"role": "assistant", "content": {"type": "text", "text": "Paris"},
-                "model": "interop-model", "stopReason": "endTurn"}
+        return {
+            "role": "assistant",
+            "content": {"type": "text", "text": "Paris"},
+            "model": "interop-model",
+            "stopReason": "endTurn",
+        }
 
     handlers = ClientHandlers(sampling=sample, elicitation=elicit)
     expected = Era.LEGACY if era is Era.LEGACY else Era.MODERN  # the SDK server speaks both
@@ -218,11 +233,17 @@ async def bastion_client_scenario(stream: RecordingChild | RecordingHttp, era: E
         assert bad["isError"] is True
 
         read = await session.read_resource("sdk://greeting")
-        assert read["contents"] == [{"uri": "sdk://greeting", "mimeType": "text/plain",
-                                     "text": "Hello from the official SDK server."}]
+        assert read["contents"] == [
+            {
+                "uri": "sdk://greeting",
+                "mimeType": "text/plain",
+                "text": "Hello from the official SDK server.",
+            }
+        ]
         prompt = await session.get_prompt("review", {"code": "x = 1"})
-        assert prompt["messages"] == [{"role": "user", "content": {
-            "type": "text", "text": "Please review this code: x = 1"}}]
+        assert prompt["messages"] == [
+            {"role": "user", "content": {"type": "text", "text": "Please review this code: x = 1"}}
+        ]
 
         named = await session.call_tool("ask_name")
         assert named["content"] == [{"type": "text", "text": "Hello, Ada!"}]
@@ -230,7 +251,8 @@ async def bastion_client_scenario(stream: RecordingChild | RecordingHttp, era: E
         assert sampled["content"] == [{"type": "text", "text": "The model said: Paris"}]
         assert asked[0]["message"] == "What is your name?"
         assert asked[1]["messages"] == [
-            {"role": "user", "content": {"type": "text", "text": "Capital of France?"}}]
+            {"role": "user", "content": {"type": "text", "text": "Capital of France?"}}
+        ]
 
     handshake = "initialize" if expected is Era.LEGACY else "server/discover"
     assert stream.sent[0] == handshake
@@ -239,14 +261,18 @@ async def bastion_client_scenario(stream: RecordingChild | RecordingHttp, era: E
         assert "server/discover" not in stream.sent
 
 
-ERAS = [pytest.param(None, id="detect"), pytest.param(Era.LEGACY, id="legacy"),
-        pytest.param(Era.MODERN, id="modern")]
+ERAS = [
+    pytest.param(None, id="detect"),
+    pytest.param(Era.LEGACY, id="legacy"),
+    pytest.param(Era.MODERN, id="modern"),
+]
 
 
 @pytest.mark.parametrize("era", ERAS)
 async def test_bastion_client_to_sdk_server_over_stdio(era: Era | None) -> None:
     with anyio.fail_after(SCENARIO_TIMEOUT):
-        async with RecordingChild([PYTHON, str(SDK_SERVER), "stdio"]) as child:
+        child = RecordingChild([PYTHON, str(SDK_SERVER), "stdio"])
+        async with child:
             await bastion_client_scenario(child, era)
         assert child.returncode is not None
 
@@ -254,7 +280,8 @@ async def test_bastion_client_to_sdk_server_over_stdio(era: Era | None) -> None:
 @pytest.mark.parametrize("era", ERAS)
 async def test_bastion_client_to_sdk_server_over_http(sdk_server_url: str, era: Era | None) -> None:
     with anyio.fail_after(SCENARIO_TIMEOUT):
-        async with RecordingHttp(sdk_server_url) as stream:
+        stream = RecordingHttp(sdk_server_url)
+        async with stream:
             await bastion_client_scenario(stream, era)
             # 2025-11-25 over HTTP is a session: the SDK server issued an Mcp-Session-Id.
             assert (stream.session_id is not None) is (era is Era.LEGACY)
@@ -265,8 +292,8 @@ async def test_http_client_stream_leaves_nothing_unclosed(sdk_server_url: str) -
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with HttpClientStream(sdk_server_url) as stream, ClientSession(stream) as session:
             await session.connect()
-    del stream, session
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
+        del stream, session
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -5,6 +5,8 @@ returns a typed envelope or raises ``ParseError`` (-32700: not JSON, too large, 
 ``InvalidRequest`` (-32600: JSON, but not a valid envelope). Nothing else escapes. The
 decoder and encoder are built once per process; nesting deeper than ``max_depth`` is
 refused by walking the decoded containers, since msgspec itself only stops at ~1000 levels.
+Duplicate object keys are accepted and the last one wins (msgspec cannot report them);
+that is safe because Bastion re-encodes what it validated and never forwards raw bytes.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class MessageDecoder:
             # msgspec validates while parsing: tell malformed JSON from a wrong shape.
             try:
                 generic = msgspec.json.decode(raw)
-            except (msgspec.DecodeError, RecursionError) as inner:
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as inner:
                 raise ParseError("malformed JSON") from inner
             if may_be_deep and _deeper_than(generic, self.max_depth):
                 raise ParseError(f"message nested deeper than {self.max_depth}") from exc
@@ -134,17 +136,17 @@ def _classify(env: _Envelope) -> Message:
             raise InvalidRequest("request id must not be null")
         assert not isinstance(env.id, msgspec.UnsetType)
         return Request(id=env.id, method=env.method, params=params)
-    if env.params is not msgspec.UNSET or not has_id:
+    if env.params is not msgspec.UNSET:
         raise InvalidRequest("not a request, notification or response")
-    assert not isinstance(env.id, msgspec.UnsetType)
     has_result = env.result is not msgspec.UNSET
-    has_error = env.error is not msgspec.UNSET
-    if has_result == has_error:
+    if has_result == (env.error is not msgspec.UNSET):
         raise InvalidRequest("a response carries exactly one of result and error")
-    if has_error:
-        assert isinstance(env.error, ErrorObject)
-        return ErrorResponse(id=env.id, error=env.error)
-    if env.id is None:
+    if isinstance(env.error, ErrorObject):
+        # Both MCP schemas allow an error without an id (e.g. for an unparseable request).
+        return ErrorResponse(
+            id=None if isinstance(env.id, msgspec.UnsetType) else env.id, error=env.error
+        )
+    if env.id is None or isinstance(env.id, msgspec.UnsetType):
         raise InvalidRequest("a result needs an id")
     return Response(id=env.id, result=env.result)
 

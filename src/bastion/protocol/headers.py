@@ -23,15 +23,16 @@ __all__ = [
     "tool_param_headers",
 ]
 
-_TOKEN: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 tchar
-_SAFE: Final = re.compile(r"^[\x20-\x7e]*$")
-_SENTINEL: Final = re.compile(r"^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$")
+# Used with fullmatch: `$` would also match before a trailing newline.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 tchar
+_SAFE: Final = re.compile(r"[\x20-\x7e]*")
+_SENTINEL: Final = re.compile(r"=\?base64\?([A-Za-z0-9+/]*={0,2})\?=")
 _HEADER_TYPES: Final = frozenset({"string", "integer", "boolean"})
 
 
 def encode_header_value(value: str) -> str:
     needs_base64 = (
-        not _SAFE.match(value)
+        not _SAFE.fullmatch(value)
         or value != value.strip(" \t")
         or (value.startswith("=?base64?") and value.endswith("?="))
     )
@@ -43,7 +44,7 @@ def encode_header_value(value: str) -> str:
 def decode_header_value(raw: str) -> str | None:
     """The value a header carries, or None when its base64 form is malformed."""
     value = raw.strip(" \t")
-    match = _SENTINEL.match(value)
+    match = _SENTINEL.fullmatch(value)
     if match is None:
         return value
     try:
@@ -68,9 +69,10 @@ def tool_param_headers(tool: JSONObject) -> dict[str, str] | None:
         if not isinstance(prop, dict) or "x-mcp-header" not in prop:
             continue
         header = prop["x-mcp-header"]
-        if not isinstance(header, str) or not _TOKEN.match(header):
+        if not isinstance(header, str) or not _TOKEN.fullmatch(header):
             return None
-        if prop.get("type") not in _HEADER_TYPES or header.lower() in seen:
+        kind = prop.get("type")
+        if not isinstance(kind, str) or kind not in _HEADER_TYPES or header.lower() in seen:
             return None
         seen.add(header.lower())
         found[name] = header

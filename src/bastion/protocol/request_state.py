@@ -66,13 +66,14 @@ class RequestStateSealer:
         if len(token) > MAX_STATE_CHARS or token.count(".") != 1:
             raise InvalidParams("malformed requestState", message="Invalid requestState")
         body, _, mac_text = token.partition(".")
-        try:
-            mac = _unb64(mac_text)
-        except ValueError as exc:
-            raise InvalidParams("bad mac encoding", message="Invalid requestState") from exc
         body_bytes = body.encode("ascii", "replace")
+        # Compare the canonical text of the expected MAC, so a token has exactly one valid
+        # spelling (lenient base64 would accept padding, junk and changed spare bits).
         if not any(
-            hmac.compare_digest(hmac.new(k, body_bytes, hashlib.sha256).digest(), mac)
+            hmac.compare_digest(
+                _b64(hmac.new(k, body_bytes, hashlib.sha256).digest()).encode(),
+                mac_text.encode("ascii", "replace"),
+            )
             for k in self._keys
         ):
             raise InvalidParams("requestState MAC mismatch", message="Invalid requestState")

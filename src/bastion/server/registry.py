@@ -65,7 +65,7 @@ class TemplateEntry:
         regex = "".join(
             re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/?#]+)" for i, p in enumerate(parts)
         )
-        return cls(template, fn, re.compile(f"^{regex}$"))
+        return cls(template, fn, re.compile(regex))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class ServerApp:
         if entry is not None:
             return entry.fn, {}
         for template in self.templates:
-            match = template.pattern.match(uri)
+            match = template.pattern.fullmatch(uri)
             if match:
                 return template.fn, match.groupdict()
         return None

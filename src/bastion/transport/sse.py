@@ -38,12 +38,16 @@ class SseEvent:
 
 
 class SseParser:
-    __slots__ = ("_buf", "_data", "_event", "_id", "_retry", "last_event_id", "max_event")
+    """Incremental SSE parser; every event and every partial line is capped at ``max_event``
+    bytes, counted as they arrive, so neither memory nor work grows past the cap."""
+
+    __slots__ = ("_buf", "_data", "_event", "_id", "_retry", "_size", "last_event_id", "max_event")
 
     def __init__(self, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self.max_event = max_event
-        self._buf = b""
+        self._buf = bytearray()
         self._data: list[str] = []
+        self._size = 0  # bytes of data lines (with separators) in the current event
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
@@ -57,33 +61,40 @@ class SseParser:
         """
         self._buf += chunk
         events: list[SseEvent] = []
+        start = 0
         while True:
-            idx = self._buf.find(b"\n")
-            if idx < 0:
-                if len(self._buf) > self.max_event:
-                    raise ValueError("SSE event too large")
-                return events
-            raw, self._buf = self._buf[:idx], self._buf[idx + 1 :]
-            line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if not line:
-                event = self._dispatch()
-                if event is not None:
-                    events.append(event)
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                self._data.append(value)
-                if sum(len(d) for d in self._data) > self.max_event:
-                    raise ValueError("SSE event too large")
-            elif name == "event":
-                self._event = value
-            elif name == "id" and "\x00" not in value:
-                self._id = value
-            elif name == "retry" and value.isascii() and value.isdigit():
-                self._retry = int(value)
+            end = self._buf.find(b"\n", start)
+            if end < 0:
+                break
+            raw = bytes(self._buf[start:end])
+            start = end + 1
+            event = self._line(raw.rstrip(b"\r"))
+            if event is not None:
+                events.append(event)
+        del self._buf[:start]
+        if len(self._buf) > self.max_event:
+            raise ValueError("SSE event too large")
+        return events
+
+    def _line(self, raw: bytes) -> SseEvent | None:
+        if not raw:
+            return self._dispatch()
+        if raw.startswith(b":"):
+            return None
+        name, _, value_bytes = raw.partition(b":")
+        value = value_bytes.removeprefix(b" ").decode("utf-8", "replace")
+        if name == b"data":
+            self._size += len(value_bytes) + 1
+            if self._size > self.max_event:
+                raise ValueError("SSE event too large")
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        elif name == b"id" and "\x00" not in value:
+            self._id = value
+        elif name == b"retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
+        return None
 
     def _dispatch(self) -> SseEvent | None:
         if self._id is not None:
@@ -96,5 +107,5 @@ class SseParser:
                 id=self._id,
                 retry=self._retry,
             )
-        self._data, self._event, self._id, self._retry = [], "", None, None
+        self._data, self._size, self._event, self._id, self._retry = [], 0, "", None, None
         return event

@@ -57,6 +57,36 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 
 @contextmanager
+def gateway_http_server(config: Path | None, port: int | None = None) -> Iterator[str]:
+    """``bastion serve [-c CONFIG] --port N`` as a real process; yields its /mcp URL once
+    every upstream is ready (``/readyz`` answers 200)."""
+    import httpx
+
+    port = port or free_port()
+    argv = [str(BASTION), "serve", "--port", str(port)]
+    if config is not None:
+        argv[2:2] = ["-c", str(config)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port)
+        deadline = time.monotonic() + 60
+        while httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError("gateway upstreams not ready after 60s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+@contextmanager
 def fixture_http_server(port: int | None = None) -> Iterator[str]:
     """``bastion fixture --port N`` as a real process; yields its /mcp URL."""
     port = port or free_port()

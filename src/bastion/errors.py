@@ -18,6 +18,7 @@ it is set only from values we chose, never from exception text.
     ├── RequestCancelled              (never sent; the request was cancelled)
     ├── PeerError                     an error response received from a peer (code as sent)
     ├── TransportClosed               the connection ended before an answer came
+    ├── UpstreamUnavailable           -32004  the upstream is down, restarting or circuit-open
     ├── RequestTimeout                -32001  no answer within the deadline
     ├── ConfigError                   bad configuration (CLI edge only)
     └── InternalError                 -32603  anything unexpected, with a generic message
@@ -44,6 +45,7 @@ __all__ = [
     "ResourceNotFound",
     "TransportClosed",
     "UnsupportedVersion",
+    "UpstreamUnavailable",
 ]
 
 
@@ -122,6 +124,11 @@ class RequestTimeout(BastionError):
 class TransportClosed(BastionError):
     code = -32000
     message = "Connection closed"
+
+
+class UpstreamUnavailable(BastionError):
+    code = -32004
+    message = "Upstream unavailable"
 
 
 class ConfigError(BastionError):

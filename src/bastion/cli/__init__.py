@@ -23,15 +23,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve MCP over Streamable HTTP")
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
-    serve.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    serve = sub.add_parser("serve", help="the gateway over Streamable HTTP")
+    serve.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
+    serve.add_argument("--host", help="bind address (default: 127.0.0.1, or the config's)")
+    serve.add_argument("--port", type=int, help="TCP port (default: 8080, or the config's)")
+
+    stdio = sub.add_parser("stdio", help="the gateway over stdio, for desktop clients")
+    stdio.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
+
+    servers = sub.add_parser("servers", help="upstream servers of a running gateway")
+    servers_sub = servers.add_subparsers(dest="servers_command", required=True)
+    listing = servers_sub.add_parser("list", help="each upstream's state, pid, restarts, error")
+    listing.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="the running `bastion serve` (default: http://127.0.0.1:8080)",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
 
     fixture = sub.add_parser("fixture", help="the conformance fixture server")
     face = fixture.add_mutually_exclusive_group(required=True)
     face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
     face.add_argument("--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp")
     fixture.add_argument("--host", default="127.0.0.1", help="bind address for --port")
+
+    imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
+    imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
+    imp.add_argument("-o", "--output", help="write this new file instead of stdout")
+    imp.add_argument("--force", action="store_true", help="replace --output if it exists")
     return parser
 
 
@@ -53,9 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_fixture(stdio=args.stdio, host=args.host, port=args.port)
         if args.command == "serve":
-            from bastion.cli.fixture import run_fixture
+            from bastion.cli.gateway import run_serve
 
-            return run_fixture(stdio=False, host=args.host, port=args.port)
+            return run_serve(args.config, args.host, args.port)
+        if args.command == "stdio":
+            from bastion.cli.gateway import run_stdio
+
+            return run_stdio(args.config)
+        if args.command == "servers":
+            from bastion.cli.servers import run_servers_list
+
+            return run_servers_list(args.url, as_json=args.json)
+        if args.command == "import":
+            from bastion.cli.importing import run_import
+
+            return run_import(args.file, args.output, force=args.force)
     except ConfigError as exc:
         print(f"bastion: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -10,6 +10,7 @@ and the server's ``requestState``, for at most ``MAX_INPUT_ROUNDS`` rounds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ MAX_INPUT_ROUNDS: Final = 8  # a server asking for input more often than this is
 PROBE_TIMEOUT: Final = 10.0  # seconds to wait for server/discover before trying initialize
 
 ServerRequestHandler = Callable[[JSONObject], Awaitable[JSONObject]]
+InputAnswerer = Callable[[JSONObject], Awaitable[JSONObject]]
 NotificationCallback = Callable[[Notification], Awaitable[None]]
 
 
@@ -116,21 +118,28 @@ class ClientSession:
             request_timeout=request_timeout,
         )
         self._tg: anyio.abc.TaskGroup | None = None
+        self.closed = anyio.Event()  # set when the server side of the stream has ended
+        self._stack = contextlib.AsyncExitStack()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> ClientSession:
-        await self._peer.__aenter__()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._read_loop)
+        # One exit stack, so the peer and the reader task group always unwind in order,
+        # whatever is raised while leaving.
+        stack = contextlib.AsyncExitStack()
+        async with contextlib.AsyncExitStack() as guard:
+            await guard.enter_async_context(self._peer)
+            tg = await guard.enter_async_context(anyio.create_task_group())
+            tg.start_soon(self._read_loop)
+            stack = guard.pop_all()
+        self._tg = tg
+        self._stack = stack
         return self
 
     async def __aexit__(self, *exc_info: object) -> bool | None:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        return await self._peer.__aexit__(*exc_info)
+        return await self._stack.__aexit__(*exc_info)  # type: ignore[arg-type]
 
     async def _sink(self, message: Message, related: RequestId | None) -> None:
         await self._stream.send(message)
@@ -141,6 +150,7 @@ class ClientSession:
                 item = await self._stream.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 self._peer.close()
+                self.closed.set()
                 return
             await self._peer.dispatch(item)
 
@@ -246,8 +256,10 @@ class ClientSession:
         *,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        answer_inputs: InputAnswerer | None = None,
     ) -> JSONObject:
-        """Send one request in the session's era; input-required rounds are resolved here.
+        """Send one request in the session's era; input-required rounds are resolved here,
+        by ``answer_inputs`` when given (a gateway asks its own client), else by the handlers.
 
         Raises:
             PeerError: the server answered with an error.
@@ -267,7 +279,9 @@ class ClientSession:
                 return {}
             if result.get("resultType") != "input_required":
                 return result
-            params["inputResponses"] = await self._answer_inputs(result.get("inputRequests") or {})
+            requests = result.get("inputRequests") or {}
+            answer = answer_inputs or self._answer_inputs
+            params["inputResponses"] = await answer(requests if isinstance(requests, dict) else {})
             if "requestState" in result:
                 params["requestState"] = result["requestState"]
             else:

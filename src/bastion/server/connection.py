@@ -168,7 +168,7 @@ class ServerConnection:
             if method == "prompts/get":
                 return await self._get_prompt(ctx, parse_params(t.GetPromptParams, params))
             if method == "completion/complete":
-                return await self._complete(parse_params(t.CompleteParams, params))
+                return await self._complete(ctx, parse_params(t.CompleteParams, params))
         except InputRequired as need:
             return self._input_required(call, need)
         raise MethodNotFound(method)
@@ -295,11 +295,12 @@ class ServerConnection:
             )
         return msgspec.to_builtins(await entry.fn(ctx, args))
 
-    async def _complete(self, params: t.CompleteParams) -> JSONValue:
+    async def _complete(self, ctx: ToolContext, params: t.CompleteParams) -> JSONValue:
         if self.app.completion is None:
             raise MethodNotFound("completion/complete")
         context = {} if params.context is msgspec.UNSET else params.context
-        return {"completion": await self.app.completion(params.ref, params.argument, context)}
+        completion = await self.app.completion(ctx, params.ref, params.argument, context)
+        return {"completion": completion}
 
     async def _listen(self, call: Call, params: t.SubscriptionsListenParams) -> JSONValue:
         wanted = params.notifications

@@ -33,7 +33,7 @@ __all__ = [
 ToolFn = Callable[["ToolContext", JSONObject], Awaitable[t.CallToolResult | JSONObject]]
 ResourceFn = Callable[["ToolContext", str, dict[str, str]], Awaitable[list[JSONObject]]]
 PromptFn = Callable[["ToolContext", dict[str, str]], Awaitable[t.GetPromptResult]]
-CompletionFn = Callable[[JSONObject, JSONObject, JSONObject], Awaitable[JSONObject]]
+CompletionFn = Callable[["ToolContext", JSONObject, JSONObject, JSONObject], Awaitable[JSONObject]]
 ChangeListener = Callable[[str], Awaitable[None]]
 UpdateListener = Callable[[str], Awaitable[None]]
 
@@ -85,6 +85,8 @@ class ServerApp:
     prompts: dict[str, PromptEntry] = field(default_factory=dict)
     completion: CompletionFn | None = None
     page_size: int = 100
+    # Fixed capabilities (a gateway declares what it will offer before upstreams are up).
+    declared_capabilities: JSONObject | None = None
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
 
@@ -105,6 +107,8 @@ class ServerApp:
         self.prompts[prompt.name] = PromptEntry(prompt, fn)
 
     def capabilities(self) -> JSONObject:
+        if self.declared_capabilities is not None:
+            return dict(self.declared_capabilities)
         caps: JSONObject = {"logging": {}}
         if self.tools:
             caps["tools"] = {"listChanged": True}

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -60,13 +60,14 @@ from bastion.transport.http_guard import (
 from bastion.transport.http_streams import EventStream, parse_event_id
 from bastion.transport.sse import encode_event
 
-__all__ = ["HttpSettings", "McpConnection", "StreamableHttpApp"]
+__all__ = ["HttpSettings", "McpConnection", "Probe", "StreamableHttpApp"]
 
 logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 ASGIMessage = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[ASGIMessage]]
+Probe = Callable[[], tuple[int, bytes]]
 Send = Callable[[ASGIMessage], Awaitable[None]]
 
 _BAD_REQUEST_CODES: Final = frozenset(
@@ -147,8 +148,11 @@ class StreamableHttpApp:
         settings: HttpSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        probes: Mapping[str, Probe] | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
+        # Plain GET endpoints beside /mcp (health checks): path -> (status, JSON body).
+        self._probes = dict(probes or {})
         self._factory = connection_factory
         self._clock = clock
         self._decoder = MessageDecoder(max_bytes=self.settings.max_body)
@@ -187,7 +191,13 @@ class StreamableHttpApp:
         if not origin_allowed(headers.get("origin"), self._origins):
             await _json_error(send, 403, None, -32600, "Forbidden: origin not allowed")
             return
-        if scope.get("raw_path", scope["path"].encode()) != self.settings.path.encode():
+        raw_path = scope.get("raw_path", scope["path"].encode())
+        probe = self._probes.get(raw_path.decode("latin-1"))
+        if probe is not None and scope["method"] == "GET":
+            status, body = probe()
+            await _send_json(send, status, body)
+            return
+        if raw_path != self.settings.path.encode():
             await _plain(send, 404, b"Not Found")
             return
         method = scope["method"]

@@ -1,0 +1,97 @@
+"""``bastion serve`` and ``bastion stdio``: the gateway over Streamable HTTP or stdio.
+
+Without ``-c``, the gateway fronts the built-in conformance fixture (a stdio child, bare
+names), so a fresh install shows something real. Secrets for ``requestState`` are generated
+per process: a restart invalidates pending input rounds, which clients then restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import warnings
+from pathlib import Path
+
+import anyio
+import msgspec
+
+from bastion.config import Config, ServerConfig, load_config
+from bastion.gateway import Gateway
+from bastion.protocol.request_state import RequestStateSealer
+
+__all__ = ["default_config", "run_serve", "run_stdio"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_config() -> Config:
+    fixture = ServerConfig(
+        command=sys.executable, args=["-m", "bastion", "fixture", "--stdio"], prefix=""
+    )
+    return Config(servers={"fixture": fixture})
+
+
+def _load(path: str | None) -> Config:
+    return default_config() if path is None else load_config(Path(path), os.environ)
+
+
+def _gateway(config: Config) -> Gateway:
+    return Gateway(config, os.environ, sealer=RequestStateSealer([secrets.token_bytes(32)]))
+
+
+def run_serve(path: str | None, host: str | None, port: int | None) -> int:
+    from bastion.transport.http_run import serve_http
+    from bastion.transport.http_server import HttpSettings, StreamableHttpApp
+
+    config = _load(path)
+    net = config.gateway
+    settings = HttpSettings(
+        host=host or net.host,
+        port=net.port if port is None else port,
+        allowed_hosts=tuple(net.allowed_hosts),
+        allowed_origins=tuple(net.allowed_origins),
+    )
+    if settings.host not in ("127.0.0.1", "::1", "localhost"):
+        warnings.warn(f"listening on {settings.host}: reachable from other machines", stacklevel=1)
+    gateway = _gateway(config)
+
+    def healthz() -> tuple[int, bytes]:
+        return 200, b'{"status":"ok"}'
+
+    def readyz() -> tuple[int, bytes]:
+        ready = gateway.ready()
+        body = msgspec.json.encode({"ready": ready, "upstreams": gateway.status()})
+        return (200 if ready else 503), body
+
+    app = StreamableHttpApp(
+        gateway.connection, settings, probes={"/healthz": healthz, "/readyz": readyz}
+    )
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gateway.run)
+            await serve_http(app)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    return 0
+
+
+def run_stdio(path: str | None) -> int:
+    from bastion.transport.base import serve_stream
+    from bastion.transport.stdio import StdioServerStream
+
+    gateway = _gateway(_load(path))
+
+    async def main() -> None:
+        stream = await StdioServerStream.open()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gateway.run)
+            # Clients get answers at once; upstream tools arrive with list_changed.
+            await serve_stream(stream, gateway.connection())
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    return 0

@@ -1,0 +1,296 @@
+"""Load ``bastion.yaml``: bounded YAML, ``${VAR}`` substitution, typed conversion, cross-checks.
+
+Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, the path in dotted
+form (``servers.github.args[1]``); YAML syntax errors read ``<source>:<line>:<column>: ...``.
+The environment is passed in, never read here, and nothing here exits the process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Final, TypeAlias, TypeVar
+
+import msgspec
+import yaml  # PyYAML ships no annotations
+from msgspec import ValidationError
+
+from bastion._types import JSONValue
+from bastion.config.model import (
+    SERVER_NAME_PATTERN,
+    TRANSPORT_TYPES,
+    Config,
+    FieldProblem,
+    GatewaySettings,
+    ServerConfig,
+    _describe,
+)
+from bastion.errors import ConfigError
+
+__all__ = ["MAX_CONFIG_BYTES", "MAX_SERVERS", "load_config", "parse_config"]
+
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+MAX_SERVERS: Final = 256
+# libyaml's C composer recurses per level and overflows the C stack (a crash, not an
+# exception) near 30 000 levels, so nesting is checked on the event stream first.
+MAX_DEPTH: Final = 32
+# Aliases share nodes, so a small file can stand for billions of values ("billion laughs").
+MAX_VALUES: Final = 100_000
+
+_Path: TypeAlias = tuple[str | int, ...]
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+_SERVER_NAME: Final = re.compile(SERVER_NAME_PATTERN)
+_VARIABLE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REFERENCE: Final = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)(?P<end>\}?)")
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+_LOCATION: Final = re.compile(
+    r"(?P<problem>.*?) - at `\$(?:\.(?P<field>\w+))?(?:\[(?P<index>\d+|\.\.\.)\])?`"
+)
+_EXPECTED: Final = re.compile(r"Expected `(?P<want>[^`]+)`(?P<constraint>.*?)(?:, got `[^`]+`)?")
+_UNKNOWN: Final = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+_TYPE_NAMES: Final = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+_SYNTAX: Final = "write ${NAME} or ${NAME:-default}, and $${ for a literal ${"
+
+
+def load_config(path: Path, environ: Mapping[str, str]) -> Config:
+    """Read, substitute and check the configuration file at ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read, is over 1 MiB, or is not a valid configuration.
+    """
+    return parse_config(_read_text(path, MAX_CONFIG_BYTES), environ, source=str(path))
+
+
+def parse_config(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> Config:
+    """Parse YAML ``text``, resolve ``${VAR}``/``${VAR:-default}`` from ``environ``, check it.
+
+    ``$${`` is a literal ``${``. A default applies when the variable is unset or empty, as in
+    the shell. Substitution yields strings: ``port: ${PORT}`` is refused, not coerced.
+
+    Raises:
+        ConfigError: the text is not a valid configuration; the message names ``source``
+            and the path of the offending value.
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than 1 MiB")
+    data = _parse_yaml(text, source)
+    try:
+        return _build(_Resolver(environ).resolve(data, ()))
+    except _Invalid as exc:
+        where = f"{_render_path(exc.path)}: " if exc.path else ""
+        raise ConfigError(f"{source}: {where}{exc.problem}") from exc
+
+
+class _Invalid(Exception):
+    """A problem at a path; ``parse_config`` adds the source and raises ``ConfigError``."""
+
+    def __init__(self, path: _Path, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+
+
+def _read_text(path: Path, limit: int) -> str:
+    try:
+        with path.open("rb") as file:
+            raw = file.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > limit:
+        raise ConfigError(f"{path}: larger than {limit // (1024 * 1024)} MiB")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
+
+
+# PyYAML keeps the last of two equal keys, so a second "github:" would silently win.
+def _construct_mapping(loader: JSONValue, node: JSONValue) -> dict[JSONValue, JSONValue]:
+    seen: set[Hashable] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        if isinstance(key, Hashable):  # an unhashable key is the constructor's to refuse
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {_describe(key)}", key_node.start_mark
+                )
+            seen.add(key)
+    mapping: dict[JSONValue, JSONValue] = loader.construct_mapping(node)
+    return mapping
+
+
+_Loader: JSONValue = type("_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def _parse_yaml(text: str, source: str) -> JSONValue:
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "?"
+                    raise ConfigError(f"{source}:{where}: nested over {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = _Loader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:  # MarkedYAMLError has marks; ReaderError (bad character) not
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+        raise ConfigError(f"{where}: {problem or str(exc).splitlines()[0]}") from exc
+
+
+class _Resolver:
+    """Copies the YAML tree, substituting variables in every string value (not in keys)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._values = 0
+
+    def resolve(self, value: JSONValue, path: _Path) -> JSONValue:
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _Invalid((), f"more than {MAX_VALUES} values (do YAML aliases expand too far?)")
+        if len(path) > MAX_DEPTH:  # aliases nest what the event stream showed flat
+            raise _Invalid(path[:MAX_DEPTH], f"nested over {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            return self._substitute(value, path)
+        if isinstance(value, dict):
+            # Every mapping in the schema is keyed by strings: server, field and variable names.
+            if bad := [k for k in value if not isinstance(k, str)]:
+                raise _Invalid(path, f"keys must be strings, got {_describe(bad[0])}")
+            return {k: self.resolve(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, (*path, i)) for i, v in enumerate(value)]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        name = type(value).__name__
+        raise _Invalid(path, f"unsupported YAML value (a {name}); quote it to make it a string")
+
+    def _substitute(self, text: str, path: _Path) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match["body"] is None:
+                return "${"  # "$${" is the escape
+            name, has_default, default = match["body"].partition(":-")
+            if not match["end"] or not _VARIABLE.fullmatch(name):
+                raise _Invalid(path, f"invalid reference {_describe(match[0])}: {_SYNTAX}")
+            value = self._environ.get(name)
+            if has_default and not value:
+                value = default
+            if value is None:
+                raise _Invalid(path, f"environment variable {name} is not set")
+            return value
+
+        return _REFERENCE.sub(replace, text)
+
+
+def _build(data: JSONValue) -> Config:
+    root = _mapping(_or_empty(data), ())
+    for key in root:
+        if key not in Config.__struct_fields__:
+            raise _Invalid((str(key),), _unknown_field(Config))
+    gateway = _convert(_or_empty(root.get("gateway")), GatewaySettings, ("gateway",))
+    entries = _mapping(_or_empty(root.get("servers")), ("servers",))
+    if len(entries) > MAX_SERVERS:
+        raise _Invalid(("servers",), f"{len(entries)} servers; at most {MAX_SERVERS} are allowed")
+    servers: dict[str, ServerConfig] = {}
+    for name, entry in entries.items():
+        if not _SERVER_NAME.fullmatch(name):
+            problem = f"invalid server name {_describe(name)}: use 1 to 64 of A-Z a-z 0-9 _ -"
+            raise _Invalid(("servers",), problem)
+        path = ("servers", name)
+        if isinstance(entry, dict) and entry.get("type") == "sse":
+            problem = '"sse" (the deprecated HTTP+SSE transport) is not supported; use "http"'
+            raise _Invalid((*path, "type"), f"{problem} if the server offers Streamable HTTP")
+        servers[name] = _convert(entry, ServerConfig, path)
+    return Config(servers=servers, gateway=gateway)
+
+
+def _or_empty(value: JSONValue) -> JSONValue:
+    """A section left empty (``servers:``) is YAML null; it means "nothing here"."""
+    return {} if value is None else value
+
+
+def _mapping(value: JSONValue, path: _Path) -> dict[JSONValue, JSONValue]:
+    if not isinstance(value, dict):
+        raise _Invalid(path, f"expected a mapping, got {_describe(value)}")
+    return value
+
+
+def _convert(value: JSONValue, kind: type[_S], path: _Path) -> _S:
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise _translate(exc, value, kind, path) from exc
+
+
+def _translate(exc: ValidationError, value: JSONValue, kind: type[_S], path: _Path) -> _Invalid:
+    """Turn msgspec's ``... - at `$.args[1]` `` into a dotted path and a value-naming problem."""
+    # Each conversion is of one Struct without nested Structs, so a location is at most a
+    # field and an index; "[...]" stands for a dict key, which msgspec does not name.
+    match = _LOCATION.fullmatch(str(exc))
+    problem, field, index = (
+        match.group("problem", "field", "index") if match else (str(exc), None, None)
+    )
+    if isinstance(exc.__cause__, FieldProblem):
+        field = exc.__cause__.field or None
+    if unknown := _UNKNOWN.fullmatch(problem):
+        field = unknown["field"]
+    where, node = list(path), value
+    if field is not None:
+        where.append(field)
+        node = node.get(field) if isinstance(node, dict) else None
+    if index == "..." and isinstance(node, dict):  # str keys (see _Resolver): first non-str
+        key = next((k for k, v in node.items() if not isinstance(v, str)), "...")
+        where.append(key)
+        node = node.get(key)
+    elif index is not None:
+        where.append(int(index))
+        node = node[int(index)] if isinstance(node, list) else None
+    if expected := _EXPECTED.fullmatch(problem):
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected["want"].split(" | "))
+        constraint = re.sub(r"(\d)\.0\b", r"\1", expected["constraint"])
+        return _Invalid(tuple(where), f"expected {wanted}{constraint}, got {_describe(node)}")
+    if unknown:
+        return _Invalid(tuple(where), _unknown_field(kind))
+    if problem.startswith("Invalid enum value"):  # ServerConfig.type is the only enum
+        choices = ", ".join(json.dumps(t) for t in TRANSPORT_TYPES)
+        return _Invalid(tuple(where), f"expected one of {choices}, got {_describe(node)}")
+    return _Invalid(tuple(where), problem[:1].lower() + problem[1:])
+
+
+def _unknown_field(kind: type[msgspec.Struct]) -> str:
+    return f"unknown field; expected one of: {', '.join(kind.__struct_fields__)}"
+
+
+def _render_path(path: _Path) -> str:
+    """``("servers", "gh", "args", 1)`` -> ``servers.gh.args[1]``; odd keys are quoted."""
+    out = ""
+    for segment in path:
+        if isinstance(segment, int):
+            out += f"[{segment}]"
+        elif _PLAIN_KEY.fullmatch(segment):
+            out += f".{segment}" if out else segment
+        else:
+            out += f"[{json.dumps(segment)}]"
+    return out

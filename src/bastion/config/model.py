@@ -1,0 +1,152 @@
+"""The configuration tree: frozen msgspec Structs that refuse unknown fields.
+
+Types, ranges and name patterns live in the annotations (checked when msgspec converts);
+``ServerConfig.__post_init__`` checks what spans fields, on every construction. Build a
+``Config`` with ``load_config``/``parse_config``, which add paths to the messages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Final, Literal, TypeAlias, get_args
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta
+
+from bastion._types import JSONValue
+
+__all__ = [
+    "MAX_REPLICAS",
+    "MAX_TIMEOUT",
+    "PREFIX_PATTERN",
+    "SEPARATOR_PATTERN",
+    "SERVER_NAME_PATTERN",
+    "TRANSPORT_TYPES",
+    "Config",
+    "FieldProblem",
+    "GatewaySettings",
+    "ServerConfig",
+    "TransportType",
+]
+
+SERVER_NAME_PATTERN: Final = "^[A-Za-z0-9_-]{1,64}$"
+PREFIX_PATTERN: Final = "^[A-Za-z0-9_.-]{0,64}$"
+# Tool names are "<prefix><name>"; the characters are the ones MCP allows in a tool name.
+SEPARATOR_PATTERN: Final = "^[A-Za-z0-9_.-]{1,16}$"
+MAX_REPLICAS: Final = 16
+# One hour bounds every configured wait: a longer one is a mistake, not a slow server.
+MAX_TIMEOUT: Final = 3600.0
+
+TransportType: TypeAlias = Literal["stdio", "http", "streamable-http"]
+TRANSPORT_TYPES: Final[tuple[str, ...]] = get_args(TransportType)
+
+_Seconds: TypeAlias = Annotated[float, Meta(gt=0.0, le=MAX_TIMEOUT)]
+
+
+class FieldProblem(ValueError):
+    """A problem that spans fields; ``field`` is the one to blame, or ``""`` for the server.
+
+    A ``ValueError``, so msgspec reports it as a ``ValidationError`` (keeping it as the
+    ``__cause__``), and ``load.py`` names the server's path in the message.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+
+
+class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One upstream MCP server: a local command (stdio) or a remote URL (Streamable HTTP).
+
+    ``type`` is accepted because desktop client configs carry it; it must agree with
+    ``command``/``url``. ``prefix=None`` means ``"<server name><separator>"``; ``""``
+    exposes the server's names bare.
+    """
+
+    command: Annotated[str, Meta(min_length=1)] | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = {}
+    type: TransportType | None = None
+    prefix: Annotated[str, Meta(pattern=PREFIX_PATTERN)] | None = None
+    replicas: Annotated[int, Meta(ge=1, le=MAX_REPLICAS)] = 1
+    enabled: bool = True
+    # npx/uvx download the package on a first start, which can take most of a minute.
+    startup_timeout: _Seconds = 60.0
+    request_timeout: _Seconds = 300.0
+
+    def __post_init__(self) -> None:
+        if self.command is not None and self.url is not None:
+            raise FieldProblem("", "give either command or url, not both")
+        if self.url is not None:
+            if not _is_http_url(self.url):
+                problem = f"expected an http:// or https:// URL, got {_describe(self.url)}"
+                raise FieldProblem("url", problem)
+            stdio_only = (("args", self.args), ("env", self.env), ("cwd", self.cwd is not None))
+            for field, given in stdio_only:
+                if given:
+                    raise FieldProblem(field, "only a command server takes this, not a url one")
+            if self.type == "stdio":
+                raise FieldProblem("type", '"stdio" needs a command, but this server has a url')
+        elif self.command is not None:
+            if self.headers:
+                raise FieldProblem("headers", "only a url server takes this, not a command one")
+            if self.type not in (None, "stdio"):
+                raise FieldProblem(
+                    "type", f'"{self.type}" needs a url, but this server has a command'
+                )
+        else:
+            raise FieldProblem("", "give either command (a local server) or url (a remote one)")
+
+    @property
+    def transport(self) -> Literal["stdio", "http"]:
+        """``"stdio"`` for a command server, ``"http"`` (Streamable HTTP) for a URL."""
+        return "stdio" if self.command is not None else "http"
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The gateway's own face: loopback by default; Host/Origin allow-lists beyond it."""
+
+    host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8080
+    separator: Annotated[str, Meta(pattern=SEPARATOR_PATTERN)] = "__"
+    allowed_hosts: list[str] = []
+    allowed_origins: list[str] = []
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration: servers by name (``SERVER_NAME_PATTERN``) and gateway settings."""
+
+    servers: dict[str, ServerConfig] = {}
+    gateway: GatewaySettings = GatewaySettings()
+
+    def prefix_for(self, name: str) -> str:
+        """The prefix of the tool, prompt and resource names served by server ``name``.
+
+        Raises:
+            KeyError: no server has that name.
+        """
+        prefix = self.servers[name].prefix
+        return f"{name}{self.gateway.separator}" if prefix is None else prefix
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed "[" around an IPv6 host
+        return False
+
+
+def _describe(value: JSONValue) -> str:
+    """A value as an error message shows it: ``5``, ``"abc"``, ``null``, ``a list``."""
+    if isinstance(value, str) and len(value) > 64:
+        value = value[:61] + "..."
+    if value is None or isinstance(value, bool | int | float | str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else f"a {type(value).__name__}"

@@ -1,0 +1,210 @@
+"""The gateway: many upstream MCP servers behind one MCP server face.
+
+``Gateway`` runs a ``Replica`` supervisor per configured upstream instance and keeps a
+``ServerApp`` whose tools, resources and prompts are proxies into the merged catalog; the
+same ``ServerConnection`` that serves the fixture serves gateway clients, so both protocol
+eras, sessions, pagination and input rounds behave identically. The catalog is rebuilt
+whenever an upstream becomes ready or says a list changed, and clients are told.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Final, TypeVar
+
+import anyio
+import msgspec
+
+from bastion import __version__
+from bastion._types import JSONObject
+from bastion.catalog import Catalog, ServerListing, build_catalog
+from bastion.config.model import Config
+from bastion.errors import UpstreamUnavailable
+from bastion.gateway.proxies import prompt_proxy, resource_proxy, template_proxy, tool_proxy
+from bastion.protocol import types as t
+from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.request_state import RequestStateSealer
+from bastion.server.connection import ServerConnection
+from bastion.server.context import ToolContext
+from bastion.server.registry import ServerApp, TemplateEntry
+from bastion.upstream.replica import Replica, ReplicaState
+
+__all__ = ["GATEWAY_CAPABILITIES", "Gateway"]
+
+logger = logging.getLogger(__name__)
+
+# Declared up front: a client may connect before any upstream is ready (bastion stdio
+# answers initialize at once), and must still know to ask for lists and watch for changes.
+GATEWAY_CAPABILITIES: Final[JSONObject] = {
+    "tools": {"listChanged": True},
+    "resources": {"subscribe": True, "listChanged": True},
+    "prompts": {"listChanged": True},
+    "completions": {},
+    "logging": {},
+}
+_LIST_KINDS: Final = ("tools", "resources", "prompts")
+_M = TypeVar("_M", bound=t.Model)
+
+
+class Gateway:
+    def __init__(
+        self, config: Config, environ: Mapping[str, str], *, sealer: RequestStateSealer
+    ) -> None:
+        self.config = config
+        self.sealer = sealer
+        self.app = ServerApp(
+            name="bastion", version=__version__, declared_capabilities=GATEWAY_CAPABILITIES
+        )
+        self.app.completion = self._complete
+        self.catalog = Catalog()
+        self.replicas: dict[str, list[Replica]] = {
+            name: [
+                Replica(
+                    name,
+                    i,
+                    server,
+                    environ,
+                    on_ready=self._on_ready,
+                    on_change=self._on_change,
+                    on_notification=self._on_upstream_notification,
+                )
+                for i in range(server.replicas)
+            ]
+            for name, server in config.servers.items()
+            if server.enabled
+        }
+        self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
+        self._rebuild_lock = anyio.Lock()
+
+    def connection(self) -> ServerConnection:
+        return ServerConnection(self.app, self.sealer)
+
+    async def run(self) -> None:
+        """Supervise every upstream until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for replicas in self.replicas.values():
+                for replica in replicas:
+                    tg.start_soon(replica.run)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return all(self._ready(name) for name in self.replicas)
+
+    def status(self) -> list[JSONObject]:
+        return [
+            {
+                "server": r.server,
+                "replica": r.index,
+                "state": r.state.value,
+                "pid": r.pid,
+                "restarts": r.restarts,
+                "lastError": r.last_error,
+                "era": r.session.server.era.value if r.session and r.session.server else None,
+            }
+            for replicas in self.replicas.values()
+            for r in replicas
+        ]
+
+    def _ready(self, server: str) -> list[Replica]:
+        return [r for r in self.replicas.get(server, []) if r.state is ReplicaState.READY]
+
+    def pick(self, server: str) -> Replica:
+        """A ready replica of ``server`` (round robin).
+
+        Raises:
+            UpstreamUnavailable: none is ready.
+        """
+        ready = self._ready(server)
+        if not ready:
+            raise UpstreamUnavailable(f"no ready replica of {server}")
+        return ready[next(self._turns[server]) % len(ready)]
+
+    # -- catalog -----------------------------------------------------------------------------
+
+    def _prefix(self, server: str) -> str:
+        prefix = self.config.servers[server].prefix
+        return f"{server}{self.config.gateway.separator}" if prefix is None else prefix
+
+    async def _on_ready(self, replica: Replica) -> None:
+        await self.rebuild(_LIST_KINDS)
+
+    async def _on_change(self, replica: Replica, kinds: tuple[str, ...]) -> None:
+        await self.rebuild(kinds)
+
+    async def _on_upstream_notification(self, replica: Replica, note: Notification) -> None:
+        if note.method == "notifications/resources/updated":
+            uri = (note.params or {}).get("uri")
+            if isinstance(uri, str):
+                prefix = self.catalog.uri_prefixes.get(replica.server, "")
+                await self.app.resource_updated(prefix + uri)
+
+    async def rebuild(self, announce: tuple[str, ...]) -> None:
+        """Rebuild the catalog from the ready replicas; tell clients about ``announce``."""
+        async with self._rebuild_lock:
+            listings = []
+            for server in self.replicas:
+                ready = self._ready(server)
+                if ready:
+                    listings.append(ServerListing(server, self._prefix(server), ready[0].listings))
+            catalog = build_catalog(listings)
+            self._install(catalog)
+        for kind in announce:
+            await self.app.list_changed(kind)
+
+    def _install(self, catalog: Catalog) -> None:
+        """Replace the app's entries with proxies for ``catalog`` (definitions validated)."""
+        app, pick = self.app, self.pick
+        app.tools.clear()
+        for entry in catalog.tools.values():
+            tool = _valid(entry.item, t.Tool, entry.server)
+            if tool is not None:
+                app.add_tool(tool, tool_proxy(entry, pick))
+        app.prompts.clear()
+        for entry in catalog.prompts.values():
+            prompt = _valid(entry.item, t.Prompt, entry.server)
+            if prompt is not None:
+                app.add_prompt(prompt, prompt_proxy(entry, pick))
+        app.resources.clear()
+        for entry in catalog.resources.values():
+            resource = _valid(entry.item, t.Resource, entry.server)
+            if resource is not None:
+                prefix = catalog.uri_prefixes[entry.server]
+                app.add_resource(resource, resource_proxy(entry, prefix, pick))
+        templates = []
+        for entry in catalog.templates.values():
+            template = _valid(entry.item, t.ResourceTemplate, entry.server)
+            if template is not None:
+                prefix = catalog.uri_prefixes[entry.server]
+                templates.append(TemplateEntry.build(template, template_proxy(entry, prefix, pick)))
+        app.templates[:] = templates
+        self.catalog = catalog
+
+    async def _complete(
+        self, ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject
+    ) -> JSONObject:
+        entry = None
+        if ref.get("type") == "ref/prompt":
+            entry = self.catalog.prompts.get(str(ref.get("name")))
+            upstream_ref = {**ref, "name": entry.original} if entry else ref
+        else:
+            uri = str(ref.get("uri"))
+            entry = self.catalog.resources.get(uri) or self.catalog.templates.get(uri)
+            upstream_ref = {**ref, "uri": entry.original} if entry else ref
+        if entry is None:
+            return {"values": [], "total": 0, "hasMore": False}
+        params = {"ref": upstream_ref, "argument": argument, "context": context}
+        result = await self.pick(entry.server).call("completion/complete", params, ctx)
+        completion = result.get("completion")
+        return completion if isinstance(completion, dict) else {"values": []}
+
+
+def _valid(item: JSONObject, kind: type[_M], server: str) -> _M | None:
+    """``item`` as a ``kind``, or None (logged) when the upstream's definition is invalid."""
+    try:
+        return msgspec.convert(item, kind)
+    except msgspec.ValidationError as exc:
+        logger.warning("upstream %s offers an invalid %s: %s", server, kind.__name__, exc)
+        return None

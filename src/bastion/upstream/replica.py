@@ -1,0 +1,340 @@
+"""One running instance of an upstream MCP server, kept alive by a supervisor loop.
+
+``Replica.run`` starts the server (a child process or an HTTP endpoint), opens a client
+session (era detected), reports readiness, watches health, and on any failure restarts it
+with exponential backoff. A restart budget opens the circuit: after ``MAX_RESTARTS`` failures
+within ``RESTART_WINDOW`` the replica waits ``CIRCUIT_COOLDOWN`` before trying again, and
+calls fail fast meanwhile. Calls carry the caller's ``ToolContext`` so progress, logs and
+input requests reach the client that asked, and no other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from bastion._types import Clock, JSONObject, JSONValue
+from bastion.client.session import ClientHandlers, ClientSession
+from bastion.errors import BastionError, MethodNotFound, UpstreamUnavailable
+from bastion.protocol import types as t
+from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.versions import META_CLIENT_CAPABILITIES, META_LOG_LEVEL, Era
+from bastion.upstream.spawn import open_upstream
+
+if TYPE_CHECKING:
+    from bastion.config.model import ServerConfig
+    from bastion.server.context import ToolContext
+
+__all__ = ["Replica", "ReplicaState"]
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_START: Final = 0.5  # seconds before the first restart
+BACKOFF_MAX: Final = 30.0  # the longest wait between restarts
+MAX_RESTARTS: Final = 5  # failures within RESTART_WINDOW before the circuit opens
+RESTART_WINDOW: Final = 60.0  # seconds
+CIRCUIT_COOLDOWN: Final = 30.0  # seconds the circuit stays open
+HEALTH_INTERVAL: Final = 15.0  # seconds between health pings
+HEALTH_TIMEOUT: Final = 5.0  # seconds a ping may take
+HEALTH_MISSES: Final = 3  # consecutive failed pings before a restart
+LISTEN_RETRY: Final = 5.0  # seconds before reopening a dropped subscriptions/listen stream
+_LISTEN_ALL: Final = {
+    "toolsListChanged": True,
+    "promptsListChanged": True,
+    "resourcesListChanged": True,
+}
+
+
+_ERA_FIELDS: Final = ("resultType", "ttlMs", "cacheScope")
+_LIST_KINDS: Final = frozenset({"tools", "resources", "prompts"})
+
+
+class ReplicaState(Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BACKOFF = "backoff"
+    CIRCUIT_OPEN = "circuit-open"
+    STOPPED = "stopped"
+
+
+OnReady = Callable[["Replica"], Awaitable[None]]
+OnNotification = Callable[["Replica", Notification], Awaitable[None]]
+OnChange = Callable[["Replica", tuple[str, ...]], Awaitable[None]]
+
+
+class Replica:
+    def __init__(
+        self,
+        server: str,
+        index: int,
+        config: ServerConfig,
+        environ: Mapping[str, str],
+        *,
+        on_ready: OnReady,
+        on_change: OnChange,
+        on_notification: OnNotification,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.server = server
+        self.index = index
+        self.config = config
+        self._environ = environ
+        self._on_ready = on_ready
+        self._on_change = on_change
+        self._changed = anyio.Event()
+        self._changed_kinds: set[str] = set()
+        self._on_notification = on_notification
+        self._clock = clock
+        self.state = ReplicaState.STARTING
+        self.session: ClientSession | None = None
+        self.pid: int | None = None
+        self.restarts = 0
+        self.last_error: str | None = None
+        self._failures: list[float] = []
+        self._callers: dict[int, ToolContext] = {}
+        self._ids = itertools.count(1)
+        self.listings: dict[str, list[JSONObject]] = {}
+
+    @property
+    def label(self) -> str:
+        return self.server if self.config.replicas == 1 else f"{self.server}#{self.index}"
+
+    # -- supervision -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the upstream running until cancelled."""
+        backoff = BACKOFF_START
+        try:
+            while True:
+                self.state = ReplicaState.STARTING
+                healthy_since = await self._run_once()
+                if healthy_since is not None and self._clock() - healthy_since > RESTART_WINDOW:
+                    backoff = BACKOFF_START  # it ran well for a while: start over gently
+                self.restarts += 1
+                now = self._clock()
+                self._failures = [f for f in self._failures if now - f < RESTART_WINDOW] + [now]
+                if len(self._failures) >= MAX_RESTARTS:
+                    self.state = ReplicaState.CIRCUIT_OPEN
+                    logger.warning(
+                        "upstream %s: %d failures in %.0fs, circuit open for %.0fs",
+                        self.label,
+                        len(self._failures),
+                        RESTART_WINDOW,
+                        CIRCUIT_COOLDOWN,
+                    )
+                    await anyio.sleep(CIRCUIT_COOLDOWN)
+                    self._failures.clear()
+                    continue
+                self.state = ReplicaState.BACKOFF
+                logger.info(
+                    "upstream %s: restarting in %.1fs (%s)", self.label, backoff, self.last_error
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            self.state = ReplicaState.STOPPED
+            self.session = None
+
+    async def _run_once(self) -> float | None:
+        ready_at: float | None = None
+        handlers = ClientHandlers(
+            sampling=self._forward("sampling/createMessage"),
+            elicitation=self._forward("elicitation/create"),
+            roots=self._forward("roots/list"),
+            on_notification=self._notified,
+        )
+        try:
+            async with open_upstream(self.config, self._environ, name=self.label) as stream:
+                self.pid = getattr(stream, "pid", None)
+                async with ClientSession(
+                    stream,
+                    client_name="bastion-gateway",
+                    handlers=handlers,
+                    request_timeout=self.config.request_timeout,
+                ) as session:
+                    with anyio.fail_after(self.config.startup_timeout):
+                        info = await session.connect()
+                        await self._refresh(session)
+                    logger.info(
+                        "upstream %s ready (%s, %s)",
+                        self.label,
+                        info.era.value,
+                        info.protocol_version,
+                    )
+                    self.session = session
+                    self.state = ReplicaState.READY
+                    ready_at = self._clock()
+                    await self._on_ready(self)
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._apply_changes, session)
+                        if info.era is Era.MODERN:
+                            tg.start_soon(self._listen, session)
+                        self.last_error = await self._watch(session)
+                        tg.cancel_scope.cancel()
+        except TimeoutError:
+            self.last_error = "did not become ready in time"
+        except BastionError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc.detail or exc.wire_message}"
+        except OSError as exc:
+            self.last_error = f"could not start: {exc.strerror or exc}"
+        except Exception as exc:  # one upstream's failure must never stop the gateway
+            logger.exception("upstream %s failed unexpectedly", self.label)
+            self.last_error = f"unexpected {type(exc).__name__}"
+        finally:
+            self.session = None
+        logger.warning("upstream %s stopped: %s", self.label, self.last_error)
+        return ready_at
+
+    async def _apply_changes(self, session: ClientSession) -> None:
+        """Re-list after the upstream announced changes. Runs in its own task: the
+        notification arrives on the session's reader, which must stay free to read the
+        answers to these very list requests."""
+        while True:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            kinds = tuple(sorted(self._changed_kinds))
+            self._changed_kinds.clear()
+            try:
+                await self._refresh(session)
+            except BastionError as exc:
+                logger.warning("upstream %s: re-listing failed: %s", self.label, exc.detail)
+                continue
+            await self._on_change(self, kinds)
+
+    async def _listen(self, session: ClientSession) -> None:
+        """2026-07-28 upstreams announce list changes only on a subscriptions/listen stream."""
+        while True:
+            try:
+                await session.request(
+                    "subscriptions/listen", {"notifications": _LISTEN_ALL}, timeout=0
+                )
+            except BastionError as exc:
+                logger.info(
+                    "upstream %s: listen stream ended (%s)",
+                    self.label,
+                    exc.detail or exc.wire_message,
+                )
+            await anyio.sleep(LISTEN_RETRY)
+
+    async def _watch(self, session: ClientSession) -> str:
+        """Return (with the reason) when the upstream exits or stops answering pings."""
+        misses = 0
+        while True:
+            with anyio.move_on_after(HEALTH_INTERVAL):
+                await session.closed.wait()
+                return "the upstream closed its connection"
+            try:
+                with anyio.fail_after(HEALTH_TIMEOUT):
+                    await session.ping()
+                misses = 0
+            except (TimeoutError, BastionError):
+                misses += 1
+                if misses >= HEALTH_MISSES:
+                    return f"{misses} health pings failed"
+
+    async def refresh(self) -> None:
+        if self.session is not None:
+            await self._refresh(self.session)
+
+    async def _refresh(self, session: ClientSession) -> None:
+        caps = session.server.capabilities if session.server else {}
+        listings: dict[str, list[JSONObject]] = {}
+        if "tools" in caps:
+            listings["tools"] = await session.list_tools()
+        if "resources" in caps:
+            listings["resources"] = await session.list_all("resources/list", "resources")
+            listings["resourceTemplates"] = await session.list_all(
+                "resources/templates/list", "resourceTemplates"
+            )
+        if "prompts" in caps:
+            listings["prompts"] = await session.list_all("prompts/list", "prompts")
+        self.listings = listings
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def call(self, method: str, params: JSONObject, ctx: ToolContext) -> JSONObject:
+        """Forward one request on behalf of the client behind ``ctx``.
+
+        Raises:
+            UpstreamUnavailable: the upstream is not ready (circuit open, restarting).
+            PeerError: the upstream answered with an error.
+        """
+        session = self.session
+        if session is None or self.state is not ReplicaState.READY:
+            raise UpstreamUnavailable(f"{self.label} is {self.state.value}")
+        meta: JSONObject = {META_CLIENT_CAPABILITIES: ctx.client_capabilities}
+        if ctx.log_level is not None:
+            meta[META_LOG_LEVEL] = ctx.log_level
+        caller = next(self._ids)
+        self._callers[caller] = ctx
+
+        async def on_progress(note: JSONObject) -> None:
+            await ctx.progress(
+                float(note.get("progress", 0)), _num(note.get("total")), _str(note.get("message"))
+            )
+
+        async def answer_inputs(requests: JSONObject) -> JSONObject:
+            asks = {
+                k: t.InputRequest(method=str(v.get("method")), params=v.get("params") or {})
+                for k, v in requests.items()
+                if isinstance(v, dict)
+            }
+            return await ctx.ask(asks)
+
+        try:
+            result = await session.request(
+                method,
+                {**params, "_meta": meta},
+                on_progress=on_progress if ctx.progress_token is not None else None,
+                answer_inputs=answer_inputs,
+            )
+        finally:
+            del self._callers[caller]
+        # Era-specific envelope fields are the client connection's to set, in its own era.
+        for key in _ERA_FIELDS:
+            result.pop(key, None)
+        return result
+
+    def _sole_caller(self) -> ToolContext | None:
+        # A stdio upstream does not say which call a log line or a server request belongs
+        # to; with one call in flight it can only be that one, otherwise nobody gets it.
+        return next(iter(self._callers.values())) if len(self._callers) == 1 else None
+
+    def _forward(self, method: str) -> Callable[[JSONObject], Awaitable[JSONObject]]:
+        async def forward(params: JSONObject) -> JSONObject:
+            ctx = self._sole_caller()
+            if ctx is None:
+                raise MethodNotFound(f"{method} from {self.label} cannot be attributed")
+            answers = await ctx.ask({"request": t.InputRequest(method=method, params=params)})
+            answer: JSONValue = answers["request"]
+            return answer if isinstance(answer, dict) else {}
+
+        return forward
+
+    async def _notified(self, note: Notification) -> None:
+        kind = note.method.removeprefix("notifications/").removesuffix("/list_changed")
+        if note.method.endswith("/list_changed") and kind in _LIST_KINDS:
+            self._changed_kinds.add(kind)
+            self._changed.set()
+            return
+        if note.method == "notifications/message":
+            ctx = self._sole_caller()
+            params = note.params or {}
+            if ctx is not None and isinstance(params.get("level"), str):
+                await ctx.log(params["level"], params.get("data"), _str(params.get("logger")))
+            return
+        await self._on_notification(self, note)
+
+
+def _num(value: JSONValue) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _str(value: JSONValue) -> str | None:
+    return value if isinstance(value, str) else None

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from tests.support import BASTION
 
 from bastion.client import ClientHandlers, ClientSession
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import Era
 from bastion.transport.stdio import StdioChild
-from tests.support import BASTION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -39,26 +39,31 @@ async def test_answers_at_once_and_announces_late_tools(tmp_path: Path, era: Era
 
     handlers = ClientHandlers(on_notification=on_note)
     with anyio.fail_after(30):
-        async with StdioChild([str(BASTION), "stdio", "-c", str(cfg)]) as child:
-            async with ClientSession(child, era=era, handlers=handlers) as session:
-                started = time.monotonic()
-                if era is Era.MODERN:
-                    # 2026-07-28 clients hear about changes on a listen stream.
-                    async with anyio.create_task_group() as tg:
-                        await session.connect()
-                        answered = time.monotonic() - started
-                        tg.start_soon(session.request, "subscriptions/listen",
-                                      {"notifications": {"toolsListChanged": True}})
-                        assert await session.list_tools() == []
-                        await changed.wait()
-                        tg.cancel_scope.cancel()
-                else:
+        async with (
+            StdioChild([str(BASTION), "stdio", "-c", str(cfg)]) as child,
+            ClientSession(child, era=era, handlers=handlers) as session,
+        ):
+            started = time.monotonic()
+            if era is Era.MODERN:
+                # 2026-07-28 clients hear about changes on a listen stream.
+                async with anyio.create_task_group() as tg:
                     await session.connect()
                     answered = time.monotonic() - started
+                    tg.start_soon(
+                        session.request,
+                        "subscriptions/listen",
+                        {"notifications": {"toolsListChanged": True}},
+                    )
                     assert await session.list_tools() == []
                     await changed.wait()
-                assert answered < SLOW_START  # answered before the upstream was up
-                names = {t["name"] for t in await session.list_tools()}
-                assert "slow__echo" in names
-                out = await session.call_tool("slow__echo", {"text": "late"})
-                assert out["content"][0]["text"] == "late"
+                    tg.cancel_scope.cancel()
+            else:
+                await session.connect()
+                answered = time.monotonic() - started
+                assert await session.list_tools() == []
+                await changed.wait()
+            assert answered < SLOW_START  # answered before the upstream was up
+            names = {t["name"] for t in await session.list_tools()}
+            assert "slow__echo" in names
+            out = await session.call_tool("slow__echo", {"text": "late"})
+            assert out["content"][0]["text"] == "late"

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
     face.add_argument("--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp")
     fixture.add_argument("--host", default="127.0.0.1", help="bind address for --port")
+    fixture.add_argument(
+        "--legacy-only",
+        action="store_true",
+        help="speak 2025-11-25 only, like an older server (for tests)",
+    )
 
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
@@ -70,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fixture":
             from bastion.cli.fixture import run_fixture
 
-            return run_fixture(stdio=args.stdio, host=args.host, port=args.port)
+            return run_fixture(
+                stdio=args.stdio, host=args.host, port=args.port, legacy_only=args.legacy_only
+            )
         if args.command == "serve":
             from bastion.cli.gateway import run_serve
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["run_fixture"]
 
 
-def run_fixture(*, stdio: bool, host: str, port: int | None) -> int:
+def run_fixture(*, stdio: bool, host: str, port: int | None, legacy_only: bool = False) -> int:
     from bastion.fixture import build_fixture_app
     from bastion.protocol.request_state import RequestStateSealer
     from bastion.server.connection import ServerConnection
@@ -25,7 +25,7 @@ def run_fixture(*, stdio: bool, host: str, port: int | None) -> int:
     sealer = RequestStateSealer([secrets.token_bytes(32)])
 
     def connection() -> ServerConnection:
-        return ServerConnection(app, sealer)
+        return ServerConnection(app, sealer, modern=not legacy_only)
 
     if stdio:
         anyio.run(_serve_stdio, connection)

@@ -56,9 +56,11 @@ _LIST_KINDS: Final = {
 class ServerConnection:
     """The MCP server side of one connection (a stdio pipe, an HTTP session or request)."""
 
-    def __init__(self, app: ServerApp, sealer: RequestStateSealer) -> None:
+    def __init__(self, app: ServerApp, sealer: RequestStateSealer, *, modern: bool = True) -> None:
         self.app = app
         self.sealer = sealer
+        # False: behave like a server from before 2026-07-28 (tests of era bridging).
+        self.modern = modern
         self.version: str | None = None  # negotiated 2025-11-25-era version
         self.client_capabilities: JSONObject = {}
         self.log_level: str = "debug"
@@ -96,7 +98,7 @@ class ServerConnection:
     # -- dispatch ------------------------------------------------------------------------
 
     async def __call__(self, call: Call) -> JSONValue:
-        if is_modern_request(call.params) or call.method in _MODERN_ONLY:
+        if self.modern and (is_modern_request(call.params) or call.method in _MODERN_ONLY):
             return await self._modern(call)
         return await self._legacy(call)
 

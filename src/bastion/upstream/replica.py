@@ -18,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import anyio.abc
 
 from bastion._types import Clock, JSONObject, JSONValue
 from bastion.client.session import ClientHandlers, ClientSession
@@ -25,6 +26,8 @@ from bastion.errors import BastionError, MethodNotFound, UpstreamUnavailable
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import META_CLIENT_CAPABILITIES, META_LOG_LEVEL, Era
+from bastion.server.context import InputRequired
+from bastion.upstream.parking import PENDING_KEY, ParkedCall, ParkingLot
 from bastion.upstream.spawn import open_upstream
 
 if TYPE_CHECKING:
@@ -97,7 +100,9 @@ class Replica:
         self.restarts = 0
         self.last_error: str | None = None
         self._failures: list[float] = []
-        self._callers: dict[int, ToolContext] = {}
+        self._callers: dict[int, ToolContext | ParkedCall] = {}
+        self._parking = ParkingLot()
+        self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
         self._ids = itertools.count(1)
         self.listings: dict[str, list[JSONObject]] = {}
 
@@ -172,6 +177,7 @@ class Replica:
                     ready_at = self._clock()
                     await self._on_ready(self)
                     async with anyio.create_task_group() as tg:
+                        self._tg = tg
                         tg.start_soon(self._apply_changes, session)
                         if info.era is Era.MODERN:
                             tg.start_soon(self._listen, session)
@@ -188,6 +194,8 @@ class Replica:
             self.last_error = f"unexpected {type(exc).__name__}"
         finally:
             self.session = None
+            self._tg = None
+            self._parking = ParkingLot()  # their upstream calls died with the session
         logger.warning("upstream %s stopped: %s", self.label, self.last_error)
         return ready_at
 
@@ -271,6 +279,9 @@ class Replica:
         meta: JSONObject = {META_CLIENT_CAPABILITIES: ctx.client_capabilities}
         if ctx.log_level is not None:
             meta[META_LOG_LEVEL] = ctx.log_level
+        if ctx.era is Era.MODERN and session.server and session.server.era is Era.LEGACY:
+            result = await self._call_parked(session, method, {**params, "_meta": meta}, ctx)
+            return _strip_era_fields(result)
         caller = next(self._ids)
         self._callers[caller] = ctx
 
@@ -296,12 +307,41 @@ class Replica:
             )
         finally:
             del self._callers[caller]
-        # Era-specific envelope fields are the client connection's to set, in its own era.
-        for key in _ERA_FIELDS:
-            result.pop(key, None)
-        return result
+        return _strip_era_fields(result)
 
-    def _sole_caller(self) -> ToolContext | None:
+    async def _call_parked(
+        self, session: ClientSession, method: str, params: JSONObject, ctx: ToolContext
+    ) -> JSONObject:
+        """A 2026-07-28 client calling a 2025-11-25 upstream: the upstream call is parked
+        whenever it asks the client something, and resumed by the client's retry."""
+        pending = ctx.input_responses.get(PENDING_KEY)
+        if isinstance(pending, str):
+            parked = self._parking.find(pending)
+            parked.deliver(ctx.input_responses)
+        else:
+            if self._tg is None:
+                raise UpstreamUnavailable(f"{self.label} is restarting")
+            parked = self._parking.park()
+            caller = next(self._ids)
+            self._callers[caller] = parked
+
+            async def upstream_call() -> JSONObject:
+                try:
+                    return await session.request(method, params)
+                finally:
+                    del self._callers[caller]
+
+            self._tg.start_soon(parked.run, upstream_call)
+        with anyio.fail_after(self.config.request_timeout):
+            await parked.news()
+        if not parked.done:
+            raise InputRequired(parked.open_questions(), {PENDING_KEY: parked.id})
+        self._parking.release(parked)
+        if parked.error is not None:
+            raise parked.error
+        return parked.result or {}
+
+    def _sole_caller(self) -> ToolContext | ParkedCall | None:
         # A stdio upstream does not say which call a log line or a server request belongs
         # to; with one call in flight it can only be that one, otherwise nobody gets it.
         return next(iter(self._callers.values())) if len(self._callers) == 1 else None
@@ -311,6 +351,8 @@ class Replica:
             ctx = self._sole_caller()
             if ctx is None:
                 raise MethodNotFound(f"{method} from {self.label} cannot be attributed")
+            if isinstance(ctx, ParkedCall):
+                return await ctx.ask(method, params)
             answers = await ctx.ask({"request": t.InputRequest(method=method, params=params)})
             answer: JSONValue = answers["request"]
             return answer if isinstance(answer, dict) else {}
@@ -326,10 +368,19 @@ class Replica:
         if note.method == "notifications/message":
             ctx = self._sole_caller()
             params = note.params or {}
+            if isinstance(ctx, ParkedCall):
+                return  # its client is between rounds: nobody to tell
             if ctx is not None and isinstance(params.get("level"), str):
                 await ctx.log(params["level"], params.get("data"), _str(params.get("logger")))
             return
         await self._on_notification(self, note)
+
+
+def _strip_era_fields(result: JSONObject) -> JSONObject:
+    # Era-specific envelope fields are the client connection's to set, in its own era.
+    for key in _ERA_FIELDS:
+        result.pop(key, None)
+    return result
 
 
 def _num(value: JSONValue) -> float | None:

@@ -1,0 +1,123 @@
+"""Parked upstream calls: how a 2025-11-25 upstream's mid-call questions reach a 2026-07-28
+client, which can only answer them by retrying its request.
+
+The upstream call keeps running in the background, held here; each question it asks
+(sampling, elicitation, roots) becomes an input request in the input-required result the
+client gets, with the parked call's id sealed in the ``requestState``. The retry delivers the
+answers to the waiting upstream call and waits for its next question or its result. The lot
+is bounded and parked calls expire, cancelling the upstream call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import anyio
+
+from bastion._types import Clock, JSONObject, JSONValue
+from bastion.errors import InvalidParams, InvalidRequest
+from bastion.protocol import types as t
+
+__all__ = ["MAX_PARKED", "PARK_TTL", "PENDING_KEY", "ParkedCall", "ParkingLot"]
+
+PENDING_KEY: Final = "io.bastion/pending"  # the sealed-state key naming a parked call
+MAX_PARKED: Final = 256  # parked calls per upstream replica
+PARK_TTL: Final = 600.0  # seconds a parked call waits for the client's retry
+
+
+class ParkedCall:
+    def __init__(self, call_id: str, expires_at: float) -> None:
+        self.id = call_id
+        self.expires_at = expires_at
+        self.done = False
+        self.result: JSONObject | None = None
+        self.error: BaseException | None = None
+        self.scope = anyio.CancelScope()
+        self._questions: dict[str, tuple[t.InputRequest, anyio.Event]] = {}
+        self._answers: dict[str, JSONValue] = {}
+        self._seq = itertools.count(1)
+        self._news = anyio.Event()
+
+    async def run(self, call: Callable[[], Awaitable[JSONObject]]) -> None:
+        with self.scope:
+            try:
+                self.result = await call()
+            except Exception as exc:  # handed to whoever waits for the result
+                self.error = exc
+        self.done = True
+        self._news.set()
+
+    async def ask(self, method: str, params: JSONObject) -> JSONObject:
+        """Called by the upstream (through the replica): wait for the client's answer."""
+        key = f"q{next(self._seq)}"
+        answered = anyio.Event()
+        self._questions[key] = (t.InputRequest(method=method, params=params), answered)
+        self._news.set()
+        await answered.wait()
+        answer = self._answers.pop(key)
+        return answer if isinstance(answer, dict) else {}
+
+    def deliver(self, responses: JSONObject) -> None:
+        for key, (_request, answered) in list(self._questions.items()):
+            if key in responses:
+                self._answers[key] = responses[key]
+                del self._questions[key]
+                answered.set()
+
+    def open_questions(self) -> dict[str, t.InputRequest]:
+        return {key: request for key, (request, _) in self._questions.items()}
+
+    async def news(self) -> None:
+        """Wait until the call finished or has a question the client has not seen answered."""
+        while not self.done and not self._questions:
+            self._news = anyio.Event()
+            await self._news.wait()
+
+
+class ParkingLot:
+    def __init__(self, *, limit: int = MAX_PARKED, clock: Clock = time.monotonic) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._calls: dict[str, ParkedCall] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def park(self) -> ParkedCall:
+        """A new parked call.
+
+        Raises:
+            InvalidRequest: the lot is full (after dropping expired calls).
+        """
+        self.expire()
+        if len(self._calls) >= self._limit:
+            raise InvalidRequest(
+                "too many calls waiting for input", message="Too many pending calls"
+            )
+        call = ParkedCall(secrets.token_urlsafe(16), self._clock() + PARK_TTL)
+        self._calls[call.id] = call
+        return call
+
+    def find(self, call_id: str) -> ParkedCall:
+        """Raises InvalidParams when the call is unknown, finished or expired."""
+        self.expire()
+        call = self._calls.get(call_id)
+        if call is None:
+            raise InvalidParams(
+                "no such parked call", message="Input round expired; retry the call"
+            )
+        return call
+
+    def release(self, call: ParkedCall) -> None:
+        self._calls.pop(call.id, None)
+
+    def expire(self) -> None:
+        now = self._clock()
+        for call_id, call in list(self._calls.items()):
+            if call.expires_at < now:
+                call.scope.cancel()
+                del self._calls[call_id]

@@ -1,0 +1,86 @@
+"""Bridging the protocol revisions through the gateway, both ways:
+
+* a 2026-07-28 client and a 2025-11-25 upstream: the upstream's mid-call elicitation and
+  sampling become input-required results, and the client's retry completes the very same
+  upstream call (parked meanwhile);
+* a 2025-11-25 client and a 2026-07-28 upstream: the upstream's input-required result becomes
+  requests to the client, then a retry upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from tests.support import BASTION, gateway_http_server
+
+from bastion.client import ClientHandlers, ClientSession
+from bastion.protocol.versions import Era
+from bastion.transport.http_client import HttpClientStream
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    cfg = Path(tmp_path_factory.mktemp("bridge")) / "bastion.yaml"
+    cfg.write_text(
+        "servers:\n"
+        f"  old:\n    command: {BASTION}\n    args: [fixture, --stdio, --legacy-only]\n"
+        f"  new:\n    command: {BASTION}\n    args: [fixture, --stdio]\n"
+    )
+    with gateway_http_server(cfg) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize(
+    ("client_era", "server"),
+    [
+        (Era.MODERN, "old"),
+        (Era.LEGACY, "new"),
+        (Era.MODERN, "new"),
+        (Era.LEGACY, "old"),
+    ],
+)
+async def test_input_crosses_the_gateway(url: str, client_era: Era, server: str) -> None:
+    asked: list[str] = []
+
+    async def elicit(params: dict[str, Any]) -> dict[str, Any]:
+        asked.append(params["message"])
+        return {
+            "action": "accept",
+            "content": {
+                "username": "ada",
+                "email": "a@example.com",
+                "name": "Ada",
+                "color": "teal",
+            },
+        }
+
+    async def sample(params: dict[str, Any]) -> dict[str, Any]:
+        asked.append("sampling")
+        return {
+            "role": "assistant",
+            "content": {"type": "text", "text": "Paris"},
+            "model": "m",
+            "stopReason": "endTurn",
+        }
+
+    handlers = ClientHandlers(elicitation=elicit, sampling=sample)
+    with anyio.fail_after(30):
+        async with (
+            HttpClientStream(url) as stream,
+            ClientSession(stream, era=client_era, handlers=handlers) as s,
+        ):
+            await s.connect()
+            elicited = await s.call_tool(f"{server}__test_elicitation", {"message": "Who?"})
+            assert "a@example.com" in elicited["content"][0]["text"]
+            sampled = await s.call_tool(f"{server}__test_sampling", {"prompt": "Capital?"})
+            assert sampled["content"][0]["text"] == "LLM response: Paris"
+            rounds = await s.call_tool(f"{server}__test_input_required_result_multi_round")
+            assert rounds["content"][0]["text"] == "Ada likes teal"
+    assert asked[:2] == ["Who?", "sampling"]
+    assert asked[2:] == ["Step 1: What is your name?", "Step 2: What is your favorite color?"]

@@ -84,3 +84,45 @@ async def test_input_crosses_the_gateway(url: str, client_era: Era, server: str)
             assert rounds["content"][0]["text"] == "Ada likes teal"
     assert asked[:2] == ["Who?", "sampling"]
     assert asked[2:] == ["Step 1: What is your name?", "Step 2: What is your favorite color?"]
+
+
+@pytest.mark.parametrize("client_era", [Era.LEGACY, Era.MODERN])
+@pytest.mark.parametrize("server", ["old", "new"])
+async def test_resource_updates_reach_the_subscriber(
+    url: str, client_era: Era, server: str
+) -> None:
+    """A client subscribes to a namespaced URI; the gateway subscribes upstream (a request on
+    2025-11-25, a listen stream on 2026-07-28) and relays the update under the same URI."""
+    exposed = f"{server}+test://watched-resource"
+    updated = anyio.Event()
+    seen: list[str] = []
+
+    async def on_note(note: Any) -> None:
+        if note.method == "notifications/resources/updated":
+            seen.append(note.params["uri"])
+            updated.set()
+
+    with anyio.fail_after(30):
+        async with (
+            HttpClientStream(url) as stream,
+            ClientSession(
+                stream, era=client_era, handlers=ClientHandlers(on_notification=on_note)
+            ) as s,
+        ):
+            await s.connect()
+            async with anyio.create_task_group() as tg:
+                if client_era is Era.LEGACY:
+                    assert await s.request("resources/subscribe", {"uri": exposed}) == {}
+                else:
+                    tg.start_soon(
+                        s.request,
+                        "subscriptions/listen",
+                        {"notifications": {"resourceSubscriptions": [exposed]}},
+                    )
+                # The upstream subscription is set up asynchronously; poke until it lands.
+                while not updated.is_set():
+                    await s.call_tool(f"{server}__test_trigger_resource_update")
+                    with anyio.move_on_after(0.2):
+                        await updated.wait()
+                tg.cancel_scope.cancel()
+    assert set(seen) == {exposed}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Final, TypeVar
 
@@ -58,6 +59,8 @@ class Gateway:
             name="bastion", version=__version__, declared_capabilities=GATEWAY_CAPABILITIES
         )
         self.app.completion = self._complete
+        self.app.subscription_hook = self._subscription
+        self._subscribers: Counter[str] = Counter()  # exposed URI -> subscribed connections
         self.catalog = Catalog()
         self.replicas: dict[str, list[Replica]] = {
             name: [
@@ -181,6 +184,39 @@ class Gateway:
                 templates.append(TemplateEntry.build(template, template_proxy(entry, prefix, pick)))
         app.templates[:] = templates
         self.catalog = catalog
+
+    async def _subscription(self, uri: str, on: bool) -> None:
+        """Subscribe upstream on a URI's first subscriber, unsubscribe after its last."""
+        pending = self.app.pending_unsubscribes
+        changes = [(u, False) for u in pending] + [(uri, on)]
+        pending.clear()
+        for exposed, subscribe in changes:
+            if subscribe:
+                self._subscribers[exposed] += 1
+                if self._subscribers[exposed] > 1:
+                    continue
+            else:
+                if self._subscribers[exposed] <= 0:
+                    continue
+                self._subscribers[exposed] -= 1
+                if self._subscribers[exposed] > 0:
+                    continue
+                del self._subscribers[exposed]
+            routed = self._route_uri(exposed)
+            if routed is not None:
+                server, original = routed
+                for replica in self.replicas.get(server, []):
+                    await replica.subscribe(original, subscribe)
+
+    def _route_uri(self, uri: str) -> tuple[str, str] | None:
+        entry = self.catalog.resources.get(uri)
+        if entry is not None:
+            return entry.server, entry.original
+        for server, prefix in self.catalog.uri_prefixes.items():
+            if prefix and uri.startswith(prefix):
+                return server, uri[len(prefix) :]
+        bare = [s for s, p in self.catalog.uri_prefixes.items() if not p]
+        return (bare[0], uri) if len(bare) == 1 else None
 
     async def _complete(
         self, ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject

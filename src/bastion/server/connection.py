@@ -44,6 +44,8 @@ __all__ = ["LIST_TTL_MS", "ServerConnection"]
 logger = logging.getLogger(__name__)
 
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
+MAX_SUBSCRIPTIONS: Final = 256  # resource subscriptions per connection
+UNSUBSCRIBE_GRACE: Final = 5.0  # seconds to undo upstream subscriptions of a closed stream
 _MODERN_ONLY: Final = frozenset({"server/discover", "subscriptions/listen"})
 _LIST_KINDS: Final = {
     "tools/list": "tools",
@@ -83,6 +85,18 @@ class ServerConnection:
             undo()  # type: ignore[operator]
         self._unsubscribe = []
         self._peer = None
+        self._forget_subscriptions()
+
+    def _forget_subscriptions(self) -> None:
+        hook = self.app.subscription_hook
+        if hook is None or not self.subscriptions:
+            self.subscriptions.clear()
+            return
+        # detach() is synchronous (called from transport teardown); the unsubscribe calls
+        # upstream are bookkeeping, so they are handed to the app to run when it can.
+        uris, self.subscriptions = list(self.subscriptions), set()
+        for uri in uris:
+            self.app.pending_unsubscribes.append(uri)
 
     async def _on_list_changed(self, kind: str) -> None:
         if self._peer is not None and self.version is not None:
@@ -154,10 +168,17 @@ class ServerConnection:
             return {}
         if method in ("resources/subscribe", "resources/unsubscribe"):
             uri = parse_params(t.SubscribeParams, params).uri
+            hook = self.app.subscription_hook
             if method == "resources/subscribe":
+                if uri not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+                    raise InvalidParams("subscription limit", message="Too many subscriptions")
+                if uri not in self.subscriptions and hook is not None:
+                    await hook(uri, True)
                 self.subscriptions.add(uri)
-            else:
+            elif uri in self.subscriptions:
                 self.subscriptions.discard(uri)
+                if hook is not None:
+                    await hook(uri, False)
             return {}
         if method == "subscriptions/listen":
             return await self._listen(call, parse_params(t.SubscriptionsListenParams, params))
@@ -333,13 +354,23 @@ class ServerConnection:
                 offer(("notifications/resources/updated", {"uri": uri, "_meta": sub_meta}))
 
         undo = [self.app.on_list_changed(on_change), self.app.on_resource_updated(on_update)]
+        hook = self.app.subscription_hook
+        followed: list[str] = []
         try:
+            for uri in sorted(uris)[:MAX_SUBSCRIPTIONS]:
+                if hook is not None:
+                    await hook(uri, True)
+                followed.append(uri)
             async with send, receive:
                 async for method, note_params in receive:
                     await call.notify(method, note_params)
         finally:
             for u in undo:
                 u()
+            if hook is not None and followed:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(UNSUBSCRIBE_GRACE):
+                    for uri in followed:
+                        await hook(uri, False)
         return {"_meta": sub_meta}
 
 

@@ -35,6 +35,7 @@ ResourceFn = Callable[["ToolContext", str, dict[str, str]], Awaitable[list[JSONO
 PromptFn = Callable[["ToolContext", dict[str, str]], Awaitable[t.GetPromptResult]]
 CompletionFn = Callable[["ToolContext", JSONObject, JSONObject, JSONObject], Awaitable[JSONObject]]
 ChangeListener = Callable[[str], Awaitable[None]]
+SubscriptionHook = Callable[[str, bool], Awaitable[None]]
 UpdateListener = Callable[[str], Awaitable[None]]
 
 _TEMPLATE_VAR: Final = re.compile(r"\{([A-Za-z0-9_]+)\}")
@@ -87,6 +88,12 @@ class ServerApp:
     page_size: int = 100
     # Fixed capabilities (a gateway declares what it will offer before upstreams are up).
     declared_capabilities: JSONObject | None = None
+    # Told when a client subscribes to (True) or unsubscribes from (False) a resource URI,
+    # so a gateway can subscribe upstream; None for servers that own their resources.
+    subscription_hook: SubscriptionHook | None = None
+    # URIs whose subscribers disconnected; the hook's owner drains this (bounded by the
+    # per-connection subscription limit times the number of connections).
+    pending_unsubscribes: list[str] = field(default_factory=list)
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
 

@@ -103,6 +103,8 @@ class Replica:
         self._callers: dict[int, ToolContext | ParkedCall] = {}
         self._parking = ParkingLot()
         self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
+        self._resources: set[str] = set()  # upstream URIs some client is subscribed to
+        self._relisten = anyio.Event()
         self._ids = itertools.count(1)
         self.listings: dict[str, list[JSONObject]] = {}
 
@@ -181,6 +183,9 @@ class Replica:
                         tg.start_soon(self._apply_changes, session)
                         if info.era is Era.MODERN:
                             tg.start_soon(self._listen, session)
+                        else:
+                            for uri in sorted(self._resources):  # subscriptions survive restarts
+                                tg.start_soon(self.subscribe, uri, True)
                         self.last_error = await self._watch(session)
                         tg.cancel_scope.cancel()
         except TimeoutError:
@@ -216,19 +221,44 @@ class Replica:
             await self._on_change(self, kinds)
 
     async def _listen(self, session: ClientSession) -> None:
-        """2026-07-28 upstreams announce list changes only on a subscriptions/listen stream."""
+        """2026-07-28 upstreams announce list changes and resource updates only on a
+        subscriptions/listen stream; it is reopened whenever the set of resources changes."""
         while True:
-            try:
-                await session.request(
-                    "subscriptions/listen", {"notifications": _LISTEN_ALL}, timeout=0
-                )
-            except BastionError as exc:
-                logger.info(
-                    "upstream %s: listen stream ended (%s)",
-                    self.label,
-                    exc.detail or exc.wire_message,
-                )
-            await anyio.sleep(LISTEN_RETRY)
+            relisten = self._relisten = anyio.Event()
+            wanted: JSONObject = {**_LISTEN_ALL, "resourceSubscriptions": sorted(self._resources)}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_on, relisten, tg.cancel_scope)
+                try:
+                    await session.request(
+                        "subscriptions/listen", {"notifications": wanted}, timeout=0
+                    )
+                except BastionError as exc:
+                    logger.info(
+                        "upstream %s: listen stream ended (%s)",
+                        self.label,
+                        exc.detail or exc.wire_message,
+                    )
+                    with anyio.move_on_after(LISTEN_RETRY):
+                        await relisten.wait()
+                tg.cancel_scope.cancel()
+
+    async def subscribe(self, uri: str, on: bool) -> None:
+        """Follow (or stop following) updates of the upstream resource ``uri``."""
+        if on:
+            self._resources.add(uri)
+        else:
+            self._resources.discard(uri)
+        session = self.session
+        if session is None or session.server is None:
+            return  # applied when the session (re)starts
+        if session.server.era is Era.MODERN:
+            self._relisten.set()
+            return
+        method = "resources/subscribe" if on else "resources/unsubscribe"
+        try:
+            await session.request(method, {"uri": uri})
+        except BastionError as exc:
+            logger.info("upstream %s refused %s of %s: %s", self.label, method, uri, exc.detail)
 
     async def _watch(self, session: ClientSession) -> str:
         """Return (with the reason) when the upstream exits or stops answering pings."""
@@ -374,6 +404,11 @@ class Replica:
                 await ctx.log(params["level"], params.get("data"), _str(params.get("logger")))
             return
         await self._on_notification(self, note)
+
+
+async def _cancel_on(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _strip_era_fields(result: JSONObject) -> JSONObject:

@@ -60,6 +60,7 @@ class Gateway:
         )
         self.app.completion = self._complete
         self.app.subscription_hook = self._subscription
+        self.app.settle_hook = self.settle
         self._subscribers: Counter[str] = Counter()  # exposed URI -> subscribed connections
         self.catalog = Catalog()
         self.replicas: dict[str, list[Replica]] = {
@@ -90,6 +91,15 @@ class Gateway:
             for replicas in self.replicas.values():
                 for replica in replicas:
                     tg.start_soon(replica.run)
+
+    async def settle(self) -> None:
+        """Wait until every upstream has had its first start attempt (ready or failed),
+        at most its ``startup_timeout``: a client that lists once then sees them."""
+        limit = max((s.startup_timeout for s in self.config.servers.values()), default=0.0)
+        with anyio.move_on_after(limit + 1):
+            for replicas in self.replicas.values():
+                for replica in replicas:
+                    await replica.settled.wait()
 
     # -- status ----------------------------------------------------------------------------
 

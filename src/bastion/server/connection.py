@@ -160,7 +160,9 @@ class ServerConnection:
         method = call.method
         params = call.params
         if method in _LIST_KINDS:
-            return self._list(method, parse_params(t.ListParams, params), era)
+            list_params = parse_params(t.ListParams, params)
+            await self._settle()
+            return self._list(method, list_params, era)
         if method == "server/discover":
             return self._discover()
         if method == "logging/setLevel":
@@ -273,8 +275,15 @@ class ServerConnection:
             result["instructions"] = self.app.instructions
         return result
 
+    async def _settle(self) -> None:
+        if self.app.settle_hook is not None:
+            await self.app.settle_hook()
+
     async def _call_tool(self, ctx: ToolContext, params: t.CallToolParams) -> JSONValue:
         entry = self.app.tools.get(params.name)
+        if entry is None:
+            await self._settle()
+            entry = self.app.tools.get(params.name)
         if entry is None:
             raise InvalidParams(f"unknown tool {params.name!r}", message="Unknown tool")
         args = {} if params.arguments is msgspec.UNSET else params.arguments
@@ -292,6 +301,9 @@ class ServerConnection:
     async def _read(self, ctx: ToolContext, params: t.ReadResourceParams, era: Era) -> JSONValue:
         found = self.app.find_resource(params.uri)
         if found is None:
+            await self._settle()
+            found = self.app.find_resource(params.uri)
+        if found is None:
             # 2025-11-25 says -32002; 2026-07-28 (SEP-2164) moved it to -32602.
             kind = ResourceNotFound if era is Era.LEGACY else InvalidParams
             raise kind("unknown resource", data={"uri": params.uri}, message="Resource not found")
@@ -304,6 +316,9 @@ class ServerConnection:
 
     async def _get_prompt(self, ctx: ToolContext, params: t.GetPromptParams) -> JSONValue:
         entry = self.app.prompts.get(params.name)
+        if entry is None:
+            await self._settle()
+            entry = self.app.prompts.get(params.name)
         if entry is None:
             raise InvalidParams(f"unknown prompt {params.name!r}", message="Unknown prompt")
         args = {} if params.arguments is msgspec.UNSET else params.arguments

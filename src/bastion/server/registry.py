@@ -94,6 +94,9 @@ class ServerApp:
     # URIs whose subscribers disconnected; the hook's owner drains this (bounded by the
     # per-connection subscription limit times the number of connections).
     pending_unsubscribes: list[str] = field(default_factory=list)
+    # Awaited before answering a list, or "not found", so a client that lists once sees
+    # what a starting gateway will offer (bounded by the hook's owner).
+    settle_hook: Callable[[], Awaitable[None]] | None = None
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
 

@@ -25,7 +25,12 @@ from bastion.client.session import ClientHandlers, ClientSession
 from bastion.errors import BastionError, MethodNotFound, UpstreamUnavailable
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
-from bastion.protocol.versions import META_CLIENT_CAPABILITIES, META_LOG_LEVEL, Era
+from bastion.protocol.versions import (
+    META_CLIENT_CAPABILITIES,
+    META_LOG_LEVEL,
+    META_SERVER_INFO,
+    Era,
+)
 from bastion.server.context import InputRequired
 from bastion.upstream.parking import PENDING_KEY, ParkedCall, ParkingLot
 from bastion.upstream.spawn import open_upstream
@@ -104,6 +109,7 @@ class Replica:
         self._parking = ParkingLot()
         self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
         self._resources: set[str] = set()  # upstream URIs some client is subscribed to
+        self.settled = anyio.Event()  # set once the first start attempt ended, either way
         self._relisten = anyio.Event()
         self._ids = itertools.count(1)
         self.listings: dict[str, list[JSONObject]] = {}
@@ -178,6 +184,7 @@ class Replica:
                     self.state = ReplicaState.READY
                     ready_at = self._clock()
                     await self._on_ready(self)
+                    self.settled.set()
                     async with anyio.create_task_group() as tg:
                         self._tg = tg
                         tg.start_soon(self._apply_changes, session)
@@ -198,6 +205,7 @@ class Replica:
             logger.exception("upstream %s failed unexpectedly", self.label)
             self.last_error = f"unexpected {type(exc).__name__}"
         finally:
+            self.settled.set()
             self.session = None
             self._tg = None
             self._parking = ParkingLot()  # their upstream calls died with the session
@@ -412,9 +420,17 @@ async def _cancel_on(event: anyio.Event, scope: anyio.CancelScope) -> None:
 
 
 def _strip_era_fields(result: JSONObject) -> JSONObject:
-    # Era-specific envelope fields are the client connection's to set, in its own era.
+    # Era-specific envelope fields are the client connection's to set, in its own era, and
+    # the upstream's identity stays behind the gateway (the client talks to Bastion).
     for key in _ERA_FIELDS:
         result.pop(key, None)
+    meta = result.get("_meta")
+    if isinstance(meta, dict) and META_SERVER_INFO in meta:
+        meta = {k: v for k, v in meta.items() if k != META_SERVER_INFO}
+        if meta:
+            result["_meta"] = meta
+        else:
+            del result["_meta"]
     return result
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
+from bastion.cli.signals import cancel_on_signals
 from bastion.config import Config, ServerConfig, load_config
 from bastion.gateway import Gateway
 from bastion.protocol.request_state import RequestStateSealer
@@ -71,6 +72,7 @@ def run_serve(path: str | None, host: str | None, port: int | None) -> int:
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_on_signals, tg.cancel_scope)
             tg.start_soon(gateway.run)
             await serve_http(app)
             tg.cancel_scope.cancel()
@@ -88,6 +90,7 @@ def run_stdio(path: str | None) -> int:
     async def main() -> None:
         stream = await StdioServerStream.open()
         async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_on_signals, tg.cancel_scope)
             tg.start_soon(gateway.run)
             # Clients get answers at once; upstream tools arrive with list_changed.
             await serve_stream(stream, gateway.connection())

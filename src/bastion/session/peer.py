@@ -166,7 +166,13 @@ class Peer:
             self._running += 1
             self._tg.start_soon(self._serve_and_send, message)
         elif isinstance(message, Notification):
-            await self._on_inbound_notification(message)
+            try:
+                await self._on_inbound_notification(message)
+            except Exception:
+                # A peer's odd notification must not end the connection it came on.
+                logger.warning(
+                    "notification %s could not be handled", message.method, exc_info=True
+                )
         else:
             self._on_response(message)
 

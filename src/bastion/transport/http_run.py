@@ -7,6 +7,7 @@ is listening.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from typing import Final
@@ -60,6 +61,9 @@ async def serve_http(
         date_header=False,
     )
     server = uvicorn.Server(config)
+    # Signals are the application's to handle (it has children to stop first); uvicorn's
+    # own capture would re-raise SIGTERM after serve() and kill us before that cleanup.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     logger.info("listening on http://%s:%d%s", settings.host, port, settings.path)
     task_status.started(port)
     try:

@@ -14,13 +14,16 @@ import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from bastion._types import Clock, JSONObject, JSONValue
 from bastion.errors import InvalidParams, InvalidRequest
 from bastion.protocol import types as t
+
+if TYPE_CHECKING:
+    from bastion.server.context import ToolContext
 
 __all__ = ["MAX_PARKED", "PARK_TTL", "PENDING_KEY", "ParkedCall", "ParkingLot"]
 
@@ -37,6 +40,7 @@ class ParkedCall:
         self.result: JSONObject | None = None
         self.error: BaseException | None = None
         self.scope = anyio.CancelScope()
+        self.current: ToolContext | None = None  # the client request of the current round
         self._questions: dict[str, tuple[t.InputRequest, anyio.Event]] = {}
         self._answers: dict[str, JSONValue] = {}
         self._seq = itertools.count(1)

@@ -22,7 +22,7 @@ import anyio.abc
 
 from bastion._types import Clock, JSONObject, JSONValue
 from bastion.client.session import ClientHandlers, ClientSession
-from bastion.errors import BastionError, MethodNotFound, UpstreamUnavailable
+from bastion.errors import BastionError, MethodNotFound, RequestTimeout, UpstreamUnavailable
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import (
@@ -31,7 +31,7 @@ from bastion.protocol.versions import (
     META_SERVER_INFO,
     Era,
 )
-from bastion.server.context import InputRequired
+from bastion.server.context import LOG_LEVELS, InputRequired
 from bastion.upstream.parking import PENDING_KEY, ParkedCall, ParkingLot
 from bastion.upstream.spawn import open_upstream
 
@@ -110,6 +110,7 @@ class Replica:
         self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
         self._resources: set[str] = set()  # upstream URIs some client is subscribed to
         self.settled = anyio.Event()  # set once the first start attempt ended, either way
+        self._attribution_off = False  # see _abandoned
         self._relisten = anyio.Event()
         self._ids = itertools.count(1)
         self.listings: dict[str, list[JSONObject]] = {}
@@ -195,20 +196,14 @@ class Replica:
                                 tg.start_soon(self.subscribe, uri, True)
                         self.last_error = await self._watch(session)
                         tg.cancel_scope.cancel()
-        except TimeoutError:
-            self.last_error = "did not become ready in time"
-        except BastionError as exc:
-            self.last_error = f"{type(exc).__name__}: {exc.detail or exc.wire_message}"
-        except OSError as exc:
-            self.last_error = f"could not start: {exc.strerror or exc}"
         except Exception as exc:  # one upstream's failure must never stop the gateway
-            logger.exception("upstream %s failed unexpectedly", self.label)
-            self.last_error = f"unexpected {type(exc).__name__}"
+            self.last_error = _describe(exc, self.label)
         finally:
             self.settled.set()
             self.session = None
             self._tg = None
             self._parking = ParkingLot()  # their upstream calls died with the session
+            self._attribution_off = False  # a new process has no abandoned calls
         logger.warning("upstream %s stopped: %s", self.label, self.last_error)
         return ready_at
 
@@ -323,11 +318,6 @@ class Replica:
         caller = next(self._ids)
         self._callers[caller] = ctx
 
-        async def on_progress(note: JSONObject) -> None:
-            await ctx.progress(
-                float(note.get("progress", 0)), _num(note.get("total")), _str(note.get("message"))
-            )
-
         async def answer_inputs(requests: JSONObject) -> JSONObject:
             asks = {
                 k: t.InputRequest(method=str(v.get("method")), params=v.get("params") or {})
@@ -336,15 +326,22 @@ class Replica:
             }
             return await ctx.ask(asks)
 
+        finished = False
         try:
             result = await session.request(
                 method,
                 {**params, "_meta": meta},
-                on_progress=on_progress if ctx.progress_token is not None else None,
+                on_progress=_progress_to(lambda: ctx) if ctx.progress_token is not None else None,
                 answer_inputs=answer_inputs,
             )
+            finished = True
+        except (BastionError, InputRequired):
+            finished = True  # the upstream answered (with an error), or asked the client
+            raise
         finally:
             del self._callers[caller]
+            if not finished:
+                self._abandoned()
         return _strip_era_fields(result)
 
     async def _call_parked(
@@ -365,13 +362,25 @@ class Replica:
 
             async def upstream_call() -> JSONObject:
                 try:
-                    return await session.request(method, params)
+                    return await session.request(
+                        method, params, on_progress=_progress_to(lambda: parked.current)
+                    )
                 finally:
                     del self._callers[caller]
 
             self._tg.start_soon(parked.run, upstream_call)
-        with anyio.fail_after(self.config.request_timeout):
-            await parked.news()
+        parked.current = ctx  # progress and logs of this round go to this request
+        try:
+            with anyio.fail_after(self.config.request_timeout):
+                await parked.news()
+        except TimeoutError:
+            self._give_up(parked)
+            raise RequestTimeout(f"{self.label} did not answer in time") from None
+        except BaseException:
+            self._give_up(parked)  # the client left: nobody will retry this round
+            raise
+        finally:
+            parked.current = None
         if not parked.done:
             raise InputRequired(parked.open_questions(), {PENDING_KEY: parked.id})
         self._parking.release(parked)
@@ -379,10 +388,29 @@ class Replica:
             raise parked.error
         return parked.result or {}
 
+    def _give_up(self, parked: ParkedCall) -> None:
+        if not parked.done:
+            parked.scope.cancel()
+            self._abandoned()
+        self._parking.release(parked)
+
+    def _abandoned(self) -> None:
+        # A call we stopped waiting for may go on talking: from now on, an unattributed log
+        # line or request could be its, so none is attributed until the upstream restarts.
+        if not self._attribution_off:
+            logger.info(
+                "upstream %s: a call was abandoned; unattributed messages are now "
+                "dropped until it restarts",
+                self.label,
+            )
+        self._attribution_off = True
+
     def _sole_caller(self) -> ToolContext | ParkedCall | None:
         # A stdio upstream does not say which call a log line or a server request belongs
         # to; with one call in flight it can only be that one, otherwise nobody gets it.
-        return next(iter(self._callers.values())) if len(self._callers) == 1 else None
+        if self._attribution_off or len(self._callers) != 1:
+            return None
+        return next(iter(self._callers.values()))
 
     def _forward(self, method: str) -> Callable[[JSONObject], Awaitable[JSONObject]]:
         async def forward(params: JSONObject) -> JSONObject:
@@ -405,13 +433,41 @@ class Replica:
             return
         if note.method == "notifications/message":
             ctx = self._sole_caller()
+            target = ctx.current if isinstance(ctx, ParkedCall) else ctx
             params = note.params or {}
-            if isinstance(ctx, ParkedCall):
-                return  # its client is between rounds: nobody to tell
-            if ctx is not None and isinstance(params.get("level"), str):
-                await ctx.log(params["level"], params.get("data"), _str(params.get("logger")))
+            level = params.get("level")
+            if target is not None and isinstance(level, str) and level in LOG_LEVELS:
+                await target.log(level, params.get("data"), _str(params.get("logger")))  # type: ignore[arg-type]
             return
         await self._on_notification(self, note)
+
+
+def _describe(exc: BaseException, label: str) -> str:
+    """A one-line reason for ``/readyz``; task groups wrap the real error in a group."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, TimeoutError):
+        return "did not become ready in time"
+    if isinstance(exc, BastionError):
+        return f"{type(exc).__name__}: {exc.detail or exc.wire_message}"
+    if isinstance(exc, OSError):
+        return f"could not start: {exc.strerror or exc}"
+    logger.error("upstream %s failed unexpectedly", label, exc_info=exc)
+    return f"unexpected {type(exc).__name__}"
+
+
+def _progress_to(
+    target: Callable[[], ToolContext | None],
+) -> Callable[[JSONObject], Awaitable[None]]:
+    """Relay upstream progress to whichever client request ``target`` names now."""
+
+    async def relay(note: JSONObject) -> None:
+        ctx = target()
+        progress = _num(note.get("progress"))
+        if ctx is not None and progress is not None:
+            await ctx.progress(progress, _num(note.get("total")), _str(note.get("message")))
+
+    return relay
 
 
 async def _cancel_on(event: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -7,9 +7,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.support import BASTION
-
 from bastion.config import ServerConfig, load_config
+from tests.support import BASTION
 
 DESKTOP = {
     "mcpServers": {

@@ -8,8 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-from tests.memory import connected
-from tests.support import fixture_http_server
 
 from bastion.client import ClientHandlers, ClientSession
 from bastion.errors import MethodNotFound
@@ -19,6 +17,8 @@ from bastion.protocol.versions import Era
 from bastion.server.connection import ServerConnection
 from bastion.session.peer import Call
 from bastion.transport.http_client import HttpClientStream
+from tests.memory import connected
+from tests.support import fixture_http_server
 
 pytestmark = pytest.mark.anyio
 

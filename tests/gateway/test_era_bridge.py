@@ -15,11 +15,11 @@ from typing import Any
 
 import anyio
 import pytest
-from tests.support import BASTION, gateway_http_server
 
 from bastion.client import ClientHandlers, ClientSession
 from bastion.protocol.versions import Era
 from bastion.transport.http_client import HttpClientStream
+from tests.support import BASTION, gateway_http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -20,12 +20,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.support import BASTION, PYTHON, free_port, wait_for_port
 
 from bastion.client import ClientSession
 from bastion.errors import PeerError
 from bastion.protocol.versions import Era
 from bastion.transport.http_client import HttpClientStream
+from tests.support import BASTION, PYTHON, free_port, wait_for_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

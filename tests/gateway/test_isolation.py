@@ -18,13 +18,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.support import BASTION, PYTHON, gateway_http_server
 
 from bastion.client import ClientHandlers, ClientSession
 from bastion.errors import BastionError
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import Era
 from bastion.transport.http_client import HttpClientStream
+from tests.support import BASTION, PYTHON, gateway_http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests.support import BASTION
 
 from bastion.client import ClientHandlers, ClientSession
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import Era
 from bastion.transport.stdio import StdioChild
+from tests.support import BASTION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -38,6 +38,7 @@ import mcp_types as types
 import pytest
 import yaml
 from mcp import Client
+
 from tests.support import (
     BASTION,
     INSPECTOR,

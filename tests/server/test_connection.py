@@ -8,13 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
-from tests.server.raw import INITIALIZE, MODERN_META, raw_client
 
 from bastion.fixture import build_fixture_app
 from bastion.protocol import types as t
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
+from tests.server.raw import INITIALIZE, MODERN_META, raw_client
 
 pytestmark = pytest.mark.anyio
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support import fixture_http_server
 
 pytestmark = pytest.mark.e2e

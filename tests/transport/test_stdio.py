@@ -9,11 +9,11 @@ import sys
 
 import anyio
 import pytest
-from tests.support import BASTION
 
 from bastion.client import ClientSession
 from bastion.protocol.versions import Era
 from bastion.transport.stdio import StdioChild, child_environment
+from tests.support import BASTION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 FIXTURE = [str(BASTION), "fixture", "--stdio"]

@@ -48,6 +48,7 @@ from tests.support import (
     free_port,
     node_env,
     require_tool,
+    stop_process,
     wait_for_port,
 )
 
@@ -229,12 +230,7 @@ def gateway_url(config_path: Path) -> Iterator[str]:
             print(f"upstreams ready in {time.monotonic() - started:.1f}s")
             yield f"http://127.0.0.1:{port}/mcp"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=15)
 
 
 # -- the MCP Inspector CLI ----------------------------------------------------------------

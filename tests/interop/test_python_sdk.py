@@ -27,7 +27,14 @@ from bastion.protocol.jsonrpc import Message, Request
 from bastion.protocol.versions import Era
 from bastion.transport.http_client import HttpClientStream
 from bastion.transport.stdio import StdioChild
-from tests.support import BASTION, PYTHON, fixture_http_server, free_port, wait_for_port
+from tests.support import (
+    BASTION,
+    PYTHON,
+    fixture_http_server,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.anyio]
 
@@ -57,12 +64,7 @@ def sdk_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

@@ -38,6 +38,7 @@ MAX_RESUMES: Final = 5  # reconnect attempts for one dropped SSE stream
 DEFAULT_RETRY_MS: Final = 1000
 MAX_JSON_RESPONSE: Final = 4 * 1024 * 1024
 UPSTREAM_HTTP_ERROR: Final = -32000
+MAX_CONNECTIONS: Final = 128  # to one upstream; kept alive, so busy gateways do not reconnect
 
 
 class HttpClientStream:
@@ -61,13 +62,18 @@ class HttpClientStream:
         )
         self._tg: anyio.abc.TaskGroup | None = None
         self._get_started = False
+        self._inflight: dict[RequestId, anyio.CancelScope] = {}  # POSTs awaiting answers
         # Per tool, the parameters mirrored into Mcp-Param-* headers (set from tools/list).
         self.tool_headers: dict[str, dict[str, str]] = {}
 
     async def __aenter__(self) -> HttpClientStream:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(CONNECT_TIMEOUT, read=READ_TIMEOUT), follow_redirects=False
+                timeout=httpx.Timeout(CONNECT_TIMEOUT, read=READ_TIMEOUT),
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+                ),
             )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -94,8 +100,15 @@ class HttpClientStream:
         assert self._tg is not None, "use `async with HttpClientStream(...)`"
         if isinstance(message, Request):
             self._tg.start_soon(self._post_request, message)
-        else:
-            await self._post_other(message)
+            return
+        if isinstance(message, Notification) and message.method == "notifications/cancelled":
+            request_id = (message.params or {}).get("requestId")
+            scope = self._inflight.get(request_id) if isinstance(request_id, int | str) else None
+            if scope is not None:
+                scope.cancel()  # closing the request's stream is the cancellation...
+                if self.session_id is None:
+                    return  # ...and, without a session (2026-07-28), the only one
+        await self._post_other(message)
 
     async def aclose(self) -> None:
         if self.session_id is not None and self._client is not None:
@@ -187,6 +200,14 @@ class HttpClientStream:
             logger.info("POST of a %s to %s failed: %s", type(message).__name__, self.url, exc)
 
     async def _post_request(self, message: Request) -> None:
+        with anyio.CancelScope() as scope:
+            self._inflight[message.id] = scope
+            try:
+                await self._post_request_body(message)
+            finally:
+                del self._inflight[message.id]
+
+    async def _post_request_body(self, message: Request) -> None:
         assert self._client is not None
         try:
             request = self._client.build_request(

@@ -7,10 +7,12 @@ exceptions into exit codes. Subcommands import their dependencies lazily, so
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["main"]
 
@@ -19,6 +21,8 @@ EXIT_CONFIG = 78  # EX_CONFIG
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="bastion", description="A secure MCP gateway.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbosity: int) -> None:
+    import logging
+
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -67,7 +73,14 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    early = None
+    if arguments[:1] == ["stdio"] and not {"-h", "--help"} & set(arguments) and argv is None:
+        # Answer initialize before the imports below: desktop clients are waiting.
+        from bastion.cli.fast_start import answer_initialize_early
+
+        early = answer_initialize_early()
+    args = _parser().parse_args(arguments)
     _configure_logging(args.verbose)
     from bastion.errors import ConfigError
 
@@ -85,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stdio":
             from bastion.cli.gateway import run_stdio
 
-            return run_stdio(args.config)
+            return run_stdio(args.config, early)
         if args.command == "servers":
             from bastion.cli.servers import run_servers_list
 

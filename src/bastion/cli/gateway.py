@@ -13,6 +13,7 @@ import secrets
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
@@ -21,6 +22,9 @@ from bastion.cli.signals import cancel_on_signals
 from bastion.config import Config, ServerConfig, load_config
 from bastion.gateway import Gateway
 from bastion.protocol.request_state import RequestStateSealer
+
+if TYPE_CHECKING:
+    from bastion.cli.fast_start import EarlyStart
 
 __all__ = ["default_config", "run_serve", "run_stdio"]
 
@@ -81,19 +85,22 @@ def run_serve(path: str | None, host: str | None, port: int | None) -> int:
     return 0
 
 
-def run_stdio(path: str | None) -> int:
+def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
     from bastion.transport.base import serve_stream
     from bastion.transport.stdio import StdioServerStream
 
     gateway = _gateway(_load(path))
+    connection = gateway.connection()
+    if early is not None and early.version is not None:
+        connection.adopt_initialize(early.version, early.client_capabilities or {})
 
     async def main() -> None:
-        stream = await StdioServerStream.open()
+        stream = await StdioServerStream.open(unread=early.unread if early else b"")
         async with anyio.create_task_group() as tg:
             tg.start_soon(cancel_on_signals, tg.cancel_scope)
             tg.start_soon(gateway.run)
             # Clients get answers at once; upstream tools arrive with list_changed.
-            await serve_stream(stream, gateway.connection())
+            await serve_stream(stream, connection)
             tg.cancel_scope.cancel()
 
     anyio.run(main)

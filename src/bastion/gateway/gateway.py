@@ -23,6 +23,7 @@ from bastion._types import JSONObject
 from bastion.catalog import Catalog, ServerListing, build_catalog
 from bastion.config.model import Config
 from bastion.errors import UpstreamUnavailable
+from bastion.gateway.declared import GATEWAY_CAPABILITIES, GATEWAY_NAME
 from bastion.gateway.proxies import prompt_proxy, resource_proxy, template_proxy, tool_proxy
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
@@ -32,19 +33,10 @@ from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp, TemplateEntry
 from bastion.upstream.replica import Replica, ReplicaState
 
-__all__ = ["GATEWAY_CAPABILITIES", "Gateway"]
+__all__ = ["Gateway"]
 
 logger = logging.getLogger(__name__)
 
-# Declared up front: a client may connect before any upstream is ready (bastion stdio
-# answers initialize at once), and must still know to ask for lists and watch for changes.
-GATEWAY_CAPABILITIES: Final[JSONObject] = {
-    "tools": {"listChanged": True},
-    "resources": {"subscribe": True, "listChanged": True},
-    "prompts": {"listChanged": True},
-    "completions": {},
-    "logging": {},
-}
 _LIST_KINDS: Final = ("tools", "resources", "prompts")
 _M = TypeVar("_M", bound=t.Model)
 
@@ -56,7 +48,9 @@ class Gateway:
         self.config = config
         self.sealer = sealer
         self.app = ServerApp(
-            name="bastion", version=__version__, declared_capabilities=GATEWAY_CAPABILITIES
+            name=GATEWAY_NAME,
+            version=__version__,
+            declared_capabilities=dict(GATEWAY_CAPABILITIES),
         )
         self.app.completion = self._complete
         self.app.subscription_hook = self._subscription

@@ -140,6 +140,12 @@ class ServerConnection:
             raise InvalidRequest("request before initialize", message="Session not initialized")
         return await self._serve(call, Era.LEGACY, self.client_capabilities, self.log_level)
 
+    def adopt_initialize(self, version: str, client_capabilities: JSONObject) -> None:
+        """Continue a session whose ``initialize`` was answered before this object existed
+        (the stdio fast start), exactly as if ``_initialize`` had answered it."""
+        self.version = version
+        self.client_capabilities = client_capabilities
+
     def _initialize(self, call: Call) -> JSONValue:
         params = parse_params(t.InitializeParams, call.params)
         self.version = negotiate_legacy(params.protocolVersion)

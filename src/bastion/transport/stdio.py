@@ -113,7 +113,11 @@ class StdioServerStream(_Framed):
         self._lock = anyio.Lock()
 
     @classmethod
-    async def open(cls, *, max_line: int = DEFAULT_MAX_LINE) -> StdioServerStream:
+    async def open(
+        cls, *, max_line: int = DEFAULT_MAX_LINE, unread: bytes = b""
+    ) -> StdioServerStream:
+        """Our stdin/stdout; ``unread`` is input already read from stdin (by the fast
+        start) that must be handled first."""
         loop = asyncio.get_running_loop()
         stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
         try:
@@ -144,7 +148,10 @@ class StdioServerStream(_Framed):
             async def write(data: bytes) -> None:
                 await anyio.to_thread.run_sync(_write_all, stdout, data)
 
-        return cls(read, write, max_line=max_line)
+        stream = cls(read, write, max_line=max_line)
+        if unread:
+            stream._ready.extend(stream._framer.feed(unread))
+        return stream
 
     async def _read_chunk(self) -> bytes:
         return await self._read()

@@ -30,7 +30,7 @@ def run_fixture(*, stdio: bool, host: str, port: int | None, legacy_only: bool =
     if stdio:
         anyio.run(_serve_stdio, connection)
         return 0
-    from bastion.cli.signals import cancel_on_signals
+    from bastion.cli.signals import on_stop_signal
     from bastion.transport.http_run import serve_http
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
@@ -40,9 +40,10 @@ def run_fixture(*, stdio: bool, host: str, port: int | None, legacy_only: bool =
     http_app = StreamableHttpApp(connection, HttpSettings(host=host, port=port))
 
     async def _run() -> None:
+        stop = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(cancel_on_signals, tg.cancel_scope)
-            await serve_http(http_app)
+            tg.start_soon(on_stop_signal, stop.set)
+            await serve_http(http_app, stop=stop)
             tg.cancel_scope.cancel()
 
     anyio.run(_run)

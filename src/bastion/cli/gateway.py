@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import anyio
 import msgspec
 
-from bastion.cli.signals import cancel_on_signals
+from bastion.cli.signals import on_stop_signal
 from bastion.config import Config, ServerConfig, load_config
 from bastion.gateway import Gateway
 from bastion.protocol.request_state import RequestStateSealer
@@ -75,11 +75,12 @@ def run_serve(path: str | None, host: str | None, port: int | None) -> int:
     )
 
     async def main() -> None:
+        stop = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(cancel_on_signals, tg.cancel_scope)
+            tg.start_soon(on_stop_signal, stop.set)
             tg.start_soon(gateway.run)
-            await serve_http(app)
-            tg.cancel_scope.cancel()
+            await serve_http(app, stop=stop)  # returns after uvicorn's graceful shutdown
+            tg.cancel_scope.cancel()  # then the upstreams are stopped
 
     anyio.run(main)
     return 0
@@ -97,7 +98,7 @@ def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
     async def main() -> None:
         stream = await StdioServerStream.open(unread=early.unread if early else b"")
         async with anyio.create_task_group() as tg:
-            tg.start_soon(cancel_on_signals, tg.cancel_scope)
+            tg.start_soon(on_stop_signal, tg.cancel_scope.cancel)
             tg.start_soon(gateway.run)
             # Clients get answers at once; upstream tools arrive with list_changed.
             await serve_stream(stream, connection)

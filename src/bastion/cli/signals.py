@@ -1,17 +1,20 @@
-"""Graceful stop on SIGTERM and SIGINT: cancel the serving task group, so every upstream
-child is closed through its escalation (stdin, SIGTERM, SIGKILL) before the process exits."""
+"""Graceful stop on SIGTERM and SIGINT: the caller decides what stopping means (let uvicorn
+finish its shutdown, then cancel the task group so every upstream child is closed through
+its escalation) before the process exits."""
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 import anyio
 
-__all__ = ["cancel_on_signals"]
+__all__ = ["on_stop_signal"]
 
 
-async def cancel_on_signals(scope: anyio.CancelScope) -> None:
+async def on_stop_signal(stop: Callable[[], None]) -> None:
+    """Call ``stop`` at the first SIGTERM or SIGINT."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
-            scope.cancel()
+            stop()
             return

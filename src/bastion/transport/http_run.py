@@ -27,6 +27,11 @@ KEEP_ALIVE_TIMEOUT: Final = 15  # seconds an idle keep-alive connection is kept
 MAX_CONNECTIONS: Final = 4096  # beyond this uvicorn answers 503
 
 
+async def _exit_when(stop: anyio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.should_exit = True  # uvicorn closes connections and runs lifespan shutdown
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only for
@@ -43,9 +48,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 async def serve_http(
     app: StreamableHttpApp,
     *,
+    stop: anyio.Event | None = None,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` until cancelled; reports the bound port once listening."""
+    """Serve ``app`` until ``stop`` is set (a graceful shutdown) or until cancelled;
+    reports the bound port once listening."""
     settings = app.settings
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
@@ -70,7 +77,11 @@ async def serve_http(
     logger.info("listening on http://%s:%d%s", settings.host, port, settings.path)
     task_status.started(port)
     try:
-        await server.serve(sockets=[sock])
+        async with anyio.create_task_group() as tg:
+            if stop is not None:
+                tg.start_soon(_exit_when, stop, server)
+            await server.serve(sockets=[sock])
+            tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             server.should_exit = True

@@ -36,7 +36,6 @@ import http.client
 import os
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+from _common import free_port, tree_state
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -298,26 +298,6 @@ class StdioFixture(asyncio.SubprocessProtocol):
 
 
 # -- processes ----------------------------------------------------------------------------
-
-
-def tree_state() -> str:
-    """The commit measured, and whether ``src/`` differs from it."""
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], check=False, cwd=ROOT, capture_output=True)
-        return done.stdout.decode().strip()
-
-    try:
-        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "src")
-    except OSError:
-        return "unknown"
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _common import tree_state
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 PYTHON = str(BIN / "python")
@@ -227,20 +229,6 @@ def row(name: str, samples: list[float], floor: float) -> str:
     values = ms(samples)
     med = statistics.median(values)
     return f"{name:<22} {med:>8.0f} {min(values):>8.0f} {max(values):>8.0f} {med - floor:>11.0f}"
-
-
-def tree_state() -> str:
-    """The commit measured, and whether ``src/`` differs from it."""
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], check=False, cwd=ROOT, capture_output=True)
-        return done.stdout.decode().strip()
-
-    try:
-        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "src")
-    except OSError:
-        return "unknown"
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def main() -> int:

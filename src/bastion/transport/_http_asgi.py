@@ -1,0 +1,197 @@
+"""ASGI plumbing for the Streamable HTTP server face: request headers, plain/JSON/SSE
+responses, and the loops that stream a request's messages until it is answered or the
+client leaves. Private to ``bastion.transport``; ``http_server`` holds the MCP rules."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from bastion.errors import (
+    HeaderMismatch,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    MissingCapability,
+    ParseError,
+    UnsupportedVersion,
+)
+from bastion.protocol.codec import encode, error_response
+from bastion.protocol.jsonrpc import ErrorResponse, Message, RequestId, Response
+from bastion.transport.http_streams import EventStream
+from bastion.transport.sse import encode_event
+
+Scope = MutableMapping[str, Any]
+ASGIMessage = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[ASGIMessage]]
+Probe = Callable[[], tuple[int, bytes]]
+Send = Callable[[ASGIMessage], Awaitable[None]]
+
+BAD_REQUEST_CODES: Final = frozenset(
+    {
+        ParseError.code,
+        InvalidRequest.code,
+        InvalidParams.code,
+        HeaderMismatch.code,
+        MissingCapability.code,
+        UnsupportedVersion.code,
+    }
+)
+SSE_RETRY_MS: Final = 1000  # how soon a client should reconnect a dropped stream
+
+
+class Headers:
+    __slots__ = ("_map",)
+
+    def __init__(self, scope: Scope) -> None:
+        self._map: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            self._map[name] = f"{self._map[name]}, {value}" if name in self._map else value
+
+    def get(self, name: str) -> str | None:
+        return self._map.get(name)
+
+
+def is_answer(message: Message, request_id: RequestId) -> bool:
+    return isinstance(message, Response | ErrorResponse) and message.id == request_id
+
+
+async def watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+async def pump(
+    send: Send, receive: Receive, stream: EventStream, after: int, detach: anyio.Event | None = None
+) -> None:
+    """Write ``stream``'s events after ``after`` as SSE until it closes, the client leaves,
+    or ``detach`` is set (the server ends the response; the client resumes with GET)."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_disconnect, receive, tg.cancel_scope)
+        if detach is not None:
+            tg.start_soon(cancel_when, detach, tg.cancel_scope)
+        # Priming event: an id before any data, so the client can resume from here.
+        primed = encode_event(b"", event_id=stream.event_id(after), retry_ms=SSE_RETRY_MS)
+        if await sse_write(send, primed):
+            async for seq, data in stream.follow(after):
+                if not await sse_write(send, encode_event(data, event_id=stream.event_id(seq))):
+                    break
+        tg.cancel_scope.cancel()
+    await end(send)
+
+
+async def respond(
+    send: Send,
+    receive: Receive,
+    run: Callable[[], Coroutine[Any, Any, None]],
+    queue: anyio.abc.ObjectReceiveStream[Message],
+    request_id: RequestId,
+) -> None:
+    """Answer one stateless request: JSON if the answer comes first, else SSE until it does.
+
+    The client leaving cancels the work: on 2026-07-28 nobody can resume the answer.
+    """
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        tg.start_soon(watch_disconnect, receive, tg.cancel_scope)
+        async with queue:
+            first = await next_message(queue)
+            if first is None:
+                await plain(send, 202, b"")  # cancelled: nothing to say
+            elif is_answer(first, request_id):
+                status = status_for(first) if isinstance(first, ErrorResponse) else 200
+                await send_json(send, status, encode(first))
+            else:
+                await start_sse(send, ())
+                pending: Message | None = first
+                while pending is not None:
+                    if not await sse_write(send, encode_event(encode(pending))):
+                        break
+                    if is_answer(pending, request_id):
+                        break
+                    pending = await next_message(queue)
+                await end(send)
+        tg.cancel_scope.cancel()
+
+
+def status_for(answer: ErrorResponse) -> int:
+    """2026-07-28 maps some JSON-RPC errors onto HTTP statuses; the rest travel in a 200."""
+    code = answer.error.code
+    if code == MethodNotFound.code:
+        return 404
+    if code in BAD_REQUEST_CODES:
+        return 400
+    return 200
+
+
+async def next_message(queue: anyio.abc.ObjectReceiveStream[Message]) -> Message | None:
+    try:
+        return await queue.receive()
+    except anyio.EndOfStream:
+        return None
+
+
+async def plain(
+    send: Send, status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()
+) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8")] if body else []
+    headers += [(k.encode(), v.encode()) for k, v in extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()
+) -> None:
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.encode(), v.encode()) for k, v in extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def json_error(
+    send: Send,
+    status: int,
+    request_id: RequestId | None,
+    code: int,
+    message: str,
+    *,
+    close: bool = False,
+) -> None:
+    extra = (("connection", "close"),) if close else ()
+    await send_json(send, status, encode(error_response(request_id, code, message)), extra)
+
+
+async def start_sse(send: Send, extra: tuple[tuple[str, str], ...]) -> None:
+    headers = [
+        (b"content-type", b"text/event-stream"),
+        (b"cache-control", b"no-cache, no-transform"),
+        (b"x-accel-buffering", b"no"),
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in extra]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+async def sse_write(send: Send, data: bytes) -> bool:
+    try:
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    except OSError:
+        return False
+    return True
+
+
+async def end(send: Send) -> None:
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": b""})

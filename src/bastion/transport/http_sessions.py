@@ -1,0 +1,61 @@
+"""A 2025-11-25 Streamable HTTP session: the MCP connection behind an ``Mcp-Session-Id``,
+the peer that serves it, and the routing of every outgoing message to the SSE stream of the
+request it relates to (or the standalone GET stream)."""
+
+from __future__ import annotations
+
+import secrets
+
+from bastion.protocol.codec import encode
+from bastion.protocol.jsonrpc import ErrorResponse, Message, RequestId, Response
+from bastion.protocol.versions import LEGACY_VERSIONS
+from bastion.session.peer import Peer
+from bastion.transport.base import McpConnection
+from bastion.transport.http_streams import EventStream
+
+__all__ = ["HttpSession"]
+
+
+class HttpSession:
+    """One 2025-11-25 session: its peer, its streams, and where each message goes."""
+
+    def __init__(self, connection: McpConnection, now: float) -> None:
+        self.id = secrets.token_urlsafe(32)
+        self.connection = connection
+        self.version: str = LEGACY_VERSIONS[0]
+        self.streams: dict[str, EventStream] = {}
+        self.by_request: dict[RequestId, EventStream] = {}
+        self.standalone = EventStream()
+        self.get_open = False
+        self.last_seen = now
+        self.peer = Peer(self.route, connection, on_notification=connection.on_notification)
+        connection.attach(self.peer)
+
+    async def route(self, message: Message, related: RequestId | None) -> None:
+        stream = self.by_request.get(related) if related is not None else None
+        if stream is None:
+            stream = self.standalone
+        stream.append(encode(message))
+        if (
+            related is not None
+            and isinstance(message, Response | ErrorResponse)
+            and (message.id == related)
+        ):
+            self.by_request.pop(related, None)
+            stream.close()
+
+    def open_stream(self, request_id: RequestId) -> EventStream:
+        stream = EventStream()
+        self.streams[stream.id] = stream
+        self.by_request[request_id] = stream
+        if len(self.streams) > 64:  # forget the oldest finished streams
+            for sid in [s for s, st in self.streams.items() if st.closed][:16]:
+                del self.streams[sid]
+        return stream
+
+    def close(self) -> None:
+        self.peer.close()
+        self.connection.detach()
+        self.standalone.close()
+        for stream in self.streams.values():
+            stream.close()

@@ -4,6 +4,7 @@ module is importable as ``_common``)."""
 from __future__ import annotations
 
 import socket
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,15 @@ def tree_state() -> str:
     except OSError:
         return "unknown"
     return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
+
+
+def row(name: str, samples: list[float], floor: float, *, width: int = 18) -> str:
+    """One table line: median, min, max and median above ``floor`` (all in ms)."""
+    values = [s * 1e3 for s in samples]
+    med = statistics.median(values)
+    return (
+        f"{name:<{width}} {med:>8.0f} {min(values):>8.0f} {max(values):>8.0f} {med - floor:>11.0f}"
+    )
 
 
 def free_port() -> int:

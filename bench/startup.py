@@ -31,6 +31,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from _common import row
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 PYTHON = str(BIN / "python")
@@ -132,12 +134,6 @@ def answers(case: Case) -> tuple[bool, str]:
     if "result" in reply:
         return True, "result"
     return False, f"error {reply.get('error')}"
-
-
-def row(name: str, samples: list[float], floor: float) -> str:
-    ms = [s * 1e3 for s in samples]
-    med = statistics.median(ms)
-    return f"{name:<18} {med:>8.0f} {min(ms):>8.0f} {max(ms):>8.0f} {med - floor:>11.0f}"
 
 
 def main() -> int:

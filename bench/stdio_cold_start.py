@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import tree_state
+from _common import row, tree_state
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -225,12 +225,6 @@ def ms(samples: list[float]) -> list[float]:
     return [s * 1e3 for s in samples]
 
 
-def row(name: str, samples: list[float], floor: float) -> str:
-    values = ms(samples)
-    med = statistics.median(values)
-    return f"{name:<22} {med:>8.0f} {min(values):>8.0f} {max(values):>8.0f} {med - floor:>11.0f}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="recorded runs per case")
@@ -284,9 +278,9 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for case in cases:
-        print(row(case.name, case.samples, base))
+        print(row(case.name, case.samples, base, width=22))
         if case.tools:
-            print(row("hub x3 / all tools", case.tools, base))
+            print(row("hub x3 / all tools", case.tools, base, width=22))
 
     def med(samples: list[float]) -> float:
         return statistics.median(ms(samples))

@@ -40,6 +40,23 @@ def node_env() -> dict[str, str]:
     return env
 
 
+def run_inspector(
+    home: Path, server: list[str], *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """One MCP Inspector CLI run (``--format json``) with a private HOME, so its per-user
+    files stay out of the real one."""
+    env = node_env()
+    env["HOME"] = str(home)
+    return subprocess.run(
+        [str(require_tool(INSPECTOR)), "--cli", *server, *args, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

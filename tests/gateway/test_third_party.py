@@ -41,13 +41,13 @@ from mcp import Client
 
 from tests.support import (
     BASTION,
-    INSPECTOR,
     PYTHON,
     ROOT,
     TOOLS,
     free_port,
     node_env,
     require_tool,
+    run_inspector,
     stop_process,
     wait_for_port,
 )
@@ -244,16 +244,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def inspect(home: Path, server: list[str], *args: str, timeout: float = CLI_TIMEOUT) -> Any:
     """One Inspector CLI run with ``--format json``; its parsed output (exit code 0)."""
-    env = node_env()
-    env["HOME"] = str(home)
-    proc = subprocess.run(
-        [str(require_tool(INSPECTOR)), "--cli", *server, *args, "--format", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    proc = run_inspector(home, server, *args, timeout=timeout)
     assert proc.returncode == EXIT_OK, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     try:
         return json.loads(proc.stdout)

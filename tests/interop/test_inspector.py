@@ -9,7 +9,6 @@ and the exit code (0 OK, 5 when the tool answered ``isError: true``).
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import BASTION, INSPECTOR, fixture_http_server, node_env, require_tool
+from tests.support import BASTION, fixture_http_server, run_inspector
 
 pytestmark = pytest.mark.interop
 
@@ -86,16 +85,7 @@ def target(request: pytest.FixtureRequest, fixture_url: str, config: Path) -> tu
 
 
 def inspect(home: Path, server: list[str], *args: str) -> Run:
-    env = node_env()
-    env["HOME"] = str(home)
-    proc = subprocess.run(
-        [str(require_tool(INSPECTOR)), "--cli", *server, *args, "--format", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+    proc = run_inspector(home, server, *args, timeout=CLI_TIMEOUT)
     try:
         output = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:

@@ -13,7 +13,7 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import anyio
 import msgspec
@@ -31,13 +31,12 @@ from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp, TemplateEntry
-from bastion.upstream.replica import Replica, ReplicaState
+from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
 __all__ = ["Gateway"]
 
 logger = logging.getLogger(__name__)
 
-_LIST_KINDS: Final = ("tools", "resources", "prompts")
 _M = TypeVar("_M", bound=t.Model)
 
 
@@ -136,7 +135,7 @@ class Gateway:
         return f"{server}{self.config.gateway.separator}" if prefix is None else prefix
 
     async def _on_ready(self, replica: Replica) -> None:
-        await self.rebuild(_LIST_KINDS)
+        await self.rebuild(LIST_KINDS)
 
     async def _on_change(self, replica: Replica, kinds: tuple[str, ...]) -> None:
         await self.rebuild(kinds)

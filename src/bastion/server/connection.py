@@ -24,6 +24,7 @@ from bastion.errors import (
     ResourceNotFound,
 )
 from bastion.protocol import types as t
+from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.meta import is_modern_request, read_request_meta, require_supported
 from bastion.protocol.methods import CLIENT_METHODS, parse_params
 from bastion.protocol.request_state import RequestStateSealer
@@ -106,7 +107,7 @@ class ServerConnection:
         if self._peer is not None and uri in self.subscriptions:
             await self._peer.notify("notifications/resources/updated", {"uri": uri})
 
-    async def on_notification(self, note: msgspec.Struct) -> None:
+    async def on_notification(self, note: Notification) -> None:
         return None
 
     # -- dispatch ------------------------------------------------------------------------

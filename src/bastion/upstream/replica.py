@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from bastion.config.model import ServerConfig
     from bastion.server.context import ToolContext
 
-__all__ = ["Replica", "ReplicaState"]
+__all__ = ["LIST_KINDS", "Replica", "ReplicaState"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ _LISTEN_ALL: Final = {
 
 
 _ERA_FIELDS: Final = ("resultType", "ttlMs", "cacheScope")
-_LIST_KINDS: Final = frozenset({"tools", "resources", "prompts"})
+LIST_KINDS: Final = ("tools", "resources", "prompts")  # the lists that can change
 
 
 class ReplicaState(Enum):
@@ -279,10 +279,6 @@ class Replica:
                 if misses >= HEALTH_MISSES:
                     return f"{misses} health pings failed"
 
-    async def refresh(self) -> None:
-        if self.session is not None:
-            await self._refresh(self.session)
-
     async def _refresh(self, session: ClientSession) -> None:
         caps = session.server.capabilities if session.server else {}
         listings: dict[str, list[JSONObject]] = {}
@@ -427,7 +423,7 @@ class Replica:
 
     async def _notified(self, note: Notification) -> None:
         kind = note.method.removeprefix("notifications/").removesuffix("/list_changed")
-        if note.method.endswith("/list_changed") and kind in _LIST_KINDS:
+        if note.method.endswith("/list_changed") and kind in LIST_KINDS:
             self._changed_kinds.add(kind)
             self._changed.set()
             return

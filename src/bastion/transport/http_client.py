@@ -18,7 +18,6 @@ from typing import Final
 
 import anyio
 import anyio.abc
-import httpx
 
 from bastion.errors import BastionError
 from bastion.protocol.codec import MessageDecoder, encode, error_response
@@ -26,6 +25,7 @@ from bastion.protocol.headers import encode_header_value, param_headers
 from bastion.protocol.jsonrpc import ErrorResponse, Message, Notification, Request, RequestId
 from bastion.protocol.methods import CLIENT_METHODS
 from bastion.protocol.versions import META_PROTOCOL_VERSION
+from bastion.transport.http_wire import HttpFailure, HttpWire, WireResponse
 from bastion.transport.sse import SseParser
 
 __all__ = ["HttpClientStream"]
@@ -33,7 +33,6 @@ __all__ = ["HttpClientStream"]
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT: Final = 10.0
-READ_TIMEOUT: Final = 300.0  # between bytes of a response; a tool may think for a while
 MAX_RESUMES: Final = 5  # reconnect attempts for one dropped SSE stream
 DEFAULT_RETRY_MS: Final = 1000
 MAX_JSON_RESPONSE: Final = 4 * 1024 * 1024
@@ -47,13 +46,11 @@ class HttpClientStream:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
         decoder: MessageDecoder | None = None,
     ) -> None:
         self.url = url
         self._headers = dict(headers or {})
-        self._client = client
-        self._own_client = client is None
+        self._wire = HttpWire(url, max_connections=MAX_CONNECTIONS, connect_timeout=CONNECT_TIMEOUT)
         self._decoder = decoder or MessageDecoder()
         self.session_id: str | None = None
         self.protocol_version: str | None = None  # negotiated legacy version, once known
@@ -67,14 +64,6 @@ class HttpClientStream:
         self.tool_headers: dict[str, dict[str, str]] = {}
 
     async def __aenter__(self) -> HttpClientStream:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(CONNECT_TIMEOUT, read=READ_TIMEOUT),
-                follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-                ),
-            )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         return self
@@ -87,8 +76,8 @@ class HttpClientStream:
         result = await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
         self._inbox_send.close()
         self._inbox.close()
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
+        with anyio.CancelScope(shield=True):
+            await self._wire.aclose()
         return result
 
     # -- MessageStream -------------------------------------------------------------------
@@ -111,9 +100,10 @@ class HttpClientStream:
         await self._post_other(message)
 
     async def aclose(self) -> None:
-        if self.session_id is not None and self._client is not None:
-            with contextlib.suppress(httpx.HTTPError):
-                await self._client.delete(self.url, headers=self._base_headers())
+        if self.session_id is not None:
+            with contextlib.suppress(HttpFailure):
+                async with self._wire.request("DELETE", self._base_headers()) as response:
+                    await response.read(0)
             self.session_id = None
 
     async def open_standalone_stream(self) -> bool:
@@ -127,17 +117,16 @@ class HttpClientStream:
         return bool(await self._tg.start(self._standalone))
 
     async def _standalone(self, *, task_status: anyio.abc.TaskStatus[bool]) -> None:
-        assert self._client is not None
         headers = self._base_headers()
         headers["Accept"] = "text/event-stream"
         try:
-            async with self._client.stream("GET", self.url, headers=headers) as response:
-                if response.status_code != 200:
+            async with self._wire.request("GET", headers) as response:
+                if response.status != 200:
                     task_status.started(False)
                     return
                 task_status.started(True)
                 await self._read_sse(None, response, _SseState())
-        except httpx.HTTPError as exc:
+        except HttpFailure as exc:
             logger.debug("standalone stream from %s ended: %s", self.url, exc)
 
     # -- internals -------------------------------------------------------------------------
@@ -190,13 +179,12 @@ class HttpClientStream:
         )
 
     async def _post_other(self, message: Message) -> None:
-        assert self._client is not None
         try:
-            response = await self._client.post(
-                self.url, content=encode(message), headers=self._headers_for(message)
-            )
-            await response.aclose()
-        except httpx.HTTPError as exc:
+            async with self._wire.request(
+                "POST", self._headers_for(message), encode(message)
+            ) as response:
+                await response.read(MAX_JSON_RESPONSE)
+        except HttpFailure as exc:
             logger.info("POST of a %s to %s failed: %s", type(message).__name__, self.url, exc)
 
     async def _post_request(self, message: Request) -> None:
@@ -208,35 +196,28 @@ class HttpClientStream:
                 del self._inflight[message.id]
 
     async def _post_request_body(self, message: Request) -> None:
-        assert self._client is not None
+        connected = False
         try:
-            request = self._client.build_request(
-                "POST", self.url, content=encode(message), headers=self._headers_for(message)
-            )
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            await self._fail(message.id, "Upstream unreachable", {"reason": type(exc).__name__})
-            return
-        try:
-            if message.method == "initialize" and "mcp-session-id" in response.headers:
-                self.session_id = response.headers["mcp-session-id"]
-            await self._read_response(message.id, response)
-        except httpx.HTTPError as exc:
-            await self._fail(
-                message.id, "Upstream connection failed", {"reason": type(exc).__name__}
-            )
-        finally:
-            await response.aclose()
+            async with self._wire.request(
+                "POST", self._headers_for(message), encode(message)
+            ) as response:
+                connected = True
+                if message.method == "initialize" and "mcp-session-id" in response.headers:
+                    self.session_id = response.headers["mcp-session-id"]
+                await self._read_response(message.id, response)
+        except HttpFailure as exc:
+            what = "Upstream connection failed" if connected else "Upstream unreachable"
+            await self._fail(message.id, what, {"reason": exc.reason})
 
-    async def _read_response(self, request_id: RequestId, response: httpx.Response) -> None:
+    async def _read_response(self, request_id: RequestId, response: WireResponse) -> None:
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if content_type == "text/event-stream" and response.status_code == 200:
+        if content_type == "text/event-stream" and response.status == 200:
             state = _SseState()
             if not await self._read_sse(request_id, response, state):
                 await self._resume(request_id, state)
             return
-        body = await _read_capped(response, MAX_JSON_RESPONSE)
-        if response.status_code == 202 and not body:
+        body = await response.read(MAX_JSON_RESPONSE)
+        if response.status == 202 and not body:
             return
         decoded: Message | BastionError | None = None
         if content_type == "application/json" and body:
@@ -251,17 +232,17 @@ class HttpClientStream:
         else:
             await self._fail(
                 request_id,
-                f"Upstream HTTP {response.status_code}",
-                {"status": response.status_code},
+                f"Upstream HTTP {response.status}",
+                {"status": response.status},
             )
 
     async def _read_sse(
-        self, request_id: RequestId | None, response: httpx.Response, state: _SseState
+        self, request_id: RequestId | None, response: WireResponse, state: _SseState
     ) -> bool:
         """Feed the stream's messages; True once the answer to ``request_id`` arrived."""
         parser = SseParser()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.chunks():
                 for event in parser.feed(chunk):
                     if event.retry is not None:
                         state.retry_ms = event.retry
@@ -276,7 +257,7 @@ class HttpClientStream:
                     await self._deliver(item)
                     if not isinstance(item, BastionError) and _answers(item, request_id):
                         return True
-        except (httpx.HTTPError, ValueError) as exc:
+        except (HttpFailure, ValueError) as exc:
             logger.debug("SSE stream from %s ended: %s", self.url, exc)
         return False
 
@@ -285,19 +266,18 @@ class HttpClientStream:
         if state.last_event_id is None or self.session_id is None:
             await self._fail(request_id, "Upstream stream ended without an answer")
             return
-        assert self._client is not None
         for _attempt in range(MAX_RESUMES):
             await anyio.sleep(state.retry_ms / 1000)
             headers = self._base_headers()
             headers["Accept"] = "text/event-stream"
             headers["Last-Event-ID"] = state.last_event_id
             try:
-                async with self._client.stream("GET", self.url, headers=headers) as response:
-                    if response.status_code != 200:
+                async with self._wire.request("GET", headers) as response:
+                    if response.status != 200:
                         break
                     if await self._read_sse(request_id, response, state):
                         return
-            except httpx.HTTPError as exc:
+            except HttpFailure as exc:
                 logger.debug("resuming a stream from %s failed: %s", self.url, exc)
         await self._fail(request_id, "Upstream stream ended without an answer")
 
@@ -318,14 +298,3 @@ def _answers(message: Message, request_id: RequestId | None) -> bool:
         and not isinstance(message, Request | Notification)
         and (message.id == request_id)
     )
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_raw():
-        size += len(chunk)
-        if size > limit:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -201,3 +201,74 @@ def test_modern_progress_streams_as_sse(url: str) -> None:
     assert [m["params"]["progress"] for m in messages[:-1]] == [0, 50, 100]
     assert {m["params"]["progressToken"] for m in messages[:-1]} == {"tok"}
     assert messages[-1]["id"] == 3 and messages[-1]["result"]["resultType"] == "complete"
+
+
+def raw_exchange(url: str, request: bytes) -> tuple[str, bool]:
+    """Send raw bytes; the response head, and whether the server then closed the connection."""
+    host, port = url.split("/")[2].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.settimeout(2)
+        closed = False
+        try:
+            while chunk := sock.recv(65536):
+                pass
+            closed = True
+        except (TimeoutError, ConnectionResetError):
+            closed = False
+    return data.partition(b"\r\n\r\n")[0].decode("latin-1"), closed
+
+
+def framed(extra_headers: str, body: bytes = b"") -> bytes:
+    return (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Accept: {ACCEPT}\r\n{extra_headers}\r\n"
+    ).encode() + body
+
+
+def test_request_head_over_64_kib_is_431_and_closed_tr9(url: str) -> None:
+    many = "".join(f"X-Filler-{i}: {'a' * 1000}\r\n" for i in range(70))  # ~72 KB of headers
+    head, closed = raw_exchange(url, framed(many + "Content-Length: 2\r\n", b"{}"))
+    assert head.startswith("HTTP/1.1 431")
+    assert closed
+
+
+def test_request_head_just_under_the_cap_is_served_tr9(url: str) -> None:
+    some = "".join(f"X-Filler-{i}: {'a' * 1000}\r\n" for i in range(50))  # ~51 KB
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}})
+    head, _ = raw_exchange(
+        url,
+        framed(
+            some
+            + "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\n"
+            + f"Content-Length: {len(body)}\r\n",
+            body.encode(),
+        ),
+    )
+    assert head.startswith("HTTP/1.1 200")
+
+
+def test_length_and_chunked_together_is_refused_and_closed_tr9(url: str) -> None:
+    head, closed = raw_exchange(
+        url, framed("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n")
+    )
+    assert head.startswith("HTTP/1.1 400")
+    assert closed
+
+
+def test_differing_duplicate_lengths_are_refused_and_closed_tr9(url: str) -> None:
+    head, closed = raw_exchange(url, framed("Content-Length: 2\r\nContent-Length: 3\r\n", b"{} "))
+    assert head.startswith("HTTP/1.1 400")
+    assert closed
+
+
+def test_unknown_transfer_coding_is_refused_and_closed_tr9(url: str) -> None:
+    head, closed = raw_exchange(url, framed("Transfer-Encoding: gzip\r\n", b"{}"))
+    assert head.split(" ")[1] in ("400", "501")
+    assert closed

@@ -31,7 +31,7 @@ def run_fixture(*, stdio: bool, host: str, port: int | None, legacy_only: bool =
         anyio.run(_serve_stdio, connection)
         return 0
     from bastion.cli.signals import on_stop_signal
-    from bastion.transport.http_run import serve_http
+    from bastion.transport.http_run import event_loop_options, serve_http
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
     if port is None:
@@ -46,7 +46,7 @@ def run_fixture(*, stdio: bool, host: str, port: int | None, legacy_only: bool =
             await serve_http(http_app, stop=stop)
             tg.cancel_scope.cancel()
 
-    anyio.run(_run)
+    anyio.run(_run, backend_options=event_loop_options())
     return 0
 
 

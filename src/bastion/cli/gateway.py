@@ -47,7 +47,7 @@ def _gateway(config: Config) -> Gateway:
 
 
 def run_serve(path: str | None, host: str | None, port: int | None) -> int:
-    from bastion.transport.http_run import serve_http
+    from bastion.transport.http_run import event_loop_options, serve_http
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
     config = _load(path)
@@ -82,7 +82,7 @@ def run_serve(path: str | None, host: str | None, port: int | None) -> int:
             await serve_http(app, stop=stop)  # returns after uvicorn's graceful shutdown
             tg.cancel_scope.cancel()  # then the upstreams are stopped
 
-    anyio.run(main)
+    anyio.run(main, backend_options=event_loop_options())
     return 0
 
 

@@ -5,7 +5,7 @@ client leaves. Private to ``bastion.transport``; ``http_server`` holds the MCP r
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import anyio
@@ -92,38 +92,55 @@ async def pump(
     await end(send)
 
 
-async def respond(
-    send: Send,
-    receive: Receive,
-    run: Callable[[], Coroutine[Any, Any, None]],
-    queue: anyio.abc.ObjectReceiveStream[Message],
-    request_id: RequestId,
-) -> None:
-    """Answer one stateless request: JSON if the answer comes first, else SSE until it does.
+class StatelessResponder:
+    """Writes one stateless request's messages as they come, straight to the response.
 
-    The client leaving cancels the work: on 2026-07-28 nobody can resume the answer.
+    The answer alone goes out as JSON; once anything else comes first (progress, a log
+    message, a server request), the response becomes an SSE stream that ends with the
+    answer. Nothing is written after the answer. Writers may be several tasks (the
+    handler, an upstream's notification forwarder), so writes are serialised.
     """
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        tg.start_soon(watch_disconnect, receive, tg.cancel_scope)
-        async with queue:
-            first = await next_message(queue)
-            if first is None:
-                await plain(send, 202, b"")  # cancelled: nothing to say
-            elif is_answer(first, request_id):
-                status = status_for(first) if isinstance(first, ErrorResponse) else 200
-                await send_json(send, status, encode(first))
+
+    __slots__ = ("_done", "_lock", "_request_id", "_send", "_streaming")
+
+    def __init__(self, send: Send, request_id: RequestId) -> None:
+        self._send = send
+        self._request_id = request_id
+        self._streaming = False
+        self._done = False
+        self._lock = anyio.Lock(fast_acquire=True)
+
+    async def write(self, message: Message) -> None:
+        async with self._lock:
+            if self._done:
+                return  # after the answer (or the client leaving) nothing more belongs here
+            answer = is_answer(message, self._request_id)
+            if not self._streaming:
+                if answer:
+                    self._done = True
+                    status = status_for(message) if isinstance(message, ErrorResponse) else 200
+                    await send_json(self._send, status, encode(message))
+                    return
+                self._streaming = True
+                await start_sse(self._send, ())
+            if not await sse_write(self._send, encode_event(encode(message))):
+                self._done = True  # the client left
+            elif answer:
+                self._done = True
+                await end(self._send)
+
+    async def finish(self, answer: Message | None) -> None:
+        """Write the answer (None: the request was cancelled) and end the response."""
+        if answer is not None:
+            await self.write(answer)
+        async with self._lock:
+            if self._done:
+                return
+            self._done = True
+            if self._streaming:
+                await end(self._send)
             else:
-                await start_sse(send, ())
-                pending: Message | None = first
-                while pending is not None:
-                    if not await sse_write(send, encode_event(encode(pending))):
-                        break
-                    if is_answer(pending, request_id):
-                        break
-                    pending = await next_message(queue)
-                await end(send)
-        tg.cancel_scope.cancel()
+                await plain(self._send, 202, b"")  # cancelled: nothing to say
 
 
 def status_for(answer: ErrorResponse) -> int:
@@ -134,13 +151,6 @@ def status_for(answer: ErrorResponse) -> int:
     if code in BAD_REQUEST_CODES:
         return 400
     return 200
-
-
-async def next_message(queue: anyio.abc.ObjectReceiveStream[Message]) -> Message | None:
-    try:
-        return await queue.receive()
-    except anyio.EndOfStream:
-        return None
 
 
 async def plain(

@@ -242,20 +242,17 @@ class StreamableHttpApp:
             await r.send_json(send, r.status_for(answer), encode(answer))
             return
         connection = self._factory()
-        queue_send, queue_receive = anyio.create_memory_object_stream[Message](32)
+        responder = r.StatelessResponder(send, message.id)
 
         async def sink(msg: Message, related: RequestId | None) -> None:
-            await queue_send.send(msg)
+            await responder.write(msg)
 
         peer = Peer(sink, connection, on_notification=connection.on_notification)
-
-        async def run() -> None:
-            async with queue_send:
-                answer = await peer.serve(message)
-                if answer is not None:
-                    await queue_send.send(answer)
-
-        await r.respond(send, receive, run, queue_receive, message.id)
+        # The client leaving cancels the work: on 2026-07-28 nobody can resume the answer.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(r.watch_disconnect, receive, tg.cancel_scope)
+            await responder.finish(await peer.serve(message))
+            tg.cancel_scope.cancel()
 
     async def _post_legacy(
         self,

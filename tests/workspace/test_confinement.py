@@ -267,21 +267,24 @@ async def test_nul_bytes_long_paths_and_control_characters(server: WorkspaceServ
             await s.read_resource("workspace://demo/..%2F..%2Foutside%2Fsecret.txt")
 
 
-async def test_unicode_look_alikes_are_ordinary_names(
-    server: WorkspaceServer, demo: Path, tmp_path: Path
+async def test_unicode_look_alikes_are_refused_and_plain_unicode_works(
+    server: WorkspaceServer, demo: Path
 ) -> None:
-    """Fullwidth dots and slashes are never normalized into ``..`` or ``/``."""
+    """Fullwidth dots and slashes are never normalized into ``..`` or ``/``, and are
+    refused so that no name reads as a traversal (SECURITY.md IN-4)."""
     async with client(server) as s:
-        missing = await refused(s, "read_file", workspace="demo", path="\uff0e\uff0e/secret.txt")
-        assert missing.startswith("not_found:")
-        await ok(s, "write_file", workspace="demo", path="\uff0e\uff0e\uff0fx", content="fw")
+        for look_alike in ["\uff0e\uff0e/secret.txt", "a\u2215b", "\u2024\u2024", "a\uff3cb"]:
+            message = await refused(s, "write_file", workspace="demo", path=look_alike, content="x")
+            assert "looks like" in message
         await ok(s, "write_file", workspace="demo", path="caf\u00e9/na\u0131ve.py", content="u")
         read = await ok(s, "read_file", workspace="demo", path="caf\u00e9/na\u0131ve.py")
         assert read["uri"] == "workspace://demo/caf%C3%A9/na%C4%B1ve.py"
         resource = await s.read_resource(read["uri"])
         assert resource["contents"][0]["text"] == "u"
-    assert (demo / "\uff0e\uff0e\uff0fx").read_text() == "fw"
-    assert not (tmp_path / "root" / "x").exists()
+        with pytest.raises(PeerError) as encoded:
+            await s.read_resource("workspace://demo/caf%C3%A9%2Fna%C4%B1ve.py")
+        assert "encodes" in encoded.value.peer_message
+    assert sorted(p.name for p in demo.iterdir()) == ["caf\u00e9"]
 
 
 async def test_workspace_names_cannot_escape_the_root(

@@ -13,7 +13,7 @@ from bastion.workspace.paths import check_workspace_name, parse_path
     [
         ("a/b.py", ("a", "b.py")),
         ("./a//b/", ("a", "b")),
-        ("\uff0e\uff0e/x", ("\uff0e\uff0e", "x")),  # fullwidth dots stay a plain name
+        ("caf\u00e9/\u65e5\u672c.txt", ("caf\u00e9", "\u65e5\u672c.txt")),
         ("...", ("...",)),
         ("a b/c-d_e.f", ("a b", "c-d_e.f")),
     ],
@@ -34,6 +34,8 @@ def test_accepted_paths(given: str, parts: tuple[str, ...]) -> None:
         ("a\u202eb", "U+202E"),
         ("a\x7fb", "U+007F"),
         ("a\u0085b", "U+0085"),
+        ("\uff0e\uff0e/x", "U+FF0E"),  # fullwidth dots: not "..", and refused
+        ("a\u2215b", "U+2215"),
         ("x" * 256, "255 bytes"),
         ("/".join("d" * 65), "deeper"),
         ("", "root"),

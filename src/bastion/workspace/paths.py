@@ -4,8 +4,9 @@ A workspace path is relative, ``/``-separated, and resolved later component by c
 from the workspace's directory descriptor (see ``jail``), so this module only has to
 refuse what can never be a name inside the workspace: ``..``, absolute paths, NUL and
 other control characters, bidi and line-separator characters (they disguise names in a
-listing), lone surrogates, and names too long or too deep for the kernel. Unicode is not
-normalized: U+FF0E twice (fullwidth dots) is an ordinary file name, never ``..``.
+listing), look-alikes of ``/``, ``\\`` and ``.`` (so no name reads as a traversal in a
+log or a review; SECURITY.md IN-4), lone surrogates, and names too long or too deep for the
+kernel. Unicode is never normalized, so no check can be undone by a later normalization.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ WORKSPACE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _DISGUISING: Final = frozenset(
     "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\ufeff"
 )
+# Characters drawn like a path separator or a dot.
+_LOOK_ALIKES: Final = frozenset("\u2044\u2215\u29f8\uff0f\u2216\ufe68\uff3c\u2024\ufe52\uff0e")
 
 
 def check_workspace_name(name: str) -> str:
@@ -114,4 +117,8 @@ def _check_component(part: str) -> None:
         if char in _DISGUISING or unicodedata.category(char) == "Cc":
             raise InvalidInput(
                 f"path contains a control or direction-changing character (U+{ord(char):04X})"
+            )
+        if char in _LOOK_ALIKES:
+            raise InvalidInput(
+                f"path contains a character that looks like '/', '\\' or '.' (U+{ord(char):04X})"
             )

@@ -49,6 +49,7 @@ _META_URI: Final = re.compile(
     r"workspace-meta://(?P<workspace>[^/?#]+)/(?P<channel>changes|members|messages)"
 )
 _JSON: Final = "application/json"
+_ENCODED_SPECIAL: Final = re.compile(r"%(2[fFeE]|5[cC])")
 
 
 def file_uri(workspace: str, rel: RelPath) -> str:
@@ -75,6 +76,9 @@ def install(app: ServerApp, server: WorkspaceServer) -> None:
     async def read_file(ctx: ToolContext, uri: str, found: dict[str, str]) -> list[JSONObject]:
         try:
             ws = server.root.get(found["workspace"])
+            if _ENCODED_SPECIAL.search(found["path"]):
+                # SECURITY.md IN-4: a separator or dot is written as itself, never encoded.
+                raise InvalidInput("the URI encodes '/', '\\' or '.'; write them plainly")
             try:
                 raw = unquote(found["path"], errors="strict")
             except UnicodeDecodeError:
@@ -164,7 +168,7 @@ def install(app: ServerApp, server: WorkspaceServer) -> None:
         ctx: ToolContext, uri: str, found: dict[str, str]
     ) -> list[JSONObject]:
         match = _META_URI.fullmatch(uri)
-        if match is None:  # pragma: no cover - keys of app.resources are our own URIs
+        if match is None:  # the keys of app.resources are our own URIs
             raise InvalidParams("not a workspace channel", message="Resource not found")
         return await read_meta(ctx, uri, match.groupdict())
 

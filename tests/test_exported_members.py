@@ -14,6 +14,7 @@ PACKAGES = [
     "bastion.server",
     "bastion.session",
     "bastion.transport",
+    "bastion.workspace",
 ]
 
 
@@ -32,7 +33,8 @@ def test_stdio_path_does_not_load_the_http_stack() -> None:
 
     probe = (
         "import sys, bastion.cli.fixture, bastion.transport.stdio, bastion.server, "
-        "bastion.fixture; print(any(m in sys.modules for m in ('uvicorn', 'httpx', 'h11')))"
+        "bastion.fixture, bastion.cli.workspace; "
+        "print(any(m in sys.modules for m in ('uvicorn', 'httpx', 'h11')))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

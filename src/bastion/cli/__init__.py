@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
         help="speak 2025-11-25 only, like an older server (for tests)",
     )
 
+    workspace = sub.add_parser("workspace", help="the workspace server (files, collaboration)")
+    workspace.add_argument("--root", required=True, help="directory that holds the workspaces")
+    workspace_face = workspace.add_mutually_exclusive_group(required=True)
+    workspace_face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
+    workspace_face.add_argument(
+        "--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
+    )
+    workspace.add_argument("--host", default="127.0.0.1", help="bind address for --port")
+
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
     imp.add_argument("-o", "--output", help="write this new file instead of stdout")
@@ -91,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_fixture(
                 stdio=args.stdio, host=args.host, port=args.port, legacy_only=args.legacy_only
             )
+        if args.command == "workspace":
+            from bastion.cli.workspace import run_workspace
+
+            return run_workspace(root=args.root, stdio=args.stdio, host=args.host, port=args.port)
         if args.command == "serve":
             from bastion.cli.gateway import run_serve
 

@@ -1,0 +1,58 @@
+"""``bastion workspace``: serve the workspace server over stdio or Streamable HTTP."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+
+from bastion.errors import ConfigError
+from bastion.workspace import WorkspaceServer
+
+__all__ = ["run_workspace"]
+
+
+def run_workspace(*, root: str, stdio: bool, host: str, port: int | None) -> int:
+    """Raises ConfigError when the root cannot be used."""
+    try:
+        server = WorkspaceServer(Path(root))
+    except OSError as exc:
+        raise ConfigError(f"--root {root}: {exc.strerror}") from exc
+    try:
+        if stdio:
+            anyio.run(_serve_stdio, server)
+            return 0
+        if port is None:
+            print("bastion workspace: --port is required without --stdio", file=sys.stderr)
+            return 2
+        _serve_http(server, host, port)
+        return 0
+    finally:
+        server.close()
+
+
+async def _serve_stdio(server: WorkspaceServer) -> None:
+    from bastion.transport.base import serve_stream
+    from bastion.transport.stdio import StdioServerStream
+
+    stream = await StdioServerStream.open()
+    await serve_stream(stream, server.connection())
+
+
+def _serve_http(server: WorkspaceServer, host: str, port: int) -> None:
+    # The HTTP stack loads only here, so `--stdio` starts without it.
+    from bastion.cli.signals import on_stop_signal
+    from bastion.transport.http_run import serve_http
+    from bastion.transport.http_server import HttpSettings, StreamableHttpApp
+
+    http_app = StreamableHttpApp(server.connection, HttpSettings(host=host, port=port))
+
+    async def run() -> None:
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(on_stop_signal, stop.set)
+            await serve_http(http_app, stop=stop)
+            tg.cancel_scope.cancel()
+
+    anyio.run(run)

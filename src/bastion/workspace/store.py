@@ -1,0 +1,123 @@
+"""The configured root directory and the workspaces in it, created and listed by name.
+
+The root is opened once as a directory descriptor; each workspace is opened from it with
+``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. Each workspace has one
+``Workspace`` record: a lock that serializes writers (so a version check and the write it
+guards are not interleaved) and its ``Collaboration`` state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from bastion._types import Clock
+from bastion.workspace.collab import Collaboration
+from bastion.workspace.errors import AlreadyExists, NotFound, Refused, TooLarge
+from bastion.workspace.jail import DIR_FLAGS
+from bastion.workspace.limits import WorkspaceLimits
+from bastion.workspace.paths import WORKSPACE_NAME, check_workspace_name
+
+__all__ = ["Workspace", "WorkspaceRoot"]
+
+WORKSPACE_MODE = 0o755
+
+
+@dataclass(slots=True)
+class Workspace:
+    name: str
+    writer: anyio.Lock
+    collab: Collaboration
+
+
+class WorkspaceRoot:
+    """The directory that holds the workspaces; ``close`` releases its descriptor."""
+
+    def __init__(
+        self,
+        root: Path,
+        limits: WorkspaceLimits,
+        *,
+        clock: Clock,
+        wall: Callable[[], float],
+    ) -> None:
+        root.mkdir(mode=0o700, parents=False, exist_ok=True)
+        self.path = root
+        self.fd = os.open(root, DIR_FLAGS & ~os.O_NOFOLLOW)  # the root is the admin's choice
+        self.limits = limits
+        self._clock = clock
+        self._wall = wall
+        self._records: dict[str, Workspace] = {}
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def names(self) -> list[str]:
+        """The workspaces, sorted: directories (not symlinks) with valid names."""
+        found: list[str] = []
+        with os.scandir(self.fd) as entries:
+            for entry in entries:
+                if WORKSPACE_NAME.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                    found.append(entry.name)
+        return sorted(found)
+
+    def create(self, name: str) -> Workspace:
+        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces``."""
+        check_workspace_name(name)
+        if len(self.names()) >= self.limits.max_workspaces:
+            raise TooLarge(f"the server already has {self.limits.max_workspaces} workspaces")
+        try:
+            os.mkdir(name, WORKSPACE_MODE, dir_fd=self.fd)
+        except FileExistsError:
+            raise AlreadyExists(f"workspace {name} already exists") from None
+        return self.get(name)
+
+    def get(self, name: str) -> Workspace:
+        """The record of an existing workspace.
+
+        Raises:
+            InvalidInput: a bad name. NotFound: no such workspace.
+        """
+        check_workspace_name(name)
+        record = self._records.get(name)
+        if record is not None:
+            return record
+        st = self._lstat(name)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise NotFound(f"no workspace named {name} (create_workspace makes one)")
+        record = Workspace(name, anyio.Lock(), Collaboration(self.limits, self._clock, self._wall))
+        self._records[name] = record
+        return record
+
+    def known(self) -> list[Workspace]:
+        return list(self._records.values())
+
+    def _lstat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def opened(self, name: str) -> Iterator[int]:
+        """A descriptor of the workspace directory for one operation.
+
+        Raises:
+            NotFound: the workspace is gone. Refused: it was replaced by a symlink.
+        """
+        try:
+            fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
+        except FileNotFoundError:
+            raise NotFound(f"no workspace named {name}") from None
+        except NotADirectoryError:
+            raise Refused(f"workspace {name} is not a directory") from None
+        try:
+            yield fd
+        finally:
+            os.close(fd)

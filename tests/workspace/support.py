@@ -1,0 +1,90 @@
+"""Workspace test support: a server on a temporary root, clients on the in-memory pair,
+and helpers that return a tool's structured result or its error text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from bastion.client import ClientHandlers, ClientSession
+from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.versions import Era
+from bastion.transport.base import serve_stream
+from bastion.transport.memory import create_memory_pair
+from bastion.workspace import WorkspaceServer
+
+WAIT = 10  # seconds; every in-memory exchange finishes far sooner
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Inbox:
+    """Notifications one client received, with a way to wait for the next matching one."""
+
+    def __init__(self) -> None:
+        self.notes: list[Notification] = []
+        self._arrived = anyio.Event()
+
+    async def __call__(self, note: Notification) -> None:
+        self.notes.append(note)
+        self._arrived.set()
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [dict(n.params or {}) for n in self.notes if n.method == method]
+
+    async def wait_for(self, method: str, count: int = 1) -> list[dict[str, Any]]:
+        with anyio.fail_after(WAIT):
+            while len(self.of(method)) < count:
+                self._arrived = anyio.Event()
+                await self._arrived.wait()
+        return self.of(method)
+
+
+@asynccontextmanager
+async def client(
+    server: WorkspaceServer, era: Era | None = Era.LEGACY, inbox: Inbox | None = None
+) -> AsyncIterator[ClientSession]:
+    client_end, server_end = create_memory_pair()
+    handlers = ClientHandlers(on_notification=inbox)
+    with anyio.fail_after(WAIT * 3):
+        async with client_end, server_end, anyio.create_task_group() as tg:
+            tg.start_soon(serve_stream, server_end, server.connection())
+            async with ClientSession(client_end, era=era, handlers=handlers) as session:
+                await session.connect()
+                yield session
+            tg.cancel_scope.cancel()
+
+
+async def ok(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]:
+    """The structured result of a tool call that must succeed."""
+    result = await session.call_tool(tool, args)
+    assert not result.get("isError"), result["content"][0]["text"]
+    structured: dict[str, Any] = result["structuredContent"]
+    return structured
+
+
+async def text(session: ClientSession, tool: str, **args: Any) -> str:
+    """The text of a tool call that must succeed."""
+    result = await session.call_tool(tool, args)
+    assert not result.get("isError"), result["content"][0]["text"]
+    return str(result["content"][0]["text"])
+
+
+async def refused(session: ClientSession, tool: str, **args: Any) -> str:
+    """The error text of a tool call that must fail with an ``isError`` result."""
+    result = await session.call_tool(tool, args)
+    assert result.get("isError") is True, result
+    assert "structuredContent" not in result
+    return str(result["content"][0]["text"])

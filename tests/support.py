@@ -97,11 +97,11 @@ def gateway_http_server(config: Path | None, port: int | None = None) -> Iterato
 
 
 @contextmanager
-def fixture_http_server(port: int | None = None) -> Iterator[str]:
-    """``bastion fixture --port N`` as a real process; yields its /mcp URL."""
+def fixture_http_server(port: int | None = None, *, legacy_only: bool = False) -> Iterator[str]:
+    """``bastion fixture --port N [--legacy-only]`` as a real process; yields its /mcp URL."""
     port = port or free_port()
     proc = subprocess.Popen(
-        [str(BASTION), "fixture", "--port", str(port)],
+        [str(BASTION), "fixture", "--port", str(port), *(["--legacy-only"] if legacy_only else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

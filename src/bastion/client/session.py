@@ -40,7 +40,7 @@ from bastion.protocol.versions import (
     Era,
 )
 from bastion.session.peer import Call, Peer, ProgressCallback
-from bastion.transport.base import MessageStream
+from bastion.transport.base import RELATED_REQUEST, MessageStream
 
 __all__ = ["MAX_INPUT_ROUNDS", "ClientHandlers", "ClientSession", "ServerInfo"]
 
@@ -152,6 +152,8 @@ class ClientSession:
                 self._peer.close()
                 self.closed.set()
                 return
+            # Handlers of this message (tasks spawned now copy the context) see its relation.
+            RELATED_REQUEST.set(getattr(self._stream, "last_related", None))
             await self._peer.dispatch(item)
 
     async def _on_notification(self, note: Notification) -> None:
@@ -187,7 +189,7 @@ class ClientSession:
 
     async def _discover(self) -> ServerInfo:
         result = await self._modern_request(
-            "server/discover", {"_meta": self._meta()}, None, PROBE_TIMEOUT
+            "server/discover", {"_meta": self._meta()}, None, PROBE_TIMEOUT, None
         )
         if not isinstance(result, dict) or MODERN not in (result.get("supportedVersions") or []):
             raise PeerError(MethodNotFound.code, "server does not speak 2026-07-28")
@@ -257,9 +259,11 @@ class ClientSession:
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
         answer_inputs: InputAnswerer | None = None,
+        on_sent: Callable[[RequestId], None] | None = None,
     ) -> JSONObject:
         """Send one request in the session's era; input-required rounds are resolved here,
         by ``answer_inputs`` when given (a gateway asks its own client), else by the handlers.
+        ``on_sent`` learns the JSON-RPC id of every request sent for it (one per round).
 
         Raises:
             PeerError: the server answered with an error.
@@ -268,13 +272,13 @@ class ClientSession:
         params = dict(params or {})
         if self.era is Era.LEGACY:
             result = await self._peer.request(
-                method, params, on_progress=on_progress, timeout=timeout
+                method, params, on_progress=on_progress, timeout=timeout, on_sent=on_sent
             )
             return result if isinstance(result, dict) else {}
         caller_meta = params.pop("_meta", None)
         for _round in range(MAX_INPUT_ROUNDS):
             params["_meta"] = self._meta(caller_meta if isinstance(caller_meta, dict) else None)
-            result = await self._modern_request(method, params, on_progress, timeout)
+            result = await self._modern_request(method, params, on_progress, timeout, on_sent)
             if not isinstance(result, dict):
                 return {}
             if result.get("resultType") != "input_required":
@@ -294,10 +298,11 @@ class ClientSession:
         params: JSONObject,
         on_progress: ProgressCallback | None,
         timeout: float | None,
+        on_sent: Callable[[RequestId], None] | None,
     ) -> JSONValue:
         try:
             return await self._peer.request(
-                method, params, on_progress=on_progress, timeout=timeout
+                method, params, on_progress=on_progress, timeout=timeout, on_sent=on_sent
             )
         except PeerError as exc:
             # -32022 listing our version again (a server that restarted, or a proxy that
@@ -307,7 +312,9 @@ class ClientSession:
                 data.get("supported") or []
             ):
                 raise
-        return await self._peer.request(method, params, on_progress=on_progress, timeout=timeout)
+        return await self._peer.request(
+            method, params, on_progress=on_progress, timeout=timeout, on_sent=on_sent
+        )
 
     async def _answer_inputs(self, requests: JSONObject) -> JSONObject:
         answers: JSONObject = {}

@@ -270,8 +270,9 @@ class Peer:
         related: RequestId | None = None,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        on_sent: Callable[[RequestId], None] | None = None,
     ) -> JSONValue:
-        """Send a request and wait for its result.
+        """Send a request and wait for its result; ``on_sent`` learns the id it got.
 
         Raises:
             PeerError: the peer answered with an error.
@@ -290,6 +291,8 @@ class Peer:
                 token = f"p{self._progress_seq}"
                 params = {**(params or {}), "_meta": {**meta, "progressToken": token}}
         request_id = self._outgoing.register(waiter, progress_token=token)
+        if on_sent is not None:
+            on_sent(request_id)
         try:
             await self._sink(Request(id=request_id, method=method, params=_params(params)), related)
             limit = self._timeout if timeout is None else timeout

@@ -4,10 +4,14 @@ A ``MessageStream`` yields decoded messages (or the protocol error a bad frame c
 the peer can be told) and sends messages. An ``McpConnection`` is what the MCP layer
 gives a transport for one client: the request handler plus notification hooks.
 ``serve_stream`` runs one over the other: the shape shared by stdio and the in-memory pair.
+``RELATED_REQUEST`` carries, while an inbound message is handled, the id of our request
+it came in answer to, when the transport knows it: a stream that does (an HTTP POST's SSE
+stream) sets ``last_related`` for each message ``receive`` returns.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Final, Protocol
 
 import anyio
@@ -17,9 +21,12 @@ from bastion.errors import BastionError
 from bastion.protocol.jsonrpc import Message, Notification, RequestId
 from bastion.session.peer import Call, Peer
 
-__all__ = ["DRAIN_TIMEOUT", "McpConnection", "MessageStream", "serve_stream"]
+__all__ = ["DRAIN_TIMEOUT", "RELATED_REQUEST", "McpConnection", "MessageStream", "serve_stream"]
 
 DRAIN_TIMEOUT: Final = 10.0  # seconds in-flight requests may take after the input ended
+RELATED_REQUEST: Final[ContextVar[RequestId | None]] = ContextVar(
+    "bastion_related_request", default=None
+)
 
 
 class MessageStream(Protocol):

@@ -54,9 +54,11 @@ class HttpClientStream:
         self._decoder = decoder or MessageDecoder()
         self.session_id: str | None = None
         self.protocol_version: str | None = None  # negotiated legacy version, once known
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Message | BastionError](
-            64
-        )
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[
+            tuple[Message | BastionError, RequestId | None]
+        ](64)
+        # The request whose POST stream carried the message ``receive`` returned last.
+        self.last_related: RequestId | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._get_started = False
         self._inflight: dict[RequestId, anyio.CancelScope] = {}  # POSTs awaiting answers
@@ -83,7 +85,8 @@ class HttpClientStream:
     # -- MessageStream -------------------------------------------------------------------
 
     async def receive(self) -> Message | BastionError:
-        return await self._inbox.receive()
+        item, self.last_related = await self._inbox.receive()
+        return item
 
     async def send(self, message: Message) -> None:
         assert self._tg is not None, "use `async with HttpClientStream(...)`"
@@ -167,9 +170,11 @@ class HttpClientStream:
                             headers.update(param_headers(annotated, arguments))
         return headers
 
-    async def _deliver(self, item: Message | BastionError) -> None:
+    async def _deliver(
+        self, item: Message | BastionError, related: RequestId | None = None
+    ) -> None:
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await self._inbox_send.send(item)
+            await self._inbox_send.send((item, related))
 
     async def _fail(self, request_id: RequestId, message: str, data: object = None) -> None:
         await self._deliver(
@@ -254,7 +259,7 @@ class HttpClientStream:
                         item: Message | BastionError = self._decoder.decode(event.data.encode())
                     except BastionError as exc:
                         item = exc
-                    await self._deliver(item)
+                    await self._deliver(item, request_id)
                     if not isinstance(item, BastionError) and _answers(item, request_id):
                         return True
         except (HttpFailure, ValueError) as exc:

@@ -24,7 +24,7 @@ from bastion._types import Clock, JSONObject, JSONValue
 from bastion.client.session import ClientHandlers, ClientSession
 from bastion.errors import BastionError, MethodNotFound, RequestTimeout, UpstreamUnavailable
 from bastion.protocol import types as t
-from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.jsonrpc import Notification, RequestId
 from bastion.protocol.versions import (
     META_CLIENT_CAPABILITIES,
     META_LOG_LEVEL,
@@ -32,6 +32,7 @@ from bastion.protocol.versions import (
     Era,
 )
 from bastion.server.context import LOG_LEVELS, InputRequired
+from bastion.transport.base import RELATED_REQUEST
 from bastion.upstream.parking import PENDING_KEY, ParkedCall, ParkingLot
 from bastion.upstream.spawn import open_upstream
 
@@ -106,6 +107,8 @@ class Replica:
         self.last_error: str | None = None
         self._failures: list[float] = []
         self._callers: dict[int, ToolContext | ParkedCall] = {}
+        # Upstream request id -> the call it was sent for (HTTP streams relate messages).
+        self._sent_for: dict[RequestId, ToolContext | ParkedCall] = {}
         self._parking = ParkingLot()
         self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
         self._resources: set[str] = set()  # upstream URIs some client is subscribed to
@@ -313,6 +316,11 @@ class Replica:
             return _strip_era_fields(result)
         caller = next(self._ids)
         self._callers[caller] = ctx
+        sent: list[RequestId] = []
+
+        def on_sent(request_id: RequestId) -> None:
+            sent.append(request_id)
+            self._sent_for[request_id] = ctx
 
         async def answer_inputs(requests: JSONObject) -> JSONObject:
             asks = {
@@ -329,6 +337,7 @@ class Replica:
                 {**params, "_meta": meta},
                 on_progress=_progress_to(lambda: ctx) if ctx.progress_token is not None else None,
                 answer_inputs=answer_inputs,
+                on_sent=on_sent,
             )
             finished = True
         except (BastionError, InputRequired):
@@ -336,6 +345,8 @@ class Replica:
             raise
         finally:
             del self._callers[caller]
+            for request_id in sent:
+                self._sent_for.pop(request_id, None)
             if not finished:
                 self._abandoned()
         return _strip_era_fields(result)
@@ -355,14 +366,24 @@ class Replica:
             parked = self._parking.park()
             caller = next(self._ids)
             self._callers[caller] = parked
+            sent: list[RequestId] = []
+
+            def on_sent(request_id: RequestId) -> None:
+                sent.append(request_id)
+                self._sent_for[request_id] = parked
 
             async def upstream_call() -> JSONObject:
                 try:
                     return await session.request(
-                        method, params, on_progress=_progress_to(lambda: parked.current)
+                        method,
+                        params,
+                        on_progress=_progress_to(lambda: parked.current),
+                        on_sent=on_sent,
                     )
                 finally:
                     del self._callers[caller]
+                    for request_id in sent:
+                        self._sent_for.pop(request_id, None)
 
             self._tg.start_soon(parked.run, upstream_call)
         parked.current = ctx  # progress and logs of this round go to this request
@@ -402,8 +423,15 @@ class Replica:
         self._attribution_off = True
 
     def _sole_caller(self) -> ToolContext | ParkedCall | None:
-        # A stdio upstream does not say which call a log line or a server request belongs
-        # to; with one call in flight it can only be that one, otherwise nobody gets it.
+        """The call an upstream's log line or server request belongs to, if it is known.
+
+        Over HTTP the message came on one call's POST stream, which says whose it is (a
+        call that already ended gets nothing). A stdio upstream does not say; with one call
+        in flight it can only be that one, otherwise nobody gets it.
+        """
+        related = RELATED_REQUEST.get()
+        if related is not None:
+            return self._sent_for.get(related)
         if self._attribution_off or len(self._callers) != 1:
             return None
         return next(iter(self._callers.values()))

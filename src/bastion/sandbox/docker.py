@@ -61,7 +61,7 @@ class DockerBackend:
             "--rm",
             "--init",
             "--name",
-            name,
+            container,
             "--network",
             "none",
             "--read-only",

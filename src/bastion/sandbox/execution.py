@@ -164,7 +164,8 @@ class Execution:
         room = self.limits.output_bytes - self._total
         self._total += len(data)
         if room <= 0:
-            return  # beyond the cap: already stopping, nothing more is passed on
+            self._kill("output")  # beyond the cap: nothing more is passed on
+            return
         if len(data) > room:
             data = data[:room]
             self._kill("output")

@@ -112,6 +112,9 @@ class BubblewrapBackend:
         for generated in sorted(request.runtime.etc.iterdir()):
             args += ["--ro-bind", str(generated), f"/etc/{generated.name}"]
         args += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
+        # /dev read-only (device nodes still work); shared memory gets its own capped tmpfs.
+        args += ["--size", str(request.limits.tmp_bytes), "--tmpfs", "/dev/shm"]  # noqa: S108 -- inside
+        args += ["--remount-ro", "/dev"]
         args += ["--size", str(request.limits.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         args += ["--bind", str(request.workspace), WORKSPACE]
         for path in request.readonly:

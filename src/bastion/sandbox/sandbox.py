@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -161,6 +163,8 @@ class Sandbox:
         if backend.name == "none":
             logger.warning("sandbox: none: %s runs UNSANDBOXED on the host", spec.argv[0][:200])
         workspace = _real_workspace(spec.workspace)
+        if backend.name == "bubblewrap" and os.geteuid() == 0:
+            _check_reachable(workspace, self.uid, self.gid)
         cwd = _real_inside(workspace, spec.cwd)
         if not (workspace / cwd).is_dir():
             raise SandboxError(f"cwd is not a directory in the workspace: {spec.cwd!r}")
@@ -289,3 +293,19 @@ def _real_inside(workspace: Path, relative: str) -> str:
     except ValueError:
         raise SandboxError(f"path leaves the workspace: {relative!r}") from None
     return inside.as_posix() or "."
+
+
+def _check_reachable(path: Path, uid: int, gid: int) -> None:
+    """bwrap mounts the workspace as the sandbox user, who must be able to reach it."""
+    for directory in (path, *path.parents):
+        info = directory.stat()
+        if info.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            raise SandboxError(
+                f"the sandbox user (uid {uid}) cannot reach {path}: {directory} is not searchable"
+            )

@@ -35,6 +35,8 @@ CHUNK_BUFFER: Final = 64  # chunks in flight to a consumer before the command st
 KILL_WAIT: Final = 5.0  # seconds for a SIGKILLed tree to be reaped
 DRAIN_GRACE: Final = 2.0  # seconds to read what is left in the pipes after the exit
 _MAX_SIGNAL: Final = 64
+# Free space below which a failed command's quota counts as exhausted ("disk" limit).
+QUOTA_SLACK: Final = 1024 * 1024
 
 
 class Execution:
@@ -221,5 +223,7 @@ class Execution:
             stats = os.statvfs(self._quota_root)
         except OSError:
             return False
-        # Space a normal user could still use, or inodes: either exhausted means full.
-        return stats.f_bavail * stats.f_frsize < 64 * 1024 or stats.f_favail == 0
+        # A write that failed for lack of space leaves less than one large write free.
+        free = stats.f_bavail * stats.f_frsize
+        total = stats.f_blocks * stats.f_frsize
+        return free < max(QUOTA_SLACK, total // 100) or stats.f_favail == 0

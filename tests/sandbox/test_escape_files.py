@@ -148,7 +148,8 @@ print(json.dumps({{
 }}))
 """,
     )
-    assert result["pids"] == [1, 2] or len(result["pids"]) <= 3, result["pids"]  # bwrap, python
+    pids = result["pids"]
+    assert isinstance(pids, list) and len(pids) <= 3, pids  # bwrap's pid 1, python, ls
     assert result["killed"] == "No such process" and result["host_pid_visible"] is False
     assert result["uid"] == ["65534"] * 4 if os.geteuid() == 0 else result["uid"] != ["0"] * 4
     assert result["capeff"] == result["capbnd"] == "0000000000000000"

@@ -9,6 +9,7 @@ but the command sees and can change everything its user can.
 from __future__ import annotations
 
 from bastion.sandbox.backend import LaunchPlan, LaunchRequest
+from bastion.sandbox.errors import SandboxError
 from bastion.sandbox.launcher import launcher_argv, tool
 
 __all__ = ["UnsandboxedBackend"]
@@ -32,5 +33,7 @@ class UnsandboxedBackend:
         cwd = request.workspace / request.cwd
         argv += [tool("env"), "-i", f"--chdir={cwd}"]
         argv += [f"{name}={value}" for name, value in request.env.items()]
-        argv += ["--", *request.argv]
+        if "=" in request.argv[0]:  # env(1) would take it for one more variable
+            raise SandboxError("a command name must not contain '='")
+        argv += list(request.argv)
         return LaunchPlan(argv=argv, env={}, enforced=("rlimits",))

@@ -24,7 +24,7 @@ from bastion.sandbox.spec import (
     OutputChunk,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
     "BACKEND_NAMES",
     "CgroupSupport",
     "DEFAULT_PROFILE",

@@ -4,7 +4,8 @@ A sandbox with network access reaches nothing but this socket (bound into it; it
 network namespace has no route out). The proxy accepts only ``CONNECT host:port``, checks
 the host against the allow-list (exact names, or ``*.suffix`` for subdomains; ports 443
 and 80 unless the entry names one), resolves the name itself and refuses addresses that
-are not global (loopback, private, link-local: SSRF, UP-3) unless told otherwise. Denials
+are internal (loopback, private, shared, link-local, ULA, multicast: SSRF, UP-3) unless
+told otherwise. Denials
 are answered 403 and logged; nothing else is read from a refused client.
 """
 
@@ -33,6 +34,23 @@ DEFAULT_PORTS: Final = frozenset({80, 443})
 RELAY_CHUNK: Final = 64 * 1024
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+# Where an allowed name must never lead (UP-3): this host, its networks, cloud metadata.
+_INTERNAL: Final = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+)  # fmt: skip
+
+
+def _internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in _INTERNAL)
 
 
 def parse_allow_entry(entry: str) -> tuple[str, frozenset[int]]:
@@ -148,10 +166,10 @@ class EgressProxy:
                 addresses = await self._resolve(host, port)
         except (OSError, TimeoutError) as exc:
             raise _Refused(502, "cannot resolve") from exc
-        usable = [a for a in addresses if self._allow_private or ipaddress.ip_address(a).is_global]
+        usable = [a for a in addresses if self._allow_private or not _internal(a)]
         if not usable:
-            logger.warning("sandbox egress: denied %s (resolves to a non-global address)", host)
-            raise _Refused(403, "non-global address")
+            logger.warning("sandbox egress: denied %s (resolves to an internal address)", host)
+            raise _Refused(403, "internal address")
         for address in usable:
             try:
                 with anyio.fail_after(CONNECT_TIMEOUT):

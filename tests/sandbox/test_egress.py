@@ -74,9 +74,7 @@ async def _local(host: str, port: int) -> list[str]:
     return ["127.0.0.1"] if host.endswith(".test") else []
 
 
-async def test_allowed_domain_through_the_proxy_and_nothing_else(
-    workspace: Path, web: int
-) -> None:
+async def test_allowed_domain_through_the_proxy_and_nothing_else(workspace: Path, web: int) -> None:
     import json
 
     with Sandbox(egress_resolver=_local, egress_allow_private=True) as sandbox:

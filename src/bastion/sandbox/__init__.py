@@ -23,6 +23,7 @@ from bastion.sandbox.spec import (
     NetworkPolicy,
     OutputChunk,
 )
+from bastion.sandbox.upstream import UpstreamLaunch, sandboxed_upstream
 
 __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
     "BACKEND_NAMES",
@@ -44,8 +45,10 @@ __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members
     "Sandbox",
     "SandboxError",
     "SandboxUnavailable",
+    "UpstreamLaunch",
     "create_quota_workspace",
     "detect_cgroups",
     "resolve_limits",
+    "sandboxed_upstream",
     "unmount_quota_workspace",
 ]

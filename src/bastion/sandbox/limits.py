@@ -2,8 +2,8 @@
 
 A ``Limits`` is one frozen set of bounds; ``None`` means "not limited" (and is never the
 default for a bound that protects the host). Profiles are named limit sets chosen by
-configuration (``default``, ``strict``, ``build``, ``high-security``); ``resolve_limits``
-applies a per-call wall-clock override without ever raising a profile's other bounds.
+configuration (``default``, ``strict``, ``build``, ``upstream``, ``high-security``);
+``resolve_limits`` applies a per-call wall-clock override, never raising the other bounds.
 """
 
 from __future__ import annotations
@@ -89,6 +89,16 @@ PROFILES: Final[dict[str, Profile]] = {
             open_files=4096,
             output_bytes=256 * MiB,
             tmp_bytes=1 * GiB,
+        ),
+    ),
+    # A long-running stdio MCP server (a sandboxed upstream): no CPU-time or wall-clock
+    # bound on a process meant to live for days, the rest as the default.
+    "upstream": Profile(
+        name="upstream",
+        limits=Limits(
+            wall_seconds=600.0,  # not applied to upstreams; only to commands
+            cpu_seconds=None,
+            address_space_bytes=None,  # node and the JVM reserve far more than they use
         ),
     ),
     # The strict limits in gVisor's user-space kernel: for untrusted code that must not

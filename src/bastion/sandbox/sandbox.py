@@ -184,7 +184,7 @@ class Sandbox:
         cgroup = None
         if backend.uses_host_cgroups:
             cgroup = CommandCgroup(self.cgroups, execution_id)
-            cgroup.create(limits.memory_bytes, limits.processes)
+            cgroup.create(*backend.host_cgroup_limits(limits))
         request = LaunchRequest(
             execution_id=execution_id,
             workspace=workspace,

@@ -279,7 +279,7 @@ def test_missing_variable_in_a_list() -> None:
 
 FIELDS = (
     "command, args, env, cwd, url, headers, type, prefix, replicas, enabled, startup_timeout, "
-    "request_timeout"
+    "request_timeout, sandbox"
 )
 GATEWAY_FIELDS = "host, port, separator, allowed_hosts, allowed_origins"
 NAME_RULE = "use 1 to 64 of A-Z a-z 0-9 _ -"
@@ -483,4 +483,39 @@ def test_alias_expansion_is_bounded() -> None:
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     assert error("\n".join(lines)) == (
         f"<string>: more than {MAX_VALUES} values (do YAML aliases expand too far?)"
+    )
+
+
+def test_sandboxed_server() -> None:
+    server = parse(
+        "servers: {x: {command: npx, args: [-y, pkg], env: {TOKEN: t},"
+        " sandbox: {profile: strict, network: [registry.npmjs.org, '*.npmjs.org:443'],"
+        " paths: [/opt/data]}}}"
+    ).servers["x"]
+    assert server.sandbox is not None
+    assert server.sandbox.profile == "strict"
+    assert server.sandbox.network == ["registry.npmjs.org", "*.npmjs.org:443"]
+    assert server.sandbox.paths == ["/opt/data"]
+    bare = parse("servers: {x: {command: a, sandbox: {}}}").servers["x"].sandbox
+    assert bare is not None and (bare.profile, bare.network, bare.paths) == ("upstream", [], [])
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("servers: {x: {url: 'http://h/mcp', sandbox: {}}}", "servers.x.sandbox"),
+        ("servers: {x: {command: a, cwd: /srv, sandbox: {}}}", "servers.x.cwd"),
+        ("servers: {x: {command: a, sandbox: {network: ['a b']}}}", "servers.x.sandbox.network[0]"),
+        ("servers: {x: {command: a, sandbox: {paths: [relative]}}}", "servers.x.sandbox.paths[0]"),
+        ("servers: {x: {command: a, sandbox: {shell: true}}}", "servers.x.sandbox.shell"),
+    ],
+)
+def test_sandbox_errors_name_the_field(text: str, where: str) -> None:
+    assert f": {where}:" in error(text)
+
+
+def test_unknown_sandbox_field_lists_the_sandbox_fields() -> None:
+    message = error("servers: {x: {command: a, sandbox: {shell: true}}}")
+    assert message == (
+        "<string>: servers.x.sandbox.shell: unknown field; expected one of: profile, network, paths"
     )

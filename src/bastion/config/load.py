@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Final, TypeAlias, TypeVar
+from typing import Final, TypeAlias, TypeVar, get_args, get_type_hints
 
 import msgspec
 import yaml  # PyYAML ships no annotations
@@ -46,9 +46,8 @@ _SERVER_NAME: Final = re.compile(SERVER_NAME_PATTERN)
 _VARIABLE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE: Final = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)(?P<end>\}?)")
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
-_LOCATION: Final = re.compile(
-    r"(?P<problem>.*?) - at `\$(?:\.(?P<field>\w+))?(?:\[(?P<index>\d+|\.\.\.)\])?`"
-)
+_LOCATION: Final = re.compile(r"(?P<problem>.*?) - at `\$(?P<where>[^`]*)`")
+_SEGMENT: Final = re.compile(r"\.(?P<field>\w+)|\[(?P<index>\d+|\.\.\.)\]")
 _EXPECTED: Final = re.compile(r"Expected `(?P<want>[^`]+)`(?P<constraint>.*?)(?:, got `[^`]+`)?")
 _UNKNOWN: Final = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 _TYPE_NAMES: Final = {
@@ -245,38 +244,57 @@ def _convert(value: JSONValue, kind: type[_S], path: _Path) -> _S:
 
 
 def _translate(exc: ValidationError, value: JSONValue, kind: type[_S], path: _Path) -> _Invalid:
-    """Turn msgspec's ``... - at `$.args[1]` `` into a dotted path and a value-naming problem."""
-    # Each conversion is of one Struct without nested Structs, so a location is at most a
-    # field and an index; "[...]" stands for a dict key, which msgspec does not name.
+    """Turn msgspec's ``... - at `$.sandbox.network[1]` `` into a dotted path and a
+    value-naming problem; "[...]" stands for a dict key, which msgspec does not name."""
     match = _LOCATION.fullmatch(str(exc))
-    problem, field, index = (
-        match.group("problem", "field", "index") if match else (str(exc), None, None)
-    )
-    if isinstance(exc.__cause__, FieldProblem):
-        field = exc.__cause__.field or None
+    problem, location = match.group("problem", "where") if match else (str(exc), "")
+    segments = [(m["field"], m["index"]) for m in _SEGMENT.finditer(location)]
+    if isinstance(exc.__cause__, FieldProblem) and exc.__cause__.field:
+        segments.append((exc.__cause__.field, None))
     if unknown := _UNKNOWN.fullmatch(problem):
-        field = unknown["field"]
+        segments.append((unknown["field"], None))
     where, node = list(path), value
-    if field is not None:
-        where.append(field)
-        node = node.get(field) if isinstance(node, dict) else None
-    if index == "..." and isinstance(node, dict):  # str keys (see _Resolver): first non-str
-        key = next((k for k, v in node.items() if not isinstance(v, str)), "...")
-        where.append(key)
-        node = node.get(key)
-    elif index is not None:
-        where.append(int(index))
-        node = node[int(index)] if isinstance(node, list) else None
+    fields: list[str] = []
+    for field, index in segments:
+        if field is not None:
+            fields.append(field)
+            where.append(field)
+            node = node.get(field) if isinstance(node, dict) else None
+        elif index == "..." and isinstance(node, dict):  # str keys (_Resolver): first non-str
+            key = next((k for k, v in node.items() if not isinstance(v, str)), "...")
+            where.append(key)
+            node = node.get(key)
+        elif index is not None and index != "...":
+            where.append(int(index))
+            node = node[int(index)] if isinstance(node, list) else None
     if expected := _EXPECTED.fullmatch(problem):
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected["want"].split(" | "))
         constraint = re.sub(r"(\d)\.0\b", r"\1", expected["constraint"])
         return _Invalid(tuple(where), f"expected {wanted}{constraint}, got {_describe(node)}")
     if unknown:
-        return _Invalid(tuple(where), _unknown_field(kind))
+        return _Invalid(tuple(where), _unknown_field(_struct_at(kind, fields[:-1])))
     if problem.startswith("Invalid enum value"):  # ServerConfig.type is the only enum
         choices = ", ".join(json.dumps(t) for t in TRANSPORT_TYPES)
         return _Invalid(tuple(where), f"expected one of {choices}, got {_describe(node)}")
     return _Invalid(tuple(where), problem[:1].lower() + problem[1:])
+
+
+def _struct_at(kind: type[msgspec.Struct], fields: list[str]) -> type[msgspec.Struct]:
+    """The Struct type reached from ``kind`` through ``fields`` (nested Struct fields)."""
+    for name in fields:
+        hint = get_type_hints(kind).get(name)
+        nested = next(
+            (
+                c
+                for c in (*get_args(hint), hint)
+                if isinstance(c, type) and issubclass(c, msgspec.Struct)
+            ),
+            None,
+        )
+        if nested is None:
+            break
+        kind = nested
+    return kind
 
 
 def _unknown_field(kind: type[msgspec.Struct]) -> str:

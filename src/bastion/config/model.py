@@ -17,6 +17,7 @@ from msgspec import Meta
 from bastion._types import JSONValue
 
 __all__ = [
+    "DOMAIN_PATTERN",
     "MAX_REPLICAS",
     "MAX_TIMEOUT",
     "PREFIX_PATTERN",
@@ -28,12 +29,15 @@ __all__ = [
     "GatewaySettings",
     "ServerConfig",
     "TransportType",
+    "UpstreamSandbox",
 ]
 
 SERVER_NAME_PATTERN: Final = "^[A-Za-z0-9_-]{1,64}$"
 PREFIX_PATTERN: Final = "^[A-Za-z0-9_.-]{0,64}$"
 # Tool names are "<prefix><name>"; the characters are the ones MCP allows in a tool name.
 SEPARATOR_PATTERN: Final = "^[A-Za-z0-9_.-]{1,16}$"
+# A host name or a "*." suffix pattern, optionally with a port (the sandbox's egress list).
+DOMAIN_PATTERN: Final = r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?$"
 MAX_REPLICAS: Final = 16
 # One hour bounds every configured wait: a longer one is a mistake, not a slow server.
 MAX_TIMEOUT: Final = 3600.0
@@ -54,6 +58,15 @@ class FieldProblem(ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(problem)
         self.field = field
+
+
+class UpstreamSandbox(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A stdio server run inside the sandbox: its limit profile, the domains it may reach
+    (none by default) and the host paths it may read (nothing else of the host's files)."""
+
+    profile: Annotated[str, Meta(min_length=1, max_length=64)] = "upstream"
+    network: list[Annotated[str, Meta(pattern=DOMAIN_PATTERN)]] = []
+    paths: list[Annotated[str, Meta(pattern=r"^/")]] = []
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,6 +90,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # npx/uvx download the package on a first start, which can take most of a minute.
     startup_timeout: _Seconds = 60.0
     request_timeout: _Seconds = 300.0
+    sandbox: UpstreamSandbox | None = None
 
     def __post_init__(self) -> None:
         if self.command is not None and self.url is not None:
@@ -85,7 +99,12 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             if not _is_http_url(self.url):
                 problem = f"expected an http:// or https:// URL, got {_describe(self.url)}"
                 raise FieldProblem("url", problem)
-            stdio_only = (("args", self.args), ("env", self.env), ("cwd", self.cwd is not None))
+            stdio_only = (
+                ("args", self.args),
+                ("env", self.env),
+                ("cwd", self.cwd is not None),
+                ("sandbox", self.sandbox is not None),
+            )
             for field, given in stdio_only:
                 if given:
                     raise FieldProblem(field, "only a command server takes this, not a url one")
@@ -94,6 +113,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         elif self.command is not None:
             if self.headers:
                 raise FieldProblem("headers", "only a url server takes this, not a command one")
+            if self.sandbox is not None and self.cwd is not None:
+                raise FieldProblem("cwd", "a sandboxed server runs in its own /workspace")
             if self.type not in (None, "stdio"):
                 raise FieldProblem(
                     "type", f'"{self.type}" needs a url, but this server has a command'

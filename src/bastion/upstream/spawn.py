@@ -1,11 +1,17 @@
 """Opening the transport to one upstream from its configuration: a child process on stdio
-(no shell, allow-listed environment plus the server's own ``env``) or Streamable HTTP with
-the server's static headers. The client's own credentials are never part of either."""
+(no shell, allow-listed environment plus the server's own ``env``), the same inside the
+sandbox when the server says ``sandbox:`` (only its own ``env``, a fresh writable
+``/workspace`` per start, the host paths and domains it was granted), or Streamable HTTP
+with the server's static headers. The client's own credentials are never part of either."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bastion.transport.base import MessageStream
@@ -30,6 +36,41 @@ async def open_upstream(
     if config.command is None:
         raise ValueError(f"server {name} has neither command nor url")
     argv = [config.command, *config.args]
+    if config.sandbox is not None:
+        async with _sandboxed_child(config, argv, name=name) as child:
+            yield child
+        return
     env = child_environment(environ, config.env)
     async with StdioChild(argv, env=env, cwd=config.cwd, name=name) as child:
         yield child
+
+
+@asynccontextmanager
+async def _sandboxed_child(
+    config: ServerConfig, argv: list[str], *, name: str
+) -> AsyncIterator[StdioChild]:
+    from bastion.sandbox import SANDBOX_GID, SANDBOX_UID, Sandbox, sandboxed_upstream  # noqa: PLC0415 - only for sandboxed servers
+
+    assert config.sandbox is not None
+    # Its state lives as long as this start: under /tmp (the sandbox user must reach it).
+    state = Path(tempfile.mkdtemp(prefix=f"bastion-upstream-{name}-", dir="/tmp"))
+    try:
+        state.chmod(0o755)
+        if os.geteuid() == 0:
+            os.chown(state, SANDBOX_UID, SANDBOX_GID)
+        with Sandbox() as sandbox:
+            async with (
+                sandboxed_upstream(
+                    sandbox,
+                    argv,
+                    workspace=state,
+                    profile=config.sandbox.profile,
+                    network=config.sandbox.network,
+                    env=config.env,
+                    extra_ro_paths=[Path(p) for p in config.sandbox.paths],
+                ) as launch,
+                StdioChild(launch.argv, env=launch.env, name=name) as child,
+            ):
+                yield child
+    finally:
+        shutil.rmtree(state, ignore_errors=True)

@@ -11,6 +11,7 @@ PACKAGES = [
     "bastion.client",
     "bastion.fixture",
     "bastion.protocol",
+    "bastion.sandbox",
     "bastion.server",
     "bastion.session",
     "bastion.transport",

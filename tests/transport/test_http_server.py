@@ -241,7 +241,9 @@ def test_request_head_over_64_kib_is_431_and_closed_tr9(url: str) -> None:
 
 def test_request_head_just_under_the_cap_is_served_tr9(url: str) -> None:
     some = "".join(f"X-Filler-{i}: {'a' * 1000}\r\n" for i in range(50))  # ~51 KB
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}})
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}}
+    )
     head, _ = raw_exchange(
         url,
         framed(

@@ -64,6 +64,40 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
     )
     workspace.add_argument("--host", default="127.0.0.1", help="bind address for --port")
+    sandbox = sub.add_parser("sandbox", help="run commands in the sandbox")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    sandbox_exec = sandbox_sub.add_parser(
+        "exec", help="run one command in the sandbox, exactly as the workspace would"
+    )
+    sandbox_exec.add_argument("--workspace", required=True, help="the one writable directory")
+    sandbox_exec.add_argument("--profile", default="default", help="limit set (default: default)")
+    sandbox_exec.add_argument(
+        "--timeout", type=float, default=30.0, help="wall-clock seconds (default: 30)"
+    )
+    sandbox_exec.add_argument(
+        "--backend",
+        default="bubblewrap",
+        choices=("bubblewrap", "gvisor", "docker", "none"),
+        help="isolation (default: bubblewrap; none runs UNSANDBOXED)",
+    )
+    sandbox_exec.add_argument(
+        "--allow-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="HTTPS egress to this domain through the filtering proxy (repeatable)",
+    )
+    sandbox_exec.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="set a variable in the command (NAME alone: pass ours); nothing else is passed",
+    )
+    sandbox_exec.add_argument("--cwd", default=".", help="directory inside the workspace")
+    sandbox_exec.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
+    )
 
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
@@ -116,6 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bastion.cli.servers import run_servers_list
 
             return run_servers_list(args.url, as_json=args.json)
+        if args.command == "sandbox":
+            from bastion.cli.sandbox import run_sandbox_exec
+
+            return run_sandbox_exec(
+                args.workspace,
+                args.argv,
+                profile=args.profile,
+                timeout=args.timeout,
+                backend=args.backend,
+                network=args.allow_domain,
+                env=args.env,
+                cwd=args.cwd,
+            )
         if args.command == "import":
             from bastion.cli.importing import run_import
 

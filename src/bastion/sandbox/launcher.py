@@ -1,0 +1,105 @@
+"""The host-side launch chain in front of every sandbox: join cgroups, drop to the
+sandbox user, set rlimits, then exec the backend.
+
+    sh -c SCRIPT sh SECCOMP CGROUP_PROCS... -- setpriv ... -- prlimit ... -- BACKEND ...
+
+``sh`` runs as the caller (root, usually), writes its own pid into each cgroup (so every
+later process is inside before anything else runs), opens the seccomp program as fd 3 and
+execs on; ``setpriv`` drops to the sandbox uid/gid with no groups, no capabilities and
+no new privileges (launched by root, bwrap would leave the command kernel uid 0);
+``prlimit`` sets the rlimits, inherited by everything below. Every step execs, so the pid
+we spawned is the backend's own and the environment stays exactly what we passed: empty.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Final
+
+from bastion.sandbox.errors import SandboxUnavailable
+from bastion.sandbox.limits import Limits
+
+__all__ = ["LAUNCH_FAILED", "SANDBOX_GID", "SANDBOX_UID", "launcher_argv", "tool"]
+
+SANDBOX_UID: Final = 65534
+SANDBOX_GID: Final = 65534
+# The launcher's own exit status when it cannot join a cgroup (nothing was run).
+LAUNCH_FAILED: Final = 125
+SECCOMP_FD: Final = 3
+
+_SCRIPT: Final = (
+    'unset PWD OLDPWD; s=$1; shift; while [ "$#" -gt 0 ] && [ "$1" != -- ]; do '
+    'echo $$ > "$1" || { echo "bastion-sandbox: cannot join cgroup $1" >&2; exit 125; }; '
+    'shift; done; shift; exec "$@" 3< "$s"'
+)
+
+
+def tool(name: str) -> str:
+    """The absolute path of a host tool (the launcher runs with an empty environment).
+
+    Raises:
+        SandboxUnavailable: the tool is not installed.
+    """
+    found = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if found is None:
+        raise SandboxUnavailable(f"{name} is not installed (run scripts/bootstrap)")
+    return found
+
+
+def _rlimits(limits: Limits) -> list[str]:
+    def value(n: int | None) -> str:
+        return "unlimited" if n is None else str(n)
+
+    cpu = (
+        "unlimited"
+        if limits.cpu_seconds is None
+        else f"{limits.cpu_seconds}:{limits.cpu_seconds + 1}"
+    )
+    return [
+        f"--cpu={cpu}",  # SIGXCPU at the soft limit, SIGKILL a second later
+        f"--as={value(limits.address_space_bytes)}",
+        f"--nproc={value(limits.processes)}",
+        f"--fsize={value(limits.file_size_bytes)}",
+        f"--nofile={value(limits.open_files)}",
+        "--core=0",
+    ]
+
+
+def launcher_argv(
+    limits: Limits,
+    *,
+    seccomp: Path | None,
+    cgroup_procs: list[Path],
+    uid: int = SANDBOX_UID,
+    gid: int = SANDBOX_GID,
+    drop_privileges: bool | None = None,
+    rlimits: bool = True,
+) -> list[str]:
+    """The prefix that runs a backend command under ``limits`` as ``uid``/``gid``.
+
+    ``drop_privileges`` defaults to "we are root"; a non-root caller already is an
+    unprivileged user and cannot change uid. ``rlimits=False`` is for a backend that
+    applies them inside its own kernel (gVisor), where they must not bound the runtime.
+    """
+    if drop_privileges is None:
+        drop_privileges = os.geteuid() == 0
+    argv = [tool("sh"), "-c", _SCRIPT, "sh", str(seccomp or os.devnull)]
+    argv += [str(p) for p in cgroup_procs] + ["--"]
+    if drop_privileges:
+        if uid == 0 or gid == 0:
+            raise SandboxUnavailable("the sandbox user must not be root")
+        argv += [
+            tool("setpriv"),
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
+    if rlimits:
+        argv += [tool("prlimit"), *_rlimits(limits), "--"]
+    return argv

@@ -1,0 +1,39 @@
+"""``sandbox: none``: commands run directly on the host, with rlimits and nothing else.
+
+Only for a configuration that says so in words; ``Sandbox`` logs a warning at every
+start. The environment is still an explicit allow-list, the working directory is still
+inside the workspace and the process tree is still killed by process group and cgroup,
+but the command sees and can change everything its user can.
+"""
+
+from __future__ import annotations
+
+from bastion.sandbox.backend import LaunchPlan, LaunchRequest
+from bastion.sandbox.errors import SandboxError
+from bastion.sandbox.launcher import launcher_argv, tool
+
+__all__ = ["UnsandboxedBackend"]
+
+
+class UnsandboxedBackend:
+    name = "none"
+    uses_host_cgroups = True
+
+    def check(self) -> None:
+        tool("prlimit")
+
+    def plan(self, request: LaunchRequest) -> LaunchPlan:
+        argv = launcher_argv(
+            request.limits,
+            seccomp=None,
+            cgroup_procs=list(request.cgroup_procs),
+            drop_privileges=False,
+        )
+        # env(1) with -C: the working directory without a shell, then the command.
+        cwd = request.workspace / request.cwd
+        argv += [tool("env"), "-i", f"--chdir={cwd}"]
+        argv += [f"{name}={value}" for name, value in request.env.items()]
+        if "=" in request.argv[0]:  # env(1) would take it for one more variable
+            raise SandboxError("a command name must not contain '='")
+        argv += list(request.argv)
+        return LaunchPlan(argv=argv, env={}, enforced=("rlimits",))

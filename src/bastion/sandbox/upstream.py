@@ -1,0 +1,90 @@
+"""Sandboxed upstreams: a long-running stdio MCP server started inside the sandbox.
+
+``sandboxed_upstream`` resolves the server's argv as a command of the given profile and
+yields an ``UpstreamLaunch``: the argv and (empty) environment to hand to the stdio
+transport, which spawns and stops it as any child (its SIGTERM/SIGKILL of the process
+group takes the whole pid namespace down). For as long as the block runs, the cgroup and,
+with a network allow-list, the filtering proxy stay up; leaving it kills what is left.
+There is no wall-clock limit on a server, and the ``upstream`` profile sets no CPU-time one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from bastion.sandbox.limits import Profile
+from bastion.sandbox.sandbox import Sandbox
+from bastion.sandbox.spec import ExecSpec, NetworkPolicy
+
+__all__ = ["UpstreamLaunch", "sandboxed_upstream"]
+
+UPSTREAM_PROFILE = "upstream"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamLaunch:
+    """Spawn ``argv`` with exactly ``env`` (empty: the sandbox sets the command's own)."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    backend: str = "bubblewrap"
+    enforced: tuple[str, ...] = ()
+
+
+@contextlib.asynccontextmanager
+async def sandboxed_upstream(
+    sandbox: Sandbox,
+    argv: Sequence[str],
+    *,
+    workspace: Path,
+    profile: Profile | str = UPSTREAM_PROFILE,
+    network: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    readonly_paths: Sequence[str] = (),
+    extra_ro_paths: Sequence[Path] = (),
+) -> AsyncIterator[UpstreamLaunch]:
+    """The sandboxed launch of a stdio server ``argv``; ``workspace`` is its one writable
+    directory (its state), ``network`` the domains it may reach (none by default).
+
+    Raises:
+        SandboxError: the spec cannot be run as asked.
+        SandboxUnavailable: the backend cannot run here.
+    """
+    spec = ExecSpec(
+        workspace=workspace,
+        argv=tuple(argv),
+        env=dict(env or {}),
+        profile=profile,
+        network=NetworkPolicy(allow=tuple(network)),
+        readonly_paths=tuple(readonly_paths),
+        extra_ro_paths=tuple(extra_ro_paths),
+    )
+    execution_id = secrets.token_hex(8)
+    backend, request, cgroup = sandbox.prepare(spec, execution_id)
+    plan = None
+    try:
+        async with anyio.create_task_group() as tg:
+            if request.egress_socket is not None:
+                await tg.start(sandbox.proxy(spec).run, request.egress_socket)
+            plan = backend.plan(request)
+            enforced = plan.enforced + (tuple(cgroup.enforced) if cgroup else ())
+            try:
+                yield UpstreamLaunch(
+                    argv=plan.argv, env=plan.env, backend=backend.name, enforced=enforced
+                )
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            if cgroup is not None:
+                cgroup.remove()
+            if request.egress_socket is not None:
+                request.egress_socket.unlink(missing_ok=True)
+            if plan is not None and plan.cleanup is not None:
+                plan.cleanup()

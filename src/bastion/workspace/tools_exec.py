@@ -190,6 +190,9 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
         profile=profile,
         timeout=a.timeout,
         readonly_paths=tuple(readonly),
+        # Python checks cached bytecode by mtime in whole seconds and size: an agent that
+        # runs, edits (same size) and runs again within a second would test stale code.
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
         capture_bytes=CAPTURE_BYTES,
     )
     try:

@@ -253,7 +253,7 @@ async def test_mcp_cancel_kills_the_whole_tree(server: WorkspaceServer) -> None:
             while host_pids_with(marker):
                 await anyio.sleep(0.05)
         listed = await ok(a, "list_executions", workspace="demo")
-        assert listed["running"] == [] and listed["ended"][0]["state"] == "cancelled"
+        assert listed["running"] == [] and listed["ended"][0]["state"] == "cancelled", listed
 
 
 POLICY = """

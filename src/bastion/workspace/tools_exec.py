@@ -205,6 +205,12 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
             try:
                 await _stream(inv, execution)
                 result = await execution.wait()
+            except anyio.get_cancelled_exc_class():
+                # The MCP cancel of this request. The sandbox's supervisor task is being
+                # cancelled too and may finish first; kill the tree ourselves either way.
+                run.state = "cancelled"
+                execution.cancel()
+                raise
             finally:
                 with anyio.CancelScope(shield=True):
                     await _ended(inv, ws, run, execution)
@@ -234,8 +240,8 @@ async def _ended(inv: Invocation, ws: Workspace, run: Run, execution: Execution)
     runner.running.pop(run.id, None)
     if run.member is not None:
         run.member.running.pop(run.id, None)
-    if execution.running:  # the request itself was cancelled: the tree dies as we leave
-        run.state, run.limit = "cancelled", "cancelled"
+    if run.state == "cancelled":  # the request itself was cancelled
+        run.limit = "cancelled"
     else:
         result = await execution.wait()
         run.exit_code, run.limit = result.exit_code, result.limit

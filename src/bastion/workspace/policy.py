@@ -15,7 +15,6 @@ Member names are chosen by the agents themselves, so roles separate cooperating 
 from __future__ import annotations
 
 import fnmatch
-import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -193,15 +192,21 @@ def match_argv(pattern: Sequence[str], argv: Sequence[str]) -> bool:
     if not argv or len(argv) > MAX_ARGV:
         return False
 
-    @functools.cache
-    def at(p: int, a: int) -> bool:
-        if p == len(pattern):
-            return a == len(argv)
-        if pattern[p] == "**":
-            return at(p + 1, a) or (a < len(argv) and at(p, a + 1))
-        return a < len(argv) and fnmatch.fnmatchcase(argv[a], pattern[p]) and at(p + 1, a + 1)
-
-    return at(0, 0)
+    # done[a]: the pattern elements seen so far match exactly argv[:a] (O(pattern x argv)).
+    done = [True] + [False] * len(argv)
+    for element in pattern:
+        step = [False] * (len(argv) + 1)
+        if element == "**":
+            reached = False
+            for a, ok in enumerate(done):
+                reached = reached or ok
+                step[a] = reached
+        else:
+            for a, arg in enumerate(argv):
+                if done[a] and fnmatch.fnmatchcase(arg, element):
+                    step[a + 1] = True
+        done = step
+    return done[-1]
 
 
 # Everything runs in the sandbox anyway; this list keeps agents to the tools of a Python

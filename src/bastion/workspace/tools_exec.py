@@ -104,7 +104,7 @@ class Runner:
         self.sandbox = sandbox
         self.policy = policy
         self.rate = RateLimiter(policy.rate, clock)
-        self._wall = wall
+        self.wall = wall
         self.running: dict[str, Run] = {}
         self.finished: deque[Run] = deque(maxlen=FINISHED_KEPT)
 
@@ -198,7 +198,7 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
     try:
         async with sandbox.start(spec) as execution:
             run = Run(
-                execution.id, ws.name, argv, cwd, profile, agent, runner._wall(), member=member
+                execution.id, ws.name, argv, cwd, profile, agent, runner.wall(), member=member
             )
             run.execution = execution
             await _started(inv, ws, run)

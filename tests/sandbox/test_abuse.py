@@ -83,7 +83,7 @@ for _ in range(6):  # 6 x 64 MiB, each under the 1 GiB address-space rlimit
     pid = os.fork()
     if pid == 0:
         block = b"x" * (64 * 1024 * 1024)
-        time.sleep(3)
+        time.sleep(1)
         os._exit(0)
     kids.append(pid)
 statuses = [os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids]

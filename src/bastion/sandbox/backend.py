@@ -88,3 +88,6 @@ class Backend(Protocol):
 
     def plan(self, request: LaunchRequest) -> LaunchPlan:
         """The argv and environment that run ``request`` isolated."""
+
+    def host_cgroup_limits(self, limits: Limits) -> tuple[int | None, int | None]:
+        """(memory bytes, pids) for the host cgroup around everything the backend starts."""

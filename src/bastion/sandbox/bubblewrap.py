@@ -17,6 +17,7 @@ from bastion.sandbox._runtime import HOSTNAME
 from bastion.sandbox.backend import EGRESS_SOCKET, SANDBOX_TMP, WORKSPACE, LaunchPlan, LaunchRequest
 from bastion.sandbox.errors import SandboxUnavailable
 from bastion.sandbox.launcher import SANDBOX_GID, SANDBOX_UID, SECCOMP_FD, launcher_argv, tool
+from bastion.sandbox.limits import Limits
 from bastion.sandbox.seccomp import filter_supported
 
 __all__ = ["ETC_ENTRIES", "BubblewrapBackend"]
@@ -126,3 +127,6 @@ class BubblewrapBackend:
             args += ["--ro-bind", str(request.egress_socket), EGRESS_SOCKET]
         args += ["--remount-ro", "/"]
         return args
+
+    def host_cgroup_limits(self, limits: Limits) -> tuple[int | None, int | None]:
+        return limits.memory_bytes, limits.processes

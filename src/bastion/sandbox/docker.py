@@ -15,6 +15,7 @@ from typing import Final
 from bastion.sandbox.backend import SANDBOX_TMP, WORKSPACE, LaunchPlan, LaunchRequest
 from bastion.sandbox.errors import SandboxError, SandboxUnavailable
 from bastion.sandbox.launcher import SANDBOX_GID, SANDBOX_UID, tool
+from bastion.sandbox.limits import Limits
 
 __all__ = ["DEFAULT_IMAGE", "DockerBackend"]
 
@@ -116,3 +117,6 @@ class DockerBackend:
             )
 
         return LaunchPlan(argv=argv, env={}, enforced=("docker", "docker-cgroups"), cleanup=remove)
+
+    def host_cgroup_limits(self, limits: Limits) -> tuple[int | None, int | None]:
+        return limits.memory_bytes, limits.processes

@@ -24,10 +24,13 @@ from bastion.sandbox.backend import SANDBOX_TMP, WORKSPACE, LaunchPlan, LaunchRe
 from bastion.sandbox.bubblewrap import ETC_ENTRIES
 from bastion.sandbox.errors import SandboxError, SandboxUnavailable
 from bastion.sandbox.launcher import SANDBOX_GID, SANDBOX_UID, launcher_argv, tool
+from bastion.sandbox.limits import Limits
 
 __all__ = ["GVisorBackend", "oci_config"]
 
 DELETE_TIMEOUT: Final = 30.0
+SENTRY_MEMORY: Final = 64 * 1024 * 1024  # the Sentry and gofer themselves (measured: ~40 MiB)
+SENTRY_THREADS: Final = 512  # host threads of the Sentry and gofer (Go runtimes)
 _LINKS: Final = (
     ("usr/bin", "bin"),
     ("usr/sbin", "sbin"),
@@ -172,3 +175,10 @@ class GVisorBackend:
             shutil.rmtree(bundle, ignore_errors=True)
 
         return LaunchPlan(argv=argv, env={}, enforced=("gvisor", "rlimits"), cleanup=cleanup)
+
+    def host_cgroup_limits(self, limits: Limits) -> tuple[int | None, int | None]:
+        # The cgroup holds runsc's Sentry and gofer, not the command's tasks (those are
+        # goroutines of the Sentry): memory bounds everything, plus the runtime's own share;
+        # pids counts the runtime's host threads, whatever the command forks.
+        memory = None if limits.memory_bytes is None else limits.memory_bytes + SENTRY_MEMORY
+        return memory, SENTRY_THREADS

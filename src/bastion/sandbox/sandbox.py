@@ -112,6 +112,11 @@ class Sandbox:
         if self._cgroups is None:
             self._cgroups = detect_cgroups()
             logger.info("sandbox: limits in force: rlimits, %s", self._cgroups.describe)
+            if self._cgroups.memory is None and self._cgroups.v2 is None:
+                logger.warning(
+                    "sandbox: no memory cgroup here: memory is bounded per process only"
+                    " (RLIMIT_AS), not for a command's whole process tree"
+                )
         return self._cgroups
 
     @property
@@ -184,7 +189,7 @@ class Sandbox:
         cgroup = None
         if backend.uses_host_cgroups:
             cgroup = CommandCgroup(self.cgroups, execution_id)
-            cgroup.create(limits.memory_bytes, limits.processes)
+            cgroup.create(*backend.host_cgroup_limits(limits))
         request = LaunchRequest(
             execution_id=execution_id,
             workspace=workspace,

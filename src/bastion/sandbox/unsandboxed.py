@@ -11,6 +11,7 @@ from __future__ import annotations
 from bastion.sandbox.backend import LaunchPlan, LaunchRequest
 from bastion.sandbox.errors import SandboxError
 from bastion.sandbox.launcher import launcher_argv, tool
+from bastion.sandbox.limits import Limits
 
 __all__ = ["UnsandboxedBackend"]
 
@@ -37,3 +38,6 @@ class UnsandboxedBackend:
             raise SandboxError("a command name must not contain '='")
         argv += list(request.argv)
         return LaunchPlan(argv=argv, env={}, enforced=("rlimits",))
+
+    def host_cgroup_limits(self, limits: Limits) -> tuple[int | None, int | None]:
+        return limits.memory_bytes, limits.processes

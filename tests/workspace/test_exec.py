@@ -341,3 +341,19 @@ async def test_a_sandbox_that_cannot_start_is_a_clear_tool_error(
             assert "cannot reach" in text
     finally:
         server.close()
+
+
+async def test_big_output_is_capped_in_the_result_and_bounded_in_the_stream(
+    server: WorkspaceServer,
+) -> None:
+    inbox = Inbox()
+    code = "import sys\nfor _ in range(48): sys.stdout.write('x' * 65536); sys.stdout.flush()"
+    async with agent(server, inbox) as a:
+        out = await run(a, "python3", "-c", code)
+    assert out["exit_code"] == 0 and out["output_bytes"] == 48 * 65536
+    assert out["stdout_truncated"] is True and len(out["stdout"]) == 256 * 1024
+    lines = [n["data"] for n in inbox.of("notifications/message") if "stream" in n["data"]]
+    streamed = sum(len(line["text"]) for line in lines)
+    assert 0 < streamed <= 1024 * 1024 + 16 * 1024  # 1 MiB per execution, one flush over
+    assert all(len(line["text"]) <= 16 * 1024 for line in lines)
+    assert any(line.get("not_streamed_bytes") for line in lines)

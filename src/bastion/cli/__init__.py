@@ -64,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
     )
     workspace.add_argument("--host", default="127.0.0.1", help="bind address for --port")
+    workspace.add_argument(
+        "--sandbox",
+        choices=("bubblewrap", "none"),
+        default="bubblewrap",
+        help="where run_command runs; 'none' runs commands UNSANDBOXED (warned at start)",
+    )
+    workspace.add_argument("--policy", help="command policy file (YAML or JSON); see README")
+
     sandbox = sub.add_parser("sandbox", help="run commands in the sandbox")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     sandbox_exec = sandbox_sub.add_parser(
@@ -137,7 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "workspace":
             from bastion.cli.workspace import run_workspace
 
-            return run_workspace(root=args.root, stdio=args.stdio, host=args.host, port=args.port)
+            return run_workspace(
+                root=args.root,
+                stdio=args.stdio,
+                host=args.host,
+                port=args.port,
+                sandbox=args.sandbox,
+                policy=args.policy,
+            )
         if args.command == "serve":
             from bastion.cli.gateway import run_serve
 

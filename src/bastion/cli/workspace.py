@@ -1,4 +1,8 @@
-"""``bastion workspace``: serve the workspace server over stdio or Streamable HTTP."""
+"""``bastion workspace``: serve the workspace server over stdio or Streamable HTTP.
+
+``--sandbox`` picks where ``run_command`` runs (bubblewrap, or ``none`` when said in
+words, which the sandbox warns about at start); ``--policy`` names the command policy file.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,28 @@ from bastion.workspace import WorkspaceServer
 __all__ = ["run_workspace"]
 
 
-def run_workspace(*, root: str, stdio: bool, host: str, port: int | None) -> int:
-    """Raises ConfigError when the root cannot be used."""
+def run_workspace(
+    *,
+    root: str,
+    stdio: bool,
+    host: str,
+    port: int | None,
+    sandbox: str = "bubblewrap",
+    policy: str | None = None,
+) -> int:
+    """Raises ConfigError when the root, the policy or the sandbox cannot be used."""
+    from bastion.sandbox import Sandbox, SandboxError
+    from bastion.workspace.policy import DEFAULT_POLICY, load_policy
+
+    rules = DEFAULT_POLICY if policy is None else load_policy(Path(policy))
     try:
-        server = WorkspaceServer(Path(root))
+        runtime = Sandbox("none" if sandbox == "none" else "bubblewrap")
+    except SandboxError as exc:
+        raise ConfigError(f"--sandbox {sandbox}: {exc.detail or exc.message}") from exc
+    try:
+        server = WorkspaceServer(Path(root), sandbox=runtime, policy=rules)
     except OSError as exc:
+        runtime.close()
         raise ConfigError(f"--root {root}: {exc.strerror}") from exc
     try:
         if stdio:
@@ -30,6 +51,7 @@ def run_workspace(*, root: str, stdio: bool, host: str, port: int | None) -> int
         return 0
     finally:
         server.close()
+        runtime.close()
 
 
 async def _serve_stdio(server: WorkspaceServer) -> None:

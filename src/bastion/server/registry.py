@@ -38,7 +38,9 @@ ChangeListener = Callable[[str], Awaitable[None]]
 SubscriptionHook = Callable[[str, bool], Awaitable[None]]
 UpdateListener = Callable[[str], Awaitable[None]]
 
-_TEMPLATE_VAR: Final = re.compile(r"\{([A-Za-z0-9_]+)\}")
+# ``{name}`` matches one path segment; ``{+name}`` (RFC 6570 reserved expansion) may span
+# several, as in ``workspace://{workspace}/{+path}``.
+_TEMPLATE_VAR: Final = re.compile(r"\{(\+?[A-Za-z0-9_]+)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,14 @@ class TemplateEntry:
     @classmethod
     def build(cls, template: t.ResourceTemplate, fn: ResourceFn) -> TemplateEntry:
         parts = _TEMPLATE_VAR.split(template.uriTemplate)
-        regex = "".join(
-            re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/?#]+)" for i, p in enumerate(parts)
-        )
+        regex = "".join(re.escape(p) if i % 2 == 0 else _variable(p) for i, p in enumerate(parts))
         return cls(template, fn, re.compile(regex))
+
+
+def _variable(name: str) -> str:
+    if name.startswith("+"):
+        return f"(?P<{name[1:]}>[^?#]+)"
+    return f"(?P<{name}>[^/?#]+)"
 
 
 @dataclass(frozen=True, slots=True)

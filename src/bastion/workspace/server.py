@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import secrets
+import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -23,12 +25,14 @@ import anyio.to_thread
 
 from bastion.errors import BastionError
 from bastion.protocol.request_state import RequestStateSealer
+from bastion.sandbox import Sandbox
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
-from bastion.workspace import resources, tools_collab, tools_read, tools_write
+from bastion.workspace import resources, tools_collab, tools_exec, tools_read, tools_write
 from bastion.workspace.invocation import Invocation
 from bastion.workspace.limits import WorkspaceLimits
+from bastion.workspace.policy import DEFAULT_POLICY, CommandPolicy
 from bastion.workspace.session import NOTIFY_TIMEOUT, AgentSession, WorkspaceConnection
 from bastion.workspace.store import Workspace, WorkspaceRoot
 from bastion.workspace.toolkit import ToolSpec
@@ -59,11 +63,19 @@ class WorkspaceServer:
         limits: WorkspaceLimits | None = None,
         *,
         sealer: RequestStateSealer | None = None,
+        sandbox: Sandbox | None = None,
+        policy: CommandPolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.limits = limits or WorkspaceLimits()
         self.root = WorkspaceRoot(root, self.limits, clock=clock, wall=wall)
+        # Commands run as the sandbox user, who must be able to pass through the root.
+        if sandbox is not None and sandbox.default_backend != "none" and os.geteuid() == 0:
+            mode = os.fstat(self.root.fd).st_mode
+            if not mode & stat.S_IXOTH:
+                os.fchmod(self.root.fd, stat.S_IMODE(mode) | 0o011)
+        self.runner = tools_exec.Runner(sandbox, policy, clock=clock, wall=wall)
         # requestState keys live as long as the process: a restart invalidates rounds.
         self.sealer = sealer or RequestStateSealer([secrets.token_bytes(32)])
         # The apps of live connections, by identity (a ServerApp is not hashable).
@@ -72,6 +84,7 @@ class WorkspaceServer:
             *tools_read.SPECS,
             *tools_write.SPECS,
             *tools_collab.SPECS,
+            *tools_exec.SPECS,
         )
 
     def close(self) -> None:

@@ -42,9 +42,13 @@ async def announce(inv: Invocation, ws: Workspace, *touched: RelPath) -> None:
     await inv.server.updated([*uris, meta_uri(ws.name, "changes")])
 
 
-def guard(ws: Workspace, agent: Agent, *paths: RelPath) -> None:
+def guard(inv: Invocation, ws: Workspace, agent: Agent, *paths: RelPath) -> None:
+    """Refuse a change to a path another agent locked or the caller's role may not change."""
+    member = ws.collab.members.get(agent.id)
+    name = member.agent.name if member is not None else None
     for rel in paths:
         ws.collab.check_unlocked(rel, agent)
+        inv.server.runner.policy.check_writable(ws.name, name, rel)
 
 
 # -- changing --------------------------------------------------------------------------
@@ -69,7 +73,7 @@ async def write_file(inv: Invocation, a: WriteArgs) -> Reply:
         raise TooLarge(f"content is {len(data)} bytes; the limit is {cap}")
     agent = inv.agent(ws, a.member_token)
     async with ws.writer:
-        guard(ws, agent, rel)
+        guard(inv, ws, agent, rel)
         outcome = await inv.fs(
             ws,
             jail.write_file,
@@ -122,7 +126,7 @@ async def edit_file(inv: Invocation, a: EditArgs) -> Reply:
     ws, rel = inv.workspace(a.workspace), parse_path(a.path)
     agent = inv.agent(ws, a.member_token)
     async with ws.writer:
-        guard(ws, agent, rel)
+        guard(inv, ws, agent, rel)
         outcome = await inv.fs(
             ws,
             edit_text,
@@ -159,7 +163,7 @@ async def delete_file(inv: Invocation, a: DeleteArgs) -> Reply:
     ws, rel = inv.workspace(a.workspace), parse_path(a.path)
     agent = inv.agent(ws, a.member_token)
     async with ws.writer:
-        guard(ws, agent, rel)
+        guard(inv, ws, agent, rel)
         kind = await inv.fs(ws, tree.delete, rel, recursive=a.recursive)
         ws.collab.record(agent, "delete", rel.text)
     await announce(inv, ws, rel)
@@ -180,7 +184,7 @@ async def move_file(inv: Invocation, a: MoveArgs) -> Reply:
     src, dst = parse_path(a.source), parse_path(a.destination)
     agent = inv.agent(ws, a.member_token)
     async with ws.writer:
-        guard(ws, agent, src, dst)
+        guard(inv, ws, agent, src, dst)
         kind = await inv.fs(ws, tree.move, src, dst, overwrite=a.overwrite, make_dirs=a.make_dirs)
         ws.collab.record(agent, "move", src.text, to=dst.text)
     await announce(inv, ws, src, dst)

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from bastion.sandbox import (
+    CgroupSupport,
     ExecSpec,
     Limits,
     OutputChunk,
@@ -72,6 +73,29 @@ async def test_cancel_kills_the_whole_tree_at_once(workspace: Path) -> None:
     assert result.limit == "cancelled" and result.signal == 9 and result.exit_code is None
     assert result.duration < 5
     assert host_processes_matching("sleep 34.") == []
+
+
+async def test_a_cancelled_caller_takes_the_tree_with_it_even_without_cgroups(
+    workspace: Path,
+) -> None:
+    """The MCP cancel arrives as a cancelled task: no cgroup to fall back on here."""
+    script = "setsid sleep 36.1111 & echo ready; sleep 36.2222"
+    with Sandbox(cgroups=CgroupSupport(version=0)) as sandbox:
+        spec = ExecSpec(workspace=workspace, argv=("sh", "-c", script), timeout=30)
+        with anyio.move_on_after(5) as scope:
+            async with sandbox.start(spec) as execution:
+                async for _chunk in execution.chunks():
+                    scope.cancel()  # the caller gives up while the command runs
+                await execution.wait()
+        assert scope.cancelled_caught
+        with anyio.fail_after(5):
+            result = await execution.wait()
+    assert result.limit == "cancelled"
+    for _ in range(50):
+        if not host_processes_matching("sleep 36."):
+            break
+        await anyio.sleep(0.05)
+    assert host_processes_matching("sleep 36.") == []
 
 
 async def test_leaving_the_block_early_stops_the_command(workspace: Path) -> None:

@@ -138,8 +138,13 @@ class Execution:
                     for done in pumps_done:
                         await done.wait()
                 tg.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            self._kill("cancelled")  # our caller went away: the whole tree goes with it
+            raise
         finally:
             with anyio.CancelScope(shield=True):
+                if self._process.returncode is None:
+                    self._kill("cancelled")
                 if self._cgroup is not None:
                     self._cgroup.kill()  # nothing outlives the command
                 self._result = self._build_result()

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from bastion.workspace.invocation import Invocation
 
 __all__ = [
+    "BOOLEAN",
+    "INTEGER",
+    "OBJECT",
+    "OBJECTS",
+    "STRING",
     "VERSIONED",
     "Args",
     "DirArg",
@@ -37,6 +42,7 @@ __all__ = [
     "WorkspaceName",
     "error_result",
     "object_schema",
+    "output_schema",
     "tool_spec",
 ]
 
@@ -72,6 +78,18 @@ class Reply:
 def object_schema(properties: JSONObject, required: list[str]) -> JSONObject:
     """A JSON Schema for a structured result (``outputSchema``)."""
     return {"type": "object", "properties": properties, "required": required}
+
+
+def output_schema(properties: JSONObject, *required: str) -> JSONObject:
+    return object_schema(properties, list(required))
+
+
+# Property schemas the tools' output schemas are built from.
+STRING: Final[JSONObject] = {"type": "string"}
+BOOLEAN: Final[JSONObject] = {"type": "boolean"}
+INTEGER: Final[JSONObject] = {"type": "integer"}
+OBJECT: Final[JSONObject] = {"type": "object"}
+OBJECTS: Final[JSONObject] = {"type": "array", "items": {"type": "object"}}
 
 
 def _input_schema(args_type: type[Args]) -> JSONObject:

@@ -21,6 +21,9 @@ from bastion.workspace.paths import parse_path
 from bastion.workspace.resources import meta_uri
 from bastion.workspace.session import AgentSession
 from bastion.workspace.toolkit import (
+    OBJECT,
+    OBJECTS,
+    STRING,
     Args,
     PathArg,
     Reply,
@@ -166,10 +169,6 @@ async def list_changes(inv: Invocation, a: ChangesArgs) -> Reply:
     return Reply("\n".join(lines) or "No changes.", {"changes": changes, "latest_seq": latest})
 
 
-_STR: Final = {"type": "string"}
-_OBJ: Final = {"type": "object"}
-_ARRAY: Final = {"type": "array", "items": {"type": "object"}}
-
 SPECS: Final[tuple[ToolSpec, ...]] = (
     tool_spec(
         "join_workspace",
@@ -179,7 +178,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         JoinArgs,
         join_workspace,
         output=object_schema(
-            {"workspace": _STR, "member": _OBJ, "member_token": _STR, "members": _ARRAY},
+            {"workspace": STRING, "member": OBJECT, "member_token": STRING, "members": OBJECTS},
             ["workspace", "member", "member_token"],
         ),
     ),
@@ -188,7 +187,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         "Leave a workspace; your locks are released.",
         MemberArgs,
         leave_workspace,
-        output=object_schema({"workspace": _STR, "member": _OBJ}, ["workspace", "member"]),
+        output=object_schema({"workspace": STRING, "member": OBJECT}, ["workspace", "member"]),
     ),
     tool_spec(
         "list_members",
@@ -196,7 +195,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         WorkspaceArgs,
         list_members,
         read_only=True,
-        output=object_schema({"members": _ARRAY, "locks": _ARRAY}, ["members", "locks"]),
+        output=object_schema({"members": OBJECTS, "locks": OBJECTS}, ["members", "locks"]),
     ),
     tool_spec(
         "broadcast",
@@ -205,7 +204,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         BroadcastArgs,
         broadcast,
         output=object_schema(
-            {"seq": {"type": "integer"}, "pushed_to": _ARRAY, "uri": _STR},
+            {"seq": {"type": "integer"}, "pushed_to": OBJECTS, "uri": STRING},
             ["seq", "pushed_to", "uri"],
         ),
     ),
@@ -218,9 +217,9 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         lock_file,
         output=object_schema(
             {
-                "path": _STR,
-                "holder": _OBJ,
-                "expires_at": _STR,
+                "path": STRING,
+                "holder": OBJECT,
+                "expires_at": STRING,
                 "expires_in_seconds": {"type": "number"},
             },
             ["path", "holder", "expires_at"],
@@ -231,7 +230,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         "Release your advisory lock on a path.",
         LockArgs,
         unlock_file,
-        output=object_schema({"path": _STR}, ["path"]),
+        output=object_schema({"path": STRING}, ["path"]),
     ),
     tool_spec(
         "list_changes",
@@ -241,7 +240,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         list_changes,
         read_only=True,
         output=object_schema(
-            {"changes": _ARRAY, "latest_seq": {"type": "integer"}}, ["changes", "latest_seq"]
+            {"changes": OBJECTS, "latest_seq": {"type": "integer"}}, ["changes", "latest_seq"]
         ),
     ),
 )

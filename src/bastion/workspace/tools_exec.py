@@ -30,7 +30,16 @@ from bastion.workspace.paths import parse_path
 from bastion.workspace.policy import CommandPolicy, RateLimiter, describe_policy
 from bastion.workspace.resources import meta_uri
 from bastion.workspace.store import Workspace
-from bastion.workspace.toolkit import Args, Reply, Token, ToolSpec, WorkspaceName, object_schema
+from bastion.workspace.toolkit import (
+    BOOLEAN,
+    STRING,
+    Args,
+    Reply,
+    Token,
+    ToolSpec,
+    WorkspaceName,
+    object_schema,
+)
 from bastion.workspace.toolkit import tool_spec as declare
 
 if TYPE_CHECKING:
@@ -405,30 +414,28 @@ async def get_policy(inv: Invocation, a: PolicyArgs) -> Reply:
     )
 
 
-_STR: Final = {"type": "string"}
 _INT_OR_NULL: Final = {"type": ["integer", "null"]}
-_BOOL: Final = {"type": "boolean"}
 _RUNS: Final = {"type": "array", "items": {"type": "object"}}
 RUN_OUTPUT: Final = object_schema(
     {
-        "execution_id": _STR,
-        "argv": {"type": "array", "items": _STR},
-        "cwd": _STR,
-        "profile": _STR,
+        "execution_id": STRING,
+        "argv": {"type": "array", "items": STRING},
+        "cwd": STRING,
+        "profile": STRING,
         "exit_code": _INT_OR_NULL,
         "signal": _INT_OR_NULL,
         "limit": {
             "type": "string",
             "enum": ["none", "timeout", "cpu", "memory", "output", "disk", "cancelled"],
         },
-        "stdout": _STR,
-        "stderr": _STR,
-        "stdout_truncated": _BOOL,
-        "stderr_truncated": _BOOL,
+        "stdout": STRING,
+        "stderr": STRING,
+        "stdout_truncated": BOOLEAN,
+        "stderr_truncated": BOOLEAN,
         "output_bytes": {"type": "integer"},
         "duration_seconds": {"type": "number"},
-        "backend": _STR,
-        "policy": _STR,
+        "backend": STRING,
+        "policy": STRING,
     },
     [
         "execution_id",
@@ -470,7 +477,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         CancelArgs,
         cancel_execution,
         destructive=True,
-        output=object_schema({"execution_id": _STR, "state": _STR}, ["execution_id", "state"]),
+        output=object_schema({"execution_id": STRING, "state": STRING}, ["execution_id", "state"]),
     ),
     declare(
         "get_policy",
@@ -479,7 +486,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         get_policy,
         read_only=True,
         output=object_schema(
-            {"workspace": _STR, "role": _STR, "policy": {"type": "object"}},
+            {"workspace": STRING, "role": STRING, "policy": {"type": "object"}},
             ["workspace", "role", "policy"],
         ),
     ),

@@ -11,12 +11,15 @@ from typing import Annotated, Final
 
 from msgspec import Meta
 
-from bastion._types import JSONObject
 from bastion.workspace import jail, tree
 from bastion.workspace.invocation import Invocation
 from bastion.workspace.paths import parse_path
 from bastion.workspace.resources import decode_text, file_uri
 from bastion.workspace.toolkit import (
+    BOOLEAN,
+    INTEGER,
+    OBJECTS,
+    STRING,
     VERSIONED,
     Args,
     DirArg,
@@ -24,7 +27,7 @@ from bastion.workspace.toolkit import (
     Reply,
     ToolSpec,
     WorkspaceName,
-    object_schema,
+    output_schema,
     tool_spec,
 )
 
@@ -129,29 +132,20 @@ async def search(inv: Invocation, a: SearchArgs) -> Reply:
     return Reply("\n".join(lines) or "No matches.", structured)
 
 
-def _out(properties: JSONObject, *required: str) -> JSONObject:
-    return object_schema(properties, list(required))
-
-
-_STR: Final = {"type": "string"}
-_BOOL: Final = {"type": "boolean"}
-_INT: Final = {"type": "integer"}
-_ARRAY: Final = {"type": "array", "items": {"type": "object"}}
-
 SPECS: Final[tuple[ToolSpec, ...]] = (
     tool_spec(
         "create_workspace",
         "Create a new, empty workspace.",
         CreateArgs,
         create_workspace,
-        output=_out({"workspace": _STR}, "workspace"),
+        output=output_schema({"workspace": STRING}, "workspace"),
     ),
     tool_spec(
         "list_workspaces",
         "List the workspaces and how many members each has.",
         NoArgs,
         list_workspaces,
-        output=_out({"workspaces": _ARRAY}, "workspaces"),
+        output=output_schema({"workspaces": OBJECTS}, "workspaces"),
         read_only=True,
     ),
     tool_spec(
@@ -161,7 +155,9 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         ReadArgs,
         read_file,
         read_only=True,
-        output=_out({**VERSIONED, "encoding": _STR}, "path", "uri", "version", "size", "encoding"),
+        output=output_schema(
+            {**VERSIONED, "encoding": STRING}, "path", "uri", "version", "size", "encoding"
+        ),
     ),
     tool_spec(
         "list_files",
@@ -169,7 +165,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         ListArgs,
         list_files,
         read_only=True,
-        output=_out({"entries": _ARRAY, "truncated": _BOOL}, "entries", "truncated"),
+        output=output_schema({"entries": OBJECTS, "truncated": BOOLEAN}, "entries", "truncated"),
     ),
     tool_spec(
         "search",
@@ -177,8 +173,8 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         SearchArgs,
         search,
         read_only=True,
-        output=_out(
-            {"matches": _ARRAY, "truncated": _BOOL, "files_searched": _INT},
+        output=output_schema(
+            {"matches": OBJECTS, "truncated": BOOLEAN, "files_searched": INTEGER},
             "matches",
             "truncated",
             "files_searched",

@@ -12,7 +12,6 @@ import base64
 import binascii
 from typing import Final, Literal
 
-from bastion._types import JSONObject
 from bastion.workspace import jail, tree
 from bastion.workspace.collab import Agent
 from bastion.workspace.edits import edit_file as edit_text
@@ -22,6 +21,9 @@ from bastion.workspace.paths import RelPath, parse_path
 from bastion.workspace.resources import file_uri, meta_uri
 from bastion.workspace.store import Workspace
 from bastion.workspace.toolkit import (
+    BOOLEAN,
+    INTEGER,
+    STRING,
     VERSIONED,
     Args,
     PathArg,
@@ -30,7 +32,7 @@ from bastion.workspace.toolkit import (
     ToolSpec,
     Version,
     WorkspaceName,
-    object_schema,
+    output_schema,
     tool_spec,
 )
 
@@ -194,15 +196,6 @@ async def move_file(inv: Invocation, a: MoveArgs) -> Reply:
     )
 
 
-def _out(properties: JSONObject, *required: str) -> JSONObject:
-    return object_schema(properties, list(required))
-
-
-_STR: Final = {"type": "string"}
-_BOOL: Final = {"type": "boolean"}
-_INT: Final = {"type": "integer"}
-_ARRAY: Final = {"type": "array", "items": {"type": "object"}}
-
 SPECS: Final[tuple[ToolSpec, ...]] = (
     tool_spec(
         "write_file",
@@ -212,7 +205,9 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         WriteArgs,
         write_file,
         destructive=True,
-        output=_out({**VERSIONED, "created": _BOOL}, "path", "uri", "version", "size", "created"),
+        output=output_schema(
+            {**VERSIONED, "created": BOOLEAN}, "path", "uri", "version", "size", "created"
+        ),
     ),
     tool_spec(
         "edit_file",
@@ -221,8 +216,8 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         EditArgs,
         edit_file,
         destructive=True,
-        output=_out(
-            {**VERSIONED, "replacements": _INT}, "path", "uri", "version", "size", "replacements"
+        output=output_schema(
+            {**VERSIONED, "replacements": INTEGER}, "path", "uri", "version", "size", "replacements"
         ),
     ),
     tool_spec(
@@ -231,7 +226,7 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         DeleteArgs,
         delete_file,
         destructive=True,
-        output=_out({"path": _STR, "type": _STR}, "path", "type"),
+        output=output_schema({"path": STRING, "type": STRING}, "path", "type"),
     ),
     tool_spec(
         "move_file",
@@ -239,8 +234,11 @@ SPECS: Final[tuple[ToolSpec, ...]] = (
         MoveArgs,
         move_file,
         destructive=True,
-        output=_out(
-            {"source": _STR, "destination": _STR, "type": _STR}, "source", "destination", "type"
+        output=output_schema(
+            {"source": STRING, "destination": STRING, "type": STRING},
+            "source",
+            "destination",
+            "type",
         ),
     ),
 )

@@ -234,3 +234,14 @@ async def test_userinfo_in_the_url_is_not_sent() -> None:
         await client.aclose()
     assert b"secret" not in heads[0]
     assert b"\r\nhost: 127.0.0.1:" in heads[0].lower()
+
+
+async def test_a_header_that_cannot_be_sent_is_an_http_failure() -> None:
+    async with serve(keep_alive) as (url, server):
+        client = wire(url)
+        for bad in ({"X-Token": "caf\u00e9\u2603"}, {"X-Token": "a\r\nInjected: 1"}):
+            with pytest.raises(HttpFailure):
+                async with client.request("POST", bad, b"{}"):
+                    pass
+        await client.aclose()
+    assert server.requests == 0  # nothing malformed went out

@@ -140,14 +140,14 @@ class HttpWire:
         Leaving the block early (or on an error, or cancelled) closes the connection
         unless the whole answer was read; a finished one goes back to the pool.
         """
-        wire_headers = [(b"host", self._authority)]
-        wire_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        if body or method in ("POST", "PUT", "PATCH"):
-            wire_headers.append((b"content-length", str(len(body)).encode()))
         try:
+            wire_headers = [(b"host", self._authority)]
+            wire_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            if body or method in ("POST", "PUT", "PATCH"):
+                wire_headers.append((b"content-length", str(len(body)).encode()))
             request = h11.Request(method=method, target=self._target, headers=wire_headers)
-        except h11.LocalProtocolError as exc:
-            raise HttpFailure("InvalidRequest") from exc
+        except (UnicodeEncodeError, h11.LocalProtocolError) as exc:
+            raise HttpFailure("InvalidRequest") from exc  # e.g. a configured header value
         conn, response = await self._exchange(request, body)
         try:
             yield response

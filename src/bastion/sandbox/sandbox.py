@@ -16,6 +16,7 @@ import secrets
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -23,7 +24,7 @@ import anyio
 import anyio.abc
 
 from bastion.sandbox._runtime import RuntimeFiles
-from bastion.sandbox.backend import Backend, LaunchRequest, base_environment
+from bastion.sandbox.backend import Backend, LaunchPlan, LaunchRequest, base_environment
 from bastion.sandbox.bubblewrap import BubblewrapBackend
 from bastion.sandbox.cgroups import CgroupSupport, CommandCgroup, detect_cgroups
 from bastion.sandbox.docker import DockerBackend
@@ -37,7 +38,7 @@ from bastion.sandbox.quota import is_quota_workspace
 from bastion.sandbox.spec import ExecResult, ExecSpec, OutputChunk, inside_path
 from bastion.sandbox.unsandboxed import UnsandboxedBackend
 
-__all__ = ["BACKEND_NAMES", "Sandbox"]
+__all__ = ["BACKEND_NAMES", "PlannedLaunch", "Sandbox"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ _FORBIDDEN_WORKSPACES: Final = frozenset(
         "/tmp",  # noqa: S108 -- refused as a workspace, not used
     ]
 )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlannedLaunch:
+    """A command ready to spawn: the backend's plan, and what was set up around it."""
+
+    execution_id: str
+    backend: str
+    request: LaunchRequest
+    plan: LaunchPlan
+    cgroup: CommandCgroup | None
+    enforced: tuple[str, ...]  # the isolation measures in force, for results and logs
 
 
 class Sandbox:
@@ -211,8 +224,9 @@ class Sandbox:
         )
 
     @contextlib.asynccontextmanager
-    async def start(self, spec: ExecSpec) -> AsyncIterator[Execution]:
-        """Start ``spec``; leaving the block kills the tree if it still runs.
+    async def planned(self, spec: ExecSpec) -> AsyncIterator[PlannedLaunch]:
+        """Prepare ``spec``, start its egress proxy (if any) and plan the backend's command;
+        leaving the block stops the proxy and removes the cgroup and runtime files.
 
         Raises:
             SandboxError: the spec cannot be run as asked.
@@ -226,34 +240,17 @@ class Sandbox:
                 if request.egress_socket is not None:
                     await tg.start(self.proxy(spec).run, request.egress_socket)
                 plan = backend.plan(request)
-                process = await anyio.open_process(
-                    plan.argv, env=plan.env, cwd="/", stdin=None, start_new_session=True
-                )
-                if process.stdin is not None:
-                    await process.stdin.aclose()  # commands read no input
                 enforced = plan.enforced + (tuple(cgroup.enforced) if cgroup else ())
-                logger.info(
-                    "sandbox %s: %s started (%s)", execution_id, backend.name, ", ".join(enforced)
-                )
-                execution = Execution(
-                    execution_id=execution_id,
-                    process=process,
-                    limits=request.limits,
-                    capture_bytes=spec.capture_bytes,
-                    cgroup=cgroup,
-                    backend=backend.name,
-                    enforced=enforced,
-                    quota_root=request.workspace if is_quota_workspace(request.workspace) else None,
-                    clock=self._clock,
-                )
-                tg.start_soon(execution.run)
                 try:
-                    yield execution
+                    yield PlannedLaunch(
+                        execution_id=execution_id,
+                        backend=backend.name,
+                        request=request,
+                        plan=plan,
+                        cgroup=cgroup,
+                        enforced=enforced,
+                    )
                 finally:
-                    if execution.running:
-                        execution.cancel()
-                    with anyio.CancelScope(shield=True):
-                        await execution.wait()
                     tg.cancel_scope.cancel()
         finally:
             if cgroup is not None:
@@ -262,6 +259,48 @@ class Sandbox:
                 request.egress_socket.unlink(missing_ok=True)
             if plan is not None and plan.cleanup is not None:
                 plan.cleanup()
+
+    @contextlib.asynccontextmanager
+    async def start(self, spec: ExecSpec) -> AsyncIterator[Execution]:
+        """Start ``spec``; leaving the block kills the tree if it still runs.
+
+        Raises:
+            SandboxError: the spec cannot be run as asked.
+            SandboxUnavailable: the backend cannot run here.
+        """
+        async with self.planned(spec) as launch, anyio.create_task_group() as tg:
+            plan, request = launch.plan, launch.request
+            process = await anyio.open_process(
+                plan.argv, env=plan.env, cwd="/", stdin=None, start_new_session=True
+            )
+            if process.stdin is not None:
+                await process.stdin.aclose()  # commands read no input
+            logger.info(
+                "sandbox %s: %s started (%s)",
+                launch.execution_id,
+                launch.backend,
+                ", ".join(launch.enforced),
+            )
+            execution = Execution(
+                execution_id=launch.execution_id,
+                process=process,
+                limits=request.limits,
+                capture_bytes=spec.capture_bytes,
+                cgroup=launch.cgroup,
+                backend=launch.backend,
+                enforced=launch.enforced,
+                quota_root=request.workspace if is_quota_workspace(request.workspace) else None,
+                clock=self._clock,
+            )
+            tg.start_soon(execution.run)
+            try:
+                yield execution
+            finally:
+                if execution.running:
+                    execution.cancel()
+                with anyio.CancelScope(shield=True):
+                    await execution.wait()
+                tg.cancel_scope.cancel()
 
     async def run(
         self, spec: ExecSpec, on_output: Callable[[OutputChunk], object] | None = None

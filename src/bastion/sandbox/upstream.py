@@ -11,12 +11,9 @@ There is no wall-clock limit on a server, and the ``upstream`` profile sets no C
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import anyio
 
 from bastion.sandbox.limits import Profile
 from bastion.sandbox.sandbox import Sandbox
@@ -65,26 +62,10 @@ async def sandboxed_upstream(
         readonly_paths=tuple(readonly_paths),
         extra_ro_paths=tuple(extra_ro_paths),
     )
-    execution_id = secrets.token_hex(8)
-    backend, request, cgroup = sandbox.prepare(spec, execution_id)
-    plan = None
-    try:
-        async with anyio.create_task_group() as tg:
-            if request.egress_socket is not None:
-                await tg.start(sandbox.proxy(spec).run, request.egress_socket)
-            plan = backend.plan(request)
-            enforced = plan.enforced + (tuple(cgroup.enforced) if cgroup else ())
-            try:
-                yield UpstreamLaunch(
-                    argv=plan.argv, env=plan.env, backend=backend.name, enforced=enforced
-                )
-            finally:
-                tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            if cgroup is not None:
-                cgroup.remove()
-            if request.egress_socket is not None:
-                request.egress_socket.unlink(missing_ok=True)
-            if plan is not None and plan.cleanup is not None:
-                plan.cleanup()
+    async with sandbox.planned(spec) as launch:
+        yield UpstreamLaunch(
+            argv=launch.plan.argv,
+            env=launch.plan.env,
+            backend=launch.backend,
+            enforced=launch.enforced,
+        )

@@ -10,10 +10,11 @@ input requests reach the client that asked, and no other.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
@@ -314,13 +315,6 @@ class Replica:
         if ctx.era is Era.MODERN and session.server and session.server.era is Era.LEGACY:
             result = await self._call_parked(session, method, {**params, "_meta": meta}, ctx)
             return _strip_era_fields(result)
-        caller = next(self._ids)
-        self._callers[caller] = ctx
-        sent: list[RequestId] = []
-
-        def on_sent(request_id: RequestId) -> None:
-            sent.append(request_id)
-            self._sent_for[request_id] = ctx
 
         async def answer_inputs(requests: JSONObject) -> JSONObject:
             asks = {
@@ -330,25 +324,24 @@ class Replica:
             }
             return await ctx.ask(asks)
 
+        on_progress = _progress_to(lambda: ctx) if ctx.progress_token is not None else None
         finished = False
-        try:
-            result = await session.request(
-                method,
-                {**params, "_meta": meta},
-                on_progress=_progress_to(lambda: ctx) if ctx.progress_token is not None else None,
-                answer_inputs=answer_inputs,
-                on_sent=on_sent,
-            )
-            finished = True
-        except (BastionError, InputRequired):
-            finished = True  # the upstream answered (with an error), or asked the client
-            raise
-        finally:
-            del self._callers[caller]
-            for request_id in sent:
-                self._sent_for.pop(request_id, None)
-            if not finished:
-                self._abandoned()
+        with self._in_flight(ctx) as on_sent:
+            try:
+                result = await session.request(
+                    method,
+                    {**params, "_meta": meta},
+                    on_progress=on_progress,
+                    answer_inputs=answer_inputs,
+                    on_sent=on_sent,
+                )
+                finished = True
+            except (BastionError, InputRequired):
+                finished = True  # the upstream answered (with an error), or asked the client
+                raise
+            finally:
+                if not finished:
+                    self._abandoned()
         return _strip_era_fields(result)
 
     async def _call_parked(
@@ -364,13 +357,8 @@ class Replica:
             if self._tg is None:
                 raise UpstreamUnavailable(f"{self.label} is restarting")
             parked = self._parking.park()
-            caller = next(self._ids)
-            self._callers[caller] = parked
-            sent: list[RequestId] = []
-
-            def on_sent(request_id: RequestId) -> None:
-                sent.append(request_id)
-                self._sent_for[request_id] = parked
+            tracking = contextlib.ExitStack()
+            on_sent = tracking.enter_context(self._in_flight(parked))
 
             async def upstream_call() -> JSONObject:
                 try:
@@ -381,9 +369,7 @@ class Replica:
                         on_sent=on_sent,
                     )
                 finally:
-                    del self._callers[caller]
-                    for request_id in sent:
-                        self._sent_for.pop(request_id, None)
+                    tracking.close()
 
             self._tg.start_soon(parked.run, upstream_call)
         parked.current = ctx  # progress and logs of this round go to this request
@@ -421,6 +407,25 @@ class Replica:
                 self.label,
             )
         self._attribution_off = True
+
+    @contextlib.contextmanager
+    def _in_flight(self, caller: ToolContext | ParkedCall) -> Iterator[Callable[[RequestId], None]]:
+        """``caller`` is among the calls in flight until the block ends; the callback it
+        yields (``on_sent``) records each upstream request id sent for it."""
+        key = next(self._ids)
+        self._callers[key] = caller
+        sent: list[RequestId] = []
+
+        def on_sent(request_id: RequestId) -> None:
+            sent.append(request_id)
+            self._sent_for[request_id] = caller
+
+        try:
+            yield on_sent
+        finally:
+            del self._callers[key]
+            for request_id in sent:
+                self._sent_for.pop(request_id, None)
 
     def _sole_caller(self) -> ToolContext | ParkedCall | None:
         """The call an upstream's log line or server request belongs to, if it is known.

@@ -63,7 +63,7 @@ class _Connection:
 class WireResponse:
     """Status, lower-cased headers, and the body as it arrives."""
 
-    __slots__ = ("_conn", "_done", "_owner", "headers", "started", "status")
+    __slots__ = ("_conn", "_done", "_owner", "headers", "status")
 
     def __init__(
         self, owner: HttpWire, conn: _Connection, status: int, headers: dict[str, str]
@@ -73,7 +73,6 @@ class WireResponse:
         self._done = False
         self.status = status
         self.headers = headers
-        self.started = True
 
     @property
     def is_success(self) -> bool:

@@ -4,8 +4,9 @@ client leaves. Private to ``bastion.transport``; ``http_server`` holds the MCP r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Final
 
 import anyio
@@ -66,6 +67,29 @@ async def watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    with contextlib.suppress(Exception):  # a receive that fails: nothing left to watch
+        await watch_disconnect(receive, scope)
+
+
+@contextlib.contextmanager
+def cancelled_on_disconnect(receive: Receive) -> Iterator[anyio.CancelScope]:
+    """A cancel scope that the client leaving cancels.
+
+    The watcher is a bare asyncio task (the HTTP server only runs on asyncio), cancelled
+    without waiting when the block ends: per request this costs about a fifth of a task
+    group whose watcher must be cancelled and joined (~15 vs ~80 µs on uvloop), and every
+    stateless request pays it.
+    """
+    with anyio.CancelScope() as scope:
+        # Unstructured on purpose, and bounded: cancelled when the block ends.
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, scope))  # noqa: TID251
+        try:
+            yield scope
+        finally:
+            watcher.cancel()
 
 
 async def cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -249,10 +249,8 @@ class StreamableHttpApp:
 
         peer = Peer(sink, connection, on_notification=connection.on_notification)
         # The client leaving cancels the work: on 2026-07-28 nobody can resume the answer.
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(r.watch_disconnect, receive, tg.cancel_scope)
+        with r.cancelled_on_disconnect(receive):
             await responder.finish(await peer.serve(message))
-            tg.cancel_scope.cancel()
 
     async def _post_legacy(
         self,

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import http.client
 import os
+import random
 import shlex
 import signal
 import statistics
@@ -56,6 +57,9 @@ BASTION = str(BIN / "bastion")
 VERSION = "2026-07-28"
 CLIENTS = (1, 16, 128)
 GOAL_CLIENTS = 16
+# Open-loop cells: GOAL_CLIENTS clients offering these fractions of the gateway's own
+# closed-loop throughput at GOAL_CLIENTS, the same rate to the direct target.
+OPEN_LOADS = (0.25, 0.5)
 GOAL_P50_MS = 1.0
 GOAL_P99_MS = 5.0
 START_TIMEOUT_S = 30.0
@@ -152,23 +156,41 @@ def parse_response(buf: bytearray) -> tuple[int, bytes, int] | None:
 
 @dataclass
 class Phase:
-    """What the clients of one phase share: the window, the samples, the counts."""
+    """What the clients of one phase share: the window, the samples, the counts.
+
+    ``interval`` None: closed loop (each client sends its next call when the last one is
+    answered; latency from the send). A number: open loop (each client's calls are due
+    every ``interval`` seconds from a random offset; a call due while the client still
+    waits goes out when it is answered, and latency counts from when it was due, so a slow
+    server is not hidden by the clients slowing down with it).
+    """
 
     end: float = 0.0
     latencies: list[float] = field(default_factory=list)
     in_window: int = 0  # calls completed before ``end``
     errors: int = 0
+    interval: float | None = None
+
+    def first_due(self) -> float:
+        assert self.interval is not None
+        return time.perf_counter() + random.uniform(0.0, self.interval)
+
+    def after(self, due: float, now: float) -> tuple[float, float]:
+        """The next call's due time and how long to wait for it (open loop)."""
+        assert self.interval is not None
+        due += self.interval
+        return due, max(0.0, due - now)
 
 
 class HttpClient(asyncio.Protocol):
-    """One keep-alive connection, a closed loop of sequential calls driven by callbacks."""
+    """One keep-alive connection, a loop of sequential calls driven by callbacks."""
 
     def __init__(self, request: bytes) -> None:
         self.request = request
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.phase: Phase | None = None
-        self.sent = 0.0
+        self.sent = 0.0  # when the call in flight went out (closed) or was due (open)
         self.waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -179,12 +201,19 @@ class HttpClient(asyncio.Protocol):
         """Start calling; the future resolves when the phase ends (or after one call)."""
         self.phase = phase
         self.waiter = asyncio.get_running_loop().create_future()
-        self._send()
+        if phase is not None and phase.interval is not None:
+            self.sent = phase.first_due()
+            asyncio.get_running_loop().call_later(self.sent - time.perf_counter(), self._write)
+        else:
+            self._send()
         return self.waiter
 
     def _send(self) -> None:
-        assert self.transport is not None
         self.sent = time.perf_counter()
+        self._write()
+
+    def _write(self) -> None:
+        assert self.transport is not None
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
@@ -206,10 +235,16 @@ class HttpClient(asyncio.Protocol):
                 phase.in_window += 1
         else:
             phase.errors += 1
-        if now < phase.end and phase.errors < 100:
+        if now >= phase.end or phase.errors >= 100:
+            self._finish(None)
+        elif phase.interval is None:
             self._send()
         else:
-            self._finish(None)
+            self.sent, wait = phase.after(self.sent, now)
+            if wait > 0:
+                asyncio.get_running_loop().call_later(wait, self._write)
+            else:
+                self._write()
 
     def _finish(self, error: Exception | None) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -247,14 +282,22 @@ class StdioFixture(asyncio.SubprocessProtocol):
         self.sent = [0.0] * clients
         self.phase = phase
         self.running = clients
-        self.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.waiter = loop.create_future()
         for i in range(clients):
-            self._send(i)
+            if phase is not None and phase.interval is not None:
+                self.sent[i] = phase.first_due()
+                loop.call_later(self.sent[i] - time.perf_counter(), self._write, i)
+            else:
+                self._send(i)
         return self.waiter
 
     def _send(self, i: int) -> None:
-        assert self.stdin is not None
         self.sent[i] = time.perf_counter()
+        self._write(i)
+
+    def _write(self, i: int) -> None:
+        assert self.stdin is not None
         self.stdin.write(self.requests[i])
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
@@ -280,7 +323,14 @@ class StdioFixture(asyncio.SubprocessProtocol):
             else:
                 phase.errors += 1
             if now < phase.end and phase.errors < 100:
-                self._send(i)
+                if phase.interval is None:
+                    self._send(i)
+                else:
+                    self.sent[i], wait = phase.after(self.sent[i], now)
+                    if wait > 0:
+                        asyncio.get_running_loop().call_later(wait, self._write, i)
+                    else:
+                        self._write(i)
                 return
         elif not ok:
             self._fail(RuntimeError(f"bad answer {line[:200]!r}"))
@@ -369,8 +419,14 @@ class Target:
     cpu: dict[int, dict[str, float]] = field(default_factory=dict)  # clients -> label -> s
     loadgen_cpu: dict[int, float] = field(default_factory=dict)
 
+    def fresh(self) -> Target:
+        """The same target with no figures yet."""
+        return Target(self.name, port=self.port, tool=self.tool, pids=self.pids, stdio=self.stdio)
 
-async def run_phase(target: Target, clients: int, seconds: float) -> None:
+
+async def run_phase(
+    target: Target, clients: int, seconds: float, interval: float | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     conns: list[HttpClient] = []
     transports: list[asyncio.BaseTransport] = []
@@ -389,7 +445,7 @@ async def run_phase(target: Target, clients: int, seconds: float) -> None:
         else:
             assert target.stdio is not None
             await target.stdio.call(clients, None)
-        phase = Phase()
+        phase = Phase(interval=interval)
         before = {label: cpu_seconds(pid) for label, pid in target.pids.items()}
         own_before = time.process_time()
         started = time.perf_counter()
@@ -627,6 +683,21 @@ async def bench(args: argparse.Namespace) -> int:
             for (direct, gw), label in zip(targets, labels, strict=False):
                 report(label, direct, gw)
             goal(targets[0][0], targets[0][1])
+
+            print(
+                f"\nopen loop: {GOAL_CLIENTS} clients, each call due on a fixed schedule (latency "
+                f"from when it was due); offered rate = a fraction of the gateway's closed-loop "
+                f"throughput at {GOAL_CLIENTS} clients, the same rate to both targets"
+            )
+            for (direct, gw), label in zip(targets, labels, strict=False):
+                capacity = gw.calls[GOAL_CLIENTS] / gw.seconds[GOAL_CLIENTS]
+                for load in OPEN_LOADS:
+                    rate = load * capacity
+                    pair = (direct.fresh(), gw.fresh())
+                    for r in range(args.rounds):
+                        for target in pair[r % 2 :] + pair[: r % 2]:
+                            await run_phase(target, GOAL_CLIENTS, args.seconds, GOAL_CLIENTS / rate)
+                    open_row(label, load, rate, *pair)
             print(
                 "\nclosed loop: with N clients always waiting, latency ~ N / throughput, so "
                 "beyond 1 client\nthe added latency is mostly the CPU the gateway adds per "
@@ -698,6 +769,20 @@ def report(label: str, direct: Target, gw: Target) -> None:
             f"fixture {g_fx:>5.0f} | load generator {lg_d:>4.0f} / {lg_g:>4.0f}"
             + (f" | {errors} failed calls" if errors else "")
         )
+
+
+def open_row(label: str, load: float, rate: float, direct: Target, gw: Target) -> None:
+    d, g = sorted(direct.samples[GOAL_CLIENTS]), sorted(gw.samples[GOAL_CLIENTS])
+    d50, d99, g50, g99 = pct(d, 0.5), pct(d, 0.99), pct(g, 0.5), pct(g, 0.99)
+    errors = direct.errors[GOAL_CLIENTS] + gw.errors[GOAL_CLIENTS]
+    met = g50 - d50 < GOAL_P50_MS and g99 - d99 < GOAL_P99_MS
+    print(
+        f"  {label:<5} {load:>4.0%} = {rate:>5.0f} calls/s"
+        f" | direct p50 {d50:6.2f} p99 {d99:6.2f} | gateway p50 {g50:6.2f} p99 {g99:6.2f}"
+        f" | added p50 {g50 - d50:+6.2f} p99 {g99 - d99:+6.2f} ms"
+        f" | goal (< {GOAL_P50_MS:g} / < {GOAL_P99_MS:g}) {'met' if met else 'MISSED'}"
+        + (f" | {errors} failed calls" if errors else "")
+    )
 
 
 def goal(direct: Target, gw: Target) -> None:

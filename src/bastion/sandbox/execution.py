@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 READ_CHUNK: Final = 64 * 1024
 CHUNK_BUFFER: Final = 64  # chunks in flight to a consumer before the command stalls
 KILL_WAIT: Final = 5.0  # seconds for a SIGKILLed tree to be reaped
+GONE_POLL: Final = 0.005  # seconds between checks that a killed tree has exited
 DRAIN_GRACE: Final = 2.0  # seconds to read what is left in the pipes after the exit
 _MAX_SIGNAL: Final = 64
 # Free space below which a failed command's quota counts as exhausted ("disk" limit).
@@ -80,6 +81,7 @@ class Execution:
         self._consumed = False
         self._done = anyio.Event()
         self._result: ExecResult | None = None
+        self._doomed: set[int] = set()  # host pids of the tree when it was killed
 
     @property
     def running(self) -> bool:
@@ -116,10 +118,27 @@ class Execution:
             self._reason = reason
             logger.info("sandbox %s: stopping (%s)", self.id, reason)
         if self._process.returncode is None:
+            # The tree as it is now: bwrap's inner processes are in sessions of their own,
+            # out of reach of killpg, and die only when the pid namespace is torn down.
+            self._doomed |= descendants(self._process.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)
+            for pid in self._doomed:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         if self._cgroup is not None:
             self._cgroup.kill()
+
+    async def _until_gone(self) -> None:
+        """Wait (bounded) until every process of a killed tree has exited, so that nothing
+        of the command is left once its result is out."""
+        with anyio.move_on_after(KILL_WAIT):
+            while (self._cgroup is not None and self._cgroup.members()) or any(
+                _alive(pid) for pid in self._doomed
+            ):
+                if self._cgroup is not None:
+                    self._cgroup.kill()
+                await anyio.sleep(GONE_POLL)
 
     async def run(self) -> None:
         """Supervise to the end (started by the sandbox in its task group)."""
@@ -147,6 +166,8 @@ class Execution:
                     self._kill("cancelled")
                 if self._cgroup is not None:
                     self._cgroup.kill()  # nothing outlives the command
+                if self._doomed or self._cgroup is not None:
+                    await self._until_gone()
                 self._result = self._build_result()
                 self._send.close()
                 self._done.set()
@@ -232,3 +253,35 @@ class Execution:
         free = stats.f_bavail * stats.f_frsize
         total = stats.f_blocks * stats.f_frsize
         return free < max(QUOTA_SLACK, total // 100) or stats.f_favail == 0
+
+
+def descendants(pid: int) -> set[int]:
+    """Host pids of every process below ``pid`` (from the parent links in ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # pid (comm) state ppid ...: comm may hold anything, so split after its ")".
+                ppid = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has exited: only its entry is left)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False

@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 import anyio
+import anyio.abc
 import msgspec
 
 from bastion import __version__
 from bastion._types import JSONObject
 from bastion.catalog import Catalog, ServerListing, build_catalog
-from bastion.config.model import Config
+from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
 from bastion.gateway.declared import GATEWAY_CAPABILITIES, GATEWAY_NAME
 from bastion.gateway.proxies import prompt_proxy, resource_proxy, template_proxy, tool_proxy
@@ -30,7 +31,7 @@ from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
-from bastion.server.registry import ServerApp, TemplateEntry
+from bastion.server.registry import ServerApp, TemplateEntry, ToolEntry, ToolFn
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
 __all__ = ["Gateway"]
@@ -56,39 +57,106 @@ class Gateway:
         self.app.settle_hook = self.settle
         self._subscribers: Counter[str] = Counter()  # exposed URI -> subscribed connections
         self.catalog = Catalog()
+        self._environ = environ
+        self._servers = {name: s for name, s in config.servers.items() if s.enabled}
         self.replicas: dict[str, list[Replica]] = {
-            name: [
-                Replica(
-                    name,
-                    i,
-                    server,
-                    environ,
-                    on_ready=self._on_ready,
-                    on_change=self._on_change,
-                    on_notification=self._on_upstream_notification,
-                )
-                for i in range(server.replicas)
-            ]
-            for name, server in config.servers.items()
-            if server.enabled
+            name: self._replicas(name, server) for name, server in self._servers.items()
         }
         self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
         self._rebuild_lock = anyio.Lock()
+        # Tools the gateway offers itself (the hub's), beside the upstreams' proxies.
+        self._own_tools: dict[str, ToolEntry] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._running: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
+
+    def _replicas(self, name: str, server: ServerConfig) -> list[Replica]:
+        return [
+            Replica(
+                name,
+                i,
+                server,
+                self._environ,
+                on_ready=self._on_ready,
+                on_change=self._on_change,
+                on_notification=self._on_upstream_notification,
+            )
+            for i in range(server.replicas)
+        ]
 
     def connection(self) -> ServerConnection:
         return ServerConnection(self.app, self.sealer)
 
+    def add_own_tool(self, tool: t.Tool, fn: ToolFn) -> None:
+        """Offer ``tool`` from the gateway itself; an upstream tool of the same exposed name
+        is hidden (never shadows it)."""
+        self._own_tools[tool.name] = ToolEntry(tool, fn)
+        self.app.add_tool(tool, fn)
+
     async def run(self) -> None:
-        """Supervise every upstream until cancelled."""
+        """Supervise every upstream, and those mounted later, until cancelled."""
         async with anyio.create_task_group() as tg:
-            for replicas in self.replicas.values():
-                for replica in replicas:
-                    tg.start_soon(replica.run)
+            self._tg = tg
+            for name in self.replicas:
+                self._start(name)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._tg = None
+
+    def _start(self, name: str) -> None:
+        assert self._tg is not None
+        scope, stopped = anyio.CancelScope(), anyio.Event()
+        self._running[name] = (scope, stopped)
+        self._tg.start_soon(self._supervise, self.replicas[name], scope, stopped)
+
+    @staticmethod
+    async def _supervise(
+        replicas: list[Replica], scope: anyio.CancelScope, stopped: anyio.Event
+    ) -> None:
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    for replica in replicas:
+                        tg.start_soon(replica.run)
+        finally:
+            stopped.set()
+
+    # -- servers added and removed while running (the hub's instances) --------------------
+
+    async def mount(self, name: str, server: ServerConfig) -> None:
+        """Add upstream ``name`` now; its lists join the catalog once it is ready.
+
+        Raises:
+            ValueError: ``name`` is taken, or the gateway is not running.
+        """
+        if name in self.replicas:
+            raise ValueError(f"an upstream named {name!r} is already mounted")
+        if self._tg is None:
+            raise ValueError("the gateway is not running")
+        self._servers[name] = server
+        self.replicas[name] = self._replicas(name, server)
+        self._turns[name] = itertools.count()
+        self._start(name)
+
+    async def unmount(self, name: str, *, wait: float = 5.0) -> None:
+        """Stop upstream ``name`` (waiting at most ``wait`` seconds) and drop its lists;
+        clients are told their lists changed. Unknown names are ignored."""
+        if name not in self.replicas:
+            return
+        scope, stopped = self._running.pop(name)
+        scope.cancel()
+        with anyio.move_on_after(wait):
+            await stopped.wait()
+        del self.replicas[name], self._servers[name], self._turns[name]
+        await self.rebuild(LIST_KINDS)
+
+    def mounted(self, name: str) -> bool:
+        return name in self.replicas
 
     async def settle(self) -> None:
         """Wait until every upstream has had its first start attempt (ready or failed),
         at most its ``startup_timeout``: a client that lists once then sees them."""
-        limit = max((s.startup_timeout for s in self.config.servers.values()), default=0.0)
+        limit = max((s.startup_timeout for s in self._servers.values()), default=0.0)
         with anyio.move_on_after(limit + 1):
             for replicas in self.replicas.values():
                 for replica in replicas:
@@ -131,7 +199,7 @@ class Gateway:
     # -- catalog -----------------------------------------------------------------------------
 
     def _prefix(self, server: str) -> str:
-        prefix = self.config.servers[server].prefix
+        prefix = self._servers[server].prefix
         return f"{server}{self.config.gateway.separator}" if prefix is None else prefix
 
     async def _on_ready(self, replica: Replica) -> None:
@@ -164,7 +232,11 @@ class Gateway:
         """Replace the app's entries with proxies for ``catalog`` (definitions validated)."""
         app, pick = self.app, self.pick
         app.tools.clear()
-        for entry in catalog.tools.values():
+        app.tools.update(self._own_tools)
+        for name, entry in catalog.tools.items():
+            if name in self._own_tools:
+                logger.warning("%s offers a tool named like one of ours: %s", entry.server, name)
+                continue
             tool = _valid(entry.item, t.Tool, entry.server)
             if tool is not None:
                 app.add_tool(tool, tool_proxy(entry, pick))

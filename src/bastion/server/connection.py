@@ -35,7 +35,7 @@ from bastion.protocol.versions import (
     Era,
     negotiate_legacy,
 )
-from bastion.server.context import InputRequired, ToolContext
+from bastion.server.context import LOG_LEVELS, InputRequired, ToolContext
 from bastion.server.pagination import paginate
 from bastion.server.registry import ServerApp
 from bastion.session.peer import Call, Peer
@@ -79,6 +79,7 @@ class ServerConnection:
         self._unsubscribe = [
             self.app.on_list_changed(self._on_list_changed),
             self.app.on_resource_updated(self._on_resource_updated),
+            self.app.on_log(self._on_log),
         ]
 
     def detach(self) -> None:
@@ -106,6 +107,16 @@ class ServerConnection:
     async def _on_resource_updated(self, uri: str) -> None:
         if self._peer is not None and uri in self.subscriptions:
             await self._peer.notify("notifications/resources/updated", {"uri": uri})
+
+    async def _on_log(self, level: str, data: JSONValue, logger: str | None) -> None:
+        if self._peer is None or self.version is None:
+            return
+        if LOG_LEVELS.get(level, 0) < LOG_LEVELS.get(self.log_level, 0):
+            return
+        params: JSONObject = {"level": level, "data": data}
+        if logger is not None:
+            params["logger"] = logger
+        await self._peer.notify("notifications/message", params)
 
     async def on_notification(self, note: Notification) -> None:
         return None

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from bastion._types import JSONObject
+from bastion._types import JSONObject, JSONValue
 from bastion.protocol import types as t
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ CompletionFn = Callable[["ToolContext", JSONObject, JSONObject, JSONObject], Awa
 ChangeListener = Callable[[str], Awaitable[None]]
 SubscriptionHook = Callable[[str, bool], Awaitable[None]]
 UpdateListener = Callable[[str], Awaitable[None]]
+# A server-wide log message: level, data, logger name.
+LogListener = Callable[[str, JSONValue, str | None], Awaitable[None]]
 
 # ``{name}`` matches one path segment; ``{+name}`` (RFC 6570 reserved expansion) may span
 # several, as in ``workspace://{workspace}/{+path}``.
@@ -105,6 +107,7 @@ class ServerApp:
     settle_hook: Callable[[], Awaitable[None]] | None = None
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
+    _log_listeners: set[LogListener] = field(default_factory=set)
 
     # -- registration ------------------------------------------------------------------
 
@@ -158,6 +161,16 @@ class ServerApp:
     def on_resource_updated(self, listener: UpdateListener) -> Callable[[], None]:
         self._update_listeners.add(listener)
         return lambda: self._update_listeners.discard(listener)
+
+    def on_log(self, listener: LogListener) -> Callable[[], None]:
+        self._log_listeners.add(listener)
+        return lambda: self._log_listeners.discard(listener)
+
+    async def log(self, level: t.LoggingLevel, data: JSONValue, logger: str | None = None) -> None:
+        """Tell every client with a session (2025-11-25) whose log level lets it through;
+        a 2026-07-28 client has no channel for messages outside its own requests."""
+        for listener in list(self._log_listeners):
+            await listener(level, data, logger)
 
     async def list_changed(self, kind: str) -> None:
         """Tell every connected client that the ``kind`` list ("tools", ...) changed."""

@@ -31,7 +31,7 @@ from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
-from bastion.server.registry import ServerApp, TemplateEntry, ToolEntry, ToolFn
+from bastion.server.registry import ResourceEntry, ServerApp, TemplateEntry, ToolEntry, ToolFn
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
 __all__ = ["Gateway"]
@@ -39,6 +39,7 @@ __all__ = ["Gateway"]
 logger = logging.getLogger(__name__)
 
 _M = TypeVar("_M", bound=t.Model)
+READY_POLL = 0.02  # seconds between readiness checks in ``wait_ready``
 
 
 class Gateway:
@@ -64,8 +65,9 @@ class Gateway:
         }
         self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
         self._rebuild_lock = anyio.Lock()
-        # Tools the gateway offers itself (the hub's), beside the upstreams' proxies.
+        # What the gateway offers itself (the hub's), beside the upstreams' proxies.
         self._own_tools: dict[str, ToolEntry] = {}
+        self._own_resources: dict[str, ResourceEntry] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._running: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
 
@@ -91,6 +93,14 @@ class Gateway:
         is hidden (never shadows it)."""
         self._own_tools[tool.name] = ToolEntry(tool, fn)
         self.app.add_tool(tool, fn)
+
+    def set_own_resources(self, entries: Mapping[str, ResourceEntry]) -> None:
+        """Replace the resources the gateway offers itself (upstream ones keep theirs;
+        a namesake upstream resource is hidden). Call ``app.list_changed`` to tell."""
+        for uri in self._own_resources:
+            self.app.resources.pop(uri, None)
+        self._own_resources = dict(entries)
+        self.app.resources.update(self._own_resources)
 
     async def run(self) -> None:
         """Supervise every upstream, and those mounted later, until cancelled."""
@@ -152,6 +162,16 @@ class Gateway:
 
     def mounted(self, name: str) -> bool:
         return name in self.replicas
+
+    async def wait_ready(self, name: str, timeout: float) -> bool:
+        """Whether a replica of ``name`` is ready (waiting at most ``timeout`` seconds)
+        and its lists are in the catalog."""
+        with anyio.move_on_after(timeout):
+            while name in self.replicas and not (
+                self._ready(name) and name in self.catalog.uri_prefixes
+            ):
+                await anyio.sleep(READY_POLL)
+        return bool(self._ready(name)) and name in self.catalog.uri_prefixes
 
     async def settle(self) -> None:
         """Wait until every upstream has had its first start attempt (ready or failed),
@@ -246,7 +266,10 @@ class Gateway:
             if prompt is not None:
                 app.add_prompt(prompt, prompt_proxy(entry, pick))
         app.resources.clear()
+        app.resources.update(self._own_resources)
         for entry in catalog.resources.values():
+            if entry.exposed in self._own_resources:
+                continue
             resource = _valid(entry.item, t.Resource, entry.server)
             if resource is not None:
                 prefix = catalog.uri_prefixes[entry.server]

@@ -96,7 +96,7 @@ async def test_store_is_append_only_through_sqlite_too(tmp_path: Path) -> None:
         "DELETE FROM checkpoints",
         "DELETE FROM head",
     ):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only|cannot be deleted"):
+        with pytest.raises(sqlite3.IntegrityError, match=r"append-only|cannot be deleted"):
             conn.execute(statement)
     conn.close()
     assert not hasattr(AuditStore, "update") and not hasattr(AuditStore, "delete")

@@ -137,15 +137,14 @@ class AuditLog:
             await self._progress.wait()
 
     def _prepare(self, record: AuditRecord) -> AuditRecord:
+        # Measure before redacting, too: a huge detail is dropped whole rather than scanned
+        # on the request path.
+        record = _cap(record)
         detail = self._redact(record.detail)
         # NaN and infinities encode as JSON null, which would not decode back into a record.
         latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0
         when = record.time if math.isfinite(record.time) else self._wall()
-        record = msgspec.structs.replace(record, time=when, detail=detail, latency_ms=latency)
-        size = len(canonical_bytes(record))
-        if size > MAX_RECORD_BYTES:
-            record = msgspec.structs.replace(record, detail={"truncated": True, "bytes": size})
-        return record
+        return _cap(msgspec.structs.replace(record, time=when, detail=detail, latency_ms=latency))
 
     async def _writer(self, receive: MemoryObjectReceiveStream[AuditRecord]) -> None:
         assert self._store is not None
@@ -159,6 +158,14 @@ class AuditLog:
                 self._progress = anyio.Event()
         finally:
             self._writer_done.set()
+
+
+def _cap(record: AuditRecord) -> AuditRecord:
+    """``record`` with its detail replaced by its size if it encodes to over MAX_RECORD_BYTES."""
+    size = len(canonical_bytes(record))
+    if size <= MAX_RECORD_BYTES:
+        return record
+    return msgspec.structs.replace(record, detail={"truncated": True, "bytes": size})
 
 
 def _drain(receive: MemoryObjectReceiveStream[AuditRecord], limit: int = -1) -> list[AuditRecord]:

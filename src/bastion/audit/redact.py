@@ -50,7 +50,10 @@ _PATTERNS: Final = (
 _AUTH_SCHEME: Final = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=\-]{8,})")
 _TOKEN_CHAR: Final = re.compile(r"[0-9._~+/=\-]")
 # scheme://user:password@host -> scheme://user:[REDACTED]@host
-_URL_PASSWORD: Final = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/?#@]*:)[^\s/?#@]+(@)")
+# Every repeat is bounded: an unbounded scheme made this quadratic on long runs of letters.
+_URL_PASSWORD: Final = re.compile(
+    r"\b([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/?#@]{0,256}:)[^\s/?#@]{1,256}(@)"
+)
 # ?token=... &api_key=... in URLs and query strings.
 _QUERY_SECRET: Final = re.compile(
     r"(?i)([?&](?:access_token|refresh_token|id_token|token|api_key|apikey|key|secret|"

@@ -2,10 +2,10 @@
 
 ``AuditStore`` has no update or delete method, and triggers refuse UPDATE and DELETE on the
 record, head and checkpoint tables, so only someone editing the file around Bastion can change
-history, and ``verify`` catches that. Each ``append`` inserts its records, moves the stored head
-(last seq + hash, which reveals truncation) and, every ``checkpoint_every`` records, adds a
-signed checkpoint, all in one commit. WAL journal, ``synchronous=FULL``: a committed batch
-survives a power cut; batching amortises the fsync. Not thread-safe: one writer at a time.
+history, and ``verify`` catches that. Each ``append`` inserts its records, moves the stored
+head (last seq + hash, which reveals truncation) and signs a checkpoint at every seq that is
+a multiple of ``checkpoint_every``, all in one commit. WAL journal, ``synchronous=FULL``: a
+committed batch survives a power cut; batching amortises the fsync. One writer at a time.
 """
 
 from __future__ import annotations
@@ -134,28 +134,29 @@ class AuditStore:
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Chain and write ``records`` in one transaction; return the last seq written."""
         chain = Chain(self._chain.seq, self._chain.head)
-        rows = []
+        rows, due = [], []
         for record in records:
             link = chain.append(canonical_bytes(record))
             rows.append((link.seq, link.prev.hex(), link.hash.hex(), link.body.decode()))
+            if link.seq % self._every == 0:
+                due.append((link.seq, link.hash))
         if not rows:
             return chain.seq
-        checkpoint_due = chain.seq - self._last_checkpoint >= self._every
         with self._transaction():
             self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
             self._set_head(chain)
-            if checkpoint_due:
-                self._write_checkpoint(chain)
+            for seq, head in due:
+                self._write_checkpoint(seq, head)
         self._chain = chain
-        if checkpoint_due:
-            self._last_checkpoint = chain.seq
+        if due:
+            self._last_checkpoint = due[-1][0]
         return chain.seq
 
     def checkpoint(self) -> None:
         """Sign the current head unless it is already signed (called on close)."""
         if self._chain.seq > self._last_checkpoint:
             with self._transaction():
-                self._write_checkpoint(self._chain)
+                self._write_checkpoint(self._chain.seq, self._chain.head)
             self._last_checkpoint = self._chain.seq
 
     def close(self) -> None:
@@ -168,8 +169,8 @@ class AuditStore:
             (chain.seq, chain.head.hex()),
         )
 
-    def _write_checkpoint(self, chain: Chain) -> None:
-        cp = sign_checkpoint(self._key, chain.seq, chain.head, self._wall())
+    def _write_checkpoint(self, seq: int, head: bytes) -> None:
+        cp = sign_checkpoint(self._key, seq, head, self._wall())
         self._conn.execute(
             "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
             (cp.seq, cp.hash.hex(), cp.time, cp.key_id, cp.signature.hex()),

@@ -122,13 +122,24 @@ class AuditLog:
             raise AuditUnavailable("the audit log is not open")
         prepared = self._prepare(record)
         try:
+            # Fast path: room in the queue, no cancel scope and no trip through the event loop
+            # (measured: the timed path cost about half the throughput of the whole log).
+            self._send.send_nowait(prepared)
+        except anyio.WouldBlock:
+            await self._send_waiting(prepared)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            raise AuditUnavailable("the audit log is closed") from exc
+        self._enqueued += 1
+
+    async def _send_waiting(self, record: AuditRecord) -> None:
+        assert self._send is not None
+        try:
             with anyio.fail_after(self._enqueue_timeout):
-                await self._send.send(prepared)
+                await self._send.send(record)
         except TimeoutError as exc:
             raise AuditUnavailable("audit queue full") from exc
         except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             raise AuditUnavailable("the audit log is closed") from exc
-        self._enqueued += 1
 
     async def flush(self) -> None:
         """Wait until every record queued before this call is committed."""

@@ -10,6 +10,7 @@ without limit. Redaction is best-effort pattern matching: configure field names 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable
 from typing import Final
@@ -61,6 +62,7 @@ _QUERY_SECRET: Final = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # bounded; argument names repeat across requests
 def _normalise(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "")
 
@@ -81,8 +83,18 @@ def _is_basic_pair(text: str) -> bool:
         return False
 
 
+# One pass that every pattern below needs to match first: most strings contain none of these
+# and skip the ~14 full scans (measured: redaction was half the audit log's CPU).
+_MAYBE_SECRET: Final = re.compile(
+    r"(?i)akia|asia|agpa|aida|aroa|aiza|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|_live_|"
+    r"_test_|sk-|eyj|accountkey=|aws_secret_access_key|bearer|basic|://|[?&]|private key"
+)
+
+
 def redact_text(text: str) -> str:
     """``text`` with every recognised secret replaced by ``[REDACTED]``."""
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     for pattern in _PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)

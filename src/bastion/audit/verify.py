@@ -93,11 +93,12 @@ def _verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> VerifyRep
     for row in iter_rows(conn):
         count += 1
         if row.seq != expected_seq:
-            found.add(
-                expected_seq,
-                "missing",
-                f"records {expected_seq}..{row.seq - 1} are missing (next is {row.seq})",
+            gone = (
+                f"record {expected_seq} is"
+                if row.seq == expected_seq + 1
+                else f"records {expected_seq}..{row.seq - 1} are"
             )
+            found.add(expected_seq, "missing", f"{gone} missing (next is {row.seq})")
         if row.prev != prev.hex():
             found.add(row.seq, "broken-link", "its previous-hash does not match the record before")
         body = bytes(row.record)

@@ -139,3 +139,18 @@ def test_ad3_redaction_stays_linear_on_hostile_strings(unit: str) -> None:
     started = time.perf_counter()
     redact_text(text)
     assert time.perf_counter() - started < 3.0
+
+
+async def test_ad1_a_secret_passed_as_credential_id_or_target_is_masked(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    async with AuditLog(db) as log:
+        await log.record(
+            AuditRecord(
+                time=1.0,
+                credential_id="ghp_0123456789abcdefghijABCDEFGHIJ012345",
+                target="https://files.example/report?sig=SIGNATURE123",
+            )
+        )
+    written = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("audit.db"))
+    assert b"ghp_0123456789" not in written and b"SIGNATURE123" not in written
+    assert b"files.example/report?sig=[REDACTED]" in written

@@ -19,7 +19,7 @@ import anyio
 import msgspec
 
 from bastion.audit.record import AuditRecord, canonical_bytes
-from bastion.audit.redact import Redactor
+from bastion.audit.redact import Redactor, redact_text
 from bastion.audit.store import DEFAULT_CHECKPOINT_EVERY, AuditStore
 from bastion.errors import InternalError
 
@@ -155,7 +155,15 @@ class AuditLog:
         # NaN and infinities encode as JSON null, which would not decode back into a record.
         latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0
         when = record.time if math.isfinite(record.time) else self._wall()
-        return _cap(msgspec.structs.replace(record, time=when, detail=detail, latency_ms=latency))
+        # A credential id or a resource URI must never carry a secret either (AD-1, AD-3).
+        names = {
+            name: redact_text(value)
+            for name in ("principal", "credential_id", "target")
+            if isinstance(value := getattr(record, name), str)
+        }
+        return _cap(
+            msgspec.structs.replace(record, time=when, detail=detail, latency_ms=latency, **names)
+        )
 
     async def _writer(self, receive: MemoryObjectReceiveStream[AuditRecord]) -> None:
         assert self._store is not None

@@ -107,11 +107,30 @@ def _parser() -> argparse.ArgumentParser:
         "argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
     )
 
+    _add_audit_parser(sub)
+
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
     imp.add_argument("-o", "--output", help="write this new file instead of stdout")
     imp.add_argument("--force", action="store_true", help="replace --output if it exists")
     return parser
+
+
+def _add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = sub.add_parser("audit", help="read and verify the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    db_help = "audit database (default: $XDG_STATE_HOME/bastion/audit.db)"
+    audit_tail = audit_sub.add_parser("tail", help="the last records")
+    audit_tail.add_argument("--db", help=db_help)
+    audit_tail.add_argument("-n", type=int, default=20, help="how many (default: 20)")
+    audit_tail.add_argument("--follow", "-f", action="store_true", help="keep printing new ones")
+    audit_tail.add_argument("--json", action="store_true", help="print JSON lines")
+    audit_verify = audit_sub.add_parser("verify", help="check the hash chain and checkpoints")
+    audit_verify.add_argument("--db", help=db_help)
+    audit_verify.add_argument("--public-key", help="pinned public key (default: beside the db)")
+    audit_export = audit_sub.add_parser("export", help="every record as JSON lines")
+    audit_export.add_argument("--db", help=db_help)
+    audit_export.add_argument("-o", "--output", help="write this new file instead of stdout")
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -178,6 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=args.env,
                 cwd=args.cwd,
             )
+        if args.command == "audit":
+            from bastion.cli import audit as audit_cli
+
+            if args.audit_command == "tail":
+                return audit_cli.run_audit_tail(
+                    args.db, args.n, follow=args.follow, as_json=args.json
+                )
+            if args.audit_command == "verify":
+                return audit_cli.run_audit_verify(args.db, args.public_key)
+            return audit_cli.run_audit_export(args.db, args.output)
         if args.command == "import":
             from bastion.cli.importing import run_import
 

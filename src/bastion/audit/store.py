@@ -1,0 +1,193 @@
+"""The SQLite audit store: append-only from this API, one transaction per batch.
+
+``AuditStore`` has no update or delete method, and triggers refuse UPDATE and DELETE on the
+record, head and checkpoint tables, so only someone editing the file around Bastion can change
+history, and ``verify`` catches that. Each ``append`` inserts its records, moves the stored
+head (last seq + hash, which reveals truncation) and signs a checkpoint at every seq that is
+a multiple of ``checkpoint_every``, all in one commit. WAL journal, ``synchronous=FULL``: a
+committed batch survives a power cut; batching amortises the fsync. One writer at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time as _time
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from bastion.audit.chain import GENESIS, Chain
+from bastion.audit.checkpoint import sign_checkpoint
+from bastion.audit.keys import load_or_create_signing_key
+from bastion.audit.record import AuditRecord, canonical_bytes
+from bastion.errors import InternalError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from bastion._types import Clock
+
+__all__ = ["DEFAULT_CHECKPOINT_EVERY", "SCHEMA_VERSION", "AuditStore", "AuditStoreError"]
+
+SCHEMA_VERSION: Final = 1
+DEFAULT_CHECKPOINT_EVERY: Final = 1000
+BUSY_TIMEOUT_S: Final = 5.0  # a reader holding a lock (tail --follow) must not stall us long
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY, prev TEXT NOT NULL, hash TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time REAL NOT NULL,
+    key_id TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS records_append_only_u BEFORE UPDATE ON records
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_append_only_d BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_u BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_d BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS head_no_delete BEFORE DELETE ON head
+    BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;
+"""
+
+
+class AuditStoreError(InternalError):
+    """The audit store cannot be written safely (e.g. its head does not match its records)."""
+
+
+class AuditStore:
+    """An open audit database; create with ``AuditStore.open(path)`` and ``close()`` it."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        db_path: Path,
+        *,
+        checkpoint_every: int,
+        wall_clock: Clock,
+    ) -> None:
+        self._conn = conn
+        self._key = load_or_create_signing_key(db_path)
+        self._every = checkpoint_every
+        self._wall = wall_clock
+        self._chain, self._last_checkpoint = self._load_head()
+
+    @classmethod
+    def open(
+        cls,
+        db_path: Path,
+        *,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        wall_clock: Clock = _time.time,
+    ) -> AuditStore:
+        """Open or create the database (directory 0700, file 0600) and its signing key.
+
+        Raises:
+            AuditStoreError: the stored head does not match the last record.
+            ConfigError: the signing key is unusable (see ``keys``).
+        """
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be >= 1")
+        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not db_path.exists():
+            # SQLite gives the -wal and -shm files the main file's mode, so 0600 covers all.
+            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        conn = sqlite3.connect(
+            db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            return cls(conn, db_path, checkpoint_every=checkpoint_every, wall_clock=wall_clock)
+        except BaseException:
+            conn.close()
+            raise
+
+    @property
+    def seq(self) -> int:
+        """The last seq written (0 if the log is empty)."""
+        return self._chain.seq
+
+    def _load_head(self) -> tuple[Chain, int]:
+        head = self._conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+        last = self._conn.execute(
+            "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        checkpoint = self._conn.execute("SELECT max(seq) FROM checkpoints").fetchone()[0]
+        if head is None and last is None:
+            return Chain(0, GENESIS), 0
+        if head is None or last is None or tuple(head) != tuple(last):
+            raise AuditStoreError(
+                f"audit head {head!r} does not match the last record {last!r}; "
+                "run `bastion audit verify` before writing more"
+            )
+        return Chain(head[0], bytes.fromhex(head[1])), checkpoint or 0
+
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        """Chain and write ``records`` in one transaction; return the last seq written."""
+        chain = Chain(self._chain.seq, self._chain.head)
+        rows, due = [], []
+        for record in records:
+            link = chain.append(canonical_bytes(record))
+            rows.append((link.seq, link.prev.hex(), link.hash.hex(), link.body.decode()))
+            if link.seq % self._every == 0:
+                due.append((link.seq, link.hash))
+        if not rows:
+            return chain.seq
+        with self._transaction():
+            self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
+            self._set_head(chain)
+            for seq, head in due:
+                self._write_checkpoint(seq, head)
+        self._chain = chain
+        if due:
+            self._last_checkpoint = due[-1][0]
+        return chain.seq
+
+    def checkpoint(self) -> None:
+        """Sign the current head unless it is already signed (called on close)."""
+        if self._chain.seq > self._last_checkpoint:
+            with self._transaction():
+                self._write_checkpoint(self._chain.seq, self._chain.head)
+            self._last_checkpoint = self._chain.seq
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _set_head(self, chain: Chain) -> None:
+        self._conn.execute(
+            "INSERT INTO head VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE "
+            "SET seq = excluded.seq, hash = excluded.hash",
+            (chain.seq, chain.head.hex()),
+        )
+
+    def _write_checkpoint(self, seq: int, head: bytes) -> None:
+        cp = sign_checkpoint(self._key, seq, head, self._wall())
+        self._conn.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+            (cp.seq, cp.hash.hex(), cp.time, cp.key_id, cp.signature.hex()),
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -1,0 +1,137 @@
+"""``bastion audit tail | verify | export``: read the audit database (never write it).
+
+The default database is ``$XDG_STATE_HOME/bastion/audit.db`` (``~/.local/state/...``), and
+``verify`` checks checkpoints with the public key beside it unless ``--public-key`` names a
+pinned copy. Exit codes: 0 ok, 1 tampered (verify), 66 no database, 73 export file exists,
+78 unusable key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+__all__ = ["default_db_path", "run_audit_export", "run_audit_tail", "run_audit_verify"]
+
+EXIT_TAMPERED: Final = 1
+EXIT_NOINPUT: Final = 66  # EX_NOINPUT
+EXIT_CANTCREAT: Final = 73  # EX_CANTCREAT
+FOLLOW_POLL_S: Final = 0.5  # how often `tail --follow` looks for new rows
+
+
+def default_db_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "bastion" / "audit.db"
+
+
+def _db(db: str | None) -> Path:
+    return Path(db) if db else default_db_path()
+
+
+def _no_db(path: Path) -> int:
+    print(f"bastion: no audit database at {path}", file=sys.stderr)
+    return EXIT_NOINPUT
+
+
+def run_audit_verify(db: str | None, public_key: str | None) -> int:
+    from bastion.audit.keys import load_public_key, public_key_path
+    from bastion.audit.verify import verify
+
+    path = _db(db)
+    if not path.is_file():
+        return _no_db(path)
+    key = load_public_key(Path(public_key) if public_key else public_key_path(path))
+    try:
+        report = verify(path, key)
+    except sqlite3.DatabaseError as exc:
+        print(f"TAMPERED: {path} is not a readable audit database ({exc})")
+        return EXIT_TAMPERED
+    if not report.ok:
+        print(f"TAMPERED: {path}")
+        for problem in report.problems:
+            print(f"  {problem}")
+        if report.more_problems:
+            print("  ... and more")
+        return EXIT_TAMPERED
+    print(
+        f"ok: {report.records} records, last seq {report.last_seq}, "
+        f"{report.checkpoints} signed checkpoints (last at seq {report.last_checkpoint_seq})"
+    )
+    if report.last_seq > report.last_checkpoint_seq:
+        print(
+            f"note: records after seq {report.last_checkpoint_seq} are not yet covered by "
+            "a signed checkpoint (the log is open, or was not closed cleanly)"
+        )
+    return 0
+
+
+def run_audit_tail(db: str | None, n: int, *, follow: bool, as_json: bool) -> int:
+    from bastion.audit.read import iter_rows, open_readonly, tail_rows
+
+    path = _db(db)
+    if not path.is_file():
+        return _no_db(path)
+    conn = open_readonly(path)
+    try:
+        rows = tail_rows(conn, n)
+        last = rows[-1].seq if rows else 0
+        for row in rows:
+            _print_row(row.seq, bytes(row.record), as_json=as_json)
+        while follow:
+            time.sleep(FOLLOW_POLL_S)
+            for row in iter_rows(conn, after=last):
+                _print_row(row.seq, bytes(row.record), as_json=as_json)
+                last = row.seq
+    finally:
+        conn.close()
+    return 0
+
+
+def _print_row(seq: int, body: bytes, *, as_json: bool) -> None:
+    if as_json:
+        print(f'{{"seq":{seq},"record":{body.decode()}}}', flush=True)
+        return
+    rec = msgspec.json.decode(body)
+    when = datetime.datetime.fromtimestamp(rec["time"], tz=datetime.UTC).isoformat(
+        timespec="milliseconds"
+    )
+    rule = f" ({rec['rule_id']})" if rec.get("rule_id") else ""
+    print(
+        f"{seq:>8} {when} {rec['kind']:<8} {rec.get('principal') or '-':<16} "
+        f"{rec['method']:<20} {rec.get('target') or '-':<24} {rec['decision']}{rule} "
+        f"{rec['outcome']} {rec['latency_ms']:.1f}ms",
+        flush=True,
+    )
+
+
+def run_audit_export(db: str | None, output: str | None) -> int:
+    from bastion.audit.read import export_jsonl, open_readonly
+
+    path = _db(db)
+    if not path.is_file():
+        return _no_db(path)
+    conn = open_readonly(path)
+    try:
+        if output is None:
+            export_jsonl(conn, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return 0
+        # The export holds what the database holds: same 0600 care, and never overwrite.
+        try:
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            print(f"bastion: {output} exists; not overwriting it", file=sys.stderr)
+            return EXIT_CANTCREAT
+        with os.fdopen(fd, "wb") as out:
+            count = export_jsonl(conn, out)
+        print(f"exported {count} records to {output}", file=sys.stderr)
+        return 0
+    finally:
+        conn.close()

@@ -1,0 +1,64 @@
+"""``bastion audit tail`` and ``export``, and the default database path (AD-2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bastion.cli import main
+from bastion.cli.audit import default_db_path
+from tests.audit.support import write_log
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tail_prints_the_last_n(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "audit.db"
+    await write_log(db, 12)
+    assert main(["audit", "tail", "--db", str(db), "-n", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["10", "11", "12"]
+    assert "github__search" in lines[0] and "deny (rule-2)" in lines[0]
+    assert main(["audit", "tail", "--db", str(db), "-n", "1", "--json"]) == 0
+    row = msgspec.json.decode(capsys.readouterr().out)
+    assert row["seq"] == 12 and row["record"]["request_id"] == 12
+
+
+async def test_export_jsonl_to_a_new_private_file(tmp_path: Path) -> None:
+    db, out = tmp_path / "audit.db", tmp_path / "out.jsonl"
+    await write_log(db, 5)
+    assert main(["audit", "export", "--db", str(db), "-o", str(out)]) == 0
+    rows = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[1]["prev"] == rows[0]["hash"]
+    assert (out.stat().st_mode & 0o777) == 0o600
+    assert main(["audit", "export", "--db", str(db), "-o", str(out)]) == 73  # never overwrites
+
+
+def test_missing_database_is_exit_66(tmp_path: Path) -> None:
+    for command in ("tail", "verify", "export"):
+        assert main(["audit", command, "--db", str(tmp_path / "none.db")]) == 66
+
+
+def test_default_path_follows_xdg_state_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_db_path() == tmp_path / "bastion" / "audit.db"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_db_path() == tmp_path / "home" / ".local" / "state" / "bastion" / "audit.db"
+
+
+async def test_not_a_database_is_reported_as_tampered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "audit.db"
+    await write_log(db, 2)
+    db.write_bytes(b"not sqlite at all" * 100)
+    for suffix in ("-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    assert main(["audit", "verify", "--db", str(db)]) == 1
+    assert "TAMPERED" in capsys.readouterr().out

@@ -1,0 +1,104 @@
+"""The async writer: dense seqs under concurrency, a bounded queue, nothing dropped (AD-1, AD-2)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+
+from bastion.audit import AuditLog, AuditRecord, AuditUnavailable, verify
+from bastion.audit.log import MAX_RECORD_BYTES
+from bastion.audit.read import iter_rows, open_readonly
+from tests.audit.support import public_key
+
+pytestmark = pytest.mark.anyio
+
+
+def stored(db: Path) -> list[tuple[int, dict[str, object]]]:
+    conn = open_readonly(db)
+    try:
+        return [(r.seq, msgspec.json.decode(bytes(r.record))) for r in iter_rows(conn)]
+    finally:
+        conn.close()
+
+
+async def test_ad2_many_writers_keep_seq_dense_and_chain_valid(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    tasks, each = 40, 25
+    with anyio.fail_after(60):
+        async with AuditLog(db, queue_size=8, max_batch=16, checkpoint_every=50) as log:
+
+            async def client(t: int) -> None:
+                for i in range(each):
+                    await log.record(AuditRecord(time=1.0, principal=f"t{t}", detail={"i": i}))
+                    if i % 5 == 0:
+                        await anyio.sleep(0)
+
+            async with anyio.create_task_group() as tg:
+                for t in range(tasks):
+                    tg.start_soon(client, t)
+    rows = stored(db)
+    assert [seq for seq, _ in rows] == list(range(1, tasks * each + 1))
+    seen = sorted((r["principal"], r["detail"]["i"]) for _, r in rows)  # type: ignore[index]
+    assert seen == sorted((f"t{t}", i) for t in range(tasks) for i in range(each))
+    report = verify(db, public_key(db))
+    assert report.ok, report.problems
+    assert report.checkpoints == (tasks * each) // 50  # at seq 50, 100, ...; close adds none
+
+
+async def test_ad2_full_queue_blocks_briefly_then_refuses_never_drops(tmp_path: Path) -> None:
+    """With the disk stuck (another connection holds the write lock), the writer holds one
+    batch, the queue fills to its bound, and the next record is refused, not dropped."""
+    db = tmp_path / "audit.db"
+    queue_size = 3
+    accepted = 0
+    with anyio.fail_after(60):
+        async with AuditLog(db, queue_size=queue_size, max_batch=1, enqueue_timeout=0.2) as log:
+            blocker = sqlite3.connect(db, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # the writer will wait on this lock
+            try:
+                with pytest.raises(AuditUnavailable):
+                    for i in range(queue_size + 5):
+                        await log.record(AuditRecord(time=1.0, detail={"i": i}))
+                        accepted += 1
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            assert accepted == queue_size + 1  # one in the writer's hands, the rest queued
+    rows = stored(db)
+    assert [r["detail"] for _, r in rows] == [{"i": i} for i in range(accepted)]
+    assert verify(db, public_key(db)).ok
+
+
+async def test_record_after_close_is_refused(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+    async with log:
+        await log.record(AuditRecord(time=1.0))
+    with pytest.raises(AuditUnavailable):
+        await log.record(AuditRecord(time=2.0))
+
+
+async def test_queued_records_are_written_when_the_owner_is_cancelled(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    with anyio.CancelScope() as scope:
+        async with AuditLog(db, queue_size=100) as log:
+            for i in range(50):
+                await log.record(AuditRecord(time=1.0, detail={"i": i}))
+            scope.cancel()
+            await anyio.sleep(1)
+    assert [seq for seq, _ in stored(db)] == list(range(1, 51))
+    assert verify(db, public_key(db)).ok
+
+
+async def test_oversized_detail_and_non_finite_numbers_are_bounded(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    async with AuditLog(db, wall_clock=lambda: 42.0) as log:
+        await log.record(AuditRecord(time=1.0, detail={"blob": "x" * (MAX_RECORD_BYTES + 1)}))
+        await log.record(AuditRecord(time=float("nan"), latency_ms=float("inf")))
+    (_, big), (_, odd) = stored(db)
+    assert big["detail"] == {"truncated": True, "bytes": pytest.approx(MAX_RECORD_BYTES, rel=0.01)}
+    assert (odd["time"], odd["latency_ms"]) == (42.0, -1.0)
+    assert verify(db, public_key(db)).ok

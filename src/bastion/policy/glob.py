@@ -1,7 +1,7 @@
 """Globs of the policy language, compiled once to regular expressions.
 
-``*`` matches any run of characters except ``/``, ``**`` any run including ``/``, ``?`` one
-character except ``/``; every other character is literal (no classes, no escapes), and
+``*`` matches any run of characters except ``/``, ``**`` any run including ``/`` (``**/``
+also matches nothing, so ``a/**/b`` matches ``a/b``), ``?`` one character except ``/``; every other character is literal (no classes, no escapes), and
 matching is exact and case-sensitive. Tool and prompt names contain no ``/``, so there
 ``*`` is "anything"; in URIs and paths ``*`` stays within one segment.
 """
@@ -14,8 +14,8 @@ from typing import Final
 
 __all__ = ["GlobSet", "compile_glob", "is_literal", "literal_prefix"]
 
-_WILD: Final = re.compile(r"\*\*|\*|\?")
-_PIECES: Final = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+_WILD: Final = re.compile(r"\*\*/|\*\*|\*|\?")
+_PIECES: Final = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
 
 
 def is_literal(glob: str) -> bool:

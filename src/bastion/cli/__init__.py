@@ -107,11 +107,31 @@ def _parser() -> argparse.ArgumentParser:
         "argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
     )
 
+    _add_policy_parser(sub)
+
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
     imp.add_argument("-o", "--output", help="write this new file instead of stdout")
     imp.add_argument("--force", action="store_true", help="replace --output if it exists")
     return parser
+
+
+def _add_policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = sub.add_parser("policy", help="test a policy file against one request")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    for name, text in (("test", "allow or deny, and the rule"), ("explain", "every rule, and why")):
+        cmd = policy_sub.add_parser(name, help=text)
+        cmd.add_argument("--policy", required=True, help="policy file (YAML)")
+        cmd.add_argument("--principal", required=True, help="principal id")
+        cmd.add_argument("--role", action="append", default=[], help="a role (repeatable)")
+        cmd.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE")
+        cmd.add_argument("--method", required=True, help="JSON-RPC method, e.g. tools/call")
+        what = cmd.add_mutually_exclusive_group()
+        what.add_argument("--tool", help="namespaced tool name")
+        what.add_argument("--resource", help="resource URI")
+        what.add_argument("--prompt", help="prompt name")
+        cmd.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+        cmd.add_argument("--at", help="ISO 8601 time (default: now; no zone means UTC)")
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -178,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=args.env,
                 cwd=args.cwd,
             )
+        if args.command == "policy":
+            from bastion.cli.policy import run_policy
+
+            return run_policy(args)
         if args.command == "import":
             from bastion.cli.importing import run_import
 

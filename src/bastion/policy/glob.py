@@ -1,8 +1,9 @@
 """Globs of the policy language, compiled once to regular expressions.
 
 ``*`` matches any run of characters except ``/``, ``**`` any run including ``/`` (``**/``
-also matches nothing, so ``a/**/b`` matches ``a/b``), ``?`` one character except ``/``; every other character is literal (no classes, no escapes), and
-matching is exact and case-sensitive. Tool and prompt names contain no ``/``, so there
+also matches nothing, so ``a/**/b`` matches ``a/b``), ``?`` one character except ``/``;
+every other character is literal (no classes, no escapes), and matching is exact and
+case-sensitive. Tool and prompt names contain no ``/``, so there
 ``*`` is "anything"; in URIs and paths ``*`` stays within one segment.
 """
 

@@ -65,7 +65,14 @@ def test_rule_with_tools_does_not_apply_to_resources_or_prompts() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["SRV__tool", "srv__Tool", "srv__tool ", " srv__tool", "srv__tool\u200b", "srv__tооl"],
+    [
+        "SRV__tool",
+        "srv__Tool",
+        "srv__tool ",
+        " srv__tool",
+        "srv__tool\u200b",
+        "srv__t\u043e\u043el",
+    ],
 )
 def test_az3_names_match_exactly_and_case_sensitively(name: str) -> None:
     exact = {"id": "exact", "effect": "allow", "roles": ["developer"], "tools": ["srv__tool"]}
@@ -74,7 +81,7 @@ def test_az3_names_match_exactly_and_case_sensitively(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "a" * 129, "srv tool", "srv/tool", "srv__tool\x00", "srv__tооl", "a:b"]
+    "name", ["", "a" * 129, "srv tool", "srv/tool", "srv__tool\x00", "srv__t\u043e\u043el", "a:b"]
 )
 def test_az3_names_outside_the_alphabet_are_refused_before_any_rule(name: str) -> None:
     everything = {"id": "all", "effect": "allow", "principals": ["*"], "tools": ["**"]}

@@ -97,7 +97,7 @@ def test_missing_argument_fails_and_dotted_paths_reach_nested_values() -> None:
     assert engine.decide(request(arguments={"opts": {"mode": "ro"}})).allowed
     assert not engine.decide(request(arguments={"opts": {}})).allowed
     assert not engine.decide(request(arguments={"opts": "ro"})).allowed
-    decision, traces = engine.explain(request(arguments={}))
+    _, traces = engine.explain(request(arguments={}))
     assert traces[0].reason == "args.opts.mode is missing"
 
 

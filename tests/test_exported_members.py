@@ -10,6 +10,7 @@ PACKAGES = [
     "bastion",
     "bastion.client",
     "bastion.fixture",
+    "bastion.policy",
     "bastion.protocol",
     "bastion.sandbox",
     "bastion.server",

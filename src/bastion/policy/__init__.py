@@ -22,12 +22,12 @@ from bastion.policy.load import load_policy_file, parse_policy
 from bastion.policy.model import PolicyFile
 from bastion.policy.store import PolicyStore, load_policy
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
+    "Approval",
     "CALL_METHODS",
     "DEFAULT_DENY",
-    "INVALID_NAME",
-    "Approval",
     "Decision",
+    "INVALID_NAME",
     "Obligation",
     "Policy",
     "PolicyFile",

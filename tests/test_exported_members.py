@@ -11,6 +11,7 @@ PACKAGES = [
     "bastion.audit",
     "bastion.client",
     "bastion.fixture",
+    "bastion.policy",
     "bastion.protocol",
     "bastion.sandbox",
     "bastion.server",

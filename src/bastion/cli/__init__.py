@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_audit_parser(sub)
+    _add_policy_parser(sub)
 
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
@@ -131,6 +132,24 @@ def _add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit_export = audit_sub.add_parser("export", help="every record as JSON lines")
     audit_export.add_argument("--db", help=db_help)
     audit_export.add_argument("-o", "--output", help="write this new file instead of stdout")
+
+
+def _add_policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = sub.add_parser("policy", help="test a policy file against one request")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    for name, text in (("test", "allow or deny, and the rule"), ("explain", "every rule, and why")):
+        cmd = policy_sub.add_parser(name, help=text)
+        cmd.add_argument("--policy", required=True, help="policy file (YAML)")
+        cmd.add_argument("--principal", required=True, help="principal id")
+        cmd.add_argument("--role", action="append", default=[], help="a role (repeatable)")
+        cmd.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE")
+        cmd.add_argument("--method", required=True, help="JSON-RPC method, e.g. tools/call")
+        what = cmd.add_mutually_exclusive_group()
+        what.add_argument("--tool", help="namespaced tool name")
+        what.add_argument("--resource", help="resource URI")
+        what.add_argument("--prompt", help="prompt name")
+        cmd.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+        cmd.add_argument("--at", help="ISO 8601 time (default: now; no zone means UTC)")
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -207,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.audit_command == "verify":
                 return audit_cli.run_audit_verify(args.db, args.public_key)
             return audit_cli.run_audit_export(args.db, args.output)
+        if args.command == "policy":
+            from bastion.cli.policy import run_policy
+
+            return run_policy(args)
         if args.command == "import":
             from bastion.cli.importing import run_import
 

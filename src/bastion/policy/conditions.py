@@ -1,0 +1,136 @@
+"""Rule conditions, compiled: tests on call arguments and on the (injected) time in UTC.
+
+``failure()`` returns None when the condition holds, else a short human reason, which
+``explain`` shows. A missing argument fails every test on it; ``True`` is not ``1``, and
+numeric tests never accept booleans or strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+from msgspec import UnsetType
+
+from bastion.policy.glob import compile_glob
+from bastion.policy.model import ArgCondition, Conditions, Scalar, TimeCondition
+
+__all__ = ["CompiledConditions", "lookup"]
+
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MISSING: Final = object()
+
+
+def lookup(arguments: Mapping[str, object], path: str) -> object:
+    """``arguments["a"]["b"]`` for ``a.b``; ``_MISSING`` when any step is absent."""
+    node: object = arguments
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def _same(a: object, b: Scalar) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if a is None or b is None:
+        return a is None and b is None
+    return isinstance(a, str) and isinstance(b, str) and a == b
+
+
+class _Arg:
+    __slots__ = ("_glob", "_path", "_spec")
+
+    def __init__(self, path: str, spec: ArgCondition) -> None:
+        self._path = path
+        self._spec = spec
+        self._glob: re.Pattern[str] | None = None if spec.glob is None else compile_glob(spec.glob)
+
+    def failure(self, arguments: Mapping[str, object]) -> str | None:
+        value = lookup(arguments, self._path)
+        name = f"args.{self._path}"
+        if value is _MISSING:
+            return f"{name} is missing"
+        spec = self._spec
+        if self._glob is not None and not (
+            isinstance(value, str) and self._glob.fullmatch(value) is not None
+        ):
+            return f"{name} {_show(value)} does not match glob {spec.glob!r}"
+        if not isinstance(spec.equals, UnsetType) and not _same(value, spec.equals):
+            return f"{name} {_show(value)} is not {spec.equals!r}"
+        if spec.in_ is not None and not any(_same(value, c) for c in spec.in_):
+            return f"{name} {_show(value)} is not in {spec.in_!r}"
+        bounds = ((spec.le, "<="), (spec.lt, "<"), (spec.ge, ">="), (spec.gt, ">"))
+        for bound, op in bounds:
+            if bound is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return f"{name} {_show(value)} is not a number (needs {op} {bound:g})"
+            if not _compare(value, op, bound):
+                return f"{name} {_show(value)} is not {op} {bound:g}"
+        return None
+
+
+def _compare(value: float, op: str, bound: float) -> bool:
+    if op == "<=":
+        return value <= bound
+    if op == "<":
+        return value < bound
+    if op == ">=":
+        return value >= bound
+    return value > bound
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Time:
+    __slots__ = ("_days", "_hours")
+
+    def __init__(self, spec: TimeCondition) -> None:
+        self._days = None if spec.weekdays is None else frozenset(spec.weekdays)
+        self._hours = None if spec.hours is None else (spec.hours[0], spec.hours[1])
+
+    def failure(self, at: datetime) -> str | None:
+        utc = at.astimezone(UTC)
+        if self._days is not None:
+            day = WEEKDAYS[utc.weekday()]
+            if day not in self._days:
+                return f"time: {day} is not one of {sorted(self._days, key=WEEKDAYS.index)}"
+        if self._hours is not None:
+            start, end = self._hours
+            hour = utc.hour
+            inside = start <= hour < end if start < end else hour >= start or hour < end
+            if not inside:
+                return f"time: {utc:%H:%M} UTC is outside hours [{start}, {end})"
+        return None
+
+
+class CompiledConditions:
+    """All of a rule's conditions; all must hold."""
+
+    __slots__ = ("_args", "_time", "has_args")
+
+    def __init__(self, spec: Conditions) -> None:
+        self._args = tuple(_Arg(path, c) for path, c in (spec.args or {}).items())
+        self._time = None if spec.time is None else _Time(spec.time)
+        self.has_args = bool(self._args)
+
+    def failure(
+        self, arguments: Mapping[str, object], at: datetime, *, skip_args: bool = False
+    ) -> str | None:
+        if self._time is not None and (reason := self._time.failure(at)) is not None:
+            return reason
+        if skip_args:
+            return None
+        for arg in self._args:
+            if (reason := arg.failure(arguments)) is not None:
+                return reason
+        return None

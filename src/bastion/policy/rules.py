@@ -1,0 +1,99 @@
+"""One rule compiled: who, what and when as precompiled matchers, and why it did not match.
+
+``failure()`` returns None when the rule applies to a request, else the first reason it does
+not (``explain`` prints these). A rule applies when its *who* matches (the principal id
+matches ``principals`` or one of the roles matches ``roles``), the method matches
+``methods`` (when given), the target matches ``tools``/``resources``/``prompts`` (when any
+is given) and every condition holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Final
+
+from bastion.policy.conditions import CompiledConditions
+from bastion.policy.decision import PolicyRequest, TargetKind
+from bastion.policy.glob import GlobSet
+from bastion.policy.model import Rule
+
+__all__ = ["CompiledRule"]
+
+_KIND_FIELDS: Final[tuple[tuple[TargetKind, str], ...]] = (
+    ("tool", "tools"),
+    ("resource", "resources"),
+    ("prompt", "prompts"),
+)
+
+
+class CompiledRule:
+    """A ``Rule`` ready to match; ``position`` is its index in the file."""
+
+    __slots__ = (
+        "conditions",
+        "deny",
+        "description",
+        "id",
+        "methods",
+        "position",
+        "principals",
+        "roles",
+        "targets",
+    )
+
+    def __init__(self, rule: Rule, position: int) -> None:
+        self.id = rule.id
+        self.position = position
+        self.deny = rule.effect == "deny"
+        self.description = rule.description
+        self.roles = None if rule.roles is None else GlobSet(rule.roles)
+        self.principals = None if rule.principals is None else GlobSet(rule.principals)
+        self.methods = None if rule.methods is None else GlobSet(rule.methods)
+        self.targets: dict[TargetKind, GlobSet] = {
+            kind: GlobSet(globs)
+            for kind, field in _KIND_FIELDS
+            if (globs := getattr(rule, field)) is not None
+        }
+        self.conditions = None if rule.when is None else CompiledConditions(rule.when)
+
+    @property
+    def effect(self) -> str:
+        return "deny" if self.deny else "allow"
+
+    def failure(self, request: PolicyRequest, roles: Collection[str]) -> str | None:
+        who = self._who_failure(request.principal, roles)
+        if who is not None:
+            return who
+        if self.methods is not None and request.method not in self.methods:
+            return f"method {request.method!r} not in {list(self.methods.globs)}"
+        if self.targets:
+            target = request.target
+            if target is None:
+                return f"request has no target; rule names {_kinds(self.targets)}"
+            globs = self.targets.get(target.kind)
+            if globs is None:
+                return f"target is a {target.kind}; rule names {_kinds(self.targets)}"
+            if target.name not in globs:
+                return f"{target.kind} {target.name!r} not in {list(globs.globs)}"
+        if self.conditions is not None:
+            listing = request.listing and self.conditions.has_args
+            if listing and self.deny:
+                return "argument conditions cannot deny a listed item (arguments unknown)"
+            return self.conditions.failure(request.arguments, request.at, skip_args=listing)
+        return None
+
+    def _who_failure(self, principal: str, roles: Collection[str]) -> str | None:
+        if self.principals is not None and principal in self.principals:
+            return None
+        if self.roles is not None and self.roles.any_of(roles):
+            return None
+        parts = []
+        if self.principals is not None:
+            parts.append(f"principal {principal!r} not in {list(self.principals.globs)}")
+        if self.roles is not None:
+            parts.append(f"roles {sorted(roles)} not in {list(self.roles.globs)}")
+        return "; ".join(parts)
+
+
+def _kinds(targets: dict[TargetKind, GlobSet]) -> str:
+    return "/".join(f"{kind}s" for kind in targets)

@@ -1,0 +1,138 @@
+"""Globs and conditions, one matcher at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from bastion.policy.glob import GlobSet, compile_glob, literal_prefix
+from tests.policy.helpers import MONDAY_NOON, policy, request
+
+
+@pytest.mark.parametrize(
+    ("glob", "text", "matches"),
+    [
+        ("github__*", "github__get_issue", True),
+        ("github__*", "GitHub__get_issue", False),
+        ("github__*", "github_get", False),
+        ("a?c", "abc", True),
+        ("a?c", "a/c", False),
+        ("file:///srv/*", "file:///srv/a", True),
+        ("file:///srv/*", "file:///srv/a/b", False),
+        ("file:///srv/**", "file:///srv/a/b", True),
+        ("file:///**/.env", "file:///.env", True),
+        ("file:///**/.env", "file:///a/b/.env", True),
+        ("file:///**/.env", "file:///a/b/x.env", False),
+        ("a.b", "aXb", False),  # '.' is literal, not a regex dot
+        ("a[b]", "a[b]", True),  # no character classes
+        ("a[b]", "ab", False),
+        ("tools/*", "tools/call", True),
+        ("tools/*", "tools/call/x", False),
+        ("x", "x\n", False),
+    ],
+)
+def test_glob(glob: str, text: str, matches: bool) -> None:
+    assert (compile_glob(glob).fullmatch(text) is not None) is matches
+    assert (text in GlobSet([glob])) is matches
+
+
+def test_globset_mixes_literals_and_wildcards_and_refuses_non_strings() -> None:
+    globs = GlobSet(["a", "b*"])
+    assert "a" in globs and "bc" in globs and "c" not in globs
+    assert 1 not in globs and None not in globs
+
+
+def test_literal_prefix() -> None:
+    assert literal_prefix("github__get_*") == "github__get_"
+    assert literal_prefix("exact") == "exact"
+    assert literal_prefix("*x") == ""
+
+
+def _when(args: dict[str, object]) -> list[dict[str, object]]:
+    return [
+        {
+            "id": "r",
+            "effect": "allow",
+            "roles": ["developer"],
+            "tools": ["srv__tool"],
+            "when": {"args": args},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("test", "value", "holds"),
+    [
+        ({"glob": "/ws/**"}, "/ws/a/b", True),
+        ({"glob": "/ws/**"}, "/etc/passwd", False),
+        ({"glob": "/ws/**"}, 5, False),
+        ({"equals": "r"}, "r", True),
+        ({"equals": "r"}, "R", False),
+        ({"equals": 1}, True, False),  # True is not 1
+        ({"equals": True}, 1, False),
+        ({"equals": 1}, 1.0, True),
+        ({"equals": None}, None, True),
+        ({"equals": None}, "", False),
+        ({"in": ["a", "b"]}, "b", True),
+        ({"in": ["a", "b"]}, "c", False),
+        ({"in": [1, 2]}, True, False),
+        ({"le": 10}, 10, True),
+        ({"le": 10}, 10.5, False),
+        ({"lt": 10}, 10, False),
+        ({"ge": 1, "le": 3}, 2, True),
+        ({"ge": 1, "le": 3}, 4, False),
+        ({"gt": 0}, 0, False),
+        ({"le": 10}, "5", False),  # strings are not numbers
+        ({"le": 10}, True, False),  # nor are booleans
+        ({"glob": "a*", "in": ["ab", "ac"]}, "ab", True),  # every test must hold
+        ({"glob": "a*", "in": ["ab", "ac"]}, "ad", False),
+    ],
+)
+def test_argument_condition(test: dict[str, object], value: object, holds: bool) -> None:
+    engine = policy(_when({"x": test}))
+    assert engine.decide(request(arguments={"x": value})).allowed is holds
+
+
+def test_missing_argument_fails_and_dotted_paths_reach_nested_values() -> None:
+    engine = policy(_when({"opts.mode": {"equals": "ro"}}))
+    assert engine.decide(request(arguments={"opts": {"mode": "ro"}})).allowed
+    assert not engine.decide(request(arguments={"opts": {}})).allowed
+    assert not engine.decide(request(arguments={"opts": "ro"})).allowed
+    _, traces = engine.explain(request(arguments={}))
+    assert traces[0].reason == "args.opts.mode is missing"
+
+
+def _time_rule(time: dict[str, object]) -> list[dict[str, object]]:
+    return [
+        {
+            "id": "t",
+            "effect": "allow",
+            "roles": ["developer"],
+            "tools": ["*"],
+            "when": {"time": time},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("time", "day_offset", "hour", "holds"),
+    [
+        ({"weekdays": ["mon", "tue"]}, 0, 12, True),  # Monday
+        ({"weekdays": ["mon", "tue"]}, 5, 12, False),  # Saturday
+        ({"hours": [9, 17]}, 0, 9, True),
+        ({"hours": [9, 17]}, 0, 17, False),  # the end hour is excluded
+        ({"hours": [22, 6]}, 0, 23, True),  # wraps past midnight
+        ({"hours": [22, 6]}, 0, 3, True),
+        ({"hours": [22, 6]}, 0, 12, False),
+        ({"hours": [0, 24]}, 0, 23, True),
+        ({"weekdays": ["sat"], "hours": [9, 17]}, 5, 8, False),
+    ],
+)
+def test_time_condition(time: dict[str, object], day_offset: int, hour: int, holds: bool) -> None:
+    at = MONDAY_NOON.replace(day=MONDAY_NOON.day + day_offset, hour=hour)
+    assert policy(_time_rule(time)).decide(request(at=at)).allowed is holds
+
+
+def test_time_failure_is_explained() -> None:
+    at = MONDAY_NOON.replace(hour=20)
+    _, traces = policy(_time_rule({"hours": [9, 17]})).explain(request(at=at))
+    assert traces[0].reason == "time: 20:00 UTC is outside hours [9, 17)"

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
     serve.add_argument("--host", help="bind address (default: 127.0.0.1, or the config's)")
     serve.add_argument("--port", type=int, help="TCP port (default: 8080, or the config's)")
+    serve.add_argument(
+        "--no-register", action="store_true", help="do not announce this gateway to `bastion hub`"
+    )
 
     stdio = sub.add_parser("stdio", help="the gateway over stdio, for desktop clients")
     stdio.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
@@ -107,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
         "argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
     )
 
+    register = sub.add_parser("register", help="announce a local MCP HTTP server to the hub")
+    register.add_argument(
+        "--url", required=True, help="its endpoint, e.g. http://127.0.0.1:3000/mcp"
+    )
+    register.add_argument("--name", required=True, help="how the hub lists it")
+    register.add_argument("--project", help="its project directory (default: the current one)")
+
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
     imp.add_argument("-o", "--output", help="write this new file instead of stdout")
@@ -156,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from bastion.cli.gateway import run_serve
 
-            return run_serve(args.config, args.host, args.port)
+            return run_serve(args.config, args.host, args.port, register=not args.no_register)
         if args.command == "stdio":
             from bastion.cli.gateway import run_stdio
 
@@ -178,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=args.env,
                 cwd=args.cwd,
             )
+        if args.command == "register":
+            from bastion.cli.hub_registry import run_register
+
+            return run_register(args.url, args.name, args.project)
         if args.command == "import":
             from bastion.cli.importing import run_import
 

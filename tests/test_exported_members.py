@@ -10,6 +10,7 @@ PACKAGES = [
     "bastion",
     "bastion.client",
     "bastion.fixture",
+    "bastion.hub",
     "bastion.protocol",
     "bastion.sandbox",
     "bastion.server",

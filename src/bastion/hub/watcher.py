@@ -75,7 +75,8 @@ async def _notify(directory: Path, changed: Callable[[], None]) -> None:
             force_polling=False,
         ):
             changed()
-        raise RuntimeError("the watch ended")  # only stop ends it, and we have not set it
+        if not stop.is_set():
+            raise RuntimeError("the watch ended by itself")
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(follow)

@@ -87,7 +87,7 @@ class Discovery:
     """Watches a registry directory and keeps each instance's state.
 
     ``on_change`` is called (synchronously) whenever the list ``instances()`` returns
-    changes; ``wait_changed()`` is the same news for a task. ``generation`` counts changes.
+    changes; ``wait_changed()`` is the same news for a task; ``generation`` counts changes.
     """
 
     def __init__(
@@ -147,9 +147,12 @@ class Discovery:
         entry = self._entries.get(f"{instance_id}{SUFFIX}")
         return None if entry is None else entry.state
 
-    async def wait_changed(self) -> None:
-        """Return at the next change of ``instances()``."""
-        await self._changed.wait()
+    async def wait_changed(self, since: int | None = None) -> int:
+        """Wait until ``generation`` differs from ``since`` (by default: for the next change
+        of ``instances()``) and return it. Passing the last value seen loses no change."""
+        if since is None or since == self.generation:
+            await self._changed.wait()
+        return self.generation
 
     # -- running ----------------------------------------------------------------------------
 
@@ -178,13 +181,16 @@ class Discovery:
 
     async def _watch_loop(self, mode: WatchMode) -> None:
         await watch_directory(
-            self.directory, self._dirty.set, mode=mode, poll_interval=self._poll_interval
+            self.directory, self._mark_dirty, mode=mode, poll_interval=self._poll_interval
         )
+
+    def _mark_dirty(self) -> None:
+        self._dirty.set()  # not a bound ``set``: the event is replaced after each rescan
 
     async def _periodic_rescan(self) -> None:
         while True:
             await anyio.sleep(RESCAN_INTERVAL)
-            self._dirty.set()
+            self._mark_dirty()
 
     async def _rescan_loop(self) -> None:
         while True:

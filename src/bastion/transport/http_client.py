@@ -75,12 +75,13 @@ class HttpClientStream:
             await self.aclose()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
-        result = await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
-        self._inbox_send.close()
-        self._inbox.close()
-        with anyio.CancelScope(shield=True):
-            await self._wire.aclose()
-        return result
+        try:
+            return await self._tg.__aexit__(*exc_info)  # type: ignore[arg-type]
+        finally:  # also when an outer scope cancels us (a caller's timeout)
+            self._inbox_send.close()
+            self._inbox.close()
+            with anyio.CancelScope(shield=True):
+                await self._wire.aclose()
 
     # -- MessageStream -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ PACKAGES = [
     "bastion.client",
     "bastion.fixture",
     "bastion.policy",
+    "bastion.hub",
     "bastion.protocol",
     "bastion.sandbox",
     "bastion.server",

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
     serve.add_argument("--host", help="bind address (default: 127.0.0.1, or the config's)")
     serve.add_argument("--port", type=int, help="TCP port (default: 8080, or the config's)")
+    serve.add_argument(
+        "--no-register", action="store_true", help="do not announce this gateway to `bastion hub`"
+    )
 
     stdio = sub.add_parser("stdio", help="the gateway over stdio, for desktop clients")
     stdio.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
@@ -109,12 +112,23 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_audit_parser(sub)
     _add_policy_parser(sub)
+    _add_hub_parsers(sub)
 
     imp = sub.add_parser("import", help="convert a Claude/Cursor/VS Code MCP config to YAML")
     imp.add_argument("file", help="mcp.json, claude_desktop_config.json, .claude.json, ...")
     imp.add_argument("-o", "--output", help="write this new file instead of stdout")
     imp.add_argument("--force", action="store_true", help="replace --output if it exists")
     return parser
+
+
+def _add_hub_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub.add_parser("hub", help="one stdio MCP server for every running instance on this machine")
+    register = sub.add_parser("register", help="announce a local MCP HTTP server to the hub")
+    register.add_argument(
+        "--url", required=True, help="its endpoint, e.g. http://127.0.0.1:3000/mcp"
+    )
+    register.add_argument("--name", required=True, help="how the hub lists it")
+    register.add_argument("--project", help="its project directory (default: the current one)")
 
 
 def _add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -164,7 +178,8 @@ def _configure_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     early = None
-    if arguments[:1] == ["stdio"] and not {"-h", "--help"} & set(arguments) and argv is None:
+    fast = arguments[:1] in (["stdio"], ["hub"])
+    if fast and not {"-h", "--help"} & set(arguments) and argv is None:
         # Answer initialize before the imports below: desktop clients are waiting.
         from bastion.cli.fast_start import answer_initialize_early
 
@@ -194,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from bastion.cli.gateway import run_serve
 
-            return run_serve(args.config, args.host, args.port)
+            return run_serve(args.config, args.host, args.port, register=not args.no_register)
         if args.command == "stdio":
             from bastion.cli.gateway import run_stdio
 
@@ -230,6 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bastion.cli.policy import run_policy
 
             return run_policy(args)
+        if args.command == "hub":
+            from bastion.cli.hub import run_hub
+
+            return run_hub(early)
+        if args.command == "register":
+            from bastion.cli.hub_registry import run_register
+
+            return run_register(args.url, args.name, args.project)
         if args.command == "import":
             from bastion.cli.importing import run_import
 

@@ -7,6 +7,7 @@ per process: a restart invalidates pending input rounds, which clients then rest
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -24,6 +25,8 @@ from bastion.gateway import Gateway
 from bastion.protocol.request_state import RequestStateSealer
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
     from bastion.cli.fast_start import EarlyStart
 
 __all__ = ["default_config", "run_serve", "run_stdio"]
@@ -46,7 +49,11 @@ def _gateway(config: Config) -> Gateway:
     return Gateway(config, os.environ, sealer=RequestStateSealer([secrets.token_bytes(32)]))
 
 
-def run_serve(path: str | None, host: str | None, port: int | None) -> int:
+def run_serve(
+    path: str | None, host: str | None, port: int | None, *, register: bool = True
+) -> int:
+    from bastion.cli.hub_registry import serve_registration
+    from bastion.protocol.versions import SUPPORTED_VERSIONS
     from bastion.transport.http_run import event_loop_options, serve_http
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
@@ -74,12 +81,29 @@ def run_serve(path: str | None, host: str | None, port: int | None) -> int:
         gateway.connection, settings, probes={"/healthz": healthz, "/readyz": readyz}
     )
 
+    async def serve_until_stopped(
+        stop: anyio.Event, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            await serve_http(app, stop=stop, task_status=task_status)
+        finally:
+            stop.set()  # uvicorn may also end on its own (a failed startup)
+
     async def main() -> None:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(on_stop_signal, stop.set)
             tg.start_soon(gateway.run)
-            await serve_http(app, stop=stop)  # returns after uvicorn's graceful shutdown
+            async with anyio.create_task_group() as http:  # ends after the graceful shutdown
+                bound = await http.start(serve_until_stopped, stop)
+                # Announced once the socket listens; withdrawn before the graceful shutdown.
+                announce = (
+                    serve_registration(settings.host, bound, settings.path, SUPPORTED_VERSIONS)
+                    if register
+                    else contextlib.nullcontext()
+                )
+                with announce:
+                    await stop.wait()
             tg.cancel_scope.cancel()  # then the upstreams are stopped
 
     anyio.run(main, backend_options=event_loop_options())

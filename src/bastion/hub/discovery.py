@@ -1,0 +1,353 @@
+"""Discovery: which registered instances can be used right now.
+
+A registry file only says an instance might exist; a live connection says it does. Each
+valid file gets a tracker that walks the state machine below and logs every transition;
+``instances()`` lists the ACTIVE ones only, so a stale file (dead pid, closed port, silent
+endpoint) is never listed. Dead instances' files are removed. Every per-instance task runs
+in the task group of ``run()``; sleeping and the clock are injected so backoff tests take
+no wall time::
+
+    STARTING --port accepts--> LISTENING --MCP answer--> ACTIVE --3 missed pings--> RETRYING
+       |                          |                        ^                          |
+       +--------------------------+-- retries exhausted ---|------- answer -----------+
+                    or process exit or file removed        +--> DEAD (file removed)
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from bastion.errors import ConfigError
+from bastion.hub.liveness import McpPinger, Pinger, tcp_listening, wait_process_exit
+from bastion.hub.liveness import pid_alive as _pid_alive
+from bastion.hub.registry import SUFFIX, InstanceRecord, ensure_registry_dir, read_record
+from bastion.hub.watcher import POLL_INTERVAL, WatchMode, watch_directory
+
+__all__ = ["Discovery", "InstanceState", "Transition"]
+
+logger = logging.getLogger(__name__)
+
+PING_INTERVAL: Final = 2.0  # seconds between pings of an ACTIVE instance
+MISSED_PINGS: Final = 3  # consecutive misses that move ACTIVE to RETRYING
+BACKOFF_FIRST: Final = 0.05  # seconds; a just-started instance is usually ready at once
+BACKOFF_MAX: Final = 5.0
+MAX_ATTEMPTS: Final = 10  # ~25 s of backoff before an instance is declared DEAD
+RESCAN_INTERVAL: Final = 5.0  # a full rescan even with OS notifications, in case one is lost
+MAX_INSTANCES: Final = 256  # registry files beyond this are ignored (and logged)
+
+Sleep = Callable[[float], Awaitable[None]]
+Listening = Callable[[InstanceRecord], Awaitable[bool]]
+WaitExit = Callable[[int], Awaitable[None]]
+
+
+class InstanceState(enum.Enum):
+    STARTING = "starting"
+    LISTENING = "listening"
+    ACTIVE = "active"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of one instance; ``at`` is the injected clock's reading."""
+
+    instance_id: str
+    old: InstanceState | None
+    new: InstanceState
+    reason: str
+    at: float
+
+
+@dataclass
+class _Entry:
+    name: str  # the file's name
+    record: InstanceRecord
+    signature: tuple[int, int, int]
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    state: InstanceState | None = None
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1)))
+
+
+class Discovery:
+    """Watches a registry directory and keeps each instance's state.
+
+    ``on_change`` is called (synchronously) whenever the list ``instances()`` returns
+    changes; ``wait_changed()`` is the same news for a task; ``generation`` counts changes.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        on_change: Callable[[], None] | None = None,
+        on_transition: Callable[[Transition], None] | None = None,
+        watch: WatchMode = "auto",
+        poll_interval: float = POLL_INTERVAL,
+        ping_interval: float = PING_INTERVAL,
+        max_attempts: int = MAX_ATTEMPTS,
+        pinger: Pinger | None = None,
+        listening: Listening = tcp_listening,
+        pid_alive: Callable[[int], bool] = _pid_alive,
+        wait_exit: WaitExit = wait_process_exit,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.directory = directory
+        self.generation = 0
+        self._on_change = on_change
+        self._on_transition = on_transition
+        self._watch = watch
+        self._poll_interval = poll_interval
+        self._ping_interval = ping_interval
+        self._max_attempts = max_attempts
+        self._ping = pinger or McpPinger()
+        self._listening = listening
+        self._pid_alive = pid_alive
+        self._wait_exit = wait_exit
+        self._clock = clock
+        self._sleep = sleep
+        self._entries: dict[str, _Entry] = {}  # by file name
+        # Files that failed validation, with their signature: logged once, not every rescan.
+        self._skipped: dict[str, tuple[int, int, int]] = {}
+        self._changed = anyio.Event()
+        self._dirty = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- what the hub reads -----------------------------------------------------------------
+
+    def instances(self) -> list[InstanceRecord]:
+        """The ACTIVE instances, oldest first."""
+        active = [e.record for e in self._entries.values() if e.state is InstanceState.ACTIVE]
+        return sorted(active, key=lambda r: (r.started_at, r.id))
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        """The ACTIVE instance with this id, if there is one."""
+        entry = self._entries.get(f"{instance_id}{SUFFIX}")
+        if entry is None or entry.state is not InstanceState.ACTIVE:
+            return None
+        return entry.record
+
+    def state(self, instance_id: str) -> InstanceState | None:
+        """The tracked state of any instance (None once it is gone)."""
+        entry = self._entries.get(f"{instance_id}{SUFFIX}")
+        return None if entry is None else entry.state
+
+    async def wait_changed(self, since: int | None = None) -> int:
+        """Wait until ``generation`` differs from ``since`` (by default: for the next change
+        of ``instances()``) and return it. Passing the last value seen loses no change."""
+        if since is None or since == self.generation:
+            await self._changed.wait()
+        return self.generation
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Watch until cancelled. Reports started after the first scan (whose instances are
+        then still being checked: they appear through ``on_change``)."""
+        mode = self._watch
+        try:
+            ensure_registry_dir(self.directory)
+        except (OSError, ConfigError) as exc:
+            logger.warning("registry %s unusable (%s); polling for it", self.directory, exc)
+            mode = "poll"
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                self._rescan()
+                tg.start_soon(self._rescan_loop)
+                tg.start_soon(self._periodic_rescan)
+                tg.start_soon(self._watch_loop, mode)
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                self._tg = None
+
+    async def _watch_loop(self, mode: WatchMode) -> None:
+        await watch_directory(
+            self.directory, self._mark_dirty, mode=mode, poll_interval=self._poll_interval
+        )
+
+    def _mark_dirty(self) -> None:
+        self._dirty.set()  # not a bound ``set``: the event is replaced after each rescan
+
+    async def _periodic_rescan(self) -> None:
+        while True:
+            await anyio.sleep(RESCAN_INTERVAL)
+            self._mark_dirty()
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            self._rescan()
+
+    def _rescan(self) -> None:
+        seen: dict[str, tuple[int, int, int]] = {}
+        try:
+            with os.scandir(self.directory) as listing:
+                for item in listing:
+                    if item.name.startswith(".") or not item.name.endswith(SUFFIX):
+                        continue  # temporary files of a writer, and anything not a record
+                    if len(seen) >= MAX_INSTANCES:
+                        logger.warning(
+                            "more than %d registry files; ignoring the rest", MAX_INSTANCES
+                        )
+                        break
+                    try:
+                        info = item.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    seen[item.name] = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            pass  # no directory yet: no instances
+        except OSError as exc:
+            logger.warning("cannot list registry %s: %s", self.directory, exc)
+            return
+        for name in [n for n in self._entries if n not in seen]:
+            self._forget(self._entries[name], "file removed")
+        self._skipped = {n: sig for n, sig in self._skipped.items() if seen.get(n) == sig}
+        for name, signature in seen.items():
+            if name in self._skipped:
+                continue
+            entry = self._entries.get(name)
+            if entry is not None and entry.signature == signature:
+                continue
+            record = read_record(self.directory / name)
+            if entry is not None:
+                if record == entry.record:
+                    entry.signature = signature
+                    continue
+                self._forget(entry, "file replaced")
+            if record is None:
+                self._skipped[name] = signature
+                continue
+            self._track(name, record, signature)
+
+    def _track(self, name: str, record: InstanceRecord, signature: tuple[int, int, int]) -> None:
+        entry = _Entry(name, record, signature)
+        self._entries[name] = entry
+        if not self._pid_alive(record.pid):
+            self._transition(entry, InstanceState.DEAD, f"pid {record.pid} is gone")
+            self._remove_file(entry)
+            return
+        self._transition(entry, InstanceState.STARTING, f"registered by pid {record.pid}")
+        if self._tg is not None:
+            self._tg.start_soon(self._supervise, entry)
+
+    def _forget(self, entry: _Entry, reason: str) -> None:
+        entry.scope.cancel()
+        if entry.state not in (None, InstanceState.DEAD):
+            self._transition(entry, InstanceState.DEAD, reason)
+        if self._entries.get(entry.name) is entry:
+            del self._entries[entry.name]
+
+    # -- one instance -------------------------------------------------------------------------
+
+    async def _supervise(self, entry: _Entry) -> None:
+        with entry.scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._follow_process, entry, tg.cancel_scope)
+                await self._walk(entry)
+                tg.cancel_scope.cancel()
+
+    async def _follow_process(self, entry: _Entry, scope: anyio.CancelScope) -> None:
+        await self._wait_exit(entry.record.pid)
+        self._die(entry, f"process {entry.record.pid} exited")
+        scope.cancel()
+
+    async def _walk(self, entry: _Entry) -> None:
+        attempts = 0
+        while True:
+            if entry.state is InstanceState.ACTIVE:
+                await self._keep_alive(entry)
+                self._transition(entry, InstanceState.RETRYING, f"{MISSED_PINGS} missed pings")
+                attempts = 0
+            elif await self._reach(entry):
+                attempts = 0
+                continue
+            attempts += 1
+            if attempts >= self._max_attempts:
+                self._die(entry, f"no answer after {attempts} attempts")
+                return
+            await self._sleep(backoff(attempts))
+
+    async def _reach(self, entry: _Entry) -> bool:
+        if not await self._listening(entry.record):
+            return False
+        if entry.state is InstanceState.STARTING:
+            self._transition(entry, InstanceState.LISTENING, f"port {entry.record.port} accepts")
+        if not await self._ping(entry.record):
+            return False
+        self._transition(entry, InstanceState.ACTIVE, "answered MCP")
+        return True
+
+    async def _keep_alive(self, entry: _Entry) -> None:
+        """Return after MISSED_PINGS consecutive failed pings."""
+        missed = 0
+        while missed < MISSED_PINGS:
+            await self._sleep(self._ping_interval)
+            if await self._ping(entry.record):
+                missed = 0
+            else:
+                missed += 1
+                logger.info("instance %s missed ping %d/%d", entry.record.id, missed, MISSED_PINGS)
+
+    def _die(self, entry: _Entry, reason: str) -> None:
+        if entry.state is InstanceState.DEAD:
+            return
+        self._transition(entry, InstanceState.DEAD, reason)
+        self._remove_file(entry)
+
+    def _remove_file(self, entry: _Entry) -> None:
+        name = entry.name
+        path = self.directory / name
+        try:
+            # Only the file we judged: a writer may have replaced it since (same id, new pid).
+            info = path.stat(follow_symlinks=False)
+            if (info.st_ino, info.st_mtime_ns, info.st_size) == entry.signature:
+                path.unlink()
+                logger.info("removed stale registry file %s", name)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("cannot remove stale registry file %s: %s", name, exc)
+
+    def _transition(self, entry: _Entry, new: InstanceState, reason: str) -> None:
+        old = entry.state
+        was_listed = old is InstanceState.ACTIVE
+        entry.state = new
+        record = entry.record
+        logger.info(
+            "instance %s (%s, %s): %s -> %s: %s",
+            record.id,
+            record.name,
+            record.url,
+            old.value if old else "new",
+            new.value,
+            reason,
+        )
+        if self._on_transition is not None:
+            self._on_transition(Transition(record.id, old, new, reason, self._clock()))
+        if was_listed != (new is InstanceState.ACTIVE):
+            self.generation += 1
+            self._changed.set()
+            self._changed = anyio.Event()
+            if self._on_change is not None:
+                self._on_change()

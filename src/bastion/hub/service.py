@@ -1,0 +1,304 @@
+"""The hub's MCP face: a gateway whose upstreams are the running instances a client
+connects to, plus the three tools that list, connect and disconnect them.
+
+``bastion hub`` speaks stdio only, so one hub process serves one client: its connections
+are that client's. An instance the client connects to is mounted exactly like a configured
+upstream (``<name>__<tool>``, progress, cancellation and elicitation forwarded); when the
+instance dies (its process gone or its endpoint silent, as ``Discovery`` decides), it is
+unmounted and the client is told with a log message and list-changed notifications. Each
+active instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
+changes as instances come and go.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+import anyio
+import msgspec
+
+from bastion._types import JSONObject
+from bastion.config import ServerConfig
+from bastion.gateway import Gateway
+from bastion.hub.discovery import Discovery, InstanceState
+from bastion.hub.registry import InstanceRecord
+from bastion.protocol import types as t
+from bastion.server.context import ToolContext
+from bastion.server.registry import ResourceEntry
+
+__all__ = ["CONNECT_WAIT", "Hub", "mount_name"]
+
+logger = logging.getLogger(__name__)
+
+CONNECT_WAIT: Final = 15.0  # seconds instances_connect waits for the instance's lists
+URI_PREFIX: Final = "bastion-hub://instances/"
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]+")
+_NAME_MAX: Final = 40
+
+_INSTANCE_ARG: Final[JSONObject] = {
+    "type": "object",
+    "properties": {
+        "instance": {
+            "type": "string",
+            "description": "The instance's id or name, as instances_list shows them",
+            "maxLength": 200,
+        }
+    },
+    "required": ["instance"],
+    "additionalProperties": False,
+}
+_INSTANCE_FIELDS: Final[JSONObject] = {
+    "id": {"type": "string"},
+    "name": {"type": "string"},
+    "project": {"type": "string"},
+    "url": {"type": "string"},
+    "port": {"type": "integer"},
+    "pid": {"type": "integer"},
+    "startedAt": {"type": "string"},
+    "state": {"type": "string"},
+    "connected": {"type": "boolean"},
+    "prefix": {"type": ["string", "null"]},
+}
+
+
+def mount_name(instance_name: str, taken: set[str]) -> str:
+    """The upstream name an instance gets (its tools become ``<name>__<tool>``): its own
+    name reduced to ``[A-Za-z0-9_-]``, with ``_2``, ``_3``... when that is taken."""
+    base = _UNSAFE.sub("_", instance_name).strip("_")[:_NAME_MAX] or "instance"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+class Hub:
+    """Connections of one client to the discovered instances, over a ``Gateway``."""
+
+    def __init__(self, gateway: Gateway, discovery: Discovery) -> None:
+        self.gateway = gateway
+        self.discovery = discovery
+        self._mounted: dict[str, str] = {}  # instance id -> upstream name
+        self._lock = anyio.Lock()
+        for tool, fn in (
+            (_LIST, self._list),
+            (_CONNECT, self._connect),
+            (_DISCONNECT, self._disconnect),
+        ):
+            gateway.add_own_tool(tool, fn)
+
+    async def run(self) -> None:
+        """Follow the instances until cancelled (the gateway and discovery run beside)."""
+        seen = self.discovery.generation
+        await self._instances_changed()
+        while True:
+            seen = await self.discovery.wait_changed(seen)
+            await self._instances_changed()
+
+    # -- keeping up with the instances -----------------------------------------------------
+
+    async def _instances_changed(self) -> None:
+        active = self.discovery.instances()
+        self.gateway.set_own_resources({_uri(r): _resource_entry(r) for r in active})
+        async with self._lock:
+            for instance_id, server in list(self._mounted.items()):
+                state = self.discovery.state(instance_id)
+                if state is None or state is InstanceState.DEAD:
+                    del self._mounted[instance_id]
+                    await self.gateway.unmount(server)  # tells clients its lists changed
+                    logger.info("hub: instance %s (%s) is gone; disconnected", instance_id, server)
+                    await self.gateway.app.log(
+                        "warning",
+                        {"event": "instance gone", "instance": instance_id, "server": server},
+                        "bastion.hub",
+                    )
+        await self.gateway.app.list_changed("resources")
+
+    # -- the tools ---------------------------------------------------------------------------
+
+    async def _list(self, ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
+        rows = [self._row(r) for r in self.discovery.instances()]
+        if rows:
+            lines = [
+                f"{r['name']} (id {r['id']}, pid {r['pid']}, {r['url']}, {r['project']})"
+                + (f": connected as {r['prefix']}*" if r["connected"] else "")
+                for r in rows
+            ]
+            text = "Running instances:\n" + "\n".join(lines)
+        else:
+            text = "No running instances."
+        return t.CallToolResult(
+            content=[t.TextContent(text=text)], structuredContent={"instances": rows}
+        )
+
+    async def _connect(self, ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
+        record = self._find(args)
+        if isinstance(record, str):
+            return _failure(record)
+        async with self._lock:
+            server = self._mounted.get(record.id)
+            if server is None:
+                server = mount_name(record.name, set(self.gateway.replicas))
+                await self.gateway.mount(server, _upstream(record))
+                self._mounted[record.id] = server
+        if not await self.gateway.wait_ready(server, CONNECT_WAIT):
+            async with self._lock:
+                if self._mounted.get(record.id) == server:
+                    del self._mounted[record.id]
+                    await self.gateway.unmount(server)
+            return _failure(f"instance {record.name} ({record.id}) did not answer in time")
+        prefix = self._prefix(server)
+        tools = sorted(n for n, e in self.gateway.catalog.tools.items() if e.server == server)
+        text = f"Connected to {record.name} ({record.id}); its tools are now {prefix}*:\n" + (
+            "\n".join(tools) or "(none)"
+        )
+        return t.CallToolResult(
+            content=[t.TextContent(text=text)],
+            structuredContent={"id": record.id, "server": server, "prefix": prefix, "tools": tools},
+        )
+
+    async def _disconnect(self, ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
+        wanted = str(args.get("instance", ""))
+        async with self._lock:
+            match = [
+                (i, s)
+                for i, s in self._mounted.items()
+                if wanted in (i, s) or self._named(i, wanted)
+            ]
+            if not match:
+                return _failure(f"not connected to an instance {wanted!r}")
+            instance_id, server = match[0]
+            del self._mounted[instance_id]
+            await self.gateway.unmount(server)
+        return t.CallToolResult(
+            content=[t.TextContent(text=f"Disconnected from {server} ({instance_id}).")],
+            structuredContent={"id": instance_id, "server": server},
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _find(self, args: JSONObject) -> InstanceRecord | str:
+        """The active instance ``args['instance']`` names (id first, then name), or why not."""
+        wanted = args.get("instance")
+        if not isinstance(wanted, str) or not wanted:
+            return "give the instance's id or name (see instances_list)"
+        by_id = self.discovery.get(wanted)
+        if by_id is not None:
+            return by_id
+        named = [r for r in self.discovery.instances() if r.name == wanted]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            ids = ", ".join(r.id for r in named)
+            return f"several instances are named {wanted!r}; use an id: {ids}"
+        return f"no running instance {wanted!r} (see instances_list)"
+
+    def _named(self, instance_id: str, wanted: str) -> bool:
+        record = self.discovery.get(instance_id)
+        return record is not None and record.name == wanted
+
+    def _separator(self) -> str:
+        return self.gateway.config.gateway.separator
+
+    def _prefix(self, server: str) -> str:
+        return f"{server}{self._separator()}"
+
+    def _row(self, record: InstanceRecord) -> JSONObject:
+        server = self._mounted.get(record.id)
+        state = self.discovery.state(record.id)
+        return {
+            "id": record.id,
+            "name": record.name,
+            "project": record.project,
+            "url": record.url,
+            "port": record.port,
+            "pid": record.pid,
+            "startedAt": _iso(record.started_at),
+            "state": state.value if state is not None else "gone",
+            "connected": server is not None,
+            "prefix": None if server is None else self._prefix(server),
+        }
+
+
+def _upstream(record: InstanceRecord) -> ServerConfig:
+    headers: Mapping[str, str] = {}
+    if record.credential is not None:
+        headers = {"Authorization": f"Bearer {record.credential}"}
+    return ServerConfig(url=record.url, headers=dict(headers), startup_timeout=CONNECT_WAIT)
+
+
+def _uri(record: InstanceRecord) -> str:
+    return f"{URI_PREFIX}{record.id}"
+
+
+def _resource_entry(record: InstanceRecord) -> ResourceEntry:
+    public = {
+        "id": record.id,
+        "name": record.name,
+        "project": record.project,
+        "url": record.url,
+        "port": record.port,
+        "pid": record.pid,
+        "startedAt": _iso(record.started_at),
+        "protocolVersions": list(record.protocol_versions),
+    }
+    body = msgspec.json.encode(public).decode()
+
+    async def read(ctx: ToolContext, uri: str, params: dict[str, str]) -> list[JSONObject]:
+        return [{"uri": uri, "mimeType": "application/json", "text": body}]
+
+    resource = t.Resource(
+        uri=_uri(record),
+        name=f"instance {record.name}",
+        mimeType="application/json",
+        description=f"A running MCP instance in {record.project}",
+    )
+    return ResourceEntry(resource, read)
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _failure(message: str) -> t.CallToolResult:
+    return t.CallToolResult(content=[t.TextContent(text=message)], isError=True)
+
+
+_LIST: Final = t.Tool(
+    name="instances_list",
+    description=(
+        "List the MCP instances running on this machine (name, project path, URL, port, pid, "
+        "start time, state, and whether you are connected)."
+    ),
+    inputSchema={"type": "object", "properties": {}, "additionalProperties": False},
+    outputSchema={
+        "type": "object",
+        "properties": {
+            "instances": {
+                "type": "array",
+                "items": {"type": "object", "properties": _INSTANCE_FIELDS},
+            }
+        },
+        "required": ["instances"],
+    },
+    annotations={"readOnlyHint": True, "openWorldHint": False},
+)
+_CONNECT: Final = t.Tool(
+    name="instances_connect",
+    description=(
+        "Connect to a running instance by id or name: its tools, resources and prompts "
+        "appear under the prefix this returns (e.g. myproject__tool)."
+    ),
+    inputSchema=_INSTANCE_ARG,
+    annotations={"readOnlyHint": False, "openWorldHint": False},
+)
+_DISCONNECT: Final = t.Tool(
+    name="instances_disconnect",
+    description="Disconnect from an instance (by id, name or prefix); its tools disappear.",
+    inputSchema=_INSTANCE_ARG,
+    annotations={"readOnlyHint": False, "openWorldHint": False},
+)

@@ -13,8 +13,9 @@ import os
 import secrets
 import sys
 import warnings
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from bastion.cli.fast_start import EarlyStart
 
-__all__ = ["default_config", "run_serve", "run_stdio"]
+__all__ = ["default_config", "run_serve", "run_stdio", "serve_on_stdio"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,19 @@ def run_serve(
 
 
 def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
+    return serve_on_stdio(_gateway(_load(path)), early)
+
+
+def serve_on_stdio(
+    gateway: Gateway,
+    early: EarlyStart | None,
+    beside: Sequence[Callable[..., Coroutine[Any, Any, None]]] = (),
+) -> int:
+    """Serve ``gateway`` to one client on stdin/stdout until it leaves or a stop signal;
+    ``beside`` are tasks run alongside (``tg.start``: each reports ``task_status`` first)."""
     from bastion.transport.base import serve_stream
     from bastion.transport.stdio import StdioServerStream
 
-    gateway = _gateway(_load(path))
     connection = gateway.connection()
     if early is not None and early.version is not None:
         connection.adopt_initialize(early.version, early.client_capabilities or {})
@@ -124,6 +134,8 @@ def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
         async with anyio.create_task_group() as tg:
             tg.start_soon(on_stop_signal, tg.cancel_scope.cancel)
             tg.start_soon(gateway.run)
+            for task in beside:
+                await tg.start(task)
             # Clients get answers at once; upstream tools arrive with list_changed.
             await serve_stream(stream, connection)
             tg.cancel_scope.cancel()

@@ -10,9 +10,9 @@ import os
 import secrets
 from typing import TYPE_CHECKING
 
-import anyio
+import anyio.abc
 
-from bastion.cli.signals import on_stop_signal
+from bastion.cli.gateway import serve_on_stdio
 from bastion.config import Config
 from bastion.gateway import Gateway
 from bastion.hub.discovery import Discovery
@@ -27,25 +27,12 @@ __all__ = ["run_hub"]
 
 
 def run_hub(early: EarlyStart | None = None) -> int:
-    from bastion.transport.base import serve_stream
-    from bastion.transport.stdio import StdioServerStream
-
     gateway = Gateway(Config(), os.environ, sealer=RequestStateSealer([secrets.token_bytes(32)]))
     discovery = Discovery(default_registry_dir(os.environ))
     hub = Hub(gateway, discovery)
-    connection = gateway.connection()
-    if early is not None and early.version is not None:
-        connection.adopt_initialize(early.version, early.client_capabilities or {})
 
-    async def main() -> None:
-        stream = await StdioServerStream.open(unread=early.unread if early else b"")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(on_stop_signal, tg.cancel_scope.cancel)
-            tg.start_soon(gateway.run)
-            await tg.start(discovery.run)
-            tg.start_soon(hub.run)
-            await serve_stream(stream, connection)
-            tg.cancel_scope.cancel()
+    async def follow(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        await hub.run()
 
-    anyio.run(main)
-    return 0
+    return serve_on_stdio(gateway, early, beside=[discovery.run, follow])

@@ -18,7 +18,7 @@ import msgspec
 import yaml  # PyYAML ships no annotations
 
 from bastion._types import JSONValue
-from bastion.config.load import MAX_SERVERS, _Path, _read_text, _render_path
+from bastion.config.load import MAX_SERVERS, _Path, _render_path, read_text_file
 from bastion.config.model import _describe
 from bastion.errors import ConfigError
 
@@ -67,7 +67,7 @@ def load_client_config(path: Path) -> ImportResult:
     Raises:
         ConfigError: unreadable, over 64 MiB, not JSON, or holding no MCP server list.
     """
-    return parse_client_config(_read_text(path, MAX_CLIENT_CONFIG_BYTES), source=str(path))
+    return parse_client_config(read_text_file(path, MAX_CLIENT_CONFIG_BYTES), source=str(path))
 
 
 def parse_client_config(text: str, *, source: str = "<string>") -> ImportResult:

@@ -29,7 +29,7 @@ from bastion.config.model import (
 )
 from bastion.errors import ConfigError
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_SERVERS", "load_config", "parse_config"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_SERVERS", "load_config", "parse_config", "read_text_file"]
 
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 MAX_SERVERS: Final = 256
@@ -68,7 +68,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     Raises:
         ConfigError: the file cannot be read, is over 1 MiB, or is not a valid configuration.
     """
-    return parse_config(_read_text(path, MAX_CONFIG_BYTES), environ, source=str(path))
+    return parse_config(read_text_file(path, MAX_CONFIG_BYTES), environ, source=str(path))
 
 
 def parse_config(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> Config:
@@ -100,7 +100,12 @@ class _Invalid(Exception):
         self.problem = problem
 
 
-def _read_text(path: Path, limit: int) -> str:
+def read_text_file(path: Path, limit: int) -> str:
+    """The UTF-8 text of a configuration-like file of at most ``limit`` bytes.
+
+    Raises:
+        ConfigError: unreadable, too large, or not UTF-8 (the message names the file).
+    """
     try:
         with path.open("rb") as file:
             raw = file.read(limit + 1)

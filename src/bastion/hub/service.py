@@ -59,6 +59,7 @@ _INSTANCE_FIELDS: Final[JSONObject] = {
     "port": {"type": "integer"},
     "pid": {"type": "integer"},
     "startedAt": {"type": "string"},
+    "protocolVersions": {"type": "array", "items": {"type": "string"}},
     "state": {"type": "string"},
     "connected": {"type": "boolean"},
     "prefix": {"type": ["string", "null"]},
@@ -211,13 +212,7 @@ class Hub:
         server = self._mounted.get(record.id)
         state = self.discovery.state(record.id)
         return {
-            "id": record.id,
-            "name": record.name,
-            "project": record.project,
-            "url": record.url,
-            "port": record.port,
-            "pid": record.pid,
-            "startedAt": _iso(record.started_at),
+            **_public(record),
             "state": state.value if state is not None else "gone",
             "connected": server is not None,
             "prefix": None if server is None else self._prefix(server),
@@ -235,8 +230,9 @@ def _uri(record: InstanceRecord) -> str:
     return f"{URI_PREFIX}{record.id}"
 
 
-def _resource_entry(record: InstanceRecord) -> ResourceEntry:
-    public = {
+def _public(record: InstanceRecord) -> JSONObject:
+    """What a client may see of an instance (never its credential)."""
+    return {
         "id": record.id,
         "name": record.name,
         "project": record.project,
@@ -246,7 +242,10 @@ def _resource_entry(record: InstanceRecord) -> ResourceEntry:
         "startedAt": _iso(record.started_at),
         "protocolVersions": list(record.protocol_versions),
     }
-    body = msgspec.json.encode(public).decode()
+
+
+def _resource_entry(record: InstanceRecord) -> ResourceEntry:
+    body = msgspec.json.encode(_public(record)).decode()
 
     async def read(ctx: ToolContext, uri: str, params: dict[str, str]) -> list[JSONObject]:
         return [{"uri": uri, "mimeType": "application/json", "text": body}]

@@ -15,6 +15,7 @@ from typing import Any, Final
 import msgspec
 import yaml
 
+from bastion.config.load import read_text_file
 from bastion.errors import ConfigError
 from bastion.policy.glob import is_literal
 from bastion.policy.model import ArgCondition, Binding, PolicyFile, Rule
@@ -40,17 +41,7 @@ def load_policy_file(path: Path) -> PolicyFile:
     Raises:
         ConfigError: the file cannot be read, is too large, or is not a valid policy.
     """
-    try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_POLICY_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_POLICY_BYTES // (1024 * 1024)} MiB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
+    text = read_text_file(path, MAX_POLICY_BYTES)
     return parse_policy(text, source=path.name)
 
 

@@ -29,7 +29,14 @@ from bastion.config.model import (
 )
 from bastion.errors import ConfigError
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_SERVERS", "load_config", "parse_config", "read_text_file"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_SERVERS",
+    "load_config",
+    "parse_config",
+    "parse_yaml_text",
+    "read_text_file",
+]
 
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 MAX_SERVERS: Final = 256
@@ -83,7 +90,7 @@ def parse_config(text: str, environ: Mapping[str, str], *, source: str = "<strin
     """
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: larger than 1 MiB")
-    data = _parse_yaml(text, source)
+    data = parse_yaml_text(text, source)
     try:
         return _build(_Resolver(environ).resolve(data, ()))
     except _Invalid as exc:
@@ -140,7 +147,13 @@ _Loader: JSONValue = type("_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoad
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
-def _parse_yaml(text: str, source: str) -> JSONValue:
+def parse_yaml_text(text: str, source: str) -> JSONValue:
+    """One YAML document, safely loaded: duplicate keys refused, nesting capped at
+    ``MAX_DEPTH``.
+
+    Raises:
+        ConfigError: naming ``source`` and the line and column of the problem.
+    """
     try:
         depth = 0
         for event in yaml.parse(text, Loader=_Loader):

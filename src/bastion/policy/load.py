@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
-import yaml
 
-from bastion.config.load import read_text_file
+from bastion.config.load import parse_yaml_text, read_text_file
 from bastion.errors import ConfigError
 from bastion.policy.glob import is_literal
 from bastion.policy.model import ArgCondition, Binding, PolicyFile, Rule
@@ -51,7 +50,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> PolicyFile:
     Raises:
         ConfigError: naming ``source`` and the path of the offending value.
     """
-    data = _parse_yaml(text, source)
+    data = parse_yaml_text(text, source)
     if data is None:
         data = {}
     try:
@@ -67,36 +66,6 @@ def parse_policy(text: str, *, source: str = "<policy>") -> PolicyFile:
     except _Invalid as exc:
         raise ConfigError(f"{source}: {exc.where}: {exc.problem}") from exc
     return policy
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """A safe loader that refuses duplicate keys."""
-
-
-def _mapping(loader: Any, node: Any) -> dict[Any, Any]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    result: dict[Any, Any] = loader.construct_mapping(node)
-    return result
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
-
-
-def _parse_yaml(text: str, source: str) -> object:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
-    except (yaml.YAMLError, TypeError) as exc:  # TypeError: an unhashable key
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: {problem}") from exc
 
 
 def _check(policy: PolicyFile) -> None:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import anyio
-from _common import free_port
+from _common import INITIALIZE, free_port
 
 from bastion.client import ClientSession
 from bastion.transport.http_client import HttpClientStream
@@ -34,21 +34,7 @@ from bastion.transport.stdio import StdioChild
 ROOT = Path(__file__).resolve().parent.parent
 BASTION = str(ROOT / ".venv" / "bin" / "bastion")
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-INIT = (
-    json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"},
-            },
-        }
-    ).encode()
-    + b"\n"
-)
+INIT = json.dumps(INITIALIZE).encode() + b"\n"
 
 
 def spawn_to_answer(argv: list[str], env: dict[str, str]) -> float:

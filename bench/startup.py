@@ -31,7 +31,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import row
+from _common import INITIALIZE, row
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -40,16 +40,6 @@ BASTION = str(BIN / "bastion")
 SDK_SERVER = str(ROOT / "bench" / "sdk_stdio_server.py")
 TIMEOUT_S = 20.0  # per spawn; a server that takes longer is reported as failed
 
-INITIALIZE: dict[str, Any] = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "bench", "version": "1"},
-    },
-}
 DISCOVER: dict[str, Any] = {
     "jsonrpc": "2.0",
     "id": 1,

@@ -1,0 +1,51 @@
+"""The authenticated caller (``Principal``) and the one refusal authentication raises.
+
+Every authenticator (API keys, JWT, mTLS, the local user of stdio and of an unauthenticated
+loopback gateway, break-glass) produces the same struct, so policy, rate limits, sessions and
+audit never care how a caller proved who it is. ``credential_id`` names the credential (an API
+key id, a JWT issuer and subject, a certificate fingerprint) and is never the secret itself:
+it is what sessions are bound to (SE-2) and what audit records carry (AD-1).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from bastion._types import JSONValue
+
+__all__ = ["AuthMethod", "Principal", "Unauthenticated"]
+
+AuthMethod = Literal["local", "api-key", "jwt", "mtls", "break-glass"]
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling. ``roles`` come from the credential (key record, mapped claims,
+    service account); the policy may bind more. Times are wall-clock epoch seconds."""
+
+    id: str
+    credential_id: str
+    method: AuthMethod
+    roles: tuple[str, ...] = ()
+    claims: dict[str, JSONValue] = msgspec.field(default_factory=dict)
+    authenticated_at: float = 0.0
+    """When the caller last proved itself strongly (JWT ``auth_time``/``iat``; key use time)."""
+    expires_at: float | None = None
+
+    @property
+    def binding(self) -> tuple[str, str]:
+        """What a session is bound to (SE-2): the principal and the credential that made it."""
+        return (self.id, self.credential_id)
+
+
+class Unauthenticated(Exception):
+    """No usable credential. ``presented`` is False when none was sent at all (401 without
+    ``error=``), True when one was sent but refused (401 ``error="invalid_token"``).
+    ``reason`` is for logs and audit only, never for the wire."""
+
+    def __init__(self, reason: str, *, presented: bool, credential_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.presented = presented
+        self.credential_id = credential_id

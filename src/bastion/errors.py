@@ -19,6 +19,8 @@ it is set only from values we chose, never from exception text.
     ├── PeerError                     an error response received from a peer (code as sent)
     ├── TransportClosed               the connection ended before an answer came
     ├── UpstreamUnavailable           -32004  the upstream is down, restarting or circuit-open
+    ├── Denied                        -32003  refused by policy (AZ-4), or held for approval
+    ├── RateLimited                   -32005  over a rate or concurrency limit (DS-3)
     ├── RequestTimeout                -32001  no answer within the deadline
     ├── ConfigError                   bad configuration (CLI edge only)
     └── InternalError                 -32603  anything unexpected, with a generic message
@@ -31,6 +33,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BastionError",
     "ConfigError",
+    "Denied",
     "HeaderMismatch",
     "InternalError",
     "InvalidParams",
@@ -40,6 +43,7 @@ __all__ = [
     "ParseError",
     "PeerError",
     "ProtocolError",
+    "RateLimited",
     "RequestCancelled",
     "RequestTimeout",
     "ResourceNotFound",
@@ -129,6 +133,25 @@ class TransportClosed(BastionError):
 class UpstreamUnavailable(BastionError):
     code = -32004
     message = "Upstream unavailable"
+
+
+class Denied(BastionError):
+    """The policy refused the request (AZ-4). ``data`` may carry the deciding rule id and,
+    for a call waiting for a human, the approval id; never the policy's explanation."""
+
+    code = -32003
+    message = "Denied by policy"
+
+
+class RateLimited(BastionError):
+    """Over a limit (DS-3); ``retry_after`` (whole seconds) becomes ``Retry-After`` on HTTP."""
+
+    code = -32005
+    message = "Too many requests"
+
+    def __init__(self, detail: str = "", *, retry_after: int) -> None:
+        super().__init__(detail, data={"retryAfter": retry_after})
+        self.retry_after = retry_after
 
 
 class ConfigError(BastionError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -79,11 +80,26 @@ def _create(db_path: Path) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    # O_EXCL: never reuse a file someone else prepared; 0o600 from the first byte.
-    fd = os.open(private_key_path(db_path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    path = private_key_path(db_path)
+    # Written whole under a private name, then published with link(), which fails if the
+    # name exists: never reuse a file someone else prepared, 0o600 from the first byte, and a
+    # second gateway starting at the same moment reads a complete key (the winner's).
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return  # another process created the key first; theirs is the key
+    finally:
+        draft.unlink(missing_ok=True)
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    public_key_path(db_path).write_bytes(public)
+    public_draft = draft.with_suffix(".pub")
+    public_draft.write_bytes(public)
+    public_draft.replace(public_key_path(db_path))

@@ -5,7 +5,8 @@ record, head and checkpoint tables, so only someone editing the file around Bast
 history, and ``verify`` catches that. Each ``append`` inserts its records, moves the stored
 head (last seq + hash, which reveals truncation) and signs a checkpoint at every seq that is
 a multiple of ``checkpoint_every``, all in one commit. WAL journal, ``synchronous=FULL``: a
-committed batch survives a power cut; batching amortises the fsync. One writer at a time.
+committed batch survives a power cut; batching amortises the fsync. One writer at a time;
+several processes may share a log, since each batch continues from the head it locked.
 """
 
 from __future__ import annotations
@@ -133,16 +134,20 @@ class AuditStore:
 
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Chain and write ``records`` in one transaction; return the last seq written."""
-        chain = Chain(self._chain.seq, self._chain.head)
-        rows, due = [], []
-        for record in records:
-            link = chain.append(canonical_bytes(record))
-            rows.append((link.seq, link.prev.hex(), link.hash.hex(), link.body.decode()))
-            if link.seq % self._every == 0:
-                due.append((link.seq, link.hash))
-        if not rows:
-            return chain.seq
+        bodies = [canonical_bytes(record) for record in records]
+        if not bodies:
+            return self._chain.seq
         with self._transaction():
+            # Under the write lock, continue from the stored head: several processes (one
+            # gateway per stdio client) may append to the same log, each in its turn.
+            stored, _ = self._load_head()
+            chain = Chain(stored.seq, stored.head)
+            rows, due = [], []
+            for body in bodies:
+                link = chain.append(body)
+                rows.append((link.seq, link.prev.hex(), link.hash.hex(), link.body.decode()))
+                if link.seq % self._every == 0:
+                    due.append((link.seq, link.hash))
             self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
             self._set_head(chain)
             for seq, head in due:
@@ -172,7 +177,8 @@ class AuditStore:
     def _write_checkpoint(self, seq: int, head: bytes) -> None:
         cp = sign_checkpoint(self._key, seq, head, self._wall())
         self._conn.execute(
-            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+            # Another process sharing the log may have signed this seq already.
+            "INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
             (cp.seq, cp.hash.hex(), cp.time, cp.key_id, cp.signature.hex()),
         )
 

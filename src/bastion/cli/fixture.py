@@ -37,7 +37,9 @@ def run_fixture(*, stdio: bool, host: str, port: int | None, legacy_only: bool =
     if port is None:
         print("bastion fixture: --port is required without --stdio", file=sys.stderr)
         return 2
-    http_app = StreamableHttpApp(connection, HttpSettings(host=host, port=port))
+    http_app = StreamableHttpApp(
+        lambda _who, _sid: connection(), HttpSettings(host=host, port=port)
+    )
 
     async def _run() -> None:
         stop = anyio.Event()

@@ -23,6 +23,7 @@ import msgspec
 from bastion.cli.signals import on_stop_signal
 from bastion.config import Config, ServerConfig, load_config
 from bastion.gateway import Gateway
+from bastion.pipeline.runtime import Security
 from bastion.protocol.request_state import RequestStateSealer
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def run_serve(
     if settings.host not in ("127.0.0.1", "::1", "localhost"):
         warnings.warn(f"listening on {settings.host}: reachable from other machines", stacklevel=1)
     gateway = _gateway(config)
+    security = Security(config)
 
     def healthz() -> tuple[int, bytes]:
         return 200, b'{"status":"ok"}'
@@ -79,7 +81,9 @@ def run_serve(
         return (200 if ready else 503), body
 
     app = StreamableHttpApp(
-        gateway.connection, settings, probes={"/healthz": healthz, "/readyz": readyz}
+        security.connection_factory(gateway.connection),
+        settings,
+        probes={"/healthz": healthz, "/readyz": readyz},
     )
 
     async def serve_until_stopped(
@@ -94,6 +98,7 @@ def run_serve(
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(on_stop_signal, stop.set)
+            await tg.start(security.run)
             tg.start_soon(gateway.run)
             async with anyio.create_task_group() as http:  # ends after the graceful shutdown
                 bound = await http.start(serve_until_stopped, stop)
@@ -112,27 +117,35 @@ def run_serve(
 
 
 def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
-    return serve_on_stdio(_gateway(_load(path)), early)
+    config = _load(path)
+    return serve_on_stdio(_gateway(config), early, security=Security(config))
 
 
 def serve_on_stdio(
     gateway: Gateway,
     early: EarlyStart | None,
     beside: Sequence[Callable[..., Coroutine[Any, Any, None]]] = (),
+    *,
+    security: Security | None = None,
 ) -> int:
     """Serve ``gateway`` to one client on stdin/stdout until it leaves or a stop signal;
-    ``beside`` are tasks run alongside (``tg.start``: each reports ``task_status`` first)."""
-    from bastion.transport.base import serve_stream
+    ``beside`` are tasks run alongside (``tg.start``: each reports ``task_status`` first).
+    With ``security``, every request runs through its pipeline as the local user."""
+    from bastion.auth.local import local_principal
+    from bastion.transport.base import McpConnection, serve_stream
     from bastion.transport.stdio import StdioServerStream
-
-    connection = gateway.connection()
-    if early is not None and early.version is not None:
-        connection.adopt_initialize(early.version, early.client_capabilities or {})
 
     async def main() -> None:
         stream = await StdioServerStream.open(unread=early.unread if early else b"")
         async with anyio.create_task_group() as tg:
             tg.start_soon(on_stop_signal, tg.cancel_scope.cancel)
+            inner = gateway.connection()
+            if early is not None and early.version is not None:
+                inner.adopt_initialize(early.version, early.client_capabilities or {})
+            connection: McpConnection = inner
+            if security is not None:
+                await tg.start(security.run)
+                connection = security.guard(inner, local_principal())
             tg.start_soon(gateway.run)
             for task in beside:
                 await tg.start(task)

@@ -68,7 +68,9 @@ def _serve_http(server: WorkspaceServer, host: str, port: int) -> None:
     from bastion.transport.http_run import serve_http
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
-    http_app = StreamableHttpApp(server.connection, HttpSettings(host=host, port=port))
+    http_app = StreamableHttpApp(
+        lambda _who, _sid: server.connection(), HttpSettings(host=host, port=port)
+    )
 
     async def run() -> None:
         stop = anyio.Event()

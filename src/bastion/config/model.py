@@ -24,9 +24,11 @@ __all__ = [
     "SEPARATOR_PATTERN",
     "SERVER_NAME_PATTERN",
     "TRANSPORT_TYPES",
+    "AuditSettings",
     "Config",
     "FieldProblem",
     "GatewaySettings",
+    "PolicySettings",
     "ServerConfig",
     "TransportType",
     "UpstreamSandbox",
@@ -138,11 +140,31 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     allowed_origins: list[str] = []
 
 
+class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The authorization policy file (see ``examples/policy.yaml``), re-read when it changes.
+    Without one, the built-in policy allows the local user everything and nobody else anything.
+    """
+
+    file: Annotated[str, Meta(min_length=1)] | None = None
+    reload_interval: _Seconds = 2.0
+
+
+class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The audit log (AD-1): on by default, at ``$XDG_STATE_HOME/bastion/audit.db``."""
+
+    enabled: bool = True
+    db: Annotated[str, Meta(min_length=1)] | None = None
+    redact_fields: list[Annotated[str, Meta(min_length=1, max_length=128)]] = []
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The whole configuration: servers by name (``SERVER_NAME_PATTERN``) and gateway settings."""
+    """The whole configuration: servers by name (``SERVER_NAME_PATTERN``), the gateway's own
+    face, and the security pipeline (policy, audit)."""
 
     servers: dict[str, ServerConfig] = {}
     gateway: GatewaySettings = GatewaySettings()
+    policy: PolicySettings = PolicySettings()
+    audit: AuditSettings = AuditSettings()
 
     def prefix_for(self, name: str) -> str:
         """The prefix of the tool, prompt and resource names served by server ``name``.

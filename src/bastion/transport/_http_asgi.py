@@ -19,6 +19,7 @@ from bastion.errors import (
     MethodNotFound,
     MissingCapability,
     ParseError,
+    RateLimited,
     UnsupportedVersion,
 )
 from bastion.protocol.codec import encode, error_response
@@ -142,8 +143,11 @@ class StatelessResponder:
             if not self._streaming:
                 if answer:
                     self._done = True
-                    status = status_for(message) if isinstance(message, ErrorResponse) else 200
-                    await send_json(self._send, status, encode(message))
+                    status = 200
+                    extra: tuple[tuple[str, str], ...] = ()
+                    if isinstance(message, ErrorResponse):
+                        status, extra = status_for(message), retry_after(message)
+                    await send_json(self._send, status, encode(message), extra)
                     return
                 self._streaming = True
                 await start_sse(self._send, ())
@@ -172,9 +176,22 @@ def status_for(answer: ErrorResponse) -> int:
     code = answer.error.code
     if code == MethodNotFound.code:
         return 404
+    if code == RateLimited.code:
+        return 429  # DS-3
     if code in BAD_REQUEST_CODES:
         return 400
     return 200
+
+
+def retry_after(answer: ErrorResponse) -> tuple[tuple[str, str], ...]:
+    """``Retry-After`` for a rate-limit refusal (RFC 6585), from the seconds in its data."""
+    data = answer.error.data
+    if answer.error.code != RateLimited.code or not isinstance(data, dict):
+        return ()
+    seconds = data.get("retryAfter")
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        return ()
+    return (("retry-after", str(max(1, seconds))),)
 
 
 async def plain(

@@ -1,14 +1,18 @@
 """Streamable HTTP, server face: an ASGI app for ``/mcp``, both protocol eras.
 
-Every request first passes the guards (Host 421, Origin 403, method 405, Content-Type 415,
-Accept 406, body cap 413, body read deadline 408). Then:
+Every request first passes the guards (Host 421, Origin 403, exact path 404, authentication
+401/429, method 405, Content-Type 415, Accept 406, body cap 413, body read deadline 408). Public
+probes (health, RFC 9728 metadata) answer before authentication; mounted apps (the admin API)
+answer for their prefix and authenticate themselves. Then:
 
 * 2026-07-28 (the body's ``_meta`` names the version): stateless. ``MCP-Protocol-Version``,
   ``Mcp-Method`` and ``Mcp-Name`` must agree with the body (400 / -32020). One POST, one
   answer, as JSON, or as SSE when the server sends notifications (progress, logs) first.
 * 2025-11-25: ``initialize`` opens a session (``Mcp-Session-Id``); later POSTs must carry
-  it (400 missing, 404 unknown). Answers stream as SSE with event ids, GET opens the
-  standalone stream, ``Last-Event-ID`` resumes a stream, DELETE ends the session.
+  it (400 missing, 404 unknown). A session belongs to the principal and credential that
+  opened it (SE-2): anyone else is told it is unknown (404). Answers stream as SSE with
+  event ids, GET opens the standalone stream, ``Last-Event-ID`` resumes a stream, DELETE
+  ends the session.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 import anyio
 import anyio.abc
 
+from bastion.auth.local import local_principal
+from bastion.auth.principal import Principal, Unauthenticated
 from bastion.errors import (
     BastionError,
 )
@@ -41,6 +47,7 @@ from bastion.session.wire import to_error_response
 from bastion.transport import _http_asgi as r
 from bastion.transport._http_asgi import Receive, Scope, Send
 from bastion.transport.base import McpConnection
+from bastion.transport.http_auth import HttpAuthenticator, LocalAuth
 from bastion.transport.http_guard import (
     accepts,
     default_allowed_hosts,
@@ -49,14 +56,17 @@ from bastion.transport.http_guard import (
     origin_allowed,
 )
 from bastion.transport.http_mirror import validate_modern
-from bastion.transport.http_sessions import HttpSession
+from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
 
-__all__ = ["HttpSettings", "McpConnection", "Probe", "StreamableHttpApp"]
+__all__ = ["ASGIApp", "HttpSettings", "McpConnection", "Probe", "StreamableHttpApp"]
 
 logger = logging.getLogger(__name__)
 
 Probe = Callable[[], tuple[int, bytes]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# (caller, the 2025-11-25 session id or None) -> the MCP connection serving them
+ConnectionFactory = Callable[[Principal, str | None], McpConnection]
 
 
 MAX_SESSION_ID: Final = 256
@@ -73,21 +83,28 @@ class HttpSettings:
     body_timeout: float = 30.0  # seconds to receive a whole request body
     max_sessions: int = 1024
     session_idle: float = 3600.0  # seconds without a request before a session ends
+    session_lifetime: float = 24 * 3600.0  # seconds a session may last at most (SE-3)
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
 
 
 class StreamableHttpApp:
     def __init__(
         self,
-        connection_factory: Callable[[], McpConnection],
+        connection_factory: ConnectionFactory,
         settings: HttpSettings | None = None,
         *,
+        authenticator: HttpAuthenticator | None = None,
         clock: Callable[[], float] = time.monotonic,
         probes: Mapping[str, Probe] | None = None,
+        mounts: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
-        # Plain GET endpoints beside /mcp (health checks): path -> (status, JSON body).
+        # Plain public GET endpoints beside /mcp (health checks, RFC 9728 metadata):
+        # path -> (status, JSON body).
         self._probes = dict(probes or {})
+        # Apps answering every path under a prefix ("/api/v1"); they authenticate themselves.
+        self._mounts = tuple((prefix.encode(), app) for prefix, app in (mounts or {}).items())
+        self._auth: HttpAuthenticator = authenticator or LocalAuth(local_principal())
         self._factory = connection_factory
         self._clock = clock
         self._decoder = MessageDecoder(max_bytes=self.settings.max_body)
@@ -132,18 +149,43 @@ class StreamableHttpApp:
             status, body = probe()
             await r.send_json(send, status, body)
             return
+        for prefix, app in self._mounts:
+            if raw_path == prefix or raw_path.startswith(prefix + b"/"):
+                await app(scope, receive, send)
+                return
         if raw_path != self.settings.path.encode():
             await r.plain(send, 404, b"Not Found")
             return
+        principal = await self._authenticate(headers, scope, send)
+        if principal is None:
+            return
         method = scope["method"]
         if method == "POST":
-            await self._post(headers, receive, send)
+            await self._post(principal, headers, receive, send)
         elif method == "GET":
-            await self._get(headers, receive, send)
+            await self._get(principal, headers, receive, send)
         elif method == "DELETE":
-            await self._delete(headers, send)
+            await self._delete(principal, headers, send)
         else:
             await r.plain(send, 405, b"Method Not Allowed", (("allow", "GET, POST, DELETE"),))
+
+    async def _authenticate(self, headers: r.Headers, scope: Scope, send: Send) -> Principal | None:
+        """The caller, or None once a 401/429 went out (AU-1, AU-2, AU-8). The body is never
+        read for a refused request, so the connection closes after the answer (TR-9)."""
+        try:
+            return await self._auth.authenticate(headers, scope)
+        except Unauthenticated as refused:
+            if refused.credential_id is not None:
+                self._end_sessions_of(refused.credential_id)  # revoked or expired (SE-3)
+            retry = getattr(refused, "retry_after", None)
+            if isinstance(retry, int):
+                extra = (("retry-after", str(max(1, retry))), ("connection", "close"))
+                await r.plain(send, 429, b"", extra)
+                return None
+            challenge = self._auth.challenge(error="invalid_token" if refused.presented else None)
+            extra = (("www-authenticate", challenge), ("connection", "close"))
+            await r.plain(send, 401, b"", extra)
+            return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -157,7 +199,9 @@ class StreamableHttpApp:
 
     # -- POST ----------------------------------------------------------------------------
 
-    async def _post(self, headers: r.Headers, receive: Receive, send: Send) -> None:
+    async def _post(
+        self, principal: Principal, headers: r.Headers, receive: Receive, send: Send
+    ) -> None:
         content_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
             await r.json_error(
@@ -190,9 +234,13 @@ class StreamableHttpApp:
         else:
             modern = is_modern_request(params or None)
         if modern:
-            await self._post_modern(message, headers, header_version, receive, send)
+            await self._post_modern(
+                message, headers, header_version, receive, send, principal=principal
+            )
         else:
-            await self._post_legacy(message, headers, header_version, receive, send)
+            await self._post_legacy(
+                message, headers, header_version, receive, send, principal=principal
+            )
 
     async def _read_body(self, headers: r.Headers, receive: Receive, send: Send) -> bytes | None:
         limit = self.settings.max_body
@@ -231,6 +279,8 @@ class StreamableHttpApp:
         header_version: str | None,
         receive: Receive,
         send: Send,
+        *,
+        principal: Principal,
     ) -> None:
         if not isinstance(message, Request):
             await r.plain(send, 202, b"")  # notifications and stray responses: nothing to say
@@ -241,7 +291,7 @@ class StreamableHttpApp:
             answer = to_error_response(exc, message.id)
             await r.send_json(send, r.status_for(answer), encode(answer))
             return
-        connection = self._factory()
+        connection = self._factory(principal, None)
         responder = r.StatelessResponder(send, message.id)
 
         async def sink(msg: Message, related: RequestId | None) -> None:
@@ -259,6 +309,8 @@ class StreamableHttpApp:
         header_version: str | None,
         receive: Receive,
         send: Send,
+        *,
+        principal: Principal,
     ) -> None:
         if header_version is not None and header_version not in SUPPORTED_VERSIONS:
             await r.json_error(
@@ -270,9 +322,9 @@ class StreamableHttpApp:
             if session_id is not None and session_id in self._sessions:
                 await r.json_error(send, 400, message.id, -32600, "Session already initialized")
                 return
-            await self._initialize(message, send)
+            await self._initialize(principal, message, send)
             return
-        session = self._lookup(session_id)
+        session = self._lookup(session_id, principal)
         if session is None:
             if session_id is None:
                 await r.json_error(
@@ -287,10 +339,12 @@ class StreamableHttpApp:
             return
         await self._serve_in_session(session, message, receive, send)
 
-    async def _initialize(self, message: Request, send: Send) -> None:
+    async def _initialize(self, principal: Principal, message: Request, send: Send) -> None:
         if len(self._sessions) >= self.settings.max_sessions:
             self._expire(force_one=True)
-        session = HttpSession(self._factory(), self._clock())
+        session_id = new_session_id()
+        connection = self._factory(principal, session_id)
+        session = HttpSession(session_id, connection, self._clock(), principal)
         answer = await session.peer.serve(message)
         if not isinstance(answer, Response):
             session.close()
@@ -324,7 +378,9 @@ class StreamableHttpApp:
 
     # -- GET and DELETE (2025-11-25 only) ------------------------------------------------
 
-    async def _get(self, headers: r.Headers, receive: Receive, send: Send) -> None:
+    async def _get(
+        self, principal: Principal, headers: r.Headers, receive: Receive, send: Send
+    ) -> None:
         if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
             await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
             return
@@ -332,7 +388,7 @@ class StreamableHttpApp:
             await r.json_error(send, 406, None, -32600, "Not Acceptable: accept text/event-stream")
             return
         session_id = headers.get("mcp-session-id")
-        session = self._lookup(session_id)
+        session = self._lookup(session_id, principal)
         if session is None:
             status = 400 if session_id is None else 404
             await r.json_error(
@@ -363,9 +419,9 @@ class StreamableHttpApp:
             if stream is session.standalone:
                 session.get_open = False
 
-    async def _delete(self, headers: r.Headers, send: Send) -> None:
+    async def _delete(self, principal: Principal, headers: r.Headers, send: Send) -> None:
         session_id = headers.get("mcp-session-id")
-        session = self._lookup(session_id)
+        session = self._lookup(session_id, principal)
         if session is None:
             status = 400 if session_id is None else 404
             await r.plain(send, status, b"")
@@ -376,14 +432,24 @@ class StreamableHttpApp:
 
     # -- sessions --------------------------------------------------------------------------
 
-    def _lookup(self, session_id: str | None) -> HttpSession | None:
+    def _lookup(self, session_id: str | None, principal: Principal) -> HttpSession | None:
+        """The caller's session, or None: unknown, expired, or someone else's (SE-2, SE-3).
+        A session whose owner's roles changed since it began is ended."""
         if session_id is None or len(session_id) > MAX_SESSION_ID:
             return None
         self._expire()
         session = self._sessions.get(session_id)
-        if session is not None:
-            session.last_seen = self._clock()
-            self._sessions.move_to_end(session_id)
+        if session is None or session.principal.binding != principal.binding:
+            return None
+        now = self._clock()
+        if (
+            session.principal.roles != principal.roles
+            or now - session.created > self.settings.session_lifetime
+        ):
+            self._end(session)
+            return None
+        session.last_seen = now
+        self._sessions.move_to_end(session_id)
         return session
 
     def _expire(self, *, force_one: bool = False) -> None:
@@ -395,6 +461,16 @@ class StreamableHttpApp:
             del self._sessions[sid]
             oldest.close()
             force_one = False
+
+    def _end(self, session: HttpSession) -> None:
+        self._sessions.pop(session.id, None)
+        session.close()
+
+    def _end_sessions_of(self, credential_id: str) -> None:
+        for session in [
+            s for s in self._sessions.values() if s.principal.credential_id == credential_id
+        ]:
+            self._end(session)
 
 
 # -- helpers ----------------------------------------------------------------------------

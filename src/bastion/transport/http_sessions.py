@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 
+from bastion.auth.principal import Principal
 from bastion.protocol.codec import encode
 from bastion.protocol.jsonrpc import ErrorResponse, Message, RequestId, Response
 from bastion.protocol.versions import LEGACY_VERSIONS
@@ -13,14 +14,23 @@ from bastion.session.peer import Peer
 from bastion.transport.base import McpConnection
 from bastion.transport.http_streams import EventStream
 
-__all__ = ["HttpSession"]
+__all__ = ["HttpSession", "new_session_id"]
+
+
+def new_session_id() -> str:
+    """SE-1: 256 bits from the CSPRNG, as URL-safe (visible ASCII) text."""
+    return secrets.token_urlsafe(32)
 
 
 class HttpSession:
     """One 2025-11-25 session: its peer, its streams, and where each message goes."""
 
-    def __init__(self, connection: McpConnection, now: float) -> None:
-        self.id = secrets.token_urlsafe(32)
+    def __init__(
+        self, session_id: str, connection: McpConnection, now: float, principal: Principal
+    ) -> None:
+        self.id = session_id
+        self.principal = principal  # SE-2: the owner; nobody else may use or end the session
+        self.created = now
         self.connection = connection
         self.version: str = LEGACY_VERSIONS[0]
         self.streams: dict[str, EventStream] = {}

@@ -481,6 +481,9 @@ def _describe(exc: BaseException, label: str) -> str:
         return f"{type(exc).__name__}: {exc.detail or exc.wire_message}"
     if isinstance(exc, OSError):
         return f"could not start: {exc.strerror or exc}"
+    if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | anyio.EndOfStream):
+        # A write to (or read from) a child that had already exited, racing its exit report.
+        return "connection closed: the upstream went away"
     logger.error("upstream %s failed unexpectedly", label, exc_info=exc)
     return f"unexpected {type(exc).__name__}"
 

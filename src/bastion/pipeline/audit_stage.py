@@ -1,0 +1,74 @@
+"""The audit stage (AD-1): the outermost stage, writing one record per request in ``finally``,
+so refusals by any later stage (policy, limits, validation) are recorded like successes.
+
+A record that cannot be written fails the request (the audit log raises ``AuditUnavailable``
+rather than dropping it): a request is never served without its trace.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import anyio
+
+from bastion._types import Clock, JSONValue
+from bastion.audit.record import AuditRecord
+from bastion.errors import BastionError
+from bastion.pipeline.exchange import Exchange
+from bastion.pipeline.stage import Handler
+
+__all__ = ["AuditSink", "AuditStage", "record_of"]
+
+
+class AuditSink(Protocol):
+    async def record(self, record: AuditRecord) -> None: ...
+
+
+class AuditStage:
+    name = "audit"
+
+    def __init__(self, sink: AuditSink, *, wall_clock: Clock = time.time) -> None:
+        self._sink = sink
+        self._wall = wall_clock
+
+    async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
+        try:
+            return await proceed(exchange)
+        except BastionError as exc:
+            exchange.outcome = str(exc.code)
+            raise
+        except anyio.get_cancelled_exc_class():
+            exchange.outcome = "cancelled"
+            raise
+        except Exception:
+            exchange.outcome = "error"
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._sink.record(record_of(exchange, self._wall()))
+
+
+def record_of(exchange: Exchange, now: float) -> AuditRecord:
+    """The audit record of a finished exchange."""
+    principal = exchange.principal
+    decision = exchange.decision
+    allowed = decision.allowed if decision is not None else exchange.outcome == "ok"
+    detail = dict(exchange.detail)
+    if principal.method in ("break-glass",):
+        detail["breakGlass"] = True
+    return AuditRecord(
+        time=now,
+        kind="request",
+        principal=principal.id,
+        credential_id=principal.credential_id,
+        session=exchange.session,
+        request_id=exchange.call.id,
+        method=exchange.method,
+        target=exchange.target.name if exchange.target is not None else None,
+        decision="allow" if allowed else "deny",
+        rule_id=decision.rule_id if decision is not None else None,
+        outcome=exchange.outcome,
+        latency_ms=(time.perf_counter() - exchange.started) * 1000.0,
+        detail=detail,
+    )

@@ -1,0 +1,78 @@
+"""An MCP connection whose every request runs through the pipeline, as one principal.
+
+``GuardedConnection`` stands where a transport expects an ``McpConnection``: it turns each
+request into an ``Exchange`` (who, what, which session) and hands it to the composed stages,
+whose innermost one is the wrapped ``ServerConnection``. Notifications and wiring pass through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from bastion._types import JSONObject, JSONValue
+from bastion.auth.principal import Principal
+from bastion.errors import BastionError
+from bastion.pipeline.exchange import Exchange
+from bastion.pipeline.stage import Handler
+from bastion.pipeline.targets import target_of
+from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.meta import is_modern_request, read_request_meta
+from bastion.server.connection import ServerConnection
+from bastion.session.peer import Call, Peer
+
+__all__ = ["GuardedConnection", "session_tag"]
+
+
+def session_tag(session_id: str | None) -> str | None:
+    """How audit names a session: a digest, since the id itself lets its holder use it."""
+    if session_id is None:
+        return None
+    return "s:" + hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+class GuardedConnection:
+    def __init__(
+        self,
+        inner: ServerConnection,
+        principal: Principal,
+        handler: Handler,
+        *,
+        session_id: str | None = None,
+    ) -> None:
+        self.inner = inner
+        self.principal = principal
+        self._handler = handler
+        self._session = session_tag(session_id)
+
+    async def __call__(self, call: Call) -> JSONValue:
+        modern = self.inner.modern and is_modern_request(call.params)
+        exchange = Exchange(
+            principal=self.principal,
+            call=call,
+            serve=self.inner,
+            target=target_of(call.method, call.params),
+            session=self._session,
+            client_capabilities=self._capabilities(call, modern),
+            modern=modern,
+        )
+        return await self._handler(exchange)
+
+    def _capabilities(self, call: Call, modern: bool) -> JSONObject:
+        if not modern:
+            return self.inner.client_capabilities
+        try:
+            return read_request_meta(call.params).client_capabilities
+        except BastionError:
+            return {}  # the MCP layer refuses the malformed _meta itself
+
+    async def on_notification(self, note: Notification) -> None:
+        await self.inner.on_notification(note)
+
+    def attach(self, peer: Peer) -> None:
+        self.inner.attach(peer)
+
+    def detach(self) -> None:
+        self.inner.detach()
+
+    def adopt_initialize(self, version: str, client_capabilities: JSONObject) -> None:
+        self.inner.adopt_initialize(version, client_capabilities)

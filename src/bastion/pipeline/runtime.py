@@ -1,0 +1,115 @@
+"""The security side of one running gateway: opens the audit log, holds the current policy
+(re-read when its file changes), builds the pipeline once, and guards every connection.
+
+``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
+then polls the policy file until cancelled, and closes the audit log (draining it) last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from bastion.audit.log import AuditLog
+from bastion.audit.redact import Redactor
+from bastion.auth.principal import Principal
+from bastion.config.model import Config
+from bastion.pipeline.approvals import ApprovalGate
+from bastion.pipeline.audit_stage import AuditStage
+from bastion.pipeline.authorize import AuthorizeStage
+from bastion.pipeline.connection import GuardedConnection
+from bastion.pipeline.pipeline import Pipeline
+from bastion.pipeline.stage import Stage
+from bastion.policy.builtin import builtin_policy
+from bastion.policy.engine import Policy
+from bastion.policy.store import PolicyStore
+from bastion.server.connection import ServerConnection
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
+__all__ = ["Security", "default_audit_path"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_audit_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "bastion" / "audit.db"
+
+
+class Security:
+    """Build with the configuration (a bad policy file raises ``ConfigError`` here, before
+    anything listens); run ``run`` in the gateway's task group before serving."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        file = config.policy.file
+        self.policy_store = PolicyStore(Path(file)) if file is not None else None
+        self._builtin = builtin_policy() if file is None else None
+        self.approvals = ApprovalGate()
+        self.audit: AuditLog | None = None
+        self._pipeline: Pipeline | None = None
+
+    def policy(self) -> Policy:
+        if self.policy_store is not None:
+            return self.policy_store.current
+        assert self._builtin is not None
+        return self._builtin
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            raise RuntimeError("Security.run has not started")
+        return self._pipeline
+
+    def guard(
+        self, inner: ServerConnection, principal: Principal, session_id: str | None = None
+    ) -> GuardedConnection:
+        return self.pipeline.guard(inner, principal, session_id)
+
+    def connection_factory(
+        self, make: Callable[[], ServerConnection]
+    ) -> Callable[[Principal, str | None], GuardedConnection]:
+        """A transport's connection factory: a new guarded connection per caller/session."""
+
+        def factory(principal: Principal, session_id: str | None) -> GuardedConnection:
+            return self.guard(make(), principal, session_id)
+
+        return factory
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        settings = self.config.audit
+        if not settings.enabled:
+            logger.warning("the audit log is off (audit.enabled: false)")
+            self._pipeline = Pipeline(self._stages(None))
+            task_status.started()
+            await self._poll_policy()
+            return
+        path = Path(settings.db) if settings.db else default_audit_path()
+        async with AuditLog(path, redactor=Redactor(settings.redact_fields)) as log:
+            self.audit = log
+            self._pipeline = Pipeline(self._stages(log))
+            task_status.started()
+            await self._poll_policy()
+
+    def _stages(self, log: AuditLog | None) -> list[Stage]:
+        stages: list[Stage] = []
+        if log is not None:
+            stages.append(AuditStage(log))
+        stages.append(AuthorizeStage(self.policy, self.approvals))
+        return stages
+
+    async def _poll_policy(self) -> None:
+        store = self.policy_store
+        if store is None:
+            await anyio.sleep_forever()
+            return
+        while True:
+            await anyio.sleep(self.config.policy.reload_interval)
+            store.poll()

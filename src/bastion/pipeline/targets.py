@@ -1,0 +1,48 @@
+"""What a request is about: the tool, resource or prompt its body names (AZ-1, AZ-3).
+
+Policy decides on the name in the body, never on mirrored headers (TR-12). A name of the wrong
+JSON type becomes an empty name, which the policy engine refuses as invalid before any rule.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bastion._types import JSONObject, JSONValue
+from bastion.policy.decision import Target, TargetKind
+
+__all__ = ["LIST_KINDS", "target_of"]
+
+_BY_METHOD: Final[dict[str, tuple[TargetKind, str]]] = {
+    "tools/call": ("tool", "name"),
+    "prompts/get": ("prompt", "name"),
+    "resources/read": ("resource", "uri"),
+    "resources/subscribe": ("resource", "uri"),
+    "resources/unsubscribe": ("resource", "uri"),
+}
+# */list result key -> (kind of item, the item field policy decides on)
+LIST_KINDS: Final[dict[str, tuple[str, TargetKind, str]]] = {
+    "tools/list": ("tools", "tool", "name"),
+    "prompts/list": ("prompts", "prompt", "name"),
+    "resources/list": ("resources", "resource", "uri"),
+    "resources/templates/list": ("resourceTemplates", "resource", "uriTemplate"),
+}
+
+
+def target_of(method: str, params: JSONObject) -> Target | None:
+    found = _BY_METHOD.get(method)
+    if found is not None:
+        kind, field = found
+        return Target(kind, _name(params.get(field)))
+    if method == "completion/complete":
+        ref = params.get("ref")
+        if isinstance(ref, dict):
+            if ref.get("type") == "ref/prompt":
+                return Target("prompt", _name(ref.get("name")))
+            if ref.get("type") == "ref/resource":
+                return Target("resource", _name(ref.get("uri")))
+    return None
+
+
+def _name(value: JSONValue) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,195 @@
+"""The authorize and audit stages in front of a real server app (AZ-1, AZ-2, AZ-4, TC-6, AD-1)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bastion.audit.log import AuditLog
+from bastion.client import ClientHandlers
+from bastion.errors import PeerError
+from bastion.pipeline import ApprovalGate, AuditStage, AuthorizeStage
+from bastion.policy import Policy
+from bastion.protocol.versions import Era
+from tests.pipeline.support import app_with_tools, audit_records, guarded, policy, principal
+
+pytestmark = pytest.mark.anyio
+
+ERAS = [Era.LEGACY, Era.MODERN]
+
+POLICY = """
+version: 1
+roles:
+  dev: {}
+  ops: {}
+rules:
+  - id: handshake
+    effect: allow
+    roles: [dev, ops]
+    methods: [initialize, ping, "notifications/*", tools/list, server/discover]
+  - id: dev-files
+    effect: allow
+    roles: [dev]
+    tools: ["files__*"]
+  - id: no-secrets
+    effect: deny
+    roles: [dev]
+    tools: [files__read]
+    when:
+      args:
+        path: {glob: "**/.env"}
+  - id: ops-danger
+    effect: allow
+    roles: [ops]
+    tools: [github__delete_repo, workspace__run_command]
+security:
+  tools:
+    github__delete_repo: {level: high, approval: human}
+    workspace__run_command: {level: high, step_up: {recent_auth: 10m}}
+"""
+TOOLS = ("files__read", "files__write", "github__delete_repo", "workspace__run_command")
+
+
+def fixed(text: str = POLICY) -> Policy:
+    return policy(text)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_denied_call_never_reaches_the_tool_and_is_audited(tmp_path: Path, era: Era) -> None:
+    """AZ-4: a denied call is answered -32003 and the tool never runs; AD-1: both the
+    allowed and the denied call are recorded with principal, decision and rule id."""
+    calls: list[str] = []
+    app = app_with_tools(*TOOLS, calls=calls)
+    db = tmp_path / "audit.db"
+    rules = fixed()
+    async with AuditLog(db) as log:
+        stages = [AuditStage(log), AuthorizeStage(lambda: rules)]
+        async with guarded(app, stages, principal("alice", "dev"), era) as client:
+            ok = await client.call_tool("files__read", {"path": "src/app.py"})
+            assert ok["content"][0]["text"] == "files__read ran"
+            with pytest.raises(PeerError) as refused:
+                await client.call_tool("files__read", {"path": "app/.env"})
+            assert refused.value.peer_code == -32003
+            assert refused.value.peer_message == "Denied by policy"
+            with pytest.raises(PeerError) as not_granted:
+                await client.call_tool("github__delete_repo", {})
+            assert not_granted.value.peer_code == -32003
+        await log.flush()
+    assert calls == ["files__read"]
+    records = [r for r in audit_records(db) if r.method == "tools/call"]
+    assert [(r.target, r.decision, r.rule_id, r.outcome) for r in records] == [
+        ("files__read", "allow", "dev-files", "ok"),
+        ("files__read", "deny", "no-secrets", "-32003"),
+        ("github__delete_repo", "deny", "default-deny", "-32003"),
+    ]
+    assert {r.principal for r in records} == {"alice"}
+    assert {r.credential_id for r in records} == {"key:alice"}
+    assert all(r.session and "session-1" not in r.session for r in records)  # a digest only
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_lists_show_only_what_the_caller_may_call(era: Era) -> None:
+    """AZ-2: tools/list is filtered by the same decisions as calls."""
+    rules = fixed()
+    app = app_with_tools(*TOOLS)
+    stages = [AuthorizeStage(lambda: rules)]
+    async with guarded(app, stages, principal("alice", "dev"), era) as client:
+        names = {tool["name"] for tool in await client.list_tools()}
+    assert names == {"files__read", "files__write"}
+    async with guarded(app, stages, principal("olga", "ops"), era) as client:
+        names = {tool["name"] for tool in await client.list_tools()}
+    assert names == {"github__delete_repo", "workspace__run_command"}
+
+
+async def test_a_caller_without_roles_is_denied_everything() -> None:
+    """AZ-1: deny by default, from the first request (the handshake included)."""
+    rules = fixed()
+    stages = [AuthorizeStage(lambda: rules)]
+    who = principal("mallory")
+    for era in ERAS:
+        async with guarded(app_with_tools(*TOOLS), stages, who, era, connect=False) as client:
+            with pytest.raises(PeerError) as refused:
+                await client.connect()
+            assert refused.value.peer_code == -32003
+
+
+async def test_policy_is_decided_per_request_so_a_reload_applies_at_once() -> None:
+    """AZ-1: evaluated per request, not once per session."""
+    current = [fixed()]
+    app = app_with_tools(*TOOLS)
+    async with guarded(
+        app, [AuthorizeStage(lambda: current[0])], principal("alice", "dev")
+    ) as client:
+        await client.call_tool("files__write", {})
+        current[0] = fixed(POLICY.replace('tools: ["files__*"]', "tools: [files__read]"))
+        with pytest.raises(PeerError):
+            await client.call_tool("files__write", {})
+        names = {tool["name"] for tool in await client.list_tools()}
+    assert names == {"files__read"}
+
+
+async def test_step_up_requires_a_recent_authentication() -> None:
+    """Seed 004 security levels: a high tool with step_up refuses a stale authentication."""
+    rules = fixed()
+    app = app_with_tools(*TOOLS)
+    stages = [AuthorizeStage(lambda: rules)]
+    stale = principal("olga", "ops", authenticated_at=time.time() - 3600)
+    async with guarded(app, stages, stale) as client:
+        with pytest.raises(PeerError) as refused:
+            await client.call_tool("workspace__run_command", {})
+    assert refused.value.peer_code == -32003
+    assert refused.value.peer_message == "Recent authentication required"
+    fresh = principal("olga", "ops", authenticated_at=time.time() - 5)
+    async with guarded(app, stages, fresh) as client:
+        result = await client.call_tool("workspace__run_command", {})
+    assert result["content"][0]["text"] == "workspace__run_command ran"
+
+
+async def test_human_approval_through_elicitation() -> None:
+    """TC-6: a 2025-11-25 client that can elicit is asked; yes runs the call, no refuses it."""
+    rules = fixed()
+    calls: list[str] = []
+    app = app_with_tools(*TOOLS, calls=calls)
+    stages = [AuthorizeStage(lambda: rules, ApprovalGate())]
+    asked: list[str] = []
+    answer = {"approve": True}
+
+    async def elicit(params: dict[str, object]) -> dict[str, object]:
+        asked.append(str(params["message"]))
+        return {"action": "accept", "content": dict(answer)}
+
+    handlers = ClientHandlers(elicitation=elicit)
+    async with guarded(app, stages, principal("olga", "ops"), Era.LEGACY, handlers) as client:
+        await client.call_tool("github__delete_repo", {"repo": "old"})
+        answer["approve"] = False
+        with pytest.raises(PeerError) as refused:
+            await client.call_tool("github__delete_repo", {"repo": "prod"})
+    assert refused.value.peer_message == "Approval declined"
+    assert calls == ["github__delete_repo"]
+    assert asked == ["Allow olga to run github__delete_repo?"] * 2
+
+
+async def test_human_approval_by_an_admin_for_a_client_that_cannot_elicit() -> None:
+    """TC-6: otherwise the call waits for an admin; the approved retry runs once."""
+    rules = fixed()
+    calls: list[str] = []
+    gate = ApprovalGate()
+    app = app_with_tools(*TOOLS, calls=calls)
+    stages = [AuthorizeStage(lambda: rules, gate)]
+    async with guarded(app, stages, principal("olga", "ops"), Era.MODERN) as client:
+        with pytest.raises(PeerError) as first:
+            await client.call_tool("github__delete_repo", {"repo": "old"})
+        assert first.value.peer_message == "Approval required"
+        approval_id = first.value.peer_data["approvalId"]
+        assert [p.id for p in gate.pending()] == [approval_id]
+        with pytest.raises(PeerError):  # still pending: refused again, same id
+            await client.call_tool("github__delete_repo", {"repo": "old"})
+        assert gate.decide(approval_id, approve=True, by="admin:root") is not None
+        with pytest.raises(PeerError):  # the approval covers these arguments only
+            await client.call_tool("github__delete_repo", {"repo": "prod"})
+        await client.call_tool("github__delete_repo", {"repo": "old"})
+        with pytest.raises(PeerError):  # one approval, one call
+            await client.call_tool("github__delete_repo", {"repo": "old"})
+    assert calls == ["github__delete_repo"]

@@ -8,6 +8,7 @@ per process: a restart invalidates pending input rounds, which clients then rest
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -67,6 +68,14 @@ def run_serve(
         allowed_hosts=tuple(net.allowed_hosts),
         allowed_origins=tuple(net.allowed_origins),
     )
+    if net.tls is not None:
+        settings = dataclasses.replace(
+            settings,
+            tls_cert_file=net.tls.cert_file,
+            tls_key_file=net.tls.key_file,
+            tls_client_ca_file=net.tls.client_ca,
+            tls_client_cert=net.tls.client_cert,
+        )
     if settings.host not in ("127.0.0.1", "::1", "localhost"):
         warnings.warn(f"listening on {settings.host}: reachable from other machines", stacklevel=1)
     gateway = _gateway(config)

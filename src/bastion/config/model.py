@@ -30,6 +30,7 @@ __all__ = [
     "GatewaySettings",
     "PolicySettings",
     "ServerConfig",
+    "TlsSettings",
     "TransportType",
     "UpstreamSandbox",
 ]
@@ -130,6 +131,16 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return "stdio" if self.command is not None else "http"
 
 
+class TlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """HTTPS for the gateway's face; with ``client_ca``, mTLS client certificates (which
+    ``auth.mtls`` maps to service accounts)."""
+
+    cert_file: Annotated[str, Meta(min_length=1)]
+    key_file: Annotated[str, Meta(min_length=1)]
+    client_ca: Annotated[str, Meta(min_length=1)] | None = None
+    client_cert: Literal["optional", "required"] = "optional"
+
+
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The gateway's own face: loopback by default; Host/Origin allow-lists beyond it."""
 
@@ -138,6 +149,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     separator: Annotated[str, Meta(pattern=SEPARATOR_PATTERN)] = "__"
     allowed_hosts: list[str] = []
     allowed_origins: list[str] = []
+    tls: TlsSettings | None = None
 
 
 class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

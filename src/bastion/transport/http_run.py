@@ -12,14 +12,15 @@ import contextlib
 import importlib.util
 import logging
 import socket
-from typing import Final
+import ssl
+from typing import Any, Final
 
 import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 
 from bastion.transport.http_protocol import MAX_HEADER_BYTES, BoundedHttpToolsProtocol
-from bastion.transport.http_server import StreamableHttpApp
+from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
 __all__ = ["MAX_HEADER_BYTES", "event_loop_options", "serve_http"]
 
@@ -52,6 +53,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _tls_options(settings: HttpSettings) -> dict[str, Any]:
+    if settings.tls_cert_file is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": settings.tls_cert_file,
+        "ssl_keyfile": settings.tls_key_file,
+    }
+    if settings.tls_client_ca_file is not None:
+        options["ssl_ca_certs"] = settings.tls_client_ca_file
+        required = settings.tls_client_cert == "required"
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
+    return options
+
+
 async def serve_http(
     app: StreamableHttpApp,
     *,
@@ -66,6 +81,7 @@ async def serve_http(
     app.set_port(port)
     config = uvicorn.Config(
         app,
+        **_tls_options(settings),
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -80,7 +96,8 @@ async def serve_http(
     # Signals are the application's to handle (it has children to stop first); uvicorn's
     # own capture would re-raise SIGTERM after serve() and kill us before that cleanup.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    logger.info("listening on http://%s:%d%s", settings.host, port, settings.path)
+    scheme = "https" if settings.tls_cert_file else "http"
+    logger.info("listening on %s://%s:%d%s", scheme, settings.host, port, settings.path)
     task_status.started(port)
     try:
         async with anyio.create_task_group() as tg:

@@ -85,6 +85,12 @@ class HttpSettings:
     session_idle: float = 3600.0  # seconds without a request before a session ends
     session_lifetime: float = 24 * 3600.0  # seconds a session may last at most (SE-3)
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+    # HTTPS: the server's certificate chain and key (PEM files); with a client CA, clients
+    # may (or, with client_cert "required", must) present a certificate it signed (mTLS).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    tls_client_cert: str = "optional"  # "optional" | "required", with a client CA
 
 
 class StreamableHttpApp:

@@ -31,7 +31,7 @@ from bastion.auth._keydb import (
     SELECT_FOR_VERIFY,
     open_db,
 )
-from bastion.auth._pepper import ensure_private_dir, load_or_create_pepper
+from bastion.auth.pepper import PepperError, ensure_private_dir, load_or_create_pepper
 from bastion.auth.principal import Unauthenticated
 from bastion.auth.settings import MAX_BREAK_GLASS_TTL
 
@@ -107,13 +107,14 @@ class KeyStore:
         self._lock = threading.Lock()
         try:
             self._conn = open_db(path)
-            empty = self._conn.execute("SELECT NOT EXISTS (SELECT 1 FROM keys)").fetchone()[0]
-            self._pepper = load_or_create_pepper(path, create=bool(empty))
         except (sqlite3.Error, OSError) as exc:
             raise KeyStoreError(f"cannot open the key database {path}: {exc}") from exc
-        except Exception:
+        try:
+            empty = self._conn.execute("SELECT NOT EXISTS (SELECT 1 FROM keys)").fetchone()[0]
+            self._pepper = load_or_create_pepper(path, create=bool(empty))
+        except (sqlite3.Error, PepperError) as exc:
             self._conn.close()
-            raise
+            raise KeyStoreError(str(exc)) from exc
         self._dummy = self._digest(KEY_PREFIX + "0" * 56)
 
     def close(self) -> None:

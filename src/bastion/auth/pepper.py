@@ -15,7 +15,13 @@ import stat
 from pathlib import Path
 from typing import Final
 
-__all__ = ["PEPPER_BYTES", "PepperError", "load_or_create_pepper", "pepper_path"]
+__all__ = [
+    "PEPPER_BYTES",
+    "PepperError",
+    "ensure_private_dir",
+    "load_or_create_pepper",
+    "pepper_path",
+]
 
 PEPPER_BYTES: Final = 32
 

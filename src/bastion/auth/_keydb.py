@@ -19,6 +19,7 @@ __all__ = [
     "SELECT_BY_ID",
     "SELECT_CURRENT",
     "SELECT_FOR_VERIFY",
+    "Transaction",
     "open_db",
 ]
 
@@ -79,3 +80,25 @@ def open_db(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+class Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); a failure to begin (the
+    database is locked past the busy timeout, or unusable) raises ``error``."""
+
+    def __init__(self, conn: sqlite3.Connection, error: type[Exception]) -> None:
+        self._conn = conn
+        self._error = error
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(f"key database busy or unusable: {exc}") from exc
+        return self._conn
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")

@@ -29,6 +29,7 @@ from bastion.auth._keydb import (
     SELECT_BY_ID,
     SELECT_CURRENT,
     SELECT_FOR_VERIFY,
+    Transaction,
     open_db,
 )
 from bastion.auth.pepper import PepperError, ensure_private_dir, load_or_create_pepper
@@ -298,28 +299,8 @@ class KeyStore:
         finally:
             self._conn.execute("PRAGMA busy_timeout = 5000")
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._conn)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), mapping SQLite errors."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise KeyStoreError(f"key database busy or unusable: {exc}") from exc
-        return self._conn
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")
+    def _write(self) -> Transaction:
+        return Transaction(self._conn, KeyStoreError)
 
 
 def _check_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:

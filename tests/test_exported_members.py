@@ -9,6 +9,7 @@ import pytest
 PACKAGES = [
     "bastion",
     "bastion.audit",
+    "bastion.auth",
     "bastion.client",
     "bastion.fixture",
     "bastion.pipeline",

@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_audit_parser(sub)
+    _add_keys_parser(sub)
     _add_policy_parser(sub)
     _add_hub_parsers(sub)
 
@@ -146,6 +147,36 @@ def _add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit_export = audit_sub.add_parser("export", help="every record as JSON lines")
     audit_export.add_argument("--db", help=db_help)
     audit_export.add_argument("-o", "--output", help="write this new file instead of stdout")
+
+
+def _add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="create, list, rotate and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    db_help = "key database (default: $XDG_STATE_HOME/bastion/keys.db)"
+    create = keys_sub.add_parser("create", help="a new key, printed once as the last line")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument(
+        "--role", action="append", default=[], required=True, help="a role (repeatable)"
+    )
+    create.add_argument("--expires", metavar="DURATION", help="lifetime, e.g. 30d, 12h, 15m")
+    create.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="an emergency key (needs --expires <= 1h; works only if auth.break_glass.enabled)",
+    )
+    create.add_argument("--db", help=db_help)
+    listing = keys_sub.add_parser("list", help="every key's id, name, state, roles (no secrets)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--db", help=db_help)
+    rotate = keys_sub.add_parser("rotate", help="a successor key; the old one works a while")
+    rotate.add_argument("key", metavar="ID|NAME", help="key id, or name of the current key")
+    rotate.add_argument(
+        "--overlap", metavar="DURATION", help="how long the old key stays valid (default: 1h)"
+    )
+    rotate.add_argument("--db", help=db_help)
+    revoke = keys_sub.add_parser("revoke", help="end a key now (by name: all its keys)")
+    revoke.add_argument("key", metavar="ID|NAME", help="key id, or key name")
+    revoke.add_argument("--db", help=db_help)
 
 
 def _add_policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -241,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.audit_command == "verify":
                 return audit_cli.run_audit_verify(args.db, args.public_key)
             return audit_cli.run_audit_export(args.db, args.output)
+        if args.command == "keys":
+            from bastion.cli.keys import run_keys
+
+            return run_keys(args)
         if args.command == "policy":
             from bastion.cli.policy import run_policy
 

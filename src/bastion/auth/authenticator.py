@@ -1,0 +1,161 @@
+"""One entry point for authentication: the ``Authorization`` header value (AU-4: nothing
+else, never a query string) and the TLS-verified client certificate become a ``Principal``.
+
+``Bearer bst_...`` is an API key, any other bearer token a JWT (when OIDC is configured);
+with no header, a client certificate maps to a service account. The header is size-capped
+before it is parsed (AU-8). Failed attempts are counted per client address, and an address
+over its budget is refused with ``Throttled`` before its credential is even looked at.
+Break-glass keys work only while ``break_glass.enabled`` and are logged at WARNING per use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Final
+
+from bastion._types import Clock
+from bastion.auth.jwt import JwtValidator
+from bastion.auth.keys import KEY_PREFIX, ApiKey, KeyStore
+from bastion.auth.mtls import MtlsMapper
+from bastion.auth.principal import Principal, Unauthenticated
+from bastion.auth.settings import AuthSettings
+from bastion.auth.throttle import FailureThrottle
+
+__all__ = ["Authenticator", "Throttled"]
+
+logger = logging.getLogger(__name__)
+
+# RFC 6750 s2.1 b64token: the only characters a bearer credential may have.
+_TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class Throttled(Unauthenticated):
+    """Too many failed attempts from this address: answer 429 with ``Retry-After``
+    (``retry_after`` seconds, rounded up), not 401."""
+
+    def __init__(self, retry_after: float, *, presented: bool) -> None:
+        super().__init__("throttled", presented=presented)
+        self.retry_after = retry_after
+
+
+class Authenticator:
+    """Built once at startup; ``authenticate`` is called for every request."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        keys: KeyStore | None = None,
+        jwt: JwtValidator | None = None,
+        throttle: FailureThrottle | None = None,
+    ) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._jwt = jwt
+        self._mtls = MtlsMapper(settings.mtls)
+        self._throttle = throttle
+
+    @classmethod
+    def from_settings(
+        cls, settings: AuthSettings, *, default_keys_db: Path, clock: Clock = time.monotonic
+    ) -> Authenticator:
+        """Open the key store (``api_keys.db``, else ``default_keys_db``) if API keys are
+        enabled, and set up the JWT validator if ``oidc`` is configured.
+
+        Raises:
+            KeyStoreError: the key database or its pepper file is unusable.
+        """
+        keys = None
+        if settings.api_keys.enabled:
+            keys = KeyStore(Path(settings.api_keys.db) if settings.api_keys.db else default_keys_db)
+        jwt = None
+        if settings.oidc is not None:
+            jwt = JwtValidator.from_settings(settings.oidc, audience=settings.audience, clock=clock)
+        failed = settings.failed_auth
+        throttle = FailureThrottle(
+            per_minute=failed.per_address_per_minute,
+            max_addresses=failed.max_addresses,
+            clock=clock,
+        )
+        return cls(settings, keys=keys, jwt=jwt, throttle=throttle)
+
+    async def aclose(self) -> None:
+        if self._jwt is not None:
+            await self._jwt.aclose()
+        if self._keys is not None:
+            self._keys.close()
+
+    async def authenticate(
+        self,
+        authorization: str | None,
+        *,
+        client_cert: bytes | None,
+        peer: str | None,
+        now: float,
+    ) -> Principal:
+        """Who sent a request. ``authorization`` is the raw header value (None if absent),
+        ``client_cert`` the DER leaf the TLS layer verified, ``peer`` the client address
+        (for throttling), ``now`` wall-clock epoch seconds.
+
+        Raises:
+            Throttled: ``peer`` failed too often recently (credential not checked).
+            Unauthenticated: no credential (``presented=False``) or a refused one.
+        """
+        presented = authorization is not None or client_cert is not None
+        if peer is not None and self._throttle is not None:
+            wait = self._throttle.retry_after(peer)
+            if wait > 0:
+                raise Throttled(wait, presented=presented)
+        try:
+            return await self._authenticate(authorization, client_cert, peer, now)
+        except Unauthenticated as exc:
+            if exc.presented and peer is not None and self._throttle is not None:
+                self._throttle.failed(peer)
+            raise
+
+    async def _authenticate(
+        self, authorization: str | None, client_cert: bytes | None, peer: str | None, now: float
+    ) -> Principal:
+        if authorization is None:
+            if client_cert is not None and self._mtls.configured:
+                return self._mtls.authenticate(client_cert, now)
+            raise Unauthenticated("missing", presented=False)
+        if len(authorization) > self._settings.max_credential_bytes:
+            raise Unauthenticated("credential-too-large", presented=True)
+        scheme, _, token = authorization.strip(" ").partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("unsupported-scheme", presented=True)
+        token = token.strip(" ")
+        if not _TOKEN68.fullmatch(token):
+            raise Unauthenticated("malformed", presented=True)
+        if token.startswith(KEY_PREFIX):
+            if self._keys is None:
+                raise Unauthenticated("api-keys-disabled", presented=True)
+            return self._api_key(self._keys.verify(token, now), peer, now)
+        if self._jwt is None:
+            raise Unauthenticated("jwt-not-configured", presented=True)
+        return await self._jwt.validate(token, now)
+
+    def _api_key(self, key: ApiKey, peer: str | None, now: float) -> Principal:
+        credential = f"apikey:{key.id}"
+        if key.break_glass:
+            glass = self._settings.break_glass
+            if not glass.enabled:
+                raise Unauthenticated(
+                    "break-glass-disabled", presented=True, credential_id=credential
+                )
+            lifetime = (key.expires or float("inf")) - key.created
+            if lifetime > glass.max_ttl_seconds:
+                raise Unauthenticated("break-glass-ttl", presented=True, credential_id=credential)
+            logger.warning("break-glass key %s (%s) used from %s", key.id, key.name, peer or "-")
+        return Principal(
+            id=f"apikey:{key.name}",
+            credential_id=credential,
+            method="break-glass" if key.break_glass else "api-key",
+            roles=key.roles,
+            authenticated_at=now,
+            expires_at=key.ends_at,
+        )

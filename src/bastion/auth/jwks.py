@@ -1,0 +1,181 @@
+"""Where verification keys come from (AU-7): the configured JWKS file or HTTPS URL, never a
+URL named in a token.
+
+The URL is fetched with a timeout over the whole exchange, a size cap on the decoded body,
+no redirects (a 3xx is a failure) and no proxy from the environment. ``JwksCache`` keeps the
+keys for ``ttl`` seconds and refetches early for an unknown ``kid``, at most once per
+``refresh_interval``, so tokens with random kids cannot make the gateway hammer the IdP. A
+failed refresh keeps the previous keys and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+import anyio
+
+from bastion._types import Clock
+from bastion.auth.jwk import Jwk, JwksError, parse_jwks
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "FETCH_TIMEOUT",
+    "MAX_JWKS_BYTES",
+    "FileJwks",
+    "JwksCache",
+    "JwksSource",
+    "JwksUnavailable",
+    "UrlJwks",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_JWKS_BYTES: Final = 256 * 1024  # real JWKS are a few KiB
+FETCH_TIMEOUT: Final = 5.0  # whole fetch; a slow IdP must not hold authentication for long
+
+
+class JwksUnavailable(Exception):
+    """No keys could be loaded (and none were loaded before)."""
+
+
+class JwksSource(Protocol):
+    """Something that yields the raw JWKS document (raises ``JwksUnavailable``)."""
+
+    async def fetch(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class FileJwks:
+    """A JWKS in a local file, reread whenever the cache expires."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    async def fetch(self) -> bytes:
+        try:
+            data = await anyio.Path(self._path).read_bytes()
+        except OSError as exc:
+            raise JwksUnavailable(f"cannot read {self._path}: {exc.strerror or exc}") from exc
+        if len(data) > MAX_JWKS_BYTES:
+            raise JwksUnavailable(f"{self._path} is larger than {MAX_JWKS_BYTES} bytes")
+        return data
+
+    async def aclose(self) -> None:
+        return None
+
+
+class UrlJwks:
+    """A JWKS at an HTTPS URL (``http://`` only for loopback, checked by the settings)."""
+
+    def __init__(self, url: str, *, ca_file: str | None = None, timeout: float = FETCH_TIMEOUT):
+        # Lazily: `bastion stdio` imports bastion.auth for Principal and must not load httpx.
+        import httpx  # noqa: PLC0415
+
+        self._url = url
+        self._timeout = timeout
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            verify = ssl.create_default_context(cafile=ca_file)
+        self._client: httpx.AsyncClient = httpx.AsyncClient(
+            verify=verify,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(timeout),
+            headers={"Accept": "application/json"},
+        )
+
+    async def fetch(self) -> bytes:
+        import httpx  # noqa: PLC0415
+
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._fetch()
+        except TimeoutError as exc:
+            raise JwksUnavailable(f"{self._url}: no answer within {self._timeout}s") from exc
+        except httpx.HTTPError as exc:
+            raise JwksUnavailable(f"{self._url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _fetch(self) -> bytes:
+        async with self._client.stream("GET", self._url) as response:
+            if response.is_redirect:
+                raise JwksUnavailable(f"{self._url}: redirects are not followed")
+            if response.status_code != 200:
+                raise JwksUnavailable(f"{self._url}: HTTP {response.status_code}")
+            declared = response.headers.get("content-length", "0")
+            if not declared.isdigit() or int(declared) > MAX_JWKS_BYTES:
+                raise JwksUnavailable(f"{self._url}: larger than {MAX_JWKS_BYTES} bytes")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():  # decoded: a gzip bomb counts in full
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise JwksUnavailable(f"{self._url}: larger than {MAX_JWKS_BYTES} bytes")
+            return bytes(body)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class JwksCache:
+    """Keys by ``kid`` from ``source``, cached for ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        source: JwksSource,
+        *,
+        ttl: float,
+        refresh_interval: float,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._ttl = ttl
+        self._interval = refresh_interval
+        self._clock = clock
+        self._keys: dict[str, Jwk] | None = None
+        self._loaded_at = 0.0
+        self._attempted_at: float | None = None
+        self._lock = anyio.Lock()
+        self.fetches = 0
+        """How many times the source was asked (for tests and metrics)."""
+
+    async def get(self, kid: str) -> Jwk | None:
+        """The key named ``kid``, or None if the (possibly refreshed) JWKS has no such key.
+
+        Raises:
+            JwksUnavailable: no JWKS was ever loaded and loading failed now.
+        """
+        if self._needs_fetch(kid):
+            async with self._lock:
+                if self._needs_fetch(kid):  # another task may have fetched meanwhile
+                    await self._refresh()
+        if self._keys is None:
+            raise JwksUnavailable("no JWKS loaded")
+        return self._keys.get(kid)
+
+    def _needs_fetch(self, kid: str) -> bool:
+        now = self._clock()
+        may_try = self._attempted_at is None or now - self._attempted_at >= self._interval
+        if self._keys is None or now - self._loaded_at >= self._ttl:
+            return may_try
+        return kid not in self._keys and may_try
+
+    async def _refresh(self) -> None:
+        self._attempted_at = self._clock()
+        self.fetches += 1
+        try:
+            keys = parse_jwks(await self._source.fetch())
+        except (JwksUnavailable, JwksError) as exc:
+            kept = "keeping the previous keys" if self._keys is not None else "no keys yet"
+            logger.warning("JWKS refresh failed (%s): %s", kept, exc)
+            return
+        self._keys = keys
+        self._loaded_at = self._clock()
+
+    async def aclose(self) -> None:
+        await self._source.aclose()

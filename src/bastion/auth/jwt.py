@@ -1,0 +1,170 @@
+"""JWT access tokens (AU-6): compact JWS, checked by our rules, not a library's defaults.
+
+The algorithm must be in the configured allow-list (which cannot hold ``none`` or HMAC);
+the key comes only from the configured JWKS, by ``kid`` (``jku``, ``x5u``, ``jwk`` and
+``x5c`` are never read); any ``crit`` is refused, as we implement no extension; ``exp`` is
+required; ``iss`` must equal the issuer exactly; ``aud`` must contain the audience; ``nbf``
+and ``iat`` are honoured with the configured leeway. A valid token becomes a ``Principal``
+``jwt:<iss>#<sub>``, stable across token refreshes (sessions stay bound to it, SE-2).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Final, TypeGuard
+
+import msgspec
+
+from bastion._types import Clock, JSONValue
+from bastion.auth.jwk import b64url_decode
+from bastion.auth.jwks import FileJwks, JwksCache, JwksSource, JwksUnavailable, UrlJwks
+from bastion.auth.principal import Principal, Unauthenticated
+from bastion.auth.settings import OidcSettings
+
+__all__ = ["MAX_ROLES", "JwtValidator"]
+
+MAX_ROLES: Final = 64
+MAX_SUBJECT: Final = 256
+_TYPES: Final = frozenset({"at+jwt", "application/at+jwt", "jwt"})
+_JSON: Final = msgspec.json.Decoder()
+
+
+class JwtValidator:
+    """Validates bearer JWTs for one issuer and audience against one JWKS."""
+
+    def __init__(self, settings: OidcSettings, *, audience: str, jwks: JwksCache) -> None:
+        self._settings = settings
+        self._audience = audience
+        self._algorithms = frozenset(settings.algorithms)
+        self._jwks = jwks
+
+    @classmethod
+    def from_settings(
+        cls, settings: OidcSettings, *, audience: str, clock: Clock = time.monotonic
+    ) -> JwtValidator:
+        """A validator with the JWKS source the settings name (file or URL)."""
+        source: JwksSource
+        if settings.jwks_url is not None:
+            source = UrlJwks(settings.jwks_url, ca_file=settings.ca_file)
+        else:
+            source = FileJwks(Path(settings.jwks_file or ""))
+        cache = JwksCache(
+            source,
+            ttl=settings.jwks_ttl,
+            refresh_interval=settings.jwks_refresh_interval,
+            clock=clock,
+        )
+        return cls(settings, audience=audience, jwks=cache)
+
+    async def aclose(self) -> None:
+        await self._jwks.aclose()
+
+    async def validate(self, token: str, now: float) -> Principal:
+        """The principal ``token`` proves, at wall-clock time ``now``.
+
+        Raises:
+            Unauthenticated: ``presented=True``; ``reason`` says which rule failed
+                (``malformed``, ``algorithm-not-allowed``, ``unknown-crit``, ``bad-typ``,
+                ``unknown-kid``, ``bad-signature``, ``missing-exp``, ``expired``,
+                ``not-yet-valid``, ``issued-in-future``, ``wrong-issuer``,
+                ``wrong-audience``, ``missing-subject``, ``jwks-unavailable``).
+        """
+        parts = token.split(".")
+        if len(parts) != 3:  # five parts would be a JWE: not accepted
+            raise _refuse("malformed")
+        try:
+            header = _JSON.decode(b64url_decode(parts[0]))
+            signature = b64url_decode(parts[2])
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise _refuse("malformed") from exc
+        if not isinstance(header, dict):
+            raise _refuse("malformed")
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise _refuse("algorithm-not-allowed")
+        if "crit" in header:  # RFC 7515 s4.1.11: we understand no extension
+            raise _refuse("unknown-crit")
+        self._check_typ(header.get("typ"))
+        if not isinstance(kid, str):
+            raise _refuse("unknown-kid")
+        try:
+            key = await self._jwks.get(kid)
+        except JwksUnavailable as exc:
+            raise _refuse("jwks-unavailable") from exc
+        if key is None:
+            raise _refuse("unknown-kid")
+        if not key.verify(alg, f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+            raise _refuse("bad-signature")
+        try:
+            claims = _JSON.decode(b64url_decode(parts[1]))
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise _refuse("malformed") from exc
+        if not isinstance(claims, dict):
+            raise _refuse("malformed")
+        return self._principal(claims, now)
+
+    def _check_typ(self, typ: JSONValue) -> None:
+        if typ is None:
+            if self._settings.require_typ:
+                raise _refuse("bad-typ")
+            return
+        if not isinstance(typ, str) or typ.lower() not in _TYPES:
+            raise _refuse("bad-typ")
+
+    def _principal(self, claims: dict[str, JSONValue], now: float) -> Principal:
+        leeway = self._settings.leeway
+        exp = claims.get("exp")
+        if not _is_number(exp):
+            raise _refuse("missing-exp")
+        if now >= exp + leeway:
+            raise _refuse("expired")
+        nbf, iat = claims.get("nbf"), claims.get("iat")
+        if nbf is not None and (not _is_number(nbf) or now + leeway < nbf):
+            raise _refuse("not-yet-valid")
+        if iat is not None and (not _is_number(iat) or iat > now + leeway):
+            raise _refuse("issued-in-future")
+        iss = claims.get("iss")
+        if not isinstance(iss, str) or iss != self._settings.issuer:
+            raise _refuse("wrong-issuer")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if self._audience not in [a for a in audiences if isinstance(a, str)]:
+            raise _refuse("wrong-audience")
+        sub = claims.get(self._settings.subject_claim)
+        if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUBJECT:
+            raise _refuse("missing-subject")
+        principal_id = f"jwt:{iss}#{sub}"
+        auth_time = claims.get("auth_time")
+        strong = auth_time if _is_number(auth_time) else iat if _is_number(iat) else now
+        return Principal(
+            id=principal_id,
+            credential_id=principal_id,
+            method="jwt",
+            roles=_roles(claims, self._settings.roles_claim),
+            claims=claims,
+            authenticated_at=float(strong),
+            expires_at=float(exp),
+        )
+
+
+def _refuse(reason: str) -> Unauthenticated:
+    return Unauthenticated(reason, presented=True)
+
+
+def _is_number(value: JSONValue) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _roles(claims: dict[str, JSONValue], path: str) -> tuple[str, ...]:
+    """Roles at a dotted claim path: a string (space-separated, as ``scope``) or a list of
+    strings; anything else means no roles."""
+    value: JSONValue = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, list):
+        return ()
+    roles = [r for r in value if isinstance(r, str) and 0 < len(r) <= 128]
+    return tuple(dict.fromkeys(roles))[:MAX_ROLES]

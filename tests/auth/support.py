@@ -1,0 +1,220 @@
+"""Real keys, real signed JWTs and a real JWKS server on a loopback socket, for auth tests."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+ISSUER = "https://idp.example.com"
+RESOURCE = "https://gw.example.com/mcp"
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_OTHER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _uint(n: int) -> str:
+    return b64(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
+def jwk(key: PrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
+    """The public JWK of ``key``."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        numbers = key.public_key().public_numbers()
+        return {"kty": "RSA", "kid": kid, "n": _uint(numbers.n), "e": _uint(numbers.e), **extra}
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        point = key.public_key().public_numbers()
+        return {
+            "kty": "EC",
+            "kid": kid,
+            "crv": "P-256",
+            "x": b64(point.x.to_bytes(32, "big")),
+            "y": b64(point.y.to_bytes(32, "big")),
+            **extra,
+        }
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": b64(raw), **extra}
+
+
+def jwks(*keys: dict[str, Any]) -> bytes:
+    return json.dumps({"keys": list(keys)}).encode()
+
+
+DEFAULT_JWKS = jwks(jwk(RSA_KEY, "rsa1"), jwk(EC_KEY, "ec1"), jwk(ED_KEY, "ed1"))
+
+
+def sign(alg: str, key: PrivateKey | bytes | None, data: bytes) -> bytes:
+    if alg == "none" or key is None:
+        return b""
+    if isinstance(key, bytes):  # HMAC, for attack tokens
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(data)
+        return mac.finalize()
+    if isinstance(key, rsa.RSAPrivateKey):
+        digest = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[alg[2:]]
+        pad: padding.AsymmetricPadding = (
+            padding.PKCS1v15()
+            if alg.startswith("RS")
+            else padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+        )
+        return key.sign(data, pad, digest)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return key.sign(data)
+
+
+def make_token(
+    claims: dict[str, Any] | None = None,
+    *,
+    key: PrivateKey | bytes | None = RSA_KEY,
+    alg: str = "RS256",
+    kid: str | None = "rsa1",
+    now: float = 1_800_000_000.0,
+    header: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+) -> str:
+    """A signed JWT with sensible valid claims, overridden by ``claims``, minus ``drop``."""
+    body: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": RESOURCE,
+        "sub": "alice",
+        "iat": int(now),
+        "exp": int(now) + 300,
+        "roles": ["user"],
+    }
+    body.update(claims or {})
+    for name in drop:
+        body.pop(name, None)
+    head: dict[str, Any] = {"alg": alg, "typ": "at+jwt"}
+    if kid is not None:
+        head["kid"] = kid
+    head.update(header or {})
+    signing_input = f"{b64(json.dumps(head).encode())}.{b64(json.dumps(body).encode())}"
+    return f"{signing_input}.{b64(sign(alg, key, signing_input.encode()))}"
+
+
+@dataclass
+class JwksServer:
+    """What the loopback JWKS server serves and what it saw."""
+
+    body: bytes = DEFAULT_JWKS
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    send_length: bool = True
+    """False: no Content-Length; the body runs until the connection closes (HTTP/1.0)."""
+    requests: list[str] = field(default_factory=list)
+    url: str = ""
+
+
+@contextmanager
+def serve_jwks(
+    state: JwksServer | None = None, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[JwksServer]:
+    """A real HTTP(S) server on 127.0.0.1 answering every GET from ``state``."""
+    state = state or JwksServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append(self.path)
+            self.send_response(state.status)
+            for name, value in state.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            if state.send_length:
+                self.send_header("Content-Length", str(len(state.body)))
+            self.end_headers()
+            self.wfile.write(state.body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/jwks.json"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def self_signed(
+    directory: Path, *, cn: str = "127.0.0.1", ip: str | None = "127.0.0.1"
+) -> tuple[Path, Path, bytes]:
+    """A self-signed certificate and key written to ``directory``; also the DER bytes."""
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    if ip is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+            critical=False,
+        )
+    cert = builder.sign(key, hashes.SHA256())
+    cert_path, key_path = directory / f"{cn}.crt", directory / f"{cn}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+Factory = Callable[..., str]

@@ -1,0 +1,183 @@
+"""The JWKS source (AU-7): a real HTTPS server with a self-signed certificate, redirects,
+size caps, the TTL cache and the rate-limited refresh on an unknown ``kid``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.auth import JwksCache, JwtValidator, OidcSettings, Unauthenticated
+from bastion.auth.jwks import MAX_JWKS_BYTES, FileJwks
+from tests.auth.support import (
+    EC_KEY,
+    ISSUER,
+    RESOURCE,
+    RSA_KEY,
+    RSA_OTHER,
+    FakeClock,
+    JwksServer,
+    jwk,
+    jwks,
+    make_token,
+    self_signed,
+    serve_jwks,
+)
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_800_000_000.0
+
+
+def url_validator(url: str, clock: FakeClock, *, ca_file: str | None = None) -> JwtValidator:
+    settings = OidcSettings(
+        issuer=ISSUER, jwks_url=url, ca_file=ca_file, jwks_ttl=300, jwks_refresh_interval=30
+    )
+    return JwtValidator.from_settings(settings, audience=RESOURCE, clock=clock)
+
+
+async def reason(v: JwtValidator, token: str) -> str:
+    with pytest.raises(Unauthenticated) as caught:
+        await v.validate(token, NOW)
+    return caught.value.reason
+
+
+async def test_au7_https_jwks_with_a_configured_ca(tmp_path: Path) -> None:
+    cert, key, _ = self_signed(tmp_path)
+    with serve_jwks(tls=(cert, key)) as server:
+        v = url_validator(server.url, FakeClock(), ca_file=str(cert))
+        try:
+            assert (await v.validate(make_token(), NOW)).id == f"jwt:{ISSUER}#alice"
+        finally:
+            await v.aclose()
+        assert server.url.startswith("https://") and server.requests == ["/jwks.json"]
+
+
+async def test_au7_untrusted_https_certificate_gives_no_keys(tmp_path: Path) -> None:
+    cert, key, _ = self_signed(tmp_path)
+    with serve_jwks(tls=(cert, key)) as server:
+        v = url_validator(server.url, FakeClock())  # system CAs only
+        try:
+            assert await reason(v, make_token()) == "jwks-unavailable"
+        finally:
+            await v.aclose()
+
+
+async def test_au7_redirect_is_not_followed() -> None:
+    with (
+        serve_jwks() as target,
+        serve_jwks(JwksServer(status=302, headers={"Location": ""}, body=b"")) as redirector,
+    ):
+        redirector.headers["Location"] = target.url
+        v = url_validator(redirector.url, FakeClock())
+        try:
+            assert await reason(v, make_token()) == "jwks-unavailable"
+        finally:
+            await v.aclose()
+        assert redirector.requests == ["/jwks.json"]
+        assert target.requests == []
+
+
+async def test_au7_oversized_jwks_is_refused() -> None:
+    padding = {"kty": "oct", "kid": "pad", "k": "A" * (MAX_JWKS_BYTES + 1)}
+    with serve_jwks(JwksServer(body=jwks(jwk(RSA_KEY, "rsa1"), padding))) as server:
+        v = url_validator(server.url, FakeClock())
+        try:
+            assert await reason(v, make_token()) == "jwks-unavailable"
+        finally:
+            await v.aclose()
+
+
+async def test_au7_oversized_body_without_content_length_is_cut_off() -> None:
+    body = b'{"keys":[' + b" " * (MAX_JWKS_BYTES + 10) + b"]}"
+    with serve_jwks(JwksServer(body=body, send_length=False)) as server:
+        v = url_validator(server.url, FakeClock())
+        try:
+            assert await reason(v, make_token()) == "jwks-unavailable"
+        finally:
+            await v.aclose()
+
+
+async def test_au7_unknown_kid_refresh_is_rate_limited() -> None:
+    clock = FakeClock()
+    with serve_jwks() as server:
+        v = url_validator(server.url, clock)
+        try:
+            assert await v.validate(make_token(), NOW)
+            assert len(server.requests) == 1
+            for _ in range(20):  # a flood of random kids: one refetch at most per interval
+                assert await reason(v, make_token(kid="random")) == "unknown-kid"
+            assert len(server.requests) == 1  # the first fetch was < 30 s ago
+            clock.advance(31)
+            assert await reason(v, make_token(kid="random")) == "unknown-kid"
+            assert await reason(v, make_token(kid="random2")) == "unknown-kid"
+            assert len(server.requests) == 2
+            # The IdP rotates in a new key: after the interval, its kid triggers a refresh.
+            server.body = jwks(jwk(RSA_KEY, "rsa1"), jwk(RSA_OTHER, "rsa2"))
+            clock.advance(31)
+            assert await v.validate(make_token(key=RSA_OTHER, kid="rsa2"), NOW)
+            assert len(server.requests) == 3
+        finally:
+            await v.aclose()
+
+
+async def test_au7_ttl_expiry_refetches_and_a_failed_refresh_keeps_old_keys() -> None:
+    clock = FakeClock()
+    with serve_jwks() as server:
+        v = url_validator(server.url, clock)
+        try:
+            assert await v.validate(make_token(), NOW)
+            clock.advance(299)
+            assert await v.validate(make_token(), NOW)
+            assert len(server.requests) == 1
+            clock.advance(2)
+            server.status = 500
+            assert await v.validate(make_token(), NOW)  # refresh failed; previous keys kept
+            assert len(server.requests) == 2
+            server.status = 200
+            server.body = jwks(jwk(EC_KEY, "ec1"))  # rsa1 withdrawn by the IdP
+            clock.advance(31)
+            assert await reason(v, make_token()) == "unknown-kid"
+            assert len(server.requests) == 3
+        finally:
+            await v.aclose()
+
+
+async def test_jwks_file_is_reread_after_the_ttl(tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_bytes(jwks(jwk(RSA_KEY, "rsa1")))
+    clock = FakeClock()
+    cache = JwksCache(FileJwks(path), ttl=60, refresh_interval=10, clock=clock)
+    assert await cache.get("rsa1") is not None
+    path.write_bytes(jwks(jwk(RSA_OTHER, "rsa2")))
+    assert await cache.get("rsa1") is not None
+    clock.advance(61)
+    assert await cache.get("rsa1") is None
+    assert await cache.get("rsa2") is not None
+    assert cache.fetches == 2
+
+
+async def test_jwks_hmac_and_small_rsa_keys_are_never_used(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    path = tmp_path / "jwks.json"
+    path.write_bytes(
+        jwks(
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            jwk(small, "small"),
+            jwk(RSA_KEY, "enc", use="enc"),
+        )
+    )
+    cache = JwksCache(FileJwks(path), ttl=60, refresh_interval=10, clock=FakeClock())
+    for kid in ("hmac", "small", "enc"):
+        assert await cache.get(kid) is None
+
+
+def test_au7_plain_http_only_for_loopback() -> None:
+    import msgspec
+
+    with pytest.raises(msgspec.ValidationError, match="https"):
+        msgspec.convert({"issuer": ISSUER, "jwks_url": "http://idp.example.com/jwks"}, OidcSettings)
+    for url in ("http://127.0.0.1:8/j", "http://localhost/j", "http://[::1]/j"):
+        assert msgspec.convert({"issuer": ISSUER, "jwks_url": url}, OidcSettings).jwks_url == url

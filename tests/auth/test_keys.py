@@ -1,0 +1,212 @@
+"""API keys (AU-5) in a real SQLite file: format, keyed hash, exact comparison, expiry,
+rotation overlap, revocation seen at once by another open store, file modes, bounds."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from bastion.auth import KeyStore, KeyStoreError, NoSuchKey, Unauthenticated
+from bastion.auth.pepper import pepper_path
+from tests.auth.support import FakeClock
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "keys.db"
+
+
+def reason(store: KeyStore, presented: str, now: float) -> str:
+    with pytest.raises(Unauthenticated) as caught:
+        store.verify(presented, now)
+    assert caught.value.presented
+    return caught.value.reason
+
+
+def test_au5_key_format_and_entropy(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    record, key = store.create("ci", ["user"])
+    match = re.fullmatch(r"bst_([0-9a-f]{12})_([A-Za-z0-9_-]{43})", key)
+    assert match and match[1] == record.id
+    assert len(match[2]) * 6 >= 256  # 32 random bytes, base64url
+    assert store.verify(key, T0).name == "ci"
+    others = {store.create(f"k{i}", ["user"])[1].split("_", 2)[2] for i in range(20)}
+    assert len(others) == 20
+
+
+def test_au5_only_a_keyed_hash_is_stored(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    _, key = store.create("ci", ["user"])
+    store.close()
+    secret = key.split("_", 2)[2]
+    for path in db.parent.iterdir():
+        data = path.read_bytes()
+        assert secret.encode() not in data and key.encode() not in data, path
+    with sqlite3.connect(db) as conn:
+        (digest,) = conn.execute("SELECT digest FROM keys").fetchone()
+    import hashlib
+
+    assert digest != hashlib.sha256(key.encode()).digest()  # keyed, not a plain hash
+    # Without the pepper the database alone cannot verify anything.
+    pepper_path(db).rename(db.parent / "elsewhere")
+    with pytest.raises(KeyStoreError, match="pepper"):
+        KeyStore(db, clock=clock)
+
+
+def test_au5_files_are_private(db: Path, clock: FakeClock) -> None:
+    KeyStore(db, clock=clock).create("ci", ["user"])
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    for path in db.parent.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_au5_pepper_readable_by_others_is_refused(db: Path, clock: FakeClock) -> None:
+    KeyStore(db, clock=clock).close()
+    os.chmod(pepper_path(db), 0o644)
+    with pytest.raises(KeyStoreError, match="chmod 600"):
+        KeyStore(db, clock=clock)
+
+
+def test_au5_only_the_exact_full_key_verifies(db: Path, clock: FakeClock) -> None:
+    """Full-value constant-time comparison: no truncation, prefix, case-folding match."""
+    store = KeyStore(db, clock=clock)
+    _, key = store.create("ci", ["user"])
+    head, secret = key[:17], key[17:]
+    variants = [
+        key[:-1],
+        key[:-8],
+        key + "A",
+        head + secret.swapcase(),
+        key.upper(),
+        head + secret[:-1] + ("A" if secret[-1] != "A" else "B"),
+        head + "A" * 43,
+        " " + key,
+    ]
+    for variant in variants:
+        assert reason(store, variant, T0) in {"unknown", "malformed"}, variant
+    assert reason(store, "bst_000000000000_" + secret, T0) == "unknown"
+    assert store.verify(key, T0).name == "ci"
+
+
+def test_au5_expiry(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    _, key = store.create("ci", ["user"], expires_in=3600)
+    assert store.verify(key, T0 + 3599)
+    assert reason(store, key, T0 + 3600) == "expired"
+
+
+def test_au5_rotation_overlap(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    old, old_key = store.create("ci", ["user", "ops"], expires_in=86400)
+    clock.advance(100)
+    new, new_key = store.rotate("ci", overlap=600)
+    assert new.rotated_from == old.id and new.name == "ci" and new.roles == ("user", "ops")
+    assert new.expires == clock.now + 86400  # same lifetime, from the rotation
+    assert store.verify(old_key, clock.now + 599).id == old.id
+    assert store.verify(new_key, clock.now + 599).id == new.id
+    assert reason(store, old_key, clock.now + 600) == "rotated"
+    assert store.verify(new_key, clock.now + 600).id == new.id
+    assert store.get("ci").id == new.id  # the name now means the successor
+    with pytest.raises(KeyStoreError, match="not current"):
+        store.rotate(old.id, overlap=0)
+
+
+def test_au5_revocation_is_seen_at_once_by_another_store(db: Path, clock: FakeClock) -> None:
+    """The gateway and the CLI are separate processes on one file: no caching of records."""
+    server = KeyStore(db, clock=clock)
+    cli = KeyStore(db, clock=clock)
+    _, key = cli.create("ci", ["user"])
+    assert server.verify(key, T0).name == "ci"
+    cli.revoke("ci")
+    assert reason(server, key, T0) == "revoked"
+
+
+def test_au5_revoke_by_name_ends_keys_still_in_overlap(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    _, old_key = store.create("ci", ["user"])
+    _, new_key = store.rotate("ci", overlap=3600)
+    assert {k.name for k in store.revoke("ci")} == {"ci"}
+    assert reason(store, old_key, T0) == "revoked"
+    assert reason(store, new_key, T0) == "revoked"
+    with pytest.raises(NoSuchKey):
+        store.revoke("ci")
+
+
+def test_revoke_by_id_leaves_the_others(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    a, a_key = store.create("a", ["user"])
+    _, b_key = store.create("b", ["user"])
+    store.revoke(a.id)
+    assert reason(store, a_key, T0) == "revoked"
+    assert store.verify(b_key, T0).name == "b"
+
+
+def test_unknown_key_carries_its_id_but_never_the_secret(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    presented = "bst_0123456789ab_" + "x" * 43
+    with pytest.raises(Unauthenticated) as caught:
+        store.verify(presented, T0)
+    assert caught.value.credential_id == "apikey:0123456789ab"
+    assert "x" * 10 not in repr(caught.value) + str(caught.value.credential_id)
+
+
+def test_list_shows_no_secrets(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    _, key = store.create("ci", ["user"])
+    listed = store.list()
+    assert [k.name for k in listed] == ["ci"]
+    assert key.split("_", 2)[2] not in repr(listed)
+    assert not hasattr(listed[0], "digest")
+
+
+def test_last_used_is_recorded_at_most_once_a_minute(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    _, key = store.create("ci", ["user"])
+    store.verify(key, T0 + 5)
+    store.verify(key, T0 + 30)
+    assert store.get("ci").last_used == T0 + 5
+    store.verify(key, T0 + 70)
+    assert store.get("ci").last_used == T0 + 70
+
+
+def test_bad_input_is_refused(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock, max_keys=2)
+    for name in ("", "x" * 65, "-a", "a b", "é"):
+        with pytest.raises(KeyStoreError):
+            store.create(name, ["user"])
+    with pytest.raises(KeyStoreError):
+        store.create("ok", ["bad role"])
+    with pytest.raises(KeyStoreError):
+        store.create("ok", ["r"] * 33)
+    with pytest.raises(KeyStoreError):
+        store.create("ok", ["user"], expires_in=0)
+    store.create("one", ["user"])
+    with pytest.raises(KeyStoreError, match="exists"):
+        store.create("one", ["user"])
+    store.create("two", ["user"])
+    with pytest.raises(KeyStoreError, match="live keys"):
+        store.create("three", ["user"])
+
+
+def test_break_glass_keys_need_a_short_expiry(db: Path, clock: FakeClock) -> None:
+    store = KeyStore(db, clock=clock)
+    with pytest.raises(KeyStoreError, match="break-glass"):
+        store.create("bg", ["admin"], break_glass=True)
+    with pytest.raises(KeyStoreError, match="break-glass"):
+        store.create("bg", ["admin"], break_glass=True, expires_in=7200, max_break_glass_ttl=3600)
+    record, _ = store.create("bg", ["admin"], break_glass=True, expires_in=900)
+    assert record.break_glass
+    with pytest.raises(KeyStoreError, match="not rotated"):
+        store.rotate("bg", overlap=0)

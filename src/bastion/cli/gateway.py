@@ -76,10 +76,11 @@ def run_serve(
             tls_client_ca_file=net.tls.client_ca,
             tls_client_cert=net.tls.client_cert,
         )
+    security = Security(config)
+    security.check_bind(settings.host)
     if settings.host not in ("127.0.0.1", "::1", "localhost"):
         warnings.warn(f"listening on {settings.host}: reachable from other machines", stacklevel=1)
     gateway = _gateway(config)
-    security = Security(config)
 
     def healthz() -> tuple[int, bytes]:
         return 200, b'{"status":"ok"}'
@@ -92,7 +93,8 @@ def run_serve(
     app = StreamableHttpApp(
         security.connection_factory(gateway.connection),
         settings,
-        probes={"/healthz": healthz, "/readyz": readyz},
+        authenticator=security.http_authenticator(),
+        probes={"/healthz": healthz, "/readyz": readyz, **security.public_probes()},
     )
 
     async def serve_until_stopped(

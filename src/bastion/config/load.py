@@ -18,12 +18,15 @@ import yaml  # PyYAML ships no annotations
 from msgspec import ValidationError
 
 from bastion._types import JSONValue
+from bastion.auth.settings import AuthSettings
 from bastion.config.model import (
     SERVER_NAME_PATTERN,
     TRANSPORT_TYPES,
+    AuditSettings,
     Config,
     FieldProblem,
     GatewaySettings,
+    PolicySettings,
     ServerConfig,
     _describe,
 )
@@ -240,7 +243,14 @@ def _build(data: JSONValue) -> Config:
             problem = '"sse" (the deprecated HTTP+SSE transport) is not supported; use "http"'
             raise _Invalid((*path, "type"), f"{problem} if the server offers Streamable HTTP")
         servers[name] = _convert(entry, ServerConfig, path)
-    return Config(servers=servers, gateway=gateway)
+    auth = root.get("auth")
+    return Config(
+        servers=servers,
+        gateway=gateway,
+        auth=None if auth is None else _convert(auth, AuthSettings, ("auth",)),
+        policy=_convert(_or_empty(root.get("policy")), PolicySettings, ("policy",)),
+        audit=_convert(_or_empty(root.get("audit")), AuditSettings, ("audit",)),
+    )
 
 
 def _or_empty(value: JSONValue) -> JSONValue:

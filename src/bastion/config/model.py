@@ -15,6 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from bastion._types import JSONValue
+from bastion.auth.settings import AuthSettings
 
 __all__ = [
     "DOMAIN_PATTERN",
@@ -171,10 +172,12 @@ class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration: servers by name (``SERVER_NAME_PATTERN``), the gateway's own
-    face, and the security pipeline (policy, audit)."""
+    face, and the security pipeline (authentication, policy, audit). Without ``auth``, the
+    HTTP face serves the local user and may listen on loopback only (TR-3)."""
 
     servers: dict[str, ServerConfig] = {}
     gateway: GatewaySettings = GatewaySettings()
+    auth: AuthSettings | None = None
     policy: PolicySettings = PolicySettings()
     audit: AuditSettings = AuditSettings()
 

@@ -1,5 +1,6 @@
-"""The security side of one running gateway: opens the audit log, holds the current policy
-(re-read when its file changes), builds the pipeline once, and guards every connection.
+"""The security side of one running gateway: authenticates HTTP callers, opens the audit
+log, holds the current policy (re-read when its file changes), builds the pipeline once, and
+guards every connection.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
@@ -11,16 +12,22 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from bastion.audit.log import AuditLog
 from bastion.audit.redact import Redactor
+from bastion.auth.authenticator import Authenticator
+from bastion.auth.keys import KeyStoreError
+from bastion.auth.local import local_principal
+from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
+from bastion.errors import ConfigError
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.audit_stage import AuditStage
+from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import AuthorizeStage
 from bastion.pipeline.connection import GuardedConnection
 from bastion.pipeline.pipeline import Pipeline
@@ -29,32 +36,80 @@ from bastion.policy.builtin import builtin_policy
 from bastion.policy.engine import Policy
 from bastion.policy.store import PolicyStore
 from bastion.server.connection import ServerConnection
+from bastion.transport.http_auth import HttpAuthenticator, LocalAuth
+
+Probe = Callable[[], tuple[int, bytes]]
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-__all__ = ["Security", "default_audit_path"]
+__all__ = ["Security", "default_audit_path", "default_state_dir"]
 
 logger = logging.getLogger(__name__)
 
 
-def default_audit_path() -> Path:
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/bastion`` (``~/.local/state/bastion``): audit log, keys, pins."""
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "bastion" / "audit.db"
+    return Path(state) / "bastion"
+
+
+def default_audit_path() -> Path:
+    return default_state_dir() / "audit.db"
 
 
 class Security:
     """Build with the configuration (a bad policy file raises ``ConfigError`` here, before
     anything listens); run ``run`` in the gateway's task group before serving."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, default_keys_db: Path | None = None) -> None:
         self.config = config
+        self.authenticator: Authenticator | None = None
+        if config.auth is not None:
+            keys_db = default_keys_db or default_state_dir() / "keys.db"
+            try:
+                self.authenticator = Authenticator.from_settings(
+                    config.auth, default_keys_db=keys_db
+                )
+            except KeyStoreError as exc:
+                raise ConfigError(f"auth.api_keys: {exc}") from exc
         file = config.policy.file
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate()
         self.audit: AuditLog | None = None
         self._pipeline: Pipeline | None = None
+
+    def http_authenticator(self) -> HttpAuthenticator:
+        """How the HTTP face learns who calls: the configured credentials, or the local user
+        when ``auth`` is not configured (loopback only, checked by ``check_bind``)."""
+        if self.authenticator is None or self.config.auth is None:
+            return LocalAuth(local_principal())
+        return HttpAuthentication(self.authenticator, self.config.auth.resource, lambda: self.audit)
+
+    def public_probes(self) -> dict[str, Probe]:
+        """RFC 9728 protected-resource metadata (AU-3), served without authentication."""
+        if self.config.auth is None:
+            return {}
+        document = protected_resource_metadata(self.config.auth)
+
+        def metadata() -> tuple[int, bytes]:
+            return 200, document
+
+        return {path: metadata for path in metadata_paths(self.config.auth.resource)}
+
+    def check_bind(self, host: str) -> None:
+        """TR-3: a face reachable from other machines must authenticate its callers.
+
+        Raises:
+            ConfigError: ``host`` is not loopback and ``auth`` is not configured.
+        """
+        if self.config.auth is None and host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                f"refusing to listen on {host} without authentication: configure auth "
+                "(API keys, OIDC or mTLS), or listen on 127.0.0.1"
+            )
 
     def policy(self) -> Policy:
         if self.policy_store is not None:
@@ -92,11 +147,17 @@ class Security:
             await self._poll_policy()
             return
         path = Path(settings.db) if settings.db else default_audit_path()
-        async with AuditLog(path, redactor=Redactor(settings.redact_fields)) as log:
-            self.audit = log
-            self._pipeline = Pipeline(self._stages(log))
-            task_status.started()
-            await self._poll_policy()
+        try:
+            async with AuditLog(path, redactor=Redactor(settings.redact_fields)) as log:
+                self.audit = log
+                self._pipeline = Pipeline(self._stages(log))
+                task_status.started()
+                await self._poll_policy()
+        finally:
+            self.audit = None
+            if self.authenticator is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.authenticator.aclose()
 
     def _stages(self, log: AuditLog | None) -> list[Stage]:
         stages: list[Stage] = []

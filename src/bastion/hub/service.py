@@ -130,10 +130,13 @@ class Hub:
             await self._discovered()
             for wanted in self._connect_at_start:
                 record = self._find({"instance": wanted})
-                if isinstance(record, str):
-                    logger.warning("hub: not connecting %r at start: %s", wanted, record)
-                elif await self._ensure(record, CONNECT_ON_USE_WAIT) is None:
-                    logger.warning("hub: %s did not answer in time at start", record.name)
+                try:
+                    if isinstance(record, str):
+                        raise ValueError(record)
+                    if await self._ensure(record, CONNECT_ON_USE_WAIT) is None:
+                        raise ValueError("it did not answer in time")
+                except ValueError as exc:  # also Gateway.mount's refusals: never fatal
+                    logger.warning("hub: not connected to %r at start: %s", wanted, exc)
         finally:
             self._started.set()
 

@@ -112,6 +112,25 @@ def fixture_http_server(port: int | None = None, *, legacy_only: bool = False) -
         stop_process(proc)
 
 
+@contextmanager
+def serve_in(project: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``bastion serve`` (the built-in fixture) started in ``project``, which names the
+    instance it registers (in the registry of ``os.environ``'s ``XDG_DATA_HOME``)."""
+    project.mkdir(exist_ok=True)
+    proc = subprocess.Popen(
+        [str(BASTION), "serve", "--port", str(port)],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            stop_process(proc)
+
+
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     """SIGTERM, then SIGKILL after ``grace`` seconds; closes the pipes we opened."""
     proc.terminate()

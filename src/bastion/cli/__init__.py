@@ -123,7 +123,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_hub_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser("hub", help="one stdio MCP server for every running instance on this machine")
+    hub = sub.add_parser(
+        "hub", help="one stdio MCP server for every running instance on this machine"
+    )
+    hub.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="INSTANCE",
+        help="connect to this instance (id or name) at start, so the first tools/list shows "
+        "its tools (for one-shot clients); repeatable",
+    )
     register = sub.add_parser("register", help="announce a local MCP HTTP server to the hub")
     register.add_argument(
         "--url", required=True, help="its endpoint, e.g. http://127.0.0.1:3000/mcp"
@@ -283,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "hub":
             from bastion.cli.hub import run_hub
 
-            return run_hub(early)
+            return run_hub(early, connect=args.connect)
         if args.command == "register":
             from bastion.cli.hub_registry import run_register
 

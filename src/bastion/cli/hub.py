@@ -1,13 +1,16 @@
 """``bastion hub``: one stdio MCP server that reaches every instance on the machine.
 
 It answers ``initialize`` at once (the fast start of ``bastion stdio``), then watches the
-per-user registry; the client lists instances and connects to the ones it wants.
+per-user registry; the client lists instances and connects to the ones it wants, or just
+calls ``<instance>__<tool>`` (connect on first use). ``--connect NAME`` connects at start,
+for one-shot clients that list before they call.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio.abc
@@ -26,10 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["run_hub"]
 
 
-def run_hub(early: EarlyStart | None = None) -> int:
+def run_hub(early: EarlyStart | None = None, *, connect: Sequence[str] = ()) -> int:
     gateway = Gateway(Config(), os.environ, sealer=RequestStateSealer([secrets.token_bytes(32)]))
     discovery = Discovery(default_registry_dir(os.environ))
-    hub = Hub(gateway, discovery)
+    hub = Hub(gateway, discovery, connect_at_start=connect)
 
     async def follow(*, task_status: anyio.abc.TaskStatus[None]) -> None:
         task_status.started()

@@ -178,7 +178,8 @@ class Gateway:
         at most its ``startup_timeout``: a client that lists once then sees them."""
         limit = max((s.startup_timeout for s in self._servers.values()), default=0.0)
         with anyio.move_on_after(limit + 1):
-            for replicas in self.replicas.values():
+            # A snapshot: upstreams are mounted and unmounted while we wait (the hub's).
+            for replicas in list(self.replicas.values()):
                 for replica in replicas:
                     await replica.settled.wait()
 

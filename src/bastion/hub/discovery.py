@@ -3,9 +3,11 @@
 A registry file only says an instance might exist; a live connection says it does. Each
 valid file gets a tracker that walks the state machine below and logs every transition;
 ``instances()`` lists the ACTIVE ones only, so a stale file (dead pid, closed port, silent
-endpoint) is never listed. Dead instances' files are removed. Every per-instance task runs
-in the task group of ``run()``; sleeping and the clock are injected so backoff tests take
-no wall time::
+endpoint) is never listed. Dead instances' files are removed. ``settle()`` waits for the
+first scan and each file's first check, so a client that asks once, right after the hub
+starts (a one-shot client), sees the instances already running. Every per-instance task
+runs in the task group of ``run()``; sleeping and the clock are injected so backoff tests
+take no wall time::
 
     STARTING --port accepts--> LISTENING --MCP answer--> ACTIVE --3 missed pings--> RETRYING
        |                          |                        ^                          |
@@ -76,6 +78,7 @@ class _Entry:
     signature: tuple[int, int, int]
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     state: InstanceState | None = None
+    checked: anyio.Event = field(default_factory=anyio.Event)  # set after its first check
 
 
 def backoff(attempt: int) -> float:
@@ -126,6 +129,7 @@ class Discovery:
         self._skipped: dict[str, tuple[int, int, int]] = {}
         self._changed = anyio.Event()
         self._dirty = anyio.Event()
+        self._scanned = anyio.Event()  # set after the first scan
         self._tg: anyio.abc.TaskGroup | None = None
 
     # -- what the hub reads -----------------------------------------------------------------
@@ -146,6 +150,14 @@ class Discovery:
         """The tracked state of any instance (None once it is gone)."""
         entry = self._entries.get(f"{instance_id}{SUFFIX}")
         return None if entry is None else entry.state
+
+    async def settle(self) -> None:
+        """Wait until the first scan is done and every file it found has had its first
+        check (listed if it answered). Callers bound the wait: a check may take a ping's
+        timeout, and nothing is awaited without ``run()``."""
+        await self._scanned.wait()
+        for entry in list(self._entries.values()):
+            await entry.checked.wait()
 
     async def wait_changed(self, since: int | None = None) -> int:
         """Wait until ``generation`` differs from ``since`` (by default: for the next change
@@ -171,6 +183,7 @@ class Discovery:
             self._tg = tg
             try:
                 self._rescan()
+                self._scanned.set()
                 tg.start_soon(self._rescan_loop)
                 tg.start_soon(self._periodic_rescan)
                 tg.start_soon(self._watch_loop, mode)
@@ -246,6 +259,7 @@ class Discovery:
         if not self._pid_alive(record.pid):
             self._transition(entry, InstanceState.DEAD, f"pid {record.pid} is gone")
             self._remove_file(entry)
+            entry.checked.set()
             return
         self._transition(entry, InstanceState.STARTING, f"registered by pid {record.pid}")
         if self._tg is not None:
@@ -253,6 +267,7 @@ class Discovery:
 
     def _forget(self, entry: _Entry, reason: str) -> None:
         entry.scope.cancel()
+        entry.checked.set()
         if entry.state not in (None, InstanceState.DEAD):
             self._transition(entry, InstanceState.DEAD, reason)
         if self._entries.get(entry.name) is entry:
@@ -261,11 +276,14 @@ class Discovery:
     # -- one instance -------------------------------------------------------------------------
 
     async def _supervise(self, entry: _Entry) -> None:
-        with entry.scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._follow_process, entry, tg.cancel_scope)
-                await self._walk(entry)
-                tg.cancel_scope.cancel()
+        try:
+            with entry.scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._follow_process, entry, tg.cancel_scope)
+                    await self._walk(entry)
+                    tg.cancel_scope.cancel()
+        finally:
+            entry.checked.set()
 
     async def _follow_process(self, entry: _Entry, scope: anyio.CancelScope) -> None:
         await self._wait_exit(entry.record.pid)
@@ -279,9 +297,12 @@ class Discovery:
                 await self._keep_alive(entry)
                 self._transition(entry, InstanceState.RETRYING, f"{MISSED_PINGS} missed pings")
                 attempts = 0
-            elif await self._reach(entry):
-                attempts = 0
-                continue
+            else:
+                reached = await self._reach(entry)
+                entry.checked.set()
+                if reached:
+                    attempts = 0
+                    continue
             attempts += 1
             if attempts >= self._max_attempts:
                 self._die(entry, f"no answer after {attempts} attempts")

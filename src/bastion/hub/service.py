@@ -8,13 +8,22 @@ instance dies (its process gone or its endpoint silent, as ``Discovery`` decides
 unmounted and the client is told with a log message and list-changed notifications. Each
 active instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
 changes as instances come and go.
+
+Connect on first use: a call of ``<name>__<tool>`` (a prompt ``<name>__<prompt>``, a
+resource URI ``<name-scheme>+<uri>``) that nothing serves yet connects the active instance
+that name belongs to (the ``mount_name`` it would get now; several candidates connect none)
+and is then served, within ``CONNECT_ON_USE_WAIT``; otherwise it is unknown as usual. So a
+client that remembers tool names across hub restarts, or calls without listing, works.
+Lists stay lazy: ``tools/list`` shows the hub's own tools and those of connected instances
+only. A one-shot client that must list before calling (the MCP Inspector CLI) starts the
+hub with ``connect_at_start`` (``bastion hub --connect NAME``); lists wait for those.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -22,19 +31,22 @@ import anyio
 import msgspec
 
 from bastion._types import JSONObject
+from bastion.catalog.names import uri_prefix
 from bastion.config import ServerConfig
 from bastion.gateway import Gateway
 from bastion.hub.discovery import Discovery, InstanceState
 from bastion.hub.registry import InstanceRecord
 from bastion.protocol import types as t
 from bastion.server.context import ToolContext
-from bastion.server.registry import ResourceEntry
+from bastion.server.registry import NameKind, ResourceEntry
 
-__all__ = ["CONNECT_WAIT", "Hub", "mount_name"]
+__all__ = ["CONNECT_ON_USE_WAIT", "CONNECT_WAIT", "DISCOVERY_WAIT", "Hub", "mount_name"]
 
 logger = logging.getLogger(__name__)
 
 CONNECT_WAIT: Final = 15.0  # seconds instances_connect waits for the instance's lists
+CONNECT_ON_USE_WAIT: Final = 5.0  # seconds a call of a not yet connected instance waits
+DISCOVERY_WAIT: Final = 3.0  # seconds a just-started hub waits for its first look around
 URI_PREFIX: Final = "bastion-hub://instances/"
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]+")
 _NAME_MAX: Final = 40
@@ -80,25 +92,86 @@ def mount_name(instance_name: str, taken: set[str]) -> str:
 class Hub:
     """Connections of one client to the discovered instances, over a ``Gateway``."""
 
-    def __init__(self, gateway: Gateway, discovery: Discovery) -> None:
+    def __init__(
+        self, gateway: Gateway, discovery: Discovery, *, connect_at_start: Sequence[str] = ()
+    ) -> None:
         self.gateway = gateway
         self.discovery = discovery
         self._mounted: dict[str, str] = {}  # instance id -> upstream name
         self._lock = anyio.Lock()
+        self._connect_at_start = tuple(connect_at_start)
+        self._started = anyio.Event()  # set once the connections asked at start are made
         for tool, fn in (
             (_LIST, self._list),
             (_CONNECT, self._connect),
             (_DISCONNECT, self._disconnect),
         ):
             gateway.add_own_tool(tool, fn)
+        gateway.app.settle_hook = self._settle
+        gateway.app.resolve_hook = self._resolve
 
     async def run(self) -> None:
         """Follow the instances until cancelled (the gateway and discovery run beside)."""
-        seen = self.discovery.generation
-        await self._instances_changed()
-        while True:
-            seen = await self.discovery.wait_changed(seen)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._connect_first)
+            seen = self.discovery.generation
             await self._instances_changed()
+            while True:
+                seen = await self.discovery.wait_changed(seen)
+                await self._instances_changed()
+
+    async def _discovered(self) -> None:
+        """Wait (bounded) for discovery's first look at the registry."""
+        with anyio.move_on_after(DISCOVERY_WAIT):
+            await self.discovery.settle()
+
+    async def _connect_first(self) -> None:
+        try:
+            await self._discovered()
+            for wanted in self._connect_at_start:
+                record = self._find({"instance": wanted})
+                try:
+                    if isinstance(record, str):
+                        raise ValueError(record)
+                    if await self._ensure(record, CONNECT_ON_USE_WAIT) is None:
+                        raise ValueError("it did not answer in time")
+                except ValueError as exc:  # also Gateway.mount's refusals: never fatal
+                    logger.warning("hub: not connected to %r at start: %s", wanted, exc)
+        finally:
+            self._started.set()
+
+    async def _settle(self) -> None:
+        """Before a list or a "not found": the start's connections, then the upstreams."""
+        if self._connect_at_start:
+            with anyio.move_on_after(DISCOVERY_WAIT + CONNECT_ON_USE_WAIT):
+                await self._started.wait()
+        await self.gateway.settle()
+
+    async def _resolve(self, kind: NameKind, name: str) -> None:
+        """Connect on first use: mount the active instance ``name`` belongs to, if exactly
+        one does and it is not connected yet; its entries are there when this returns."""
+        await self._discovered()
+        async with self._lock:
+            record = self._owner(kind, name)
+        if record is not None:
+            logger.info("hub: %s %r belongs to %s; connecting", kind, name, record.name)
+            await self._ensure(record, CONNECT_ON_USE_WAIT)
+
+    def _owner(self, kind: NameKind, name: str) -> InstanceRecord | None:
+        """The one unconnected active instance whose namespace ``name`` is in (as it would
+        be mounted now), or None (none, or several: a name must not pick one by chance)."""
+        taken = set(self.gateway.replicas)
+        owners = []
+        for record in self.discovery.instances():
+            if record.id in self._mounted:
+                continue
+            server = mount_name(record.name, taken)
+            prefix = uri_prefix(server, False) if kind == "resource" else self._prefix(server)
+            if name.startswith(prefix) and len(name) > len(prefix):
+                owners.append(record)
+        if len(owners) > 1:
+            logger.info("hub: %r could belong to %d instances; connecting none", name, len(owners))
+        return owners[0] if len(owners) == 1 else None
 
     # -- keeping up with the instances -----------------------------------------------------
 
@@ -122,6 +195,7 @@ class Hub:
     # -- the tools ---------------------------------------------------------------------------
 
     async def _list(self, ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
+        await self._discovered()
         rows = [self._row(r) for r in self.discovery.instances()]
         if rows:
             lines = [
@@ -137,20 +211,12 @@ class Hub:
         )
 
     async def _connect(self, ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
+        await self._discovered()
         record = self._find(args)
         if isinstance(record, str):
             return _failure(record)
-        async with self._lock:
-            server = self._mounted.get(record.id)
-            if server is None:
-                server = mount_name(record.name, set(self.gateway.replicas))
-                await self.gateway.mount(server, _upstream(record))
-                self._mounted[record.id] = server
-        if not await self.gateway.wait_ready(server, CONNECT_WAIT):
-            async with self._lock:
-                if self._mounted.get(record.id) == server:
-                    del self._mounted[record.id]
-                    await self.gateway.unmount(server)
+        server = await self._ensure(record, CONNECT_WAIT)
+        if server is None:
             return _failure(f"instance {record.name} ({record.id}) did not answer in time")
         prefix = self._prefix(server)
         tools = sorted(n for n, e in self.gateway.catalog.tools.items() if e.server == server)
@@ -161,6 +227,23 @@ class Hub:
             content=[t.TextContent(text=text)],
             structuredContent={"id": record.id, "server": server, "prefix": prefix, "tools": tools},
         )
+
+    async def _ensure(self, record: InstanceRecord, wait: float) -> str | None:
+        """Mount ``record`` unless it is, and wait (at most ``wait`` s) until its lists are
+        in; its upstream name, or None (unmounted again) when it did not answer in time."""
+        async with self._lock:
+            server = self._mounted.get(record.id)
+            if server is None:
+                server = mount_name(record.name, set(self.gateway.replicas))
+                await self.gateway.mount(server, _upstream(record))
+                self._mounted[record.id] = server
+        if await self.gateway.wait_ready(server, wait):
+            return server
+        async with self._lock:
+            if self._mounted.get(record.id) == server:
+                del self._mounted[record.id]
+                await self.gateway.unmount(server)
+        return None
 
     async def _disconnect(self, ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
         wanted = str(args.get("instance", ""))

@@ -4,13 +4,16 @@ A ``ServerConnection`` is the request handler a ``Peer`` calls. A request whose 
 names a protocol version is a 2026-07-28 request and is validated on its own (version,
 capabilities), since that era keeps no state between requests. Anything else belongs to a
 2025-11-25 session that must begin with ``initialize``. The methods of each era are
-refused in the other with -32601, as both revisions require.
+refused in the other with -32601, as both revisions require. A tool, prompt or resource
+not found is looked up again after the app settles and after its ``resolve_hook`` has been
+offered the name.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import anyio
 import msgspec
@@ -37,12 +40,13 @@ from bastion.protocol.versions import (
 )
 from bastion.server.context import LOG_LEVELS, InputRequired, ToolContext
 from bastion.server.pagination import paginate
-from bastion.server.registry import ServerApp
+from bastion.server.registry import NameKind, ServerApp
 from bastion.session.peer import Call, Peer
 
 __all__ = ["LIST_TTL_MS", "ServerConnection"]
 
 logger = logging.getLogger(__name__)
+_E = TypeVar("_E")
 
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
 MAX_SUBSCRIPTIONS: Final = 256  # resource subscriptions per connection
@@ -297,11 +301,20 @@ class ServerConnection:
         if self.app.settle_hook is not None:
             await self.app.settle_hook()
 
+    async def _late(self, kind: NameKind, name: str, lookup: Callable[[], _E | None]) -> _E | None:
+        """An entry that was not there at first: after the app settles, or once its resolver
+        has been offered the name (e.g. the hub connecting the instance it belongs to)."""
+        await self._settle()
+        found = lookup()
+        if found is None and self.app.resolve_hook is not None:
+            await self.app.resolve_hook(kind, name)
+            found = lookup()
+        return found
+
     async def _call_tool(self, ctx: ToolContext, params: t.CallToolParams) -> JSONValue:
         entry = self.app.tools.get(params.name)
         if entry is None:
-            await self._settle()
-            entry = self.app.tools.get(params.name)
+            entry = await self._late("tool", params.name, lambda: self.app.tools.get(params.name))
         if entry is None:
             raise InvalidParams(f"unknown tool {params.name!r}", message="Unknown tool")
         args = {} if params.arguments is msgspec.UNSET else params.arguments
@@ -319,8 +332,9 @@ class ServerConnection:
     async def _read(self, ctx: ToolContext, params: t.ReadResourceParams, era: Era) -> JSONValue:
         found = self.app.find_resource(params.uri)
         if found is None:
-            await self._settle()
-            found = self.app.find_resource(params.uri)
+            found = await self._late(
+                "resource", params.uri, lambda: self.app.find_resource(params.uri)
+            )
         if found is None:
             # 2025-11-25 says -32002; 2026-07-28 (SEP-2164) moved it to -32602.
             kind = ResourceNotFound if era is Era.LEGACY else InvalidParams
@@ -335,8 +349,9 @@ class ServerConnection:
     async def _get_prompt(self, ctx: ToolContext, params: t.GetPromptParams) -> JSONValue:
         entry = self.app.prompts.get(params.name)
         if entry is None:
-            await self._settle()
-            entry = self.app.prompts.get(params.name)
+            entry = await self._late(
+                "prompt", params.name, lambda: self.app.prompts.get(params.name)
+            )
         if entry is None:
             raise InvalidParams(f"unknown prompt {params.name!r}", message="Unknown prompt")
         args = {} if params.arguments is msgspec.UNSET else params.arguments

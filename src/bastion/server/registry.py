@@ -2,7 +2,9 @@
 
 ``ServerApp`` is a plain registry plus change notification; it knows nothing about
 connections or protocol revisions. Handlers are async callables that receive a
-``ToolContext`` (see ``context``), so one implementation serves both eras.
+``ToolContext`` (see ``context``), so one implementation serves both eras. Two hooks let
+the owner fill it lazily: ``settle_hook`` (wait for what is starting) and ``resolve_hook``
+(offered a name nobody knows, e.g. the hub connecting the instance a tool name belongs to).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from bastion._types import JSONObject, JSONValue
 from bastion.protocol import types as t
@@ -20,8 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CompletionFn",
+    "NameKind",
     "PromptEntry",
     "PromptFn",
+    "ResolveHook",
     "ResourceEntry",
     "ResourceFn",
     "ServerApp",
@@ -36,6 +40,8 @@ PromptFn = Callable[["ToolContext", dict[str, str]], Awaitable[t.GetPromptResult
 CompletionFn = Callable[["ToolContext", JSONObject, JSONObject, JSONObject], Awaitable[JSONObject]]
 ChangeListener = Callable[[str], Awaitable[None]]
 SubscriptionHook = Callable[[str, bool], Awaitable[None]]
+NameKind = Literal["tool", "prompt", "resource"]
+ResolveHook = Callable[[NameKind, str], Awaitable[None]]
 UpdateListener = Callable[[str], Awaitable[None]]
 # A server-wide log message: level, data, logger name.
 LogListener = Callable[[str, JSONValue, str | None], Awaitable[None]]
@@ -105,6 +111,9 @@ class ServerApp:
     # Awaited before answering a list, or "not found", so a client that lists once sees
     # what a starting gateway will offer (bounded by the hook's owner).
     settle_hook: Callable[[], Awaitable[None]] | None = None
+    # Offered a tool or prompt name, or a resource URI, still unknown after settling; it may
+    # add the entry (bounded by the hook's owner), then the lookup is tried once more.
+    resolve_hook: ResolveHook | None = None
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
     _log_listeners: set[LogListener] = field(default_factory=set)

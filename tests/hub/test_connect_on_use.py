@@ -1,0 +1,156 @@
+"""Connect on first use, in process: a ``Hub`` over a real ``Gateway`` and a real
+``Discovery`` of a private registry, its client on the in-memory transport, and real
+``bastion fixture`` HTTP servers as the instances (registered by writing their records).
+
+A call of ``<instance>__<tool>``, a prompt ``<instance>__<prompt>`` or a resource
+``<instance-scheme>+<uri>`` connects the instance it belongs to and is served; a name no
+single live instance owns stays unknown; lists show the connected instances only, and the
+instances named by ``connect_at_start`` before the first list.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from bastion.client import ClientSession
+from bastion.config import Config
+from bastion.errors import PeerError
+from bastion.gateway import Gateway
+from bastion.hub import Discovery, InstanceRecord, write_record
+from bastion.hub.service import Hub
+from bastion.protocol.request_state import RequestStateSealer
+from bastion.protocol.versions import Era
+from tests.memory import connected
+from tests.support import BASTION, free_port, stop_process, wait_for_port
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+ERAS = [Era.LEGACY, Era.MODERN]
+OWN = ["instances_list", "instances_connect", "instances_disconnect"]
+STATIC_TEXT = "This is the content of the static text resource."
+
+
+@contextmanager
+def instance(registry: Path, name: str) -> Iterator[InstanceRecord]:
+    """A ``bastion fixture`` HTTP server, registered as instance ``name``."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BASTION), "fixture", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        url = f"http://127.0.0.1:{port}/mcp"
+        record = InstanceRecord.create(name=name, url=url, project=f"/src/{name}", pid=proc.pid)
+        write_record(registry, record)
+        yield record
+    finally:
+        stop_process(proc)
+
+
+@asynccontextmanager
+async def hub_client(
+    registry: Path, era: Era, connect_at_start: Sequence[str] = ()
+) -> AsyncIterator[ClientSession]:
+    """A just-started hub (as ``bastion hub`` runs it) and a client of it."""
+    gateway = Gateway(Config(), {}, sealer=RequestStateSealer([secrets.token_bytes(32)]))
+    discovery = Discovery(registry)
+    hub = Hub(gateway, discovery, connect_at_start=connect_at_start)
+    async with anyio.create_task_group() as tg:
+        await tg.start(discovery.run)
+        tg.start_soon(gateway.run)
+        tg.start_soon(hub.run)
+        async with connected(gateway.app, era, sealer=gateway.sealer) as session:
+            yield session
+        tg.cancel_scope.cancel()
+
+
+async def tool_names(session: ClientSession) -> list[str]:
+    return [tool["name"] for tool in await session.list_tools()]
+
+
+async def listed(session: ClientSession) -> list[dict[str, Any]]:
+    result = await session.call_tool("instances_list", {})
+    rows: list[dict[str, Any]] = result["structuredContent"]["instances"]
+    return rows
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_call_connects_its_instance_on_first_use(tmp_path: Path, era: Era) -> None:
+    registry = tmp_path / "instances"
+    with instance(registry, "alpha"), instance(registry, "beta"):
+        async with hub_client(registry, era) as s:
+            # The very first request of a fresh hub: nothing connected, nothing listed yet.
+            out = await s.call_tool("alpha__echo", {"text": "first use"})
+            assert out["content"] == [{"type": "text", "text": "first use"}]
+            rows = {r["name"]: r for r in await listed(s)}
+            assert rows["alpha"]["connected"] is True
+            assert rows["alpha"]["prefix"] == "alpha__"
+            assert rows["beta"]["connected"] is False
+            names = await tool_names(s)
+            assert names[:3] == OWN
+            assert "alpha__echo" in names
+            assert not any(n.startswith("beta__") for n in names)  # lists stay lazy
+
+            read = await s.read_resource("beta+test://static-text")
+            assert read["contents"][0]["text"] == STATIC_TEXT
+            assert any(n.startswith("beta__") for n in await tool_names(s))
+
+            done = await s.call_tool("instances_disconnect", {"instance": "alpha"})
+            assert not done.get("isError"), done
+            assert "alpha__echo" not in await tool_names(s)
+            again = await s.call_tool("alpha__echo", {"text": "second use"})  # reconnects
+            assert again["content"] == [{"type": "text", "text": "second use"}]
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_prompt_connects_its_instance_on_first_use(tmp_path: Path, era: Era) -> None:
+    registry = tmp_path / "instances"
+    with instance(registry, "my project!"):  # registered name, sanitised: my_project
+        async with hub_client(registry, era) as s:
+            prompt = await s.get_prompt("my_project__test_simple_prompt")
+            text = prompt["messages"][0]["content"]["text"]
+            assert text == "This is a simple prompt for testing."
+            assert "my_project__echo" in await tool_names(s)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_names_no_single_live_instance_owns_stay_unknown(tmp_path: Path, era: Era) -> None:
+    registry = tmp_path / "instances"
+    with instance(registry, "twin") as first, instance(registry, "twin"):
+        async with hub_client(registry, era) as s:
+            assert len(await listed(s)) == 2
+            for name in ("twin__echo", "nobody__echo"):  # two owners; no owner
+                with pytest.raises(PeerError, match="Unknown tool"):
+                    await s.call_tool(name, {"text": "x"})
+            with pytest.raises(PeerError):
+                await s.read_resource("nobody+test://static-text")
+            assert await tool_names(s) == OWN
+            assert not any(r["connected"] for r in await listed(s))
+
+            # The hub's rule for twins: connect by id; the second one is then twin_2.
+            out = await s.call_tool("instances_connect", {"instance": first.id})
+            assert out["structuredContent"]["prefix"] == "twin__"
+            again = await s.call_tool("twin_2__echo", {"text": "the other twin"})
+            assert again["content"] == [{"type": "text", "text": "the other twin"}]
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_connect_at_start_lists_the_instance_first_thing(tmp_path: Path, era: Era) -> None:
+    registry = tmp_path / "instances"
+    with ExitStack() as stack:
+        stack.enter_context(instance(registry, "gamma"))
+        stack.enter_context(instance(registry, "delta"))
+        async with hub_client(registry, era, connect_at_start=["gamma", "nobody"]) as s:
+            names = await tool_names(s)  # the first request: the list waits for gamma
+            assert "gamma__echo" in names
+            assert not any(n.startswith("delta__") for n in names)

@@ -113,12 +113,14 @@ def fixture_http_server(port: int | None = None, *, legacy_only: bool = False) -
 
 
 @contextmanager
-def serve_in(project: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``bastion serve`` (the built-in fixture) started in ``project``, which names the
-    instance it registers (in the registry of ``os.environ``'s ``XDG_DATA_HOME``)."""
+def serve_in(
+    project: Path, port: int, config: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``bastion serve`` (the built-in fixture, or ``config``) started in ``project``, which
+    names the instance it registers (in the registry of ``os.environ``'s ``XDG_DATA_HOME``)."""
     project.mkdir(exist_ok=True)
     proc = subprocess.Popen(
-        [str(BASTION), "serve", "--port", str(port)],
+        [str(BASTION), "serve", "--port", str(port), *(["-c", str(config)] if config else [])],
         cwd=project,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -27,8 +27,9 @@ FOLLOW_POLL_S: Final = 0.5  # how often `tail --follow` looks for new rows
 
 
 def default_db_path() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "bastion" / "audit.db"
+    from bastion.config.paths import state_dir
+
+    return state_dir() / "audit.db"
 
 
 def _db(db: str | None) -> Path:

@@ -114,12 +114,19 @@ def run_serve(
             async with anyio.create_task_group() as http:  # ends after the graceful shutdown
                 bound = await http.start(serve_until_stopped, stop)
                 # Announced once the socket listens; withdrawn before the graceful shutdown.
-                announce = (
-                    serve_registration(settings.host, bound, settings.path, SUPPORTED_VERSIONS)
-                    if register
-                    else contextlib.nullcontext()
-                )
-                with announce:
+                with contextlib.ExitStack() as announce:
+                    if register:
+                        credential = announce.enter_context(security.hub_credential())
+                        announce.enter_context(
+                            serve_registration(
+                                settings.host,
+                                bound,
+                                settings.path,
+                                SUPPORTED_VERSIONS,
+                                credential=credential,
+                                scheme="https" if settings.tls_cert_file else "http",
+                            )
+                        )
                     await stop.wait()
             tg.cancel_scope.cancel()  # then the upstreams are stopped
 

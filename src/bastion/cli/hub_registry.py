@@ -49,9 +49,16 @@ def _url_host(host: str) -> str | None:
 
 @contextlib.contextmanager
 def serve_registration(
-    host: str, port: int, path: str, versions: tuple[str, ...]
+    host: str,
+    port: int,
+    path: str,
+    versions: tuple[str, ...],
+    *,
+    credential: str | None = None,
+    scheme: str = "http",
 ) -> Iterator[None]:
-    """The registry entry of a listening ``bastion serve``, for the ``with`` block.
+    """The registry entry of a listening ``bastion serve``, for the ``with`` block, with the
+    credential a local client needs (the file is the user's alone, 0600).
     A failure to register is logged, never fatal: the gateway serves without the hub."""
     url_host = _url_host(host)
     if url_host is None:
@@ -61,9 +68,10 @@ def serve_registration(
     cwd = Path.cwd()
     record = InstanceRecord.create(
         name=cwd.name or "bastion",
-        url=f"http://{url_host}:{port}{path}",
+        url=f"{scheme}://{url_host}:{port}{path}",
         project=cwd,
         protocol_versions=versions,
+        credential=credential,
     )
     with contextlib.ExitStack() as stack:
         try:

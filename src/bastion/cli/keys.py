@@ -9,7 +9,6 @@ its next request. Exit codes: 0 ok, 2 bad input or no such key, 78 unusable data
 from __future__ import annotations
 
 import datetime
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -37,8 +36,9 @@ DEFAULT_BREAK_GLASS_TTL: Final = "1h"
 
 
 def default_keys_db_path() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "bastion" / "keys.db"
+    from bastion.config.paths import state_dir
+
+    return state_dir() / "keys.db"
 
 
 def run_keys(args: argparse.Namespace) -> int:

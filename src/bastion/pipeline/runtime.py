@@ -8,9 +8,11 @@ then polls the policy file until cancelled, and closes the audit log (draining i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -19,11 +21,12 @@ import anyio
 from bastion.audit.log import AuditLog
 from bastion.audit.redact import Redactor
 from bastion.auth.authenticator import Authenticator
-from bastion.auth.keys import KeyStoreError
+from bastion.auth.keys import KeyStore, KeyStoreError
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
+from bastion.config.paths import state_dir
 from bastion.errors import ConfigError
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.audit_stage import AuditStage
@@ -44,19 +47,16 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-__all__ = ["Security", "default_audit_path", "default_state_dir"]
+__all__ = ["HUB_ROLE", "Security", "default_audit_path"]
+
+HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the local hub
+HUB_KEY_TTL: Final = 7 * 24 * 3600.0
 
 logger = logging.getLogger(__name__)
 
 
-def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/bastion`` (``~/.local/state/bastion``): audit log, keys, pins."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "bastion"
-
-
 def default_audit_path() -> Path:
-    return default_state_dir() / "audit.db"
+    return state_dir() / "audit.db"
 
 
 class Security:
@@ -67,7 +67,8 @@ class Security:
         self.config = config
         self.authenticator: Authenticator | None = None
         if config.auth is not None:
-            keys_db = default_keys_db or default_state_dir() / "keys.db"
+            keys_db = default_keys_db or state_dir() / "keys.db"
+            self._keys_db = Path(config.auth.api_keys.db) if config.auth.api_keys.db else keys_db
             try:
                 self.authenticator = Authenticator.from_settings(
                     config.auth, default_keys_db=keys_db
@@ -98,6 +99,30 @@ class Security:
             return 200, document
 
         return {path: metadata for path in metadata_paths(self.config.auth.resource)}
+
+    @contextlib.contextmanager
+    def hub_credential(self) -> Iterator[str | None]:
+        """An API key (role ``local``) for the local hub's registry entry, revoked when the
+        block ends; None when API keys are not in use (the face needs no credential, or
+        takes only tokens the hub cannot mint)."""
+        auth = self.config.auth
+        if auth is None or not auth.api_keys.enabled:
+            yield None
+            return
+        store = KeyStore(self._keys_db)
+        name = f"hub-local-{os.getpid()}-{secrets.token_hex(3)}"
+        try:
+            key, plaintext = store.create(name, [HUB_ROLE], expires_in=HUB_KEY_TTL)
+        except KeyStoreError as exc:
+            logger.warning("no key for the local hub: %s", exc)
+            store.close()
+            yield None
+            return
+        try:
+            yield plaintext
+        finally:
+            store.revoke(key.id)
+            store.close()
 
     def check_bind(self, host: str) -> None:
         """TR-3: a face reachable from other machines must authenticate its callers.

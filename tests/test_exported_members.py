@@ -11,6 +11,7 @@ PACKAGES = [
     "bastion.audit",
     "bastion.client",
     "bastion.fixture",
+    "bastion.guard",
     "bastion.policy",
     "bastion.hub",
     "bastion.protocol",

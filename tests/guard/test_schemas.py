@@ -3,6 +3,7 @@ structuredContent against outputSchema; hostile schemas are unusable, never a cr
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -182,7 +183,5 @@ def test_in3_compiled_once_and_cache_is_bounded() -> None:
 )
 def test_in3_arbitrary_schemas_never_crash(schema: object, arguments: dict) -> None:
     validator = SchemaValidator()
-    try:
+    with contextlib.suppress(SchemaUnusable):
         validator.compile(schema).violations(arguments)
-    except SchemaUnusable:
-        pass

@@ -58,9 +58,11 @@ SEND_TO_URL: Final = re.compile(
     r"\b(?:to|at|into)\s{1,8}(?:https?|wss?|ftp)://"
 )
 # TC-3: steering the model away from another tool.
+_TOOL_NAME = r"[`'\"]?[A-Za-z0-9_.\-]{1,64}[`'\"]?"
+_IDENTIFIER = r"[`'\"]?[A-Za-z0-9.\-]{0,64}_[A-Za-z0-9_.\-]{0,64}[`'\"]?"  # has an underscore
 TOOL_OVERRIDE: Final = re.compile(
-    r"(?i)\b(?:use|call|prefer)\s{1,8}this\s{1,8}tool\s{1,8}(?:instead|rather)\b|\binstead\s{1,8}"
-    r"of\s{1,8}(?:the\s{1,8})?[`'\"]?[A-Za-z0-9_.\-]{1,64}[`'\"]?\s{1,8}tool\b|\b(?:do\s{1,8}not|"
-    r"don'?t|never)\s{1,8}(?:use|call)\s{1,8}(?:the\s{1,8})?[`'\"]?[A-Za-z0-9_.\-]{1,64}[`'\"]?"
-    r"(?:\s{1,8}tool)?\b|\b(?:is|are)\s{1,8}deprecated\b"
+    r"(?i)\b(?:use|call|prefer)\s{1,8}this\s{1,8}tool\s{1,8}(?:instead|rather)\b"
+    rf"|\binstead\s{{1,8}}of\s{{1,8}}(?:the\s{{1,8}})?(?:{_TOOL_NAME}\s{{1,8}}tool\b|{_IDENTIFIER})"
+    rf"|\b(?:do\s{{1,8}}not|don'?t|never)\s{{1,8}}(?:use|call)\s{{1,8}}(?:the\s{{1,8}})?"
+    rf"(?:{_TOOL_NAME}\s{{1,8}}tool\b|{_IDENTIFIER})"
 )

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bastion.guard import NotPending, PinStore, pin_definition, tool_hash
 from bastion.protocol.types import Tool
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "name": "weather",
     "description": "Current weather for a city.",
     "inputSchema": {"type": "object", "properties": {"city": {"type": "string"}}},

@@ -4,11 +4,13 @@ characters, exfiltration URLs and references to other servers' tools."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.guard import PoisonScanner
+from bastion.guard import Finding, PoisonScanner
 from bastion.protocol.types import Prompt, Resource, Tool
 
 CLEAN = {
@@ -27,7 +29,7 @@ CLEAN = {
 }
 
 
-def _kinds(findings: list) -> set[str]:
+def _kinds(findings: list[Finding]) -> set[str]:
     return {f.kind for f in findings}
 
 
@@ -95,19 +97,19 @@ def test_tc1_poison_anywhere_in_the_schemas_is_found(where: str) -> None:
     assert {"hidden-instruction", "sensitive-file"} <= _kinds(findings), where
 
 
-def _with_poison(where: str, poison: str) -> dict:
-    deep = {"type": "string"}
+def _with_poison(where: str, poison: str) -> dict[str, Any]:
+    deep: dict[str, Any] = {"type": "string"}
     if where in ("description", "title", "default"):
         deep[where] = poison
     elif where == "enum":
         deep["enum"] = ["a", poison]
     elif where == "examples":
         deep["examples"] = [poison]
-    props: dict = {"inner": deep}
+    props: dict[str, Any] = {"inner": deep}
     if where == "property-name":
         props[poison] = {"type": "string"}
     schema = {"type": "object", "properties": {"outer": {"type": "object", "properties": props}}}
-    tool: dict = {"name": "t", "inputSchema": schema}
+    tool: dict[str, Any] = {"name": "t", "inputSchema": schema}
     if where == "output":
         tool = {"name": "t", "inputSchema": {"type": "object"}, "outputSchema": schema}
         deep["description"] = poison

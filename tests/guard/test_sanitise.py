@@ -3,6 +3,8 @@ length capped, prompt injection annotated or blocked; clean results pass untouch
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,7 @@ GITHUB = "ghp_" + "x9" * 18
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"
 
 
-def _result(text: str) -> dict:
+def _result(text: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}]}
 
 

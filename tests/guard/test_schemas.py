@@ -60,7 +60,9 @@ def test_in3_unknown_top_level_fields_are_refused_by_default() -> None:
         {"unevaluatedProperties": True},
     ],
 )
-def test_in3_schemas_that_explicitly_allow_more_accept_unknown_fields(allowing: dict) -> None:
+def test_in3_schemas_that_explicitly_allow_more_accept_unknown_fields(
+    allowing: dict[str, object],
+) -> None:
     compiled = SchemaValidator().compile({**SCHEMA, **allowing})
     assert compiled.violations({"path": "a", "extra": "x"}) == []
 
@@ -140,7 +142,7 @@ def test_in3_absurd_size_and_depth_are_unusable() -> None:
     assert len(json.dumps(huge)) > 256 * 1024
     with pytest.raises(SchemaUnusable, match="too large"):
         SchemaValidator().compile(huge)
-    deep: dict = {"type": "object"}
+    deep: dict[str, object] = {"type": "object"}
     for _ in range(100):
         deep = {"type": "object", "properties": {"a": deep}}
     with pytest.raises(SchemaUnusable, match="too deep"):
@@ -181,7 +183,7 @@ def test_in3_compiled_once_and_cache_is_bounded() -> None:
     ),
     st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
 )
-def test_in3_arbitrary_schemas_never_crash(schema: object, arguments: dict) -> None:
+def test_in3_arbitrary_schemas_never_crash(schema: object, arguments: dict[str, object]) -> None:
     validator = SchemaValidator()
     with contextlib.suppress(SchemaUnusable):
         validator.compile(schema).violations(arguments)

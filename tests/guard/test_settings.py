@@ -42,7 +42,7 @@ def test_the_section_decodes_from_yaml_shaped_data() -> None:
         ({"uris": {"file_roots": ["relative"]}}, "absolute"),
     ],
 )
-def test_bad_settings_are_refused_with_their_path(raw: dict, where: str) -> None:
+def test_bad_settings_are_refused_with_their_path(raw: dict[str, object], where: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=__import__("re").escape(where)):
         msgspec.convert(raw, GuardSettings)
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["EXFIL_URL", "INJECTION", "SEND_TO_URL", "SENSITIVE_FILE", "TOOL_OVERRIDE"]
+__all__ = [
+    "EXFIL_URL",
+    "INJECTION",
+    "SEND_TO_URL",
+    "SENSITIVE_FILE",
+    "TOOL_OVERRIDE",
+    "find_injection",
+]
 
 # Instructions addressed to the model rather than the user.
 INJECTION: Final = (
@@ -35,6 +42,28 @@ INJECTION: Final = (
     ),
     re.compile(r"(?i)\b(?:new|updated)\s{1,8}instructions?\s{0,4}:|\byou\s{1,8}are\s{1,8}now\b"),
 )
+
+# Words each INJECTION pattern cannot match without (case-folded): substring tests cost a
+# fraction of a case-insensitive regex scan, so clean text skips the patterns entirely.
+_GATES: Final = (
+    ("<", "[inst", "[/inst"),
+    ("ignore", "disregard", "forget", "override"),
+    ("user",),
+    ("before",),
+    ("instruction", "now"),
+)
+
+
+def find_injection(text: str) -> re.Match[str] | None:
+    """The first INJECTION match in ``text``, or None."""
+    folded = text.casefold()
+    for gate, pattern in zip(_GATES, INJECTION, strict=True):
+        if any(word in folded for word in gate):
+            match = pattern.search(text)
+            if match:
+                return match
+    return None
+
 
 SENSITIVE_FILE: Final = re.compile(
     r"(?i)~/\.ssh\b|\.ssh/|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|(?<![\w.])\.env\b|/etc/(?:passwd|"

@@ -19,10 +19,10 @@ import msgspec
 from bastion._types import JSONObject, JSONValue
 from bastion.guard._phrases import (
     EXFIL_URL,
-    INJECTION,
     SEND_TO_URL,
     SENSITIVE_FILE,
     TOOL_OVERRIDE,
+    find_injection,
 )
 from bastion.guard._unicode import INVISIBLE, visible
 from bastion.guard.findings import Finding, FindingKind
@@ -144,14 +144,12 @@ class PoisonScanner:
         server: str | None,
         others: Mapping[str, Collection[str]] | None,
     ) -> Iterator[Finding]:
-        match = INVISIBLE.search(text)
+        match = None if text.isascii() else INVISIBLE.search(text)
         if match:
             yield _finding("invisible-character", path, text, match)
-        for pattern in INJECTION:
-            match = pattern.search(text)
-            if match:
-                yield _finding("hidden-instruction", path, text, match)
-                break
+        match = find_injection(text)
+        if match:
+            yield _finding("hidden-instruction", path, text, match)
         match = SENSITIVE_FILE.search(text)
         if match:
             yield _finding("sensitive-file", path, text, match)

@@ -12,6 +12,7 @@ PACKAGES = [
     "bastion.auth",
     "bastion.client",
     "bastion.fixture",
+    "bastion.guard",
     "bastion.pipeline",
     "bastion.policy",
     "bastion.hub",

@@ -1,0 +1,346 @@
+"""Tool pinning (TC-2, TC-3): an upstream's tools are shown only as an admin (or trust on
+first use) approved them.
+
+Each tool definition is hashed canonically (SHA-256 of sorted-key JSON of name, title,
+description, inputSchema, outputSchema, annotations). ``PinStore.review`` decides, per
+server, which offered tools may be shown: pinned and unchanged ones, and new clean ones
+under trust on first use (pinned on the spot). It holds a changed definition (a rug pull,
+also after ``notifications/tools/list_changed``), a poisoned or schema-unusable new one, and
+one that shadows another server's tool, until ``approve``. Every decision that changes the
+store returns a ``PinEvent`` for the caller's audit log; nothing here writes the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Final, Literal, TypeAlias
+
+import msgspec
+
+from bastion._types import Clock, JSONObject
+from bastion.guard._diff import changed_fields, unified
+from bastion.guard._pindb import open_db
+from bastion.guard.findings import Finding
+from bastion.guard.poison import PoisonScanner
+from bastion.guard.schemas import SchemaValidator
+
+__all__ = [
+    "PIN_FIELDS",
+    "Held",
+    "HoldReason",
+    "NotPending",
+    "PendingTool",
+    "PinEvent",
+    "PinStore",
+    "Review",
+    "pin_definition",
+    "tool_hash",
+]
+
+HoldReason: TypeAlias = Literal[
+    "changed", "new-poisoned", "shadowing", "schema-unusable", "new", "rejected"
+]
+PIN_FIELDS: Final = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+TOFU: Final = "trust-on-first-use"
+_ENCODER: Final = msgspec.json.Encoder(order="sorted")
+_FINDINGS: Final = msgspec.json.Decoder(list[Finding])
+
+
+def pin_definition(tool: JSONObject | msgspec.Struct) -> JSONObject:
+    """The pinned part of a tool definition (fields it does not carry are left out)."""
+    item = msgspec.to_builtins(tool) if isinstance(tool, msgspec.Struct) else tool
+    return {k: item[k] for k in PIN_FIELDS if k in item}
+
+
+def tool_hash(tool: JSONObject | msgspec.Struct) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``pin_definition(tool)``."""
+    return hashlib.sha256(_ENCODER.encode(pin_definition(tool))).hexdigest()
+
+
+class PinEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One change to the pins, for the audit log (``kind`` is always ``"pin"``)."""
+
+    action: Literal["pinned", "held", "approved", "rejected"]
+    server: str
+    tool: str
+    new_hash: str
+    old_hash: str | None = None
+    reason: str | None = None
+    by: str | None = None
+    changed: list[str] = []  # top-level fields that differ from the approved definition
+    diff_lines: int = 0  # lines of the unified diff (``pending()`` shows it)
+    findings: list[Finding] = []
+    kind: Literal["pin"] = "pin"
+
+
+class Held(msgspec.Struct, frozen=True, kw_only=True):
+    server: str
+    tool: str
+    hash: str
+    reason: HoldReason
+    findings: list[Finding] = []
+
+
+class Review(msgspec.Struct, frozen=True, kw_only=True):
+    allowed: list[JSONObject]  # the offered definitions that may be shown, in offered order
+    held: list[Held]
+    events: list[PinEvent]
+
+
+class PendingTool(msgspec.Struct, frozen=True, kw_only=True):
+    server: str
+    tool: str
+    hash: str
+    reason: HoldReason
+    findings: list[Finding]
+    first_seen: float
+    definition: JSONObject
+    old_hash: str | None = None
+    old_definition: JSONObject | None = None
+    diff: str = ""
+
+
+class NotPending(LookupError):
+    """``approve``/``reject`` named a (server, tool, hash) that is not held."""
+
+
+class PinStore:
+    """The approved tool definitions of every upstream; safe to share between threads."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        scanner: PoisonScanner | None = None,
+        validator: SchemaValidator | None = None,
+        trust_on_first_use: bool = True,
+        hold_poisoned: bool = True,
+        clock: Clock = time.time,  # wall clock: first_seen and approved_at are shown to admins
+    ) -> None:
+        self._db = open_db(Path(path))
+        self._lock = threading.Lock()
+        self._scanner = scanner or PoisonScanner()
+        self._validator = validator or SchemaValidator()
+        self._tofu = trust_on_first_use
+        self._hold_poisoned = hold_poisoned
+        self._clock = clock
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PinStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- review -----------------------------------------------------------------------------
+
+    def review(
+        self,
+        server: str,
+        tools: Iterable[JSONObject | msgspec.Struct],
+        *,
+        others: Mapping[str, Collection[str]] | None = None,
+    ) -> Review:
+        """Which of ``server``'s offered ``tools`` may be shown; holds and pins as described
+        in the module docstring. ``others`` maps every other server to its bare tool names."""
+        others = {k: v for k, v in (others or {}).items() if k != server}
+        taken = {name for names in others.values() for name in names}
+        allowed: list[JSONObject] = []
+        held: list[Held] = []
+        events: list[PinEvent] = []
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for tool in tools:
+                definition = pin_definition(tool)
+                item = msgspec.to_builtins(tool) if isinstance(tool, msgspec.Struct) else tool
+                outcome = self._decide(
+                    server, str(definition.get("name", "")), definition, others, taken
+                )
+                if isinstance(outcome, Held):
+                    held.append(outcome)
+                else:
+                    allowed.append(item)
+                    if outcome is not None:
+                        events.append(outcome)
+                    continue
+                event = self._hold(outcome, definition)
+                if event is not None:
+                    events.append(event)
+        return Review(allowed=allowed, held=held, events=events)
+
+    def _decide(
+        self,
+        server: str,
+        name: str,
+        definition: JSONObject,
+        others: Mapping[str, Collection[str]],
+        taken: set[str],
+    ) -> Held | PinEvent | None:
+        """``Held``, or the ``PinEvent`` of an automatic pin, or None (already approved)."""
+        digest = tool_hash(definition)
+        pinned = self._db.execute(
+            "SELECT hash FROM pins WHERE server = ? AND tool = ?", (server, name)
+        ).fetchone()
+        if pinned is not None and pinned[0] == digest:
+            self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, name))
+            return None
+        if self._db.execute(
+            "SELECT 1 FROM rejected WHERE server = ? AND tool = ? AND hash = ?",
+            (server, name, digest),
+        ).fetchone():
+            return Held(server=server, tool=name, hash=digest, reason="rejected")
+        findings = self._scanner.scan_tool(definition, server=server, others=others)
+        shadowing = name in taken or any(f.kind == "cross-server-reference" for f in findings)
+        reason: HoldReason | None
+        if pinned is not None:
+            reason = "changed"
+        elif self._validator.unusable_reason(definition) is not None:
+            reason = "schema-unusable"
+        elif shadowing:
+            reason = "shadowing"
+        elif findings and self._hold_poisoned:
+            reason = "new-poisoned"
+        elif not self._tofu:
+            reason = "new"
+        else:
+            reason = None
+        if reason is not None:
+            return Held(server=server, tool=name, hash=digest, reason=reason, findings=findings)
+        self._pin(server, name, digest, definition, TOFU)
+        return PinEvent(
+            action="pinned", server=server, tool=name, new_hash=digest, by=TOFU,
+            changed=changed_fields(None, definition), findings=findings,
+        )  # fmt: skip
+
+    def _hold(self, held: Held, definition: JSONObject) -> PinEvent | None:
+        if held.reason == "rejected":
+            return None
+        row = self._db.execute(
+            "SELECT hash FROM pending WHERE server = ? AND tool = ?", (held.server, held.tool)
+        ).fetchone()
+        if row is not None and row[0] == held.hash:
+            return None  # already held and announced
+        old = self._approved(held.server, held.tool)
+        old_hash, old_definition = old if old is not None else (None, None)
+        self._db.execute(
+            "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                held.server, held.tool, held.hash, _json(definition), old_hash,
+                None if old_definition is None else _json(old_definition), held.reason,
+                _ENCODER.encode(held.findings).decode(), self._clock(),
+            ),
+        )  # fmt: skip
+        diff = unified(old_definition, definition, held.tool)
+        return PinEvent(
+            action="held", server=held.server, tool=held.tool, new_hash=held.hash,
+            old_hash=old_hash, reason=held.reason,
+            changed=changed_fields(old_definition, definition),
+            diff_lines=diff.count("\n") + 1 if diff else 0, findings=held.findings,
+        )  # fmt: skip
+
+    def _approved(self, server: str, tool: str) -> tuple[str, JSONObject] | None:
+        row = self._db.execute(
+            "SELECT hash, definition FROM pins WHERE server = ? AND tool = ?", (server, tool)
+        ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def _pin(self, server: str, tool: str, digest: str, definition: JSONObject, by: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?)",
+            (server, tool, digest, _json(definition), by, self._clock()),
+        )
+        self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, tool))
+
+    # -- admin ------------------------------------------------------------------------------
+
+    def approve(self, server: str, tool: str, digest: str, *, by: str) -> PinEvent:
+        """Pin the held definition ``digest`` of ``server``'s ``tool``; the caller then
+        rebuilds its catalog so the tool is shown.
+
+        Raises:
+            NotPending: no such held definition (it changed again, or was never held).
+        """
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            item = self._pending_row(server, tool, digest)
+            old = self._approved(server, tool)
+            self._pin(server, tool, digest, item.definition, by)
+            self._db.execute(
+                "DELETE FROM rejected WHERE server = ? AND tool = ? AND hash = ?",
+                (server, tool, digest),
+            )
+        return PinEvent(
+            action="approved", server=server, tool=tool, new_hash=digest,
+            old_hash=None if old is None else old[0], reason=item.reason, by=by,
+            changed=changed_fields(None if old is None else old[1], item.definition),
+        )  # fmt: skip
+
+    def reject(self, server: str, tool: str, digest: str, *, by: str) -> PinEvent:
+        """Keep the held definition ``digest`` hidden for good (no further events for it).
+
+        Raises:
+            NotPending: no such held definition.
+        """
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            item = self._pending_row(server, tool, digest)
+            self._db.execute(
+                "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?)",
+                (server, tool, digest, by, self._clock()),
+            )
+            self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, tool))
+        return PinEvent(
+            action="rejected", server=server, tool=tool, new_hash=digest,
+            old_hash=item.old_hash, reason=item.reason, by=by,
+        )  # fmt: skip
+
+    def pending(self, server: str | None = None) -> list[PendingTool]:
+        """Held definitions, oldest first, each with a bounded unified diff."""
+        query = "SELECT * FROM pending"
+        args: tuple[str, ...] = ()
+        if server is not None:
+            query, args = query + " WHERE server = ?", (server,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY first_seen, server, tool", args).fetchall()
+        return [_pending(row) for row in rows]
+
+    def approved(self, server: str) -> dict[str, str]:
+        """``server``'s pinned tools: name -> hash."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tool, hash FROM pins WHERE server = ? ORDER BY tool", (server,)
+            ).fetchall()
+        return dict(rows)
+
+    def _pending_row(self, server: str, tool: str, digest: str) -> PendingTool:
+        row = self._db.execute(
+            "SELECT * FROM pending WHERE server = ? AND tool = ? AND hash = ?",
+            (server, tool, digest),
+        ).fetchone()
+        if row is None:
+            raise NotPending(f"{server}/{tool} has no held definition {digest[:12]}")
+        return _pending(row)
+
+
+def _json(value: JSONObject) -> str:
+    return _ENCODER.encode(value).decode()
+
+
+def _pending(
+    row: tuple[str, str, str, str, str | None, str | None, str, str, float],
+) -> PendingTool:
+    server, tool, digest, definition, old_hash, old_definition, reason, findings, first = row
+    new = json.loads(definition)
+    old = None if old_definition is None else json.loads(old_definition)
+    return PendingTool(
+        server=server, tool=tool, hash=digest, reason=reason,  # type: ignore[arg-type]
+        findings=_FINDINGS.decode(findings), first_seen=first, definition=new,
+        old_hash=old_hash, old_definition=old, diff=unified(old, new, tool),
+    )  # fmt: skip

@@ -1,0 +1,47 @@
+"""The validate stage (IN-3, IN-4): a tool call's arguments must satisfy the tool's
+``inputSchema`` (unknown fields refused unless the schema allows them) before anything is
+forwarded, and a resource URI must pass the confinement rules before it is routed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from bastion._types import JSONValue
+from bastion.errors import InvalidParams
+from bastion.guard.schemas import SchemaUnusable, SchemaValidator
+from bastion.guard.uris import UriPolicy
+from bastion.pipeline.exchange import Exchange
+from bastion.pipeline.stage import Handler
+from bastion.server.registry import ServerApp
+
+__all__ = ["ValidateStage"]
+
+_URI_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
+
+
+class ValidateStage:
+    name = "validate"
+
+    def __init__(
+        self, app: ServerApp, validator: SchemaValidator | None, uris: UriPolicy | None
+    ) -> None:
+        self._app = app
+        self._validator = validator
+        self._uris = uris
+
+    async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
+        method, target = exchange.method, exchange.target
+        if method == "tools/call" and target is not None and self._validator is not None:
+            entry = self._app.tools.get(target.name)
+            if entry is not None:  # an unknown tool is the MCP layer's to refuse
+                schema = msgspec.to_builtins(entry.tool.inputSchema)
+                try:
+                    self._validator.check_arguments(schema, exchange.arguments)
+                except SchemaUnusable as exc:
+                    raise InvalidParams(
+                        f"unusable inputSchema: {exc.reason}", message="Tool unavailable"
+                    ) from exc
+        elif method in _URI_METHODS and target is not None and self._uris is not None:
+            self._uris.check(target.name)
+        return await proceed(exchange)

@@ -13,6 +13,7 @@ PACKAGES = [
     "bastion.fixture",
     "bastion.policy",
     "bastion.hub",
+    "bastion.limits",
     "bastion.protocol",
     "bastion.sandbox",
     "bastion.server",

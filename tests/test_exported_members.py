@@ -8,6 +8,7 @@ import pytest
 
 PACKAGES = [
     "bastion",
+    "bastion.admin",
     "bastion.audit",
     "bastion.client",
     "bastion.fixture",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import msgspec
 import uvicorn
 
 from bastion._types import JSONObject
@@ -25,6 +26,7 @@ from bastion.admin import (
     AdminApi,
     AdminBackends,
     ApprovalRecord,
+    ApprovalStatus,
     Authenticate,
     Conflict,
     FilePolicies,
@@ -111,11 +113,7 @@ class MemoryKeys:
         old = self.keys.get(key_id)
         if old is None:
             raise NotFound("no such key")
-        self.keys[key_id] = KeyRecord(**{**_fields(old), "revoked": True})
-
-
-def _fields(record: KeyRecord) -> dict[str, object]:
-    return {f: getattr(record, f) for f in record.__struct_fields__}
+        self.keys[key_id] = msgspec.structs.replace(old, revoked=True)
 
 
 class MemoryApprovals:
@@ -142,14 +140,8 @@ class MemoryApprovals:
             raise NotFound("no such approval")
         if old.status != "pending":
             raise Conflict("already decided")
-        new = ApprovalRecord(
-            id=old.id,
-            principal=old.principal,
-            tool=old.tool,
-            requested_at=old.requested_at,
-            status="approved" if status == "approved" else "rejected",
-            decided_by=by,
-        )
+        decision: ApprovalStatus = "approved" if status == "approved" else "rejected"
+        new = msgspec.structs.replace(old, status=decision, decided_by=by)
         self.items[approval_id] = new
         return new
 

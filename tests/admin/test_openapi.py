@@ -83,7 +83,7 @@ def _fuzz(
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(generation_mode=mode))
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
         case.call_and_validate(base_url=live, session=session, headers=headers, checks=CHECKS)
 
     run()

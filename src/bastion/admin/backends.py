@@ -23,6 +23,7 @@ __all__ = [
     "AdminBackends",
     "ApprovalBackend",
     "ApprovalRecord",
+    "ApprovalStatus",
     "AuditBackend",
     "AuditEntry",
     "AuditFilters",

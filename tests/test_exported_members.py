@@ -8,6 +8,7 @@ import pytest
 
 PACKAGES = [
     "bastion",
+    "bastion.admin",
     "bastion.audit",
     "bastion.auth",
     "bastion.client",
@@ -16,6 +17,7 @@ PACKAGES = [
     "bastion.pipeline",
     "bastion.policy",
     "bastion.hub",
+    "bastion.limits",
     "bastion.protocol",
     "bastion.sandbox",
     "bastion.server",

@@ -1,0 +1,78 @@
+"""The admin REST API under ``/api/v1/`` (AZ-6, AD-4): keys, policy, approvals, audit and
+upstreams, behind the gateway's authenticator and an admin (or auditor) role.
+
+``AdminApi`` is the ASGI app; ``AdminBackends`` bundles the Protocols it administers.
+``FilePolicies`` and ``SqliteAudit`` are the real policy and audit backends;
+``audit_events`` records admin actions into the audit log; ``OPENAPI`` documents it all.
+"""
+
+from __future__ import annotations
+
+from bastion.admin.app import (
+    ADMIN_ROLE,
+    AUDITOR_ROLE,
+    OPENAPI_PATH,
+    AdminApi,
+    AdminEvent,
+    Authenticate,
+    Challenge,
+    bearer_challenge,
+)
+from bastion.admin.audit_sqlite import SqliteAudit
+from bastion.admin.backends import (
+    MAX_AUDIT_LIMIT,
+    AdminBackends,
+    ApprovalBackend,
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditBackend,
+    AuditEntry,
+    AuditFilters,
+    AuditPage,
+    KeyBackend,
+    KeyRecord,
+    PolicyBackend,
+    PolicyDocument,
+    UpstreamBackend,
+)
+from bastion.admin.errors import AdminError, Conflict, InvalidInput, InvalidPolicy, NotFound
+from bastion.admin.events import audit_events
+from bastion.admin.openapi import OPENAPI
+from bastion.admin.policy_file import FilePolicies
+from bastion.admin.routes import ROUTES, Route
+
+__all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
+    "ADMIN_ROLE",
+    "AUDITOR_ROLE",
+    "AdminApi",
+    "AdminBackends",
+    "AdminError",
+    "AdminEvent",
+    "ApprovalBackend",
+    "ApprovalRecord",
+    "ApprovalStatus",
+    "AuditBackend",
+    "AuditEntry",
+    "AuditFilters",
+    "AuditPage",
+    "Authenticate",
+    "Challenge",
+    "Conflict",
+    "FilePolicies",
+    "InvalidInput",
+    "InvalidPolicy",
+    "KeyBackend",
+    "KeyRecord",
+    "MAX_AUDIT_LIMIT",
+    "NotFound",
+    "OPENAPI",
+    "OPENAPI_PATH",
+    "PolicyBackend",
+    "PolicyDocument",
+    "ROUTES",
+    "Route",
+    "SqliteAudit",
+    "UpstreamBackend",
+    "audit_events",
+    "bearer_challenge",
+]

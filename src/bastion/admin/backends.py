@@ -1,0 +1,161 @@
+"""The seams between the admin API and what it administers, as typing Protocols.
+
+The API knows only these: a key store, the policy, pending approvals, the audit log and the
+upstreams. ``FilePolicies`` and ``SqliteAudit`` are the real policy and audit backends (in
+their own modules); keys and approvals are wired by the gateway to its stores. Backends raise
+``AdminError`` subclasses (``NotFound``, ``Conflict``, ``InvalidPolicy``) with client-safe
+messages; anything else becomes a generic 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Final, Literal, Protocol
+
+import msgspec
+
+from bastion._types import JSONObject
+from bastion.audit import VerifyReport
+
+__all__ = [
+    "MAX_AUDIT_LIMIT",
+    "AdminBackends",
+    "ApprovalBackend",
+    "ApprovalRecord",
+    "ApprovalStatus",
+    "AuditBackend",
+    "AuditEntry",
+    "AuditFilters",
+    "AuditPage",
+    "KeyBackend",
+    "KeyRecord",
+    "PolicyBackend",
+    "PolicyDocument",
+    "UpstreamBackend",
+]
+
+MAX_AUDIT_LIMIT: Final = 1000  # records per audit page; the client pages with since_seq
+
+_Text = Annotated[str, msgspec.Meta(max_length=512)]
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key as the API shows it: never the secret, only its non-secret prefix."""
+
+    id: str
+    name: str
+    prefix: str
+    roles: tuple[str, ...] = ()
+    created_at: float
+    expires_at: float | None = None
+    revoked: bool = False
+
+
+class KeyBackend(Protocol):
+    async def list(self) -> Sequence[KeyRecord]: ...
+
+    async def create(
+        self, name: str, roles: tuple[str, ...], expires_in: float | None
+    ) -> tuple[KeyRecord, str]:
+        """A new key and its plaintext secret (shown once, never stored)."""
+        ...
+
+    async def rotate(self, key_id: str, overlap: float) -> tuple[KeyRecord, str]:
+        """A successor key; the old one stays valid ``overlap`` more seconds.
+
+        Raises:
+            NotFound: no such key. Conflict: it is revoked.
+        """
+        ...
+
+    async def revoke(self, key_id: str) -> None:
+        """Raises: NotFound: no such key."""
+        ...
+
+
+class PolicyDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """The policy file's text and a version (sha-256 of the text) that changes with it."""
+
+    text: str
+    version: str
+    rules: int
+
+
+class PolicyBackend(Protocol):
+    async def get(self) -> PolicyDocument: ...
+
+    async def put(self, text: str) -> PolicyDocument:
+        """Validate ``text`` (YAML, or JSON, which the same loader reads) and replace the
+        policy atomically; the old policy stays on any failure.
+
+        Raises:
+            InvalidPolicy: naming the problem (``rules[2].effect: ...``).
+        """
+        ...
+
+
+ApprovalStatus = Literal["pending", "approved", "rejected"]
+
+
+class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A call held for a human decision (policy ``approval:``); no argument values."""
+
+    id: str
+    principal: str
+    tool: str
+    requested_at: float
+    status: ApprovalStatus = "pending"
+    decided_by: str | None = None
+
+
+class ApprovalBackend(Protocol):
+    async def pending(self) -> Sequence[ApprovalRecord]: ...
+
+    async def approve(self, approval_id: str, by: str) -> ApprovalRecord:
+        """Raises: NotFound: no such approval. Conflict: already decided."""
+        ...
+
+    async def reject(self, approval_id: str, by: str) -> ApprovalRecord:
+        """Raises: NotFound: no such approval. Conflict: already decided."""
+        ...
+
+
+class AuditFilters(msgspec.Struct, frozen=True, kw_only=True):
+    since_seq: int = 0
+    principal: _Text | None = None
+    method: _Text | None = None
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    hash: str
+    record: JSONObject
+
+
+class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Records in seq order; ``next_since_seq`` is what to pass for the next page."""
+
+    records: tuple[AuditEntry, ...]
+    next_since_seq: int
+
+
+class AuditBackend(Protocol):
+    async def query(self, filters: AuditFilters, limit: int) -> AuditPage: ...
+
+    async def verify(self) -> VerifyReport: ...
+
+
+class UpstreamBackend(Protocol):
+    """``Gateway`` satisfies this as it is."""
+
+    def status(self) -> list[JSONObject]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdminBackends:
+    keys: KeyBackend
+    policies: PolicyBackend
+    approvals: ApprovalBackend
+    audit: AuditBackend
+    upstreams: UpstreamBackend

@@ -1,0 +1,98 @@
+"""The admin API's route table and router; ``openapi.py`` documents exactly these routes.
+
+Each route names its operation (the handler and the OpenAPI ``operationId``), who may call
+it (``admin``; ``audit``: admin or auditor; ``public``: anyone, only the OpenAPI document)
+and the audit action it is reported as (writes; reads are not reported unless refused).
+Access is looked up by exact (method, path) before routing (AZ-6): anything that is not an
+exact audit-read or public route, including unknown paths and methods, needs ``admin``.
+Path parameters are one segment of ``[A-Za-z0-9_.-]``, matched on the raw path, so a
+percent-encoded slash or dot-segment never reaches a backend.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = ["OPENAPI_PATH", "PREFIX", "ROUTES", "Access", "Route", "Router"]
+
+PREFIX: Final = "/api/v1"
+OPENAPI_PATH: Final = f"{PREFIX}/openapi.json"
+_PARAM: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+Access = Literal["admin", "audit", "public"]
+BodyKind = Literal["none", "json", "optional-json", "policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    operation: str
+    access: Access = "admin"
+    action: str | None = None
+    body: BodyKind = "none"
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.path.split("/")[1:])
+
+
+ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", OPENAPI_PATH, "openapi", access="public"),
+    Route("GET", f"{PREFIX}/keys", "listKeys"),
+    Route("POST", f"{PREFIX}/keys", "createKey", action="keys.create", body="json"),
+    Route(
+        "POST",
+        f"{PREFIX}/keys/{{id}}/rotate",
+        "rotateKey",
+        action="keys.rotate",
+        body="optional-json",
+    ),
+    Route("DELETE", f"{PREFIX}/keys/{{id}}", "revokeKey", action="keys.revoke"),
+    Route("GET", f"{PREFIX}/policies", "getPolicies"),
+    Route("PUT", f"{PREFIX}/policies", "setPolicy", action="policies.set", body="policy"),
+    Route("GET", f"{PREFIX}/approvals", "listApprovals"),
+    Route("POST", f"{PREFIX}/approvals/{{id}}/approve", "approve", action="approvals.approve"),
+    Route("POST", f"{PREFIX}/approvals/{{id}}/reject", "reject", action="approvals.reject"),
+    Route("GET", f"{PREFIX}/audit", "queryAudit", access="audit"),
+    Route("POST", f"{PREFIX}/audit/verify", "verifyAudit", access="audit", action="audit.verify"),
+    Route("GET", f"{PREFIX}/upstreams", "listUpstreams"),
+)
+
+
+class Router:
+    def __init__(self, routes: tuple[Route, ...] = ROUTES) -> None:
+        self.routes = routes
+        self._exact_access = {(r.method, r.path): r.access for r in routes if "{" not in r.path}
+
+    def access(self, method: str, path: str) -> Access:
+        """Who may call (method, path); ``admin`` for anything not listed exactly."""
+        return self._exact_access.get((method, path), "admin")
+
+    def match(self, path: str) -> tuple[list[Route], dict[str, str]]:
+        """The routes at ``path`` (any method) and its parameters; ([], {}) when none."""
+        segments = path.split("/")[1:]
+        found: list[Route] = []
+        params: dict[str, str] = {}
+        for route in self.routes:
+            got = _match(route.segments, segments)
+            if got is not None:
+                found.append(route)
+                params = got
+        return found, params
+
+
+def _match(template: tuple[str, ...], segments: list[str]) -> dict[str, str] | None:
+    if len(template) != len(segments):
+        return None
+    params: dict[str, str] = {}
+    for want, got in zip(template, segments, strict=True):
+        if want.startswith("{"):
+            if _PARAM.fullmatch(got) is None or got in {".", ".."}:
+                return None
+            params[want[1:-1]] = got
+        elif want != got:
+            return None
+    return params

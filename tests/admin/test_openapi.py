@@ -1,0 +1,115 @@
+"""The OpenAPI document describes exactly the router's routes, and the live API keeps to it:
+schemathesis generates requests from the document and checks every answer against it,
+as an admin and as an anonymous caller (no 5xx, documented statuses, headers and schemas)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi import checks as oa
+
+from bastion.admin import OPENAPI, ROUTES
+from tests.admin.support import ADMIN, Admin, auth, serve_in_thread
+
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    oa.status_code_conformance,
+    oa.content_type_conformance,
+    oa.response_headers_conformance,
+    oa.response_schema_conformance,
+]
+MAX_EXAMPLES = 50
+
+
+def test_every_route_is_documented_and_nothing_else() -> None:
+    documented = {
+        (method.upper(), path, op["operationId"])
+        for path, item in OPENAPI["paths"].items()
+        for method, op in item.items()
+        if method in METHODS
+    }
+    routed = {(r.method, r.path, r.operation) for r in ROUTES}
+    assert documented == routed
+
+
+def test_only_the_document_itself_is_public() -> None:
+    public = {
+        op["operationId"]
+        for item in OPENAPI["paths"].values()
+        for op in item.values()
+        if op.get("security") == []
+    }
+    assert public == {r.operation for r in ROUTES if r.access == "public"} == {"openapi"}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    admin = Admin(tmp_path_factory.mktemp("fuzz"))
+    with serve_in_thread(admin.app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def schema(live: str) -> schemathesis.BaseSchema:
+    loaded = schemathesis.openapi.from_url(f"{live}/api/v1/openapi.json")
+    loaded.config.update(base_url=live)
+    return loaded
+
+
+OPERATIONS = sorted(f"{r.method} {r.path}" for r in ROUTES)
+
+
+def _fuzz(
+    schema: schemathesis.BaseSchema,
+    live: str,
+    label: str,
+    headers: dict[str, str],
+    mode: schemathesis.GenerationMode = schemathesis.GenerationMode.POSITIVE,
+) -> None:
+    method, path = label.split(" ")
+    operation = schema[path][method]
+    session = requests.Session()
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
+        case.call_and_validate(base_url=live, session=session, headers=headers, checks=CHECKS)
+
+    run()
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_fuzz_as_admin(schema: schemathesis.BaseSchema, live: str, label: str) -> None:
+    _fuzz(schema, live, label, auth(ADMIN))
+
+
+# Invalid data (wrong types, out-of-range numbers, malformed ids and bodies) from an admin:
+# always a documented 4xx, never a 5xx. Operations without inputs have no invalid form.
+WITH_INPUT = sorted(f"{r.method} {r.path}" for r in ROUTES if "{" in r.path or r.body != "none")
+
+
+@pytest.mark.parametrize("label", [*WITH_INPUT, "GET /api/v1/audit"])
+def test_fuzz_invalid_data_as_admin(schema: schemathesis.BaseSchema, live: str, label: str) -> None:
+    _fuzz(schema, live, label, auth(ADMIN), schemathesis.GenerationMode.NEGATIVE)
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_fuzz_as_anonymous(schema: schemathesis.BaseSchema, live: str, label: str) -> None:
+    _fuzz(schema, live, label, {})
+
+
+def test_served_document_is_the_module_data(live: str) -> None:
+    served = requests.get(f"{live}/api/v1/openapi.json", timeout=10)
+    assert served.headers["content-type"] == "application/json"
+    assert msgspec.json.decode(served.content) == OPENAPI

@@ -1,0 +1,111 @@
+"""GET/PUT /api/v1/policies on a real policy file and PolicyStore (the seed's
+GetPolicies/SetPolicy): round trip, JSON or YAML, and invalid policies as 400 naming the
+problem, never 5xx, with the old policy left in place."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.admin.support import ADMIN, POLICY, Admin, auth
+
+YAML = {**auth(ADMIN), "content-type": "application/yaml"}
+JSON = {**auth(ADMIN), "content-type": "application/json"}
+
+NEW_POLICY = """\
+roles:
+  admin:
+  developer:
+rules:
+  - id: devs-read
+    effect: allow
+    roles: [developer]
+    tools: ["github__*"]
+  - id: admins
+    effect: allow
+    roles: [admin]
+    methods: ["*"]
+"""
+
+
+def test_get_returns_the_file_and_its_version(client: httpx.Client) -> None:
+    body = client.get("/api/v1/policies", headers=auth(ADMIN)).json()
+    assert body["policy"] == POLICY
+    assert body["rules"] == 1
+    assert len(body["version"]) == 64
+
+
+def test_put_yaml_round_trip(client: httpx.Client, admin: Admin) -> None:
+    before = client.get("/api/v1/policies", headers=auth(ADMIN)).json()
+    put = client.put("/api/v1/policies", headers=YAML, content=NEW_POLICY)
+    assert put.status_code == 200
+    assert put.json()["rules"] == 2
+    after = client.get("/api/v1/policies", headers=auth(ADMIN)).json()
+    assert after == {"version": put.json()["version"], "rules": 2, "policy": NEW_POLICY}
+    assert after["version"] != before["version"]
+    assert admin.policy_path.read_text() == NEW_POLICY
+    assert [r.id for r in admin.store.current.rules] == ["devs-read", "admins"]
+    assert ("admin", "policies.set", put.json()["version"], "ok") in admin.events
+
+
+def test_put_json(client: httpx.Client, admin: Admin) -> None:
+    document = {
+        "roles": {"viewer": None},
+        "rules": [{"id": "v", "effect": "allow", "roles": ["viewer"], "tools": ["a"]}],
+    }
+    put = client.put("/api/v1/policies", headers=JSON, content=json.dumps(document))
+    assert put.status_code == 200
+    assert [r.id for r in admin.store.current.rules] == ["v"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        (YAML, "rules: [\n", "policy:"),
+        (
+            YAML,
+            "rules:\n  - id: x\n    effect: perhaps\n    roles: [developer]\n",
+            "rules[0].effect",
+        ),
+        (YAML, "roles: {}\nrules: []\nextra: 1\n", "extra"),
+        (
+            YAML,
+            "roles: {}\nrules:\n  - {id: a, effect: allow, roles: [ghost], tools: [x]}\n",
+            "ghost",
+        ),
+        (YAML, "roles: {}\nroles: {}\n", "duplicate"),
+        (JSON, '{"roles": {}, "roles": {}}', "duplicate"),
+        (JSON, "roles: {}", "invalid JSON"),
+        (YAML, b"\xff\xfe", "not UTF-8"),
+        (YAML, "- a list\n", "policy:"),
+    ],
+)
+def test_invalid_policy_is_400_naming_the_problem(
+    client: httpx.Client, admin: Admin, headers: dict[str, str], body: str | bytes, message: str
+) -> None:
+    response = client.put("/api/v1/policies", headers=headers, content=body)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error"] == "invalid_policy"
+    assert message in error["message"]
+    assert str(admin.root) not in error["message"]  # never the server's file path
+    assert admin.policy_path.read_text() == POLICY
+    assert [r.id for r in admin.store.current.rules] == ["devs-read"]
+    assert admin.events[-1][1:] == ("policies.set", None, "invalid_policy")
+
+
+def test_unsupported_content_type_is_415(client: httpx.Client) -> None:
+    for content_type in (None, "text/plain", "application/xml"):
+        headers = auth(ADMIN) | ({"content-type": content_type} if content_type else {})
+        response = client.put("/api/v1/policies", headers=headers, content=NEW_POLICY)
+        assert response.status_code == 415
+        assert response.json()["error"] == "unsupported_media_type"
+
+
+def test_replacement_keeps_the_file_mode(client: httpx.Client, admin: Admin) -> None:
+    admin.policy_path.chmod(0o640)
+    assert client.put("/api/v1/policies", headers=YAML, content=NEW_POLICY).status_code == 200
+    assert admin.policy_path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in admin.root.iterdir() if p.name.startswith(".policy")] == []

@@ -281,7 +281,7 @@ FIELDS = (
     "command, args, env, cwd, url, headers, type, prefix, replicas, enabled, startup_timeout, "
     "request_timeout, sandbox"
 )
-GATEWAY_FIELDS = "host, port, separator, allowed_hosts, allowed_origins"
+GATEWAY_FIELDS = "host, port, separator, allowed_hosts, allowed_origins, tls"
 NAME_RULE = "use 1 to 64 of A-Z a-z 0-9 _ -"
 NOT_URL = "expected an http:// or https:// URL, got"
 ONLY_COMMAND = "only a command server takes this, not a url one"
@@ -301,7 +301,11 @@ NOT_YAML = "unsupported YAML value ({}); quote it to make it a string"
     [
         ("- a", "expected a mapping, got a list"),
         ("just text", 'expected a mapping, got "just text"'),
-        ("bogus: 1", "bogus: unknown field; expected one of: servers, gateway"),
+        (
+            "bogus: 1",
+            "bogus: unknown field; expected one of: servers, gateway, auth, policy, limits, "
+            "guard, audit",
+        ),
         ("servers: [a]", "servers: expected a mapping, got a list"),
         ("servers: {1: {command: a}}", "servers: keys must be strings, got 1"),
         ("servers: {'a b': {command: a}}", f'servers: invalid server name "a b": {NAME_RULE}'),

@@ -2,8 +2,9 @@
 
 On stdio the client is a child process of the user who started it, so the operating system
 has already authenticated it; its identity comes from configuration, defaulting to the login
-name. Its role is ``local``, which the built-in default policy allows everything; any policy
-file replaces that default (deny by default applies to it like to everyone).
+name. Its roles are ``local``, which the built-in default policy allows everything, and
+``admin`` (the owner of a gateway without credentials administers it, through the admin API
+on loopback); any policy file replaces that default (deny by default applies to it too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def local_principal(name: str | None = None) -> Principal:
         id=f"local:{user}",
         credential_id=f"local:{user}",
         method="local",
-        roles=(LOCAL_ROLE,),
+        roles=(LOCAL_ROLE, "admin"),
         authenticated_at=time.time(),
     )
 

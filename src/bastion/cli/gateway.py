@@ -56,6 +56,7 @@ def run_serve(
     path: str | None, host: str | None, port: int | None, *, register: bool = True
 ) -> int:
     from bastion.cli.hub_registry import serve_registration
+    from bastion.pipeline.admin_mount import admin_api
     from bastion.protocol.versions import SUPPORTED_VERSIONS
     from bastion.transport.http_run import event_loop_options, serve_http
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
@@ -76,11 +77,11 @@ def run_serve(
             tls_client_ca_file=net.tls.client_ca,
             tls_client_cert=net.tls.client_cert,
         )
-    security = Security(config)
+    gateway = _gateway(config)
+    security = Security(config, gateway)
     security.check_bind(settings.host)
     if settings.host not in ("127.0.0.1", "::1", "localhost"):
         warnings.warn(f"listening on {settings.host}: reachable from other machines", stacklevel=1)
-    gateway = _gateway(config)
 
     def healthz() -> tuple[int, bytes]:
         return 200, b'{"status":"ok"}'
@@ -95,6 +96,7 @@ def run_serve(
         settings,
         authenticator=security.http_authenticator(),
         probes={"/healthz": healthz, "/readyz": readyz, **security.public_probes()},
+        mounts={"/api/v1": admin_api(security)},
     )
 
     async def serve_until_stopped(
@@ -136,7 +138,8 @@ def run_serve(
 
 def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
     config = _load(path)
-    return serve_on_stdio(_gateway(config), early, security=Security(config))
+    gateway = _gateway(config)
+    return serve_on_stdio(gateway, early, security=Security(config, gateway))
 
 
 def serve_on_stdio(

@@ -31,6 +31,8 @@ from bastion.config.model import (
     _describe,
 )
 from bastion.errors import ConfigError
+from bastion.guard.settings import GuardSettings
+from bastion.limits.settings import LimitSettings
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -249,6 +251,8 @@ def _build(data: JSONValue) -> Config:
         gateway=gateway,
         auth=None if auth is None else _convert(auth, AuthSettings, ("auth",)),
         policy=_convert(_or_empty(root.get("policy")), PolicySettings, ("policy",)),
+        limits=_convert(_or_empty(root.get("limits")), LimitSettings, ("limits",)),
+        guard=_convert(_or_empty(root.get("guard")), GuardSettings, ("guard",)),
         audit=_convert(_or_empty(root.get("audit")), AuditSettings, ("audit",)),
     )
 

@@ -16,6 +16,8 @@ from msgspec import Meta
 
 from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
+from bastion.guard.settings import GuardSettings
+from bastion.limits.settings import LimitSettings
 
 __all__ = [
     "DOMAIN_PATTERN",
@@ -172,13 +174,15 @@ class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration: servers by name (``SERVER_NAME_PATTERN``), the gateway's own
-    face, and the security pipeline (authentication, policy, audit). Without ``auth``, the
-    HTTP face serves the local user and may listen on loopback only (TR-3)."""
+    face, and the security pipeline (authentication, policy, limits, guard, audit). Without
+    ``auth``, the HTTP face serves the local user and may listen on loopback only (TR-3)."""
 
     servers: dict[str, ServerConfig] = {}
     gateway: GatewaySettings = GatewaySettings()
     auth: AuthSettings | None = None
     policy: PolicySettings = PolicySettings()
+    limits: LimitSettings = LimitSettings()
+    guard: GuardSettings = GuardSettings()
     audit: AuditSettings = AuditSettings()
 
     def prefix_for(self, name: str) -> str:

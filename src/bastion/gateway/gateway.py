@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import anyio
@@ -34,7 +34,10 @@ from bastion.server.context import ToolContext
 from bastion.server.registry import ResourceEntry, ServerApp, TemplateEntry, ToolEntry, ToolFn
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
-__all__ = ["Gateway"]
+# (server, its offered tool definitions, every other server's bare tool names) -> those shown
+ToolScreen = Callable[[str, list[JSONObject], dict[str, list[str]]], Awaitable[list[JSONObject]]]
+
+__all__ = ["Gateway", "ToolScreen"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class Gateway:
         }
         self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
         self._rebuild_lock = anyio.Lock()
+        # Which of a server's tools may be offered (tool pinning, TC-2/TC-3); None: all.
+        self.tool_screen: ToolScreen | None = None
         # What the gateway offers itself (the hub's), beside the upstreams' proxies.
         self._own_tools: dict[str, ToolEntry] = {}
         self._own_resources: dict[str, ResourceEntry] = {}
@@ -237,13 +242,26 @@ class Gateway:
                 await self.app.resource_updated(prefix + uri)
 
     async def rebuild(self, announce: tuple[str, ...]) -> None:
-        """Rebuild the catalog from the ready replicas; tell clients about ``announce``."""
+        """Rebuild the catalog from the ready replicas; tell clients about ``announce``.
+        Each server's tools first pass ``tool_screen`` (tool pinning), if one is set."""
         async with self._rebuild_lock:
+            offered = {
+                server: ready[0].listings
+                for server in self.replicas
+                if (ready := self._ready(server))
+            }
             listings = []
-            for server in self.replicas:
-                ready = self._ready(server)
-                if ready:
-                    listings.append(ServerListing(server, self._prefix(server), ready[0].listings))
+            for server, offer in offered.items():
+                lists = offer
+                if self.tool_screen is not None:
+                    others = {
+                        other: [str(tool.get("name", "")) for tool in theirs.get("tools", [])]
+                        for other, theirs in offered.items()
+                        if other != server
+                    }
+                    screened = await self.tool_screen(server, lists.get("tools", []), others)
+                    lists = {**lists, "tools": screened}
+                listings.append(ServerListing(server, self._prefix(server), lists))
             catalog = build_catalog(listings)
             self._install(catalog)
         for kind in announce:

@@ -197,7 +197,10 @@ class PinStore:
         ).fetchone():
             return Held(server=server, tool=name, hash=digest, reason="rejected")
         findings = self._scanner.scan_tool(definition, server=server, others=others)
-        shadowing = name in taken or any(f.kind == "cross-server-reference" for f in findings)
+        # A bare name another server also offers is no threat by itself: every tool is
+        # namespaced, and an exposed-name collision hides both (catalog). Shadowing is a
+        # definition that reaches for another server's tools.
+        shadowing = any(f.kind == "cross-server-reference" for f in findings)
         reason: HoldReason | None
         if pinned is not None:
             reason = "changed"

@@ -236,7 +236,8 @@ def _refs(node: JSONValue, depth: int) -> Iterator[str]:
 
 
 def _allowed_names(schema: JSONObject) -> tuple[frozenset[str] | None, tuple[re.Pattern[str], ...]]:
-    """Top-level argument names ``schema`` names, or None when it explicitly allows more.
+    """Top-level argument names ``schema`` names, or None when it explicitly allows more
+    (or names none at all).
 
     Properties of ``allOf``/``anyOf``/``oneOf`` branches count (one level, local refs
     followed), so composed schemas are not made stricter than they say.
@@ -253,6 +254,10 @@ def _allowed_names(schema: JSONObject) -> tuple[frozenset[str] | None, tuple[re.
         pattern_props = part.get("patternProperties")
         if isinstance(pattern_props, dict):
             patterns.extend(re.compile(str(p)) for p in pattern_props)
+    if not names and not patterns:
+        # A bare {"type": "object"} describes no arguments at all; many servers send it and
+        # take whatever they are given, so there is nothing to call "unknown".
+        return None, ()
     return frozenset(names), tuple(patterns)
 
 

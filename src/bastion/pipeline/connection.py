@@ -11,12 +11,14 @@ import hashlib
 
 from bastion._types import JSONObject, JSONValue
 from bastion.auth.principal import Principal
-from bastion.errors import BastionError
+from bastion.errors import BastionError, MethodNotFound
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.targets import target_of
 from bastion.protocol.jsonrpc import Notification
-from bastion.protocol.meta import is_modern_request, read_request_meta
+from bastion.protocol.meta import read_request_meta
+from bastion.protocol.methods import CLIENT_METHODS
+from bastion.protocol.versions import Era
 from bastion.server.connection import ServerConnection
 from bastion.session.peer import Call, Peer
 
@@ -45,7 +47,13 @@ class GuardedConnection:
         self._session = session_tag(session_id)
 
     async def __call__(self, call: Call) -> JSONValue:
-        modern = self.inner.modern and is_modern_request(call.params)
+        era = self.inner.era_of(call)
+        modern = era is Era.MODERN
+        spec = CLIENT_METHODS.get(call.method)
+        if spec is None or era not in spec.eras:
+            # Not a method of this era (or of MCP): -32601 from the protocol, as both
+            # revisions require, rather than a policy answer about something that is not there.
+            raise MethodNotFound(call.method)
         exchange = Exchange(
             principal=self.principal,
             call=call,

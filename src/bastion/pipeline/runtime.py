@@ -12,13 +12,17 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import msgspec
 
+from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
+from bastion.audit.record import AuditRecord
 from bastion.audit.redact import Redactor
 from bastion.auth.authenticator import Authenticator
 from bastion.auth.keys import KeyStore, KeyStoreError
@@ -28,10 +32,11 @@ from bastion.auth.principal import Principal
 from bastion.config.model import Config
 from bastion.config.paths import state_dir
 from bastion.errors import ConfigError
+from bastion.guard.pins import PinStore
+from bastion.guard.poison import PoisonScanner
 from bastion.pipeline.approvals import ApprovalGate
-from bastion.pipeline.audit_stage import AuditStage
 from bastion.pipeline.authenticate import HttpAuthentication
-from bastion.pipeline.authorize import AuthorizeStage
+from bastion.pipeline.build import build_stages, schema_validator
 from bastion.pipeline.connection import GuardedConnection
 from bastion.pipeline.pipeline import Pipeline
 from bastion.pipeline.stage import Stage
@@ -46,6 +51,8 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
+
+    from bastion.gateway.gateway import Gateway
 
 __all__ = ["HUB_ROLE", "Security", "default_audit_path"]
 
@@ -63,15 +70,16 @@ class Security:
     """Build with the configuration (a bad policy file raises ``ConfigError`` here, before
     anything listens); run ``run`` in the gateway's task group before serving."""
 
-    def __init__(self, config: Config, *, default_keys_db: Path | None = None) -> None:
+    def __init__(self, config: Config, gateway: Gateway) -> None:
         self.config = config
+        self.gateway = gateway
         self.authenticator: Authenticator | None = None
+        keys = config.auth.api_keys.db if config.auth is not None else None
+        self.keys_db = Path(keys) if keys else state_dir() / "keys.db"
         if config.auth is not None:
-            keys_db = default_keys_db or state_dir() / "keys.db"
-            self._keys_db = Path(config.auth.api_keys.db) if config.auth.api_keys.db else keys_db
             try:
                 self.authenticator = Authenticator.from_settings(
-                    config.auth, default_keys_db=keys_db
+                    config.auth, default_keys_db=self.keys_db
                 )
             except KeyStoreError as exc:
                 raise ConfigError(f"auth.api_keys: {exc}") from exc
@@ -79,7 +87,19 @@ class Security:
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate()
+        self.audit_path = Path(config.audit.db) if config.audit.db else default_audit_path()
         self.audit: AuditLog | None = None
+        self.pins: PinStore | None = None
+        if config.guard.pins.enabled:
+            pins = config.guard.pins
+            self.pins = PinStore(
+                Path(pins.db_path) if pins.db_path else state_dir() / "pins.db",
+                scanner=PoisonScanner(separator=config.gateway.separator),
+                validator=schema_validator(config),
+                trust_on_first_use=pins.trust_on_first_use,
+                hold_poisoned=pins.hold_poisoned,
+            )
+            gateway.tool_screen = self._screen_tools
         self._pipeline: Pipeline | None = None
 
     def http_authenticator(self) -> HttpAuthenticator:
@@ -109,7 +129,7 @@ class Security:
         if auth is None or not auth.api_keys.enabled:
             yield None
             return
-        store = KeyStore(self._keys_db)
+        store = KeyStore(self.keys_db)
         name = f"hub-local-{os.getpid()}-{secrets.token_hex(3)}"
         try:
             key, plaintext = store.create(name, [HUB_ROLE], expires_in=HUB_KEY_TTL)
@@ -165,31 +185,61 @@ class Security:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         settings = self.config.audit
-        if not settings.enabled:
-            logger.warning("the audit log is off (audit.enabled: false)")
-            self._pipeline = Pipeline(self._stages(None))
-            task_status.started()
-            await self._poll_policy()
-            return
-        path = Path(settings.db) if settings.db else default_audit_path()
         try:
-            async with AuditLog(path, redactor=Redactor(settings.redact_fields)) as log:
+            if not settings.enabled:
+                logger.warning("the audit log is off (audit.enabled: false)")
+                self._pipeline = Pipeline(self._stages(None))
+                task_status.started()
+                await self._poll_policy()
+                return
+            redactor = Redactor(settings.redact_fields)
+            async with AuditLog(self.audit_path, redactor=redactor) as log:
                 self.audit = log
                 self._pipeline = Pipeline(self._stages(log))
                 task_status.started()
                 await self._poll_policy()
         finally:
             self.audit = None
-            if self.authenticator is not None:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                if self.authenticator is not None:
                     await self.authenticator.aclose()
+                if self.pins is not None:
+                    self.pins.close()
 
     def _stages(self, log: AuditLog | None) -> list[Stage]:
-        stages: list[Stage] = []
-        if log is not None:
-            stages.append(AuditStage(log))
-        stages.append(AuthorizeStage(self.policy, self.approvals))
-        return stages
+        return build_stages(self.config, self.gateway.app, self.policy, self.approvals, log)
+
+    async def _screen_tools(
+        self, server: str, tools: list[JSONObject], others: dict[str, list[str]]
+    ) -> list[JSONObject]:
+        """Tool pinning (TC-1..TC-3): only approved or clean first-seen definitions pass;
+        every change to the pins is audited, with the diff's summary."""
+        assert self.pins is not None
+        pins = self.pins
+        review = await anyio.to_thread.run_sync(lambda: pins.review(server, tools, others=others))
+        for held in review.held:
+            logger.warning(
+                "held back %s's tool %s (%s) until an admin approves it",
+                server,
+                held.tool,
+                held.reason,
+            )
+        log = self.audit
+        for event in review.events:
+            if log is not None:
+                await log.record(
+                    AuditRecord(
+                        time=time.time(),
+                        kind="pin",
+                        principal=f"upstream:{server}",
+                        method=f"pin.{event.action}",
+                        target=event.tool,
+                        decision="deny" if event.action == "held" else "allow",
+                        outcome=event.reason or "ok",
+                        detail=msgspec.to_builtins(event),
+                    )
+                )
+        return review.allowed
 
     async def _poll_policy(self) -> None:
         store = self.policy_store

@@ -127,8 +127,14 @@ class ServerConnection:
 
     # -- dispatch ------------------------------------------------------------------------
 
-    async def __call__(self, call: Call) -> JSONValue:
+    def era_of(self, call: Call) -> Era:
+        """The era a request belongs to: its ``_meta`` (or a 2026-07-28-only method) says."""
         if self.modern and (is_modern_request(call.params) or call.method in _MODERN_ONLY):
+            return Era.MODERN
+        return Era.LEGACY
+
+    async def __call__(self, call: Call) -> JSONValue:
+        if self.era_of(call) is Era.MODERN:
             return await self._modern(call)
         return await self._legacy(call)
 

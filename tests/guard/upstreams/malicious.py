@@ -182,7 +182,7 @@ async def _serve_http(app: ServerApp, sealer: RequestStateSealer, port: int) -> 
     from bastion.transport.http_run import serve_http
 
     http_app = HeaderRecordingApp(
-        lambda: RugPullConnection(app, sealer), HttpSettings(host="127.0.0.1", port=port)
+        lambda _who, _sid: RugPullConnection(app, sealer), HttpSettings(host="127.0.0.1", port=port)
     )
     async with anyio.create_task_group() as tg:
         bound = await tg.start(serve_http, http_app)

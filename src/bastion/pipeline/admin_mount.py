@@ -1,0 +1,99 @@
+"""The admin REST API (``/api/v1``) of a running gateway, over its real stores: API keys,
+the policy file, held tool definitions and calls awaiting approval, the audit log, and the
+upstreams' status (AZ-6, AD-4). Admin callers authenticate like ``/mcp`` callers; every write
+and every refusal is audited (kind ``admin``)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import TYPE_CHECKING
+
+from bastion.admin import (
+    AdminApi,
+    AdminBackends,
+    Conflict,
+    FilePolicies,
+    PolicyDocument,
+    SqliteAudit,
+)
+from bastion.audit.record import AuditRecord
+from bastion.auth.keys import KeyStore
+from bastion.auth.local import local_principal
+from bastion.auth.metadata import metadata_url, www_authenticate
+from bastion.auth.principal import Principal
+from bastion.pipeline.admin_backends import GatewayApprovals, StoreKeys
+from bastion.policy.builtin import BUILTIN_POLICY
+
+if TYPE_CHECKING:
+    from bastion.pipeline.runtime import Security
+
+__all__ = ["BuiltinPolicies", "admin_api"]
+
+
+class BuiltinPolicies:
+    """The policy backend of a gateway without a policy file: readable, not writable."""
+
+    async def get(self) -> PolicyDocument:
+        digest = hashlib.sha256(BUILTIN_POLICY.encode()).hexdigest()
+        return PolicyDocument(text=BUILTIN_POLICY, version=digest, rules=1)
+
+    async def put(self, text: str) -> PolicyDocument:
+        raise Conflict("no policy file is configured (policy.file); the built-in one is fixed")
+
+
+def admin_api(security: Security) -> AdminApi:
+    config = security.config
+    gateway = security.gateway
+
+    async def authenticate(authorization: str | None) -> Principal:
+        """Raises ``Unauthenticated`` (401); the local user on a gateway without auth."""
+        if security.authenticator is None:
+            return local_principal()
+        return await security.authenticator.authenticate(
+            authorization, client_cert=None, peer=None, now=time.time()
+        )
+
+    def challenge(error: str | None) -> str:
+        if config.auth is None:
+            return "Bearer"
+        url = metadata_url(config.auth.resource)
+        if error in ("invalid_token", "insufficient_scope"):
+            return www_authenticate(url, error=error)  # type: ignore[arg-type]
+        return www_authenticate(url)
+
+    async def on_event(
+        principal: Principal | None, action: str, target: str | None, outcome: str
+    ) -> None:
+        log = security.audit
+        if log is None:
+            return
+        await log.record(
+            AuditRecord(
+                time=time.time(),
+                kind="admin",
+                principal=principal.id if principal is not None else None,
+                credential_id=principal.credential_id if principal is not None else None,
+                method=action,
+                target=target,
+                decision="allow" if outcome == "ok" else "deny",
+                outcome=outcome,
+            )
+        )
+
+    async def catalog_changed() -> None:
+        await gateway.rebuild(("tools",))
+
+    policies = (
+        FilePolicies(security.policy_store)
+        if security.policy_store is not None
+        else BuiltinPolicies()
+    )
+    backends = AdminBackends(
+        keys=StoreKeys(KeyStore(security.keys_db)),
+        policies=policies,
+        approvals=GatewayApprovals(security.approvals, security.pins, catalog_changed),
+        audit=SqliteAudit(security.audit_path),
+        upstreams=gateway,
+    )
+    return AdminApi(authenticate, backends, audit=on_event, challenge=challenge)

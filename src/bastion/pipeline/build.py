@@ -1,0 +1,68 @@
+"""The stage list of a gateway's pipeline, from its configuration, in the issue's order:
+audit (outermost, records in ``finally``), authorize, rate-limit, validate, sanitise; the
+route to the MCP layer is the innermost handler. Built once, at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bastion.audit.log import AuditLog
+from bastion.audit.redact import Redactor
+from bastion.config.model import Config
+from bastion.guard.sanitise import Sanitiser
+from bastion.guard.schemas import SchemaValidator
+from bastion.guard.uris import UriPolicy
+from bastion.limits import ConcurrencyLimiter, RateLimiter
+from bastion.pipeline.approvals import ApprovalGate
+from bastion.pipeline.audit_stage import AuditStage
+from bastion.pipeline.authorize import AuthorizeStage
+from bastion.pipeline.ratelimit import RateLimitStage
+from bastion.pipeline.sanitise import SanitiseStage
+from bastion.pipeline.stage import Stage
+from bastion.pipeline.validate import ValidateStage
+from bastion.policy.engine import Policy
+from bastion.server.registry import ServerApp
+
+__all__ = ["build_stages", "schema_validator"]
+
+
+def schema_validator(config: Config) -> SchemaValidator:
+    schemas = config.guard.schemas
+    return SchemaValidator(
+        reject_unknown_fields=schemas.reject_unknown_fields,
+        max_schema_bytes=schemas.max_schema_bytes,
+    )
+
+
+def build_stages(
+    config: Config,
+    app: ServerApp,
+    policy: Callable[[], Policy],
+    approvals: ApprovalGate,
+    log: AuditLog | None,
+) -> list[Stage]:
+    guard = config.guard
+    stages: list[Stage] = []
+    if log is not None:
+        stages.append(AuditStage(log))
+    stages.append(AuthorizeStage(policy, approvals))
+    stages.append(RateLimitStage(RateLimiter(config.limits), ConcurrencyLimiter(config.limits)))
+    validator = schema_validator(config) if guard.schemas.enabled else None
+    uris = None
+    if guard.uris.file_roots:  # without roots there is nothing to confine file URIs to
+        uris = UriPolicy(schemes=guard.uris.schemes, file_roots=guard.uris.file_roots)
+    stages.append(ValidateStage(app, validator, uris))
+    sanitiser = None
+    if guard.sanitise.enabled:
+        options = guard.sanitise
+        sanitiser = Sanitiser(
+            redactor=Redactor(config.audit.redact_fields),
+            mask_secrets=options.mask_secrets,
+            pii_patterns=options.pii_patterns,
+            strip_invisible=options.strip_invisible,
+            max_chars=options.max_result_chars,
+            injection_action=options.injection_action,
+        )
+    output = validator if guard.schemas.validate_output else None
+    stages.append(SanitiseStage(app, sanitiser, output))
+    return stages

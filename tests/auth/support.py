@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from tests.clock import FakeClock  # noqa: F401 - re-exported for the tests here
+
 ISSUER = "https://idp.example.com"
 RESOURCE = "https://gw.example.com/mcp"
 
@@ -204,17 +206,6 @@ def self_signed(
         )
     )
     return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 Factory = Callable[..., str]

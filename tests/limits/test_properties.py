@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.limits import RateLimiter, parse_limits
-from tests.limits.support import FakeClock
+from tests.clock import FakeClock
 
 EPSILON = 1e-9
 

@@ -6,7 +6,7 @@ import pytest
 
 from bastion.errors import ConfigError
 from bastion.limits import ALLOWED, LimitSettings, RateLimiter, RateSpec, parse_limits
-from tests.limits.support import FakeClock
+from tests.clock import FakeClock
 
 
 def limiter(clock: FakeClock, **limits: object) -> RateLimiter:

@@ -15,19 +15,9 @@ from bastion.protocol.versions import Era
 from bastion.transport.base import serve_stream
 from bastion.transport.memory import create_memory_pair
 from bastion.workspace import WorkspaceServer
+from tests.clock import FakeClock  # noqa: F401 - re-exported for the tests here
 
 WAIT = 10  # seconds; every in-memory exchange finishes far sooner
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Inbox:

@@ -11,12 +11,12 @@ several processes may share a log, since each batch continues from the head it l
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time as _time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from bastion._sqlite import open_private_db
 from bastion.audit.chain import GENESIS, Chain
 from bastion.audit.checkpoint import sign_checkpoint
 from bastion.audit.keys import load_or_create_signing_key
@@ -93,16 +93,8 @@ class AuditStore:
         """
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be >= 1")
-        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not db_path.exists():
-            # SQLite gives the -wal and -shm files the main file's mode, so 0600 covers all.
-            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        conn = sqlite3.connect(
-            db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        conn = open_private_db(db_path, busy_timeout=BUSY_TIMEOUT_S)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)

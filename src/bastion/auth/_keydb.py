@@ -7,11 +7,11 @@ while the CLI writes; autocommit means every verify sees the latest committed ch
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
 from pathlib import Path
 from typing import Final
+
+from bastion._sqlite import open_private_db
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -62,13 +62,8 @@ def open_db(path: Path) -> sqlite3.Connection:
     Raises:
         sqlite3.Error, OSError: the file cannot be created or opened, or has a newer schema.
     """
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = open_private_db(path, busy_timeout=BUSY_TIMEOUT_MS / 1000)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {version} is newer than this bastion")

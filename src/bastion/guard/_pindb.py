@@ -7,10 +7,11 @@ refused, kept held without new events).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Final
+
+from bastion._sqlite import open_private_db
 
 __all__ = ["open_db"]
 
@@ -35,17 +36,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 def open_db(path: Path) -> sqlite3.Connection:
     """Open or create the pin database at ``path`` (``:memory:`` for tests)."""
-    if str(path) != ":memory:":
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            # SQLite gives the -wal and -shm files the main file's mode, so 0600 covers all.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
+    conn = open_private_db(path, busy_timeout=BUSY_TIMEOUT_S)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
     except BaseException:
         conn.close()

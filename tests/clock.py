@@ -1,4 +1,5 @@
-"""A settable clock for limits tests: the limiter's injected clock, not a mock of it."""
+"""A settable clock for the code that takes one injected (limiters, key stores, sealers):
+the design's own seam, not a mock."""
 
 from __future__ import annotations
 

@@ -11,10 +11,12 @@ and starts ``bastion serve`` on a free loopback port. Tests talk to it over real
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -455,3 +457,105 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         if proc is not None:
             stop_process(proc, grace=15)
         stop_process(recorder)  # type: ignore[arg-type]
+
+
+# -- a second, smaller gateway ----------------------------------------------------------------
+
+
+class JwksServer:
+    """An HTTP server for the auxiliary gateway's ``jwks_url``: ``/jwks`` redirects to
+    ``/real`` (which a gateway must not follow, AU-7); every hit is counted by path, so a
+    test can show which URLs the gateway fetched (never one named in a token)."""
+
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        self.hits: dict[str, int] = {}
+        hits, body = self.hits, json.dumps(jwks).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits[self.path] = hits.get(self.path, 0) + 1
+                if self.path == "/jwks":
+                    self.send_response(302)
+                    self.send_header("location", "/real")
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+DEAD_UPSTREAM_PATH = "/internal/dead-upstream-path"
+DEAD_UPSTREAM_SECRET = "dead-upstream-secret-91b2"
+
+
+@dataclass
+class Aux:
+    """A second gateway: JWKS from a URL that redirects, a strict failed-auth throttle
+    (3 a minute per address), and an HTTP upstream that is down."""
+
+    gateway: Gateway
+    jwks: JwksServer
+    dead_port: int
+
+    def client_from(self, address: str) -> httpx.Client:
+        """A client whose connections come from ``address`` (any of 127.0.0.0/8), so each
+        test has its own failed-auth budget."""
+        transport = httpx.HTTPTransport(local_address=address)
+        return httpx.Client(transport=transport, timeout=15)
+
+
+@pytest.fixture(scope="session")
+def aux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aux]:
+    tmp = tmp_path_factory.mktemp("aux")
+    port, dead_port = free_port(), free_port()
+    issuer = Issuer(audience=f"http://127.0.0.1:{port}/mcp")
+    jwks = JwksServer(issuer.jwks())
+    (tmp / "jwks.json").write_text("{}")  # unused: write_config names it, jwks_url replaces it
+    servers = f"""\
+  dead:
+    url: http://127.0.0.1:{dead_port}{DEAD_UPSTREAM_PATH}
+    headers: {{Authorization: "Bearer {DEAD_UPSTREAM_SECRET}"}}
+    startup_timeout: 1
+"""
+    extra = "  failed_auth: {per_address_per_minute: 3}"
+    config = write_config(tmp, port, servers=servers, auth_extra=extra)
+    text = config.read_text().replace(
+        f"jwks_file: {tmp / 'jwks.json'}", f"jwks_url: {jwks.url('/jwks')}"
+    )
+    config.write_text(text)
+    keys = {"root": create_key(tmp / "keys.db", "root", "admin")}
+    proc = start_serve(config, port, tmp / "serve.log")
+    try:
+        wait_for_port(port)
+        gateway = Gateway(
+            port=port,
+            tmp=tmp,
+            keys=keys,
+            issuer=issuer,
+            proc=proc,
+            recorder_log=tmp / "none.jsonl",
+            recorder_port=0,
+        )
+        yield Aux(gateway=gateway, jwks=jwks, dead_port=dead_port)
+        gateway.client.close()
+    finally:
+        stop_process(proc, grace=15)
+        jwks.close()

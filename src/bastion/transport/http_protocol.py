@@ -6,7 +6,11 @@ httptools (llhttp) parses in C, about a third less CPU per request than h11 here
 refuses ``Content-Length`` beside ``Transfer-Encoding``, differing duplicate lengths and
 unknown codings on its own (400, connection closed). It sets no bound on the request head,
 so this subclass counts the target and header bytes of each request as they are parsed and
-answers 431 and closes the connection once they pass ``MAX_HEADER_BYTES``.
+answers 431 and closes the connection once they pass ``MAX_HEADER_BYTES``. Nor does uvicorn
+bound the time a request head may take (its keep-alive timer runs only between requests), so
+a client that connects and trickles a head byte by byte (slowloris) would hold its connection
+for ever: a head must arrive within ``HEAD_TIMEOUT`` of the connection or of the request's
+first byte, or the answer is 408 and the connection closes (TR-9, DS-2).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from typing import Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["MAX_HEADER_BYTES", "BoundedHttpToolsProtocol"]
+__all__ = ["HEAD_TIMEOUT", "MAX_HEADER_BYTES", "BoundedHttpToolsProtocol"]
 
 MAX_HEADER_BYTES: Final = 64 * 1024  # the whole request head: target, names and values
+HEAD_TIMEOUT: Final = 10.0  # seconds for a whole request head (Envoy's edge recommendation)
 _TOO_LARGE: Final = b"Request header fields too large"
+_TIMED_OUT: Final = b"Request head timeout"
 
 
 class _HeadTooLarge(Exception):
@@ -30,20 +36,51 @@ class _HeadTooLarge(Exception):
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _client_chain: tuple[str, ...] = ()
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._start_head_timer()
         tls = transport.get_extra_info("ssl_object")
         if isinstance(tls, ssl.SSLObject):
             der = tls.getpeercert(binary_form=True)  # verified by the context's CA, or None
             if der:
                 self._client_chain = (ssl.DER_cert_to_PEM_cert(der),)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
     def on_message_begin(self) -> None:
         self._head_bytes = 0
+        if self._head_timer is None:  # the first request's timer runs from the connection
+            self._start_head_timer()
         super().on_message_begin()
         if self._client_chain:
             self.scope["extensions"] = {"tls": {"client_cert_chain": list(self._client_chain)}}
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:  # no answer is being written
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMED_OUT), _TIMED_OUT)
+            )
+        self.transport.close()
 
     def on_url(self, url: bytes) -> None:
         self._grow(len(url))

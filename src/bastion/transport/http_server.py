@@ -18,6 +18,7 @@ answer for their prefix and authenticate themselves. Then:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -184,8 +185,9 @@ class StreamableHttpApp:
             if refused.credential_id is not None:
                 self._end_sessions_of(refused.credential_id)  # revoked or expired (SE-3)
             retry = getattr(refused, "retry_after", None)
-            if isinstance(retry, int):
-                extra = (("retry-after", str(max(1, retry))), ("connection", "close"))
+            # Seconds as the throttle computes them (a float); Retry-After wants whole ones.
+            if isinstance(retry, int | float) and not isinstance(retry, bool):
+                extra = (("retry-after", str(max(1, math.ceil(retry)))), ("connection", "close"))
                 await r.plain(send, 429, b"", extra)
                 return None
             challenge = self._auth.challenge(error="invalid_token" if refused.presented else None)

@@ -1,0 +1,244 @@
+"""SECURITY.md 2.3 and 2.8, authorization: AZ-1 .. AZ-5, TC-5, TC-6, with the policy file of
+``conftest.POLICY`` (role ``dev``: the handshake plus four tools and one resource; ``admin``:
+everything except the tool a deny rule names) on a real ``bastion serve``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.security.conftest import POLICY, Gateway, answer_of, bearer
+
+pytestmark = pytest.mark.e2e
+
+DEV_TOOLS = {"fx__echo", "fx__test_simple_text", "rec__whoami", "rec__boom"}
+
+
+def error_code(response: object) -> int | None:
+    answer = answer_of(response)  # type: ignore[arg-type]
+    return answer["error"]["code"] if "error" in answer else None
+
+
+def reached_upstream(gw: Gateway, marker: str) -> bool:
+    return any(marker in entry["body"] for entry in gw.recorded())
+
+
+@contextlib.contextmanager
+def policy_edit(gw: Gateway, text: str, active: Callable[[], bool]) -> Iterator[None]:
+    """Replace the policy file while the gateway runs (no restart); wait until ``active``
+    says the new policy decides; restore it afterwards and wait until it is back."""
+    gw.policy_file.write_text(text)
+    _wait(active, "the edited policy was not picked up")
+    try:
+        yield
+    finally:
+        gw.policy_file.write_text(POLICY)
+        _wait(lambda: not active(), "the original policy was not restored")
+
+
+def _wait(condition: Callable[[], bool], message: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+
+
+# -- AZ-1 deny by default, per request, one engine for every credential ----------------------
+
+
+def test_az1_deny_by_default(gw: Gateway) -> None:
+    # No rule names fx__test_image_content for dev: denied, with the generic message.
+    response = gw.call(gw.auth("alice"), "fx__test_image_content")
+    answer = answer_of(response)
+    assert answer["error"] == {"code": -32003, "message": "Denied by policy"}
+    # A principal with no role at all gets nothing, not even the tool list.
+    nobody = bearer(gw.issuer.token(sub="no-roles", roles=[]))
+    assert error_code(gw.modern(nobody, "tools/list")) == -32003
+    assert error_code(gw.modern(nobody, "ping")) == -32003
+
+
+def test_az1_policy_is_evaluated_per_request_and_reloaded_without_restart(gw: Gateway) -> None:
+    alice = gw.auth("alice")
+    session = gw.initialize(alice)
+    image = {"name": "fx__test_image_content", "arguments": {}}
+
+    def allowed_in_session() -> bool:
+        return error_code(gw.legacy(alice, session, "tools/call", image)) != -32003
+
+    assert not allowed_in_session()
+    granted = POLICY + (
+        "  - id: dev-image\n    effect: allow\n    roles: [dev]\n"
+        "    tools: [fx__test_image_content]\n"
+    )
+    pid = gw.proc.pid
+    with policy_edit(gw, granted, allowed_in_session):
+        # The same, already open session now gets the new decision: not fixed per session.
+        answer = answer_of(gw.legacy(alice, session, "tools/call", image))
+        assert answer["result"]["content"][0]["type"] == "image"
+        assert "fx__test_image_content" in gw.tool_names(alice)
+    assert not allowed_in_session()  # revoked again, in the same session
+    assert gw.proc.pid == pid and gw.proc.poll() is None  # no restart happened
+
+
+def test_az1_api_key_and_jwt_principals_get_the_same_decisions(gw: Gateway) -> None:
+    key = gw.auth("alice")
+    jwt = bearer(gw.issuer.token(sub="dana", roles=["dev"]))
+    for tool, allowed in (("fx__echo", True), ("fx__test_image_content", False),
+                          ("rec__forbidden", False), ("fx__test_simple_text", True)):  # fmt: skip
+        for who in (key, jwt):
+            code = error_code(gw.call(who, tool, {"text": "same"}))
+            assert (code != -32003) is allowed, (tool, who)
+
+
+# -- AZ-2 lists are filtered by the same policy ------------------------------------------------
+
+
+def test_az2_tools_list_shows_only_what_may_be_called(gw: Gateway) -> None:
+    assert gw.tool_names(gw.auth("alice")) == DEV_TOOLS
+    admin = gw.tool_names(gw.auth("root"))
+    assert admin > DEV_TOOLS
+    assert "rec__forbidden" in admin
+    assert "fx__test_error_handling" not in admin  # a deny rule also hides it from admins
+    # The 2025-11-25 face filters the same way.
+    session = gw.initialize(gw.auth("alice"))
+    listed = answer_of(gw.legacy(gw.auth("alice"), session, "tools/list"))["result"]["tools"]
+    assert {t["name"] for t in listed} == DEV_TOOLS
+
+
+def test_az2_resources_prompts_and_templates_are_filtered(gw: Gateway) -> None:
+    alice, root = gw.auth("alice"), gw.auth("root")
+
+    def items(who: dict[str, str], method: str, key: str, field: str) -> set[str]:
+        return {i[field] for i in answer_of(gw.modern(who, method))["result"][key]}
+
+    assert items(alice, "resources/list", "resources", "uri") == {"fx+test://static-text"}
+    assert len(items(root, "resources/list", "resources", "uri")) > 1
+    assert items(alice, "prompts/list", "prompts", "name") == set()
+    assert items(root, "prompts/list", "prompts", "name")
+    templates = "resources/templates/list"
+    assert items(alice, templates, "resourceTemplates", "uriTemplate") == set()
+    assert items(root, templates, "resourceTemplates", "uriTemplate")
+    # ... and what is hidden cannot be fetched either.
+    hidden = {"uri": "fx+test://static-binary"}
+    assert error_code(gw.modern(alice, "resources/read", hidden)) == -32003
+    shown = gw.modern(alice, "resources/read", {"uri": "fx+test://static-text"})
+    assert "result" in answer_of(shown)
+
+
+# -- AZ-3 exact, case-sensitive names; invalid names refused before policy ----------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "REC__WHOAMI",
+        "rec__Whoami",
+        "rec__whoami ",
+        " rec__whoami",
+        "rec__whoami\u200b",  # zero-width space
+        "rec__wh\u043eami",  # Cyrillic o
+        "rec__whoami\x00",
+        "rec__whoami/",
+        "rec_whoami",
+        "rec__whoami*",
+        "rec__*",
+        "x" * 129,
+        "",
+    ],
+)
+def test_az3_only_the_exact_name_matches(gw: Gateway, name: str) -> None:
+    marker = f"az3-{name.encode('unicode_escape').decode()}"
+    response = gw.modern(
+        gw.auth("alice"),
+        "tools/call",
+        {"name": name, "arguments": {"marker": marker}},
+        name=name.strip(" ") if name.isascii() and "\x00" not in name else "rec__whoami",
+    )
+    if response.status_code == 400:  # the mirror header could not carry it: refused anyway
+        assert response.json()["error"]["code"] in (-32020, -32602)
+    else:
+        assert error_code(response) in (-32003, -32602)
+    assert not reached_upstream(gw, marker)
+
+
+def test_az3_invalid_names_are_refused_before_any_rule(gw: Gateway) -> None:
+    """Even for an admin allowed ``**``: a name outside [A-Za-z0-9_.-]{1,128} is denied
+    (audited with rule ``invalid-name``), never normalised onto a real tool."""
+    for name in ("fx__echo;rm", "fx__ech\u00f6", "fx__echo\t", "a" * 129):
+        params = {"name": name, "arguments": {"text": "x"}}
+        response = gw.modern(gw.auth("root"), "tools/call", params, name="fx__echo")
+        assert response.status_code == 400  # Mcp-Name != body: -32020 at the edge
+        legacy = gw.initialize(gw.auth("root"))
+        answer = answer_of(
+            gw.legacy(gw.auth("root"), legacy, "tools/call", {"name": name, "arguments": {}})
+        )
+        assert answer["error"]["code"] == -32003
+    records = [r["record"] for r in gw.audit_export()]
+    assert any(r.get("rule_id") == "invalid-name" for r in records)
+
+
+# -- AZ-4 a denied call never reaches the upstream ---------------------------------------------
+
+
+def test_az4_denied_call_never_reaches_the_upstream(gw: Gateway) -> None:
+    marker = "az4-must-not-arrive"
+    response = gw.call(gw.auth("alice"), "rec__forbidden", {"marker": marker})
+    assert response.status_code in (200, 403)
+    answer = answer_of(response)
+    assert answer["error"]["code"] == -32003
+    assert answer["error"]["message"] == "Denied by policy"
+    assert "rule" not in response.text.lower()  # no policy internals on the wire
+    assert not reached_upstream(gw, marker)
+    # The same call by an admin does arrive: the upstream and the recorder work.
+    allowed = "az4-admin-arrives"
+    assert "result" in answer_of(gw.call(gw.auth("root"), "rec__forbidden", {"marker": allowed}))
+    assert reached_upstream(gw, allowed)
+
+
+def test_az4_deny_rules_beat_allow_rules(gw: Gateway) -> None:
+    answer = answer_of(gw.call(gw.auth("root"), "fx__test_error_handling"))
+    assert answer["error"]["code"] == -32003
+    denied = [r["record"] for r in gw.audit_export()
+              if r["record"].get("target") == "fx__test_error_handling"]  # fmt: skip
+    assert denied and denied[-1]["rule_id"] == "no-error-tool"
+    assert denied[-1]["decision"] == "deny"
+
+
+# -- TC-5 upstream annotations never loosen policy -------------------------------------------
+
+
+def test_tc5_read_only_annotation_does_not_grant_anything(gw: Gateway) -> None:
+    root_tools = answer_of(gw.modern(gw.auth("root"), "tools/list"))["result"]["tools"]
+    forbidden = next(t for t in root_tools if t["name"] == "rec__forbidden")
+    assert forbidden.get("annotations", {}).get("readOnlyHint") is True
+    assert error_code(gw.call(gw.auth("alice"), "rec__forbidden", {})) == -32003
+
+
+# -- TC-6 high-risk tools: explicit grants, step-up, human approval -------------------------
+
+
+def test_tc6_approval_and_step_up_obligations_hold_calls(gw: Gateway) -> None:
+    guarded = POLICY + (
+        "security:\n  tools:\n"
+        "    rec__whoami: {level: high, approval: human}\n"
+        "    fx__test_simple_text: {level: high, step_up: {recent_auth: 60s}}\n"
+    )
+    alice = gw.auth("alice")
+    marker = "tc6-needs-approval"
+
+    def held() -> bool:
+        return error_code(gw.call(alice, "rec__whoami", {"marker": "probe"})) == -32003
+
+    with policy_edit(gw, guarded, held):
+        answer = answer_of(gw.call(alice, "rec__whoami", {"marker": marker}))
+        assert answer["error"]["code"] == -32003
+        assert answer["error"].get("data", {}).get("approvalId")
+        assert not reached_upstream(gw, marker)
+        now = int(time.time())
+        stale = bearer(gw.issuer.token(sub="erin", iat=now - 3600))
+        fresh = bearer(gw.issuer.token(sub="erin", iat=now))
+        assert error_code(gw.call(stale, "fx__test_simple_text")) == -32003
+        assert error_code(gw.call(fresh, "fx__test_simple_text")) is None

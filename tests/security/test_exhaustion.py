@@ -1,0 +1,188 @@
+"""SECURITY.md 2.6, resource exhaustion: DS-1 (body caps), DS-2 (read deadlines, outbound
+timeouts), DS-4 (``/healthz`` under load, bounded memory) against a real ``bastion serve``.
+DS-3 (rate limits) is not wired yet."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bastion.transport.http_protocol import HEAD_TIMEOUT
+from tests.security.conftest import REQUEST_TIMEOUT, Gateway, answer_of, raw_http
+
+pytestmark = pytest.mark.e2e
+
+MAX_BODY = 4 * 1024 * 1024  # HttpSettings.max_body
+
+
+def _post_head(gw: Gateway, *lines: str, auth: bool = True) -> bytes:
+    head = [
+        "POST /mcp HTTP/1.1",
+        f"Host: 127.0.0.1:{gw.port}",
+        "Content-Type: application/json",
+        "Accept: application/json, text/event-stream",
+        *lines,
+    ]
+    if auth:
+        head.append(f"Authorization: Bearer {gw.keys['alice']}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+# -- DS-1 body caps ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_ds1_declared_oversized_body_is_refused_before_it_is_read(gw: Gateway, auth: bool) -> None:
+    """Only the head is sent: the answer must come without waiting for 5 MiB of body, and
+    the connection must close (with or without a credential: the cap holds before auth)."""
+    head = _post_head(gw, f"Content-Length: {5 * 1024 * 1024}", auth=auth)
+    started = time.monotonic()
+    answer = raw_http(gw.port, head, timeout=5)
+    assert answer.status == (413 if auth else 401)
+    assert answer.closed
+    assert time.monotonic() - started < 3
+
+
+def test_ds1_chunked_body_over_the_cap_is_413(gw: Gateway) -> None:
+    chunk = b"[" * (512 * 1024)
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    parts = [_post_head(gw, "Transfer-Encoding: chunked")] + [framed] * 10 + [b"0\r\n\r\n"]
+    answer = raw_http(gw.port, *parts, timeout=10)
+    assert answer.status == 413
+    assert answer.closed
+
+
+def test_ds1_chunked_body_without_credential_is_never_read(gw: Gateway) -> None:
+    chunk = b"x" * (1024 * 1024)
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    parts = [_post_head(gw, "Transfer-Encoding: chunked", auth=False)] + [framed] * 8
+    answer = raw_http(gw.port, *parts, timeout=10)
+    assert answer.status == 401
+    assert answer.closed
+
+
+# -- DS-2 read deadlines and outbound timeouts ------------------------------------------------
+
+
+def test_ds2_a_request_head_must_arrive_in_time(gw: Gateway) -> None:
+    """Slowloris: a connection that sends nothing, and one that trickles half a head byte by
+    byte, are both cut off after HEAD_TIMEOUT (never held for the keep-alive time or longer).
+    Both run at once, so the test waits HEAD_TIMEOUT once."""
+    silent = socket.create_connection(("127.0.0.1", gw.port))
+    trickle = socket.create_connection(("127.0.0.1", gw.port))
+    started = time.monotonic()
+    trickle.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+    closed: dict[str, float] = {}
+    answers: dict[str, bytes] = {"silent": b"", "trickle": b""}
+    try:
+        for sock in (silent, trickle):
+            sock.setblocking(False)
+        while len(closed) < 2 and time.monotonic() - started < HEAD_TIMEOUT + 4:
+            time.sleep(0.25)
+            for name, sock in (("silent", silent), ("trickle", trickle)):
+                if name in closed:
+                    continue
+                try:
+                    if name == "trickle":
+                        sock.sendall(b"a")  # one byte every 250 ms: it must not help
+                    chunk = sock.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                answers[name] += chunk
+                if not chunk:
+                    closed[name] = time.monotonic() - started
+    finally:
+        silent.close()
+        trickle.close()
+    assert set(closed) == {"silent", "trickle"}, "a half-open request was never cut off"
+    for name, elapsed in closed.items():
+        assert HEAD_TIMEOUT - 1 <= elapsed < HEAD_TIMEOUT + 4, (name, elapsed)
+        assert answers[name] == b"" or answers[name].startswith(b"HTTP/1.1 408"), answers[name]
+
+
+def test_ds2_outbound_calls_time_out(gw: Gateway) -> None:
+    """The recording upstream's ``sleepy`` answers after a minute; the configured
+    ``request_timeout`` ends the call first, with an error and not a hung client."""
+    started = time.monotonic()
+    response = gw.call(gw.auth("root"), "rec__sleepy", {})
+    elapsed = time.monotonic() - started
+    assert elapsed < REQUEST_TIMEOUT + 5
+    assert "error" in answer_of(response) or answer_of(response)["result"].get("isError")
+    assert "too late" not in response.text
+
+
+# -- DS-4 health under load, bounded memory ------------------------------------------------------
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_ds4_healthz_stays_responsive_under_mcp_load(gw: Gateway) -> None:
+    stop = threading.Event()
+    calls = [0]
+
+    def hammer() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                client.post(
+                    gw.url,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "fx__echo", "arguments": {"text": "load"},
+                                     "_meta": {"io.modelcontextprotocol/protocolVersion":
+                                               "2026-07-28",
+                                               "io.modelcontextprotocol/clientCapabilities": {}}}},
+                    headers={**gw.auth("alice"), "accept": "application/json, text/event-stream",
+                             "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call",
+                             "mcp-name": "fx__echo"},
+                )  # fmt: skip
+                calls[0] += 1
+
+    workers = [threading.Thread(target=hammer) for _ in range(12)]
+    for worker in workers:
+        worker.start()
+    latencies = []
+    try:
+        time.sleep(0.3)
+        with httpx.Client(timeout=10) as probe:
+            for _ in range(20):
+                started = time.monotonic()
+                response = probe.get(gw.base + "/healthz")
+                latencies.append(time.monotonic() - started)
+                assert response.status_code == 200
+                assert response.json() == {"status": "ok"}
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert calls[0] > 20  # the load was real
+    assert max(latencies) < 1.0, latencies
+
+
+def test_ds4_memory_stays_bounded_under_body_and_nesting_attacks(gw: Gateway) -> None:
+    before = _rss_kib(gw.proc.pid)
+    deep = b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":' + b"[" * (MAX_BODY - 200)
+    wide = b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"' + b"x" * (MAX_BODY - 200)
+    with httpx.Client(timeout=30) as client:
+        for body in [deep, wide] * 8:
+            response = client.post(
+                gw.url,
+                content=body,
+                headers={**gw.auth("alice"), "content-type": "application/json",
+                         "accept": "application/json, text/event-stream"},
+            )  # fmt: skip
+            assert response.status_code == 400
+    assert gw.client.get(gw.base + "/healthz").status_code == 200
+    grown_mib = (_rss_kib(gw.proc.pid) - before) / 1024
+    assert grown_mib < 64, grown_mib

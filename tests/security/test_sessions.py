@@ -1,0 +1,210 @@
+"""SECURITY.md 2.4, sessions (2025-11-25): SE-1 .. SE-4 against a real ``bastion serve``.
+Alice and Bob are both role ``dev``: everything Bob is refused below is refused because the
+session is not his, not because of policy."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import string
+
+import httpx
+import pytest
+
+from tests.security.conftest import (
+    LEGACY,
+    Gateway,
+    answer_of,
+    bearer,
+    create_key,
+    run_cli,
+    sse_messages,
+)
+
+pytestmark = pytest.mark.e2e
+
+VISIBLE_ASCII = set(string.printable) - set(string.whitespace)
+PING = {"jsonrpc": "2.0", "id": 5, "method": "ping"}
+
+
+def ping(gw: Gateway, headers: dict[str, str], session: str) -> httpx.Response:
+    return gw.post(PING, {**headers, "mcp-session-id": session, "mcp-protocol-version": LEGACY})
+
+
+def get_stream(gw: Gateway, headers: dict[str, str], session: str, **extra: str) -> httpx.Response:
+    sent = {**headers, "accept": "text/event-stream", "mcp-session-id": session, **extra}
+    with gw.client.stream("GET", gw.url, headers=sent) as response:
+        if response.status_code == 200:
+            response.close()  # a live stream: we only wanted to know it opened
+        else:
+            response.read()
+        return response
+
+
+# -- SE-1 ids from the CSPRNG ----------------------------------------------------------------
+
+
+def test_se1_session_ids_are_long_random_visible_ascii(gw: Gateway) -> None:
+    ids = [gw.initialize(gw.auth("alice")) for _ in range(8)]
+    assert len(set(ids)) == len(ids)
+    for sid in ids:
+        assert set(sid) <= VISIBLE_ASCII
+        raw = base64.urlsafe_b64decode(sid + "=" * (-len(sid) % 4))
+        assert len(raw) >= 16  # >= 128 bits (these are 256)
+    # No shared prefix or counter: ids differ from their first characters.
+    assert len({sid[:8] for sid in ids}) == len(ids)
+
+
+# -- SE-2 bound to principal and credential ---------------------------------------------------
+
+
+def test_se2_foreign_session_is_answered_exactly_like_an_unknown_one(gw: Gateway) -> None:
+    session = gw.initialize(gw.auth("alice"))
+    unknown = "x" * len(session)
+    foreign = ping(gw, gw.auth("bob"), session)
+    missing = ping(gw, gw.auth("bob"), unknown)
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.content == missing.content
+    assert dict(foreign.headers) == dict(missing.headers)
+    call = {"name": "fx__echo", "arguments": {"text": "hijack"}}
+    hijack = gw.legacy(gw.auth("bob"), session, "tools/call", call)
+    assert hijack.status_code == 404
+    assert "hijack" not in hijack.text
+    assert ping(gw, gw.auth("alice"), session).status_code == 200
+
+
+def test_se2_foreign_delete_does_not_end_the_session(gw: Gateway) -> None:
+    session = gw.initialize(gw.auth("alice"))
+    headers = {"mcp-session-id": session, "mcp-protocol-version": LEGACY}
+    foreign = gw.client.delete(gw.url, headers={**headers, **gw.auth("bob")})
+    unknown = gw.client.delete(gw.url, headers={**headers, **gw.auth("bob"), "mcp-session-id": "y"})
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.content == unknown.content
+    assert ping(gw, gw.auth("alice"), session).status_code == 200
+    # The owner can end it, and then it is gone for her too.
+    assert gw.client.delete(gw.url, headers={**headers, **gw.auth("alice")}).status_code == 200
+    assert ping(gw, gw.auth("alice"), session).status_code == 404
+
+
+def test_se2_foreign_get_is_404(gw: Gateway) -> None:
+    session = gw.initialize(gw.auth("alice"))
+    assert get_stream(gw, gw.auth("bob"), session).status_code == 404
+    assert get_stream(gw, gw.auth("alice"), session).status_code == 200
+
+
+def test_se2_same_principal_with_another_credential_is_a_stranger(gw: Gateway) -> None:
+    """Rotation leaves two valid keys for principal ``apikey:se2-rot``; a session opened with
+    one is unknown to the other (bound to the credential, not only the principal)."""
+    old = create_key(gw.keys_db, "se2-rot", "dev")
+    out = run_cli("keys", "rotate", "se2-rot", "--overlap", "1h", "--db", str(gw.keys_db))
+    new = out.stdout.strip().splitlines()[-1]
+    session = gw.initialize(bearer(old))
+    assert ping(gw, bearer(new), session).status_code == 404
+    assert ping(gw, bearer(old), session).status_code == 200
+
+
+def test_se2_jwt_sessions_bind_to_issuer_and_subject(gw: Gateway) -> None:
+    first = bearer(gw.issuer.token(sub="frank"))
+    session = gw.initialize(first)
+    refreshed = bearer(gw.issuer.token(sub="frank", jti="second"))  # a refreshed token
+    assert ping(gw, refreshed, session).status_code == 200
+    other = bearer(gw.issuer.token(sub="frank2"))
+    assert ping(gw, other, session).status_code == 404
+
+
+# -- SE-3 unknown, missing, malformed; ended by revocation and role changes --------------------
+
+
+@pytest.mark.parametrize(
+    "session",
+    ["does-not-exist", "A" * 257, "A" * 10_000, "\u00e9t\u00e9", "a b", "'; DROP TABLE s; --"],
+)
+def test_se3_unknown_or_malformed_ids_are_400_or_404(gw: Gateway, session: str) -> None:
+    headers = {**gw.auth("alice"), "mcp-protocol-version": LEGACY}
+    raw = session.encode("utf-8")
+    response = gw.client.post(
+        gw.url,
+        json=PING,
+        headers={
+            **headers,
+            "accept": "application/json, text/event-stream",
+            "mcp-session-id": raw,
+        },
+    )
+    assert response.status_code in (400, 404)
+    assert session not in response.text
+
+
+def test_se3_missing_id_on_a_later_request_is_400(gw: Gateway) -> None:
+    response = gw.post(PING, {**gw.auth("alice"), "mcp-protocol-version": LEGACY})
+    assert response.status_code == 400
+
+
+def test_se3_revoking_the_key_ends_its_sessions(gw: Gateway) -> None:
+    key = create_key(gw.keys_db, "se3-revoked", "dev")
+    session = gw.initialize(bearer(key))
+    assert ping(gw, bearer(key), session).status_code == 200
+    run_cli("keys", "revoke", "se3-revoked", "--db", str(gw.keys_db))
+    assert ping(gw, bearer(key), session).status_code == 401
+    assert get_stream(gw, bearer(key), session).status_code == 401
+
+
+def test_se3_a_role_change_ends_the_session(gw: Gateway) -> None:
+    """The same JWT subject coming back with other roles finds its session gone, and the old
+    token cannot revive it."""
+    dev = bearer(gw.issuer.token(sub="grace", roles=["dev"]))
+    admin = bearer(gw.issuer.token(sub="grace", roles=["admin"]))
+    session = gw.initialize(dev)
+    assert ping(gw, dev, session).status_code == 200
+    assert ping(gw, admin, session).status_code == 404
+    assert ping(gw, dev, session).status_code == 404
+
+
+def test_se3_a_role_change_on_an_api_key_ends_its_session(gw: Gateway) -> None:
+    key = create_key(gw.keys_db, "se3-role", "dev")
+    session = gw.initialize(bearer(key))
+    assert ping(gw, bearer(key), session).status_code == 200
+    # An administrator changes the key's roles in the key database.
+    with sqlite3.connect(gw.keys_db) as conn:
+        conn.execute("UPDATE keys SET roles = ? WHERE name = ?", ('["admin"]', "se3-role"))
+    assert ping(gw, bearer(key), session).status_code == 404
+
+
+# -- SE-4 replay only to the owner -------------------------------------------------------------
+
+
+def test_se4_last_event_id_replays_only_to_the_owner(gw: Gateway) -> None:
+    alice = gw.auth("alice")
+    session = gw.initialize(alice)
+    call = {"name": "fx__echo", "arguments": {"text": "replay-secret-91"}}
+    response = gw.legacy(alice, session, "tools/call", call, request_id=41)
+    ids = [
+        line.split(":", 1)[1].strip()
+        for line in response.text.splitlines()
+        if line.startswith("id:")
+    ]
+    assert ids, response.text
+    first = ids[0]
+    stolen = get_stream(gw, gw.auth("bob"), session, **{"last-event-id": first})
+    assert stolen.status_code == 404
+    assert b"replay-secret-91" not in stolen.content
+    # Bob's own session cannot name Alice's stream either.
+    bobs = gw.initialize(gw.auth("bob"))
+    sent = {**gw.auth("bob"), "accept": "text/event-stream", "mcp-session-id": bobs,
+            "last-event-id": first}  # fmt: skip
+    with gw.client.stream("GET", gw.url, headers=sent) as stream:
+        seen = b""
+        if stream.status_code == 200:
+            for chunk in stream.iter_bytes():
+                seen += chunk
+                if b"\n\n" in seen:  # the priming event: nothing of Alice's came first
+                    break
+        assert b"replay-secret-91" not in seen
+    # The owner gets the replay.
+    sent = {**alice, "accept": "text/event-stream", "mcp-session-id": session,
+            "last-event-id": first}  # fmt: skip
+    replay = gw.client.get(gw.url, headers=sent)
+    assert replay.status_code == 200
+    answers = [m for m in sse_messages(replay.text) if m.get("id") == 41]
+    assert answers and answers[0]["result"]["content"][0]["text"] == "replay-secret-91"
+    assert answer_of(response)["result"]["content"][0]["text"] == "replay-secret-91"

@@ -50,7 +50,7 @@ _ID: Final[JSONObject] = {
     "required": True,
     "schema": {
         "type": "string",
-        "pattern": "^[A-Za-z0-9_.-]{1,128}$",
+        "pattern": "^[A-Za-z0-9_.:-]{1,300}$",
         "not": {"enum": [".", ".."]},
     },
 }

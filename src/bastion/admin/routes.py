@@ -5,8 +5,9 @@ it (``admin``; ``audit``: admin or auditor; ``public``: anyone, only the OpenAPI
 and the audit action it is reported as (writes; reads are not reported unless refused).
 Access is looked up by exact (method, path) before routing (AZ-6): anything that is not an
 exact audit-read or public route, including unknown paths and methods, needs ``admin``.
-Path parameters are one segment of ``[A-Za-z0-9_.-]``, matched on the raw path, so a
-percent-encoded slash or dot-segment never reaches a backend.
+Path parameters are one segment of ``[A-Za-z0-9_.:-]``, matched on the raw path, so a
+percent-encoded slash or dot-segment never reaches a backend. ``:`` is there for the ids of
+held tool definitions (``pin:<server>:<tool>:<sha256>``, up to 263 characters).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["OPENAPI_PATH", "PREFIX", "ROUTES", "Access", "Route", "Router"]
 
 PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{PREFIX}/openapi.json"
-_PARAM: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_PARAM: Final = re.compile(r"[A-Za-z0-9_.:-]{1,300}")
 
 Access = Literal["admin", "audit", "public"]
 BodyKind = Literal["none", "json", "optional-json", "policy"]

@@ -79,7 +79,11 @@ class SanitiseStage:
     def _record(self, exchange: Exchange, cleaned: Sanitised) -> JSONValue:
         if cleaned.findings:
             counts = Counter(finding.kind for finding in cleaned.findings)
-            exchange.detail["findings"] = dict(sorted(counts.items()))
+            # A list of {kind, count}, not a mapping by kind: the audit log redacts the value
+            # of any key named like a credential, and one kind is literally "secret".
+            exchange.detail["findings"] = [
+                {"kind": kind, "count": n} for kind, n in sorted(counts.items())
+            ]
         if cleaned.blocked and exchange.method != "tools/call":
             raise Denied("result blocked by the content filter", message="Content blocked")
         return cleaned.value

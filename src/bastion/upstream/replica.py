@@ -99,6 +99,7 @@ class Replica:
         self._on_change = on_change
         self._changed = anyio.Event()
         self._changed_kinds: set[str] = set()
+        self._resync = False  # re-list and announce only differences (see _notified)
         self._on_notification = on_notification
         self._clock = clock
         self.state = ReplicaState.STARTING
@@ -218,14 +219,23 @@ class Replica:
         while True:
             await self._changed.wait()
             self._changed = anyio.Event()
-            kinds = tuple(sorted(self._changed_kinds))
+            kinds = set(self._changed_kinds)
             self._changed_kinds.clear()
+            resync, self._resync = self._resync, False
+            before = self.listings
             try:
                 await self._refresh(session)
             except BastionError as exc:
                 logger.warning("upstream %s: re-listing failed: %s", self.label, exc.detail)
                 continue
-            await self._on_change(self, kinds)
+            if resync:  # announce only what really changed while nobody listened
+                kinds |= {
+                    kind
+                    for kind in LIST_KINDS
+                    if _lists(before, kind) != _lists(self.listings, kind)
+                }
+            if kinds:
+                await self._on_change(self, tuple(sorted(kinds)))
 
     async def _listen(self, session: ClientSession) -> None:
         """2026-07-28 upstreams announce list changes and resource updates only on a
@@ -455,6 +465,13 @@ class Replica:
         return forward
 
     async def _notified(self, note: Notification) -> None:
+        if note.method == "notifications/subscriptions/acknowledged":
+            # 2026-07-28: a change announced before this listen stream was open (between
+            # the listing and now, e.g. a rug pull right after the first tools/list) was
+            # sent to nobody. Re-list once, so no change goes unnoticed (TC-2).
+            self._resync = True
+            self._changed.set()
+            return
         kind = note.method.removeprefix("notifications/").removesuffix("/list_changed")
         if note.method.endswith("/list_changed") and kind in LIST_KINDS:
             self._changed_kinds.add(kind)
@@ -469,6 +486,12 @@ class Replica:
                 await target.log(level, params.get("data"), _str(params.get("logger")))  # type: ignore[arg-type]
             return
         await self._on_notification(self, note)
+
+
+def _lists(listings: dict[str, list[JSONObject]], kind: str) -> list[list[JSONObject] | None]:
+    """The listings behind one announced kind (resources include their templates)."""
+    keys = ("resources", "resourceTemplates") if kind == "resources" else (kind,)
+    return [listings.get(key) for key in keys]
 
 
 def _describe(exc: BaseException, label: str) -> str:

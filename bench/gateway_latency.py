@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,10 +97,12 @@ def call_headers(tool: str) -> dict[str, str]:
     }
 
 
-def http_request(port: int, tool: str) -> bytes:
+def http_request(port: int, tool: str, extra: Mapping[str, str] | None = None) -> bytes:
+    """The whole HTTP/1.1 request of one call; ``extra`` headers (``Authorization``) added."""
     body = call_body(tool)
     head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in call_headers(tool).items())
+    headers = {**call_headers(tool), **(extra or {})}
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head += f"Content-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
@@ -378,10 +380,11 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-def http_call(port: int, tool: str) -> tuple[int, bytes]:
+def http_call(port: int, tool: str, extra: Mapping[str, str] | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("POST", "/mcp", body=call_body(tool), headers=call_headers(tool))
+        headers = {**call_headers(tool), **(extra or {})}
+        conn.request("POST", "/mcp", body=call_body(tool), headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -410,6 +413,7 @@ class Target:
     name: str
     port: int | None = None  # HTTP targets
     tool: str = "echo"
+    headers: dict[str, str] = field(default_factory=dict)  # added to every request
     pids: dict[str, int] = field(default_factory=dict)  # process label -> pid, for CPU
     stdio: StdioFixture | None = None
     samples: dict[int, list[float]] = field(default_factory=dict)  # clients -> latencies
@@ -421,7 +425,14 @@ class Target:
 
     def fresh(self) -> Target:
         """The same target with no figures yet."""
-        return Target(self.name, port=self.port, tool=self.tool, pids=self.pids, stdio=self.stdio)
+        return Target(
+            self.name,
+            port=self.port,
+            tool=self.tool,
+            headers=self.headers,
+            pids=self.pids,
+            stdio=self.stdio,
+        )
 
 
 async def run_phase(
@@ -432,7 +443,7 @@ async def run_phase(
     transports: list[asyncio.BaseTransport] = []
     try:
         if target.port is not None:
-            request = http_request(target.port, target.tool)
+            request = http_request(target.port, target.tool, target.headers)
             made = await asyncio.gather(
                 *(
                     loop.create_connection(lambda: HttpClient(request), "127.0.0.1", target.port)

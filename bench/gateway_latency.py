@@ -63,6 +63,10 @@ OPEN_LOADS = (0.25, 0.5)
 GOAL_P50_MS = 1.0
 GOAL_P99_MS = 5.0
 START_TIMEOUT_S = 30.0
+# The gateways run with their security pipeline (the local user, the built-in policy, audit);
+# the rate limit is lifted so that this measures latency, not the limiter's refusals
+# (bench/security_overhead.py measures what the pipeline costs).
+UNLIMITED = "limits:\n  per_principal: {rate: 1000000, burst: 1000000}\n"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -578,6 +582,7 @@ async def bench(args: argparse.Namespace) -> int:
         def spawn(argv: list[str], log: str) -> subprocess.Popen[bytes]:
             proc = subprocess.Popen(
                 argv,
+                env={**os.environ, "XDG_STATE_HOME": tmp},  # the audit log, keys and pins
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=open(Path(tmp) / log, "wb"),  # noqa: SIM115 - closed with the process
@@ -603,7 +608,9 @@ async def bench(args: argparse.Namespace) -> int:
             direct_http = Target("direct", port=fx_port, pids={"fixture": fixture.pid})
 
             http_cfg = Path(tmp) / "http.yaml"
-            http_cfg.write_text(f'servers:\n  fx:\n    url: "http://127.0.0.1:{fx_port}/mcp"\n')
+            http_cfg.write_text(
+                f'servers:\n  fx:\n    url: "http://127.0.0.1:{fx_port}/mcp"\n{UNLIMITED}'
+            )
             gw_port = free_port()
             gateway = spawn(
                 [*bastion, "serve", "-c", str(http_cfg), "--port", str(gw_port)], "gw-http.log"
@@ -626,6 +633,7 @@ async def bench(args: argparse.Namespace) -> int:
                 stdio_cfg = Path(tmp) / "stdio.yaml"
                 stdio_cfg.write_text(
                     f"servers:\n  fx:\n    command: {BASTION}\n    args: [fixture, --stdio]\n"
+                    + UNLIMITED
                 )
                 gws_port = free_port()
                 gateway_s = spawn(

@@ -82,8 +82,13 @@ async def call_latency(calls: int, blocks: int, env: dict[str, str]) -> None:
     port = free_port()
     project = Path(env["XDG_DATA_HOME"]) / "benchproject"
     project.mkdir()
+    config = project / "bastion.yaml"  # the fixture, as by default, with no rate limit
+    config.write_text(
+        f"servers:\n  fixture: {{command: {BASTION}, args: [fixture, --stdio], prefix: ''}}\n"
+        "limits:\n  per_principal: {rate: 1000000, burst: 1000000}\n"
+    )
     serve = subprocess.Popen(
-        [BASTION, "serve", "--port", str(port)],
+        [BASTION, "serve", "--port", str(port), "-c", str(config)],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -146,7 +151,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=5, help="alternating blocks (default 5)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bastion-hub-bench-") as tmp:
-        env = dict(os.environ, XDG_DATA_HOME=tmp)
+        env = dict(os.environ, XDG_DATA_HOME=tmp, XDG_STATE_HOME=tmp)
         startup(args.runs, env)
         asyncio.run(call_latency(args.calls, args.blocks, env))
     return 0

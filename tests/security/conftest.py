@@ -390,6 +390,9 @@ auth:
 {auth_extra}
 policy: {{file: {tmp / "policy.yaml"}, reload_interval: 0.2}}
 audit: {{db: {tmp / "audit.db"}}}
+# DS-3 is shown in tests/pipeline/test_threats_e2e.py; here the polling helpers must not
+# run into the default per-principal limit.
+limits: {{per_principal: {{rate: 100000, burst: 100000}}}}
 """
     )
     return config

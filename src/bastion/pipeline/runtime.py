@@ -25,7 +25,7 @@ from bastion.audit.log import AuditLog
 from bastion.audit.record import AuditRecord
 from bastion.audit.redact import Redactor
 from bastion.auth.authenticator import Authenticator
-from bastion.auth.keys import KeyStore, KeyStoreError
+from bastion.auth.keys import KeyStore, KeyStoreError, NoSuchKey
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.principal import Principal
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from bastion.gateway.gateway import Gateway
+    from bastion.transport.http_server import StreamableHttpApp
 
 __all__ = ["HUB_ROLE", "Security", "default_audit_path"]
 
@@ -60,6 +61,28 @@ HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the loc
 HUB_KEY_TTL: Final = 7 * 24 * 3600.0
 
 logger = logging.getLogger(__name__)
+
+
+def _lapsed(store: KeyStore | None, now: float) -> Callable[[Principal], bool]:
+    """Whether a session owner's credential has lapsed: expired, or an API key that is no
+    longer active (revoked, expired, past its rotation overlap, or gone)."""
+    states: dict[str, bool] = {}
+
+    def lapsed(principal: Principal) -> bool:
+        if principal.expires_at is not None and now >= principal.expires_at:
+            return True
+        credential = principal.credential_id
+        if store is None or not credential.startswith("apikey:"):
+            return False
+        if credential not in states:
+            try:
+                key = store.get(credential.removeprefix("apikey:"))
+                states[credential] = key.state(now) != "active"
+            except NoSuchKey:
+                states[credential] = True
+        return states[credential]
+
+    return lapsed
 
 
 def default_audit_path() -> Path:
@@ -143,6 +166,22 @@ class Security:
         finally:
             store.revoke(key.id)
             store.close()
+
+    async def watch_sessions(self, app: StreamableHttpApp, interval: float = 1.0) -> None:
+        """SE-3: end the sessions of credentials that were revoked or expired, whether or not
+        their holder sends anything again (``bastion keys revoke`` runs in another process,
+        so the key database is the truth). Runs until cancelled."""
+        keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
+        store = KeyStore(self.keys_db) if keys else None
+        try:
+            while True:
+                await anyio.sleep(interval)
+                ended = app.end_sessions_where(_lapsed(store, time.time()))
+                if ended:
+                    logger.info("ended %d session(s) of revoked or expired credentials", ended)
+        finally:
+            if store is not None:
+                store.close()
 
     def check_bind(self, host: str) -> None:
         """TR-3: a face reachable from other machines must authenticate its callers.

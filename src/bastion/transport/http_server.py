@@ -474,6 +474,14 @@ class StreamableHttpApp:
         self._sessions.pop(session.id, None)
         session.close()
 
+    def end_sessions_where(self, ended: Callable[[Principal], bool]) -> int:
+        """End every session whose owner ``ended`` says is no longer valid (a revoked or
+        expired credential, SE-3), open streams included; returns how many ended."""
+        doomed = [s for s in self._sessions.values() if ended(s.principal)]
+        for session in doomed:
+            self._end(session)
+        return len(doomed)
+
     def _end_sessions_of(self, credential_id: str) -> None:
         for session in [
             s for s in self._sessions.values() if s.principal.credential_id == credential_id

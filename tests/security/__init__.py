@@ -13,11 +13,13 @@ test_input.py           IN-1 IN-2 IN-5
 test_exhaustion.py      DS-1 DS-2 DS-4
 test_upstream.py        UP-1 UP-4 UP-5
 test_audit.py           AD-1 AD-2 AD-3
+test_mtls.py            AU-1 AU-2 with mTLS client certificates over HTTPS
 
-Pending (not wired in the gateway yet; add tests when they are): DS-3 rate limits, IN-3
-schema validation, IN-4 resource URI confinement, TC-1..TC-4 poisoning, pinning, shadowing
-and result filters, AZ-6 and AD-4 (the admin API), AD-5 metrics, UP-2/UP-3 (no OAuth proxying
-or discovery of upstreams to attack). Not testable here without slow waits: SE-3 idle and
+Elsewhere, also against a real `bastion serve`: DS-3, IN-3, TC-1..TC-6, UP-1 with the
+malicious upstream (tests/pipeline/test_threats_e2e.py); AZ-6, AD-4 and SE-3 revocation
+through the admin API (tests/pipeline/test_admin_e2e.py); IN-4 in tests/pipeline/
+test_stages.py and tests/guard/test_uris.py. Not covered: AD-5 metrics (no metrics endpoint
+yet), UP-2/UP-3 (no OAuth proxying or discovery of upstreams to attack). Not testable here without slow waits: SE-3 idle and
 maximum session lifetime and the 30 s body deadline of DS-2 (neither is configurable in
 bastion.yaml); AU-2's 403 `insufficient_scope` (policy refusals are JSON-RPC -32003, which
 AZ-4 allows); AZ-5 is a SHOULD.

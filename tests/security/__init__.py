@@ -18,9 +18,9 @@ test_mtls.py            AU-1 AU-2 with mTLS client certificates over HTTPS
 Elsewhere, also against a real `bastion serve`: DS-3, IN-3, TC-1..TC-6, UP-1 with the
 malicious upstream (tests/pipeline/test_threats_e2e.py); AZ-6, AD-4 and SE-3 revocation
 through the admin API (tests/pipeline/test_admin_e2e.py); IN-4 in tests/pipeline/
-test_stages.py and tests/guard/test_uris.py. Not covered: AD-5 metrics (no metrics endpoint
-yet), UP-2/UP-3 (no OAuth proxying or discovery of upstreams to attack). Not testable here without slow waits: SE-3 idle and
-maximum session lifetime and the 30 s body deadline of DS-2 (neither is configurable in
-bastion.yaml); AU-2's 403 `insufficient_scope` (policy refusals are JSON-RPC -32003, which
-AZ-4 allows); AZ-5 is a SHOULD.
+test_stages.py and tests/guard/test_uris.py. DS-4 and AD-5 metrics: test_exhaustion.py.
+Not covered: UP-2/UP-3 (no OAuth proxying or discovery of upstreams to attack). Not testable
+here without slow waits: SE-3 idle and maximum session lifetime and the 30 s body deadline
+of DS-2 (neither is configurable in bastion.yaml). AU-2's 403 `insufficient_scope`: policy
+refusals are JSON-RPC -32003, which AZ-4 allows. AZ-5 is a SHOULD.
 """

@@ -186,3 +186,23 @@ def test_ds4_memory_stays_bounded_under_body_and_nesting_attacks(gw: Gateway) ->
     assert gw.client.get(gw.base + "/healthz").status_code == 200
     grown_mib = (_rss_kib(gw.proc.pid) - before) / 1024
     assert grown_mib < 64, grown_mib
+
+
+def test_ds4_ad5_metrics_report_process_rss_and_no_secrets(gw: Gateway) -> None:
+    """DS-4: Prometheus metrics include the process RSS; AD-5: no secret, key or principal
+    appears in them (labels carry states only)."""
+    gw.call(gw.auth("alice"), "fx__echo", {"text": "warm up"})
+    response = httpx.get(f"{gw.base}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    values = {
+        line.split(" ")[0]: line.split(" ")[1]
+        for line in response.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    rss = int(values["process_resident_memory_bytes"])
+    assert abs(rss / 1024 - _rss_kib(gw.proc.pid)) < 64 * 1024  # the gateway's own RSS
+    assert float(values["process_cpu_seconds_total"]) > 0
+    assert values['bastion_upstream_replicas{state="ready"}'] == "2"
+    for secret in (*gw.keys.values(), "alice", "apikey:", "Bearer"):
+        assert secret not in response.text

@@ -56,6 +56,7 @@ def run_serve(
     path: str | None, host: str | None, port: int | None, *, register: bool = True
 ) -> int:
     from bastion.cli.hub_registry import serve_registration
+    from bastion.gateway.metrics import render_metrics
     from bastion.pipeline.admin_mount import admin_api
     from bastion.protocol.versions import SUPPORTED_VERSIONS
     from bastion.transport.http_run import event_loop_options, serve_http
@@ -91,11 +92,15 @@ def run_serve(
         body = msgspec.json.encode({"ready": ready, "upstreams": gateway.status()})
         return (200 if ready else 503), body
 
+    def metrics() -> tuple[int, bytes]:
+        return 200, render_metrics(app.session_count, gateway.status())
+
     app = StreamableHttpApp(
         security.connection_factory(gateway.connection),
         settings,
         authenticator=security.http_authenticator(),
         probes={"/healthz": healthz, "/readyz": readyz, **security.public_probes()},
+        text_probes={"/metrics": metrics},
         mounts={"/api/v1": admin_api(security)},
     )
 

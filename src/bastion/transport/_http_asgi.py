@@ -212,6 +212,12 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+async def send_text(send: Send, status: int, body: bytes, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def json_error(
     send: Send,
     status: int,

@@ -71,6 +71,7 @@ ConnectionFactory = Callable[[Principal, str | None], McpConnection]
 
 
 MAX_SESSION_ID: Final = 256
+PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,15 @@ class StreamableHttpApp:
         authenticator: HttpAuthenticator | None = None,
         clock: Callable[[], float] = time.monotonic,
         probes: Mapping[str, Probe] | None = None,
+        text_probes: Mapping[str, Probe] | None = None,
         mounts: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
         # Plain public GET endpoints beside /mcp (health checks, RFC 9728 metadata):
         # path -> (status, JSON body).
         self._probes = dict(probes or {})
+        # The same, answered as Prometheus text (``/metrics``).
+        self._text_probes = dict(text_probes or {})
         # Apps answering every path under a prefix ("/api/v1"); they authenticate themselves.
         self._mounts = tuple((prefix.encode(), app) for prefix, app in (mounts or {}).items())
         self._auth: HttpAuthenticator = authenticator or LocalAuth(local_principal())
@@ -151,10 +155,16 @@ class StreamableHttpApp:
             await r.json_error(send, 403, None, -32600, "Forbidden: origin not allowed")
             return
         raw_path = scope.get("raw_path", scope["path"].encode())
-        probe = self._probes.get(raw_path.decode("latin-1"))
+        path = raw_path.decode("latin-1")
+        probe = self._probes.get(path)
         if probe is not None and scope["method"] == "GET":
             status, body = probe()
             await r.send_json(send, status, body)
+            return
+        text_probe = self._text_probes.get(path)
+        if text_probe is not None and scope["method"] == "GET":
+            status, body = text_probe()
+            await r.send_text(send, status, body, PROMETHEUS_TEXT)
             return
         for prefix, app in self._mounts:
             if raw_path == prefix or raw_path.startswith(prefix + b"/"):

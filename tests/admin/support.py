@@ -1,9 +1,10 @@
-"""Admin API test support: a small real authenticator, placeholder key and approval stores,
-a policy file and audit database in tmp_path, and the app served on a loopback socket.
+"""Admin API test support: the real key store (``StoreKeys`` over a ``KeyStore`` in
+tmp_path), the real policy file and audit database, and the app served on a loopback socket.
 
-``MemoryKeys`` and ``MemoryApprovals`` are placeholders until the real KeyStore and the
-approval store are wired by the lead; ``token_authenticator`` maps fixed test tokens to
-Principals (the real authenticator from ``bastion.auth`` is wired by the lead as well).
+Two stand-ins, because these tests are about the API layer alone: ``token_authenticator``
+maps fixed test tokens to principals, and ``MemoryApprovals`` holds two seeded approvals
+(real ones need a held tool or a call waiting for a human). The gateway's real wiring of
+both is tested end to end in tests/pipeline/test_admin_e2e.py.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from bastion.admin import (
     SqliteAudit,
 )
 from bastion.audit import AuditRecord, AuditStore
+from bastion.auth.keys import KeyStore
 from bastion.auth.principal import Principal, Unauthenticated
+from bastion.pipeline.admin_backends import StoreKeys
 from bastion.policy import PolicyStore
 
 ADMIN = "admin-token"
@@ -174,7 +177,6 @@ class Admin:
     """One AdminApi over real files in ``root``, and what it reported."""
 
     root: Path
-    keys: MemoryKeys = field(default_factory=MemoryKeys)
     approvals: MemoryApprovals = field(default_factory=MemoryApprovals)
     events: list[tuple[str | None, str, str | None, str]] = field(default_factory=list)
 
@@ -184,6 +186,8 @@ class Admin:
         self.audit_path = self.root / "audit" / "audit.db"
         write_audit(self.audit_path, 25)
         self.store = PolicyStore(self.policy_path)
+        self.key_store = KeyStore(self.root / "keys" / "keys.db")
+        self.keys = StoreKeys(self.key_store)
 
     def app(self) -> AdminApi:
         async def on_event(

@@ -18,7 +18,6 @@ from tests.admin.support import (
     USER,
     Admin,
     MemoryApprovals,
-    MemoryKeys,
     StaticUpstreams,
     auth,
     serving,
@@ -98,7 +97,7 @@ async def test_admin_events_go_to_the_audit_log(tmp_path: Path) -> None:
     admin = Admin(tmp_path)
     async with AuditLog(log_path) as log:
         backends = AdminBackends(
-            keys=MemoryKeys(),
+            keys=admin.keys,
             policies=admin.app()._backends.policies,
             approvals=MemoryApprovals(),
             audit=SqliteAudit(log_path),

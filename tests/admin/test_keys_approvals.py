@@ -10,7 +10,7 @@ from tests.admin.support import ADMIN, Admin, auth
 
 def test_key_lifecycle(client: httpx.Client, admin: Admin) -> None:
     created = client.post(
-        "/api/v1/keys", headers=auth(ADMIN), json={"name": "ci bot", "roles": ["developer"]}
+        "/api/v1/keys", headers=auth(ADMIN), json={"name": "ci-bot", "roles": ["developer"]}
     )
     assert created.status_code == 201
     key, secret = created.json()["key"], created.json()["secret"]
@@ -22,8 +22,12 @@ def test_key_lifecycle(client: httpx.Client, admin: Admin) -> None:
     rotated = client.post(f"/api/v1/keys/{key['id']}/rotate", headers=auth(ADMIN))
     assert rotated.status_code == 200
     assert rotated.json()["secret"] != secret
+    # The key store rotates the current key only: the successor, not the key it replaced.
+    successor = rotated.json()["key"]["id"]
+    stale = client.post(f"/api/v1/keys/{key['id']}/rotate", headers=auth(ADMIN))
+    assert stale.status_code == 409
     with_body = client.post(
-        f"/api/v1/keys/{key['id']}/rotate", headers=auth(ADMIN), json={"overlap": 3600}
+        f"/api/v1/keys/{successor}/rotate", headers=auth(ADMIN), json={"overlap": 3600}
     )
     assert with_body.status_code == 200
 
@@ -34,6 +38,7 @@ def test_key_lifecycle(client: httpx.Client, admin: Admin) -> None:
     assert [(e[1], e[3]) for e in admin.events] == [
         ("keys.create", "ok"),
         ("keys.rotate", "ok"),
+        ("keys.rotate", "conflict"),
         ("keys.rotate", "ok"),
         ("keys.revoke", "ok"),
         ("keys.rotate", "conflict"),

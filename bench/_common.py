@@ -3,6 +3,9 @@ module is importable as ``_common``)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -50,3 +53,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop_servers(procs: list[subprocess.Popen[bytes]], children: list[int]) -> None:
+    """SIGTERM every server (SIGKILL after 10 s), then kill any fixture child left over
+    (the gateways stop their children; this is a backstop)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pid in children:
+        with contextlib.suppress(OSError):
+            if b"fixture" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)

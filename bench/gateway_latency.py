@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import os
 import random
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +47,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from _common import free_port, tree_state
+from _common import free_port, stop_servers, tree_state
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -731,19 +729,7 @@ async def bench(args: argparse.Namespace) -> int:
         finally:
             if stdio_transport is not None:
                 stdio_transport.close()
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            for pid in children:  # the gateways stop their children; this is a backstop
-                with contextlib.suppress(OSError):
-                    if b"fixture" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        os.kill(pid, signal.SIGKILL)
+            stop_servers(procs, children)
     print(f"\ntook {time.perf_counter() - started:.1f} s")
     return 0
 

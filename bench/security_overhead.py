@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,7 +45,7 @@ from typing import Any, cast
 
 import anyio
 import msgspec
-from _common import free_port, tree_state
+from _common import free_port, stop_servers, tree_state
 from gateway_latency import BASTION, Target, http_call, http_get, pct, run_phase, wait_until
 
 from bastion.config import load_config
@@ -263,19 +261,7 @@ async def http_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], k
             await rounds(opened, GOAL_CLIENTS, args, GOAL_CLIENTS / rate)
         report(closed, opened, rate)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for pid in children:  # the gateways stop their children; this is a backstop
-            with contextlib.suppress(OSError):
-                if b"fixture" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(pid, signal.SIGKILL)
+        stop_servers(procs, children)
         if pin:
             os.sched_setaffinity(0, set(cpus))
 

@@ -86,6 +86,16 @@ def test_se2_foreign_delete_does_not_end_the_session(gw: Gateway) -> None:
     assert ping(gw, gw.auth("alice"), session).status_code == 404
 
 
+def test_se3_a_wrong_secret_for_a_real_key_id_does_not_end_its_sessions(gw: Gateway) -> None:
+    """SE-3 ends a revoked key's sessions; a key id is not secret (it is the key's visible
+    prefix), so presenting it with a guessed secret is a 401 and ends nothing."""
+    session = gw.initialize(gw.auth("alice"))
+    key_id = gw.keys["alice"].split("_")[1]
+    guessed = {"authorization": f"Bearer bst_{key_id}_{'A' * 43}"}
+    assert ping(gw, guessed, session).status_code == 401
+    assert ping(gw, gw.auth("alice"), session).status_code == 200
+
+
 def test_se2_foreign_get_is_404(gw: Gateway) -> None:
     session = gw.initialize(gw.auth("alice"))
     assert get_stream(gw, gw.auth("bob"), session).status_code == 404

@@ -72,6 +72,8 @@ ConnectionFactory = Callable[[Principal, str | None], McpConnection]
 
 MAX_SESSION_ID: Final = 256
 PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
+# Refusals that prove the credential itself has lapsed (its secret was right).
+LAPSED: Final = frozenset({"revoked", "expired", "rotated"})
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,10 @@ class StreamableHttpApp:
         try:
             return await self._auth.authenticate(headers, scope)
         except Unauthenticated as refused:
-            if refused.credential_id is not None:
-                self._end_sessions_of(refused.credential_id)  # revoked or expired (SE-3)
+            if refused.credential_id is not None and refused.reason in LAPSED:
+                # SE-3: the right secret of a revoked or expired key. Never on a wrong
+                # secret: a key id is not secret, and guessing must not end someone's session.
+                self._end_sessions_of(refused.credential_id)
             retry = getattr(refused, "retry_after", None)
             # Seconds as the throttle computes them (a float); Retry-After wants whole ones.
             if isinstance(retry, int | float) and not isinstance(retry, bool):

@@ -27,9 +27,9 @@ FOLLOW_POLL_S: Final = 0.5  # how often `tail --follow` looks for new rows
 
 
 def default_db_path() -> Path:
-    from bastion.config.paths import state_dir
+    from bastion._paths import audit_db
 
-    return state_dir() / "audit.db"
+    return audit_db()
 
 
 def _db(db: str | None) -> Path:

@@ -36,9 +36,9 @@ DEFAULT_BREAK_GLASS_TTL: Final = "1h"
 
 
 def default_keys_db_path() -> Path:
-    from bastion.config.paths import state_dir
+    from bastion._paths import keys_db
 
-    return state_dir() / "keys.db"
+    return keys_db()
 
 
 def run_keys(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from bastion._paths import state_dir
 from bastion.guard.uris import ALWAYS_REFUSED, DEFAULT_SCHEMES
 
 __all__ = [
@@ -85,6 +86,4 @@ class GuardSettings(_Section, frozen=True):
 def default_pin_db(environ: Mapping[str, str], *, home: Path | None = None) -> Path:
     """``$XDG_STATE_HOME/bastion/pins.db``, or ``~/.local/state/bastion/pins.db`` when the
     variable is unset or relative (the XDG spec says to ignore a relative value)."""
-    state = environ.get("XDG_STATE_HOME", "")
-    base = Path(state) if state and os.path.isabs(state) else (home or Path.home()) / ".local/state"
-    return base / "bastion" / "pins.db"
+    return state_dir(environ, home=home) / "pins.db"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import msgspec
 
+from bastion._paths import audit_db, keys_db
 from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
 from bastion.audit.record import AuditRecord
@@ -30,10 +31,10 @@ from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
-from bastion.config.paths import state_dir
 from bastion.errors import ConfigError
 from bastion.guard.pins import PinStore
 from bastion.guard.poison import PoisonScanner
+from bastion.guard.settings import default_pin_db
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.build import build_stages, schema_validator
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from bastion.gateway.gateway import Gateway
     from bastion.transport.http_server import StreamableHttpApp
 
-__all__ = ["HUB_ROLE", "Security", "default_audit_path"]
+__all__ = ["HUB_ROLE", "Security"]
 
 HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the local hub
 HUB_KEY_TTL: Final = 7 * 24 * 3600.0
@@ -85,10 +86,6 @@ def _lapsed(store: KeyStore | None, now: float) -> Callable[[Principal], bool]:
     return lapsed
 
 
-def default_audit_path() -> Path:
-    return state_dir() / "audit.db"
-
-
 class Security:
     """Build with the configuration (a bad policy file raises ``ConfigError`` here, before
     anything listens); run ``run`` in the gateway's task group before serving."""
@@ -98,7 +95,7 @@ class Security:
         self.gateway = gateway
         self.authenticator: Authenticator | None = None
         keys = config.auth.api_keys.db if config.auth is not None else None
-        self.keys_db = Path(keys) if keys else state_dir() / "keys.db"
+        self.keys_db = Path(keys) if keys else keys_db()
         if config.auth is not None:
             try:
                 self.authenticator = Authenticator.from_settings(
@@ -110,13 +107,13 @@ class Security:
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate()
-        self.audit_path = Path(config.audit.db) if config.audit.db else default_audit_path()
+        self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         self.audit: AuditLog | None = None
         self.pins: PinStore | None = None
         if config.guard.pins.enabled:
             pins = config.guard.pins
             self.pins = PinStore(
-                Path(pins.db_path) if pins.db_path else state_dir() / "pins.db",
+                Path(pins.db_path) if pins.db_path else default_pin_db(os.environ),
                 scanner=PoisonScanner(separator=config.gateway.separator),
                 validator=schema_validator(config),
                 trust_on_first_use=pins.trust_on_first_use,

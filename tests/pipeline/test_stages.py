@@ -14,6 +14,7 @@ from bastion.guard.uris import UriPolicy
 from bastion.limits import ConcurrencyLimiter, LimitSettings, RateLimiter, RateSpec
 from bastion.pipeline.ratelimit import RateLimitStage
 from bastion.pipeline.sanitise import OUTPUT_MISMATCH, SanitiseStage
+from bastion.pipeline.tool_schemas import ToolSchemas
 from bastion.pipeline.validate import ValidateStage
 from bastion.protocol import types as t
 from bastion.protocol.versions import Era
@@ -83,7 +84,7 @@ async def test_in3_arguments_are_checked_against_the_input_schema() -> None:
     """IN-3: wrong types and unknown fields are refused -32602 before the tool runs."""
     calls: list[str] = []
     server = app(calls)
-    stage = ValidateStage(server, SchemaValidator(), None)
+    stage = ValidateStage(server, ToolSchemas(SchemaValidator()), None)
     async with guarded(server, [stage], principal("alice"), Era.MODERN) as client:
         assert (await client.call_tool("add", {"a": 1, "b": 2}))["content"]
         for bad in ({"a": "1", "b": 2}, {"a": 1}, {"a": 1, "b": 2, "c": 3}):
@@ -117,7 +118,7 @@ async def test_tc4_results_are_sanitised_and_output_schemas_enforced() -> None:
     structuredContent outside the outputSchema becomes an error result."""
     calls: list[str] = []
     server = app(calls)
-    stage = SanitiseStage(server, Sanitiser(), SchemaValidator())
+    stage = SanitiseStage(server, Sanitiser(), ToolSchemas(SchemaValidator()))
     async with guarded(server, [stage], principal("alice"), Era.MODERN) as client:
         leaked = await client.call_tool("leak", {})
         text = leaked["content"][0]["text"]

@@ -88,6 +88,20 @@ class CompiledSchema:
             raise SchemaUnusable("reference unresolvable while validating") from exc
         return found
 
+    def check_arguments(self, arguments: JSONObject) -> None:
+        """Refuse ``arguments`` this (input) schema does not accept.
+
+        Raises:
+            InvalidParams: the arguments are invalid (client-safe message, no values).
+            SchemaUnusable: a reference could not be resolved while validating.
+        """
+        problems = self.violations(arguments)
+        if problems:
+            raise InvalidParams(
+                "arguments do not match inputSchema",
+                message=f"Invalid arguments: {render(problems)}",
+            )
+
     def _unknown(self, instance: JSONValue) -> Iterator[Violation]:
         if self._known is None or not isinstance(instance, dict):
             return
@@ -155,12 +169,7 @@ class SchemaValidator:
             InvalidParams: the arguments are invalid (client-safe message, no values).
             SchemaUnusable: the schema cannot be used (hold the tool back).
         """
-        problems = self.compile(schema).violations(arguments)
-        if problems:
-            raise InvalidParams(
-                "arguments do not match inputSchema",
-                message=f"Invalid arguments: {render(problems)}",
-            )
+        self.compile(schema).check_arguments(arguments)
 
     def check_structured(self, schema: JSONValue, structured: JSONValue) -> list[Violation]:
         """Violations of ``structuredContent`` against ``outputSchema`` (the caller decides

@@ -19,6 +19,7 @@ from bastion.pipeline.authorize import AuthorizeStage
 from bastion.pipeline.ratelimit import RateLimitStage
 from bastion.pipeline.sanitise import SanitiseStage
 from bastion.pipeline.stage import Stage
+from bastion.pipeline.tool_schemas import ToolSchemas
 from bastion.pipeline.validate import ValidateStage
 from bastion.policy.engine import Policy
 from bastion.server.registry import ServerApp
@@ -47,11 +48,11 @@ def build_stages(
         stages.append(AuditStage(log))
     stages.append(AuthorizeStage(policy, approvals))
     stages.append(RateLimitStage(RateLimiter(config.limits), ConcurrencyLimiter(config.limits)))
-    validator = schema_validator(config) if guard.schemas.enabled else None
+    schemas = ToolSchemas(schema_validator(config)) if guard.schemas.enabled else None
     uris = None
     if guard.uris.file_roots:  # without roots there is nothing to confine file URIs to
         uris = UriPolicy(schemes=guard.uris.schemes, file_roots=guard.uris.file_roots)
-    stages.append(ValidateStage(app, validator, uris))
+    stages.append(ValidateStage(app, schemas, uris))
     sanitiser = None
     if guard.sanitise.enabled:
         options = guard.sanitise
@@ -63,6 +64,6 @@ def build_stages(
             max_chars=options.max_result_chars,
             injection_action=options.injection_action,
         )
-    output = validator if guard.schemas.validate_output else None
+    output = schemas if guard.schemas.validate_output else None
     stages.append(SanitiseStage(app, sanitiser, output))
     return stages

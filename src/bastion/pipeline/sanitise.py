@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-import msgspec
-
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import Denied
 from bastion.guard.sanitise import Sanitised, Sanitiser
-from bastion.guard.schemas import SchemaUnusable, SchemaValidator
+from bastion.guard.schemas import SchemaUnusable
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
+from bastion.pipeline.tool_schemas import ToolSchemas
 from bastion.server.registry import ServerApp
 
 __all__ = ["OUTPUT_MISMATCH", "SanitiseStage"]
@@ -33,7 +32,7 @@ class SanitiseStage:
     name = "sanitise"
 
     def __init__(
-        self, app: ServerApp, sanitiser: Sanitiser | None, output: SchemaValidator | None
+        self, app: ServerApp, sanitiser: Sanitiser | None, output: ToolSchemas | None
     ) -> None:
         self._app = app
         self._sanitiser = sanitiser
@@ -62,16 +61,14 @@ class SanitiseStage:
         if self._output is None or target is None or result.get("isError") is True:
             return result
         entry = self._app.tools.get(target.name)
-        schema = entry.tool.outputSchema if entry is not None else msgspec.UNSET
-        if schema is msgspec.UNSET or schema is None:
+        if entry is None:
             return result
-        structured = result.get("structuredContent")
         try:
-            violations = self._output.check_structured(msgspec.to_builtins(schema), structured)
-        except SchemaUnusable as exc:
-            violations = [exc.reason]  # type: ignore[list-item]
-        if not violations:
-            return result
+            compiled = self._output.compiled(entry.tool, "outputSchema")
+            if compiled is None or not compiled.violations(result.get("structuredContent")):
+                return result
+        except SchemaUnusable:
+            pass  # an unusable outputSchema cannot vouch for the result either
         logger.warning("%s returned a result outside its outputSchema", target.name)
         exchange.detail["outputSchema"] = "mismatch"
         return {"content": [{"type": "text", "text": OUTPUT_MISMATCH}], "isError": True}

@@ -5,14 +5,13 @@ forwarded, and a resource URI must pass the confinement rules before it is route
 
 from __future__ import annotations
 
-import msgspec
-
 from bastion._types import JSONValue
 from bastion.errors import InvalidParams
-from bastion.guard.schemas import SchemaUnusable, SchemaValidator
+from bastion.guard.schemas import SchemaUnusable
 from bastion.guard.uris import UriPolicy
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
+from bastion.pipeline.tool_schemas import ToolSchemas
 from bastion.server.registry import ServerApp
 
 __all__ = ["ValidateStage"]
@@ -23,21 +22,20 @@ _URI_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/un
 class ValidateStage:
     name = "validate"
 
-    def __init__(
-        self, app: ServerApp, validator: SchemaValidator | None, uris: UriPolicy | None
-    ) -> None:
+    def __init__(self, app: ServerApp, schemas: ToolSchemas | None, uris: UriPolicy | None) -> None:
         self._app = app
-        self._validator = validator
+        self._schemas = schemas
         self._uris = uris
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
         method, target = exchange.method, exchange.target
-        if method == "tools/call" and target is not None and self._validator is not None:
+        if method == "tools/call" and target is not None and self._schemas is not None:
             entry = self._app.tools.get(target.name)
             if entry is not None:  # an unknown tool is the MCP layer's to refuse
-                schema = msgspec.to_builtins(entry.tool.inputSchema)
                 try:
-                    self._validator.check_arguments(schema, exchange.arguments)
+                    compiled = self._schemas.compiled(entry.tool, "inputSchema")
+                    if compiled is not None:
+                        compiled.check_arguments(exchange.arguments)
                 except SchemaUnusable as exc:
                     raise InvalidParams(
                         f"unusable inputSchema: {exc.reason}", message="Tool unavailable"

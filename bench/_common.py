@@ -55,6 +55,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class CpuSplit:
+    """``--pin split``: the load generator on one CPU, every server on another (when there
+    are two or more); ``pin`` is False otherwise and nothing is pinned."""
+
+    def __init__(self, mode: str) -> None:
+        self.cpus = sorted(os.sched_getaffinity(0))
+        self.pin = mode == "split" and len(self.cpus) >= 2
+        self.load_cpu = self.cpus[0] if self.pin else None
+        self.server_cpu = self.cpus[1] if self.pin else None
+
+    def server_affinity(self) -> None:
+        """A ``preexec_fn``: run this server child on the server CPU."""
+        if self.server_cpu is not None:
+            os.sched_setaffinity(0, {self.server_cpu})
+
+
 def stop_servers(procs: list[subprocess.Popen[bytes]], children: list[int]) -> None:
     """SIGTERM every server (SIGKILL after 10 s), then kill any fixture child left over
     (the gateways stop their children; this is a backstop)."""

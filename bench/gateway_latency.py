@@ -47,7 +47,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from _common import free_port, stop_servers, tree_state
+from _common import CpuSplit, free_port, stop_servers, tree_state
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -548,13 +548,9 @@ def main() -> int:
 async def bench(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     bastion = shlex.split(args.bastion)
-    cpus = sorted(os.sched_getaffinity(0))
-    pin = args.pin == "split" and len(cpus) >= 2
-    load_cpu, server_cpu = (cpus[0], cpus[1]) if pin else (None, None)
-
-    def server_affinity() -> None:
-        if server_cpu is not None:
-            os.sched_setaffinity(0, {server_cpu})
+    split = CpuSplit(args.pin)
+    pin, load_cpu, server_cpu = split.pin, split.load_cpu, split.server_cpu
+    server_affinity = split.server_affinity
 
     print(f"gateway latency benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(

@@ -45,7 +45,7 @@ from typing import Any, cast
 
 import anyio
 import msgspec
-from _common import free_port, stop_servers, tree_state
+from _common import CpuSplit, free_port, stop_servers, tree_state
 from gateway_latency import BASTION, Target, http_call, http_get, pct, run_phase, wait_until
 
 from bastion.config import load_config
@@ -177,13 +177,9 @@ def main() -> int:
 
 
 async def http_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], key: str) -> None:
-    cpus = sorted(os.sched_getaffinity(0))
-    pin = args.pin == "split" and len(cpus) >= 2
-    load_cpu, server_cpu = (cpus[0], cpus[1]) if pin else (None, None)
-
-    def server_affinity() -> None:
-        if server_cpu is not None:
-            os.sched_setaffinity(0, {server_cpu})
+    split = CpuSplit(args.pin)
+    cpus, pin, load_cpu, server_cpu = split.cpus, split.pin, split.load_cpu, split.server_cpu
+    server_affinity = split.server_affinity
 
     print(f"security overhead benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(

@@ -206,14 +206,18 @@ async def plain(
 async def send_json(
     send: Send, status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()
 ) -> None:
-    headers = [(b"content-type", b"application/json")]
-    headers += [(k.encode(), v.encode()) for k, v in extra]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_text(send, status, body, "application/json", extra)
 
 
-async def send_text(send: Send, status: int, body: bytes, content_type: str) -> None:
+async def send_text(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> None:
     headers = [(b"content-type", content_type.encode())]
+    headers += [(k.encode(), v.encode()) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -147,6 +147,9 @@ def main() -> int:
         "--no-open", action="store_true", help="skip the open-loop cell at 16 clients"
     )
     parser.add_argument(
+        "--no-http", action="store_true", help="skip the HTTP part (only the in-process one)"
+    )
+    parser.add_argument(
         "--micro-calls",
         type=int,
         default=20_000,
@@ -166,7 +169,8 @@ def main() -> int:
             env=env,
         )
         key = made.stdout.decode().strip().splitlines()[-1]
-        asyncio.run(http_bench(args, tmp, env, key))
+        if not args.no_http:
+            asyncio.run(http_bench(args, tmp, env, key))
         if args.micro_calls > 0:
             anyio.run(micro_bench, args, tmp, env, key, backend_options=event_loop_options())
     print(f"\ntook {time.perf_counter() - started:.1f} s")

@@ -102,3 +102,43 @@ async def test_oversized_detail_and_non_finite_numbers_are_bounded(tmp_path: Pat
     assert big["detail"] == {"truncated": True, "bytes": pytest.approx(MAX_RECORD_BYTES, rel=0.01)}
     assert (odd["time"], odd["latency_ms"]) == (42.0, -1.0)
     assert verify(db, public_key(db)).ok
+
+
+async def test_a_failing_writer_fails_its_owner_instead_of_losing_records_quietly(
+    tmp_path: Path,
+) -> None:
+    """The disk refuses the batch (here: its table is gone): the owner's scope fails with
+    the error, and later records are refused rather than queued for nobody."""
+    db = tmp_path / "audit.db"
+    log = AuditLog(db, commit_interval=0)
+    with pytest.raises(BaseExceptionGroup) as raised, anyio.fail_after(30):
+        async with log:
+            vandal = sqlite3.connect(db, isolation_level=None)
+            vandal.execute("DROP TABLE records")
+            vandal.close()
+            await log.record(AuditRecord(time=1.0))
+            await anyio.sleep(10)  # the failure cancels this
+    assert raised.group_contains(sqlite3.OperationalError, match="records")
+    with pytest.raises(AuditUnavailable):
+        await log.record(AuditRecord(time=2.0))
+
+
+async def test_records_close_together_are_committed_together(tmp_path: Path) -> None:
+    """Group commit: records queued within ``commit_interval`` land in one transaction (a
+    reader sees none of them, then all), and ``flush`` returns once they are on disk."""
+    db = tmp_path / "audit.db"
+    counts: set[int] = set()
+    async with AuditLog(db, commit_interval=0.2) as log:
+        for i in range(20):
+            await log.record(AuditRecord(time=1.0, detail={"i": i}))
+        reader = sqlite3.connect(db)
+        try:
+            with anyio.fail_after(5):
+                while (n := reader.execute("SELECT count(*) FROM records").fetchone()[0]) < 20:
+                    counts.add(n)
+                    await anyio.sleep(0.001)
+                await log.flush()
+        finally:
+            reader.close()
+    assert counts == {0}
+    assert verify(db, public_key(db)).ok

@@ -96,14 +96,27 @@ _MAYBE_SECRET: Final = (
 )  # fmt: skip
 
 
+# Short strings that hold nothing to redact repeat (principal ids, credential ids, tool names,
+# argument values): remembered, so the next sight skips the scan. Only clean strings are kept,
+# so no secret lingers here; bounded (cleared when full), ~1 MiB at most.
+_CLEAN: Final[set[str]] = set()
+_CLEAN_MAX: Final = 4096
+_CLEAN_MAX_CHARS: Final = 256
+
+
 def _maybe_secret(text: str) -> bool:
-    folded = text.casefold()
-    return any(token in folded for token in _MAYBE_SECRET)
+    return any(map(text.casefold().__contains__, _MAYBE_SECRET))
 
 
 def redact_text(text: str) -> str:
     """``text`` with every recognised secret replaced by ``[REDACTED]``."""
+    if len(text) <= _CLEAN_MAX_CHARS and text in _CLEAN:
+        return text
     if not _maybe_secret(text):
+        if len(text) <= _CLEAN_MAX_CHARS:
+            if len(_CLEAN) >= _CLEAN_MAX:
+                _CLEAN.clear()
+            _CLEAN.add(text)
         return text
     for pattern in _PATTERNS:
         if pattern.groups:

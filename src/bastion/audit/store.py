@@ -132,8 +132,7 @@ class AuditStore:
         with self._transaction():
             # Under the write lock, continue from the stored head: several processes (one
             # gateway per stdio client) may append to the same log, each in its turn.
-            stored, _ = self._load_head()
-            chain = Chain(stored.seq, stored.head)
+            chain = self._stored_head()
             rows, due = [], []
             for body in bodies:
                 link = chain.append(body)
@@ -158,6 +157,11 @@ class AuditStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    def _stored_head(self) -> Chain:
+        # ``open`` checked that the head matches the last record; appends move both at once.
+        head = self._conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+        return Chain(0, GENESIS) if head is None else Chain(head[0], bytes.fromhex(head[1]))
 
     def _set_head(self, chain: Chain) -> None:
         self._conn.execute(

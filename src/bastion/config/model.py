@@ -170,6 +170,8 @@ class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     enabled: bool = True
     db: Annotated[str, Meta(min_length=1)] | None = None
     redact_fields: list[Annotated[str, Meta(min_length=1, max_length=128)]] = []
+    # Group commit: a record waits at most this long for others to share its commit (fsync).
+    commit_interval: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

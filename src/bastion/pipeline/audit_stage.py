@@ -24,6 +24,8 @@ __all__ = ["AuditSink", "AuditStage", "record_of"]
 class AuditSink(Protocol):
     async def record(self, record: AuditRecord) -> None: ...
 
+    def record_nowait(self, record: AuditRecord) -> bool: ...
+
 
 class AuditStage:
     name = "audit"
@@ -45,8 +47,10 @@ class AuditStage:
             exchange.outcome = "error"
             raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._sink.record(record_of(exchange, self._wall()))
+            record = record_of(exchange, self._wall())
+            if not self._sink.record_nowait(record):  # the queue is full: wait, shielded
+                with anyio.CancelScope(shield=True):
+                    await self._sink.record(record)
 
 
 def record_of(exchange: Exchange, now: float) -> AuditRecord:

@@ -229,7 +229,9 @@ class Security:
                 await self._poll_policy()
                 return
             redactor = Redactor(settings.redact_fields)
-            async with AuditLog(self.audit_path, redactor=redactor) as log:
+            async with AuditLog(
+                self.audit_path, redactor=redactor, commit_interval=settings.commit_interval
+            ) as log:
                 self.audit = log
                 self._pipeline = Pipeline(self._stages(log))
                 task_status.started()

@@ -163,3 +163,21 @@ def test_tc4_sanitiser_never_grows_a_clean_input(text: str) -> None:
     if not out.findings:
         assert out.value is result
     assert len(out.value["content"][0]["text"]) <= len(text)
+
+
+def test_tc4_findings_name_where_they_were_found() -> None:
+    """Each finding carries the JSON path of its value (keys with hidden characters shown
+    escaped), so an admin reading the audit can tell which part of a result was changed."""
+    result = {
+        "content": [
+            {"type": "text", "text": "fine"},
+            {"type": "text", "text": f"key {AWS}"},
+        ],
+        "structuredContent": {"deep": [{"password": "hunter2"}], "no\u200bte": "x\u200by"},
+    }
+    out = Sanitiser().tool_result(result)
+    assert {(f.kind, f.path) for f in out.findings} == {
+        ("secret", "$.content[1].text"),
+        ("secret", "$.structuredContent.deep[0].password"),
+        ("invisible-character", "$.structuredContent.no\\u{200B}te"),
+    }

@@ -52,13 +52,16 @@ _GATES: Final = (
     ("before",),
     ("instruction", "now"),
 )
+_ANY_GATE: Final = tuple(word for gate in _GATES for word in gate)
 
 
 def find_injection(text: str) -> re.Match[str] | None:
     """The first INJECTION match in ``text``, or None."""
-    folded = text.casefold()
+    contains = text.casefold().__contains__
+    if not any(map(contains, _ANY_GATE)):
+        return None
     for gate, pattern in zip(_GATES, INJECTION, strict=True):
-        if any(word in folded for word in gate):
+        if any(map(contains, gate)):
             match = pattern.search(text)
             if match:
                 return match

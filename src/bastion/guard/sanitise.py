@@ -20,7 +20,7 @@ from bastion._types import JSONObject, JSONValue
 from bastion.audit.redact import REDACTED, Redactor, redact_text
 from bastion.guard._phrases import find_injection
 from bastion.guard._unicode import INVISIBLE, visible
-from bastion.guard.findings import Finding
+from bastion.guard.findings import Finding, FindingKind
 
 __all__ = [
     "BLOCKED_TEXT",
@@ -55,6 +55,19 @@ class Sanitised:
     @property
     def changed(self) -> bool:
         return bool(self.findings)
+
+
+# Where a value sits, rendered ("$.content[0].text") only when a finding names it: a string,
+# or (parent, key) for a mapping key, or (parent, index) for a list item.
+_Where = str | tuple["_Where", str | int]
+
+
+def _render(where: _Where) -> str:
+    parts: list[str] = []
+    while isinstance(where, tuple):
+        where, step = where
+        parts.append(f"[{step}]" if isinstance(step, int) else f".{visible(step, 64)}")
+    return where + "".join(reversed(parts))
 
 
 @dataclass
@@ -121,21 +134,23 @@ class Sanitiser:
 
     # -- walk -------------------------------------------------------------------------------
 
-    def _value(self, value: JSONValue, path: str, walk: _Walk, depth: int) -> JSONValue:
+    def _value(self, value: JSONValue, path: _Where, walk: _Walk, depth: int) -> JSONValue:
         if isinstance(value, str):
             return self._string(value, path, walk)
         if depth >= MAX_DEPTH and isinstance(value, dict | list):
-            walk.findings.append(Finding(kind="truncated", path=path, excerpt="too deep"))
+            walk.findings.append(Finding(kind="truncated", path=_render(path), excerpt="too deep"))
             return None
         if isinstance(value, dict):
             out: JSONObject | None = None
             for key, child in value.items():
                 if key in _SKIP and isinstance(child, str):
                     continue
-                child_path = f"{path}.{visible(str(key), 64)}"
+                child_path = (path, str(key))
                 if self._mask and self._redactor.is_secret_field(str(key)) and child is not None:
                     new: JSONValue = REDACTED
-                    walk.findings.append(Finding(kind="secret", path=child_path, excerpt="field"))
+                    walk.findings.append(
+                        Finding(kind="secret", path=_render(child_path), excerpt="field")
+                    )
                 else:
                     new = self._value(child, child_path, walk, depth + 1)
                 if new is not child:
@@ -145,46 +160,48 @@ class Sanitiser:
         if isinstance(value, list):
             items: list[JSONValue] | None = None
             for index, child in enumerate(value):
-                new = self._value(child, f"{path}[{index}]", walk, depth + 1)
+                new = self._value(child, (path, index), walk, depth + 1)
                 if new is not child:
                     items = list(value) if items is None else items
                     items[index] = new
             return value if items is None else items
         return value
 
-    def _string(self, text: str, path: str, walk: _Walk) -> str:
+    def _string(self, text: str, where: _Where, walk: _Walk) -> str:
         original = text
+        found: list[tuple[FindingKind, str]] = []  # kind, excerpt; the path is added last
         # Every invisible character is outside ASCII, and isascii() is O(1) in CPython.
         if self._strip and not text.isascii() and INVISIBLE.search(text):
             count = len(INVISIBLE.findall(text))
             text = INVISIBLE.sub("", text)
-            walk.findings.append(
-                Finding(kind="invisible-character", path=path, excerpt=f"{count} removed")
-            )
+            found.append(("invisible-character", f"{count} removed"))
         if self._mask:
             masked = redact_text(text)
             if masked != text:
                 count = masked.count(REDACTED) - text.count(REDACTED)
-                walk.findings.append(Finding(kind="secret", path=path, excerpt=f"{count} masked"))
+                found.append(("secret", f"{count} masked"))
                 text = masked
         for pattern in self._pii:
             text, count = pattern.subn(REDACTED, text)
             if count:
-                walk.findings.append(Finding(kind="pii", path=path, excerpt=f"{count} masked"))
+                found.append(("pii", f"{count} masked"))
         injected = False
         match = find_injection(text) if self._action != "off" else None
         if match is not None:
             injected = walk.injected = True
             excerpt = visible(match.group(), 80)
-            walk.findings.append(Finding(kind="injection", path=path, excerpt=excerpt))
+            found.append(("injection", excerpt))
         if len(text) > walk.budget:
             removed = len(text) - walk.budget
             text = text[: walk.budget] + TRUNCATED.format(removed)
-            walk.findings.append(Finding(kind="truncated", path=path, excerpt=f"{removed} removed"))
+            found.append(("truncated", f"{removed} removed"))
             walk.budget = 0
         else:
             walk.budget -= len(text)
         if injected and self._action == "annotate":
             # The upstream must not be able to close our wrapper early with its own marker.
             text = OPEN_MARK + text.replace("[Bastion:", "[quoted Bastion:") + CLOSE_MARK
+        if found:
+            path = _render(where)
+            walk.findings.extend(Finding(kind=k, path=path, excerpt=e) for k, e in found)
         return original if text == original else text

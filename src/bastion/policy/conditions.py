@@ -1,23 +1,25 @@
 """Rule conditions, compiled: tests on call arguments and on the (injected) time in UTC.
 
-``failure()`` returns None when the condition holds, else a short human reason, which
-``explain`` shows. A missing argument fails every test on it; ``True`` is not ``1``, and
+``failure()`` returns None when the condition holds, else a ``Reason``: a callable giving a
+short human reason, which ``explain`` shows (deciding never builds the text). A missing argument fails every test on it; ``True`` is not ``1``, and
 numeric tests never accept booleans or strings.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeAlias
 
 from msgspec import UnsetType
 
 from bastion.policy.glob import compile_glob
 from bastion.policy.model import ArgCondition, Conditions, Scalar, TimeCondition
 
-__all__ = ["CompiledConditions", "lookup"]
+__all__ = ["CompiledConditions", "Reason", "lookup"]
+
+Reason: TypeAlias = Callable[[], str]
 
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MISSING: Final = object()
@@ -44,35 +46,36 @@ def _same(a: object, b: Scalar) -> bool:
 
 
 class _Arg:
-    __slots__ = ("_glob", "_path", "_spec")
+    __slots__ = ("_glob", "_name", "_path", "_spec")
 
     def __init__(self, path: str, spec: ArgCondition) -> None:
         self._path = path
+        self._name = f"args.{path}"
         self._spec = spec
         self._glob: re.Pattern[str] | None = None if spec.glob is None else compile_glob(spec.glob)
 
-    def failure(self, arguments: Mapping[str, object]) -> str | None:
+    def failure(self, arguments: Mapping[str, object]) -> Reason | None:
         value = lookup(arguments, self._path)
-        name = f"args.{self._path}"
+        name = self._name
         if value is _MISSING:
-            return f"{name} is missing"
+            return lambda: f"{name} is missing"
         spec = self._spec
         if self._glob is not None and not (
             isinstance(value, str) and self._glob.fullmatch(value) is not None
         ):
-            return f"{name} {_show(value)} does not match glob {spec.glob!r}"
+            return lambda: f"{name} {_show(value)} does not match glob {spec.glob!r}"
         if not isinstance(spec.equals, UnsetType) and not _same(value, spec.equals):
-            return f"{name} {_show(value)} is not {spec.equals!r}"
+            return lambda: f"{name} {_show(value)} is not {spec.equals!r}"
         if spec.in_ is not None and not any(_same(value, c) for c in spec.in_):
-            return f"{name} {_show(value)} is not in {spec.in_!r}"
+            return lambda: f"{name} {_show(value)} is not in {spec.in_!r}"
         bounds = ((spec.le, "<="), (spec.lt, "<"), (spec.ge, ">="), (spec.gt, ">"))
         for bound, op in bounds:
             if bound is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
-                return f"{name} {_show(value)} is not a number (needs {op} {bound:g})"
+                return lambda: f"{name} {_show(value)} is not a number (needs {op} {bound:g})"
             if not _compare(value, op, bound):
-                return f"{name} {_show(value)} is not {op} {bound:g}"
+                return lambda: f"{name} {_show(value)} is not {op} {bound:g}"
         return None
 
 
@@ -98,18 +101,18 @@ class _Time:
         self._days = None if spec.weekdays is None else frozenset(spec.weekdays)
         self._hours = None if spec.hours is None else (spec.hours[0], spec.hours[1])
 
-    def failure(self, at: datetime) -> str | None:
+    def failure(self, at: datetime) -> Reason | None:
         utc = at.astimezone(UTC)
         if self._days is not None:
-            day = WEEKDAYS[utc.weekday()]
-            if day not in self._days:
-                return f"time: {day} is not one of {sorted(self._days, key=WEEKDAYS.index)}"
+            day, days = WEEKDAYS[utc.weekday()], self._days
+            if day not in days:
+                return lambda: f"time: {day} is not one of {sorted(days, key=WEEKDAYS.index)}"
         if self._hours is not None:
             start, end = self._hours
             hour = utc.hour
             inside = start <= hour < end if start < end else hour >= start or hour < end
             if not inside:
-                return f"time: {utc:%H:%M} UTC is outside hours [{start}, {end})"
+                return lambda: f"time: {utc:%H:%M} UTC is outside hours [{start}, {end})"
         return None
 
 
@@ -125,7 +128,7 @@ class CompiledConditions:
 
     def failure(
         self, arguments: Mapping[str, object], at: datetime, *, skip_args: bool = False
-    ) -> str | None:
+    ) -> Reason | None:
         if self._time is not None and (reason := self._time.failure(at)) is not None:
             return reason
         if skip_args:

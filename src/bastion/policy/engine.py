@@ -95,7 +95,10 @@ class Policy:
             reason = rule.failure(request, roles)
             traces.append(
                 RuleTrace(
-                    rule_id=rule.id, effect=rule.effect, applies=reason is None, reason=reason or ""
+                    rule_id=rule.id,
+                    effect=rule.effect,
+                    applies=reason is None,
+                    reason="" if reason is None else reason(),
                 )
             )
             if reason is None and rule.deny and deny is None:

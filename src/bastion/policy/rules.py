@@ -1,7 +1,7 @@
 """One rule compiled: who, what and when as precompiled matchers, and why it did not match.
 
 ``failure()`` returns None when the rule applies to a request, else the first reason it does
-not (``explain`` prints these). A rule applies when its *who* matches (the principal id
+not, as a callable giving the text (``explain`` prints these; deciding never builds them). A rule applies when its *who* matches (the principal id
 matches ``principals`` or one of the roles matches ``roles``), the method matches
 ``methods`` (when given), the target matches ``tools``/``resources``/``prompts`` (when any
 is given) and every condition holds.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Final
 
-from bastion.policy.conditions import CompiledConditions
+from bastion.policy.conditions import CompiledConditions, Reason
 from bastion.policy.decision import PolicyRequest, TargetKind
 from bastion.policy.glob import GlobSet
 from bastion.policy.model import Rule
@@ -60,39 +60,52 @@ class CompiledRule:
     def effect(self) -> str:
         return "deny" if self.deny else "allow"
 
-    def failure(self, request: PolicyRequest, roles: Collection[str]) -> str | None:
+    def failure(self, request: PolicyRequest, roles: Collection[str]) -> Reason | None:
+        """None when the rule applies to ``request``; else why not, as a ``Reason`` (called
+        only by ``explain``: deciding never pays for the text)."""
         who = self._who_failure(request.principal, roles)
         if who is not None:
             return who
         if self.methods is not None and request.method not in self.methods:
-            return f"method {request.method!r} not in {list(self.methods.globs)}"
+            methods = self.methods
+            return lambda: f"method {request.method!r} not in {list(methods.globs)}"
         if self.targets:
-            target = request.target
+            target, targets = request.target, self.targets
             if target is None:
-                return f"request has no target; rule names {_kinds(self.targets)}"
-            globs = self.targets.get(target.kind)
+                return lambda: f"request has no target; rule names {_kinds(targets)}"
+            globs = targets.get(target.kind)
             if globs is None:
-                return f"target is a {target.kind}; rule names {_kinds(self.targets)}"
+                return lambda: f"target is a {target.kind}; rule names {_kinds(targets)}"
             if target.name not in globs:
-                return f"{target.kind} {target.name!r} not in {list(globs.globs)}"
+                return lambda: f"{target.kind} {target.name!r} not in {list(globs.globs)}"
         if self.conditions is not None:
             listing = request.listing and self.conditions.has_args
             if listing and self.deny:
-                return "argument conditions cannot deny a listed item (arguments unknown)"
+                return _NO_LISTED_DENY
             return self.conditions.failure(request.arguments, request.at, skip_args=listing)
         return None
 
-    def _who_failure(self, principal: str, roles: Collection[str]) -> str | None:
+    def _who_failure(self, principal: str, roles: Collection[str]) -> Reason | None:
         if self.principals is not None and principal in self.principals:
             return None
         if self.roles is not None and self.roles.any_of(roles):
             return None
+        return lambda: self._who_reason(principal, roles)
+
+    def _who_reason(self, principal: str, roles: Collection[str]) -> str:
         parts = []
         if self.principals is not None:
             parts.append(f"principal {principal!r} not in {list(self.principals.globs)}")
         if self.roles is not None:
             parts.append(f"roles {sorted(roles)} not in {list(self.roles.globs)}")
         return "; ".join(parts)
+
+
+def _no_listed_deny() -> str:
+    return "argument conditions cannot deny a listed item (arguments unknown)"
+
+
+_NO_LISTED_DENY: Final[Reason] = _no_listed_deny
 
 
 def _kinds(targets: dict[TargetKind, GlobSet]) -> str:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import sqlite3
 import string
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,12 +17,17 @@ import pytest
 from tests.security.conftest import (
     LEGACY,
     Gateway,
+    Issuer,
     answer_of,
     bearer,
     create_key,
     run_cli,
     sse_messages,
+    start_serve,
+    wait_ready,
+    write_config,
 )
+from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -218,3 +226,54 @@ def test_se4_last_event_id_replays_only_to_the_owner(gw: Gateway) -> None:
     answers = [m for m in sse_messages(replay.text) if m.get("id") == 41]
     assert answers and answers[0]["result"]["content"][0]["text"] == "replay-secret-91"
     assert answer_of(response)["result"]["content"][0]["text"] == "replay-secret-91"
+
+
+def test_se3_idle_and_absolute_timeouts_come_from_the_configuration(
+    tmp_path: Path,
+) -> None:
+    """``gateway.sessions``: a session unused for ``idle_timeout`` is gone (404, like an
+    unknown id), and a busy one still ends at ``max_lifetime``."""
+    port = free_port()
+    servers = f"""\
+  fx:
+    command: {sys.executable}
+    args: ["-m", "bastion", "fixture", "--stdio"]
+"""
+    config = write_config(tmp_path, port, servers=servers)
+    text = config.read_text().replace(
+        f"gateway:\n  port: {port}\n",
+        f"gateway:\n  port: {port}\n  sessions: {{idle_timeout: 1.5, max_lifetime: 4}}\n",
+    )
+    config.write_text(text)
+    (tmp_path / "jwks.json").write_text("{}")
+    keys = {"alice": create_key(tmp_path / "keys.db", "alice", "dev")}
+    proc = start_serve(config, port, tmp_path / "serve.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, tmp_path / "serve.log")
+        gw = Gateway(
+            port=port,
+            tmp=tmp_path,
+            keys=keys,
+            issuer=Issuer(audience=f"http://127.0.0.1:{port}/mcp"),
+            proc=proc,
+            recorder_log=tmp_path / "none.jsonl",
+            recorder_port=0,
+        )
+        alice = gw.auth("alice")
+        idle = gw.initialize(alice)
+        assert ping(gw, alice, idle).status_code == 200
+        time.sleep(2.0)
+        assert ping(gw, alice, idle).status_code == 404
+
+        busy = gw.initialize(alice)
+        started = time.monotonic()
+        answers: list[tuple[float, int]] = []
+        while (age := time.monotonic() - started) < 4.6:  # never idle for long
+            answers.append((age, ping(gw, alice, busy).status_code))
+            time.sleep(0.3)
+        assert {status for age, status in answers if age < 3.7} == {200}
+        last_age, last_status = answers[-1]
+        assert last_age > 4.0 and last_status == 404
+        gw.client.close()
+    finally:
+        stop_process(proc, grace=15)

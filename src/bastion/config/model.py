@@ -33,6 +33,7 @@ __all__ = [
     "GatewaySettings",
     "PolicySettings",
     "ServerConfig",
+    "SessionSettings",
     "TlsSettings",
     "TransportType",
     "UpstreamSandbox",
@@ -144,6 +145,15 @@ class TlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     client_cert: Literal["optional", "required"] = "optional"
 
 
+class SessionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """2025-11-25 sessions on the HTTP face (SE-3): how long one lives, how many are kept
+    (past ``max_sessions`` the least recently used one ends)."""
+
+    idle_timeout: Annotated[float, Meta(gt=0.0, le=7 * 86400.0)] = 3600.0
+    max_lifetime: Annotated[float, Meta(gt=0.0, le=30 * 86400.0)] = 86400.0
+    max_sessions: Annotated[int, Meta(ge=1, le=1_000_000)] = 1024
+
+
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The gateway's own face: loopback by default; Host/Origin allow-lists beyond it."""
 
@@ -153,6 +163,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     allowed_hosts: list[str] = []
     allowed_origins: list[str] = []
     tls: TlsSettings | None = None
+    sessions: SessionSettings = SessionSettings()
 
 
 class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,8 +1,9 @@
 """Rule conditions, compiled: tests on call arguments and on the (injected) time in UTC.
 
 ``failure()`` returns None when the condition holds, else a ``Reason``: a callable giving a
-short human reason, which ``explain`` shows (deciding never builds the text). A missing argument fails every test on it; ``True`` is not ``1``, and
-numeric tests never accept booleans or strings.
+short human reason, which ``explain`` shows (deciding never builds the text). A missing
+argument fails every test on it; ``True`` is not ``1``, and numeric tests never accept
+booleans or strings.
 """
 
 from __future__ import annotations

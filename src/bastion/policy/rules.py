@@ -1,10 +1,10 @@
 """One rule compiled: who, what and when as precompiled matchers, and why it did not match.
 
 ``failure()`` returns None when the rule applies to a request, else the first reason it does
-not, as a callable giving the text (``explain`` prints these; deciding never builds them). A rule applies when its *who* matches (the principal id
-matches ``principals`` or one of the roles matches ``roles``), the method matches
-``methods`` (when given), the target matches ``tools``/``resources``/``prompts`` (when any
-is given) and every condition holds.
+not, as a callable giving the text (``explain`` prints these; deciding never builds them).
+A rule applies when its *who* matches (the principal id matches ``principals`` or one of
+the roles matches ``roles``), the method matches ``methods`` (when given), the target
+matches ``tools``/``resources``/``prompts`` (when any is given) and every condition holds.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ both is tested end to end in tests/pipeline/test_admin_e2e.py.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
 import threading
 import time
@@ -31,7 +30,6 @@ from bastion.admin import (
     Authenticate,
     Conflict,
     FilePolicies,
-    KeyRecord,
     NotFound,
     SqliteAudit,
 )
@@ -76,47 +74,6 @@ def token_authenticator() -> Authenticate:
 
 def auth(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
-
-
-class MemoryKeys:
-    """Placeholder key backend (in memory) until the real KeyStore is wired."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, KeyRecord] = {}
-
-    async def list(self) -> list[KeyRecord]:
-        return list(self.keys.values())
-
-    async def create(
-        self, name: str, roles: tuple[str, ...], expires_in: float | None
-    ) -> tuple[KeyRecord, str]:
-        now = time.time()
-        key_id = f"k{len(self.keys) + 1}"
-        prefix = f"bst_{secrets.token_hex(4)}"
-        record = KeyRecord(
-            id=key_id,
-            name=name,
-            prefix=prefix,
-            roles=roles,
-            created_at=now,
-            expires_at=None if expires_in is None else now + expires_in,
-        )
-        self.keys[key_id] = record
-        return record, f"{prefix}_{secrets.token_urlsafe(24)}"
-
-    async def rotate(self, key_id: str, overlap: float) -> tuple[KeyRecord, str]:
-        old = self.keys.get(key_id)
-        if old is None:
-            raise NotFound("no such key")
-        if old.revoked:
-            raise Conflict("the key is revoked")
-        return await self.create(old.name, old.roles, None)
-
-    async def revoke(self, key_id: str) -> None:
-        old = self.keys.get(key_id)
-        if old is None:
-            raise NotFound("no such key")
-        self.keys[key_id] = msgspec.structs.replace(old, revoked=True)
 
 
 class MemoryApprovals:

@@ -1,24 +1,37 @@
-"""The admin API's key and approval backends over the gateway's real stores: the API-key
-database (``KeyStore``, the one the ``bastion keys`` command uses) and the two kinds of
-pending approval (tool definitions held by pinning, TC-2; calls waiting for a human, TC-6).
+"""The admin API's key, approval and audit backends over the gateway's real stores: the
+API-key database (``KeyStore``, the one the ``bastion keys`` command uses), the two kinds of
+pending approval (tool definitions held by pinning, TC-2; calls waiting for a human, TC-6),
+and the audit database read after the live log's queued records are committed.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 import anyio
 
-from bastion.admin.backends import ApprovalRecord, ApprovalStatus, KeyRecord
+from bastion.admin.backends import (
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditBackend,
+    AuditFilters,
+    AuditPage,
+    KeyRecord,
+)
 from bastion.admin.errors import Conflict, InvalidInput, NotFound
+from bastion.audit import AuditLog, AuditUnavailable, VerifyReport
 from bastion.auth.keys import KEY_PREFIX, ApiKey, KeyStore, KeyStoreError
 from bastion.auth.keys import NoSuchKey as KeyNotFound
 from bastion.guard.pins import NotPending, PinStore
 from bastion.pipeline.approvals import ApprovalGate
 
-__all__ = ["GatewayApprovals", "StoreKeys"]
+__all__ = ["GatewayApprovals", "LiveAudit", "StoreKeys"]
+
+FLUSH_TIMEOUT_S: Final = 5.0
 
 
 def _record(key: ApiKey) -> KeyRecord:
@@ -146,3 +159,28 @@ class GatewayApprovals:
             status=status,
             decided_by=by,
         )
+
+
+class LiveAudit:
+    """``AuditBackend`` that reads what the caller just did: it waits until the live log
+    (group commit, ``audit.commit_interval``) has committed every record queued so far,
+    then reads the database through ``stored``."""
+
+    def __init__(self, stored: AuditBackend, live: Callable[[], AuditLog | None]) -> None:
+        self._stored = stored
+        self._live = live
+
+    async def query(self, filters: AuditFilters, limit: int) -> AuditPage:
+        await self._flush()
+        return await self._stored.query(filters, limit)
+
+    async def verify(self) -> VerifyReport:
+        await self._flush()
+        return await self._stored.verify()
+
+    async def _flush(self) -> None:
+        log = self._live()
+        if log is None:
+            return
+        with anyio.move_on_after(FLUSH_TIMEOUT_S), contextlib.suppress(AuditUnavailable):
+            await log.flush()  # a stuck or closed log: answer from what is on disk

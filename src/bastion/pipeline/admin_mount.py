@@ -22,7 +22,7 @@ from bastion.auth.keys import KeyStore
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_url, www_authenticate
 from bastion.auth.principal import Principal
-from bastion.pipeline.admin_backends import GatewayApprovals, StoreKeys
+from bastion.pipeline.admin_backends import GatewayApprovals, LiveAudit, StoreKeys
 from bastion.policy.builtin import BUILTIN_POLICY
 
 if TYPE_CHECKING:
@@ -80,6 +80,9 @@ def admin_api(security: Security) -> AdminApi:
                 outcome=outcome,
             )
         )
+        # An admin action is on disk before the API answers (it is rare; the wait is at
+        # most the group commit interval).
+        await log.flush()
 
     async def catalog_changed() -> None:
         await gateway.rebuild(("tools",))
@@ -93,7 +96,7 @@ def admin_api(security: Security) -> AdminApi:
         keys=StoreKeys(KeyStore(security.keys_db)),
         policies=policies,
         approvals=GatewayApprovals(security.approvals, security.pins, catalog_changed),
-        audit=SqliteAudit(security.audit_path),
+        audit=LiveAudit(SqliteAudit(security.audit_path), lambda: security.audit),
         upstreams=gateway,
     )
     return AdminApi(authenticate, backends, audit=on_event, challenge=challenge)

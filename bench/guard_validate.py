@@ -3,7 +3,11 @@
 µs per operation, best of ``REPEATS`` timeit repeats:
 
 * validate/compiled: ``CompiledSchema.violations`` for a typical 5-property tool schema
-  (the gateway compiles once per tool definition and keeps the compiled form);
+  (the gateway compiles once per tool definition and keeps the compiled form); it takes the
+  plain-Python fast path (``bastion.guard.fast_schema``);
+* validate/compiled, jsonschema only: the same with the fast path switched off (what every
+  call paid before it); the ratio of the two is printed below the table;
+* validate/invalid: an argument the schema refuses (fast check says no, jsonschema reports);
 * validate/by-schema: ``SchemaValidator.check_arguments`` given the raw schema each call
   (hashes the schema's canonical JSON to find the cached compiled form);
 * baseline decode: ``msgspec.json.decode`` of the same arguments' JSON bytes (what the
@@ -15,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import timeit
@@ -62,6 +67,11 @@ def main() -> int:
     validator = SchemaValidator()
     compiled = validator.compile(SCHEMA)
     assert compiled.violations(ARGS) == []
+    assert compiled._fast is not None, "the bench schema should take the fast path"
+    jsonschema_only = dataclasses.replace(compiled, _fast=None)
+    assert jsonschema_only.violations(ARGS) == []
+    bad = {**ARGS, "limit": 0}
+    assert compiled.violations(bad) == jsonschema_only.violations(bad) != []
     raw = msgspec.json.encode(ARGS)
     sanitiser = Sanitiser()
     clean = {"content": [{"type": "text", "text": TEXT}]}
@@ -75,8 +85,12 @@ def main() -> int:
     def copy() -> object:
         return {**clean, "content": [dict(c) for c in clean["content"]]}
 
+    fast_us = per_op(lambda: compiled.violations(ARGS), 100000)
+    slow_us = per_op(lambda: jsonschema_only.violations(ARGS), 10000)
     rows = [
-        ("validate/compiled (5 props)", per_op(lambda: compiled.violations(ARGS), 20000)),
+        ("validate/compiled (5 props)", fast_us),
+        ("validate/compiled, jsonschema only", slow_us),
+        ("validate/invalid (falls back)", per_op(lambda: compiled.violations(bad), 5000)),
         ("validate/by-schema (hash+cache)", per_op(by_schema, 10000)),
         ("baseline msgspec.json.decode", per_op(lambda: msgspec.json.decode(raw), 100000)),
         ("sanitise/clean-1KiB", per_op(lambda: sanitiser.tool_result(clean), 20000)),
@@ -85,9 +99,10 @@ def main() -> int:
     ]
     print(f"# guard_validate  {datetime.now(UTC):%Y-%m-%d %H:%M}Z  python {sys.version.split()[0]}"
           f"  {platform.machine()}")  # fmt: skip
-    print(f"{'operation':<34} {'µs/op':>9}")
+    print(f"{'operation':<36} {'µs/op':>9}")
     for name, us in rows:
-        print(f"{name:<34} {us:>9.2f}")
+        print(f"{name:<36} {us:>9.2f}")
+    print(f"fast path vs jsonschema only: {slow_us / fast_us:.1f}x faster")
     return 0
 
 

@@ -7,6 +7,8 @@ uses a ``$ref`` that is not local (``#...``) or a pattern that looks catastrophi
 ``referencing`` registry that refuses every retrieval: no network, no files.
 ``reject_unknown_fields`` refuses top-level arguments the schema does not name, unless the
 schema explicitly allows more. Violations carry a JSON path and the rule, never a value.
+A simple schema also gets a plain-Python fast check (``fast_schema``): when it says valid,
+jsonschema is skipped; otherwise jsonschema decides and reports, as without it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import referencing.jsonschema
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import InvalidParams
 from bastion.guard._violations import Violation, describe, render
+from bastion.guard.fast_schema import FastCheck, compile_fast
 
 __all__ = ["CompiledSchema", "SchemaUnusable", "SchemaValidator", "Violation"]
 
@@ -67,6 +70,7 @@ class CompiledSchema:
     _validator: jsonschema.protocols.Validator
     _known: frozenset[str] | None  # top-level names allowed; None: anything allowed
     _patterns: tuple[re.Pattern[str], ...]
+    _fast: FastCheck | None = None  # True: certainly valid (see fast_schema); None: no fast path
 
     def violations(self, instance: JSONValue, *, limit: int = MAX_VIOLATIONS) -> list[Violation]:
         """What is wrong with ``instance`` (empty when valid).
@@ -74,6 +78,9 @@ class CompiledSchema:
         Raises:
             SchemaUnusable: a reference could not be resolved while validating.
         """
+        fast = self._fast
+        if fast is not None and fast(instance) and self._no_unknown(instance):
+            return []
         found = list(self._unknown(instance))[:limit]
         try:
             for error in self._validator.iter_errors(instance):
@@ -101,6 +108,15 @@ class CompiledSchema:
                 "arguments do not match inputSchema",
                 message=f"Invalid arguments: {render(problems)}",
             )
+
+    def _no_unknown(self, instance: JSONValue) -> bool:
+        """``not any(self._unknown(instance))``, quickly."""
+        known = self._known
+        if known is None or not isinstance(instance, dict):
+            return True
+        if not self._patterns:
+            return known.issuperset(instance)
+        return not any(True for _ in self._unknown(instance))
 
     def _unknown(self, instance: JSONValue) -> Iterator[Violation]:
         if self._known is None or not isinstance(instance, dict):
@@ -210,7 +226,13 @@ class SchemaValidator:
         ):
             return SchemaUnusable("schema invalid or unresolvable")
         known, patterns = _allowed_names(schema) if self.reject_unknown_fields else (None, ())
-        return CompiledSchema(digest, validator, known, patterns)
+        # The fast check mirrors jsonschema without a format checker (format: annotation).
+        fast = (
+            compile_fast(schema, cls)
+            if getattr(validator, "format_checker", None) is None
+            else None
+        )
+        return CompiledSchema(digest, validator, known, patterns, fast)
 
 
 def _check_shape(node: JSONValue, depth: int) -> None:

@@ -133,6 +133,26 @@ def test_au5_revocation_is_seen_at_once_by_another_store(db: Path, clock: FakeCl
     assert reason(server, key, T0) == "revoked"
 
 
+def test_au5_a_key_just_verified_is_refused_at_once_after_any_change(
+    db: Path, clock: FakeClock
+) -> None:
+    """Verify may reuse the record it read, never past a change: one by this store
+    (rotate), one by another connection to the file (the CLI's revoke, a raw UPDATE)."""
+    server = KeyStore(db, clock=clock)
+    _, first = server.create("a", ["user"])
+    _, second = server.create("b", ["user"])
+    assert server.verify(first, T0).name == "a"  # read, and held
+    server.rotate("a", overlap=0)
+    assert reason(server, first, T0) == "rotated"
+    assert server.verify(second, T0).name == "b"
+    raw = sqlite3.connect(db, isolation_level=None)
+    try:
+        raw.execute("UPDATE keys SET roles = '[\"admin\"]' WHERE name = 'b'")
+    finally:
+        raw.close()
+    assert server.verify(second, T0).roles == ("admin",)
+
+
 def test_au5_revoke_by_name_ends_keys_still_in_overlap(db: Path, clock: FakeClock) -> None:
     store = KeyStore(db, clock=clock)
     _, old_key = store.create("ci", ["user"])

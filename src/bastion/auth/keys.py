@@ -4,8 +4,10 @@
 random bytes (256 bits, URL-safe base64). The database (SQLite, WAL, 0600 in a 0700
 directory) holds only ``HMAC(pepper, key)``; the pepper lives in its own 0600 file. Verify
 looks the id up and compares the full digest with ``hmac.compare_digest``: no prefix,
-truncated or case-folded match can pass. Every verify reads the database, so a revocation by
-another process (``bastion keys revoke``) takes effect on the next request.
+truncated or case-folded match can pass. A verify reuses the record it read last time only
+while SQLite's ``data_version`` says no other connection has committed since, and this
+store's own writes drop what it holds; so a revocation by another process (``bastion keys
+revoke``) still takes effect on the next request.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -49,6 +51,7 @@ __all__ = [
 KEY_PREFIX: Final = "bst_"
 MAX_KEYS: Final = 100_000  # live (unrevoked) keys; a bound on the table, not a product limit
 MAX_ROLES: Final = 32
+MAX_VERIFIED: Final = 10_000  # verify rows kept between queries (cleared when full)
 TOUCH_EVERY: Final = 60.0  # last_used is written at most once a minute per key: reads stay reads
 _ID: Final = re.compile(r"[0-9a-f]{12}")
 _KEY: Final = re.compile(r"bst_(?P<id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}")
@@ -117,6 +120,9 @@ class KeyStore:
             self._conn.close()
             raise KeyStoreError(str(exc)) from exc
         self._dummy = self._digest(KEY_PREFIX + "0" * 56)
+        # Records read by verify, valid while ``PRAGMA data_version`` stays ``_version``.
+        self._verified: dict[str, tuple[Any, ...]] = {}
+        self._version: object = None
 
     def close(self) -> None:
         with self._lock:
@@ -248,7 +254,7 @@ class KeyStore:
         credential = f"apikey:{key_id}"
         digest = self._digest(presented)
         with self._lock:
-            row = self._conn.execute(SELECT_FOR_VERIFY, (key_id,)).fetchone()
+            row = self._row_for_verify(key_id)
             # Compare even for an unknown id, so both refusals cost the same.
             stored = row[-1] if row is not None else self._dummy
             if not hmac.compare_digest(digest, stored) or row is None:
@@ -260,6 +266,22 @@ class KeyStore:
             if key.last_used is None or now - key.last_used >= TOUCH_EVERY:
                 self._touch(key_id, now)
         return key
+
+    def _row_for_verify(self, key_id: str) -> tuple[Any, ...] | None:
+        """The key's verify row, from what this store read before if no other connection
+        has committed since (one cheap pragma instead of a query); caller holds the lock."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._verified.clear()
+            self._version = version
+        row = self._verified.get(key_id)
+        if row is None:
+            row = self._conn.execute(SELECT_FOR_VERIFY, (key_id,)).fetchone()
+            if row is not None:
+                if len(self._verified) >= MAX_VERIFIED:
+                    self._verified.clear()
+                self._verified[key_id] = tuple(row)
+        return row
 
     def _digest(self, key: str) -> bytes:
         return hmac.new(self._pepper, key.encode("ascii"), hashlib.sha256).digest()
@@ -291,6 +313,7 @@ class KeyStore:
 
     def _touch(self, key_id: str, now: float) -> None:
         # Best effort and never waiting: if the CLI holds the write lock, skip this minute.
+        self._verified.pop(key_id, None)
         try:
             self._conn.execute("PRAGMA busy_timeout = 0")
             self._conn.execute("UPDATE keys SET last_used = ? WHERE id = ?", (now, key_id))
@@ -300,6 +323,7 @@ class KeyStore:
             self._conn.execute("PRAGMA busy_timeout = 5000")
 
     def _write(self) -> Transaction:
+        self._verified.clear()  # this connection's own commits do not move data_version
         return Transaction(self._conn, KeyStoreError)
 
 

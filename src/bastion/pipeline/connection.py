@@ -11,14 +11,13 @@ import hashlib
 
 from bastion._types import JSONObject, JSONValue
 from bastion.auth.principal import Principal
-from bastion.errors import BastionError, MethodNotFound
+from bastion.errors import MethodNotFound
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.targets import target_of
 from bastion.protocol.jsonrpc import Notification
-from bastion.protocol.meta import read_request_meta
 from bastion.protocol.methods import CLIENT_METHODS
-from bastion.protocol.versions import Era
+from bastion.protocol.versions import META_CLIENT_CAPABILITIES, Era
 from bastion.server.connection import ServerConnection
 from bastion.session.peer import Call, Peer
 
@@ -68,10 +67,10 @@ class GuardedConnection:
     def _capabilities(self, call: Call, modern: bool) -> JSONObject:
         if not modern:
             return self.inner.client_capabilities
-        try:
-            return read_request_meta(call.params).client_capabilities
-        except BastionError:
-            return {}  # the MCP layer refuses the malformed _meta itself
+        # Only the capabilities: the MCP layer reads (and refuses a malformed) _meta itself.
+        meta = call.params.get("_meta")
+        caps = meta.get(META_CLIENT_CAPABILITIES) if isinstance(meta, dict) else None
+        return caps if isinstance(caps, dict) else {}
 
     async def on_notification(self, note: Notification) -> None:
         await self.inner.on_notification(note)

@@ -9,6 +9,8 @@ import hashlib
 import time
 from typing import TYPE_CHECKING
 
+import anyio
+
 from bastion.admin import (
     AdminApi,
     AdminBackends,
@@ -22,7 +24,12 @@ from bastion.auth.keys import KeyStore
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_url, www_authenticate
 from bastion.auth.principal import Principal
-from bastion.pipeline.admin_backends import GatewayApprovals, LiveAudit, StoreKeys
+from bastion.pipeline.admin_backends import (
+    FLUSH_TIMEOUT_S,
+    GatewayApprovals,
+    LiveAudit,
+    StoreKeys,
+)
 from bastion.policy.builtin import BUILTIN_POLICY
 
 if TYPE_CHECKING:
@@ -80,9 +87,10 @@ def admin_api(security: Security) -> AdminApi:
                 outcome=outcome,
             )
         )
-        # An admin action is on disk before the API answers (it is rare; the wait is at
-        # most the group commit interval).
-        await log.flush()
+        # An admin action is on disk before the API answers (it is rare; the wait is the
+        # group commit interval), unless the disk is stuck: then answer after FLUSH_TIMEOUT_S.
+        with anyio.move_on_after(FLUSH_TIMEOUT_S):
+            await log.flush()
 
     async def catalog_changed() -> None:
         await gateway.rebuild(("tools",))

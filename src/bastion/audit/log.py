@@ -135,11 +135,9 @@ class AuditLog:
         Raises:
             AuditUnavailable: the queue stayed full, or the log is closed.
         """
-        prepared = self._prepare(self._check_open(record))
-        if self._enqueued - self._taken >= self._queue_size:
+        if not self.record_nowait(record):
             await self._wait_for_room()
-        self._queue.put(prepared)
-        self._enqueued += 1
+            self._put(record)
 
     def record_nowait(self, record: AuditRecord) -> bool:
         """Queue ``record`` if there is room now and return True; else False (nothing queued:
@@ -148,38 +146,48 @@ class AuditLog:
         Raises:
             AuditUnavailable: the log is closed.
         """
-        if self._enqueued - self._taken >= self._queue_size:
+        self._check_open()
+        if self._full():
             return False
-        self._queue.put(self._prepare(self._check_open(record)))
-        self._enqueued += 1
+        self._put(record)
         return True
 
-    def _check_open(self, record: AuditRecord) -> AuditRecord:
+    def _put(self, record: AuditRecord) -> None:
+        self._check_open()
+        self._queue.put(self._prepare(record))
+        self._enqueued += 1
+
+    def _full(self) -> bool:
+        return self._enqueued - self._taken >= self._queue_size
+
+    def _check_open(self) -> None:
         if not self._open or self._writer_done.is_set():
             raise AuditUnavailable("the audit log is not open")
-        return record
 
     async def _wait_for_room(self) -> None:
         try:
             with anyio.fail_after(self._enqueue_timeout):
-                while self._enqueued - self._taken >= self._queue_size:
+                while self._full():
                     await anyio.sleep(_POLL_S)
-                    if not self._open:
-                        raise AuditUnavailable("the audit log is closed")
+                    self._check_open()
         except TimeoutError as exc:
             raise AuditUnavailable("audit queue full") from exc
 
-    async def flush(self) -> None:
-        """Wait until every record queued before this call is committed.
+    async def flush(self, timeout: float = math.inf) -> bool:
+        """Wait until every record queued before this call is committed: True then, False
+        when ``timeout`` seconds passed first (a stuck disk).
 
         Raises:
             AuditUnavailable: the writer stopped before committing them.
         """
         target = self._enqueued
-        while self._written < target:
-            if self._writer_done.is_set():
-                raise AuditUnavailable("the audit writer stopped")
-            await anyio.sleep(_POLL_S)
+        with anyio.move_on_after(timeout):
+            while self._written < target:
+                if self._writer_done.is_set():
+                    raise AuditUnavailable("the audit writer stopped")
+                await anyio.sleep(_POLL_S)
+            return True
+        return False
 
     def _prepare(self, record: AuditRecord) -> AuditRecord:
         # Measure before redacting, too: a huge detail is dropped whole rather than scanned

@@ -9,8 +9,6 @@ import hashlib
 import time
 from typing import TYPE_CHECKING
 
-import anyio
-
 from bastion.admin import (
     AdminApi,
     AdminBackends,
@@ -89,8 +87,7 @@ def admin_api(security: Security) -> AdminApi:
         )
         # An admin action is on disk before the API answers (it is rare; the wait is the
         # group commit interval), unless the disk is stuck: then answer after FLUSH_TIMEOUT_S.
-        with anyio.move_on_after(FLUSH_TIMEOUT_S):
-            await log.flush()
+        await log.flush(FLUSH_TIMEOUT_S)
 
     async def catalog_changed() -> None:
         await gateway.rebuild(("tools",))

@@ -3,6 +3,7 @@ module is importable as ``_common``)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -69,6 +70,22 @@ class CpuSplit:
         """A ``preexec_fn``: run this server child on the server CPU."""
         if self.server_cpu is not None:
             os.sched_setaffinity(0, {self.server_cpu})
+
+
+def add_load_options(parser: argparse.ArgumentParser, *, rounds: int) -> None:
+    """The options every load benchmark takes: ``--rounds``, ``--seconds``, ``--pin``."""
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help=f"rounds per cell (default {rounds})"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=2.0, help="seconds per target per round (default 2)"
+    )
+    parser.add_argument(
+        "--pin",
+        choices=("split", "none"),
+        default="split",
+        help="split: load generator on one CPU, servers on another (default); none: no pinning",
+    )
 
 
 def stop_servers(procs: list[subprocess.Popen[bytes]], children: list[int]) -> None:

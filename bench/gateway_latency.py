@@ -47,7 +47,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from _common import CpuSplit, free_port, stop_servers, tree_state
+from _common import CpuSplit, add_load_options, free_port, stop_servers, tree_state
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -525,16 +525,7 @@ async def calibrate(port: int, seconds: float) -> tuple[float, float, float, flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (default 3)")
-    parser.add_argument(
-        "--seconds", type=float, default=2.0, help="seconds per target per round (default 2)"
-    )
-    parser.add_argument(
-        "--pin",
-        choices=("split", "none"),
-        default="split",
-        help="split: load generator on one CPU, servers on another (default); none: no pinning",
-    )
+    add_load_options(parser, rounds=3)
     parser.add_argument("--no-stdio", action="store_true", help="only the HTTP upstream")
     parser.add_argument(
         "--bastion",

@@ -45,7 +45,7 @@ from typing import Any, cast
 
 import anyio
 import msgspec
-from _common import CpuSplit, free_port, stop_servers, tree_state
+from _common import CpuSplit, add_load_options, free_port, stop_servers, tree_state
 from gateway_latency import BASTION, Target, http_call, http_get, pct, run_phase, wait_until
 
 from bastion.config import load_config
@@ -133,16 +133,7 @@ class Gw:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per cell (default 5)")
-    parser.add_argument(
-        "--seconds", type=float, default=2.0, help="seconds per target per round (default 2)"
-    )
-    parser.add_argument(
-        "--pin",
-        choices=("split", "none"),
-        default="split",
-        help="split: load generator on one CPU, servers on another (default); none: no pinning",
-    )
+    add_load_options(parser, rounds=5)
     parser.add_argument(
         "--no-open", action="store_true", help="skip the open-loop cell at 16 clients"
     )

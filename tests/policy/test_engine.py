@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bastion.policy import DEFAULT_DENY, INVALID_NAME, Approval, PolicyRequest, RecentAuth
+from bastion.policy.engine import MAX_PLANS
 from tests.policy.helpers import MONDAY_NOON, policy, request
 
 ALLOW_DEV = {"id": "dev", "effect": "allow", "roles": ["developer"], "tools": ["srv__*"]}
@@ -150,3 +151,40 @@ def test_explain_agrees_with_decide_and_says_why_not() -> None:
     assert decision == engine.decide(request(name="srv__read"))
     assert [(t.rule_id, t.applies) for t in traces] == [("no-exec", False), ("dev", True)]
     assert traces[0].reason == "tool 'srv__read' not in ['srv__exec']"
+
+
+def test_az1_planned_decisions_still_evaluate_each_requests_conditions() -> None:
+    """The plan for (principal, roles, method, target) is reused, the conditions are not:
+    the same tool asked twice with different arguments (or at another hour) is decided
+    on each request's own arguments and time."""
+    engine = policy(
+        [
+            {
+                "id": "no-pw",
+                "effect": "deny",
+                "roles": ["developer"],
+                "tools": ["srv__*"],
+                "when": {"args": {"text": {"glob": "*password*"}}},
+            },
+            {
+                "id": "office",
+                "effect": "allow",
+                "roles": ["developer"],
+                "tools": ["srv__*"],
+                "when": {"time": {"hours": [9, 17]}},
+            },
+        ]
+    )
+    assert engine.decide(request(arguments={"text": "hello"})).rule_id == "office"
+    assert engine.decide(request(arguments={"text": "my password"})).rule_id == "no-pw"
+    assert engine.decide(request(arguments={"text": "hello"})).rule_id == "office"
+    late = request(arguments={"text": "hello"}, at=MONDAY_NOON.replace(hour=20))
+    assert engine.decide(late).rule_id == "default-deny"
+    assert engine.decide(request(arguments={"text": "hello"})).allowed
+
+
+def test_az1_the_plan_table_is_bounded() -> None:
+    engine = policy([{"id": "all", "effect": "allow", "roles": ["developer"], "tools": ["*"]}])
+    for i in range(MAX_PLANS + 10):
+        assert engine.decide(request(name=f"srv__t{i}")).allowed
+    assert len(engine._plans) <= MAX_PLANS

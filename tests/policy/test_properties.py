@@ -160,3 +160,19 @@ def test_az2_filter_list_equals_per_item_decide(
     items = URIS if kind == "resource" else NAMES
     expected = [i for i in items if engine.decide(listing_request(req, kind, i)).allowed]
     assert engine.filter_list(req, kind, items, str) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule_sets, st.lists(requests(), min_size=2, max_size=12))
+def test_one_engine_deciding_many_requests_agrees_with_explain_for_each(
+    rules: list[Any], reqs: list[PolicyRequest]
+) -> None:
+    """The engine plans per (principal, roles, method, target, listing) and reuses the plan:
+    requests sharing that key but not their arguments or time must still be decided each on
+    their own (AZ-1). The small alphabets make keys repeat often; each request is asked twice,
+    and a variant of it that differs only in arguments and time is asked too."""
+    engine = build(rules)
+    for req in reqs:
+        variant = msgspec.structs.replace(req, arguments=reqs[0].arguments, at=reqs[-1].at)
+        for asked in (req, variant, req):
+            assert engine.decide(asked) == engine.explain(asked)[0]

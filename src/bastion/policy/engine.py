@@ -7,6 +7,12 @@ Precedence, in this order:
 4. Else deny (``default-deny``).
 The effect therefore never depends on rule order. The reported ``rule_id`` is the first
 applicable rule of the winning effect in file order (the only order-dependent part).
+
+Everything but the conditions depends only on who asks (principal and roles), the method,
+the target and whether it is a listing, so ``decide`` plans that part once per such key:
+the candidate rules whose who/method/target match, each with its finished decision, and
+the fallback. A request then only evaluates the conditions of the planned rules, in order.
+Plans are kept per ``Policy`` (a reload starts afresh), at most ``MAX_PLANS`` of them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from bastion.policy.conditions import CompiledConditions
 from bastion.policy.decision import (
     DEFAULT_DENY,
     INVALID_NAME,
@@ -32,7 +39,7 @@ from bastion.policy.principals import RoleResolver
 from bastion.policy.rules import CompiledRule
 from bastion.policy.security import Level, SecurityLevels
 
-__all__ = ["CALL_METHODS", "Policy", "RuleTrace", "listing_request", "valid_name"]
+__all__ = ["CALL_METHODS", "MAX_PLANS", "Policy", "RuleTrace", "listing_request", "valid_name"]
 
 T = TypeVar("T")
 
@@ -46,6 +53,19 @@ CALL_METHODS: Final[dict[TargetKind, str]] = {
     "resource": "resources/read",
     "prompt": "prompts/get",
 }
+# Plans held per policy; the table is cleared when full (a plan is cheap to rebuild).
+MAX_PLANS: Final = 4096
+
+# Who asks, what about: (principal, roles, method, target, listing).
+_PlanKey = tuple[str, frozenset[str], str, Target | None, bool]
+
+
+class _Plan(msgspec.Struct, frozen=True):
+    """The rules that may still apply once their conditions hold, each with the decision it
+    makes, in precedence order; ``fallback`` when none does."""
+
+    steps: tuple[tuple[CompiledConditions | None, Decision], ...]
+    fallback: Decision
 
 
 def valid_name(target: Target) -> bool:
@@ -72,16 +92,42 @@ class Policy:
         self._index = RuleIndex(self.rules)
         self._roles = RoleResolver(source.principals)
         self._security = SecurityLevels(source.security.tools)
+        self._plans: dict[_PlanKey, _Plan] = {}
 
     def decide(self, request: PolicyRequest) -> Decision:
         """The decision for one request (see the module docstring for precedence)."""
-        if request.target is not None and not valid_name(request.target):
-            return _invalid(request.target)
         roles = self.roles_of(request)
+        listing = request.listing
+        key = (request.principal, roles, request.method, request.target, listing)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(request, roles)
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        for conditions, decision in plan.steps:
+            if conditions is None:
+                return decision
+            skip_args = listing and conditions.has_args
+            if conditions.failure(request.arguments, request.at, skip_args=skip_args) is None:
+                return decision
+        return plan.fallback
+
+    def _plan(self, request: PolicyRequest, roles: frozenset[str]) -> _Plan:
+        """What ``decide`` needs beyond the conditions, for requests like ``request``."""
+        if request.target is not None and not valid_name(request.target):
+            return _Plan((), _invalid(request.target))
+        steps: list[tuple[CompiledConditions | None, Decision]] = []
         for rule in self._index.candidates(request):
-            if rule.failure(request, roles) is None:
-                return self._decision(rule, request)
-        return _default_deny(request, roles)
+            if rule.failure(request, roles, conditions=False) is not None:
+                continue
+            conditions = rule.conditions
+            if conditions is not None and request.listing and conditions.has_args and rule.deny:
+                continue  # argument conditions cannot deny a listed item
+            steps.append((conditions, self._decision(rule, request)))
+            if conditions is None:
+                break  # this rule always applies: the ones after it are never reached
+        return _Plan(tuple(steps), _default_deny(request, roles))
 
     def explain(self, request: PolicyRequest) -> tuple[Decision, list[RuleTrace]]:
         """The decision and every rule in file order, checked in full without the index."""

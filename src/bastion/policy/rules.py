@@ -60,9 +60,12 @@ class CompiledRule:
     def effect(self) -> str:
         return "deny" if self.deny else "allow"
 
-    def failure(self, request: PolicyRequest, roles: Collection[str]) -> Reason | None:
+    def failure(
+        self, request: PolicyRequest, roles: Collection[str], *, conditions: bool = True
+    ) -> Reason | None:
         """None when the rule applies to ``request``; else why not, as a ``Reason`` (called
-        only by ``explain``: deciding never pays for the text)."""
+        only by ``explain``: deciding never pays for the text). ``conditions=False`` checks
+        who, method and target only (the engine's plan; it evaluates conditions itself)."""
         who = self._who_failure(request.principal, roles)
         if who is not None:
             return who
@@ -78,7 +81,7 @@ class CompiledRule:
                 return lambda: f"target is a {target.kind}; rule names {_kinds(targets)}"
             if target.name not in globs:
                 return lambda: f"{target.kind} {target.name!r} not in {list(globs.globs)}"
-        if self.conditions is not None:
+        if self.conditions is not None and conditions:
             listing = request.listing and self.conditions.has_args
             if listing and self.deny:
                 return _NO_LISTED_DENY

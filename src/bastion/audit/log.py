@@ -1,7 +1,8 @@
 """``AuditLog``: the async front of the store; the request path enqueues, one writer commits.
 
-``record`` redacts the record's ``detail`` (AD-3), caps its size and puts it on a bounded
-queue without a trip through the event loop. One writer thread, started once, takes the first
+``record`` redacts the record's ``detail`` (AD-3), caps its size, encodes it (once: the
+writer chains these bytes) and puts it on a bounded queue without a trip through the event
+loop. One writer thread, started once, takes the first
 waiting record, lets ``commit_interval`` seconds of records gather behind it (group commit),
 and appends up to ``max_batch`` of them in one transaction; so no request waits on disk, and
 at a few hundred calls a second a commit (an fsync) is shared by several records instead of
@@ -89,7 +90,7 @@ class AuditLog:
         self._store: AuditStore | None = None
         # Unbounded as a queue (the STOP marker must always fit); ``record`` bounds it by
         # counting: enqueued minus taken by the writer.
-        self._queue: queue.SimpleQueue[AuditRecord | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[bytes | _Stop] = queue.SimpleQueue()
         self._open = False
         self._tg: TaskGroup | None = None
         self._enqueued = 0
@@ -189,23 +190,30 @@ class AuditLog:
             return True
         return False
 
-    def _prepare(self, record: AuditRecord) -> AuditRecord:
+    def _prepare(self, record: AuditRecord) -> bytes:
+        """``record`` redacted, capped and encoded as the store chains it."""
         # Measure before redacting, too: a huge detail is dropped whole rather than scanned
-        # on the request path.
-        record = _cap(record)
-        detail = self._redact(record.detail)
+        # on the request path (only the detail can be large).
+        if record.detail:
+            record = _cap(record, len(canonical_bytes(record)))
         # NaN and infinities encode as JSON null, which would not decode back into a record.
         latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0
         when = record.time if math.isfinite(record.time) else self._wall()
         # A credential id or a resource URI must never carry a secret either (AD-1, AD-3).
-        names = {
-            name: redact_text(value)
-            for name in ("principal", "credential_id", "target")
-            if isinstance(value := getattr(record, name), str)
-        }
-        return _cap(
-            msgspec.structs.replace(record, time=when, detail=detail, latency_ms=latency, **names)
+        principal, credential, target = record.principal, record.credential_id, record.target
+        record = msgspec.structs.replace(
+            record,
+            time=when,
+            detail=self._redact(record.detail),
+            latency_ms=latency,
+            principal=redact_text(principal) if principal is not None else None,
+            credential_id=redact_text(credential) if credential is not None else None,
+            target=redact_text(target) if target is not None else None,
         )
+        body = canonical_bytes(record)
+        if len(body) > MAX_RECORD_BYTES:
+            body = canonical_bytes(_cap(record, len(body)))
+        return body
 
     async def _watch_writer(self) -> None:
         """Fail the log's task group (and so its owner) if the writer thread fails."""
@@ -239,7 +247,7 @@ class AuditLog:
                         break
                     batch.append(item)
                 self._taken += len(batch)
-                store.append(batch)
+                store.append_encoded(batch)
                 self._written += len(batch)
             store.checkpoint()
         except Exception as exc:
@@ -249,9 +257,9 @@ class AuditLog:
             self._writer_done.set()
 
 
-def _cap(record: AuditRecord) -> AuditRecord:
-    """``record`` with its detail replaced by its size if it encodes to over MAX_RECORD_BYTES."""
-    size = len(canonical_bytes(record))
+def _cap(record: AuditRecord, size: int) -> AuditRecord:
+    """``record`` with its detail replaced by its size if it encodes to over MAX_RECORD_BYTES
+    (``size``: its encoded length)."""
     if size <= MAX_RECORD_BYTES:
         return record
     return msgspec.structs.replace(record, detail={"truncated": True, "bytes": size})

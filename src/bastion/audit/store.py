@@ -24,7 +24,7 @@ from bastion.audit.record import AuditRecord, canonical_bytes
 from bastion.errors import InternalError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from bastion._types import Clock
 
@@ -126,7 +126,11 @@ class AuditStore:
 
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Chain and write ``records`` in one transaction; return the last seq written."""
-        bodies = [canonical_bytes(record) for record in records]
+        return self.append_encoded([canonical_bytes(record) for record in records])
+
+    def append_encoded(self, bodies: Sequence[bytes]) -> int:
+        """``append`` for records already encoded with ``canonical_bytes`` (the caller's
+        promise: the hash chain covers these exact bytes, and ``verify`` re-encodes them)."""
         if not bodies:
             return self._chain.seq
         with self._transaction():

@@ -13,7 +13,6 @@ revoke``) still takes effect on the next request.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import hmac
 import re
 import secrets
@@ -21,7 +20,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -120,8 +119,9 @@ class KeyStore:
             self._conn.close()
             raise KeyStoreError(str(exc)) from exc
         self._dummy = self._digest(KEY_PREFIX + "0" * 56)
-        # Records read by verify, valid while ``PRAGMA data_version`` stays ``_version``.
-        self._verified: dict[str, tuple[Any, ...]] = {}
+        # (record, stored digest) read by verify, valid while ``PRAGMA data_version`` stays
+        # ``_version``.
+        self._verified: dict[str, tuple[ApiKey, bytes]] = {}
         self._version: object = None
 
     def close(self) -> None:
@@ -254,12 +254,12 @@ class KeyStore:
         credential = f"apikey:{key_id}"
         digest = self._digest(presented)
         with self._lock:
-            row = self._row_for_verify(key_id)
+            found = self._for_verify(key_id)
             # Compare even for an unknown id, so both refusals cost the same.
-            stored = row[-1] if row is not None else self._dummy
-            if not hmac.compare_digest(digest, stored) or row is None:
+            stored = found[1] if found is not None else self._dummy
+            if not hmac.compare_digest(digest, stored) or found is None:
                 raise Unauthenticated("unknown", presented=True, credential_id=credential)
-            key = _record(row[:-1])
+            key = found[0]
             state = key.state(now)
             if state != "active":
                 raise Unauthenticated(state, presented=True, credential_id=credential)
@@ -267,24 +267,27 @@ class KeyStore:
                 self._touch(key_id, now)
         return key
 
-    def _row_for_verify(self, key_id: str) -> tuple[Any, ...] | None:
-        """The key's verify row, from what this store read before if no other connection
-        has committed since (one cheap pragma instead of a query); caller holds the lock."""
+    def _for_verify(self, key_id: str) -> tuple[ApiKey, bytes] | None:
+        """The key's record and stored digest, from what this store read before if no other
+        connection has committed since (one cheap pragma instead of a query); caller holds
+        the lock."""
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version:
             self._verified.clear()
             self._version = version
-        row = self._verified.get(key_id)
-        if row is None:
+        found = self._verified.get(key_id)
+        if found is None:
             row = self._conn.execute(SELECT_FOR_VERIFY, (key_id,)).fetchone()
-            if row is not None:
-                if len(self._verified) >= MAX_VERIFIED:
-                    self._verified.clear()
-                self._verified[key_id] = tuple(row)
-        return row
+            if row is None:
+                return None
+            found = (_record(row[:-1]), bytes(row[-1]))
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[key_id] = found
+        return found
 
     def _digest(self, key: str) -> bytes:
-        return hmac.new(self._pepper, key.encode("ascii"), hashlib.sha256).digest()
+        return hmac.digest(self._pepper, key.encode("ascii"), "sha256")
 
     def _insert(
         self,

@@ -2,14 +2,14 @@
 
 ``record`` redacts the record's ``detail`` (AD-3), caps its size, encodes it (once: the
 writer chains these bytes) and puts it on a bounded queue without a trip through the event
-loop. One writer thread, started once, takes the first
-waiting record, lets ``commit_interval`` seconds of records gather behind it (group commit),
-and appends up to ``max_batch`` of them in one transaction; so no request waits on disk, and
-at a few hundred calls a second a commit (an fsync) is shared by several records instead of
-paid by each. When the queue is full, ``record`` waits up to ``enqueue_timeout`` seconds for
-room and then raises ``AuditUnavailable``: a record is never dropped silently, and the caller
-(the pipeline) fails the request closed. If the writer fails (disk full, tampered head), the
-log's task group fails and takes its owner down with it.
+loop. One writer thread, started once, takes the first waiting record, lets
+``commit_interval`` seconds of records gather behind it (group commit), and appends up to
+``max_batch`` of them in one transaction; so no request waits on disk, and at a few hundred
+calls a second a commit (an fsync) is shared by several records instead of paid by each.
+When the queue is full, ``record`` waits up to ``enqueue_timeout`` seconds for room and then
+raises ``AuditUnavailable``: a record is never dropped silently, and the caller (the
+pipeline) fails the request closed. If the writer fails (disk full, tampered head), the log's
+task group fails and takes its owner down with it.
 """
 
 from __future__ import annotations

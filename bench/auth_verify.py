@@ -51,10 +51,7 @@ def main() -> int:
         now = time.time()
         store.verify(probe, now)  # last_used written now; later calls are reads only
         pepper = store._pepper
-        cached = {
-            k.split("_")[1]: hmac.digest(pepper, k.encode(), "sha256")
-            for k in plaintexts
-        }
+        cached = {k.split("_")[1]: hmac.digest(pepper, k.encode(), "sha256") for k in plaintexts}
         plain = dict.fromkeys(plaintexts, "record")
 
         def in_memory() -> bool:

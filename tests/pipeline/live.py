@@ -101,6 +101,10 @@ class Gateway:
         return self.dir / "policy.yaml"
 
     def audit(self) -> list[dict[str, Any]]:
+        """Every audit record of every request answered so far. The admin API's audit query
+        waits until the gateway's queued records are committed (it commits in groups), so
+        it is asked first (a read: not itself recorded); then the CLI exports them."""
+        assert self.admin("GET", "/audit", params={"limit": "1"}).status_code == 200
         return audit_export(self.audit_db)
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

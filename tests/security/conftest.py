@@ -330,7 +330,16 @@ class Gateway:
         return [json.loads(line) for line in self.recorder_log.read_text().splitlines()]
 
     def audit_export(self) -> list[dict[str, Any]]:
-        """``bastion audit export --db``: every record the gateway has committed."""
+        """``bastion audit export --db``: every record of every request answered so far.
+
+        The gateway commits its records in groups (``audit.commit_interval``), so a record
+        may still be queued when its request has been answered. The admin API's audit query
+        first waits until everything queued is committed, so it is asked first (a read: not
+        itself recorded); the export in another process then sees every record."""
+        flushed = self.client.get(
+            f"{self.base}/api/v1/audit", params={"limit": "1"}, headers=self.auth("root")
+        )
+        assert flushed.status_code == 200, flushed.text
         out = run_cli("audit", "export", "--db", str(self.audit_db))
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 

@@ -18,6 +18,7 @@ from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
 from bastion.guard.settings import GuardSettings
 from bastion.limits.settings import LimitSettings
+from bastion.transport.settings import SessionSettings
 
 __all__ = [
     "DOMAIN_PATTERN",
@@ -143,15 +144,6 @@ class TlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     key_file: Annotated[str, Meta(min_length=1)]
     client_ca: Annotated[str, Meta(min_length=1)] | None = None
     client_cert: Literal["optional", "required"] = "optional"
-
-
-class SessionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """2025-11-25 sessions on the HTTP face (SE-3): how long one lives, how many are kept
-    (past ``max_sessions`` the least recently used one ends)."""
-
-    idle_timeout: Annotated[float, Meta(gt=0.0, le=7 * 86400.0)] = 3600.0
-    max_lifetime: Annotated[float, Meta(gt=0.0, le=30 * 86400.0)] = 86400.0
-    max_sessions: Annotated[int, Meta(ge=1, le=1_000_000)] = 1024
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

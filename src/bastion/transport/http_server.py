@@ -59,6 +59,7 @@ from bastion.transport.http_guard import (
 from bastion.transport.http_mirror import validate_modern
 from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
+from bastion.transport.settings import SessionSettings
 
 __all__ = ["ASGIApp", "HttpSettings", "McpConnection", "Probe", "StreamableHttpApp"]
 
@@ -72,6 +73,8 @@ ConnectionFactory = Callable[[Principal, str | None], McpConnection]
 
 MAX_SESSION_ID: Final = 256
 PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
+_SESSIONS: Final = SessionSettings()  # the defaults of ``gateway.sessions``
+
 # Refusals that prove the credential itself has lapsed (its secret was right).
 LAPSED: Final = frozenset({"revoked", "expired", "rotated"})
 
@@ -85,9 +88,9 @@ class HttpSettings:
     allowed_origins: tuple[str, ...] = ()
     max_body: int = 4 * 1024 * 1024
     body_timeout: float = 30.0  # seconds to receive a whole request body
-    max_sessions: int = 1024
-    session_idle: float = 3600.0  # seconds without a request before a session ends
-    session_lifetime: float = 24 * 3600.0  # seconds a session may last at most (SE-3)
+    max_sessions: int = _SESSIONS.max_sessions
+    session_idle: float = _SESSIONS.idle_timeout  # seconds without a request before it ends
+    session_lifetime: float = _SESSIONS.max_lifetime  # seconds a session may last (SE-3)
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
     # HTTPS: the server's certificate chain and key (PEM files); with a client CA, clients
     # may (or, with client_cert "required", must) present a certificate it signed (mTLS).

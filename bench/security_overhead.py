@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,15 +152,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bastion-secbench-") as name:
         tmp = Path(name)
         env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state")}
-        policy = tmp / "policy.yaml"
-        policy.write_text(POLICY)
-        made = subprocess.run(
-            [BASTION, "keys", "create", "--db", str(tmp / "keys.db"), *KEY_ARGS],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        key = made.stdout.decode().strip().splitlines()[-1]
+        key = prepare(tmp, env)
         if not args.no_http:
             asyncio.run(http_bench(args, tmp, env, key))
         if args.micro_calls > 0:
@@ -200,34 +193,15 @@ async def http_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], k
             ("on", "on", True, True),
         ):
             config = gateway_config(tmp, name, security=security, audit=audit)
-            port = free_port()
-            if security:
-                argv = [BASTION, "serve", "-c", str(config), "--port", str(port), "--no-register"]
-            else:
-                argv = [PYTHON, str(ROOT / "bench" / "_plain_gateway.py"), str(config), str(port)]
-            log = tmp / f"{name}.log"
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=open(log, "wb"),  # noqa: SIM115 - closed with the process
-                cwd=ROOT,
-                env=env,
-                preexec_fn=server_affinity,  # noqa: PLW1509 - no threads here
-            )
-            procs.append(proc)
-            wait_until(lambda port=port: http_get(port, "/readyz")[0] == 200, label, proc, log)
-            status, body = http_call(port, TOOL, auth)
-            if status != 200:
-                raise RuntimeError(f"{label}: HTTP {status} {body[:300]!r}")
-            child = msgspec.json.decode(http_get(port, "/readyz")[1])["upstreams"][0]["pid"]
-            children.append(child)
-            target = Target(
+            target = launch(
                 label,
-                port=port,
-                tool=TOOL,
-                headers=auth,
-                pids={"gateway": proc.pid, "fixture": child},
+                config,
+                tmp / f"{name}.log",
+                plain=not security,
+                env=env,
+                auth=auth,
+                affinity=server_affinity,
+                started=(procs, children),
             )
             gateways.append(Gw(label, target))
         if pin:
@@ -255,6 +229,60 @@ async def http_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], k
         stop_servers(procs, children)
         if pin:
             os.sched_setaffinity(0, set(cpus))
+
+
+def prepare(tmp: Path, env: dict[str, str]) -> str:
+    """Write the benchmark's policy file into ``tmp`` and make its API key with
+    ``bastion keys create`` (in ``tmp/keys.db``); the key."""
+    (tmp / "policy.yaml").write_text(POLICY)
+    made = subprocess.run(
+        [BASTION, "keys", "create", "--db", str(tmp / "keys.db"), *KEY_ARGS],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return made.stdout.decode().strip().splitlines()[-1]
+
+
+def launch(
+    label: str,
+    config: Path,
+    log: Path,
+    *,
+    plain: bool,
+    env: dict[str, str],
+    auth: dict[str, str],
+    affinity: Callable[[], None],
+    started: tuple[list[subprocess.Popen[bytes]], list[int]],
+) -> Target:
+    """Start one gateway on ``config`` (``plain``: ``bench/_plain_gateway.py``, else
+    ``bastion serve``), wait until it is ready, check that one ``TOOL`` call succeeds, and
+    return its target (gateway and fixture pids, for CPU). The process and its fixture's pid
+    are added to ``started`` (for ``stop_servers``) as soon as they exist."""
+    procs, children = started
+    port = free_port()
+    if plain:
+        argv = [PYTHON, str(ROOT / "bench" / "_plain_gateway.py"), str(config), str(port)]
+    else:
+        argv = [BASTION, "serve", "-c", str(config), "--port", str(port), "--no-register"]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),  # noqa: SIM115 - closed with the process
+        cwd=ROOT,
+        env=env,
+        preexec_fn=affinity,  # noqa: PLW1509 - no threads here
+    )
+    procs.append(proc)
+    wait_until(lambda: http_get(port, "/readyz")[0] == 200, label, proc, log)
+    status, body = http_call(port, TOOL, auth)
+    if status != 200 or b'"error"' in body:
+        raise RuntimeError(f"{label}: HTTP {status} {body[:300]!r}")
+    child = msgspec.json.decode(http_get(port, "/readyz")[1])["upstreams"][0]["pid"]
+    children.append(child)
+    pids = {"gateway": proc.pid, "fixture": child}
+    return Target(label, port=port, tool=TOOL, headers=auth, pids=pids)
 
 
 async def rounds(

@@ -33,12 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from _common import CpuSplit, add_load_options, free_port, stop_servers, tree_state
-from gateway_latency import BASTION, Target, http_call, http_get, run_phase, wait_until
-from security_overhead import KEY_ARGS, POLICY, TOOL, gateway_config
+from _common import CpuSplit, add_load_options, stop_servers, tree_state
+from gateway_latency import Target, run_phase
+from security_overhead import gateway_config, launch, prepare
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 CLIENTS = 16
 ALLOW_ALL = """\
 version: 1
@@ -110,15 +108,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bastion-parts-") as name:
         tmp = Path(name)
         env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state")}
-        (tmp / "policy.yaml").write_text(POLICY)
+        key = prepare(tmp, env)
         (tmp / "allow-all.yaml").write_text(ALLOW_ALL)
-        made = subprocess.run(
-            [BASTION, "keys", "create", "--db", str(tmp / "keys.db"), *KEY_ARGS],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        key = made.stdout.decode().strip().splitlines()[-1]
         asyncio.run(measure(args, tmp, env, key))
     print(f"\ntook {time.perf_counter() - started:.1f} s")
     return 0
@@ -149,31 +140,17 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], key:
     targets: list[Target] = []
     try:
         for index, (label, change) in enumerate(VARIANTS):
-            config = write_config(tmp, index, change)
-            port = free_port()
-            if change is None:
-                argv = [PYTHON, str(ROOT / "bench" / "_plain_gateway.py"), str(config), str(port)]
-            else:
-                argv = [BASTION, "serve", "-c", str(config), "--port", str(port), "--no-register"]
-            log = tmp / f"v{index}.log"
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=open(log, "wb"),  # noqa: SIM115 - closed with the process
-                cwd=ROOT,
+            target = launch(
+                label,
+                write_config(tmp, index, change),
+                tmp / f"v{index}.log",
+                plain=change is None,
                 env=env,
-                preexec_fn=split.server_affinity,  # noqa: PLW1509 - no threads here
+                auth=auth,
+                affinity=split.server_affinity,
+                started=(procs, children),
             )
-            procs.append(proc)
-            wait_until(lambda port=port: http_get(port, "/readyz")[0] == 200, label, proc, log)
-            status, body = http_call(port, TOOL, auth)
-            if status != 200 or b'"error"' in body:
-                raise RuntimeError(f"{label}: HTTP {status} {body[:300]!r}")
-            child = msgspec.json.decode(http_get(port, "/readyz")[1])["upstreams"][0]["pid"]
-            children.append(child)
-            pids = {"gateway": proc.pid, "fixture": child}
-            targets.append(Target(label, port=port, tool=TOOL, headers=auth, pids=pids))
+            targets.append(target)
         if split.pin:
             os.sched_setaffinity(0, {split.load_cpu})
         for target in targets:  # warm-up, unrecorded

@@ -115,7 +115,7 @@ class RateLimiter:
             return _refused(delay, scope)
         for bucket in (first, second, third):
             if bucket is not None:
-                bucket.tokens -= 1.0
+                bucket.tokens = max(0.0, bucket.tokens - 1.0)  # within TOLERANCE of a token
         return ALLOWED
 
     def _bucket(self, key: _Key, spec: RateSpec | None, now: float) -> TokenBucket | None:

@@ -1,5 +1,6 @@
-"""``gateway.sessions`` (SE-3): the transport's defaults are the configuration's, and values
-outside the allowed ranges are refused when the configuration loads, naming the field."""
+"""``gateway.sessions`` (SE-3): the transport's defaults are the configuration's (an hour
+idle, a day in all, 1024 sessions), and values outside the allowed ranges are refused when
+the configuration loads, naming the field."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from bastion.transport.settings import SessionSettings
 def test_se3_the_http_face_defaults_are_the_configuration_defaults() -> None:
     sessions = parse_config("gateway: {}", {}).gateway.sessions
     assert sessions == SessionSettings()
-    http = HttpSettings()
-    assert (http.session_idle, http.session_lifetime, http.max_sessions) == (
-        sessions.idle_timeout,
-        sessions.max_lifetime,
-        sessions.max_sessions,
+    assert HttpSettings().sessions == sessions
+    assert (sessions.idle_timeout, sessions.max_lifetime, sessions.max_sessions) == (
+        3600.0,
+        86400.0,
+        1024,
     )
 
 

@@ -69,9 +69,7 @@ def run_serve(
         port=net.port if port is None else port,
         allowed_hosts=tuple(net.allowed_hosts),
         allowed_origins=tuple(net.allowed_origins),
-        max_sessions=net.sessions.max_sessions,
-        session_idle=net.sessions.idle_timeout,
-        session_lifetime=net.sessions.max_lifetime,
+        sessions=net.sessions,
     )
     if net.tls is not None:
         settings = dataclasses.replace(

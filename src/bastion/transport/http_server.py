@@ -73,8 +73,6 @@ ConnectionFactory = Callable[[Principal, str | None], McpConnection]
 
 MAX_SESSION_ID: Final = 256
 PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
-_SESSIONS: Final = SessionSettings()  # the defaults of ``gateway.sessions``
-
 # Refusals that prove the credential itself has lapsed (its secret was right).
 LAPSED: Final = frozenset({"revoked", "expired", "rotated"})
 
@@ -88,9 +86,7 @@ class HttpSettings:
     allowed_origins: tuple[str, ...] = ()
     max_body: int = 4 * 1024 * 1024
     body_timeout: float = 30.0  # seconds to receive a whole request body
-    max_sessions: int = _SESSIONS.max_sessions
-    session_idle: float = _SESSIONS.idle_timeout  # seconds without a request before it ends
-    session_lifetime: float = _SESSIONS.max_lifetime  # seconds a session may last (SE-3)
+    sessions: SessionSettings = field(default_factory=SessionSettings)  # SE-3 timeouts, count
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
     # HTTPS: the server's certificate chain and key (PEM files); with a client CA, clients
     # may (or, with client_cert "required", must) present a certificate it signed (mTLS).
@@ -365,7 +361,7 @@ class StreamableHttpApp:
         await self._serve_in_session(session, message, receive, send)
 
     async def _initialize(self, principal: Principal, message: Request, send: Send) -> None:
-        if len(self._sessions) >= self.settings.max_sessions:
+        if len(self._sessions) >= self.settings.sessions.max_sessions:
             self._expire(force_one=True)
         session_id = new_session_id()
         connection = self._factory(principal, session_id)
@@ -469,7 +465,7 @@ class StreamableHttpApp:
         now = self._clock()
         if (
             session.principal.roles != principal.roles
-            or now - session.created > self.settings.session_lifetime
+            or now - session.created > self.settings.sessions.max_lifetime
         ):
             self._end(session)
             return None
@@ -481,7 +477,7 @@ class StreamableHttpApp:
         now = self._clock()
         while self._sessions:
             sid, oldest = next(iter(self._sessions.items()))
-            if not force_one and now - oldest.last_seen < self.settings.session_idle:
+            if not force_one and now - oldest.last_seen < self.settings.sessions.idle_timeout:
                 return
             del self._sessions[sid]
             oldest.close()

@@ -1,6 +1,6 @@
 """The ``gateway.sessions`` configuration section: how long a 2025-11-25 session on the HTTP
-face lives and how many are kept (SE-3). The transport's ``HttpSettings`` takes its defaults
-from here, so the configuration and the transport cannot disagree about them."""
+face lives and how many are kept (SE-3). The configuration's ``gateway.sessions`` and the
+transport's ``HttpSettings.sessions`` are this one type, so they cannot disagree."""
 
 from __future__ import annotations
 

@@ -122,8 +122,6 @@ class Policy:
             if rule.failure(request, roles, conditions=False) is not None:
                 continue
             conditions = rule.conditions
-            if conditions is not None and request.listing and conditions.has_args and rule.deny:
-                continue  # argument conditions cannot deny a listed item
             steps.append((conditions, self._decision(rule, request)))
             if conditions is None:
                 break  # this rule always applies: the ones after it are never reached

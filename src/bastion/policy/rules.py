@@ -64,8 +64,8 @@ class CompiledRule:
         self, request: PolicyRequest, roles: Collection[str], *, conditions: bool = True
     ) -> Reason | None:
         """None when the rule applies to ``request``; else why not, as a ``Reason`` (called
-        only by ``explain``: deciding never pays for the text). ``conditions=False`` checks
-        who, method and target only (the engine's plan; it evaluates conditions itself)."""
+        only by ``explain``: deciding never pays for the text). ``conditions=False`` leaves the
+        conditions' tests out (the engine's plan evaluates them itself per request)."""
         who = self._who_failure(request.principal, roles)
         if who is not None:
             return who
@@ -81,11 +81,12 @@ class CompiledRule:
                 return lambda: f"target is a {target.kind}; rule names {_kinds(targets)}"
             if target.name not in globs:
                 return lambda: f"{target.kind} {target.name!r} not in {list(globs.globs)}"
-        if self.conditions is not None and conditions:
+        if self.conditions is not None:
             listing = request.listing and self.conditions.has_args
             if listing and self.deny:
                 return _NO_LISTED_DENY
-            return self.conditions.failure(request.arguments, request.at, skip_args=listing)
+            if conditions:
+                return self.conditions.failure(request.arguments, request.at, skip_args=listing)
         return None
 
     def _who_failure(self, principal: str, roles: Collection[str]) -> Reason | None:

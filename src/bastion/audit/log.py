@@ -154,7 +154,8 @@ class AuditLog:
         return True
 
     def _put(self, record: AuditRecord) -> None:
-        self._check_open()
+        # Callers checked that the log is open, with no await since (record_nowait; or
+        # _wait_for_room, which checks after every sleep).
         self._queue.put(self._prepare(record))
         self._enqueued += 1
 

@@ -2,7 +2,8 @@
 
 Usage: ``python bench/_plain_gateway.py CONFIG PORT``. Built exactly as ``run_serve`` builds
 the gateway (``src/bastion/cli/gateway.py``): the same ``Gateway``, ``StreamableHttpApp``,
-``/healthz`` and ``/readyz`` probes, ``serve_http`` on the same event loop, minus
+``/healthz`` and ``/readyz`` probes, the same collector settings (``tune_collector``),
+``serve_http`` on the same event loop, minus
 ``Security``: every connection is the bare ``gateway.connection()``, and the HTTP face
 serves the local user (the app's default ``LocalAuth``). Bastion has no switch for this on
 purpose; it exists only here, to measure what the pipeline costs.
@@ -21,6 +22,7 @@ import msgspec
 from bastion.cli.signals import on_stop_signal
 from bastion.config import load_config
 from bastion.gateway import Gateway
+from bastion.gateway.collector import tune_collector
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.transport.http_run import event_loop_options, serve_http
 from bastion.transport.http_server import HttpSettings, StreamableHttpApp
@@ -53,6 +55,7 @@ def main() -> int:
             await serve_http(app, stop=stop)
             tg.cancel_scope.cancel()  # then the upstreams are stopped
 
+    tune_collector()
     anyio.run(run, backend_options=event_loop_options())
     return 0
 

@@ -281,7 +281,7 @@ FIELDS = (
     "command, args, env, cwd, url, headers, type, prefix, replicas, enabled, startup_timeout, "
     "request_timeout, sandbox"
 )
-GATEWAY_FIELDS = "host, port, separator, allowed_hosts, allowed_origins, tls, sessions"
+GATEWAY_FIELDS = "host, port, separator, allowed_hosts, allowed_origins, tls, sessions, http"
 NAME_RULE = "use 1 to 64 of A-Z a-z 0-9 _ -"
 NOT_URL = "expected an http:// or https:// URL, got"
 ONLY_COMMAND = "only a command server takes this, not a url one"

@@ -1,6 +1,7 @@
 """SECURITY.md 2.6, resource exhaustion: DS-1 (body caps), DS-2 (read deadlines, outbound
 timeouts), DS-4 (``/healthz`` under load, bounded memory) against a real ``bastion serve``.
-DS-3 (rate limits) is not wired yet."""
+DS-3 (rate limits) is shown in tests/pipeline/test_threats_e2e.py, VT-4 (10,000
+connections) and the configurable limits in tests/security/test_load.py."""
 
 from __future__ import annotations
 
@@ -204,5 +205,11 @@ def test_ds4_ad5_metrics_report_process_rss_and_no_secrets(gw: Gateway) -> None:
     assert abs(rss / 1024 - _rss_kib(gw.proc.pid)) < 64 * 1024  # the gateway's own RSS
     assert float(values["process_cpu_seconds_total"]) > 0
     assert values['bastion_upstream_replicas{state="ready"}'] == "2"
+    # the collector's figures (full collections are generation 2): counts and pause times
+    for generation in "012":
+        assert int(values[f'python_gc_collections_total{{generation="{generation}"}}']) >= 0
+        paused = float(values[f'bastion_gc_pause_seconds_total{{generation="{generation}"}}'])
+        longest = float(values[f'bastion_gc_pause_seconds_max{{generation="{generation}"}}'])
+        assert 0 <= longest <= paused
     for secret in (*gw.keys.values(), "alice", "apikey:", "Bearer"):
         assert secret not in response.text

@@ -56,6 +56,7 @@ def run_serve(
     path: str | None, host: str | None, port: int | None, *, register: bool = True
 ) -> int:
     from bastion.cli.hub_registry import serve_registration
+    from bastion.gateway.collector import tune_collector
     from bastion.gateway.metrics import render_metrics
     from bastion.pipeline.admin_mount import admin_api
     from bastion.protocol.versions import SUPPORTED_VERSIONS
@@ -70,6 +71,7 @@ def run_serve(
         allowed_hosts=tuple(net.allowed_hosts),
         allowed_origins=tuple(net.allowed_origins),
         sessions=net.sessions,
+        limits=net.http,
     )
     if net.tls is not None:
         settings = dataclasses.replace(
@@ -94,7 +96,7 @@ def run_serve(
         return (200 if ready else 503), body
 
     def metrics() -> tuple[int, bytes]:
-        return 200, render_metrics(app.session_count, gateway.status())
+        return 200, render_metrics(app.session_count, gateway.status(), collector)
 
     app = StreamableHttpApp(
         security.connection_factory(gateway.connection),
@@ -139,6 +141,7 @@ def run_serve(
                     await stop.wait()
             tg.cancel_scope.cancel()  # then the upstreams are stopped
 
+    collector = tune_collector()
     anyio.run(main, backend_options=event_loop_options())
     return 0
 

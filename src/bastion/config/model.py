@@ -18,7 +18,7 @@ from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
 from bastion.guard.settings import GuardSettings
 from bastion.limits.settings import LimitSettings
-from bastion.transport.settings import SessionSettings
+from bastion.transport.settings import HttpLimits, SessionSettings
 
 __all__ = [
     "DOMAIN_PATTERN",
@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "FieldProblem",
     "GatewaySettings",
+    "HttpLimits",
     "PolicySettings",
     "ServerConfig",
     "SessionSettings",
@@ -156,6 +157,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     allowed_origins: list[str] = []
     tls: TlsSettings | None = None
     sessions: SessionSettings = SessionSettings()
+    http: HttpLimits = HttpLimits()
 
 
 class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,8 +1,9 @@
 """Prometheus metrics of a running gateway (DS-4, AD-5), in the text exposition format.
 
-Process figures (resident memory, CPU time) and counts only: sessions, upstream replicas by
-state. No label carries a name, a principal, a URL or anything from a request, so the page
-can be served without authentication and scraped without exposing secrets.
+Process figures (resident memory, CPU time, garbage-collector pauses) and counts only:
+sessions, upstream replicas by state. No label carries a name, a principal, a URL or
+anything from a request, so the page can be served without authentication and scraped
+without exposing secrets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bastion._types import JSONObject
+from bastion.gateway.collector import CollectorWatch
 
 __all__ = ["render_metrics"]
 
@@ -28,7 +30,9 @@ def resident_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def render_metrics(sessions: int, upstreams: Iterable[JSONObject]) -> bytes:
+def render_metrics(
+    sessions: int, upstreams: Iterable[JSONObject], collector: CollectorWatch | None = None
+) -> bytes:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     states = Counter(str(replica.get("state")) for replica in upstreams)
     lines = [
@@ -45,4 +49,22 @@ def render_metrics(sessions: int, upstreams: Iterable[JSONObject]) -> bytes:
         "# TYPE bastion_upstream_replicas gauge",
         *(f'bastion_upstream_replicas{{state="{s}"}} {n}' for s, n in sorted(states.items())),
     ]
+    if collector is not None:
+        lines += _collector_lines(collector)
     return ("\n".join(lines) + "\n").encode()
+
+
+def _collector_lines(watch: CollectorWatch) -> list[str]:
+    """Collections and their pauses per generation (2: full collections)."""
+    per = range(len(watch.collections))
+    return [
+        "# HELP python_gc_collections_total Garbage collections, by generation.",
+        "# TYPE python_gc_collections_total counter",
+        *(f'python_gc_collections_total{{generation="{g}"}} {watch.collections[g]}' for g in per),
+        "# HELP bastion_gc_pause_seconds_total Time stopped in garbage collections.",
+        "# TYPE bastion_gc_pause_seconds_total counter",
+        *(f'bastion_gc_pause_seconds_total{{generation="{g}"}} {watch.paused[g]:.6f}' for g in per),
+        "# HELP bastion_gc_pause_seconds_max The longest garbage-collection pause so far.",
+        "# TYPE bastion_gc_pause_seconds_max gauge",
+        *(f'bastion_gc_pause_seconds_max{{generation="{g}"}} {watch.longest[g]:.6f}' for g in per),
+    ]

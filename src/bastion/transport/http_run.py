@@ -3,7 +3,9 @@
 The socket is bound here, before uvicorn starts, so callers learn the real port (``port=0``
 picks a free one) and readiness is reported through ``task_status`` only once the socket
 is listening. ``event_loop_options`` picks uvloop where it is installed (the HTTP entry
-points run on it; the stdio ones keep asyncio, which starts faster).
+points run on it; the stdio ones keep asyncio, which starts faster). ``fit_open_files``
+raises the process's open-file limit so that ``max_connections`` client sockets fit beside
+the gateway's own files (many systems start processes with a soft limit of 1024).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import resource
 import socket
 import ssl
 from typing import Any, Final
@@ -22,12 +25,13 @@ from anyio.abc import TaskStatus
 from bastion.transport.http_protocol import MAX_HEADER_BYTES, BoundedHttpToolsProtocol
 from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
-__all__ = ["MAX_HEADER_BYTES", "event_loop_options", "serve_http"]
+__all__ = ["MAX_HEADER_BYTES", "event_loop_options", "fit_open_files", "serve_http"]
 
 logger = logging.getLogger(__name__)
 
-KEEP_ALIVE_TIMEOUT: Final = 15  # seconds an idle keep-alive connection is kept
-MAX_CONNECTIONS: Final = 4096  # beyond this uvicorn answers 503
+BACKLOG: Final = 4096  # connections waiting to be accepted (the kernel caps it at somaxconn)
+# Files kept beside client sockets: upstream pipes and sockets, databases, logs, the listener.
+RESERVED_FILES: Final = 256
 
 
 def event_loop_options() -> dict[str, object]:
@@ -48,9 +52,35 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
+
+
+def fit_open_files(max_connections: int) -> int:
+    """Raise the soft open-file limit (as far as the hard one allows) to fit
+    ``max_connections`` client sockets plus ``RESERVED_FILES``; the connection cap that fits,
+    with a warning when that is less than asked (a socket past the limit would fail
+    ``accept`` and starve the gateway's own files)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    want = max_connections + RESERVED_FILES
+    if soft != unlimited and soft < want:
+        raised = want if hard == unlimited else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == unlimited or soft >= want:
+        return max_connections
+    fits = max(1, soft - RESERVED_FILES)
+    logger.warning(
+        "the open-file limit (%d) fits %d connections, not max_connections %d: "
+        "raise the hard limit (ulimit -Hn, LimitNOFILE=) to serve more",
+        soft,
+        fits,
+        max_connections,
+    )
+    return fits
 
 
 def _tls_options(settings: HttpSettings) -> dict[str, Any]:
@@ -76,6 +106,7 @@ async def serve_http(
     """Serve ``app`` until ``stop`` is set (a graceful shutdown) or until cancelled;
     reports the bound port once listening."""
     settings = app.settings
+    connections = fit_open_files(settings.limits.max_connections)
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     app.set_port(port)
@@ -87,8 +118,8 @@ async def serve_http(
         access_log=False,
         http=BoundedHttpToolsProtocol,
         ws="none",
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=settings.limits.keep_alive_timeout,
+        limit_concurrency=connections,
         server_header=False,
         date_header=False,
     )

@@ -59,7 +59,7 @@ from bastion.transport.http_guard import (
 from bastion.transport.http_mirror import validate_modern
 from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
-from bastion.transport.settings import SessionSettings
+from bastion.transport.settings import HttpLimits, SessionSettings
 
 __all__ = ["ASGIApp", "HttpSettings", "McpConnection", "Probe", "StreamableHttpApp"]
 
@@ -84,8 +84,7 @@ class HttpSettings:
     path: str = "/mcp"
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
-    max_body: int = 4 * 1024 * 1024
-    body_timeout: float = 30.0  # seconds to receive a whole request body
+    limits: HttpLimits = field(default_factory=HttpLimits)  # DS-1, DS-2 body, time, conns
     sessions: SessionSettings = field(default_factory=SessionSettings)  # SE-3 timeouts, count
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
     # HTTPS: the server's certificate chain and key (PEM files); with a client CA, clients
@@ -119,7 +118,7 @@ class StreamableHttpApp:
         self._auth: HttpAuthenticator = authenticator or LocalAuth(local_principal())
         self._factory = connection_factory
         self._clock = clock
-        self._decoder = MessageDecoder(max_bytes=self.settings.max_body)
+        self._decoder = MessageDecoder(max_bytes=self.settings.limits.max_body)
         self._sessions: OrderedDict[str, HttpSession] = OrderedDict()
         self.bound_port = self.settings.port
         self._hosts = default_allowed_hosts(self.settings.port, self.settings.allowed_hosts)
@@ -264,7 +263,7 @@ class StreamableHttpApp:
             )
 
     async def _read_body(self, headers: r.Headers, receive: Receive, send: Send) -> bytes | None:
-        limit = self.settings.max_body
+        limit = self.settings.limits.max_body
         declared = headers.get("content-length")
         if declared is not None and (
             not (declared.isascii() and declared.isdigit()) or int(declared) > limit
@@ -273,7 +272,7 @@ class StreamableHttpApp:
             return None
         chunks: list[bytes] = []
         size = 0
-        with anyio.move_on_after(self.settings.body_timeout) as deadline:
+        with anyio.move_on_after(self.settings.limits.body_timeout) as deadline:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":

@@ -1,6 +1,7 @@
-"""The ``gateway.sessions`` configuration section: how long a 2025-11-25 session on the HTTP
-face lives and how many are kept (SE-3). The configuration's ``gateway.sessions`` and the
-transport's ``HttpSettings.sessions`` are this one type, so they cannot disagree."""
+"""The HTTP face's configuration sections: ``gateway.sessions`` (how long a 2025-11-25 session
+lives and how many are kept, SE-3) and ``gateway.http`` (what one client may send and hold:
+body size and time, idle keep-alive, connections; DS-1, DS-2). The configuration and the
+transport's ``HttpSettings`` hold these same types, so they cannot disagree."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-__all__ = ["SessionSettings"]
+__all__ = ["HttpLimits", "SessionSettings"]
+
+MiB = 1024 * 1024
 
 
 class SessionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -19,3 +22,19 @@ class SessionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     idle_timeout: Annotated[float, Meta(gt=0.0, le=7 * 86400.0)] = 3600.0
     max_lifetime: Annotated[float, Meta(gt=0.0, le=30 * 86400.0)] = 86400.0
     max_sessions: Annotated[int, Meta(ge=1, le=1_000_000)] = 1024
+
+
+class HttpLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Bounds on what HTTP clients may send and hold (DS-1, DS-2).
+
+    ``max_body``: bytes of one request body, checked against ``Content-Length`` before
+    reading and while a chunked body streams in (413). ``body_timeout``: seconds to receive
+    a whole body (408). ``keep_alive_timeout``: seconds an idle keep-alive connection is
+    kept. ``max_connections``: open connections (and requests in flight) at once; past it
+    new requests are answered 503. The process's open-file limit is raised to fit it at
+    start (see ``http_run.fit_open_files``)."""
+
+    max_body: Annotated[int, Meta(ge=1024, le=256 * MiB)] = 4 * MiB
+    body_timeout: Annotated[float, Meta(gt=0.0, le=3600.0)] = 30.0
+    keep_alive_timeout: Annotated[int, Meta(ge=1, le=3600)] = 15
+    max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 16_384

@@ -1,0 +1,246 @@
+"""Many connections: 10,000 clients holding keep-alive connections to one ``bastion serve``
+with the whole security pipeline on (SECURITY.md VT-4; seed 004 asks for 10,000 concurrent
+connections and a p99 under 100 ms).
+
+One gateway fronts its ``bastion fixture --stdio`` child with every security part on, as
+``security_overhead.py``'s "on" gateway (API keys, policy, rate limits, guard, audit log),
+plus ``gateway.http.keep_alive_timeout`` raised so that the idle clients are not closed
+during the run. Three phases, A-B-A, so that drift shows:
+
+1. baseline: 16 closed-loop clients, ``--rounds`` x ``--seconds``: p50, p99, calls/s;
+2. held: ``--connections`` more clients connect (in batches) and each makes one call (all
+   must succeed); then each calls again every ``--every`` seconds from a random offset
+   (open loop, the trickle) while the 16 clients run the same rounds;
+3. baseline again, after the held connections have closed.
+
+Reported: the gateway's RSS before, with and after the held connections (KiB per
+connection), its full garbage collections during the held rounds (from ``/metrics``), the
+16 clients' p50 and p99 in each phase and the held / baseline ratio, and
+the trickle's own latencies and failures. The load generator is one process on its own CPU
+(``--pin split``), so it is itself a limit: its CPU share is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+from _common import CpuSplit, add_load_options, stop_servers, tree_state
+from gateway_latency import HttpClient, Phase, Target, http_get, http_request, pct, run_phase
+from security_overhead import gateway_config, launch, prepare
+
+CLIENTS = 16
+BATCH = 500  # connections opened at once (the listen backlog is larger)
+KEEP_ALIVE = 900  # seconds; the run must not lose its idle clients to the keep-alive timer
+GOAL_P99_MS = 100.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_options(parser, rounds=4)
+    parser.add_argument("--connections", type=int, default=10_000, help="held (10,000)")
+    parser.add_argument(
+        "--every", type=float, default=60.0, help="seconds between a held client's calls (60)"
+    )
+    args = parser.parse_args()
+    _fit_files(args.connections + CLIENTS + 256)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bastion-conns-") as name:
+        tmp = Path(name)
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state")}
+        key = prepare(tmp, env)
+        asyncio.run(measure(args, tmp, env, key))
+    print(f"\ntook {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _fit_files(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            sys.exit(f"the open-file hard limit ({hard}) is below the {needed} this run needs")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def _config(tmp: Path) -> Path:
+    path = gateway_config(tmp, "on", security=True, audit=True)
+    config = msgspec.json.decode(path.read_bytes())
+    config["gateway"] = {"http": {"keep_alive_timeout": KEEP_ALIVE}}
+    path.write_bytes(msgspec.json.encode(config))
+    return path
+
+
+def full_collections(port: int) -> tuple[int, float]:
+    """The gateway's full collections so far and the seconds they paused (``/metrics``)."""
+    count, paused = 0, 0.0
+    for line in http_get(port, "/metrics")[1].decode().splitlines():
+        if line.startswith('python_gc_collections_total{generation="2"}'):
+            count = int(line.split()[-1])
+        elif line.startswith('bastion_gc_pause_seconds_total{generation="2"}'):
+            paused = float(line.split()[-1])
+    return count, paused
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Held:
+    """The held connections: opened in batches, one call each, then the trickle."""
+
+    def __init__(self, port: int, request: bytes) -> None:
+        self.port = port
+        self.request = request
+        self.clients: list[HttpClient] = []
+        self.transports: list[asyncio.BaseTransport] = []
+        self.trickle = Phase(interval=None)
+        self.waiters: list[asyncio.Future[None]] = []
+
+    async def open(self, count: int) -> float:
+        """Connect ``count`` clients and make one call on each; seconds taken."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        for first in range(0, count, BATCH):
+            made = await asyncio.gather(
+                *(
+                    loop.create_connection(lambda: HttpClient(self.request), "127.0.0.1", self.port)
+                    for _ in range(min(BATCH, count - first))
+                )
+            )
+            batch = [client for _, client in made]
+            self.transports += [transport for transport, _ in made]
+            self.clients += batch
+            await asyncio.gather(*(client.call(None) for client in batch))
+        return time.perf_counter() - started
+
+    def start_trickle(self, every: float) -> None:
+        self.trickle = Phase(interval=every, end=math.inf)
+        for client in self.clients:
+            waiter = client.call(self.trickle)
+            waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self.waiters.append(waiter)
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+
+async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], key: str) -> None:
+    split = CpuSplit(args.pin)
+    print(f"connections benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"python {sys.version.split()[0]}, bastion {tree_state()}, {os.cpu_count()} CPUs")
+    auth = {"Authorization": f"Bearer {key}"}
+    procs: list[subprocess.Popen[bytes]] = []
+    children: list[int] = []
+    try:
+        target = launch(
+            "on",
+            _config(tmp),
+            tmp / "on.log",
+            plain=False,
+            env=env,
+            auth=auth,
+            affinity=split.server_affinity,
+            started=(procs, children),
+        )
+        assert target.port is not None
+        if split.pin:
+            os.sched_setaffinity(0, {split.load_cpu})
+        gw = target.pids["gateway"]
+        await run_phase(target, CLIENTS, 0.5)  # warm-up, unrecorded
+        rss = {"before": rss_kib(gw)}
+        phases: dict[str, Target] = {}
+
+        async def rounds(label: str) -> None:
+            phases[label] = target.fresh()
+            own = time.process_time()
+            wall = time.perf_counter()
+            for _ in range(args.rounds):
+                await run_phase(phases[label], CLIENTS, args.seconds)
+            share = (time.process_time() - own) / (time.perf_counter() - wall)
+            print(f"  {label}: done; load generator CPU {share:.0%} of its core")
+
+        await rounds("baseline")
+        held = Held(target.port, http_request(target.port, target.tool, auth))
+        took = await held.open(args.connections)
+        print(f"  opened {args.connections} connections, one call each, in {took:.1f} s")
+        rss["held"] = rss_kib(gw)
+        held.start_trickle(args.every)
+        await asyncio.sleep(1.0)
+        collections = full_collections(target.port)
+        await rounds("held")
+        done = full_collections(target.port)
+        gc = (done[0] - collections[0], done[1] - collections[1])
+        rss["held, after the rounds"] = rss_kib(gw)
+        trickle = held.trickle
+        held.close()
+        await asyncio.sleep(2.0)
+        rss["closed"] = rss_kib(gw)
+        await rounds("baseline again")
+        report(args, phases, rss, trickle, gc)
+    finally:
+        stop_servers(procs, children)
+        if split.pin:
+            os.sched_setaffinity(0, set(split.cpus))
+
+
+def report(
+    args: argparse.Namespace,
+    phases: dict[str, Target],
+    rss: dict[str, int],
+    trickle: Phase,
+    gc: tuple[int, float],
+) -> None:
+    print(
+        f"\n{CLIENTS} closed-loop clients, {args.rounds} rounds x {args.seconds:g} s per phase; "
+        f"held: {args.connections} more connections, each calling every {args.every:g} s"
+    )
+    header = f"{'phase':<16} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>6}"
+    print(header)
+    print("-" * len(header))
+    for label, t in phases.items():
+        samples = sorted(t.samples[CLIENTS])
+        rate = t.calls[CLIENTS] / t.seconds[CLIENTS]
+        print(
+            f"{label:<16} {rate:>8.0f} {pct(samples, 0.5):>7.2f} {pct(samples, 0.99):>7.2f} "
+            f"{t.errors[CLIENTS]:>6}"
+        )
+    base = sorted(phases["baseline"].samples[CLIENTS] + phases["baseline again"].samples[CLIENTS])
+    held = sorted(phases["held"].samples[CLIENTS])
+    print(
+        f"held / baseline: p50 {pct(held, 0.5) / pct(base, 0.5):.2f}x, "
+        f"p99 {pct(held, 0.99) / pct(base, 0.99):.2f}x"
+    )
+    answered = sorted(trickle.latencies)
+    p50, p99 = pct(answered, 0.5), pct(answered, 0.99)
+    print(
+        f"the held clients' own calls while the rounds ran: {len(answered)} answered, "
+        f"{trickle.errors} failed, p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+    )
+    print(f"gateway full collections while held: {gc[0]}, {gc[1] * 1e3:.0f} ms paused in all")
+    print("gateway RSS: " + ", ".join(f"{k} {v / 1024:.0f} MiB" for k, v in rss.items()))
+    per = (rss["held"] - rss["before"]) / max(1, args.connections)
+    print(f"  {per:.1f} KiB per held connection")
+    worst = max(pct(held, 0.99), pct(answered, 0.99))
+    verdict = "met" if worst < GOAL_P99_MS else "MISSED"
+    print(
+        f"goal (seed 004): p99 under {GOAL_P99_MS:.0f} ms with {args.connections} connections "
+        f"held: {verdict} ({worst:.1f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,8 +10,9 @@ from tests.admin.support import Admin, serve_in_thread
 
 
 @pytest.fixture
-def admin(tmp_path: Path) -> Admin:
-    return Admin(tmp_path)
+def admin(tmp_path: Path) -> Iterator[Admin]:
+    with Admin(tmp_path) as admin:
+        yield admin
 
 
 @pytest.fixture
@@ -21,8 +22,17 @@ def client(admin: Admin) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def shared_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def shared_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
+    """The Admin behind ``shared_client`` (its keys: ``shared_admin.auth(ADMIN)``)."""
+    with Admin(tmp_path_factory.mktemp("admin")) as admin:
+        yield admin
+
+
+@pytest.fixture(scope="module")
+def shared_client(shared_admin: Admin) -> Iterator[httpx.Client]:
     """One server for a module's tests that change nothing (refusals, reads)."""
-    app = Admin(tmp_path_factory.mktemp("admin")).app()
-    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with (
+        serve_in_thread(shared_admin.app()) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
         yield client

@@ -1,47 +1,65 @@
-"""Admin API test support: the real key store (``StoreKeys`` over a ``KeyStore`` in
-tmp_path), the real policy file and audit database, and the app served on a loopback socket.
+"""Admin API test support: one ``AdminApi`` over the gateway's real parts, served on a
+loopback socket.
 
-Two stand-ins, because these tests are about the API layer alone: ``token_authenticator``
-maps fixed test tokens to principals, and ``MemoryApprovals`` holds two seeded approvals
-(real ones need a held tool or a call waiting for a human). The gateway's real wiring of
-both is tested end to end in tests/pipeline/test_admin_e2e.py.
+- Authentication: the gateway's ``Authenticator`` (built from the ``auth`` section of a real
+  configuration, as ``Security`` builds it), called as src/bastion/pipeline/admin_mount.py
+  calls it. Callers present real API keys (``bst_...``) created in the API's own key store
+  (``StoreKeys`` over a ``KeyStore`` in tmp_path, the one ``/api/v1/keys`` manages): names
+  ``admin``, ``auditor`` and ``user`` (roles user, developer), so principals are
+  ``apikey:<name>``. Each ``Admin`` has its own keys: use ``admin.auth(ADMIN)``.
+- Approvals: ``GatewayApprovals`` over a real ``ApprovalGate`` and a real ``PinStore``, with
+  the gateway's catalog rebuild as its ``on_pins_changed``. ``Admin.call`` makes a real tool
+  call through the authorize stage (``CALL_POLICY``, ``approval: human``; the policy file the
+  API serves has no rules for an MCP handshake), which leaves a call waiting for an admin;
+  ``Admin.hold_changed_tool`` makes the pin store hold a changed definition.
+- Upstreams: the real ``Gateway`` the API reads status from, configured with one upstream
+  (``github``) and never started (the tests need no upstream process), so its one replica is
+  ``starting``; tests/pipeline/test_admin_e2e.py sees them ``ready`` in a running gateway.
+- Policy and audit: the real policy file (``PolicyStore``) and audit database, read with
+  ``SqliteAudit`` (no live log runs here, so there is nothing for ``LiveAudit`` to flush).
+
+Two things stay the tests' own: the admin events go to ``Admin.events`` (the gateway writes
+them to its audit log, as test_audit.py does with ``audit_events``), and ``WWW-Authenticate``
+is the API's plain ``Bearer`` challenge (the gateway adds its RFC 9728 metadata URL; see
+test_admin_e2e.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import secrets
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 import anyio
-import msgspec
 import uvicorn
 
 from bastion._types import JSONObject
-from bastion.admin import (
-    AdminApi,
-    AdminBackends,
-    ApprovalRecord,
-    ApprovalStatus,
-    Authenticate,
-    Conflict,
-    FilePolicies,
-    NotFound,
-    SqliteAudit,
-)
+from bastion.admin import AdminApi, AdminBackends, Authenticate, FilePolicies, SqliteAudit
 from bastion.audit import AuditRecord, AuditStore
-from bastion.auth.keys import KeyStore
-from bastion.auth.principal import Principal, Unauthenticated
-from bastion.pipeline.admin_backends import StoreKeys
+from bastion.auth import Authenticator, KeyStore, Principal
+from bastion.config import parse_config
+from bastion.errors import PeerError
+from bastion.gateway.gateway import Gateway
+from bastion.guard import PinStore, tool_hash
+from bastion.pipeline import ApprovalGate, AuthorizeStage
+from bastion.pipeline.admin_backends import GatewayApprovals, StoreKeys
 from bastion.policy import PolicyStore
+from bastion.protocol.request_state import RequestStateSealer
+from bastion.protocol.versions import Era
+from tests.pipeline.support import app_with_tools, guarded, policy
+from tests.support import BASTION
 
-ADMIN = "admin-token"
-AUDITOR = "auditor-token"
-USER = "user-token"
+# Names of the API keys every Admin creates, and their roles.
+ADMIN = "admin"
+AUDITOR = "auditor"
+USER = "user"
 ROLES = {ADMIN: ("admin",), AUDITOR: ("auditor",), USER: ("user", "developer")}
 
 POLICY = """\
@@ -55,60 +73,54 @@ rules:
     tools: ["github__search"]
 """
 
+# The gateway's configuration: one upstream, and API-key authentication (``api_keys.db`` is
+# set per Admin).
+CONFIG = f"""\
+servers:
+  github:
+    command: {json.dumps(str(BASTION))}
+    args: [fixture, --stdio]
+auth:
+  resource: http://127.0.0.1/mcp
+"""
 
-def token_authenticator() -> Authenticate:
-    """Fixed tokens to Principals: enough to exercise the API's own access rules."""
+# What the authorize stage enforces for ``Admin.call``: developers may run shell__exec once
+# a human approved (TC-6).
+CALL_POLICY = """\
+roles:
+  developer:
+rules:
+  - id: handshake
+    effect: allow
+    roles: [developer]
+    methods: [initialize, ping, "notifications/*", tools/list, server/discover]
+  - id: devs-exec
+    effect: allow
+    roles: [developer]
+    tools: [shell__exec]
+security:
+  tools:
+    shell__exec: {level: high, approval: human}
+"""
+_CALL_RULES = policy(CALL_POLICY)
 
-    async def authenticate(header: str | None) -> Principal:
-        if header is None:
-            raise Unauthenticated("no credential", presented=False)
-        scheme, _, token = header.partition(" ")
-        roles = ROLES.get(token) if scheme.lower() == "bearer" else None
-        if roles is None:
-            raise Unauthenticated("unknown token", presented=True)
-        name = token.removesuffix("-token")
-        return Principal(id=name, credential_id=f"key-{name}", method="api-key", roles=roles)
+
+def gateway_authenticate(authenticator: Authenticator) -> Authenticate:
+    """The admin API's ``Authenticate`` as ``admin_api`` (src/bastion/pipeline/admin_mount.py)
+    builds it from the gateway's authenticator: the header and the client's address, no
+    client certificate."""
+
+    async def authenticate(authorization: str | None, peer: str | None) -> Principal:
+        return await authenticator.authenticate(
+            authorization, client_cert=None, peer=peer, now=time.time()
+        )
 
     return authenticate
 
 
 def auth(token: str) -> dict[str, str]:
+    """The ``Authorization`` header presenting ``token`` (any string, e.g. a forged one)."""
     return {"authorization": f"Bearer {token}"}
-
-
-class MemoryApprovals:
-    """Placeholder approval backend (in memory) until the real approval store is wired."""
-
-    def __init__(self) -> None:
-        self.items = {
-            "a1": ApprovalRecord(id="a1", principal="user", tool="shell__exec", requested_at=1.0),
-            "a2": ApprovalRecord(id="a2", principal="user", tool="shell__exec", requested_at=2.0),
-        }
-
-    async def pending(self) -> list[ApprovalRecord]:
-        return [a for a in self.items.values() if a.status == "pending"]
-
-    async def approve(self, approval_id: str, by: str) -> ApprovalRecord:
-        return self._decide(approval_id, by, "approved")
-
-    async def reject(self, approval_id: str, by: str) -> ApprovalRecord:
-        return self._decide(approval_id, by, "rejected")
-
-    def _decide(self, approval_id: str, by: str, status: str) -> ApprovalRecord:
-        old = self.items.get(approval_id)
-        if old is None:
-            raise NotFound("no such approval")
-        if old.status != "pending":
-            raise Conflict("already decided")
-        decision: ApprovalStatus = "approved" if status == "approved" else "rejected"
-        new = msgspec.structs.replace(old, status=decision, decided_by=by)
-        self.items[approval_id] = new
-        return new
-
-
-class StaticUpstreams:
-    def status(self) -> list[JSONObject]:
-        return [{"server": "github", "replica": 0, "state": "ready", "restarts": 0}]
 
 
 def write_audit(path: Path, count: int) -> None:
@@ -131,11 +143,15 @@ def write_audit(path: Path, count: int) -> None:
 
 @dataclass
 class Admin:
-    """One AdminApi over real files in ``root``, and what it reported."""
+    """One AdminApi over the real stores in ``root``, and what it reported. Close it (or use
+    it as a context manager) to close its databases."""
 
     root: Path
-    approvals: MemoryApprovals = field(default_factory=MemoryApprovals)
     events: list[tuple[str | None, str, str | None, str]] = field(default_factory=list)
+    catalog_rebuilds: int = 0
+    calls: list[str] = field(default_factory=list)  # tool runs that passed ``Admin.call``
+    # AU-8's failed-authentication budget per address; every test comes from 127.0.0.1.
+    failures_per_minute: int = 100_000
 
     def __post_init__(self) -> None:
         self.policy_path = self.root / "policy.yaml"
@@ -143,8 +159,48 @@ class Admin:
         self.audit_path = self.root / "audit" / "audit.db"
         write_audit(self.audit_path, 25)
         self.store = PolicyStore(self.policy_path)
-        self.key_store = KeyStore(self.root / "keys" / "keys.db")
+        keys_db = self.root / "keys" / "keys.db"
+        throttle = f"  failed_auth: {{per_address_per_minute: {self.failures_per_minute}}}\n"
+        keys = f"  api_keys: {{db: {json.dumps(str(keys_db))}}}\n"
+        self.config = parse_config(CONFIG + throttle + keys, {})
+        assert self.config.auth is not None
+        # The API's key store, and the API keys every test presents.
+        self.key_store = KeyStore(keys_db)
         self.keys = StoreKeys(self.key_store)
+        self.tokens: dict[str, str] = {}
+        self.key_ids: dict[str, str] = {}
+        for name, roles in ROLES.items():
+            record, self.tokens[name] = self.key_store.create(name, roles)
+            self.key_ids[name] = record.id
+        # The gateway's authenticator opens the same database with its own connection.
+        self.authenticator = Authenticator.from_settings(
+            self.config.auth, default_keys_db=self.root / "keys" / "unused.db"
+        )
+        self.authenticate = gateway_authenticate(self.authenticator)
+        self.gateway = Gateway(
+            self.config, {}, sealer=RequestStateSealer([secrets.token_bytes(32)])
+        )
+        self.gate = ApprovalGate()
+        self.pins = PinStore(self.root / "pins" / "pins.db")
+        self.approvals = GatewayApprovals(self.gate, self.pins, self._catalog_changed)
+
+    async def _catalog_changed(self) -> None:
+        """What ``admin_api`` runs after a pin decision: rebuild the gateway's tool list."""
+        self.catalog_rebuilds += 1
+        await self.gateway.rebuild(("tools",))
+
+    def auth(self, name: str) -> dict[str, str]:
+        """The ``Authorization`` header with this Admin's API key ``name`` (ADMIN, ...)."""
+        return auth(self.tokens[name])
+
+    def backends(self) -> AdminBackends:
+        return AdminBackends(
+            keys=self.keys,
+            policies=FilePolicies(self.store),
+            approvals=self.approvals,
+            audit=SqliteAudit(self.audit_path),
+            upstreams=self.gateway,
+        )
 
     def app(self) -> AdminApi:
         async def on_event(
@@ -152,14 +208,49 @@ class Admin:
         ) -> None:
             self.events.append((principal.id if principal else None, action, target, outcome))
 
-        backends = AdminBackends(
-            keys=self.keys,
-            policies=FilePolicies(self.store),
-            approvals=self.approvals,
-            audit=SqliteAudit(self.audit_path),
-            upstreams=StaticUpstreams(),
-        )
-        return AdminApi(token_authenticator(), backends, audit=on_event)
+        return AdminApi(self.authenticate, self.backends(), audit=on_event)
+
+    async def call(self, name: str, tool: str, arguments: JSONObject) -> JSONObject:
+        """API key ``name`` calls ``tool`` over an MCP session (2025-11-25, in memory) through
+        the authorize stage with ``CALL_POLICY`` and this Admin's ``ApprovalGate``; the tool
+        itself only records that it ran (``calls``).
+
+        Raises:
+            PeerError: refused; while the call waits for an admin, with ``approvalId``.
+        """
+        principal = await self.authenticate(self.auth(name)["authorization"], "127.0.0.1")
+        stages = [AuthorizeStage(lambda: _CALL_RULES, self.gate)]
+        app = app_with_tools(tool, calls=self.calls)
+        async with guarded(app, stages, principal, Era.MODERN) as session:
+            try:
+                return await session.call_tool(tool, arguments)
+            except PeerError as exc:  # raised here, not wrapped by the session's task group
+                refused = exc
+        raise refused
+
+    def hold_changed_tool(self, server: str, pinned: JSONObject, changed: JSONObject) -> str:
+        """Upstream ``server`` offers ``pinned`` (pinned on first use), then ``changed`` (a
+        rug pull, held by the pin store); returns the held definition's approval id."""
+        self.pins.review(server, [pinned])
+        [held] = self.pins.review(server, [changed]).held
+        assert (held.reason, held.hash) == ("changed", tool_hash(changed))
+        return f"pin:{server}:{held.tool}:{held.hash}"
+
+    async def aclose(self) -> None:
+        await self.authenticator.aclose()
+        self.key_store.close()
+        self.pins.close()
+
+    def close(self) -> None:
+        anyio.run(self.aclose)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _bind() -> socket.socket:

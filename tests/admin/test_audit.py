@@ -3,6 +3,7 @@ and admin events recorded into a real AuditLog."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -10,34 +11,24 @@ import anyio
 import httpx
 import pytest
 
-from bastion.admin import AdminApi, AdminBackends, SqliteAudit, audit_events
+from bastion.admin import AdminApi, SqliteAudit, audit_events
 from bastion.audit import AuditLog
-from tests.admin.support import (
-    ADMIN,
-    AUDITOR,
-    USER,
-    Admin,
-    MemoryApprovals,
-    StaticUpstreams,
-    auth,
-    serving,
-    token_authenticator,
-)
+from tests.admin.support import ADMIN, AUDITOR, USER, Admin, serving
 
 
-def test_query_pages_and_filters(client: httpx.Client) -> None:
-    first = client.get("/api/v1/audit?limit=10", headers=auth(AUDITOR)).json()
+def test_query_pages_and_filters(client: httpx.Client, admin: Admin) -> None:
+    first = client.get("/api/v1/audit?limit=10", headers=admin.auth(AUDITOR)).json()
     assert [r["seq"] for r in first["records"]] == list(range(1, 11))
     assert first["next_since_seq"] == 10
     assert first["records"][0]["record"]["principal"] == "user1"
     rest = client.get(
-        "/api/v1/audit", params={"since_seq": 10, "limit": 1000}, headers=auth(ADMIN)
+        "/api/v1/audit", params={"since_seq": 10, "limit": 1000}, headers=admin.auth(ADMIN)
     ).json()
     assert [r["seq"] for r in rest["records"]] == list(range(11, 26))
     mine = client.get(
         "/api/v1/audit",
         params={"principal": "user2", "method": "tools/list"},
-        headers=auth(ADMIN),
+        headers=admin.auth(ADMIN),
     ).json()["records"]
     assert {(r["record"]["principal"], r["record"]["method"]) for r in mine} == {
         ("user2", "tools/list")
@@ -58,24 +49,24 @@ def test_query_pages_and_filters(client: httpx.Client) -> None:
         f"principal={'x' * 513}",
     ],
 )
-def test_bad_query_is_400(client: httpx.Client, query: str) -> None:
-    response = client.get(f"/api/v1/audit?{query}", headers=auth(ADMIN))
+def test_bad_query_is_400(client: httpx.Client, admin: Admin, query: str) -> None:
+    response = client.get(f"/api/v1/audit?{query}", headers=admin.auth(ADMIN))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 
 
 def test_verify_clean_then_tampered(client: httpx.Client, admin: Admin) -> None:
-    report = client.post("/api/v1/audit/verify", headers=auth(AUDITOR)).json()
+    report = client.post("/api/v1/audit/verify", headers=admin.auth(AUDITOR)).json()
     assert report["ok"] is True
     assert (report["records"], report["last_seq"]) == (25, 25)
     conn = sqlite3.connect(admin.audit_path, isolation_level=None)
     conn.execute("DROP TRIGGER records_append_only_u")
     conn.execute("UPDATE records SET record = replace(record, 'user1', 'userX') WHERE seq = 4")
     conn.close()
-    report = client.post("/api/v1/audit/verify", headers=auth(AUDITOR)).json()
+    report = client.post("/api/v1/audit/verify", headers=admin.auth(AUDITOR)).json()
     assert report["ok"] is False
     assert {"seq": 4, "kind": "edited"}.items() <= report["problems"][0].items()
-    assert ("auditor", "audit.verify", "audit", "ok") in admin.events
+    assert ("apikey:auditor", "audit.verify", "audit", "ok") in admin.events
 
 
 def test_missing_database_is_an_empty_log(tmp_path: Path) -> None:
@@ -92,28 +83,21 @@ def test_missing_database_is_an_empty_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_admin_events_go_to_the_audit_log(tmp_path: Path) -> None:
+async def test_admin_events_go_to_the_audit_log(tmp_path: Path, admin: Admin) -> None:
     log_path = tmp_path / "events.db"
-    admin = Admin(tmp_path)
     async with AuditLog(log_path) as log:
-        backends = AdminBackends(
-            keys=admin.keys,
-            policies=admin.app()._backends.policies,
-            approvals=MemoryApprovals(),
-            audit=SqliteAudit(log_path),
-            upstreams=StaticUpstreams(),
-        )
-        app = AdminApi(token_authenticator(), backends, audit=audit_events(log))
+        backends = dataclasses.replace(admin.backends(), audit=SqliteAudit(log_path))
+        app = AdminApi(admin.authenticate, backends, audit=audit_events(log))
         async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
-            await client.post("/api/v1/keys", headers=auth(ADMIN), json={"name": "bot"})
-            await client.get("/api/v1/keys", headers=auth(USER))
+            await client.post("/api/v1/keys", headers=admin.auth(ADMIN), json={"name": "bot"})
+            await client.get("/api/v1/keys", headers=admin.auth(USER))
             await log.flush()
-            page = (await client.get("/api/v1/audit", headers=auth(ADMIN))).json()
+            page = (await client.get("/api/v1/audit", headers=admin.auth(ADMIN))).json()
     records = [r["record"] for r in page["records"]]
     assert [
         (r["kind"], r["method"], r["principal"], r["decision"], r["outcome"]) for r in records
     ] == [
-        ("admin", "keys.create", "admin", "allow", "ok"),
-        ("admin", "listKeys", "user", "deny", "forbidden"),
+        ("admin", "keys.create", "apikey:admin", "allow", "ok"),
+        ("admin", "listKeys", "apikey:user", "deny", "forbidden"),
     ]
-    assert records[0]["credential_id"] == "key-admin"
+    assert records[0]["credential_id"] == f"apikey:{admin.key_ids[ADMIN]}"

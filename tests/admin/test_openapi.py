@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi import checks as oa
 
 from bastion.admin import OPENAPI, ROUTES
-from tests.admin.support import ADMIN, Admin, auth, serve_in_thread
+from tests.admin.support import ADMIN, Admin, serve_in_thread
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 CHECKS = [
@@ -49,9 +49,14 @@ def test_only_the_document_itself_is_public() -> None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    admin = Admin(tmp_path_factory.mktemp("fuzz"))
-    with serve_in_thread(admin.app()) as url:
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
+    with Admin(tmp_path_factory.mktemp("fuzz")) as admin:
+        yield admin
+
+
+@pytest.fixture(scope="module")
+def live(fuzzed: Admin) -> Iterator[str]:
+    with serve_in_thread(fuzzed.app()) as url:
         yield url
 
 
@@ -89,9 +94,19 @@ def _fuzz(
     run()
 
 
+def _still_admin(live: str, fuzzed: Admin) -> None:
+    """The admin's key is a real one in the fuzzed key store: had the fuzzer revoked or
+    rotated it (by its name), the rest would be an anonymous fuzz."""
+    keys = requests.get(f"{live}/api/v1/keys", headers=fuzzed.auth(ADMIN), timeout=10)
+    assert keys.status_code == 200
+
+
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_fuzz_as_admin(schema: schemathesis.BaseSchema, live: str, label: str) -> None:
-    _fuzz(schema, live, label, auth(ADMIN))
+def test_fuzz_as_admin(
+    schema: schemathesis.BaseSchema, live: str, fuzzed: Admin, label: str
+) -> None:
+    _fuzz(schema, live, label, fuzzed.auth(ADMIN))
+    _still_admin(live, fuzzed)
 
 
 # Invalid data (wrong types, out-of-range numbers, malformed ids and bodies) from an admin:
@@ -100,8 +115,11 @@ WITH_INPUT = sorted(f"{r.method} {r.path}" for r in ROUTES if "{" in r.path or r
 
 
 @pytest.mark.parametrize("label", [*WITH_INPUT, "GET /api/v1/audit"])
-def test_fuzz_invalid_data_as_admin(schema: schemathesis.BaseSchema, live: str, label: str) -> None:
-    _fuzz(schema, live, label, auth(ADMIN), schemathesis.GenerationMode.NEGATIVE)
+def test_fuzz_invalid_data_as_admin(
+    schema: schemathesis.BaseSchema, live: str, fuzzed: Admin, label: str
+) -> None:
+    _fuzz(schema, live, label, fuzzed.auth(ADMIN), schemathesis.GenerationMode.NEGATIVE)
+    _still_admin(live, fuzzed)
 
 
 @pytest.mark.parametrize("label", OPERATIONS)

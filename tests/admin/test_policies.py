@@ -9,10 +9,15 @@ import json
 import httpx
 import pytest
 
-from tests.admin.support import ADMIN, POLICY, Admin, auth
+from tests.admin.support import ADMIN, POLICY, Admin
 
-YAML = {**auth(ADMIN), "content-type": "application/yaml"}
-JSON = {**auth(ADMIN), "content-type": "application/json"}
+YAML = "application/yaml"
+JSON = "application/json"
+
+
+def as_admin(admin: Admin, content_type: str) -> dict[str, str]:
+    return {**admin.auth(ADMIN), "content-type": content_type}
+
 
 NEW_POLICY = """\
 roles:
@@ -30,24 +35,24 @@ rules:
 """
 
 
-def test_get_returns_the_file_and_its_version(client: httpx.Client) -> None:
-    body = client.get("/api/v1/policies", headers=auth(ADMIN)).json()
+def test_get_returns_the_file_and_its_version(client: httpx.Client, admin: Admin) -> None:
+    body = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
     assert body["policy"] == POLICY
     assert body["rules"] == 1
     assert len(body["version"]) == 64
 
 
 def test_put_yaml_round_trip(client: httpx.Client, admin: Admin) -> None:
-    before = client.get("/api/v1/policies", headers=auth(ADMIN)).json()
-    put = client.put("/api/v1/policies", headers=YAML, content=NEW_POLICY)
+    before = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
+    put = client.put("/api/v1/policies", headers=as_admin(admin, YAML), content=NEW_POLICY)
     assert put.status_code == 200
     assert put.json()["rules"] == 2
-    after = client.get("/api/v1/policies", headers=auth(ADMIN)).json()
+    after = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
     assert after == {"version": put.json()["version"], "rules": 2, "policy": NEW_POLICY}
     assert after["version"] != before["version"]
     assert admin.policy_path.read_text() == NEW_POLICY
     assert [r.id for r in admin.store.current.rules] == ["devs-read", "admins"]
-    assert ("admin", "policies.set", put.json()["version"], "ok") in admin.events
+    assert ("apikey:admin", "policies.set", put.json()["version"], "ok") in admin.events
 
 
 def test_put_json(client: httpx.Client, admin: Admin) -> None:
@@ -55,13 +60,15 @@ def test_put_json(client: httpx.Client, admin: Admin) -> None:
         "roles": {"viewer": None},
         "rules": [{"id": "v", "effect": "allow", "roles": ["viewer"], "tools": ["a"]}],
     }
-    put = client.put("/api/v1/policies", headers=JSON, content=json.dumps(document))
+    put = client.put(
+        "/api/v1/policies", headers=as_admin(admin, JSON), content=json.dumps(document)
+    )
     assert put.status_code == 200
     assert [r.id for r in admin.store.current.rules] == ["v"]
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "message"),
+    ("content_type", "body", "message"),
     [
         (YAML, "rules: [\n", "policy:"),
         (
@@ -83,9 +90,9 @@ def test_put_json(client: httpx.Client, admin: Admin) -> None:
     ],
 )
 def test_invalid_policy_is_400_naming_the_problem(
-    client: httpx.Client, admin: Admin, headers: dict[str, str], body: str | bytes, message: str
+    client: httpx.Client, admin: Admin, content_type: str, body: str | bytes, message: str
 ) -> None:
-    response = client.put("/api/v1/policies", headers=headers, content=body)
+    response = client.put("/api/v1/policies", headers=as_admin(admin, content_type), content=body)
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["error"] == "invalid_policy"
@@ -96,9 +103,9 @@ def test_invalid_policy_is_400_naming_the_problem(
     assert admin.events[-1][1:] == ("policies.set", None, "invalid_policy")
 
 
-def test_unsupported_content_type_is_415(client: httpx.Client) -> None:
+def test_unsupported_content_type_is_415(client: httpx.Client, admin: Admin) -> None:
     for content_type in (None, "text/plain", "application/xml"):
-        headers = auth(ADMIN) | ({"content-type": content_type} if content_type else {})
+        headers = admin.auth(ADMIN) | ({"content-type": content_type} if content_type else {})
         response = client.put("/api/v1/policies", headers=headers, content=NEW_POLICY)
         assert response.status_code == 415
         assert response.json()["error"] == "unsupported_media_type"
@@ -106,6 +113,7 @@ def test_unsupported_content_type_is_415(client: httpx.Client) -> None:
 
 def test_replacement_keeps_the_file_mode(client: httpx.Client, admin: Admin) -> None:
     admin.policy_path.chmod(0o640)
-    assert client.put("/api/v1/policies", headers=YAML, content=NEW_POLICY).status_code == 200
+    put = client.put("/api/v1/policies", headers=as_admin(admin, YAML), content=NEW_POLICY)
+    assert put.status_code == 200
     assert admin.policy_path.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in admin.root.iterdir() if p.name.startswith(".policy")] == []

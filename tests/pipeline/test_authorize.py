@@ -193,3 +193,29 @@ async def test_human_approval_by_an_admin_for_a_client_that_cannot_elicit() -> N
         with pytest.raises(PeerError):  # one approval, one call
             await client.call_tool("github__delete_repo", {"repo": "old"})
     assert calls == ["github__delete_repo"]
+
+
+async def test_an_approval_keeps_its_request_time_and_the_retry_window_runs_from_the_decision() -> (
+    None
+):
+    """TC-6: ``created`` stays when the call was asked for; the ``ttl`` for the retry starts
+    at the decision; a decided entry is still found by ``get`` (so deciding it again is a
+    conflict, not "no such approval") until it expires."""
+    now = [1000.0]
+    rules = fixed()
+    gate = ApprovalGate(ttl=60.0, wall_clock=lambda: now[0])
+    app = app_with_tools(*TOOLS, calls=[])
+    stages = [AuthorizeStage(lambda: rules, gate)]
+    async with guarded(app, stages, principal("olga", "ops"), Era.MODERN) as client:
+        with pytest.raises(PeerError) as first:
+            await client.call_tool("github__delete_repo", {"repo": "old"})
+        approval_id = first.value.peer_data["approvalId"]
+        now[0] += 50.0  # decided late in the window
+        decided = gate.decide(approval_id, approve=True, by="admin:root")
+        assert decided is not None
+        assert (decided.created, decided.decided_at) == (1000.0, 1050.0)
+        assert gate.decide(approval_id, approve=False, by="admin:root") is None  # not pending
+        now[0] += 50.0  # 100 s after the request, 50 s after the decision: still usable
+        assert gate.get(approval_id) is decided
+        await client.call_tool("github__delete_repo", {"repo": "old"})
+        assert gate.get(approval_id) is None  # used: gone

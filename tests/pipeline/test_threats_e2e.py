@@ -473,7 +473,8 @@ def test_tc6_high_security_call_waits_for_an_admin_and_runs_once(gw: Gateway) ->
     approved = gw.admin("POST", f"/approvals/{approval_id}/approve")
     assert approved.status_code == 200, approved.text
     assert approved.json()["approval"]["status"] == "approved"
-    assert gw.admin("POST", f"/approvals/{approval_id}/approve").status_code == 404
+    # Deciding it again is a conflict while the approval waits for alice's retry.
+    assert gw.admin("POST", f"/approvals/{approval_id}/approve").status_code == 409
 
     other = _error(gw.call("alice", APPROVAL_TOOL, {"text": "something else"}))
     assert other["data"]["approvalId"] != approval_id
@@ -483,6 +484,8 @@ def test_tc6_high_security_call_waits_for_an_admin_and_runs_once(gw: Gateway) ->
     assert ran["result"]["content"][0]["text"] == "deploy to prod"
     again = _error(gw.call("alice", APPROVAL_TOOL, args))
     assert again["data"]["approvalId"] not in (approval_id, other["data"]["approvalId"])
+    # Used by the retry, the approval is gone: no such pending approval.
+    assert gw.admin("POST", f"/approvals/{approval_id}/reject").status_code == 404
 
     records = gw.audit()
     decided = [

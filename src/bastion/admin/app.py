@@ -17,6 +17,7 @@ log entry carrying an id.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
@@ -49,8 +50,9 @@ ADMIN_ROLE: Final = "admin"
 AUDITOR_ROLE: Final = "auditor"
 MAX_TARGET: Final = 256  # audit names are capped at 512; a path is attacker-controlled
 
-Authenticate = Callable[[str | None], Awaitable[Principal]]
-"""``(Authorization header or None) -> Principal``; raises ``Unauthenticated``."""
+Authenticate = Callable[[str | None, str | None], Awaitable[Principal]]
+"""``(Authorization header or None, client address or None) -> Principal``; raises
+``Unauthenticated``. The address lets failed attempts be throttled per client (AU-8)."""
 AdminEvent = Callable[[Principal | None, str, str | None, str], Awaitable[None]]
 """``(principal, action, target, outcome)``: one admin action or refusal, for the audit log."""
 Challenge = Callable[[str | None], str]
@@ -112,9 +114,14 @@ class AdminApi:
         if access == "public":
             return h.Reply(200, self._openapi, (), "application/json")
         try:
-            principal = await self._authenticate(headers.get("authorization"))
+            client = scope.get("client")
+            peer = str(client[0]) if client else None
+            principal = await self._authenticate(headers.get("authorization"), peer)
         except Unauthenticated as exc:
             await self._refused(None, method, path, "unauthenticated")
+            retry = getattr(exc, "retry_after", None)
+            if isinstance(retry, float | int):  # this address failed too often (AU-8)
+                return h.Reply(429, headers=(("retry-after", str(max(1, math.ceil(retry)))),))
             error = "invalid_token" if exc.presented else None
             return h.Reply(401, headers=(("www-authenticate", self._challenge(error)),))
         allowed = {ADMIN_ROLE} if access == "admin" else {ADMIN_ROLE, AUDITOR_ROLE}

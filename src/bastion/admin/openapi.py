@@ -38,6 +38,7 @@ _REFUSALS: Final[JSONObject] = {
     "401": {"$ref": "#/components/responses/Unauthenticated"},
     "403": {"$ref": "#/components/responses/Forbidden"},
     "413": {"$ref": "#/components/responses/TooLarge"},
+    "429": {"$ref": "#/components/responses/Throttled"},
 }
 _BODY_ERRORS: Final[JSONObject] = {
     "400": _error("The body is not valid for this operation (the message says why)."),
@@ -374,7 +375,8 @@ OPENAPI: Final[JSONObject] = {
         f"{PREFIX}/approvals": {
             "get": _op(
                 "listApprovals",
-                "Calls waiting for a human decision.",
+                "Waiting for an admin: high-security calls (ids apr_...) and held tool definitions "
+                "(ids pin:<server>:<tool>:<hash>, principal upstream:<server>).",
                 {
                     "200": _json(
                         {
@@ -394,7 +396,7 @@ OPENAPI: Final[JSONObject] = {
         f"{PREFIX}/approvals/{{id}}/approve": {
             "post": _op(
                 "approve",
-                "Approve a held call.",
+                "Approve a call (its retry then runs once) or a held tool definition (pinned).",
                 {
                     "200": _json(_APPROVAL_RESULT, "Approved."),
                     **_DECIDED,
@@ -406,7 +408,7 @@ OPENAPI: Final[JSONObject] = {
         f"{PREFIX}/approvals/{{id}}/reject": {
             "post": _op(
                 "reject",
-                "Reject a held call.",
+                "Reject a call or a held tool definition (hidden for good).",
                 {"200": _json(_APPROVAL_RESULT, "Rejected."), **_DECIDED},
                 tag="approvals",
                 parameters=[_ID],
@@ -488,6 +490,10 @@ OPENAPI: Final[JSONObject] = {
                 "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
             },
             "TooLarge": _error(f"The body is larger than {MAX_BODY} bytes."),
+            "Throttled": {
+                "description": "This address failed to authenticate too often (no body).",
+                "headers": {"Retry-After": {"required": True, "schema": {"type": "integer"}}},
+            },
         },
     },
 }

@@ -314,6 +314,19 @@ class PinStore:
             rows = self._db.execute(query + " ORDER BY first_seen, server, tool", args).fetchall()
         return [_pending(row) for row in rows]
 
+    def decided(self, server: str, tool: str, digest: str) -> bool:
+        """Whether definition ``digest`` of ``server``'s ``tool`` was approved (it is pinned)
+        or rejected: an admin has already answered for it."""
+        with self._lock:
+            for table in ("pins", "rejected"):
+                row = self._db.execute(
+                    f"SELECT 1 FROM {table} WHERE server = ? AND tool = ? AND hash = ?",  # noqa: S608 - fixed names
+                    (server, tool, digest),
+                ).fetchone()
+                if row is not None:
+                    return True
+        return False
+
     def approved(self, server: str) -> dict[str, str]:
         """``server``'s pinned tools: name -> hash."""
         with self._lock:

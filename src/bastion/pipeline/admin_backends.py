@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -130,32 +129,48 @@ class GatewayApprovals:
         return await self._decide(approval_id, by, approve=False)
 
     async def _decide(self, approval_id: str, by: str, *, approve: bool) -> ApprovalRecord:
+        """404 for an id never held (or forgotten), 409 for one already decided."""
         status: ApprovalStatus = "approved" if approve else "rejected"
         if approval_id.startswith("pin:") and self._pins is not None:
-            _, server, tool, digest = [*approval_id.split(":", 3), "", "", ""][:4]
-            pins = self._pins
-            decide = pins.approve if approve else pins.reject
-            try:
-                await anyio.to_thread.run_sync(lambda: decide(server, tool, digest, by=by))
-            except NotPending as exc:
-                raise NotFound("no such pending approval") from exc
-            await self._changed()
-            return ApprovalRecord(
-                id=approval_id,
-                principal=f"upstream:{server}",
-                tool=tool,
-                requested_at=time.time(),
-                status=status,
-                decided_by=by,
-            )
-        item = self._calls.decide(approval_id, approve=approve, by=by)
+            return await self._decide_pin(self._pins, approval_id, by, status)
+        item = self._calls.get(approval_id)
         if item is None:
             raise NotFound("no such pending approval")
+        if self._calls.decide(approval_id, approve=approve, by=by) is None:
+            raise Conflict("already decided")
         return ApprovalRecord(
             id=item.id,
             principal=item.principal,
             tool=item.tool,
             requested_at=item.created,
+            status=status,
+            decided_by=by,
+        )
+
+    async def _decide_pin(
+        self, pins: PinStore, approval_id: str, by: str, status: ApprovalStatus
+    ) -> ApprovalRecord:
+        # pin:<server>:<tool>:<hash>: server names have no ':' and hashes are hex, so a
+        # tool name may hold ':' itself.
+        server, _, rest = approval_id.removeprefix("pin:").partition(":")
+        tool, _, digest = rest.rpartition(":")
+        held = await anyio.to_thread.run_sync(pins.pending, server)
+        item = next((p for p in held if p.tool == tool and p.hash == digest), None)
+        if item is None:
+            if await anyio.to_thread.run_sync(pins.decided, server, tool, digest):
+                raise Conflict("already decided")
+            raise NotFound("no such pending approval")
+        decide = pins.approve if status == "approved" else pins.reject
+        try:
+            await anyio.to_thread.run_sync(lambda: decide(server, tool, digest, by=by))
+        except NotPending as exc:  # decided (or changed again) since it was read
+            raise Conflict("already decided") from exc
+        await self._changed()
+        return ApprovalRecord(
+            id=approval_id,
+            principal=f"upstream:{server}",
+            tool=tool,
+            requested_at=item.first_seen,
             status=status,
             decided_by=by,
         )

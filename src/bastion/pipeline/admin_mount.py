@@ -51,12 +51,13 @@ def admin_api(security: Security) -> AdminApi:
     config = security.config
     gateway = security.gateway
 
-    async def authenticate(authorization: str | None) -> Principal:
-        """Raises ``Unauthenticated`` (401); the local user on a gateway without auth."""
+    async def authenticate(authorization: str | None, peer: str | None) -> Principal:
+        """Raises ``Unauthenticated`` (401); the local user on a gateway without auth. Failed
+        attempts count against ``peer``'s budget, as on ``/mcp`` (AU-8)."""
         if security.authenticator is None:
             return local_principal()
         return await security.authenticator.authenticate(
-            authorization, client_cert=None, peer=None, now=time.time()
+            authorization, client_cert=None, peer=peer, now=time.time()
         )
 
     def challenge(error: str | None) -> str:

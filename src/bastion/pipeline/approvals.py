@@ -38,9 +38,14 @@ class CallApproval(msgspec.Struct, kw_only=True):
     principal: str
     tool: str
     arguments_sha256: str
-    created: float
+    created: float  # when the call was first refused for want of approval
     state: Literal["pending", "approved", "rejected"] = "pending"
     decided_by: str | None = None
+    decided_at: float | None = None  # the retry window runs from here
+
+    def since(self) -> float:
+        """When this entry's ``ttl`` started: the decision, else the request."""
+        return self.created if self.decided_at is None else self.decided_at
 
 
 class ApprovalGate:
@@ -86,6 +91,12 @@ class ApprovalGate:
         self._expire()
         return [item for item in self._items.values() if item.state == "pending"]
 
+    def get(self, approval_id: str) -> CallApproval | None:
+        """The entry ``approval_id`` while it is remembered (pending, or decided and not yet
+        used by the retry), else None."""
+        self._expire()
+        return self._items.get(approval_id)
+
     def decide(self, approval_id: str, *, approve: bool, by: str) -> CallApproval | None:
         """Approve or reject a pending call; None when there is no such pending call."""
         self._expire()
@@ -94,12 +105,12 @@ class ApprovalGate:
             return None
         item.state = "approved" if approve else "rejected"
         item.decided_by = by
-        item.created = self._wall()  # the retry window starts now
+        item.decided_at = self._wall()
         return item
 
     def _expire(self) -> None:
         cutoff = self._wall() - self._ttl
-        for key in [k for k, v in self._items.items() if v.created < cutoff]:
+        for key in [k for k, v in self._items.items() if v.since() < cutoff]:
             del self._items[key]
 
     async def _ask(self, exchange: Exchange) -> None:

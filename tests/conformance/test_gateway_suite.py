@@ -1,6 +1,7 @@
-"""The official conformance suite through the gateway: ``bastion serve`` fronting the
-fixture (a) as a stdio child and (b) over HTTP, with ``prefix: ""`` because the suite calls
-the fixture's tools by their bare names. Same pinned runs and bar as against the fixture."""
+"""SECURITY.md VT-1: the official conformance suite through the gateway: ``bastion serve``
+fronting the fixture (a) as a stdio child and (b) over HTTP, with ``prefix: ""`` because the
+suite calls the fixture's tools by their bare names. Same pinned runs and bar as against
+the fixture."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The official conformance suite against the fixture over Streamable HTTP (a real process).
+"""The official conformance suite against the fixture over Streamable HTTP (a real process);
+SECURITY.md VT-1.
 
 Three pinned runs, none with an expected-failures list: 0.1.16's default suite, and
 0.2.0-alpha.12 with ``--requirements 2025-11-25`` and ``--requirements 2026-07-28``. Every

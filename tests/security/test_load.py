@@ -1,7 +1,7 @@
 """SECURITY.md VT-4 (many connections on loopback: every one answered, memory bounded and
-given back) and the configurable face limits of DS-1 (body cap) and DS-2 (idle keep-alive,
-max connections), each against its own real ``bastion serve`` with API keys, the policy
-file and the audit log on.
+given back) and the configurable face limits of DS-1 (body cap) and DS-2 (body deadline,
+idle keep-alive, max connections), each against its own real ``bastion serve`` with API
+keys, the policy file and the audit log on.
 
 Latency under load is measured, not asserted: ``bench/connections.py`` (see bench/README.md).
 """
@@ -39,6 +39,7 @@ BATCH = 500
 RSS_PER_CONNECTION = 32 * 1024  # bytes; measured ~12 KiB (bench/connections.py)
 SMALL_BODY = 2048
 SMALL_KEEP_ALIVE = 1
+SMALL_BODY_TIMEOUT = 1.0
 SMALL_CONNECTIONS = 40
 
 
@@ -84,8 +85,8 @@ def roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     limits = (
-        f"{{max_body: {SMALL_BODY}, keep_alive_timeout: {SMALL_KEEP_ALIVE}, "
-        f"max_connections: {SMALL_CONNECTIONS}}}"
+        f"{{max_body: {SMALL_BODY}, body_timeout: {SMALL_BODY_TIMEOUT}, "
+        f"keep_alive_timeout: {SMALL_KEEP_ALIVE}, max_connections: {SMALL_CONNECTIONS}}}"
     )
     yield from _serve(tmp_path_factory.mktemp("small"), limits)
 
@@ -294,6 +295,21 @@ def test_ds1_the_configured_body_cap_applies(small: Served) -> None:
         assert served.status_code == 200, served.text
         assert "a" * 100 in answer_of(served)["result"]["content"][0]["text"]
         assert client.post("/mcp", content=over).status_code == 413
+
+
+def test_ds2_a_body_slower_than_the_configured_deadline_is_408(small: Served) -> None:
+    """DS-2: ``gateway.http.body_timeout`` (1 s here): a client that declares a body and
+    sends only part of it is answered 408 once the deadline passes, and disconnected."""
+    request = _call(small.port, small.key)
+    with socket.create_connection(("127.0.0.1", small.port), timeout=10) as sock:
+        sock.sendall(request[:-10])  # the head and all but the last 10 bytes of the body
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert SMALL_BODY_TIMEOUT - 0.2 <= waited < SMALL_BODY_TIMEOUT + 5
 
 
 def test_ds2_an_idle_keep_alive_connection_is_closed_after_the_configured_time(

@@ -11,7 +11,7 @@ test_authorization.py   AZ-1 AZ-2 AZ-3 AZ-4 TC-5 TC-6
 test_sessions.py        SE-1 SE-2 SE-3 SE-4
 test_input.py           IN-1 IN-2 IN-5
 test_exhaustion.py      DS-1 DS-2 DS-4
-test_load.py            VT-4 (10,000 connections), DS-1 DS-2 limits from `gateway.http`
+test_load.py            VT-4 (10,000 connections; DS-3 accuracy under a race), DS-1 DS-2 limits
 test_upstream.py        UP-1 UP-4 UP-5
 test_audit.py           AD-1 AD-2 AD-3
 test_mtls.py            AU-1 AU-2 with mTLS client certificates over HTTPS

@@ -41,12 +41,15 @@ SMALL_BODY = 2048
 SMALL_KEEP_ALIVE = 1
 SMALL_BODY_TIMEOUT = 1.0
 SMALL_CONNECTIONS = 40
+BURST = 20
+RACERS = 200  # concurrent calls racing for the burst, each on its own connection
 
 
 @dataclass
 class Served:
     port: int
-    key: str
+    key: str  # alice's API key
+    bob: str  # bob's
     proc: subprocess.Popen[bytes]
     log: Path
 
@@ -55,7 +58,7 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _serve(tmp: Path, http: str) -> Iterator[Served]:
+def _serve(tmp: Path, http: str, limits: str | None = None) -> Iterator[Served]:
     port = free_port()
     servers = f"""\
   fx:
@@ -65,12 +68,16 @@ def _serve(tmp: Path, http: str) -> Iterator[Served]:
 """
     config = write_config(tmp, port, servers=servers)
     text = config.read_text().replace(f"  port: {port}\n", f"  port: {port}\n  http: {http}\n", 1)
+    if limits is not None:
+        text = text.replace("limits: {per_principal: {rate: 100000, burst: 100000}}", limits)
+        assert limits in text
     config.write_text(text)
     key = create_key(tmp / "keys.db", "alice", "dev")
+    bob = create_key(tmp / "keys.db", "bob", "dev")
     proc = start_serve(config, port, tmp / "serve.log")
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, tmp / "serve.log")
-        yield Served(port=port, key=key, proc=proc, log=tmp / "serve.log")
+        yield Served(port=port, key=key, bob=bob, proc=proc, log=tmp / "serve.log")
     finally:
         stop_process(proc, grace=15)
 
@@ -89,6 +96,13 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         f"keep_alive_timeout: {SMALL_KEEP_ALIVE}, max_connections: {SMALL_CONNECTIONS}}}"
     )
     yield from _serve(tmp_path_factory.mktemp("small"), limits)
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A per-principal bucket of BURST calls that refills one call a minute."""
+    limits = f"limits: {{per_principal: {{rate: 1, per: minute, burst: {BURST}}}}}"
+    yield from _serve(tmp_path_factory.mktemp("limited"), "{}", limits)
 
 
 def _fit_files(needed: int) -> None:
@@ -366,3 +380,30 @@ def test_ds2_bad_limits_in_the_configuration_are_refused(tmp_path: Path) -> None
         stop_process(proc)
     log = (tmp_path / "serve.log").read_text()
     assert "max_body" in log, log
+
+
+def test_vt4_ds3_the_rate_limit_admits_exactly_the_burst_under_concurrency(
+    limited: Served,
+) -> None:
+    """VT-4, DS-3: 200 calls from one principal, on 200 connections, all in flight at once
+    against a bucket of 20: exactly 20 are served and 180 refused with 429 (none admitted
+    twice by a race); another principal's calls are not throttled by it."""
+
+    async def race() -> tuple[list[int], list[int]]:
+        alice_clients = await _open(limited.port, RACERS)
+        bob_clients = await _open(limited.port, 5)
+        try:
+            asked = [
+                c.ask(_call(limited.port, limited.key, i)) for i, c in enumerate(alice_clients)
+            ]
+            alice = [status for status, _ in await asyncio.gather(*asked)]
+            bobs = await asyncio.gather(
+                *(c.ask(_call(limited.port, limited.bob)) for c in bob_clients)
+            )
+        finally:
+            _close(alice_clients + bob_clients)
+        return alice, [status for status, _ in bobs]
+
+    alice, bobs = asyncio.run(race())
+    assert (alice.count(200), alice.count(429)) == (BURST, RACERS - BURST), sorted(set(alice))
+    assert bobs == [200] * 5

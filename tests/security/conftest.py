@@ -115,7 +115,9 @@ class Issuer:
         jwk["e"] = b64url(e)
         return {"keys": [jwk]}
 
-    def claims(self, sub: str = "carol", roles: list[str] | None = None, **extra: Any) -> dict:
+    def claims(
+        self, sub: str = "carol", roles: list[str] | None = None, **extra: Any
+    ) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": ISSUER,
@@ -468,7 +470,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     finally:
         if proc is not None:
             stop_process(proc, grace=15)
-        stop_process(recorder)  # type: ignore[arg-type]
+        stop_process(recorder)
 
 
 # -- a second, smaller gateway ----------------------------------------------------------------

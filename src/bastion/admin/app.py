@@ -118,10 +118,11 @@ class AdminApi:
             peer = str(client[0]) if client else None
             principal = await self._authenticate(headers.get("authorization"), peer)
         except Unauthenticated as exc:
-            await self._refused(None, method, path, "unauthenticated")
             retry = getattr(exc, "retry_after", None)
             if isinstance(retry, float | int):  # this address failed too often (AU-8)
+                await self._refused(None, method, path, "throttled")
                 return h.Reply(429, headers=(("retry-after", str(max(1, math.ceil(retry)))),))
+            await self._refused(None, method, path, "unauthenticated")
             error = "invalid_token" if exc.presented else None
             return h.Reply(401, headers=(("www-authenticate", self._challenge(error)),))
         allowed = {ADMIN_ROLE} if access == "admin" else {ADMIN_ROLE, AUDITOR_ROLE}

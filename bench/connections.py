@@ -10,7 +10,10 @@ during the run. Three phases, A-B-A, so that drift shows:
 1. baseline: 16 closed-loop clients, ``--rounds`` x ``--seconds``: p50, p99, calls/s;
 2. held: ``--connections`` more clients connect (in batches) and each makes one call (all
    must succeed); then each calls again every ``--every`` seconds from a random offset
-   (open loop, the trickle) while the 16 clients run the same rounds;
+   (open loop, the trickle) while the 16 clients run the same rounds. With ``--sessions``
+   each held client first opens a 2025-11-25 session (``initialize``, then
+   ``notifications/initialized``) and makes its calls in it (answers come as SSE), with
+   ``gateway.sessions.max_sessions`` raised to fit;
 3. baseline again, after the held connections have closed.
 
 Reported: the gateway's RSS before, with and after the held connections (KiB per
@@ -36,13 +39,22 @@ from pathlib import Path
 
 import msgspec
 from _common import CpuSplit, add_load_options, stop_servers, tree_state
-from gateway_latency import HttpClient, Phase, Target, http_get, http_request, pct, run_phase
+from gateway_latency import (
+    HttpClient,
+    Phase,
+    Target,
+    http_get,
+    http_request,
+    pct,
+    run_phase,
+)
 from security_overhead import gateway_config, launch, prepare
 
 CLIENTS = 16
 BATCH = 500  # connections opened at once (the listen backlog is larger)
 KEEP_ALIVE = 900  # seconds; the run must not lose its idle clients to the keep-alive timer
 GOAL_P99_MS = 100.0
+LEGACY = "2025-11-25"
 
 
 def main() -> int:
@@ -51,6 +63,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10_000, help="held (10,000)")
     parser.add_argument(
         "--every", type=float, default=60.0, help="seconds between a held client's calls (60)"
+    )
+    parser.add_argument(
+        "--sessions", action="store_true", help="held clients call in 2025-11-25 sessions"
     )
     args = parser.parse_args()
     _fit_files(args.connections + CLIENTS + 256)
@@ -72,10 +87,12 @@ def _fit_files(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def _config(tmp: Path) -> Path:
+def _config(tmp: Path, args: argparse.Namespace) -> Path:
     path = gateway_config(tmp, "on", security=True, audit=True)
     config = msgspec.json.decode(path.read_bytes())
     config["gateway"] = {"http": {"keep_alive_timeout": KEEP_ALIVE}}
+    if args.sessions:
+        config["gateway"]["sessions"] = {"max_sessions": args.connections + 1000}
     path.write_bytes(msgspec.json.encode(config))
     return path
 
@@ -98,12 +115,82 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def _post(port: int, body: bytes, headers: dict[str, str]) -> bytes:
+    head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def legacy_call(port: int, session: str, auth: dict[str, str]) -> bytes:
+    """A 2025-11-25 ``tools/call`` of ``fx__echo`` inside ``session``."""
+    body = msgspec.json.encode(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "fx__echo", "arguments": {"text": "x"}},
+        }
+    )
+    return _post(port, body, _legacy_headers(auth, session))
+
+
+def _legacy_headers(auth: dict[str, str], session: str | None = None) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": LEGACY,
+        **auth,
+    }
+    if session is not None:
+        headers["Mcp-Session-Id"] = session
+    return headers
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One whole chunked answer (head, body) from ``reader``."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    body = await reader.readuntil(b"0\r\n\r\n")
+    return head, body
+
+
+async def open_session(port: int, auth: dict[str, str]) -> str:
+    """``initialize`` and ``notifications/initialized`` on a connection of their own; the
+    new session's id."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": LEGACY,
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
+        }
+        writer.write(_post(port, msgspec.json.encode(hello), _legacy_headers(auth)))
+        head, _ = await _answer(reader)
+        found = [x for x in head.split(b"\r\n") if x.lower().startswith(b"mcp-session-id:")]
+        if not head.startswith(b"HTTP/1.1 200") or not found:
+            raise RuntimeError(f"initialize refused: {head[:200]!r}")
+        session = found[0].split(b":", 1)[1].strip().decode()
+        note = msgspec.json.encode({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        writer.write(_post(port, note, _legacy_headers(auth, session)))
+        head, _ = await _answer(reader)
+        if not head.startswith(b"HTTP/1.1 202"):
+            raise RuntimeError(f"initialized refused: {head[:200]!r}")
+        return session
+    finally:
+        writer.close()
+
+
 class Held:
     """The held connections: opened in batches, one call each, then the trickle."""
 
-    def __init__(self, port: int, request: bytes) -> None:
+    def __init__(self, port: int, request: bytes, auth: dict[str, str] | None = None) -> None:
         self.port = port
         self.request = request
+        self.auth = auth  # given: each client calls in a 2025-11-25 session of its own
         self.clients: list[HttpClient] = []
         self.transports: list[asyncio.BaseTransport] = []
         self.trickle = Phase(interval=None)
@@ -114,10 +201,17 @@ class Held:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         for first in range(0, count, BATCH):
+            size = min(BATCH, count - first)
+            if self.auth is None:
+                requests = [self.request] * size
+            else:
+                auth = self.auth
+                opened = [open_session(self.port, auth) for _ in range(size)]
+                requests = [legacy_call(self.port, s, auth) for s in await asyncio.gather(*opened)]
             made = await asyncio.gather(
                 *(
-                    loop.create_connection(lambda: HttpClient(self.request), "127.0.0.1", self.port)
-                    for _ in range(min(BATCH, count - first))
+                    loop.create_connection(lambda r=r: HttpClient(r), "127.0.0.1", self.port)
+                    for r in requests
                 )
             )
             batch = [client for _, client in made]
@@ -148,7 +242,7 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], key:
     try:
         target = launch(
             "on",
-            _config(tmp),
+            _config(tmp, args),
             tmp / "on.log",
             plain=False,
             env=env,
@@ -174,9 +268,14 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], key:
             print(f"  {label}: done; load generator CPU {share:.0%} of its core")
 
         await rounds("baseline")
-        held = Held(target.port, http_request(target.port, target.tool, auth))
+        held = Held(
+            target.port,
+            http_request(target.port, target.tool, auth),
+            auth if args.sessions else None,
+        )
         took = await held.open(args.connections)
-        print(f"  opened {args.connections} connections, one call each, in {took:.1f} s")
+        what = "a 2025-11-25 session and one call" if args.sessions else "one call"
+        print(f"  opened {args.connections} connections, {what} each, in {took:.1f} s")
         rss["held"] = rss_kib(gw)
         held.start_trickle(args.every)
         await asyncio.sleep(1.0)
@@ -207,6 +306,7 @@ def report(
     print(
         f"\n{CLIENTS} closed-loop clients, {args.rounds} rounds x {args.seconds:g} s per phase; "
         f"held: {args.connections} more connections, each calling every {args.every:g} s"
+        f"{' in a 2025-11-25 session' if args.sessions else ''}"
     )
     header = f"{'phase':<16} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>6}"
     print(header)

@@ -113,7 +113,11 @@ _answer = msgspec.json.Decoder()
 
 
 def echoed(body: bytes | bytearray) -> bool:
-    """Whether ``body`` is a JSON-RPC result echoing ``x`` (what every call must get)."""
+    """Whether ``body`` is a JSON-RPC result echoing ``x`` (what every call must get): a JSON
+    answer, or an SSE stream (a 2025-11-25 session's answer) whose last event carries it."""
+    if body[:1] != b"{":
+        events = [line[5:].strip() for line in bytes(body).split(b"\n") if line[:5] == b"data:"]
+        body = next((data for data in reversed(events) if data), b"")
     try:
         msg = _answer.decode(body)
         return msg["result"]["content"][0]["text"] == "x"

@@ -65,9 +65,9 @@ PYTHON = sys.executable
 CLIENTS = (1, 16)
 GOAL_CLIENTS = 16
 GOAL_P50_MS = 1.0
-# The open-loop cell's offered rate: this fraction of the 'on' gateway's closed-loop
-# throughput at GOAL_CLIENTS clients, the same rate to every gateway.
-OPEN_LOAD = 0.5
+# The open-loop cells' offered rates: these fractions of the 'on' gateway's closed-loop
+# throughput at GOAL_CLIENTS clients, the same rate to every gateway (--open-load).
+OPEN_LOADS = (0.5,)
 PACED_CALLS = 400  # the in-process audit check at a modest rate
 PACE_S = 0.0025
 TOOL = "fx__echo"
@@ -136,7 +136,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_load_options(parser, rounds=5)
     parser.add_argument(
-        "--no-open", action="store_true", help="skip the open-loop cell at 16 clients"
+        "--no-open", action="store_true", help="skip the open-loop cells at 16 clients"
+    )
+    parser.add_argument(
+        "--open-load",
+        type=float,
+        action="append",
+        help="an open-loop cell at this fraction of the 'on' gateway's capacity (repeatable; "
+        "default 0.5)",
     )
     parser.add_argument(
         "--no-http", action="store_true", help="skip the HTTP part (only the in-process one)"
@@ -217,14 +224,14 @@ async def http_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], k
         closed = [t.fresh() for t in targets]
         for clients in CLIENTS:
             await rounds(closed, clients, args)
-        opened: list[Target] = []
-        rate = 0.0
-        if not args.no_open:
-            on = closed[-1]
-            rate = OPEN_LOAD * on.calls[GOAL_CLIENTS] / on.seconds[GOAL_CLIENTS]
-            opened = [t.fresh() for t in targets]
-            await rounds(opened, GOAL_CLIENTS, args, GOAL_CLIENTS / rate)
-        report(closed, opened, rate)
+        opened: list[tuple[float, float, list[Target]]] = []  # (load, rate, targets)
+        on = closed[-1]
+        capacity = on.calls[GOAL_CLIENTS] / on.seconds[GOAL_CLIENTS]
+        for load in [] if args.no_open else (args.open_load or OPEN_LOADS):
+            cell = [t.fresh() for t in targets]
+            await rounds(cell, GOAL_CLIENTS, args, GOAL_CLIENTS / (load * capacity))
+            opened.append((load, load * capacity, cell))
+        report(closed, opened)
     finally:
         stop_servers(procs, children)
         if pin:
@@ -295,7 +302,7 @@ async def rounds(
             await run_phase(target, clients, args.seconds, interval)
 
 
-def report(closed: list[Target], opened: list[Target], rate: float) -> None:
+def report(closed: list[Target], opened: list[tuple[float, float, list[Target]]]) -> None:
     print(
         "\nlatency ms (write to last byte; open loop: from when the call was due), throughput "
         "calls/s,\nCPU µs per call (all calls of the cell); added = this row minus the off "
@@ -310,24 +317,24 @@ def report(closed: list[Target], opened: list[Target], rate: float) -> None:
     print("-" * len(header))
     for clients in CLIENTS:
         cell_rows(f"{clients} closed", closed, clients)
-    if opened:
-        cell_rows(f"{GOAL_CLIENTS} open", opened, GOAL_CLIENTS)
-    for name, targets in (("closed", closed), ("open", opened)):
-        if not targets:
-            continue
+    for load, _, cell in opened:
+        cell_rows(f"{GOAL_CLIENTS} open {load:.0%}", cell, GOAL_CLIENTS)
+    cells = [("closed loop", closed)]
+    cells += [(f"open loop at {load:.0%}", cell) for load, _, cell in opened]
+    for name, targets in cells:
         on, off = targets[-1], targets[0]
         s, o = sorted(on.samples[GOAL_CLIENTS]), sorted(off.samples[GOAL_CLIENTS])
         added = pct(s, 0.5) - pct(o, 0.5)
         verdict = "met" if added < GOAL_P50_MS else "MISSED"
         print(
-            f"goal at {GOAL_CLIENTS} clients, {name} loop: security adds < {GOAL_P50_MS:g} ms "
+            f"goal at {GOAL_CLIENTS} clients, {name}: security adds < {GOAL_P50_MS:g} ms "
             f"at p50: {verdict} ({added:+.2f} ms)"
         )
-    if opened:
+    for load, rate, _ in opened:
         print(
-            f"open loop: {GOAL_CLIENTS} clients, each call due on a fixed schedule, "
-            f"{rate:.0f} calls/s in all (= {OPEN_LOAD:.0%} of the 'on' gateway's closed-loop "
-            f"throughput at {GOAL_CLIENTS} clients), the same rate to every gateway"
+            f"open loop at {load:.0%}: {GOAL_CLIENTS} clients, each call due on a fixed "
+            f"schedule, {rate:.0f} calls/s in all (= {load:.0%} of the 'on' gateway's "
+            f"closed-loop throughput at {GOAL_CLIENTS} clients), the same rate to every gateway"
         )
     print(
         "closed loop: with N clients always waiting, latency ~ N / throughput, so at 16 "

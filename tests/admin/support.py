@@ -50,9 +50,11 @@ from bastion.gateway.gateway import Gateway
 from bastion.guard import PinStore, tool_hash
 from bastion.pipeline import ApprovalGate, AuthorizeStage
 from bastion.pipeline.admin_backends import GatewayApprovals, StoreKeys
+from bastion.pipeline.authenticate import client_cert_of, peer_of
 from bastion.policy import PolicyStore
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.protocol.versions import Era
+from bastion.transport._http_asgi import Scope
 from tests.pipeline.support import app_with_tools, guarded, policy
 from tests.support import BASTION
 
@@ -107,12 +109,12 @@ _CALL_RULES = policy(CALL_POLICY)
 
 def gateway_authenticate(authenticator: Authenticator) -> Authenticate:
     """The admin API's ``Authenticate`` as ``admin_api`` (src/bastion/pipeline/admin_mount.py)
-    builds it from the gateway's authenticator: the header and the client's address, no
-    client certificate."""
+    builds it from the gateway's authenticator: the header, the client's address and its TLS
+    certificate (none here: plain HTTP; tests/security/test_mtls.py has the HTTPS case)."""
 
-    async def authenticate(authorization: str | None, peer: str | None) -> Principal:
+    async def authenticate(authorization: str | None, scope: Scope) -> Principal:
         return await authenticator.authenticate(
-            authorization, client_cert=None, peer=peer, now=time.time()
+            authorization, client_cert=client_cert_of(scope), peer=peer_of(scope), now=time.time()
         )
 
     return authenticate
@@ -218,7 +220,8 @@ class Admin:
         Raises:
             PeerError: refused; while the call waits for an admin, with ``approvalId``.
         """
-        principal = await self.authenticate(self.auth(name)["authorization"], "127.0.0.1")
+        loopback = {"client": ("127.0.0.1", 0)}
+        principal = await self.authenticate(self.auth(name)["authorization"], loopback)
         stages = [AuthorizeStage(lambda: _CALL_RULES, self.gate)]
         app = app_with_tools(tool, calls=self.calls)
         async with guarded(app, stages, principal, Era.MODERN) as session:

@@ -1,6 +1,7 @@
 """AU-1 with mTLS: ``bastion serve`` over HTTPS, a client certificate signed by the
 configured client CA authenticates as its service account; no certificate is a 401; a
-certificate from anyone else does not get past the TLS handshake."""
+certificate from anyone else does not get past the TLS handshake. The admin API takes the
+same certificates (AZ-6: a service account with the admin role may use it)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def https_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     server_crt, server_key, _ = self_signed(tmp, cn="127.0.0.1")
     (tmp / "client").mkdir()
     client_crt, _, _ = self_signed(tmp / "client", cn="ci-bot", ip=None)
+    ops_crt, _, _ = self_signed(tmp / "client", cn="ops-bot", ip=None)
+    clients_ca = tmp / "clients-ca.pem"  # both self-signed certificates are trusted roots
+    clients_ca.write_bytes(client_crt.read_bytes() + ops_crt.read_bytes())
     port = free_port()
     (tmp / "policy.yaml").write_text(
         "version: 1\nroles: {service: {}}\nrules:\n"
@@ -49,11 +53,14 @@ def https_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 servers:
   fx: {{command: {sys.executable}, args: ["-m", "bastion", "fixture", "--stdio"]}}
 gateway:
-  tls: {{cert_file: {server_crt}, key_file: {server_key}, client_ca: {client_crt}}}
+  tls: {{cert_file: {server_crt}, key_file: {server_key}, client_ca: {clients_ca}}}
 auth:
   resource: https://127.0.0.1:{port}/mcp
   api_keys: {{enabled: false}}
-  mtls: {{accounts: [{{name: ci-bot, subject_cn: ci-bot, roles: [service]}}]}}
+  mtls:
+    accounts:
+      - {{name: ci-bot, subject_cn: ci-bot, roles: [service]}}
+      - {{name: ops-bot, subject_cn: ops-bot, roles: [admin]}}
 policy: {{file: {tmp / "policy.yaml"}}}
 audit: {{db: {tmp / "audit.db"}}}
 """
@@ -112,3 +119,19 @@ def test_au1_a_certificate_from_another_ca_fails_the_handshake(
     stranger, _, _ = self_signed(tmp_path, cn="ci-bot", ip=None)  # same CN, not our CA
     with client(tmp, cert=stranger) as http, pytest.raises(httpx.HTTPError):
         http.post(url, json=BODY, headers=HEADERS)
+
+
+def test_az6_the_admin_api_takes_client_certificates(https_gateway: tuple[str, Path]) -> None:
+    """AZ-6 over mTLS: the admin API authenticates a client certificate as on ``/mcp``: a
+    service account with the admin role is served, one without it gets 403, no certificate
+    (and no other credential) 401."""
+    url, tmp = https_gateway
+    admin_url = url.removesuffix("/mcp") + "/api/v1/upstreams"
+    with client(tmp, cert=tmp / "client" / "ops-bot.crt") as http:
+        answer = http.get(admin_url)
+    assert answer.status_code == 200, answer.text
+    assert [u["server"] for u in answer.json()["upstreams"]] == ["fx"]
+    with client(tmp, cert=tmp / "client" / "ci-bot.crt") as http:
+        assert http.get(admin_url).status_code == 403
+    with client(tmp, cert=None) as http:
+        assert http.get(admin_url).status_code == 401

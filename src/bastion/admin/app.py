@@ -50,9 +50,10 @@ ADMIN_ROLE: Final = "admin"
 AUDITOR_ROLE: Final = "auditor"
 MAX_TARGET: Final = 256  # audit names are capped at 512; a path is attacker-controlled
 
-Authenticate = Callable[[str | None, str | None], Awaitable[Principal]]
-"""``(Authorization header or None, client address or None) -> Principal``; raises
-``Unauthenticated``. The address lets failed attempts be throttled per client (AU-8)."""
+Authenticate = Callable[[str | None, Scope], Awaitable[Principal]]
+"""``(Authorization header or None, the request's ASGI scope) -> Principal``; raises
+``Unauthenticated``. The scope carries the client's address (failed attempts are throttled
+per address, AU-8) and its TLS client certificate (mTLS service accounts)."""
 AdminEvent = Callable[[Principal | None, str, str | None, str], Awaitable[None]]
 """``(principal, action, target, outcome)``: one admin action or refusal, for the audit log."""
 Challenge = Callable[[str | None], str]
@@ -114,9 +115,7 @@ class AdminApi:
         if access == "public":
             return h.Reply(200, self._openapi, (), "application/json")
         try:
-            client = scope.get("client")
-            peer = str(client[0]) if client else None
-            principal = await self._authenticate(headers.get("authorization"), peer)
+            principal = await self._authenticate(headers.get("authorization"), scope)
         except Unauthenticated as exc:
             retry = getattr(exc, "retry_after", None)
             if isinstance(retry, float | int):  # this address failed too often (AU-8)

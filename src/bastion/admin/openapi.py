@@ -2,9 +2,10 @@
 
 It describes exactly the routes of ``routes.ROUTES`` (a test holds the two in step) with the
 limits the handlers enforce. Every operation but this document's own needs a bearer
-credential; 401 and 403 answers have no body (AU-2). 413 is possible on every operation: the
-body cap is checked from ``Content-Length`` before anything else (DS-1). Over 400 lines on
-purpose: it is one document of data, and split across files it would be harder to review.
+credential or a TLS client certificate (mTLS); 401 and 403 answers have no body (AU-2).
+413 is possible on every operation: the body cap is checked from ``Content-Length`` before
+anything else (DS-1). Over 400 lines on purpose: it is one document of data, and split
+across files it would be harder to review.
 """
 
 from __future__ import annotations
@@ -263,12 +264,13 @@ OPENAPI: Final[JSONObject] = {
         "title": "Bastion admin API",
         "version": "1",
         "description": "Keys, policy, approvals, audit and upstreams of a Bastion gateway. "
-        "Every operation needs a bearer credential of the admin role (audit reads: admin or "
-        "auditor); anonymous callers get 401, other roles 403, on every path under "
+        "Every operation needs a bearer credential or a TLS client certificate of the admin "
+        "role (audit reads: admin or auditor); anonymous callers get 401, other roles 403, "
+        "on every path under "
         f"{PREFIX}, known or not.",
     },
     "servers": [{"url": "/"}],
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"mtls": []}],
     "tags": [{"name": n} for n in ("keys", "policies", "approvals", "audit", "upstreams", "meta")],
     "paths": {
         f"{PREFIX}/openapi.json": {
@@ -478,7 +480,13 @@ OPENAPI: Final[JSONObject] = {
         },
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "mtls": {
+                "type": "mutualTLS",
+                "description": "A TLS client certificate mapped to a service account (auth.mtls).",
+            },
+        },
         "schemas": _SCHEMAS,
         "responses": {
             "Unauthenticated": {

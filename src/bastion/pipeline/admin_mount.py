@@ -28,10 +28,12 @@ from bastion.pipeline.admin_backends import (
     LiveAudit,
     StoreKeys,
 )
+from bastion.pipeline.authenticate import client_cert_of, peer_of
 from bastion.policy.builtin import BUILTIN_POLICY
 
 if TYPE_CHECKING:
     from bastion.pipeline.runtime import Security
+    from bastion.transport._http_asgi import Scope
 
 __all__ = ["BuiltinPolicies", "admin_api"]
 
@@ -51,13 +53,17 @@ def admin_api(security: Security) -> AdminApi:
     config = security.config
     gateway = security.gateway
 
-    async def authenticate(authorization: str | None, peer: str | None) -> Principal:
-        """Raises ``Unauthenticated`` (401); the local user on a gateway without auth. Failed
-        attempts count against ``peer``'s budget, as on ``/mcp`` (AU-8)."""
+    async def authenticate(authorization: str | None, scope: Scope) -> Principal:
+        """As on ``/mcp``: the ``Authorization`` header or the TLS client certificate (mTLS
+        service accounts), failed attempts counted against the client's address (AU-8).
+        Raises ``Unauthenticated`` (401); the local user on a gateway without auth."""
         if security.authenticator is None:
             return local_principal()
         return await security.authenticator.authenticate(
-            authorization, client_cert=None, peer=peer, now=time.time()
+            authorization,
+            client_cert=client_cert_of(scope),
+            peer=peer_of(scope),
+            now=time.time(),
         )
 
     def challenge(error: str | None) -> str:

@@ -24,7 +24,7 @@ from bastion.auth.principal import Principal, Unauthenticated
 from bastion.pipeline.audit_stage import AuditSink
 from bastion.transport._http_asgi import Headers, Scope
 
-__all__ = ["HttpAuthentication"]
+__all__ = ["HttpAuthentication", "client_cert_of", "peer_of"]
 
 MAX_CERT_PEM: Final = 64 * 1024
 
@@ -46,12 +46,11 @@ class HttpAuthentication:
         self._wall = wall_clock
 
     async def authenticate(self, headers: Headers, scope: Scope) -> Principal:
-        client = scope.get("client")
-        peer = str(client[0]) if client else None
+        peer = peer_of(scope)
         try:
             return await self._auth.authenticate(
                 headers.get("authorization"),
-                client_cert=_client_cert(scope),
+                client_cert=client_cert_of(scope),
                 peer=peer,
                 now=self._wall(),
             )
@@ -81,7 +80,13 @@ class HttpAuthentication:
             await sink.record(record)
 
 
-def _client_cert(scope: Scope) -> bytes | None:
+def peer_of(scope: Scope) -> str | None:
+    """The client's address, which failed attempts are counted against (AU-8)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def client_cert_of(scope: Scope) -> bytes | None:
     """The DER leaf of the client's chain, from the ASGI TLS extension (PEM)."""
     tls = scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []

@@ -1,18 +1,19 @@
 """The garbage collector's settings for a long-running gateway, and its pauses as figures.
 
-CPython collects its youngest generation every 700 net allocations; a busy gateway allocates
-that in well under a millisecond, so every request still in flight is promoted, and the
-promotions soon trigger a full collection. A full collection walks every tracked object, and
-each open client connection holds about thirty (protocol, transport, parser, timers,
-events), so with 10,000 connections held a full collection stopped the gateway for 100-290
-ms, every few seconds (``bench/connections.py``).
+CPython collects its youngest generation whenever 700 more container objects have been
+allocated than freed. The requests in flight of a busy gateway hold that many at almost any
+moment, so they are collected young again and again and promoted, and the promotions soon
+trigger a full collection. A full collection walks every tracked object, and each open
+client connection holds about thirty (protocol, transport, parser, timers, events), so
+with 10,000 connections held a full collection stopped the gateway for 100-290 ms, every
+few seconds (``bench/connections.py``).
 
 ``tune_collector`` therefore (1) freezes what start-up built (modules, configuration, the
 catalog), so no collection walks it again, and (2) collects the young generation every
-``YOUNG_THRESHOLD`` allocations, by when most requests have finished, so little is promoted
-and full collections become rare. Cyclic garbage is still collected, only later and in
-larger batches. ``CollectorWatch`` counts collections and their pauses per generation for
-``/metrics``.
+``YOUNG_THRESHOLD`` allocations (net), which requests in flight rarely reach, so little is
+promoted and full collections become rare (none in the benchmark's runs). Cyclic garbage is
+still collected, once that much of it has built up. ``CollectorWatch`` counts collections
+and their pauses per generation for ``/metrics``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-from _common import CpuSplit, add_load_options, stop_servers, tree_state
+from _common import INITIALIZE, CpuSplit, add_load_options, stop_servers, tree_state
 from gateway_latency import (
     HttpClient,
     Phase,
@@ -49,6 +48,8 @@ from gateway_latency import (
     run_phase,
 )
 from security_overhead import gateway_config, launch, prepare
+
+from bastion.transport.http_run import fit_open_files
 
 CLIENTS = 16
 BATCH = 500  # connections opened at once (the listen backlog is larger)
@@ -68,7 +69,9 @@ def main() -> int:
         "--sessions", action="store_true", help="held clients call in 2025-11-25 sessions"
     )
     args = parser.parse_args()
-    _fit_files(args.connections + CLIENTS + 256)
+    sockets = args.connections + CLIENTS  # this process holds the client ends
+    if fit_open_files(sockets) < sockets:
+        sys.exit(f"the open-file hard limit is too low for {sockets} connections (ulimit -Hn)")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bastion-conns-") as name:
         tmp = Path(name)
@@ -77,14 +80,6 @@ def main() -> int:
         asyncio.run(measure(args, tmp, env, key))
     print(f"\ntook {time.perf_counter() - started:.1f} s")
     return 0
-
-
-def _fit_files(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            sys.exit(f"the open-file hard limit ({hard}) is below the {needed} this run needs")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def _config(tmp: Path, args: argparse.Namespace) -> Path:
@@ -158,17 +153,7 @@ async def open_session(port: int, auth: dict[str, str]) -> str:
     new session's id."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        hello = {
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": LEGACY,
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"},
-            },
-        }
-        writer.write(_post(port, msgspec.json.encode(hello), _legacy_headers(auth)))
+        writer.write(_post(port, msgspec.json.encode(INITIALIZE), _legacy_headers(auth)))
         head, _ = await _answer(reader)
         found = [x for x in head.split(b"\r\n") if x.lower().startswith(b"mcp-session-id:")]
         if not head.startswith(b"HTTP/1.1 200") or not found:

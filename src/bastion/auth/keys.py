@@ -5,9 +5,10 @@ random bytes (256 bits, URL-safe base64). The database (SQLite, WAL, 0600 in a 0
 directory) holds only ``HMAC(pepper, key)``; the pepper lives in its own 0600 file. Verify
 looks the id up and compares the full digest with ``hmac.compare_digest``: no prefix,
 truncated or case-folded match can pass. A verify reuses the record it read last time only
-while SQLite's ``data_version`` says no other connection has committed since, and this
-store's own writes drop what it holds; so a revocation by another process (``bastion keys
-revoke``) still takes effect on the next request.
+while no other connection has committed since (``CommitWatch``'s one read of the WAL index,
+else SQLite's ``data_version``), and this store's own writes drop what it holds; so a
+revocation by another process (``bastion keys revoke``) still takes effect on the next
+request.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from bastion._sqlite_commits import CommitWatch
 from bastion._types import Clock
 from bastion.auth._keydb import (
     SELECT_ALL,
@@ -120,12 +122,14 @@ class KeyStore:
             raise KeyStoreError(str(exc)) from exc
         self._dummy = self._digest(KEY_PREFIX + "0" * 56)
         # (record, stored digest) read by verify, valid while ``PRAGMA data_version`` stays
-        # ``_version``.
+        # ``_version``; ``_commits`` says so without asking SQLite when nothing was written.
         self._verified: dict[str, tuple[ApiKey, bytes]] = {}
         self._version: object = None
+        self._commits = CommitWatch(path)
 
     def close(self) -> None:
         with self._lock:
+            self._commits.close()
             self._conn.close()
 
     def create(
@@ -271,10 +275,12 @@ class KeyStore:
         """The key's record and stored digest, from what this store read before if no other
         connection has committed since (one cheap pragma instead of a query); caller holds
         the lock."""
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
-            self._verified.clear()
-            self._version = version
+        if not self._commits.unchanged():
+            self._commits.mark()
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._verified.clear()
+                self._version = version
         found = self._verified.get(key_id)
         if found is None:
             row = self._conn.execute(SELECT_FOR_VERIFY, (key_id,)).fetchone()

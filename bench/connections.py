@@ -16,6 +16,11 @@ during the run. Three phases, A-B-A, so that drift shows:
    ``gateway.sessions.max_sessions`` raised to fit;
 3. baseline again, after the held connections have closed.
 
+``--soak M`` keeps the held connections and their trickle for M more minutes after phase 2's
+rounds, the 16 clients busy for the first ``SOAK_BUSY_S`` seconds of each minute, and prints
+a line a minute: the gateway's RSS, its full collections so far, and that minute's trickle
+and busy p99. Memory that grows minute after minute is a leak the short phases cannot show.
+
 Reported: the gateway's RSS before, with and after the held connections (KiB per
 connection), its full garbage collections during the held rounds (from ``/metrics``), the
 16 clients' p50 and p99 in each phase and the held / baseline ratio, and
@@ -55,6 +60,7 @@ CLIENTS = 16
 BATCH = 500  # connections opened at once (the listen backlog is larger)
 KEEP_ALIVE = 900  # seconds; the run must not lose its idle clients to the keep-alive timer
 GOAL_P99_MS = 100.0
+SOAK_BUSY_S = 20.0  # of each soak minute, the 16 clients' share
 LEGACY = "2025-11-25"
 
 
@@ -67,6 +73,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--sessions", action="store_true", help="held clients call in 2025-11-25 sessions"
+    )
+    parser.add_argument(
+        "--soak", type=float, default=0.0, help="minutes to hold on after the held rounds (0)"
     )
     args = parser.parse_args()
     sockets = args.connections + CLIENTS  # this process holds the client ends
@@ -269,6 +278,9 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], key:
         done = full_collections(target.port)
         gc = (done[0] - collections[0], done[1] - collections[1])
         rss["held, after the rounds"] = rss_kib(gw)
+        if args.soak > 0:
+            await soak(args.soak, target, held)
+            rss["held, after the soak"] = rss_kib(gw)
         trickle = held.trickle
         held.close()
         await asyncio.sleep(2.0)
@@ -279,6 +291,31 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], key:
         stop_servers(procs, children)
         if split.pin:
             os.sched_setaffinity(0, set(split.cpus))
+
+
+async def soak(minutes: float, target: Target, held: Held) -> None:
+    """A line a minute for ``minutes``: RSS, full collections, the trickle, the busy p99."""
+    assert target.port is not None
+    gw = target.pids["gateway"]
+    print(f"  soak: {minutes:g} min, the {CLIENTS} clients busy {SOAK_BUSY_S:g} s a minute")
+    print(
+        f"  {'minute':>6} {'RSS MiB':>8} {'full GCs':>8} {'trickle':>8} {'failed':>6} "
+        f"{'p99 ms':>7} {'busy calls':>10} {'busy p99':>8}"
+    )
+    for minute in range(1, math.ceil(minutes) + 1):
+        started = time.perf_counter()
+        seen, failed = len(held.trickle.latencies), held.trickle.errors
+        busy = target.fresh()
+        await run_phase(busy, CLIENTS, SOAK_BUSY_S)
+        await asyncio.sleep(max(0.0, 60.0 - (time.perf_counter() - started)))
+        trickle = sorted(held.trickle.latencies[seen:])
+        samples = sorted(busy.samples[CLIENTS])
+        print(
+            f"  {minute:>6} {rss_kib(gw) / 1024:>8.1f} {full_collections(target.port)[0]:>8} "
+            f"{len(trickle):>8} {held.trickle.errors - failed:>6} {pct(trickle, 0.99):>7.2f} "
+            f"{busy.calls[CLIENTS]:>10} {pct(samples, 0.99):>8.2f}",
+            flush=True,
+        )
 
 
 def report(
@@ -312,7 +349,7 @@ def report(
     answered = sorted(trickle.latencies)
     p50, p99 = pct(answered, 0.5), pct(answered, 0.99)
     print(
-        f"the held clients' own calls while the rounds ran: {len(answered)} answered, "
+        f"the held clients' own calls while held: {len(answered)} answered, "
         f"{trickle.errors} failed, p50 {p50:.2f} ms, p99 {p99:.2f} ms"
     )
     print(f"gateway full collections while held: {gc[0]}, {gc[1] * 1e3:.0f} ms paused in all")

@@ -6,6 +6,7 @@ reported."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -185,3 +186,53 @@ def test_a_held_tool_whose_name_has_a_colon_can_be_decided(
     assert approved.status_code == 200, approved.text
     assert approved.json()["approval"]["tool"] == "ns:search"
     assert admin.pins.approved("github")["ns:search"] == held.rsplit(":", 1)[1]
+
+
+@pytest.mark.parametrize("tool", ["user-profile/update", "a/../b", "ns:x y+z", "ünï/çødé"])
+def test_a_held_tool_whose_name_has_a_slash_is_decided_by_its_percent_encoded_id(
+    client: httpx.Client, admin: Admin, tool: str
+) -> None:
+    """TC-2: MCP's SEP-986 allows '/' in tool names and the id carries the name, so the
+    client percent-encodes the listed id; the decoded id is only compared, never a path."""
+    held = admin.hold_changed_tool("github", {**SEARCH, "name": tool}, {**RUG_PULL, "name": tool})
+    listed = client.get("/api/v1/approvals", headers=admin.auth(ADMIN)).json()["approvals"]
+    assert [(a["id"], a["tool"]) for a in listed] == [(held, tool)]
+    # httpx percent-encodes what a path segment cannot carry (' ', non-ASCII), not '/'.
+    approved = client.post(f"/api/v1/approvals/{held}/approve", headers=admin.auth(ADMIN))
+    encoded = quote(held, safe="")
+    if "/" in tool:  # the name's '/' split the path: no such endpoint, nothing decided
+        assert approved.status_code == 404
+        assert [a["id"] for a in client.get("/api/v1/approvals", headers=admin.auth(ADMIN))
+                .json()["approvals"]] == [held]  # fmt: skip
+        approved = client.post(f"/api/v1/approvals/{encoded}/approve", headers=admin.auth(ADMIN))
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["approval"]["tool"] == tool
+    assert admin.pins.approved("github")[tool] == held.rsplit(":", 1)[1]
+    again = client.post(f"/api/v1/approvals/{encoded}/reject", headers=admin.auth(ADMIN))
+    assert again.status_code == 409
+    assert [event[1:] for event in admin.events[-2:]] == [
+        ("approvals.approve", held, "ok"),
+        ("approvals.reject", held, "conflict"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["%00", "pin%3Agithub%3Aa%0Ab%3Aff", "%C3%28", "%2E%2E", "%2E", "x" * 301, "%41" * 301],
+)
+def test_an_approval_id_that_is_no_acceptable_id_is_no_endpoint(
+    client: httpx.Client, admin: Admin, segment: str
+) -> None:
+    """Control characters, invalid UTF-8, dot-segments in disguise and over-long ids are not
+    matched (404), and reach no backend."""
+    response = client.post(f"/api/v1/approvals/{segment}/approve", headers=admin.auth(ADMIN))
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_key_ids_are_still_taken_as_sent(client: httpx.Client, admin: Admin) -> None:
+    """Only approval ids are percent-decoded: a key id or name is ``[A-Za-z0-9_.:-]``."""
+    key_id = admin.key_ids[USER]
+    encoded = "".join(f"%{b:02X}" for b in key_id.encode())
+    response = client.delete(f"/api/v1/keys/{encoded}", headers=admin.auth(ADMIN))
+    assert response.status_code == 404

@@ -56,6 +56,18 @@ _ID: Final[JSONObject] = {
         "not": {"enum": [".", ".."]},
     },
 }
+_APPROVAL_ID: Final[JSONObject] = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The approval's id as listed, percent-encoded (a held tool definition's id "
+    "carries the tool's name, which may contain '/').",
+    "schema": {
+        "type": "string",
+        "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]{1,300}$",
+        "not": {"enum": [".", ".."]},
+    },
+}
 _NAME_SCHEMA: Final[JSONObject] = {
     "type": "string",
     "minLength": 1,
@@ -404,7 +416,7 @@ OPENAPI: Final[JSONObject] = {
                     **_DECIDED,
                 },
                 tag="approvals",
-                parameters=[_ID],
+                parameters=[_APPROVAL_ID],
             )
         },
         f"{PREFIX}/approvals/{{id}}/reject": {
@@ -413,7 +425,7 @@ OPENAPI: Final[JSONObject] = {
                 "Reject a call or a held tool definition (hidden for good).",
                 {"200": _json(_APPROVAL_RESULT, "Rejected."), **_DECIDED},
                 tag="approvals",
-                parameters=[_ID],
+                parameters=[_APPROVAL_ID],
             )
         },
         f"{PREFIX}/audit": {

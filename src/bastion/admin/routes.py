@@ -5,25 +5,34 @@ it (``admin``; ``audit``: admin or auditor; ``public``: anyone, only the OpenAPI
 and the audit action it is reported as (writes; reads are not reported unless refused).
 Access is looked up by exact (method, path) before routing (AZ-6): anything that is not an
 exact audit-read or public route, including unknown paths and methods, needs ``admin``.
-Path parameters are one segment of ``[A-Za-z0-9_.:-]``, matched on the raw path, so a
-percent-encoded slash or dot-segment never reaches a backend. ``:`` is there for the ids of
-held tool definitions (``pin:<server>:<tool>:<sha256>``, up to 263 characters).
+Path parameters are one segment, matched on the raw path, so a dot-segment never reaches a
+backend: a key id or name is ``[A-Za-z0-9_.:-]`` as sent. An approval id is
+percent-decoded: a held tool definition's id is ``pin:<server>:<tool>:<sha256>`` and tool
+names may contain ``/`` (MCP's SEP-986) or worse, so the client percent-encodes the id; the
+decoded id must be UTF-8 without control characters, at most 300 characters, and is only
+ever compared with the ids the backend holds.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Final, Literal
+from urllib.parse import unquote
 
 __all__ = ["OPENAPI_PATH", "PREFIX", "ROUTES", "Access", "Route", "Router"]
 
 PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{PREFIX}/openapi.json"
+MAX_PARAM: Final = 300
 _PARAM: Final = re.compile(r"[A-Za-z0-9_.:-]{1,300}")
+# RFC 3986 pchar: unreserved, sub-delims, ":", "@", or percent-encoded.
+_ENCODED_PARAM: Final = re.compile(r"(?:[A-Za-z0-9_.~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2}){1,3600}")
 
 Access = Literal["admin", "audit", "public"]
 BodyKind = Literal["none", "json", "optional-json", "policy"]
+ParamKind = Literal["plain", "encoded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,7 @@ class Route:
     access: Access = "admin"
     action: str | None = None
     body: BodyKind = "none"
+    param: ParamKind = "plain"
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -55,8 +65,20 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", f"{PREFIX}/policies", "getPolicies"),
     Route("PUT", f"{PREFIX}/policies", "setPolicy", action="policies.set", body="policy"),
     Route("GET", f"{PREFIX}/approvals", "listApprovals"),
-    Route("POST", f"{PREFIX}/approvals/{{id}}/approve", "approve", action="approvals.approve"),
-    Route("POST", f"{PREFIX}/approvals/{{id}}/reject", "reject", action="approvals.reject"),
+    Route(
+        "POST",
+        f"{PREFIX}/approvals/{{id}}/approve",
+        "approve",
+        action="approvals.approve",
+        param="encoded",
+    ),
+    Route(
+        "POST",
+        f"{PREFIX}/approvals/{{id}}/reject",
+        "reject",
+        action="approvals.reject",
+        param="encoded",
+    ),
     Route("GET", f"{PREFIX}/audit", "queryAudit", access="audit"),
     Route("POST", f"{PREFIX}/audit/verify", "verifyAudit", access="audit", action="audit.verify"),
     Route("GET", f"{PREFIX}/upstreams", "listUpstreams"),
@@ -78,22 +100,46 @@ class Router:
         found: list[Route] = []
         params: dict[str, str] = {}
         for route in self.routes:
-            got = _match(route.segments, segments)
+            got = _match(route.segments, segments, route.param)
             if got is not None:
                 found.append(route)
                 params = got
         return found, params
 
 
-def _match(template: tuple[str, ...], segments: list[str]) -> dict[str, str] | None:
+def _match(
+    template: tuple[str, ...], segments: list[str], kind: ParamKind
+) -> dict[str, str] | None:
     if len(template) != len(segments):
         return None
     params: dict[str, str] = {}
     for want, got in zip(template, segments, strict=True):
         if want.startswith("{"):
-            if _PARAM.fullmatch(got) is None or got in {".", ".."}:
+            value = _param(got, kind)
+            if value is None:
                 return None
-            params[want[1:-1]] = got
+            params[want[1:-1]] = value
         elif want != got:
             return None
     return params
+
+
+def _param(raw: str, kind: ParamKind) -> str | None:
+    """The parameter a raw path segment carries, or None when it is not an acceptable one."""
+    if raw in {".", ".."}:
+        return None
+    if kind == "plain":
+        return raw if _PARAM.fullmatch(raw) else None
+    if _ENCODED_PARAM.fullmatch(raw) is None:
+        return None
+    try:
+        value = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if len(value) > MAX_PARAM or value in {".", ".."} or _has_control(value):
+        return None
+    return value
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in text)

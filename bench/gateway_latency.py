@@ -50,7 +50,7 @@ import msgspec
 from _common import CpuSplit, add_load_options, free_port, stop_servers, tree_state
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the venv running this script (another Python: its venv)
 BASTION = str(BIN / "bastion")
 VERSION = "2026-07-28"
 CLIENTS = (1, 16, 128)

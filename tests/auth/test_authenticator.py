@@ -5,6 +5,7 @@ no header can raise anything but Unauthenticated."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,37 @@ def build(tmp_path: Path, clock: FakeClock | None = None, **auth: Any) -> Authen
         "oidc": {"issuer": ISSUER, "jwks_file": str(jwks_file)},
     }
     config.update(auth)
-    return Authenticator.from_settings(
+    authenticator = Authenticator.from_settings(
         msgspec.convert(config, AuthSettings),
         default_keys_db=tmp_path / "unused.db",
         clock=clock or FakeClock(),
     )
+    _OPENED.append(authenticator)
+    return authenticator
 
 
 def key_store(tmp_path: Path) -> KeyStore:
-    return KeyStore(tmp_path / "keys.db", clock=lambda: NOW)
+    store = KeyStore(tmp_path / "keys.db", clock=lambda: NOW)
+    _OPENED.append(store)
+    return store
+
+
+_OPENED: list[Authenticator | KeyStore] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_what_the_test_opened() -> Iterator[None]:
+    """Every authenticator and key store a test opened is closed after it (an unclosed
+    SQLite connection is a ResourceWarning, an error under this suite's settings, on
+    Python 3.13)."""
+    yield
+    _FUZZ.clear()
+    while _OPENED:
+        opened = _OPENED.pop()
+        if isinstance(opened, KeyStore):
+            opened.close()
+        else:
+            anyio.run(opened.aclose)
 
 
 async def refusal(auth: Authenticator, header: str | None, **kw: Any) -> Unauthenticated:

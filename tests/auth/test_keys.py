@@ -7,7 +7,10 @@ import os
 import re
 import sqlite3
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +31,22 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "keys.db"
 
 
+@pytest.fixture
+def open_store(db: Path, clock: FakeClock) -> Iterator[Callable[..., KeyStore]]:
+    """``KeyStore(db, clock=clock, **options)``, closed after the test (an unclosed SQLite
+    connection is a ResourceWarning, an error under this suite's settings, on Python 3.13)."""
+    opened: list[KeyStore] = []
+
+    def open_one(**options: Any) -> KeyStore:
+        store = KeyStore(db, clock=clock, **options)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
 def reason(store: KeyStore, presented: str, now: float) -> str:
     with pytest.raises(Unauthenticated) as caught:
         store.verify(presented, now)
@@ -35,8 +54,8 @@ def reason(store: KeyStore, presented: str, now: float) -> str:
     return caught.value.reason
 
 
-def test_au5_key_format_and_entropy(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_au5_key_format_and_entropy(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     record, key = store.create("ci", ["user"])
     match = re.fullmatch(r"bst_([0-9a-f]{12})_([A-Za-z0-9_-]{43})", key)
     assert match and match[1] == record.id
@@ -46,15 +65,17 @@ def test_au5_key_format_and_entropy(db: Path, clock: FakeClock) -> None:
     assert len(others) == 20
 
 
-def test_au5_only_a_keyed_hash_is_stored(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_au5_only_a_keyed_hash_is_stored(
+    db: Path, clock: FakeClock, open_store: Callable[..., KeyStore]
+) -> None:
+    store = open_store()
     _, key = store.create("ci", ["user"])
     store.close()
     secret = key.split("_", 2)[2]
     for path in db.parent.iterdir():
         data = path.read_bytes()
         assert secret.encode() not in data and key.encode() not in data, path
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         (digest,) = conn.execute("SELECT digest FROM keys").fetchone()
     import hashlib
 
@@ -65,23 +86,25 @@ def test_au5_only_a_keyed_hash_is_stored(db: Path, clock: FakeClock) -> None:
         KeyStore(db, clock=clock)
 
 
-def test_au5_files_are_private(db: Path, clock: FakeClock) -> None:
-    KeyStore(db, clock=clock).create("ci", ["user"])
+def test_au5_files_are_private(db: Path, open_store: Callable[..., KeyStore]) -> None:
+    open_store().create("ci", ["user"])
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     for path in db.parent.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
-def test_au5_pepper_readable_by_others_is_refused(db: Path, clock: FakeClock) -> None:
-    KeyStore(db, clock=clock).close()
+def test_au5_pepper_readable_by_others_is_refused(
+    db: Path, clock: FakeClock, open_store: Callable[..., KeyStore]
+) -> None:
+    open_store().close()
     os.chmod(pepper_path(db), 0o644)
     with pytest.raises(KeyStoreError, match="chmod 600"):
         KeyStore(db, clock=clock)
 
 
-def test_au5_only_the_exact_full_key_verifies(db: Path, clock: FakeClock) -> None:
+def test_au5_only_the_exact_full_key_verifies(open_store: Callable[..., KeyStore]) -> None:
     """Full-value constant-time comparison: no truncation, prefix, case-folding match."""
-    store = KeyStore(db, clock=clock)
+    store = open_store()
     _, key = store.create("ci", ["user"])
     head, secret = key[:17], key[17:]
     variants = [
@@ -100,15 +123,15 @@ def test_au5_only_the_exact_full_key_verifies(db: Path, clock: FakeClock) -> Non
     assert store.verify(key, T0).name == "ci"
 
 
-def test_au5_expiry(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_au5_expiry(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     _, key = store.create("ci", ["user"], expires_in=3600)
     assert store.verify(key, T0 + 3599)
     assert reason(store, key, T0 + 3600) == "expired"
 
 
-def test_au5_rotation_overlap(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_au5_rotation_overlap(clock: FakeClock, open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     old, old_key = store.create("ci", ["user", "ops"], expires_in=86400)
     clock.advance(100)
     new, new_key = store.rotate("ci", overlap=600)
@@ -123,10 +146,12 @@ def test_au5_rotation_overlap(db: Path, clock: FakeClock) -> None:
         store.rotate(old.id, overlap=0)
 
 
-def test_au5_revocation_is_seen_at_once_by_another_store(db: Path, clock: FakeClock) -> None:
+def test_au5_revocation_is_seen_at_once_by_another_store(
+    open_store: Callable[..., KeyStore],
+) -> None:
     """The gateway and the CLI are separate processes on one file: no caching of records."""
-    server = KeyStore(db, clock=clock)
-    cli = KeyStore(db, clock=clock)
+    server = open_store()
+    cli = open_store()
     _, key = cli.create("ci", ["user"])
     assert server.verify(key, T0).name == "ci"
     cli.revoke("ci")
@@ -134,11 +159,11 @@ def test_au5_revocation_is_seen_at_once_by_another_store(db: Path, clock: FakeCl
 
 
 def test_au5_a_key_just_verified_is_refused_at_once_after_any_change(
-    db: Path, clock: FakeClock
+    db: Path, open_store: Callable[..., KeyStore]
 ) -> None:
     """Verify may reuse the record it read, never past a change: one by this store
     (rotate), one by another connection to the file (the CLI's revoke, a raw UPDATE)."""
-    server = KeyStore(db, clock=clock)
+    server = open_store()
     _, first = server.create("a", ["user"])
     _, second = server.create("b", ["user"])
     assert server.verify(first, T0).name == "a"  # read, and held
@@ -153,8 +178,8 @@ def test_au5_a_key_just_verified_is_refused_at_once_after_any_change(
     assert server.verify(second, T0).roles == ("admin",)
 
 
-def test_au5_revoke_by_name_ends_keys_still_in_overlap(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_au5_revoke_by_name_ends_keys_still_in_overlap(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     _, old_key = store.create("ci", ["user"])
     _, new_key = store.rotate("ci", overlap=3600)
     assert {k.name for k in store.revoke("ci")} == {"ci"}
@@ -164,8 +189,8 @@ def test_au5_revoke_by_name_ends_keys_still_in_overlap(db: Path, clock: FakeCloc
         store.revoke("ci")
 
 
-def test_revoke_by_id_leaves_the_others(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_revoke_by_id_leaves_the_others(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     a, a_key = store.create("a", ["user"])
     _, b_key = store.create("b", ["user"])
     store.revoke(a.id)
@@ -173,8 +198,10 @@ def test_revoke_by_id_leaves_the_others(db: Path, clock: FakeClock) -> None:
     assert store.verify(b_key, T0).name == "b"
 
 
-def test_unknown_key_carries_its_id_but_never_the_secret(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_unknown_key_carries_its_id_but_never_the_secret(
+    open_store: Callable[..., KeyStore],
+) -> None:
+    store = open_store()
     presented = "bst_0123456789ab_" + "x" * 43
     with pytest.raises(Unauthenticated) as caught:
         store.verify(presented, T0)
@@ -182,8 +209,8 @@ def test_unknown_key_carries_its_id_but_never_the_secret(db: Path, clock: FakeCl
     assert "x" * 10 not in repr(caught.value) + str(caught.value.credential_id)
 
 
-def test_list_shows_no_secrets(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_list_shows_no_secrets(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     _, key = store.create("ci", ["user"])
     listed = store.list()
     assert [k.name for k in listed] == ["ci"]
@@ -191,8 +218,8 @@ def test_list_shows_no_secrets(db: Path, clock: FakeClock) -> None:
     assert not hasattr(listed[0], "digest")
 
 
-def test_last_used_is_recorded_at_most_once_a_minute(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_last_used_is_recorded_at_most_once_a_minute(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     _, key = store.create("ci", ["user"])
     store.verify(key, T0 + 5)
     store.verify(key, T0 + 30)
@@ -201,8 +228,8 @@ def test_last_used_is_recorded_at_most_once_a_minute(db: Path, clock: FakeClock)
     assert store.get("ci").last_used == T0 + 70
 
 
-def test_bad_input_is_refused(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock, max_keys=2)
+def test_bad_input_is_refused(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store(max_keys=2)
     for name in ("", "x" * 65, "-a", "a b", "é"):
         with pytest.raises(KeyStoreError):
             store.create(name, ["user"])
@@ -220,8 +247,8 @@ def test_bad_input_is_refused(db: Path, clock: FakeClock) -> None:
         store.create("three", ["user"])
 
 
-def test_break_glass_keys_need_a_short_expiry(db: Path, clock: FakeClock) -> None:
-    store = KeyStore(db, clock=clock)
+def test_break_glass_keys_need_a_short_expiry(open_store: Callable[..., KeyStore]) -> None:
+    store = open_store()
     with pytest.raises(KeyStoreError, match="break-glass"):
         store.create("bg", ["admin"], break_glass=True)
     with pytest.raises(KeyStoreError, match="break-glass"):

@@ -46,8 +46,8 @@ def test_au5_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> Non
     assert key.startswith("bst_") and " " not in key
     assert key not in "\n".join(lines[:-1])
     db = tmp_path / "bastion" / "keys.db"  # the default under $XDG_STATE_HOME
-    store = KeyStore(db)
-    record = store.verify(key, time.time())
+    with KeyStore(db) as store:
+        record = store.verify(key, time.time())
     assert record.roles == ("user", "ops")
     assert record.expires is not None and abs(record.expires - time.time() - 30 * 86400) < 60
 
@@ -66,20 +66,21 @@ def test_au5_list_shows_no_secret(tmp_path: Path) -> None:
 
 def test_au5_rotate_and_revoke(tmp_path: Path) -> None:
     old = keys("create", "--name", "ci", "--role", "user", state=tmp_path).stdout.splitlines()[-1]
-    server = KeyStore(tmp_path / "bastion" / "keys.db")  # a running gateway's store
-    rotated = keys("rotate", "ci", "--overlap", "10m", state=tmp_path)
-    assert rotated.returncode == 0, rotated.stderr
-    new = rotated.stdout.splitlines()[-1]
-    assert new.startswith("bst_") and new != old
-    now = time.time()
-    assert server.verify(old, now).name == server.verify(new, now).name == "ci"
-    assert server.verify(old, now + 590).name == "ci"  # inside the 10-minute overlap
-    with pytest.raises(Unauthenticated, match="rotated"):
-        server.verify(old, now + 601)
-    revoked = keys("revoke", "ci", state=tmp_path)
-    assert revoked.returncode == 0 and revoked.stdout.count("revoked key") == 2
-    with pytest.raises(Unauthenticated, match="revoked"):
-        server.verify(new, time.time())
+    # a running gateway's store
+    with KeyStore(tmp_path / "bastion" / "keys.db") as server:
+        rotated = keys("rotate", "ci", "--overlap", "10m", state=tmp_path)
+        assert rotated.returncode == 0, rotated.stderr
+        new = rotated.stdout.splitlines()[-1]
+        assert new.startswith("bst_") and new != old
+        now = time.time()
+        assert server.verify(old, now).name == server.verify(new, now).name == "ci"
+        assert server.verify(old, now + 590).name == "ci"  # inside the 10-minute overlap
+        with pytest.raises(Unauthenticated, match="rotated"):
+            server.verify(old, now + 601)
+        revoked = keys("revoke", "ci", state=tmp_path)
+        assert revoked.returncode == 0 and revoked.stdout.count("revoked key") == 2
+        with pytest.raises(Unauthenticated, match="revoked"):
+            server.verify(new, time.time())
 
 
 @pytest.mark.parametrize(

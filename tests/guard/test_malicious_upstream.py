@@ -48,7 +48,7 @@ async def _session(changed: anyio.Event) -> AsyncIterator[ClientSession]:
 async def test_tc1_tc2_tc3_real_tools_list_is_caught(tmp_path: Path) -> None:
     changed = anyio.Event()
     store = PinStore(tmp_path / "pins.db")
-    with anyio.fail_after(30):
+    with store, anyio.fail_after(30):
         async with _session(changed) as session:
             tools = await session.list_tools()
             review = store.review("evil", tools, others=OTHERS)

@@ -9,6 +9,7 @@ import sqlite3
 import string
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -183,7 +184,7 @@ def test_se3_a_role_change_on_an_api_key_ends_its_session(gw: Gateway) -> None:
     session = gw.initialize(bearer(key))
     assert ping(gw, bearer(key), session).status_code == 200
     # An administrator changes the key's roles in the key database.
-    with sqlite3.connect(gw.keys_db) as conn:
+    with closing(sqlite3.connect(gw.keys_db)) as conn, conn:
         conn.execute("UPDATE keys SET roles = ? WHERE name = ?", ('["admin"]', "se3-role"))
     assert ping(gw, bearer(key), session).status_code == 404
 

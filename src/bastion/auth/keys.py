@@ -132,6 +132,12 @@ class KeyStore:
             self._commits.close()
             self._conn.close()
 
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def create(
         self,
         name: str,

@@ -18,7 +18,7 @@ from bastion._types import JSONObject
 from bastion.admin._http import MAX_BODY
 from bastion.admin.backends import MAX_AUDIT_LIMIT
 from bastion.admin.handlers import DEFAULT_AUDIT_LIMIT, MAX_EXPIRES_IN, MAX_OVERLAP, YAML_TYPES
-from bastion.admin.routes import PREFIX
+from bastion.admin.routes import MAX_PARAM, PREFIX
 
 __all__ = ["OPENAPI", "openapi_bytes"]
 
@@ -52,7 +52,7 @@ _ID: Final[JSONObject] = {
     "required": True,
     "schema": {
         "type": "string",
-        "pattern": "^[A-Za-z0-9_.:-]{1,300}$",
+        "pattern": f"^[A-Za-z0-9_.:-]{{1,{MAX_PARAM}}}$",
         "not": {"enum": [".", ".."]},
     },
 }
@@ -64,7 +64,7 @@ _APPROVAL_ID: Final[JSONObject] = {
     "carries the tool's name, which may contain '/').",
     "schema": {
         "type": "string",
-        "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]{1,300}$",
+        "pattern": f"^[^\\x00-\\x1f\\x7f-\\x9f]{{1,{MAX_PARAM}}}$",
         "not": {"enum": [".", ".."]},
     },
 }

@@ -25,10 +25,13 @@ __all__ = ["OPENAPI_PATH", "PREFIX", "ROUTES", "Access", "Route", "Router"]
 
 PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{PREFIX}/openapi.json"
-MAX_PARAM: Final = 300
-_PARAM: Final = re.compile(r"[A-Za-z0-9_.:-]{1,300}")
-# RFC 3986 pchar: unreserved, sub-delims, ":", "@", or percent-encoded.
-_ENCODED_PARAM: Final = re.compile(r"(?:[A-Za-z0-9_.~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2}){1,3600}")
+MAX_PARAM: Final = 300  # characters in a path parameter (decoded, for an approval id)
+_PARAM: Final = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_PARAM}}}")
+# RFC 3986 pchar: unreserved, sub-delims, ":", "@", or percent-encoded; at most what
+# MAX_PARAM characters can take encoded (4 UTF-8 bytes each, 3 characters per byte).
+_ENCODED_PARAM: Final = re.compile(
+    rf"(?:[A-Za-z0-9_.~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{{2}}){{1,{MAX_PARAM * 12}}}"
+)
 
 Access = Literal["admin", "audit", "public"]
 BodyKind = Literal["none", "json", "optional-json", "policy"]

@@ -279,8 +279,8 @@ class KeyStore:
 
     def _for_verify(self, key_id: str) -> tuple[ApiKey, bytes] | None:
         """The key's record and stored digest, from what this store read before if no other
-        connection has committed since (one cheap pragma instead of a query); caller holds
-        the lock."""
+        connection has committed since (``CommitWatch``'s header read, else one pragma,
+        instead of a query); caller holds the lock."""
         if not self._commits.unchanged():
             self._commits.mark()
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]

@@ -84,7 +84,7 @@ async def test_in3_arguments_are_checked_against_the_input_schema() -> None:
     """IN-3: wrong types and unknown fields are refused -32602 before the tool runs."""
     calls: list[str] = []
     server = app(calls)
-    stage = ValidateStage(server, ToolSchemas(SchemaValidator()), None)
+    stage = ValidateStage(server, ToolSchemas(SchemaValidator()), UriPolicy(schemes=None))
     async with guarded(server, [stage], principal("alice"), Era.MODERN) as client:
         assert (await client.call_tool("add", {"a": 1, "b": 2}))["content"]
         for bad in ({"a": "1", "b": 2}, {"a": 1}, {"a": 1, "b": 2, "c": 3}):

@@ -99,6 +99,37 @@ def test_az3_resource_uris_must_be_printable_ascii() -> None:
         assert decision.rule_id == INVALID_NAME
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "ev+file:///docs/.%65nv",  # an escaped unreserved letter: the upstream reads ".env"
+        "ev+file:///docs/%2Eenv",  # an escaped dot
+        "ev+file:///docs/.e%6Ev",
+        "ev+file:///docs/.en%76",
+        "ev+file:///docs/%7Ekey",  # escaped tilde
+        "ev+file:///docs/a%2fb",  # lower-case hex: not the normal form of %2F
+        "ev+file:///docs/a%",  # a broken escape
+        "ev+file:///docs/a%4",
+    ],
+)
+def test_az3_a_uri_spelled_with_needless_escapes_is_refused_not_matched(spelling: str) -> None:
+    """AZ-3, IN-4: rules match the URI as sent and the upstream decodes it, so a deny rule
+    on ``**/.env`` would be stepped around by ``.%65nv``; such spellings are refused before
+    any rule, the normal one is decided by the rules."""
+    rules = [
+        {"id": "docs", "effect": "allow", "principals": ["*"], "resources": ["ev+file:///**"]},
+        {"id": "no-env", "effect": "deny", "principals": ["*"], "resources": ["ev+file:///**/.env"]},
+    ]
+    engine = policy(rules)
+    normal = engine.decide(request("resources/read", kind="resource", name="ev+file:///docs/.env"))
+    assert (normal.effect, normal.rule_id) == ("deny", "no-env")
+    fine = "ev+file:///docs/a%20b%2Fc%C3%A9"  # reserved, space and non-ASCII stay escaped
+    assert engine.decide(request("resources/read", kind="resource", name=fine)).rule_id == "docs"
+    decision = engine.decide(request("resources/read", kind="resource", name=spelling))
+    assert (decision.effect, decision.rule_id) == ("deny", INVALID_NAME)
+    assert "normal form" in decision.explanation
+
+
 def test_claim_and_principal_bindings_grant_roles() -> None:
     engine = policy(
         [ALLOW_DEV],

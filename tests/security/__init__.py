@@ -18,8 +18,9 @@ test_mtls.py            AU-1 AU-2 with mTLS client certificates over HTTPS
 
 Elsewhere, also against a real `bastion serve`: DS-3, IN-3, TC-1..TC-6, UP-1 with the
 malicious upstream (tests/pipeline/test_threats_e2e.py); AZ-6, AD-4 and SE-3 revocation
-through the admin API (tests/pipeline/test_admin_e2e.py); IN-4 in tests/pipeline/
-test_stages.py and tests/guard/test_uris.py. DS-4 and AD-5 metrics: test_exhaustion.py.
+through the admin API (tests/pipeline/test_admin_e2e.py); IN-4 and AZ-3 on resource URIs
+in tests/pipeline/test_resource_uris_e2e.py (units: tests/guard/test_uris.py). DS-4 and AD-5
+metrics: test_exhaustion.py.
 VT-1: tests/conformance (the official suite, pinned, against the fixture and the gateway).
 VT-3, access control in the OWASP A01 style: force browsing and vertical escalation on the
 admin API (tests/admin/test_access.py), cross-principal sessions (SE-2 here), JWT tampering

@@ -1,6 +1,7 @@
 """SECURITY.md 2.5, input: IN-1 (the JSON-RPC envelope and its codes), IN-2 (nesting depth),
 IN-5 (no credentials echoed, no stack traces) against a real ``bastion serve``. IN-3 (schema
-validation) and IN-4 (resource URI confinement) are not wired in the gateway yet."""
+validation) is shown end to end in tests/pipeline/test_threats_e2e.py, IN-4 (resource URI
+confinement) in tests/pipeline/test_resource_uris_e2e.py."""
 
 from __future__ import annotations
 

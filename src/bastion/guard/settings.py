@@ -65,11 +65,21 @@ class PinSettings(_Section, frozen=True):
 
 
 class UriSettings(_Section, frozen=True):
-    schemes: tuple[str, ...] = DEFAULT_SCHEMES  # IN-4
-    file_roots: tuple[str, ...] = ()  # absolute; none: file URIs are refused
+    """IN-4. ``file_roots``: absolute; with none, every ``file:`` URI is refused. ``schemes``:
+    the allow-list; unset, it is ``file`` and ``workspace`` when roots are configured, and
+    otherwise every scheme that cannot fetch (those of ``ALWAYS_REFUSED`` never pass)."""
+
+    schemes: tuple[str, ...] | None = None
+    file_roots: tuple[str, ...] = ()
+
+    def allowed_schemes(self) -> tuple[str, ...] | None:
+        """The allow-list to enforce; ``None``: any scheme that cannot fetch."""
+        if self.schemes is not None:
+            return self.schemes
+        return DEFAULT_SCHEMES if self.file_roots else None
 
     def __post_init__(self) -> None:
-        bad = sorted({s.lower() for s in self.schemes} & ALWAYS_REFUSED)
+        bad = sorted({s.lower() for s in self.schemes or ()} & ALWAYS_REFUSED)
         if bad:
             raise ValueError(f"schemes that fetch cannot be allowed: {bad}")
         if any(not os.path.isabs(root) for root in self.file_roots):

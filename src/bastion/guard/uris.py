@@ -1,12 +1,13 @@
 """Resource URI confinement (IN-4): allow-listed schemes, and ``file:`` URIs held to roots.
 
-``UriPolicy.check`` refuses a URI unless the last ``+``-separated part of its scheme is
-allowed (the gateway exposes ``<server-scheme>+<original>``, so ``files+file:///x`` is a
-``file`` URI), and never allows fetching schemes (``http``, ``https``, ``gopher``, ``jar``,
-``php``, ...) whatever the configuration says. A ``file:`` URI has no host (``//host/share``
-is refused), is decoded exactly once, and may not contain NUL, control characters,
-backslashes, non-ASCII characters, ``..`` segments or encoded separators, dots, percent
-signs or non-ASCII bytes; its realpath (symlinks resolved) must lie inside a configured root.
+``UriPolicy.check`` refuses a URI unless the last ``+``-separated part of its scheme is on
+the allow-list, when there is one (the gateway exposes ``<server-scheme>+<original>``, so
+``files+file:///x`` is a ``file`` URI), and never allows fetching schemes (``http``,
+``https``, ``gopher``, ``jar``, ``php``, ...) whatever the configuration says. A ``file:``
+URI has no host (``//host/share`` is refused), is decoded exactly once, and may not contain
+NUL, control characters, backslashes, non-ASCII characters, ``..`` segments or encoded
+separators, dots, percent signs or non-ASCII bytes; its realpath (symlinks resolved) must
+lie inside a configured root, so with no roots every ``file:`` URI is refused.
 Errors name the rule broken, never the path or any file content.
 """
 
@@ -58,15 +59,17 @@ class UriPolicy:
     def __init__(
         self,
         *,
-        schemes: Iterable[str] = DEFAULT_SCHEMES,
+        schemes: Iterable[str] | None = DEFAULT_SCHEMES,
         file_roots: Iterable[str | os.PathLike[str]] = (),
         max_length: int = MAX_URI,
     ) -> None:
-        """Raises:
-        ValueError: a scheme that can never be allowed, or a relative root.
+        """``schemes=None``: no allow-list; the fetching schemes are refused all the same.
+
+        Raises:
+            ValueError: a scheme that can never be allowed, or a relative root.
         """
-        self.schemes = frozenset(s.lower() for s in schemes)
-        bad = self.schemes & ALWAYS_REFUSED
+        self.schemes = None if schemes is None else frozenset(s.lower() for s in schemes)
+        bad = (self.schemes or frozenset()) & ALWAYS_REFUSED
         if bad:
             raise ValueError(f"schemes that fetch cannot be allowed: {sorted(bad)}")
         roots = [Path(r) for r in file_roots]
@@ -91,7 +94,7 @@ class UriPolicy:
         parts = match.group(1).lower().split("+")
         if any(p in ALWAYS_REFUSED for p in parts):
             raise _refuse("scheme not allowed")
-        if parts[-1] not in self.schemes:
+        if self.schemes is not None and parts[-1] not in self.schemes:
             raise _refuse("scheme not allowed")
         if parts[-1] == "file":
             inner = uri[len(match.group(1)) - len(parts[-1]) :]

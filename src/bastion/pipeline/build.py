@@ -49,9 +49,7 @@ def build_stages(
     stages.append(AuthorizeStage(policy, approvals))
     stages.append(RateLimitStage(RateLimiter(config.limits), ConcurrencyLimiter(config.limits)))
     schemas = ToolSchemas(schema_validator(config)) if guard.schemas.enabled else None
-    uris = None
-    if guard.uris.file_roots:  # without roots there is nothing to confine file URIs to
-        uris = UriPolicy(schemes=guard.uris.schemes, file_roots=guard.uris.file_roots)
+    uris = UriPolicy(schemes=guard.uris.allowed_schemes(), file_roots=guard.uris.file_roots)
     stages.append(ValidateStage(app, schemas, uris))
     sanitiser = None
     if guard.sanitise.enabled:

@@ -22,7 +22,7 @@ _URI_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/un
 class ValidateStage:
     name = "validate"
 
-    def __init__(self, app: ServerApp, schemas: ToolSchemas | None, uris: UriPolicy | None) -> None:
+    def __init__(self, app: ServerApp, schemas: ToolSchemas | None, uris: UriPolicy) -> None:
         self._app = app
         self._schemas = schemas
         self._uris = uris
@@ -40,6 +40,6 @@ class ValidateStage:
                     raise InvalidParams(
                         f"unusable inputSchema: {exc.reason}", message="Tool unavailable"
                     ) from exc
-        elif method in _URI_METHODS and target is not None and self._uris is not None:
+        elif method in _URI_METHODS and target is not None:
             self._uris.check(target.name)
         return await proceed(exchange)

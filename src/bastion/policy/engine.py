@@ -1,7 +1,9 @@
 """The policy engine: pure decisions from a compiled policy, no I/O, no clock.
 
 Precedence, in this order:
-1. A target name outside the AZ-3 alphabet is denied before any rule (``invalid-name``).
+1. A target name outside the AZ-3 alphabet is denied before any rule (``invalid-name``); so
+   is a resource URI that is not in its one normal form (``_uri_is_normal``), since rules
+   match the URI as sent and the upstream decodes it.
 2. If any applicable rule is a deny, the decision is deny (deny wins).
 3. Else if any applicable rule is an allow, the decision is allow.
 4. Else deny (``default-deny``).
@@ -47,6 +49,13 @@ T = TypeVar("T")
 # ASCII without spaces (non-ASCII must arrive percent-encoded), at most 4096 characters.
 _NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _URI: Final = re.compile(r"[\x21-\x7e]{1,4096}")
+# A percent-encoding that RFC 3986 (6.2.2) says is not normal: lower-case hex digits, a
+# broken escape, or an escaped unreserved character (ALPHA DIGIT - . _ ~), which means the
+# same as the character itself. ``.%65nv`` is ``.env`` to the upstream, so a deny rule on
+# ``**/.env`` must not be stepped around by spelling it differently: such URIs are refused.
+_NOT_NORMAL_ESCAPE: Final = re.compile(
+    r"%(?![0-9A-F]{2})|%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E)"
+)
 # The call that a listed item stands for, decided when filtering a */list result (AZ-2).
 CALL_METHODS: Final[dict[TargetKind, str]] = {
     "tool": "tools/call",
@@ -69,8 +78,14 @@ class _Plan(msgspec.Struct, frozen=True):
 
 
 def valid_name(target: Target) -> bool:
-    pattern = _URI if target.kind == "resource" else _NAME
-    return pattern.fullmatch(target.name) is not None
+    if target.kind == "resource":
+        return _URI.fullmatch(target.name) is not None and _uri_is_normal(target.name)
+    return _NAME.fullmatch(target.name) is not None
+
+
+def _uri_is_normal(uri: str) -> bool:
+    """No percent-encoding that another spelling of the same URI would not have."""
+    return "%" not in uri or _NOT_NORMAL_ESCAPE.search(uri) is None
 
 
 class RuleTrace(msgspec.Struct, frozen=True, kw_only=True):
@@ -207,7 +222,7 @@ def _what(request: PolicyRequest) -> str:
 
 def _invalid(target: Target) -> Decision:
     limit = (
-        "printable ASCII, 1-4096 characters"
+        "printable ASCII, 1-4096 characters, percent-encoding in normal form"
         if target.kind == "resource"
         else ("[A-Za-z0-9_.-]{1,128}")
     )

@@ -1,0 +1,70 @@
+"""A stdio upstream that serves ``file:///{+path}`` the way a file server does: it decodes
+the URI's path (``unquote``) and answers with the path it would open, without touching the
+disk; ``reads`` lists every path asked for, so a test can tell whether a refused read ever
+reached this process. It also serves ``note://hello``, a resource of a scheme that cannot
+fetch. ``python -m tests.pipeline.files``."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from urllib.parse import unquote
+
+import anyio
+
+from bastion._types import JSONObject
+from bastion.protocol import types as t
+from bastion.protocol.request_state import RequestStateSealer
+from bastion.server.connection import ServerConnection
+from bastion.server.context import ToolContext
+from bastion.server.registry import ServerApp
+
+reads: list[str] = []
+
+
+async def _file(ctx: ToolContext, uri: str, variables: dict[str, str]) -> list[JSONObject]:
+    path = "/" + unquote(variables["path"])
+    reads.append(path)
+    return [{"uri": uri, "mimeType": "text/plain", "text": f"opened {path}"}]
+
+
+async def _note(ctx: ToolContext, uri: str, variables: dict[str, str]) -> list[JSONObject]:
+    return [{"uri": uri, "mimeType": "text/plain", "text": "hello"}]
+
+
+async def _reads(ctx: ToolContext, args: JSONObject) -> JSONObject:
+    return {"content": [{"type": "text", "text": "reads"}], "structuredContent": {"reads": reads}}
+
+
+def build_app() -> ServerApp:
+    app = ServerApp(name="files", version="1.0")
+    app.add_template(t.ResourceTemplate(uriTemplate="file:///{+path}", name="files"), _file)
+    app.add_resource(t.Resource(uri="note://hello", name="hello"), _note)
+    app.add_tool(
+        t.Tool(
+            name="reads",
+            description="The paths read so far.",
+            inputSchema={"type": "object", "properties": {}},
+        ),
+        _reads,
+    )
+    return app
+
+
+async def _serve() -> None:
+    from bastion.transport.base import serve_stream
+    from bastion.transport.stdio import StdioServerStream
+
+    stream = await StdioServerStream.open()
+    await serve_stream(
+        stream, ServerConnection(build_app(), RequestStateSealer([secrets.token_bytes(32)]))
+    )
+
+
+def main() -> int:
+    anyio.run(_serve)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Resource URIs through a real ``bastion serve`` in front of an upstream that decodes the
+URI it is given, like a file server (``tests.pipeline.files``).
+
+IN-4: ``file:`` URIs are confined even when no root is configured (then every one is
+refused), dot segments never pass, and other schemes that cannot fetch still work. AZ-3:
+a URI spelled with needless percent-encoding (``.%65nv`` for ``.env``) is refused before
+policy, so a deny rule on the normal spelling cannot be stepped around. A refused read
+never reaches the upstream.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pipeline.live import Gateway, policy_text, serve
+from tests.support import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+DENIED = -32003
+INVALID_PARAMS = -32602
+KEYS = {"alice": ("dev",), "admin": ("admin",)}
+RESOURCES = """\
+  - id: dev-files
+    effect: allow
+    roles: [dev]
+    resources: ["files+file:///**", "files+note://**"]
+  - id: no-env
+    effect: deny
+    roles: [dev]
+    resources: ["files+file:///**/.env"]
+"""
+SERVERS = f"""\
+  files:
+    command: {sys.executable}
+    args: [-m, tests.pipeline.files]
+    cwd: {ROOT}
+"""
+
+
+def _with_resource_rules() -> str:
+    text = policy_text(["files__reads"])
+    return text.replace("  - id: admin-all\n", RESOURCES + "  - id: admin-all\n")
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("docs")
+    (root / "readme.txt").write_text("readme")
+    (root / ".env").write_text("API_KEY=secret")
+    return root
+
+
+@pytest.fixture(scope="module")
+def rootless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The default guard settings: no ``file_roots``."""
+    with serve(
+        tmp_path_factory.mktemp("rootless"), SERVERS, _with_resource_rules(), KEYS
+    ) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def rooted(tmp_path_factory: pytest.TempPathFactory, docs: Path) -> Iterator[Gateway]:
+    guard = f"  uris: {{file_roots: [{docs}]}}\n"
+    with serve(
+        tmp_path_factory.mktemp("rooted"),
+        SERVERS,
+        _with_resource_rules(),
+        KEYS,
+        guard=guard,
+    ) as gateway:
+        yield gateway
+
+
+def _read(gw: Gateway, uri: str) -> dict[str, Any]:
+    answer = gw.modern("alice", "resources/read", {"uri": uri}, headers={"mcp-name": uri})
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _reads(gw: Gateway) -> list[str]:
+    answer = gw.call("alice", "files__reads", {})
+    reads: list[str] = answer["result"]["structuredContent"]["reads"]
+    return reads
+
+
+def test_in4_without_roots_every_file_uri_is_refused(rootless: Gateway, docs: Path) -> None:
+    for uri, code in (
+        (f"files+file://{docs}/readme.txt", INVALID_PARAMS),
+        (f"files+file://{docs}/../etc/passwd", INVALID_PARAMS),
+        (f"files+file://{docs}/%2e%2e/etc/passwd", DENIED),  # not normal: refused by AZ-3
+    ):
+        error = _read(rootless, uri)["error"]
+        assert error["code"] == code, uri
+        assert str(docs) not in error["message"]
+    assert _reads(rootless) == []
+
+
+def test_in4_without_roots_other_schemes_still_work_and_fetching_ones_never(
+    rootless: Gateway,
+) -> None:
+    assert _read(rootless, "files+note://hello")["result"]["contents"][0]["text"] == "hello"
+    assert _read(rootless, "files+https://example.com/x")["error"]["code"] in (
+        INVALID_PARAMS,
+        DENIED,
+    )
+
+
+def test_in4_with_roots_files_inside_are_served_and_dot_segments_refused(
+    rooted: Gateway, docs: Path
+) -> None:
+    ok = _read(rooted, f"files+file://{docs}/readme.txt")
+    assert ok["result"]["contents"][0]["text"] == f"opened {docs}/readme.txt"
+    for uri in (f"files+file://{docs}/../x", f"files+file://{docs}/%2E%2E/x"):
+        assert "error" in _read(rooted, uri), uri
+    assert _reads(rooted) == [f"{docs}/readme.txt"]
+
+
+@pytest.mark.parametrize("spelling", [".%65nv", "%2Eenv", ".e%6Ev", ".en%76"])
+def test_az3_a_needlessly_escaped_uri_cannot_step_around_a_deny_rule(
+    rooted: Gateway, docs: Path, spelling: str
+) -> None:
+    assert _read(rooted, f"files+file://{docs}/.env")["error"]["code"] == DENIED
+    error = _read(rooted, f"files+file://{docs}/{spelling}")["error"]
+    assert error["code"] == DENIED
+    assert f"{docs}/.env" not in _reads(rooted)
+    records = [r for r in rooted.audit() if r.get("target", "").endswith(spelling)]
+    assert records and all(r["rule_id"] == "invalid-name" for r in records)

@@ -76,6 +76,17 @@ async def test_au6_valid_token_becomes_a_principal(
     assert principal.claims["sub"] == "alice"
 
 
+async def test_az5_the_authentication_time_is_auth_time_else_iat_else_none(
+    jwks_file: Path,
+) -> None:
+    """AZ-5 step-up: a token without ``auth_time`` dates the authentication by ``iat``; one
+    with neither carries no time, so it can never count as a recent authentication."""
+    v = validator(jwks_file)
+    assert (await v.validate(make_token(), NOW)).authenticated_at == NOW
+    undated = await v.validate(make_token(drop=("iat",)), NOW)
+    assert undated.authenticated_at is None
+
+
 async def test_au6_ps256_when_allowed(jwks_file: Path) -> None:
     v = validator(jwks_file, algorithms=["PS256"])
     assert (await v.validate(make_token(alg="PS256"), NOW)).id.endswith("#alice")

@@ -18,8 +18,9 @@ def mapper(*accounts: dict[str, object]) -> MtlsMapper:
 
 def test_match_by_subject_cn(tmp_path: Path) -> None:
     _, _, der = self_signed(tmp_path, cn="ci-bot", ip=None)
-    p = mapper({"name": "ci", "subject_cn": "ci-bot", "roles": ["service"]}).authenticate(der, 5.0)
-    assert (p.id, p.method, p.roles, p.authenticated_at) == ("mtls:ci", "mtls", ("service",), 5.0)
+    p = mapper({"name": "ci", "subject_cn": "ci-bot", "roles": ["service"]}).authenticate(der)
+    assert (p.id, p.method, p.roles) == ("mtls:ci", "mtls", ("service",))
+    assert p.authenticated_at is None  # a service account: never satisfies a step-up (AZ-5)
     assert p.credential_id == "mtls:sha256:" + hashlib.sha256(der).hexdigest()
 
 
@@ -27,7 +28,7 @@ def test_match_by_fingerprint_with_colons_and_upper_case(tmp_path: Path) -> None
     _, _, der = self_signed(tmp_path, cn="anything", ip=None)
     hexdigest = hashlib.sha256(der).hexdigest().upper()
     spelled = ":".join(hexdigest[i : i + 2] for i in range(0, 64, 2))
-    p = mapper({"name": "deploy", "fingerprint_sha256": spelled}).authenticate(der, 0.0)
+    p = mapper({"name": "deploy", "fingerprint_sha256": spelled}).authenticate(der)
     assert p.id == "mtls:deploy"
 
 
@@ -37,13 +38,13 @@ def test_unknown_certificate_is_refused(tmp_path: Path) -> None:
         {"name": "ci", "subject_cn": "ci-bot"}, {"name": "d", "fingerprint_sha256": "0" * 64}
     )
     with pytest.raises(Unauthenticated) as caught:
-        m.authenticate(der, 0.0)
+        m.authenticate(der)
     assert caught.value.reason == "unknown-certificate" and caught.value.presented
 
 
 def test_garbage_is_refused() -> None:
     with pytest.raises(Unauthenticated) as caught:
-        mapper({"name": "ci", "subject_cn": "ci-bot"}).authenticate(b"not a certificate", 0.0)
+        mapper({"name": "ci", "subject_cn": "ci-bot"}).authenticate(b"not a certificate")
     assert caught.value.reason == "malformed-certificate"
 
 

@@ -32,7 +32,7 @@ def policy(text: str) -> Policy:
 
 
 def principal(
-    name: str, *roles: str, method: str = "api-key", authenticated_at: float = 0.0
+    name: str, *roles: str, method: str = "api-key", authenticated_at: float | None = None
 ) -> Principal:
     return Principal(
         id=name,

@@ -147,6 +147,22 @@ async def test_step_up_requires_a_recent_authentication() -> None:
     assert result["content"][0]["text"] == "workspace__run_command ran"
 
 
+@pytest.mark.parametrize("method", ["api-key", "break-glass", "mtls", "jwt"])
+async def test_az5_a_credential_without_an_authentication_time_never_passes_step_up(
+    method: str,
+) -> None:
+    """AZ-5: an API key, break-glass key or mTLS service account proves possession, not a
+    recent sign-in (nor does a JWT with neither ``auth_time`` nor ``iat``): step-up refuses."""
+    rules = fixed()
+    app = app_with_tools(*TOOLS)
+    undated = principal("olga", "ops", method=method, authenticated_at=None)
+    async with guarded(app, [AuthorizeStage(lambda: rules)], undated) as client:
+        with pytest.raises(PeerError) as refused:
+            await client.call_tool("workspace__run_command", {})
+    assert refused.value.peer_code == -32003
+    assert refused.value.peer_message == "Recent authentication required"
+
+
 async def test_human_approval_through_elicitation() -> None:
     """TC-6: a 2025-11-25 client that can elicit is asked; yes runs the call, no refuses it."""
     rules = fixed()

@@ -118,7 +118,12 @@ def test_az3_a_uri_spelled_with_needless_escapes_is_refused_not_matched(spelling
     any rule, the normal one is decided by the rules."""
     rules = [
         {"id": "docs", "effect": "allow", "principals": ["*"], "resources": ["ev+file:///**"]},
-        {"id": "no-env", "effect": "deny", "principals": ["*"], "resources": ["ev+file:///**/.env"]},
+        {
+            "id": "no-env",
+            "effect": "deny",
+            "principals": ["*"],
+            "resources": ["ev+file:///**/.env"],
+        },
     ]
     engine = policy(rules)
     normal = engine.decide(request("resources/read", kind="resource", name="ev+file:///docs/.env"))

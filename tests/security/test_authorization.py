@@ -244,3 +244,11 @@ def test_tc6_approval_and_step_up_obligations_hold_calls(gw: Gateway) -> None:
         fresh = bearer(gw.issuer.token(sub="erin", iat=now))
         assert error_code(gw.call(stale, "fx__test_simple_text")) == -32003
         assert error_code(gw.call(fresh, "fx__test_simple_text")) is None
+        # AZ-5: neither an API key nor a token without auth_time/iat is a recent sign-in.
+        undated = bearer(gw.issuer.token(sub="erin", iat=None))
+        for who in (undated, alice):  # alice: an API key her role allows the tool with
+            refused = answer_of(gw.call(who, "fx__test_simple_text"))["error"]
+            assert (refused["code"], refused["message"]) == (
+                -32003,
+                "Recent authentication required",
+            )

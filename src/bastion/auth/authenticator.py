@@ -121,7 +121,7 @@ class Authenticator:
     ) -> Principal:
         if authorization is None:
             if client_cert is not None and self._mtls.configured:
-                return self._mtls.authenticate(client_cert, now)
+                return self._mtls.authenticate(client_cert)
             raise Unauthenticated("missing", presented=False)
         if len(authorization) > self._settings.max_credential_bytes:
             raise Unauthenticated("credential-too-large", presented=True)
@@ -156,6 +156,5 @@ class Authenticator:
             credential_id=credential,
             method="break-glass" if key.break_glass else "api-key",
             roles=key.roles,
-            authenticated_at=now,
             expires_at=key.ends_at,
         )

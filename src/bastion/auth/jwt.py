@@ -136,14 +136,14 @@ class JwtValidator:
             raise _refuse("missing-subject")
         principal_id = f"jwt:{iss}#{sub}"
         auth_time = claims.get("auth_time")
-        strong = auth_time if _is_number(auth_time) else iat if _is_number(iat) else now
+        strong = auth_time if _is_number(auth_time) else iat if _is_number(iat) else None
         return Principal(
             id=principal_id,
             credential_id=principal_id,
             method="jwt",
             roles=_roles(claims, self._settings.roles_claim),
             claims=claims,
-            authenticated_at=float(strong),
+            authenticated_at=None if strong is None else float(strong),
             expires_at=float(exp),
         )
 

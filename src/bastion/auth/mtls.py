@@ -27,7 +27,7 @@ class MtlsMapper:
     def configured(self) -> bool:
         return bool(self._by_fingerprint or self._by_cn)
 
-    def authenticate(self, der: bytes, now: float) -> Principal:
+    def authenticate(self, der: bytes) -> Principal:
         """The service account of the certificate ``der``.
 
         Raises:
@@ -51,14 +51,13 @@ class MtlsMapper:
                 account = self._by_cn.get(names[0].value)
         if account is None:
             raise Unauthenticated("unknown-certificate", presented=True, credential_id=credential)
-        return _principal(account, credential, now)
+        return _principal(account, credential)
 
 
-def _principal(account: MtlsAccount, credential: str, now: float) -> Principal:
+def _principal(account: MtlsAccount, credential: str) -> Principal:
     return Principal(
         id=f"mtls:{account.name}",
         credential_id=credential,
         method="mtls",
         roles=tuple(account.roles),
-        authenticated_at=now,
     )

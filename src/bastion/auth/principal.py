@@ -29,8 +29,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     method: AuthMethod
     roles: tuple[str, ...] = ()
     claims: dict[str, JSONValue] = msgspec.field(default_factory=dict)
-    authenticated_at: float = 0.0
-    """When the caller last proved itself strongly (JWT ``auth_time``/``iat``; key use time)."""
+    authenticated_at: float | None = None
+    """When the person behind the credential last authenticated (a JWT's ``auth_time``, else
+    its ``iat``); ``None`` for credentials that carry no such time (API keys, break-glass,
+    mTLS service accounts), which therefore never satisfy a ``step_up`` (AZ-5)."""
     expires_at: float | None = None
 
     @property

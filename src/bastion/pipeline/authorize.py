@@ -85,6 +85,12 @@ def _require_recent(exchange: Exchange, need: RecentAuth, now: float) -> None:
     principal = exchange.principal
     if principal.method == "local":
         return  # the operating-system user at the keyboard: nothing stronger exists
+    if principal.authenticated_at is None:
+        raise Denied(
+            f"step-up: a {principal.method} credential carries no authentication time",
+            message="Recent authentication required",
+            data={"maxAuthAge": need.max_age},
+        )
     if now - principal.authenticated_at > need.max_age:
         raise Denied(
             f"step-up: authenticated {now - principal.authenticated_at:.0f}s ago",

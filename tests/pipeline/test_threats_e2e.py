@@ -24,6 +24,8 @@ import pytest
 from tests.guard.upstreams.malicious import (
     AWS_KEY,
     GITHUB_TOKEN,
+    INTERNAL_URL,
+    PUBLIC_URL,
     WEATHER_AFTER,
     WEATHER_BEFORE,
 )
@@ -110,7 +112,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory, evil_http: str) -> Iterato
     """A second gateway: five requests a minute per principal, results unfiltered (so
     what the upstream received is visible as it was)."""
     extra = "limits:\n  per_principal: {rate: 5, per: minute, burst: 5}\n"
-    keys = {**KEYS, "carol": ("dev",)}
+    keys = {**KEYS, "carol": ("dev",), "dave": ("dev",)}
     with serve(
         tmp_path_factory.mktemp("limited"),
         _servers(evil_http, hinted=False),
@@ -280,6 +282,40 @@ def test_tc4_ad3_secrets_injection_and_invisible_characters_are_filtered(gw: Gat
     exported = json.dumps(records)
     for secret in (AWS_KEY, GITHUB_TOKEN, "MIIEowIBAAKCAQEA", "hunter2"):
         assert secret not in exported
+
+
+def test_up4_upstream_errors_carry_no_credentials_or_internal_urls(gw: Gateway) -> None:
+    """UP-4, IN-5: ``evil__fail`` answers a JSON-RPC error whose message and data hold a
+    database URL with its password, a GitHub token, an AWS key and internal URLs. The client
+    gets the code and the rest of the text, with those masked; the audit record counts them."""
+    answer = gw.call("alice", "evil__fail", {})
+    error = answer["error"]
+    wire = json.dumps(error)
+    for leaked in ("hunter2", GITHUB_TOKEN, AWS_KEY, INTERNAL_URL, "metrics.svc"):
+        assert leaked not in wire, leaked
+    assert error["code"] == -32000
+    assert error["message"] == (
+        "db failed: [internal URL] token=[REDACTED] key [REDACTED]; "  # db.internal: internal
+        f"see [internal URL] and {PUBLIC_URL}"
+    )
+    assert error["data"] == {
+        "internal": "[internal URL]",
+        "secret": "[REDACTED]",
+        "help": PUBLIC_URL,
+    }
+    [call] = [
+        r
+        for r in gw.audit()
+        if r["kind"] != "pin" and r["method"] == "tools/call" and r["target"] == "evil__fail"
+    ]
+    assert {f["kind"] for f in call["detail"]["findings"]} == {"secret"}
+
+
+def test_up4_upstream_errors_are_cleaned_with_result_filtering_off(limited: Gateway) -> None:
+    """UP-4 holds even where ``guard.sanitise`` is off: errors are not results."""
+    error = limited.call("dave", "evil__fail", {})["error"]
+    for leaked in ("hunter2", GITHUB_TOKEN, AWS_KEY, INTERNAL_URL):
+        assert leaked not in json.dumps(error), leaked
 
 
 # -- TC-5: annotations ---------------------------------------------------------------------

@@ -125,6 +125,10 @@ class Sanitiser:
     def text(self, text: str, path: str = "$") -> Sanitised:
         return self._other(text, path)
 
+    def value(self, value: JSONValue, path: str = "$") -> Sanitised:
+        """Any other untrusted JSON (an upstream error's ``data``)."""
+        return self._other(value, path)
+
     def _other(self, value: JSONValue, path: str = "$") -> Sanitised:
         walk = _Walk(self._max)
         out = self._value(value, path, walk, 0)

@@ -3,17 +3,21 @@
 Tool results, resource contents and prompts are filtered (secrets masked, invisible and bidi
 characters stripped, length capped, likely prompt injection annotated or blocked), and a tool
 result's ``structuredContent`` must satisfy the tool's ``outputSchema``; one that does not is
-replaced by an error result (the upstream is at fault, not the client). What was found is
-counted into the audit record, never quoted.
+replaced by an error result (the upstream is at fault, not the client). An upstream's error
+answer is cleaned too (``guard.peer_errors``: secrets and internal URLs masked, UP-4), even
+when result filtering is off. What was found is counted into the audit record, never quoted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 
 from bastion._types import JSONObject, JSONValue
-from bastion.errors import Denied
+from bastion.errors import Denied, PeerError
+from bastion.guard.findings import Finding
+from bastion.guard.peer_errors import clean_peer_error
 from bastion.guard.sanitise import Sanitised, Sanitiser
 from bastion.guard.schemas import SchemaUnusable
 from bastion.pipeline.exchange import Exchange
@@ -36,10 +40,16 @@ class SanitiseStage:
     ) -> None:
         self._app = app
         self._sanitiser = sanitiser
+        self._errors = sanitiser or Sanitiser()
         self._output = output
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
-        result = await proceed(exchange)
+        try:
+            result = await proceed(exchange)
+        except PeerError as error:
+            cleaned, findings = clean_peer_error(error, self._errors)
+            self._count(exchange, findings)
+            raise cleaned from None
         if not isinstance(result, dict):
             return result
         method = exchange.method
@@ -74,13 +84,17 @@ class SanitiseStage:
         return {"content": [{"type": "text", "text": OUTPUT_MISMATCH}], "isError": True}
 
     def _record(self, exchange: Exchange, cleaned: Sanitised) -> JSONValue:
-        if cleaned.findings:
-            counts = Counter(finding.kind for finding in cleaned.findings)
+        self._count(exchange, cleaned.findings)
+        if cleaned.blocked and exchange.method != "tools/call":
+            raise Denied("result blocked by the content filter", message="Content blocked")
+        return cleaned.value
+
+    @staticmethod
+    def _count(exchange: Exchange, findings: Iterable[Finding]) -> None:
+        counts = Counter(finding.kind for finding in findings)
+        if counts:
             # A list of {kind, count}, not a mapping by kind: the audit log redacts the value
             # of any key named like a credential, and one kind is literally "secret".
             exchange.detail["findings"] = [
                 {"kind": kind, "count": n} for kind, n in sorted(counts.items())
             ]
-        if cleaned.blocked and exchange.method != "tools/call":
-            raise Denied("result blocked by the content filter", message="Content blocked")
-        return cleaned.value

@@ -187,6 +187,32 @@ async def test_human_approval_through_elicitation() -> None:
     assert asked == ["Allow olga to run github__delete_repo?"] * 2
 
 
+async def test_tc6_admin_approval_never_asks_the_calling_client() -> None:
+    """TC-6: ``approval: admin`` is for calls the caller's own client must not approve: a
+    client that can elicit is not asked, the call waits for an admin through the API."""
+    rules = fixed(
+        POLICY.replace("{level: high, approval: human}", "{level: high, approval: admin}")
+    )
+    calls: list[str] = []
+    gate = ApprovalGate()
+    app = app_with_tools(*TOOLS, calls=calls)
+    asked: list[object] = []
+
+    async def elicit(params: dict[str, object]) -> dict[str, object]:
+        asked.append(params)
+        return {"action": "accept", "content": {"approve": True}}
+
+    handlers = ClientHandlers(elicitation=elicit)
+    stages = [AuthorizeStage(lambda: rules, gate)]
+    async with guarded(app, stages, principal("olga", "ops"), Era.LEGACY, handlers) as client:
+        with pytest.raises(PeerError) as refused:
+            await client.call_tool("github__delete_repo", {"repo": "old"})
+        assert refused.value.peer_message == "Approval required"
+        assert gate.decide(refused.value.peer_data["approvalId"], approve=True, by="admin:root")
+        await client.call_tool("github__delete_repo", {"repo": "old"})
+    assert (asked, calls) == ([], ["github__delete_repo"])
+
+
 async def test_human_approval_by_an_admin_for_a_client_that_cannot_elicit() -> None:
     """TC-6: otherwise the call waits for an admin; the approved retry runs once."""
     rules = fixed()

@@ -168,6 +168,22 @@ def test_security_levels_attach_obligations_to_allows_only() -> None:
     assert denied.obligations == () and denied.level is None
 
 
+@pytest.mark.parametrize("order", [("human", "admin"), ("admin", "human")])
+def test_tc6_admin_approval_is_stricter_than_human_whatever_the_order(
+    order: tuple[str, str],
+) -> None:
+    first, second = order
+    security = {
+        "tools": {
+            "srv__delete*": {"level": "high", "approval": first},
+            "srv__delete_all": {"level": "high", "approval": second},
+        }
+    }
+    engine = policy([ALLOW_DEV], security=security)
+    assert engine.decide(request(name="srv__delete_all")).obligations == (Approval(by="admin"),)
+    assert engine.decide(request(name="srv__delete_one")).obligations == (Approval(by=first),)
+
+
 def test_request_time_must_be_timezone_aware() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         PolicyRequest(principal="p", method="ping", at=datetime(2025, 1, 1))

@@ -1,10 +1,12 @@
 """Human approval of high-security tool calls (seed 004, TC-6).
 
 A call whose policy decision carries an ``Approval`` obligation runs only once a human said
-yes. A 2025-11-25 client that can elicit is asked there and then (``elicitation/create`` with
-one boolean); otherwise the call is refused with an approval id, an admin approves it through
-the admin API, and the same principal's retry with the same arguments, within ``ttl``, runs
-once. Pending approvals are bounded; the oldest are forgotten first.
+yes. For ``approval: human``, a 2025-11-25 client that can elicit is asked there and then
+(``elicitation/create`` with one boolean: the client's user decides, so a client that answers
+for itself approves its own calls; ``approval: admin`` never asks the client). Otherwise the
+call is refused with an approval id, an admin approves it through the admin API, and the
+same principal's retry with the same arguments, within ``ttl``, runs once. Pending approvals
+are bounded; the oldest are forgotten first.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ class ApprovalGate:
         self._wall = wall_clock
         self._items: OrderedDict[str, CallApproval] = OrderedDict()
 
-    async def require(self, exchange: Exchange) -> None:
-        """Return when a human approved this call; raise ``Denied`` otherwise."""
-        if not exchange.modern and "elicitation" in exchange.client_capabilities:
+    async def require(self, exchange: Exchange, by: Literal["human", "admin"] = "human") -> None:
+        """Return when a human approved this call (an admin, for ``by="admin"``); raise
+        ``Denied`` otherwise."""
+        if by == "human" and not exchange.modern and "elicitation" in exchange.client_capabilities:
             await self._ask(exchange)
             return
         self._expire()

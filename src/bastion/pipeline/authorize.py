@@ -78,7 +78,7 @@ class AuthorizeStage:
             elif isinstance(obligation, Approval):
                 if self._approvals is None:
                     raise Denied("approval required but no approver is configured")
-                await self._approvals.require(exchange)
+                await self._approvals.require(exchange, obligation.by)
 
 
 def _require_recent(exchange: Exchange, need: RecentAuth, now: float) -> None:

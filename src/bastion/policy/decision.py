@@ -71,9 +71,10 @@ class RecentAuth(msgspec.Struct, frozen=True, tag="recent_auth"):
 
 
 class Approval(msgspec.Struct, frozen=True, tag="approval"):
-    """A human must approve this call before it is forwarded."""
+    """A human must approve this call before it is forwarded: with ``by="human"`` the
+    caller's client may be asked; with ``by="admin"`` only an admin may approve it."""
 
-    by: Literal["human"] = "human"
+    by: Literal["human", "admin"] = "human"
 
 
 Obligation = RecentAuth | Approval

@@ -113,7 +113,9 @@ class SecurityDef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     level: Literal["low", "medium", "high"]
     step_up: StepUp | None = None
-    approval: Literal["human"] | None = None
+    approval: Literal["human", "admin"] | None = None
+    """``human``: the caller's client is asked (elicitation), else an admin; ``admin``: only
+    an admin, through the admin API."""
 
 
 class SecurityTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

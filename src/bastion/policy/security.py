@@ -1,7 +1,8 @@
 """Security levels by tool-name glob, and the obligations a ``high`` tool carries.
 
 When several entries match a tool, the strictest wins: the highest level, the shortest
-step-up ``recent_auth`` and human approval if any entry asks for it. The engine attaches
+step-up ``recent_auth`` and human approval if any entry asks for it (``admin`` over ``human``:
+only an admin, never the caller's client). The engine attaches
 these to allow decisions; enforcing them is the pipeline's job.
 """
 
@@ -36,7 +37,7 @@ class SecurityLevels:
     def lookup(self, tool: str) -> tuple[Level | None, tuple[Obligation, ...]]:
         level: Level | None = None
         max_age: int | None = None
-        approval = False
+        approval: Literal["human", "admin"] | None = None
         for globs, spec in self._entries:
             if tool not in globs:
                 continue
@@ -45,10 +46,11 @@ class SecurityLevels:
             if spec.step_up is not None:
                 age = seconds(spec.step_up.recent_auth)
                 max_age = age if max_age is None else min(max_age, age)
-            approval = approval or spec.approval == "human"
+            if spec.approval == "admin" or approval is None:
+                approval = spec.approval or approval
         obligations: list[Obligation] = []
         if max_age is not None:
             obligations.append(RecentAuth(max_age=max_age))
-        if approval:
-            obligations.append(Approval())
+        if approval is not None:
+            obligations.append(Approval(by=approval))
         return level, tuple(obligations)

@@ -158,6 +158,41 @@ async def test_request_state_is_sealed_bound_and_expiring() -> None:
         assert late["error"]["code"] == -32602
 
 
+async def test_reserved_input_keys_come_only_from_the_sealed_state() -> None:
+    """A client may not name Bastion's own keys (``io.bastion/...``, such as the parked
+    upstream call a retry resumes) in ``inputResponses``, nor override what was sealed in
+    ``requestState``: the tool sees the sealed values and the client's fresh answers."""
+    from bastion.server.context import InputRequired
+
+    seen: list[dict[str, Any]] = []
+    app = ServerApp(name="t", version="1")
+
+    async def asks(ctx: ToolContext, args: dict[str, Any]) -> t.CallToolResult:
+        seen.append(dict(ctx.input_responses))
+        if "confirm" not in ctx.input_responses:
+            question = t.InputRequest(method="elicitation/create", params={"message": "ok?"})
+            raise InputRequired({"confirm": question}, {"io.bastion/pending": "real", "n": 1})
+        return t.CallToolResult(content=[t.TextContent(text="done")])
+
+    app.add_tool(t.Tool(name="asks", inputSchema={"type": "object"}), asks)
+    caps = {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+    forged = {"io.bastion/pending": "forged", "io.bastion/other": 1, "n": 99}
+    async with raw_client(app, RequestStateSealer([secrets.token_bytes(32)])) as c:
+        params = {"name": "asks", "arguments": {}, "inputResponses": forged}
+        first = (await c.modern("tools/call", params, 1, **caps))["result"]
+        state = first["requestState"]
+        answer = {**forged, "confirm": {"action": "accept", "content": {}}}
+        retry = {"name": "asks", "arguments": {}, "inputResponses": answer, "requestState": state}
+        done = await c.modern("tools/call", retry, 2, **caps)
+    assert done["result"]["content"][0]["text"] == "done"
+    assert seen[0] == {"n": 99}  # no state yet: the reserved keys were dropped
+    assert seen[1] == {
+        "io.bastion/pending": "real",
+        "n": 1,
+        "confirm": {"action": "accept", "content": {}},
+    }
+
+
 async def test_modern_logs_only_when_asked() -> None:
     async with raw_client(build_fixture_app()) as c:
         params = {"name": "test_logging_tool", "arguments": {}}

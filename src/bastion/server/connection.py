@@ -51,6 +51,8 @@ _E = TypeVar("_E")
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
 MAX_SUBSCRIPTIONS: Final = 256  # resource subscriptions per connection
 UNSUBSCRIBE_GRACE: Final = 5.0  # seconds to undo upstream subscriptions of a closed stream
+# inputResponses keys a client may not send: Bastion's own, kept in the sealed requestState.
+RESERVED: Final = "io.bastion/"
 _MODERN_ONLY: Final = frozenset({"server/discover", "subscriptions/listen"})
 _LIST_KINDS: Final = {
     "tools/list": "tools",
@@ -246,7 +248,13 @@ class ServerConnection:
             if fresh is not None and not isinstance(fresh, dict):
                 raise InvalidParams("inputResponses must be an object")
             if isinstance(fresh, dict):
-                responses.update(fresh)
+                # Keys under Bastion's own prefix come only from the sealed state (the parked
+                # upstream call it names, for one), and what was sealed is never overridden.
+                sealed = dict(responses)
+                responses.update(
+                    (key, value) for key, value in fresh.items() if not key.startswith(RESERVED)
+                )
+                responses.update(sealed)
         return ToolContext(
             era=era,
             client_capabilities=caps,

@@ -20,7 +20,7 @@ from bastion._sqlite import open_private_db
 from bastion.audit.chain import GENESIS, Chain
 from bastion.audit.checkpoint import sign_checkpoint
 from bastion.audit.keys import load_or_create_signing_key
-from bastion.audit.record import AuditRecord, canonical_bytes
+from bastion.audit.record import AuditRecord, bounded, canonical_bytes
 from bastion.errors import InternalError
 
 if TYPE_CHECKING:
@@ -125,8 +125,8 @@ class AuditStore:
         return Chain(head[0], bytes.fromhex(head[1])), checkpoint or 0
 
     def append(self, records: Iterable[AuditRecord]) -> int:
-        """Chain and write ``records`` in one transaction; return the last seq written."""
-        return self.append_encoded([canonical_bytes(record) for record in records])
+        """Chain and write ``records`` (``bounded``) in one transaction; return the last seq."""
+        return self.append_encoded([canonical_bytes(bounded(record)) for record in records])
 
     def append_encoded(self, bodies: Sequence[bytes]) -> int:
         """``append`` for records already encoded with ``canonical_bytes`` (the caller's

@@ -69,6 +69,19 @@ def test_verify_clean_then_tampered(client: httpx.Client, admin: Admin) -> None:
     assert ("apikey:auditor", "audit.verify", "audit", "ok") in admin.events
 
 
+def test_ad2_verify_finds_an_emptied_log(client: httpx.Client, admin: Admin) -> None:
+    """Every record, checkpoint and the head deleted: the file's freed pages still show it."""
+    conn = sqlite3.connect(admin.audit_path, isolation_level=None)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.executescript("DELETE FROM records; DELETE FROM checkpoints; DELETE FROM head;")
+    conn.close()
+    report = client.post("/api/v1/audit/verify", headers=admin.auth(AUDITOR)).json()
+    assert report["ok"] is False
+    assert report["records"] == 0
+    assert report["problems"][0]["kind"] == "truncated"
+
+
 def test_missing_database_is_an_empty_log(tmp_path: Path) -> None:
     audit = SqliteAudit(tmp_path / "none.db")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -141,4 +142,70 @@ async def test_records_close_together_are_committed_together(tmp_path: Path) -> 
         finally:
             reader.close()
     assert counts == {0}
+    assert verify(db, public_key(db)).ok
+
+
+def _bounded_fields() -> list[tuple[str, int]]:
+    """Every field of the record type whose decoder caps a string's length, with its cap."""
+    found = []
+    info = msgspec.inspect.type_info(AuditRecord)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else ()
+        for kind in (*kinds, field.type):
+            if isinstance(kind, msgspec.inspect.StrType) and kind.max_length is not None:
+                found.append((field.name, kind.max_length))
+    return found
+
+
+BOUNDED = _bounded_fields()
+
+
+def test_the_client_reachable_fields_are_among_the_bounded_ones() -> None:
+    names = {name for name, _ in BOUNDED}
+    assert {"target", "request_id", "method", "principal", "session", "outcome"} <= names
+
+
+@pytest.mark.parametrize(("field", "limit"), BOUNDED)
+async def test_ad2_overlong_field_is_bounded_by_the_writer_so_verify_stays_ok(
+    tmp_path: Path, field: str, limit: int
+) -> None:
+    """A client sends a name or id longer than the record type allows (a 600-character tool
+    name, a 600-character JSON-RPC id): the writer stores a bounded value that still shows
+    the original length and its SHA-256, and ``verify`` reports the untouched log as ok."""
+    db = tmp_path / "audit.db"
+    long, huge, exact = "v" * (limit + 88) + "end", "h" * 100_000, "e" * limit
+    async with AuditLog(db) as log:
+        await log.record(AuditRecord(time=1.0, detail={"k": 1}, **{field: long}))  # type: ignore[arg-type]
+        await log.record(AuditRecord(time=2.0, detail={"k": 2}, **{field: huge}))  # type: ignore[arg-type]
+        await log.record(AuditRecord(time=3.0, **{field: exact}))  # type: ignore[arg-type]
+    report = verify(db, public_key(db))
+    assert report.ok, report.problems
+    (_, first), (_, second), (_, third) = stored(db)
+    for record, original in ((first, long), (second, huge)):
+        value = record[field]
+        assert isinstance(value, str) and len(value) <= limit
+        assert value.startswith(original[:300])
+        assert f"truncated: {len(original)} chars" in value
+        assert hashlib.sha256(original.encode()).hexdigest() in value
+    assert (first["detail"], second["detail"]) == ({"k": 1}, {"k": 2})  # not dropped as "too big"
+    assert third[field] == exact  # at the limit: stored as sent
+
+
+@pytest.mark.parametrize("field", ["principal", "credential_id", "target"])
+async def test_ad3_a_secret_across_the_cut_is_redacted_before_bounding(
+    tmp_path: Path, field: str
+) -> None:
+    """Redaction runs on the whole value first: cutting first could leave part of a secret
+    that no longer matches its pattern, and the digest would be the secret's."""
+    db = tmp_path / "audit.db"
+    secret = "ghp_" + "a1B2" * 9
+    value = "v" * 400 + f"/{secret}/" + "w" * 200
+    async with AuditLog(db) as log:
+        await log.record(AuditRecord(time=1.0, **{field: value}))  # type: ignore[arg-type]
+    [(_, record)] = stored(db)
+    kept = record[field]
+    assert isinstance(kept, str) and "truncated" in kept
+    assert "ghp_" not in kept
+    assert hashlib.sha256(value.encode()).hexdigest() not in kept
     assert verify(db, public_key(db)).ok

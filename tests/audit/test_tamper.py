@@ -108,7 +108,8 @@ async def test_ad2_checkpoint_forged_with_another_key_is_found(db: Path) -> None
     forged = sign_checkpoint(Ed25519PrivateKey.generate(), 25, b"\x01" * 32, 1.0)
     tamper(
         db,
-        f"INSERT INTO checkpoints VALUES (25, '{forged.hash.hex()}', 1.0, "
+        "INSERT INTO checkpoints (seq, hash, time, key_id, signature) "
+        f"VALUES (25, '{forged.hash.hex()}', 1.0, "
         f"'{forged.key_id}', '{forged.signature.hex()}')",
     )
     assert problems(db) == [(25, "bad-checkpoint")]

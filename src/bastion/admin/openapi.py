@@ -201,6 +201,7 @@ _SCHEMAS: Final[JSONObject] = {
                     "broken-link",
                     "truncated",
                     "bad-checkpoint",
+                    "missing-checkpoint",
                     "no-head",
                 ]
             },
@@ -229,6 +230,7 @@ _REPORT: Final[JSONObject] = {
         "last_checkpoint_seq",
         "problems",
         "more_problems",
+        "unchained_checkpoints",
     ],
     "properties": {
         "ok": {"type": "boolean"},
@@ -238,6 +240,7 @@ _REPORT: Final[JSONObject] = {
         "last_checkpoint_seq": {"type": "integer", "minimum": 0},
         "problems": {"type": "array", "items": _ref("Problem")},
         "more_problems": {"type": "boolean"},
+        "unchained_checkpoints": {"type": "integer", "minimum": 0},
     },
     "additionalProperties": False,
 }

@@ -1,8 +1,9 @@
 """``AuditLog``: the async front of the store; the request path enqueues, one writer commits.
 
-``record`` redacts the record's ``detail`` (AD-3), caps its size, encodes it (once: the
-writer chains these bytes) and puts it on a bounded queue without a trip through the event
-loop. One writer thread, started once, takes the first waiting record, lets
+``record`` redacts the record (AD-3), bounds its names and ids as the record type does
+(``record.bounded``: whatever a client sent reads back), caps its size, encodes it (once:
+the writer chains these bytes) and puts it on a bounded queue without a trip through the
+event loop. One writer thread, started once, takes the first waiting record, lets
 ``commit_interval`` seconds of records gather behind it (group commit), and appends up to
 ``max_batch`` of them in one transaction; so no request waits on disk, and at a few hundred
 calls a second a commit (an fsync) is shared by several records instead of paid by each.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import msgspec
 
-from bastion.audit.record import AuditRecord, canonical_bytes
+from bastion.audit.record import AuditRecord, bounded, canonical_bytes
 from bastion.audit.redact import Redactor, redact_text
 from bastion.audit.store import DEFAULT_CHECKPOINT_EVERY, AuditStore
 from bastion.errors import InternalError
@@ -192,24 +193,28 @@ class AuditLog:
         return False
 
     def _prepare(self, record: AuditRecord) -> bytes:
-        """``record`` redacted, capped and encoded as the store chains it."""
-        # Measure before redacting, too: a huge detail is dropped whole rather than scanned
-        # on the request path (only the detail can be large).
+        """``record`` redacted, bounded, capped and encoded as the store chains it."""
+        # A credential id or a resource URI must never carry a secret either (AD-1, AD-3).
+        # Redact whole values, then bound them: a cut could leave part of a secret that no
+        # longer matches its pattern, and the bound's digest must not be a secret's.
+        principal, credential, target = record.principal, record.credential_id, record.target
+        record = bounded(
+            msgspec.structs.replace(
+                record,
+                principal=redact_text(principal) if principal is not None else None,
+                credential_id=redact_text(credential) if credential is not None else None,
+                target=redact_text(target) if target is not None else None,
+            )
+        )
+        # Measure before redacting the detail, too: a huge detail is dropped whole rather
+        # than scanned on the request path (only the detail can be large by now).
         if record.detail:
             record = _cap(record, len(canonical_bytes(record)))
         # NaN and infinities encode as JSON null, which would not decode back into a record.
         latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0
         when = record.time if math.isfinite(record.time) else self._wall()
-        # A credential id or a resource URI must never carry a secret either (AD-1, AD-3).
-        principal, credential, target = record.principal, record.credential_id, record.target
         record = msgspec.structs.replace(
-            record,
-            time=when,
-            detail=self._redact(record.detail),
-            latency_ms=latency,
-            principal=redact_text(principal) if principal is not None else None,
-            credential_id=redact_text(credential) if credential is not None else None,
-            target=redact_text(target) if target is not None else None,
+            record, time=when, detail=self._redact(record.detail), latency_ms=latency
         )
         body = canonical_bytes(record)
         if len(body) > MAX_RECORD_BYTES:

@@ -3,6 +3,7 @@
 Readers open the file with ``mode=ro`` so nothing they do can change it, and fetch rows in
 pages of ``PAGE`` so memory stays bounded however long the log is. Export writes one JSON
 object per line: ``{"seq", "prev", "hash", "record"}``, the record as the exact stored bytes.
+Checkpoint rows come as stored too, with ``prev_seq`` None in a log from before chaining.
 """
 
 from __future__ import annotations
@@ -13,10 +14,21 @@ from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
+from bastion.audit.checkpoint import Checkpoint
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["StoredRow", "export_jsonl", "iter_rows", "open_readonly", "tail_rows"]
+__all__ = [
+    "CheckpointRow",
+    "StoredRow",
+    "checkpoint_rows",
+    "export_jsonl",
+    "iter_rows",
+    "open_readonly",
+    "parse_checkpoint",
+    "tail_rows",
+]
 
 PAGE: Final = 1000
 BUSY_TIMEOUT_S: Final = 5.0
@@ -69,6 +81,46 @@ def tail_rows(conn: sqlite3.Connection, n: int) -> list[StoredRow]:
         "SELECT seq, prev, hash, record FROM records ORDER BY seq DESC LIMIT ?", (max(n, 0),)
     ).fetchall()
     return [_row(values) for values in reversed(page)]
+
+
+# seq, hash, time, key_id, signature, prev_seq: as stored, unchecked.
+CheckpointRow = tuple[int, object, object, object, object, object]
+
+
+def checkpoint_rows(conn: sqlite3.Connection, *, last: bool = False) -> list[CheckpointRow]:
+    """Every checkpoint row in seq order (``last``: only the highest seq). A version-1 log
+    has no ``prev_seq`` column: its rows read as None there."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}
+    prev = "prev_seq" if "prev_seq" in columns else "NULL"
+    order = "DESC LIMIT 1" if last else ""
+    return conn.execute(
+        f"SELECT seq, hash, time, key_id, signature, {prev} FROM checkpoints "  # noqa: S608
+        f"ORDER BY seq {order}"
+    ).fetchall()
+
+
+def parse_checkpoint(row: CheckpointRow) -> Checkpoint | None:
+    """A stored checkpoint row as a ``Checkpoint`` (signature unchecked); None if malformed."""
+    seq, hash_hex, time, kid, signature, prev_seq = row
+    if not (
+        isinstance(hash_hex, str)
+        and isinstance(time, (int, float))
+        and isinstance(kid, str)
+        and isinstance(signature, str)
+        and (prev_seq is None or isinstance(prev_seq, int))
+    ):
+        return None
+    try:
+        return Checkpoint(
+            seq=seq,
+            hash=bytes.fromhex(hash_hex),
+            time=float(time),
+            key_id=kid,
+            signature=bytes.fromhex(signature),
+            prev_seq=prev_seq,
+        )
+    except ValueError:
+        return None
 
 
 _ENCODER: Final = msgspec.json.Encoder()

@@ -3,23 +3,37 @@
 A record names who (principal, credential id, never a secret), what (method, target), the
 policy decision and its rule, and how it ended (outcome, latency). ``canonical_bytes`` is the
 one encoding the hash chain covers: msgspec JSON with every mapping's keys sorted, so the same
-record always hashes the same, whichever process wrote it.
+record always hashes the same, whichever process wrote it. Names and ids are capped at
+``MAX_NAME_LENGTH`` characters when a record is read back, so ``bounded`` applies the same cap
+before one is written: a longer value keeps its head and ends with a marker giving its length
+and SHA-256, so the record still shows it was long and can be matched to the original.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Final, Literal
 
 import msgspec
 
 from bastion._types import JSONObject
 
-__all__ = ["AuditRecord", "Decision", "EventKind", "canonical_bytes", "decode_record"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "AuditRecord",
+    "Decision",
+    "EventKind",
+    "bound_name",
+    "bounded",
+    "canonical_bytes",
+    "decode_record",
+]
 
 Decision = Literal["allow", "deny"]
 EventKind = Literal["request", "authentication", "admin", "policy", "pin"]
 
-_Name = Annotated[str, msgspec.Meta(max_length=512)]
+MAX_NAME_LENGTH: Final = 512  # characters, for every name and id field (``_Name``)
+_Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
 
 
 class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -39,6 +53,47 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     outcome: _Name = "ok"
     latency_ms: float = 0.0
     detail: JSONObject = msgspec.field(default_factory=dict)
+
+
+def _bounded_fields() -> tuple[str, ...]:
+    """The fields whose type caps a string's length (all at MAX_NAME_LENGTH), read off the
+    type itself so a field added later is bounded too."""
+    names = []
+    info = msgspec.inspect.type_info(AuditRecord)
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError("AuditRecord is a Struct")
+    for field in info.fields:
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else ()
+        for kind in (*kinds, field.type):
+            if isinstance(kind, msgspec.inspect.StrType) and kind.max_length is not None:
+                if kind.max_length != MAX_NAME_LENGTH:
+                    raise TypeError(f"AuditRecord.{field.name}: bound it with _Name")
+                names.append(field.name)
+    return tuple(names)
+
+
+_BOUNDED_FIELDS: Final = _bounded_fields()
+
+
+def bound_name(value: str) -> str:
+    """``value`` if it fits MAX_NAME_LENGTH; else its head and ``...[truncated: N chars,
+    sha256:HEX]`` (the digest of the whole ``value`` as UTF-8), MAX_NAME_LENGTH in all."""
+    if len(value) <= MAX_NAME_LENGTH:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    marker = f"...[truncated: {len(value)} chars, sha256:{digest}]"
+    return value[: MAX_NAME_LENGTH - len(marker)] + marker
+
+
+def bounded(record: AuditRecord) -> AuditRecord:
+    """``record`` with every over-long name or id passed through ``bound_name``, so that it
+    decodes back whatever a client sent (the record itself when nothing is over)."""
+    changes = {
+        name: bound_name(value)
+        for name in _BOUNDED_FIELDS
+        if isinstance(value := getattr(record, name), str) and len(value) > MAX_NAME_LENGTH
+    }
+    return msgspec.structs.replace(record, **changes) if changes else record
 
 
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")

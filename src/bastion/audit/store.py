@@ -4,9 +4,11 @@
 record, head and checkpoint tables, so only someone editing the file around Bastion can change
 history, and ``verify`` catches that. Each ``append`` inserts its records, moves the stored
 head (last seq + hash, which reveals truncation) and signs a checkpoint at every seq that is
-a multiple of ``checkpoint_every``, all in one commit. WAL journal, ``synchronous=FULL``: a
-committed batch survives a power cut; batching amortises the fsync. One writer at a time;
-several processes may share a log, since each batch continues from the head it locked.
+a multiple of ``checkpoint_every``, all in one commit; each checkpoint names the one signed
+before it (``prev_seq``), and a log from before that gains the column on open. WAL journal,
+``synchronous=FULL``: a committed batch survives a power cut; batching amortises the fsync.
+One writer at a time; several processes may share a log, since each batch continues from the
+head it locked, and each checkpoint from the last one signed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bastion._sqlite import open_private_db
 from bastion.audit.chain import GENESIS, Chain
 from bastion.audit.checkpoint import sign_checkpoint
 from bastion.audit.keys import load_or_create_signing_key
-from bastion.audit.record import AuditRecord, canonical_bytes
+from bastion.audit.record import AuditRecord, bounded, canonical_bytes
 from bastion.errors import InternalError
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CHECKPOINT_EVERY", "SCHEMA_VERSION", "AuditStore", "AuditStoreError"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: checkpoints.prev_seq (NULL in rows written by version 1)
 DEFAULT_CHECKPOINT_EVERY: Final = 1000
 BUSY_TIMEOUT_S: Final = 5.0  # a reader holding a lock (tail --follow) must not stall us long
 
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS head (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time REAL NOT NULL,
-    key_id TEXT NOT NULL, signature TEXT NOT NULL);
+    key_id TEXT NOT NULL, signature TEXT NOT NULL, prev_seq INTEGER);
 CREATE TRIGGER IF NOT EXISTS records_append_only_u BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_append_only_d BEFORE DELETE ON records
@@ -75,7 +77,7 @@ class AuditStore:
         self._key = load_or_create_signing_key(db_path)
         self._every = checkpoint_every
         self._wall = wall_clock
-        self._chain, self._last_checkpoint = self._load_head()
+        self._chain = self._load_head()
 
     @classmethod
     def open(
@@ -96,9 +98,7 @@ class AuditStore:
         conn = open_private_db(db_path, busy_timeout=BUSY_TIMEOUT_S)
         try:
             conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            _migrate(conn)
             return cls(conn, db_path, checkpoint_every=checkpoint_every, wall_clock=wall_clock)
         except BaseException:
             conn.close()
@@ -109,24 +109,23 @@ class AuditStore:
         """The last seq written (0 if the log is empty)."""
         return self._chain.seq
 
-    def _load_head(self) -> tuple[Chain, int]:
+    def _load_head(self) -> Chain:
         head = self._conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
         last = self._conn.execute(
             "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
         ).fetchone()
-        checkpoint = self._conn.execute("SELECT max(seq) FROM checkpoints").fetchone()[0]
         if head is None and last is None:
-            return Chain(0, GENESIS), 0
+            return Chain(0, GENESIS)
         if head is None or last is None or tuple(head) != tuple(last):
             raise AuditStoreError(
                 f"audit head {head!r} does not match the last record {last!r}; "
                 "run `bastion audit verify` before writing more"
             )
-        return Chain(head[0], bytes.fromhex(head[1])), checkpoint or 0
+        return Chain(head[0], bytes.fromhex(head[1]))
 
     def append(self, records: Iterable[AuditRecord]) -> int:
-        """Chain and write ``records`` in one transaction; return the last seq written."""
-        return self.append_encoded([canonical_bytes(record) for record in records])
+        """Chain and write ``records`` (``bounded``) in one transaction; return the last seq."""
+        return self.append_encoded([canonical_bytes(bounded(record)) for record in records])
 
     def append_encoded(self, bodies: Sequence[bytes]) -> int:
         """``append`` for records already encoded with ``canonical_bytes`` (the caller's
@@ -148,16 +147,16 @@ class AuditStore:
             for seq, head in due:
                 self._write_checkpoint(seq, head)
         self._chain = chain
-        if due:
-            self._last_checkpoint = due[-1][0]
         return chain.seq
 
     def checkpoint(self) -> None:
-        """Sign the current head unless it is already signed (called on close)."""
-        if self._chain.seq > self._last_checkpoint:
-            with self._transaction():
-                self._write_checkpoint(self._chain.seq, self._chain.head)
-            self._last_checkpoint = self._chain.seq
+        """Sign the stored head unless it is already signed (called on close)."""
+        with self._transaction():
+            # The stored head, not ours: another process may have appended since, and
+            # checkpoints must be signed in seq order to chain.
+            chain = self._stored_head()
+            if chain.seq > self._last_checkpoint():
+                self._write_checkpoint(chain.seq, chain.head)
 
     def close(self) -> None:
         self._conn.close()
@@ -174,16 +173,36 @@ class AuditStore:
             (chain.seq, chain.head.hex()),
         )
 
+    def _last_checkpoint(self) -> int:
+        return int(self._conn.execute("SELECT max(seq) FROM checkpoints").fetchone()[0] or 0)
+
     def _write_checkpoint(self, seq: int, head: bytes) -> None:
-        cp = sign_checkpoint(self._key, seq, head, self._wall())
+        # Under the write lock, after the last checkpoint any process signed: seqs above the
+        # stored head (or the head itself, on close) come after every checkpoint there is.
+        cp = sign_checkpoint(self._key, seq, head, self._wall(), prev_seq=self._last_checkpoint())
         self._conn.execute(
-            # Another process sharing the log may have signed this seq already.
-            "INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-            (cp.seq, cp.hash.hex(), cp.time, cp.key_id, cp.signature.hex()),
+            "INSERT INTO checkpoints (seq, hash, time, key_id, signature, prev_seq) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (cp.seq, cp.hash.hex(), cp.time, cp.key_id, cp.signature.hex(), cp.prev_seq),
         )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Record the schema version; bring a version-1 log to version 2 (its checkpoints keep
+    ``prev_seq`` NULL: they were signed unchained, and verify says so)."""
+    with _Transaction(conn):  # several processes may open an old log at once
+        conn.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}
+        if "prev_seq" not in columns:
+            conn.execute("ALTER TABLE checkpoints ADD COLUMN prev_seq INTEGER")
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
 
 
 class _Transaction:

@@ -2,10 +2,13 @@
 
 It recomputes every link from the stored bytes and reports, by seq, each record that was
 edited (hash mismatch or unreadable), removed (a gap or a broken link), and truncation (the
-stored head or a signed checkpoint names records that are not there). Checkpoint signatures are
-checked with the public key only. Records after the last checkpoint are protected by the chain
-and the unsigned head alone; a clean close always signs the head. Memory stays bounded:
-rows are streamed and at most ``MAX_PROBLEMS`` problems are kept.
+stored head or a signed checkpoint names records that are not there, or an empty log's file
+shows freed pages). Checkpoint signatures are checked with the public key only, and each names
+the one before it, so a removed checkpoint shows at the next. What no file can show is its
+tail cut back to an earlier consistent state: ``kept``, a checkpoint exported earlier and kept
+elsewhere, must then still be in the log. Records after the last checkpoint are protected by
+the chain and the unsigned head alone; a clean close always signs the head. Memory stays
+bounded: rows are streamed and at most ``MAX_PROBLEMS`` problems are kept.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import msgspec
 
 from bastion.audit.chain import GENESIS, link_hash
 from bastion.audit.checkpoint import Checkpoint, verify_checkpoint
-from bastion.audit.read import iter_rows, open_readonly
+from bastion.audit.read import checkpoint_rows, iter_rows, open_readonly, parse_checkpoint
 from bastion.audit.record import decode_record
 
 if TYPE_CHECKING:
@@ -30,7 +33,14 @@ __all__ = ["Problem", "ProblemKind", "VerifyReport", "verify"]
 MAX_PROBLEMS: Final = 100
 
 ProblemKind = Literal[
-    "edited", "unreadable", "missing", "broken-link", "truncated", "bad-checkpoint", "no-head"
+    "edited",
+    "unreadable",
+    "missing",
+    "broken-link",
+    "truncated",
+    "bad-checkpoint",
+    "missing-checkpoint",
+    "no-head",
 ]
 
 
@@ -53,6 +63,8 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     last_checkpoint_seq: int
     problems: tuple[Problem, ...]
     more_problems: bool = False
+    unchained_checkpoints: int = 0
+    """Checkpoints signed before checkpoints were chained: removing one of them is not seen."""
 
     @property
     def ok(self) -> bool:
@@ -64,6 +76,9 @@ class _Findings:
         self.items: list[Problem] = []
         self.overflow = False
 
+    def has(self, seq: int | None, kind: ProblemKind) -> bool:
+        return any(p.seq == seq and p.kind == kind for p in self.items)
+
     def add(self, seq: int | None, kind: ProblemKind, message: str) -> None:
         if len(self.items) < MAX_PROBLEMS:
             self.items.append(Problem(seq=seq, kind=kind, message=message))
@@ -71,8 +86,11 @@ class _Findings:
             self.overflow = True
 
 
-def verify(db_path: Path, public_key: Ed25519PublicKey) -> VerifyReport:
-    """Verify the audit database at ``db_path``.
+def verify(
+    db_path: Path, public_key: Ed25519PublicKey, *, kept: Checkpoint | None = None
+) -> VerifyReport:
+    """Verify the audit database at ``db_path``; ``kept``: a checkpoint exported from it
+    earlier, which the log must still hold.
 
     Raises:
         FileNotFoundError: there is no database at ``db_path``.
@@ -80,14 +98,19 @@ def verify(db_path: Path, public_key: Ed25519PublicKey) -> VerifyReport:
     """
     conn = open_readonly(db_path)
     try:
-        return _verify(conn, public_key)
+        return _verify(conn, public_key, kept)
     finally:
         conn.close()
 
 
-def _verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> VerifyReport:
+def _verify(
+    conn: sqlite3.Connection, public_key: Ed25519PublicKey, kept: Checkpoint | None
+) -> VerifyReport:
     found = _Findings()
-    checkpoints = _checkpoints(conn, public_key, found)
+    signed = _Checkpoints(conn, public_key, found)
+    checkpoints = dict(signed.valid)
+    if kept is not None:
+        _add_kept(kept, public_key, signed, checkpoints, found)
     head = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
     expected_seq, prev, count = 1, GENESIS, 0
     for row in iter_rows(conn):
@@ -121,13 +144,16 @@ def _verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> VerifyRep
         found.add(
             seq, "truncated", f"a signed checkpoint names seq {seq}; the log ends at {last_seq}"
         )
+    if not count:
+        _check_emptied(conn, found)
     return VerifyReport(
         records=count,
         last_seq=last_seq,
-        checkpoints=len(checkpoints),
-        last_checkpoint_seq=max(checkpoints, default=0),
+        checkpoints=len(signed.valid),
+        last_checkpoint_seq=max(signed.valid, default=0),
         problems=tuple(found.items),
         more_problems=found.overflow,
+        unchained_checkpoints=signed.unchained,
     )
 
 
@@ -155,26 +181,79 @@ def _check_head(
         found.add(head_seq, "edited", "the last record's hash does not match the stored head")
 
 
-def _checkpoints(
-    conn: sqlite3.Connection, public_key: Ed25519PublicKey, found: _Findings
-) -> dict[int, Checkpoint]:
-    """Checkpoints whose signature verifies, by seq; the others become findings."""
-    valid: dict[int, Checkpoint] = {}
-    rows = conn.execute("SELECT seq, hash, time, key_id, signature FROM checkpoints ORDER BY seq")
-    for seq, hash_hex, time, kid, signature in rows:
-        try:
-            checkpoint = Checkpoint(
-                seq=seq,
-                hash=bytes.fromhex(hash_hex),
-                time=time,
-                key_id=kid,
-                signature=bytes.fromhex(signature),
-            )
-        except (ValueError, TypeError):
-            found.add(seq, "bad-checkpoint", "the checkpoint row is malformed")
-            continue
-        if verify_checkpoint(public_key, checkpoint):
-            valid[seq] = checkpoint
-        else:
-            found.add(seq, "bad-checkpoint", f"the signature does not verify (key id {kid})")
-    return valid
+def _check_emptied(conn: sqlite3.Connection, found: _Findings) -> None:
+    """A log with no records that was never written to has no free pages: nothing is ever
+    deleted through Bastion, so freed pages mean rows were (a VACUUM hides it; ``kept`` not)."""
+    freed = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    if freed:
+        found.add(
+            None, "truncated", f"the log holds no records, but {freed} pages of it were freed"
+        )
+
+
+class _Checkpoints:
+    """The checkpoint rows: those whose signature verifies, by seq, and the count of old,
+    unchained ones; bad signatures and breaks in the checkpoints' own chain become findings."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, public_key: Ed25519PublicKey, found: _Findings
+    ) -> None:
+        self.valid: dict[int, Checkpoint] = {}
+        self.stored: set[int] = set()
+        self.unchained = 0
+        before, chained = 0, False  # the seq of the row before, and whether one was chained
+        for row in checkpoint_rows(conn):
+            seq, kid, prev_seq = row[0], row[3], row[5]
+            self.stored.add(seq)
+            checkpoint = parse_checkpoint(row)
+            if checkpoint is None:
+                found.add(seq, "bad-checkpoint", "the checkpoint row is malformed")
+            elif not verify_checkpoint(public_key, checkpoint):
+                found.add(seq, "bad-checkpoint", f"the signature does not verify (key id {kid})")
+            else:
+                self.valid[seq] = checkpoint
+                _check_link(checkpoint, before, chained, found)
+                self.unchained += checkpoint.prev_seq is None
+            chained = chained or prev_seq is not None
+            before = seq
+
+
+def _check_link(checkpoint: Checkpoint, before: int, chained: bool, found: _Findings) -> None:
+    """``checkpoint`` (signature verified) against the checkpoint row before it, at ``before``
+    (0: none)."""
+    seq, prev_seq = checkpoint.seq, checkpoint.prev_seq
+    if prev_seq is None:
+        if chained:
+            found.add(seq, "bad-checkpoint", "unchained (old form) after chained checkpoints")
+    elif prev_seq > before:
+        found.add(
+            prev_seq,
+            "missing-checkpoint",
+            f"the signed checkpoint at seq {prev_seq} is gone (the one at seq {seq} follows it)",
+        )
+    elif prev_seq < before:
+        found.add(
+            seq,
+            "bad-checkpoint",
+            f"signed after the checkpoint at seq {prev_seq}, but follows the one at seq {before}",
+        )
+
+
+def _add_kept(
+    kept: Checkpoint,
+    public_key: Ed25519PublicKey,
+    signed: _Checkpoints,
+    checkpoints: dict[int, Checkpoint],
+    found: _Findings,
+) -> None:
+    """Hold the log to ``kept``: its signature, its presence, and (in the record pass and the
+    truncation check, through ``checkpoints``) the records it signed."""
+    if not verify_checkpoint(public_key, kept):
+        found.add(kept.seq, "bad-checkpoint", "the kept checkpoint does not verify with this key")
+        return
+    ours = signed.valid.get(kept.seq)
+    if ours is not None and ours.hash != kept.hash:
+        found.add(kept.seq, "edited", "the log's checkpoint here differs from the kept one")
+    if kept.seq not in signed.stored and not found.has(kept.seq, "missing-checkpoint"):
+        found.add(kept.seq, "missing-checkpoint", "the kept checkpoint is gone from the log")
+    checkpoints[kept.seq] = kept

@@ -154,9 +154,17 @@ def _add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit_verify = audit_sub.add_parser("verify", help="check the hash chain and checkpoints")
     audit_verify.add_argument("--db", help=db_help)
     audit_verify.add_argument("--public-key", help="pinned public key (default: beside the db)")
+    audit_verify.add_argument(
+        "--checkpoint", help="a checkpoint kept from `audit checkpoint`: the log must still hold it"
+    )
     audit_export = audit_sub.add_parser("export", help="every record as JSON lines")
     audit_export.add_argument("--db", help=db_help)
     audit_export.add_argument("-o", "--output", help="write this new file instead of stdout")
+    audit_checkpoint = audit_sub.add_parser(
+        "checkpoint", help="the latest signed checkpoint, to keep elsewhere for verify"
+    )
+    audit_checkpoint.add_argument("--db", help=db_help)
+    audit_checkpoint.add_argument("-o", "--output", help="write this new file instead of stdout")
 
 
 def _add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -280,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.db, args.n, follow=args.follow, as_json=args.json
                 )
             if args.audit_command == "verify":
-                return audit_cli.run_audit_verify(args.db, args.public_key)
+                return audit_cli.run_audit_verify(args.db, args.public_key, args.checkpoint)
+            if args.audit_command == "checkpoint":
+                return audit_cli.run_audit_checkpoint(args.db, args.output)
             return audit_cli.run_audit_export(args.db, args.output)
         if args.command == "keys":
             from bastion.cli.keys import run_keys

@@ -1,9 +1,10 @@
-"""``bastion audit tail | verify | export``: read the audit database (never write it).
+"""``bastion audit tail | verify | export | checkpoint``: read the audit database (never write it).
 
 The default database is ``$XDG_STATE_HOME/bastion/audit.db`` (``~/.local/state/...``), and
 ``verify`` checks checkpoints with the public key beside it unless ``--public-key`` names a
-pinned copy. Exit codes: 0 ok, 1 tampered (verify), 66 no database, 73 export file exists,
-78 unusable key.
+pinned copy, and holds the log to a checkpoint kept elsewhere (``--checkpoint``, written by
+``checkpoint``). Exit codes: 0 ok, 1 tampered (verify, checkpoint), 66 no database or no
+checkpoint yet, 73 output file exists, 78 unusable key or kept checkpoint.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-__all__ = ["default_db_path", "run_audit_export", "run_audit_tail", "run_audit_verify"]
+if TYPE_CHECKING:
+    from bastion.audit.checkpoint import Checkpoint
+
+__all__ = [
+    "default_db_path",
+    "run_audit_checkpoint",
+    "run_audit_export",
+    "run_audit_tail",
+    "run_audit_verify",
+]
 
 EXIT_TAMPERED: Final = 1
 EXIT_NOINPUT: Final = 66  # EX_NOINPUT
@@ -41,7 +51,7 @@ def _no_db(path: Path) -> int:
     return EXIT_NOINPUT
 
 
-def run_audit_verify(db: str | None, public_key: str | None) -> int:
+def run_audit_verify(db: str | None, public_key: str | None, checkpoint: str | None) -> int:
     from bastion.audit.keys import load_public_key, public_key_path
     from bastion.audit.verify import verify
 
@@ -49,8 +59,9 @@ def run_audit_verify(db: str | None, public_key: str | None) -> int:
     if not path.is_file():
         return _no_db(path)
     key = load_public_key(Path(public_key) if public_key else public_key_path(path))
+    kept = _read_kept(Path(checkpoint)) if checkpoint else None
     try:
-        report = verify(path, key)
+        report = verify(path, key, kept=kept)
     except sqlite3.DatabaseError as exc:
         print(f"TAMPERED: {path} is not a readable audit database ({exc})")
         return EXIT_TAMPERED
@@ -65,11 +76,66 @@ def run_audit_verify(db: str | None, public_key: str | None) -> int:
         f"ok: {report.records} records, last seq {report.last_seq}, "
         f"{report.checkpoints} signed checkpoints (last at seq {report.last_checkpoint_seq})"
     )
+    if kept is not None:
+        print(f"kept checkpoint at seq {kept.seq}: ok (the log holds it, unchanged)")
     if report.last_seq > report.last_checkpoint_seq:
         print(
             f"note: records after seq {report.last_checkpoint_seq} are not yet covered by "
             "a signed checkpoint (the log is open, or was not closed cleanly)"
         )
+    if report.unchained_checkpoints:
+        print(
+            f"note: {report.unchained_checkpoints} signed checkpoints predate checkpoint "
+            "chaining (written by an older Bastion): removing one of them is not detected"
+        )
+    return 0
+
+
+def _read_kept(path: Path) -> Checkpoint:
+    from bastion.audit.checkpoint import decode_checkpoint
+    from bastion.errors import ConfigError
+
+    try:
+        return decode_checkpoint(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the kept checkpoint {path}: {exc}") from exc
+
+
+def run_audit_checkpoint(db: str | None, output: str | None) -> int:
+    """Write the log's latest signed checkpoint (checked with the key beside it) as JSON."""
+    from bastion.audit.checkpoint import encode_checkpoint, verify_checkpoint
+    from bastion.audit.keys import load_public_key, public_key_path
+    from bastion.audit.read import checkpoint_rows, open_readonly, parse_checkpoint
+
+    path = _db(db)
+    if not path.is_file():
+        return _no_db(path)
+    key = load_public_key(public_key_path(path))
+    conn = open_readonly(path)
+    try:
+        rows = checkpoint_rows(conn, last=True)
+    finally:
+        conn.close()
+    if not rows:
+        print(f"bastion: {path} has no signed checkpoint yet", file=sys.stderr)
+        return EXIT_NOINPUT
+    latest = parse_checkpoint(rows[0])
+    if latest is None or not verify_checkpoint(key, latest):
+        print(f"TAMPERED: the last checkpoint in {path} does not verify; run audit verify")
+        return EXIT_TAMPERED
+    data = encode_checkpoint(latest) + b"\n"
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"bastion: {output} exists; not overwriting it", file=sys.stderr)
+        return EXIT_CANTCREAT
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    print(f"kept the checkpoint at seq {latest.seq} in {output}", file=sys.stderr)
     return 0
 
 

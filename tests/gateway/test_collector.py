@@ -26,9 +26,9 @@ def test_tune_collector_freezes_start_up_and_raises_the_young_threshold() -> Non
         """
         import gc
         from bastion.gateway.collector import YOUNG_THRESHOLD, tune_collector
-        assert gc.get_freeze_count() == 0
+        before = gc.get_freeze_count()  # 0, but some builds start with a few (3.12.1: 375)
         watch = tune_collector()
-        print(gc.get_freeze_count() > 1000, gc.get_threshold()[0] == YOUNG_THRESHOLD)
+        print(gc.get_freeze_count() > before + 1000, gc.get_threshold()[0] == YOUNG_THRESHOLD)
         again = tune_collector()
         print(again is watch, gc.callbacks.count(watch))
         """

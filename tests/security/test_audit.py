@@ -5,6 +5,7 @@ read access over the admin API) waits for the admin API."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sqlite3
@@ -54,6 +55,17 @@ def test_ad1_authentication_failures_are_recorded_without_the_credential(gw: Gat
     assert record["detail"]["peer"] == "127.0.0.1"
     missing = wait_for(gw, lambda r: r["kind"] == "authentication" and r["outcome"] == "missing")
     assert missing and missing[-1]["credential_id"] is None
+
+
+def test_ad1_a_jwt_header_nested_past_the_parser_limit_is_a_recorded_failure(
+    gw: Gateway,
+) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 1100 + b"]" * 1100).rstrip(b"=").decode()
+    response = gw.call(bearer(deep + ".e30.c2ln"), "fx__echo", {"text": "x"})
+    assert response.status_code == 401
+    failures = wait_for(gw, lambda r: r["kind"] == "authentication"
+                        and r["outcome"] == "malformed")  # fmt: skip
+    assert failures and failures[-1]["decision"] == "deny"
 
 
 def test_ad1_allow_and_deny_decisions_are_recorded_in_full(gw: Gateway) -> None:

@@ -36,6 +36,7 @@ from tests.security.conftest import (
 pytestmark = pytest.mark.e2e
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
+DEEP_HEADER_JWT = b64url(b"[" * 1100 + b"]" * 1100) + ".e30." + b64url(b"sig")
 
 
 def echo_ok(gw: Gateway, headers: dict[str, str]) -> bool:
@@ -107,6 +108,7 @@ def test_au2_missing_credential_gets_401_with_resource_metadata(gw: Gateway) -> 
         "Bearer   x",
         "bearer bst_",
         "Bearer " + "x" * 100 + " extra",
+        "Bearer " + DEEP_HEADER_JWT,  # IN-2: nested past the JSON parser's own limit
     ],
 )
 def test_au2_invalid_credential_gets_401_invalid_token(gw: Gateway, authorization: str) -> None:
@@ -451,6 +453,19 @@ def test_au8_failed_authentications_are_throttled_per_address(aux: Aux) -> None:
         answer = other.post(g.url, json=listing, headers=good)
         assert answer.status_code == 200
         assert "result" in answer.json()
+
+
+def test_au8_deeply_nested_jwt_headers_are_throttled_like_any_bad_token(aux: Aux) -> None:
+    """IN-2, AU-8: a JWT header nested past the parser's limit is an invalid token: 401, then
+    429 once the address's budget is spent, never a 500."""
+    g = aux.gateway
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    deep = {**bearer(DEEP_HEADER_JWT), "accept": "application/json, text/event-stream"}
+    with aux.client_from("127.0.0.6") as attacker:
+        statuses = [attacker.post(g.url, json=body, headers=deep).status_code for _ in range(4)]
+        admin = attacker.get(g.base + "/api/v1/keys", headers=deep).status_code
+    assert statuses == [401, 401, 401, 429]
+    assert admin == 429
 
 
 def test_au8_key_alphabet_is_bounded(gw: Gateway) -> None:

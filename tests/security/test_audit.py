@@ -68,6 +68,18 @@ def test_ad1_a_jwt_header_nested_past_the_parser_limit_is_a_recorded_failure(
     assert failures and failures[-1]["decision"] == "deny"
 
 
+def test_ad1_the_recorded_peer_is_the_connecting_address_not_a_forwarded_one(
+    gw: Gateway,
+) -> None:
+    wrong = gw.keys["bob"][:-3] + "xyz"
+    headers = {**bearer(wrong), "x-forwarded-for": "198.51.100.23", "x-real-ip": "198.51.100.24"}
+    assert gw.call(headers, "fx__echo", {"text": "x"}).status_code == 401
+    bob = gw.keys["bob"].split("_")[1]
+    failures = wait_for(gw, lambda r: r["kind"] == "authentication"
+                        and r["credential_id"] == f"apikey:{bob}")  # fmt: skip
+    assert failures and failures[-1]["detail"]["peer"] == "127.0.0.1"
+
+
 def test_ad1_allow_and_deny_decisions_are_recorded_in_full(gw: Gateway) -> None:
     alice = gw.auth("alice")
     session = gw.initialize(alice)

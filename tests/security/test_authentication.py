@@ -468,6 +468,27 @@ def test_au8_deeply_nested_jwt_headers_are_throttled_like_any_bad_token(aux: Aux
     assert admin == 429
 
 
+def test_au8_x_forwarded_for_does_not_move_the_throttled_address(aux: Aux) -> None:
+    """Proxy headers are not trusted, not even from loopback: failures sent from 127.0.0.1
+    naming 127.0.0.8 in X-Forwarded-For are not charged to 127.0.0.8, which keeps its own
+    full budget (3 a minute on this gateway)."""
+    g = aux.gateway
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    bad = {
+        **bearer("bst_000000000000_" + "C" * 43),
+        "accept": "application/json, text/event-stream",
+    }
+    framing = {**bad, "x-forwarded-for": "127.0.0.8", "x-real-ip": "127.0.0.8"}
+    # Two, not three: 127.0.0.1 is the fixture's own address and must not be locked out.
+    assert [g.client.post(g.url, json=body, headers=framing).status_code for _ in range(2)] == [
+        401,
+        401,
+    ]
+    with aux.client_from("127.0.0.8") as victim:
+        statuses = [victim.post(g.url, json=body, headers=bad).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
 def test_au8_key_alphabet_is_bounded(gw: Gateway) -> None:
     """Characters outside RFC 6750's b64token never reach a lookup."""
     for junk in ("bst_" + "\u00e9" * 10, "bst_%00", "bst_" + string.punctuation):

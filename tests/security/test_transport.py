@@ -265,6 +265,18 @@ def test_tr8_get_opens_sse_only_for_the_authenticated_owner(gw: Gateway) -> None
     assert gw.client.get(gw.url, headers=modern).status_code == 405
 
 
+def test_tr8_delete_with_the_2026_version_is_405_and_ends_nothing(gw: Gateway) -> None:
+    """DELETE, like GET, belongs to 2025-11-25 sessions: a request naming 2026-07-28 is 405,
+    even when it carries the id of the caller's own live session."""
+    session = gw.initialize(gw.auth("alice"))
+    headers = {**gw.auth("alice"), "mcp-session-id": session}
+    refused = gw.client.delete(gw.url, headers={**headers, "mcp-protocol-version": MODERN})
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+    ping = gw.legacy(gw.auth("alice"), session, "ping")
+    assert ping.status_code == 200
+
+
 # -- TR-9 framing ----------------------------------------------------------------------------
 
 

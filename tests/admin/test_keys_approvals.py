@@ -85,6 +85,13 @@ def test_key_create_validation(client: httpx.Client, admin: Admin) -> None:
         content=b"{",
     )
     assert broken.status_code == 400
+    deep = b'{"name": "x", "roles": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # IN-2: never a 500
+    for path in ("/api/v1/keys", f"/api/v1/keys/{admin.key_ids[USER]}/rotate"):
+        nested = client.post(
+            path, headers={**admin.auth(ADMIN), "content-type": "application/json"}, content=deep
+        )
+        assert nested.status_code == 400, path
+        assert nested.json()["error"] == "invalid_request"
 
 
 @pytest.mark.anyio

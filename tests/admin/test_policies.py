@@ -87,6 +87,10 @@ def test_put_json(client: httpx.Client, admin: Admin) -> None:
         (JSON, "roles: {}", "invalid JSON"),
         (YAML, b"\xff\xfe", "not UTF-8"),
         (YAML, "- a list\n", "policy:"),
+        # IN-2: nested past the JSON parser's own limit, and past the YAML loader's depth cap
+        (JSON, "[" * 5000 + "]" * 5000, "invalid JSON: nested too deeply"),
+        (JSON, '{"roles": ' + "[" * 1100 + "]" * 1100 + "}", "invalid JSON: nested too deeply"),
+        (YAML, "roles: " + "[" * 5000 + "]" * 5000, "nested over"),
     ],
 )
 def test_invalid_policy_is_400_naming_the_problem(

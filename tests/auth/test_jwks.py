@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bastion.auth import JwksCache, JwtValidator, OidcSettings, Unauthenticated
+from bastion.auth.jwk import JwksError, parse_jwks
 from bastion.auth.jwks import MAX_JWKS_BYTES, FileJwks
 from tests.auth.support import (
     EC_KEY,
@@ -181,3 +182,9 @@ def test_au7_plain_http_only_for_loopback() -> None:
         msgspec.convert({"issuer": ISSUER, "jwks_url": "http://idp.example.com/jwks"}, OidcSettings)
     for url in ("http://127.0.0.1:8/j", "http://localhost/j", "http://[::1]/j"):
         assert msgspec.convert({"issuer": ISSUER, "jwks_url": url}, OidcSettings).jwks_url == url
+
+
+def test_in2_deeply_nested_jwks_is_refused_not_a_crash() -> None:
+    """A JWKS URL answering JSON nested past the parser's limit is a bad JWKS (kept keys stay)."""
+    with pytest.raises(JwksError, match="not JSON"):
+        parse_jwks(b'{"keys":' + b"[" * 1100 + b"]" * 1100 + b"}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -279,3 +279,28 @@ async def test_configured_audience_overrides_the_resource(jwks_file: Path) -> No
     v = JwtValidator.from_settings(settings, audience="api://gw")
     assert await v.validate(make_token({"aud": "api://gw"}), NOW)
     await refused(v, make_token(), "wrong-audience")
+
+
+DEEP: Final = 1100  # past msgspec's own ~1000-level stop, and well inside the 8 KiB cap
+
+
+@pytest.mark.parametrize(
+    "header", ["[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP], ids=["array", "object"]
+)
+async def test_in2_deeply_nested_header_is_malformed_not_a_crash(
+    jwks_file: Path, header: str
+) -> None:
+    """IN-2/AU-2: the parser's recursion limit is a malformed token like any other."""
+    token = f"{b64(header.encode())}.e30.{b64(b'sig')}"
+    await refused(validator(jwks_file), token, "malformed")
+
+
+async def test_in2_deeply_nested_signed_claims_are_malformed_not_a_crash(
+    jwks_file: Path,
+) -> None:
+    from tests.auth.support import sign
+
+    head = b64(json.dumps({"alg": "RS256", "kid": "rsa1", "typ": "at+jwt"}).encode())
+    body = b64(("[" * DEEP + "]" * DEEP).encode())
+    token = f"{head}.{body}.{b64(sign('RS256', RSA_KEY, f'{head}.{body}'.encode()))}"
+    await refused(validator(jwks_file), token, "malformed")

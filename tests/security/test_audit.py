@@ -5,6 +5,7 @@ read access over the admin API) waits for the admin API."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sqlite3
@@ -54,6 +55,29 @@ def test_ad1_authentication_failures_are_recorded_without_the_credential(gw: Gat
     assert record["detail"]["peer"] == "127.0.0.1"
     missing = wait_for(gw, lambda r: r["kind"] == "authentication" and r["outcome"] == "missing")
     assert missing and missing[-1]["credential_id"] is None
+
+
+def test_ad1_a_jwt_header_nested_past_the_parser_limit_is_a_recorded_failure(
+    gw: Gateway,
+) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 1100 + b"]" * 1100).rstrip(b"=").decode()
+    response = gw.call(bearer(deep + ".e30.c2ln"), "fx__echo", {"text": "x"})
+    assert response.status_code == 401
+    failures = wait_for(gw, lambda r: r["kind"] == "authentication"
+                        and r["outcome"] == "malformed")  # fmt: skip
+    assert failures and failures[-1]["decision"] == "deny"
+
+
+def test_ad1_the_recorded_peer_is_the_connecting_address_not_a_forwarded_one(
+    gw: Gateway,
+) -> None:
+    wrong = gw.keys["bob"][:-3] + "xyz"
+    headers = {**bearer(wrong), "x-forwarded-for": "198.51.100.23", "x-real-ip": "198.51.100.24"}
+    assert gw.call(headers, "fx__echo", {"text": "x"}).status_code == 401
+    bob = gw.keys["bob"].split("_")[1]
+    failures = wait_for(gw, lambda r: r["kind"] == "authentication"
+                        and r["credential_id"] == f"apikey:{bob}")  # fmt: skip
+    assert failures and failures[-1]["detail"]["peer"] == "127.0.0.1"
 
 
 def test_ad1_allow_and_deny_decisions_are_recorded_in_full(gw: Gateway) -> None:

@@ -36,6 +36,7 @@ from tests.security.conftest import (
 pytestmark = pytest.mark.e2e
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
+DEEP_HEADER_JWT = b64url(b"[" * 1100 + b"]" * 1100) + ".e30." + b64url(b"sig")
 
 
 def echo_ok(gw: Gateway, headers: dict[str, str]) -> bool:
@@ -107,6 +108,7 @@ def test_au2_missing_credential_gets_401_with_resource_metadata(gw: Gateway) -> 
         "Bearer   x",
         "bearer bst_",
         "Bearer " + "x" * 100 + " extra",
+        "Bearer " + DEEP_HEADER_JWT,  # IN-2: nested past the JSON parser's own limit
     ],
 )
 def test_au2_invalid_credential_gets_401_invalid_token(gw: Gateway, authorization: str) -> None:
@@ -451,6 +453,40 @@ def test_au8_failed_authentications_are_throttled_per_address(aux: Aux) -> None:
         answer = other.post(g.url, json=listing, headers=good)
         assert answer.status_code == 200
         assert "result" in answer.json()
+
+
+def test_au8_deeply_nested_jwt_headers_are_throttled_like_any_bad_token(aux: Aux) -> None:
+    """IN-2, AU-8: a JWT header nested past the parser's limit is an invalid token: 401, then
+    429 once the address's budget is spent, never a 500."""
+    g = aux.gateway
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    deep = {**bearer(DEEP_HEADER_JWT), "accept": "application/json, text/event-stream"}
+    with aux.client_from("127.0.0.6") as attacker:
+        statuses = [attacker.post(g.url, json=body, headers=deep).status_code for _ in range(4)]
+        admin = attacker.get(g.base + "/api/v1/keys", headers=deep).status_code
+    assert statuses == [401, 401, 401, 429]
+    assert admin == 429
+
+
+def test_au8_x_forwarded_for_does_not_move_the_throttled_address(aux: Aux) -> None:
+    """Proxy headers are not trusted, not even from loopback: failures sent from 127.0.0.1
+    naming 127.0.0.8 in X-Forwarded-For are not charged to 127.0.0.8, which keeps its own
+    full budget (3 a minute on this gateway)."""
+    g = aux.gateway
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    bad = {
+        **bearer("bst_000000000000_" + "C" * 43),
+        "accept": "application/json, text/event-stream",
+    }
+    framing = {**bad, "x-forwarded-for": "127.0.0.8", "x-real-ip": "127.0.0.8"}
+    # Two, not three: 127.0.0.1 is the fixture's own address and must not be locked out.
+    assert [g.client.post(g.url, json=body, headers=framing).status_code for _ in range(2)] == [
+        401,
+        401,
+    ]
+    with aux.client_from("127.0.0.8") as victim:
+        statuses = [victim.post(g.url, json=body, headers=bad).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
 
 
 def test_au8_key_alphabet_is_bounded(gw: Gateway) -> None:

@@ -82,6 +82,25 @@ def test_se2_foreign_session_is_answered_exactly_like_an_unknown_one(gw: Gateway
     assert ping(gw, gw.auth("alice"), session).status_code == 200
 
 
+def test_se2_initialize_with_a_foreign_session_id_is_answered_like_an_unknown_one(
+    gw: Gateway,
+) -> None:
+    """``initialize`` naming someone else's live session id tells nothing of it: like an
+    unknown id, it opens a new session for the caller, and the owner's session goes on."""
+    session = gw.initialize(gw.auth("alice"))
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": LEGACY, "capabilities": {},
+                       "clientInfo": {"name": "probe", "version": "1"}}}  # fmt: skip
+    foreign = gw.post(init, {**gw.auth("bob"), "mcp-session-id": session})
+    unknown = gw.post(init, {**gw.auth("bob"), "mcp-session-id": "z" * len(session)})
+    assert foreign.status_code == unknown.status_code == 200
+    assert foreign.headers["mcp-session-id"] not in (session, unknown.headers["mcp-session-id"])
+    assert ping(gw, gw.auth("alice"), session).status_code == 200
+    # The owner re-initializing her own live session is still refused.
+    again = gw.post(init, {**gw.auth("alice"), "mcp-session-id": session})
+    assert again.status_code == 400
+
+
 def test_se2_foreign_delete_does_not_end_the_session(gw: Gateway) -> None:
     session = gw.initialize(gw.auth("alice"))
     headers = {"mcp-session-id": session, "mcp-protocol-version": LEGACY}

@@ -4,13 +4,17 @@ about its absence, so a refusal is the transport's, not authentication's)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.security.conftest import (
     LEGACY,
+    META_CAPS,
+    META_VERSION,
     MODERN,
     Gateway,
     answer_of,
@@ -265,6 +269,18 @@ def test_tr8_get_opens_sse_only_for_the_authenticated_owner(gw: Gateway) -> None
     assert gw.client.get(gw.url, headers=modern).status_code == 405
 
 
+def test_tr8_delete_with_the_2026_version_is_405_and_ends_nothing(gw: Gateway) -> None:
+    """DELETE, like GET, belongs to 2025-11-25 sessions: a request naming 2026-07-28 is 405,
+    even when it carries the id of the caller's own live session."""
+    session = gw.initialize(gw.auth("alice"))
+    headers = {**gw.auth("alice"), "mcp-session-id": session}
+    refused = gw.client.delete(gw.url, headers={**headers, "mcp-protocol-version": MODERN})
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+    ping = gw.legacy(gw.auth("alice"), session, "ping")
+    assert ping.status_code == 200
+
+
 # -- TR-9 framing ----------------------------------------------------------------------------
 
 
@@ -325,6 +341,79 @@ def test_tr9_refusal_with_unread_body_closes_the_connection(gw: Gateway) -> None
     assert answer.status == 401
     assert answer.closed
     assert answer.data.count(b"HTTP/1.1 ") == 1  # the smuggled request was never served
+
+
+# Answers given before the body is read: (method, path, extra head lines, expected status).
+# Each request promises a body it never sends. "{auth}" is replaced by alice's credential.
+EARLY_ANSWERS = [
+    ("GET", "/healthz", (), 200),  # a public probe
+    ("POST", "/nope", (), 404),  # unknown path
+    ("POST", "/mcp", ("Origin: http://evil.example",), 403),
+    ("PUT", "/mcp", ("{auth}",), 405),
+    ("POST", "/mcp", ("{auth}", "Content-Type: text/plain"), 415),
+    ("POST", "/mcp", ("{auth}", "Accept: application/json"), 406),
+    ("POST", "/api/v1/keys", (), 401),  # the admin API, not authenticated
+    ("POST", "/api/v1/keys", ("{auth}",), 403),  # the admin API, not an admin
+]
+
+
+def _promise(gw: Gateway, method: str, path: str, lines: tuple[str, ...], framing: str) -> bytes:
+    sent = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    auth = f"Authorization: Bearer {gw.keys['alice']}"
+    for line in lines:
+        name, _, value = line.replace("{auth}", auth).partition(": ")
+        sent[name.lower()] = value
+    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{gw.port}", framing]
+    head += [f"{name}: {value}" for name, value in sent.items() if name != "host"]
+    if "host" in sent:
+        head[1] = f"Host: {sent['host']}"
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("framing", ["Content-Length: 100000", "Transfer-Encoding: chunked"])
+@pytest.mark.parametrize(("method", "path", "lines", "status"), EARLY_ANSWERS)
+def test_tr9_an_answer_before_the_body_is_read_closes_the_connection(
+    gw: Gateway, method: str, path: str, lines: tuple[str, ...], status: int, framing: str
+) -> None:
+    """DS-2: otherwise a client trickling the promised body holds the connection for ever
+    (each byte restarts the keep-alive timer, and nothing reads the body to time it)."""
+    started = time.monotonic()
+    answer = raw_http(gw.port, _promise(gw, method, path, lines, framing), timeout=3)
+    assert answer.status == status
+    assert "connection: close" in answer.head
+    assert answer.closed
+    assert time.monotonic() - started < 2
+
+
+def test_tr9_an_answer_to_a_wrong_host_closes_the_connection(gw: Gateway) -> None:
+    head = _promise(gw, "POST", "/mcp", ("Host: evil.example",), "Transfer-Encoding: chunked")
+    answer = raw_http(gw.port, head, b"1\r\nx\r\n", timeout=3)
+    assert answer.status == 421
+    assert "connection: close" in answer.head
+    assert answer.closed
+
+
+def test_tr9_a_body_still_coming_is_waited_for_not_answered(gw: Gateway) -> None:
+    """The control: a request that passes every check waits for its body (408 after
+    ``body_timeout``), and an answer to a complete request keeps the connection open."""
+    waiting = raw_http(
+        gw.port, _promise(gw, "POST", "/mcp", ("{auth}",), "Content-Length: 50"), timeout=1
+    )
+    assert (waiting.data, waiting.closed) == (b"", False)
+    meta = {META_VERSION: MODERN, META_CAPS: {}}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
+    body = json.dumps(listing).encode()
+    complete = _head(
+        gw,
+        f"MCP-Protocol-Version: {MODERN}",
+        "Mcp-Method: tools/list",
+        f"Content-Length: {len(body)}",
+        body=body,
+    )
+    answer = raw_http(gw.port, complete, timeout=1)
+    assert answer.status == 200
+    assert "connection: close" not in answer.head
+    assert not answer.closed
 
 
 # -- TR-10 CR/LF/NUL in header values, no reflection ---------------------------------------

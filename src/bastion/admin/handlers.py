@@ -57,6 +57,8 @@ def _decode_json(decoder: msgspec.json.Decoder[_T], request: Request) -> _T:
         return decoder.decode(request.body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidInput(f"invalid body: {exc}") from exc
+    except RecursionError as exc:  # a free-form field nested past msgspec's ~1000 levels
+        raise InvalidInput("invalid body: nested too deeply") from exc
 
 
 class _Unsupported(InvalidInput):
@@ -104,6 +106,8 @@ async def set_policy(b: AdminBackends, request: Request) -> tuple[Reply, str | N
             _JSON.decode(request.body)  # JSON here must be JSON, not any YAML
         except msgspec.DecodeError as exc:
             raise InvalidPolicy(f"invalid JSON: {exc}") from exc
+        except RecursionError as exc:  # msgspec stops at ~1000 levels (IN-2)
+            raise InvalidPolicy("invalid JSON: nested too deeply") from exc
     # One loader for both syntaxes (JSON is YAML): it refuses duplicate keys, which a plain
     # JSON decoder would resolve silently, and the file then holds exactly what was checked.
     doc = await b.policies.put(text)

@@ -93,7 +93,7 @@ def parse_jwks(document: bytes) -> dict[str, Jwk]:
     """
     try:
         data = _JSON.decode(document)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested ~1000 deep
         raise JwksError("JWKS is not JSON") from exc
     entries = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(entries, list):

@@ -2,10 +2,12 @@
 
 The algorithm must be in the configured allow-list (which cannot hold ``none`` or HMAC);
 the key comes only from the configured JWKS, by ``kid`` (``jku``, ``x5u``, ``jwk`` and
-``x5c`` are never read); any ``crit`` is refused, as we implement no extension; ``exp`` is
-required; ``iss`` must equal the issuer exactly; ``aud`` must contain the audience; ``nbf``
-and ``iat`` are honoured with the configured leeway. A valid token becomes a ``Principal``
-``jwt:<iss>#<sub>``, stable across token refreshes (sessions stay bound to it, SE-2).
+``x5c`` are never read); a header or claims set that is not base64url JSON, including JSON
+nested past the parser's limit (IN-2), is ``malformed``; any ``crit`` is refused, as we
+implement no extension; ``exp`` is required; ``iss`` must equal the issuer exactly; ``aud``
+must contain the audience; ``nbf`` and ``iat`` are honoured with the configured leeway. A
+valid token becomes a ``Principal`` ``jwt:<iss>#<sub>``, stable across token refreshes
+(sessions stay bound to it, SE-2).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ MAX_ROLES: Final = 64
 MAX_SUBJECT: Final = 256
 _TYPES: Final = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 _JSON: Final = msgspec.json.Decoder()
+# Not base64url, not JSON, or nested past msgspec's own ~1000-level stop (IN-2): all malformed.
+_UNDECODABLE: Final = (ValueError, msgspec.DecodeError, RecursionError)
 
 
 class JwtValidator:
@@ -76,7 +80,7 @@ class JwtValidator:
         try:
             header = _JSON.decode(b64url_decode(parts[0]))
             signature = b64url_decode(parts[2])
-        except (ValueError, msgspec.DecodeError) as exc:
+        except _UNDECODABLE as exc:
             raise _refuse("malformed") from exc
         if not isinstance(header, dict):
             raise _refuse("malformed")
@@ -98,7 +102,7 @@ class JwtValidator:
             raise _refuse("bad-signature")
         try:
             claims = _JSON.decode(b64url_decode(parts[1]))
-        except (ValueError, msgspec.DecodeError) as exc:
+        except _UNDECODABLE as exc:
             raise _refuse("malformed") from exc
         if not isinstance(claims, dict):
             raise _refuse("malformed")

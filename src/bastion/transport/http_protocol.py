@@ -10,7 +10,11 @@ answers 431 and closes the connection once they pass ``MAX_HEADER_BYTES``. Nor d
 bound the time a request head may take (its keep-alive timer runs only between requests), so
 a client that connects and trickles a head byte by byte (slowloris) would hold its connection
 for ever: a head must arrive within ``HEAD_TIMEOUT`` of the connection or of the request's
-first byte, or the answer is 408 and the connection closes (TR-9, DS-2).
+first byte, or the answer is 408 and the connection closes (TR-9, DS-2). An answer given
+while the request body is still arriving (a refusal, a probe, a 404: anything that did not
+read it) says ``connection: close`` and the connection closes: uvicorn would keep it open
+and discard the rest of the body, and a client trickling that body, each byte restarting
+the keep-alive timer, would hold the connection for ever.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import asyncio
 import ssl
 from typing import Final
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 __all__ = ["HEAD_TIMEOUT", "MAX_HEADER_BYTES", "BoundedHttpToolsProtocol"]
 
@@ -37,6 +41,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _client_chain: tuple[str, ...] = ()
     _head_timer: asyncio.TimerHandle | None = None
+    # The request whose body is still arriving, and whether it may keep the connection.
+    _awaiting_body: RequestResponseCycle | None = None
+    _keep_alive = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -61,7 +68,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:
+            # Until the body is whole, an answer closes the connection; a request without a
+            # body completes at once (on_message_complete, in the same parse) and keeps it.
+            self._awaiting_body, self._keep_alive = cycle, cycle.keep_alive
+            cycle.keep_alive = False
+
+    def on_message_complete(self) -> None:
+        cycle = self._awaiting_body
+        if cycle is not None and cycle is self.cycle and not cycle.response_started:
+            cycle.keep_alive = self._keep_alive
+        self._awaiting_body = None
+        super().on_message_complete()
+
+    def shutdown(self) -> None:
+        self._keep_alive = False  # a body completing during a graceful shutdown keeps nothing
+        super().shutdown()
 
     def _start_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)

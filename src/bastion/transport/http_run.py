@@ -5,7 +5,9 @@ picks a free one) and readiness is reported through ``task_status`` only once th
 is listening. ``event_loop_options`` picks uvloop where it is installed (the HTTP entry
 points run on it; the stdio ones keep asyncio, which starts faster). ``fit_open_files``
 raises the process's open-file limit so that ``max_connections`` client sockets fit beside
-the gateway's own files (many systems start processes with a soft limit of 1024).
+the gateway's own files (many systems start processes with a soft limit of 1024). Proxy
+headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are never read: the client address the
+failed-auth throttle counts and the audit log records is the connection's peer.
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ async def serve_http(
         access_log=False,
         http=BoundedHttpToolsProtocol,
         ws="none",
+        # The client address is the TCP peer (AU-8, AD-1): uvicorn would otherwise take it,
+        # and the scheme, from X-Forwarded-* sent by any loopback client.
+        proxy_headers=False,
         timeout_keep_alive=settings.limits.keep_alive_timeout,
         limit_concurrency=connections,
         server_header=False,

@@ -10,9 +10,10 @@ answer for their prefix and authenticate themselves. Then:
   answer, as JSON, or as SSE when the server sends notifications (progress, logs) first.
 * 2025-11-25: ``initialize`` opens a session (``Mcp-Session-Id``); later POSTs must carry
   it (400 missing, 404 unknown). A session belongs to the principal and credential that
-  opened it (SE-2): anyone else is told it is unknown (404). Answers stream as SSE with
-  event ids, GET opens the standalone stream, ``Last-Event-ID`` resumes a stream, DELETE
-  ends the session.
+  opened it (SE-2): anyone else is told it is unknown (404; an ``initialize`` naming it
+  opens a new session, as with an unknown id). Answers stream as SSE with event ids, GET
+  opens the standalone stream, ``Last-Event-ID`` resumes a stream, DELETE ends the session;
+  GET and DELETE naming 2026-07-28 are 405.
 """
 
 from __future__ import annotations
@@ -339,7 +340,7 @@ class StreamableHttpApp:
             return
         session_id = headers.get("mcp-session-id")
         if isinstance(message, Request) and message.method == "initialize":
-            if session_id is not None and session_id in self._sessions:
+            if self._owns(session_id, principal):
                 await r.json_error(send, 400, message.id, -32600, "Session already initialized")
                 return
             await self._initialize(principal, message, send)
@@ -440,6 +441,9 @@ class StreamableHttpApp:
                 session.get_open = False
 
     async def _delete(self, principal: Principal, headers: r.Headers, send: Send) -> None:
+        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
+            await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
+            return
         session_id = headers.get("mcp-session-id")
         session = self._lookup(session_id, principal)
         if session is None:
@@ -471,6 +475,12 @@ class StreamableHttpApp:
         session.last_seen = now
         self._sessions.move_to_end(session_id)
         return session
+
+    def _owns(self, session_id: str | None, principal: Principal) -> bool:
+        """Whether ``session_id`` names a live session of this caller; someone else's is
+        not told apart from an unknown one (SE-2). Touches nothing."""
+        session = self._sessions.get(session_id) if session_id is not None else None
+        return session is not None and session.principal.binding == principal.binding
 
     def _expire(self, *, force_one: bool = False) -> None:
         now = self._clock()

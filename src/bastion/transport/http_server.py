@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -57,6 +56,7 @@ from bastion.transport.http_guard import (
     origin_allowed,
 )
 from bastion.transport.http_mirror import validate_modern
+from bastion.transport.http_session_table import SessionTable
 from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
 from bastion.transport.settings import HttpLimits, SessionSettings
@@ -119,7 +119,10 @@ class StreamableHttpApp:
         self._factory = connection_factory
         self._clock = clock
         self._decoder = MessageDecoder(max_bytes=self.settings.limits.max_body)
-        self._sessions: OrderedDict[str, HttpSession] = OrderedDict()
+        self._sessions = SessionTable(
+            max_sessions=self.settings.sessions.max_sessions,
+            max_per_principal=self.settings.sessions.max_sessions_per_principal,
+        )
         self.bound_port = self.settings.port
         self._hosts = default_allowed_hosts(self.settings.port, self.settings.allowed_hosts)
         self._origins = default_allowed_origins(self.settings.port, self.settings.allowed_origins)
@@ -360,8 +363,7 @@ class StreamableHttpApp:
         await self._serve_in_session(session, message, receive, send)
 
     async def _initialize(self, principal: Principal, message: Request, send: Send) -> None:
-        if len(self._sessions) >= self.settings.sessions.max_sessions:
-            self._expire(force_one=True)
+        self._expire()
         session_id = new_session_id()
         connection = self._factory(principal, session_id)
         session = HttpSession(session_id, connection, self._clock(), principal)
@@ -372,7 +374,7 @@ class StreamableHttpApp:
             return
         result = answer.result if isinstance(answer.result, dict) else {}
         session.version = str(result.get("protocolVersion", LEGACY_VERSIONS[0]))
-        self._sessions[session.id] = session
+        self._sessions.add(session)  # may end others, fairly (DS-3): see SessionTable
         await r.send_json(send, 200, encode(answer), (("mcp-session-id", session.id),))
 
     async def _serve_in_session(
@@ -472,15 +474,14 @@ class StreamableHttpApp:
         self._sessions.move_to_end(session_id)
         return session
 
-    def _expire(self, *, force_one: bool = False) -> None:
+    def _expire(self) -> None:
         now = self._clock()
         while self._sessions:
             sid, oldest = next(iter(self._sessions.items()))
-            if not force_one and now - oldest.last_seen < self.settings.sessions.idle_timeout:
+            if now - oldest.last_seen < self.settings.sessions.idle_timeout:
                 return
             del self._sessions[sid]
             oldest.close()
-            force_one = False
 
     def _end(self, session: HttpSession) -> None:
         self._sessions.pop(session.id, None)

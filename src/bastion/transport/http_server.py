@@ -56,6 +56,7 @@ from bastion.transport.http_guard import (
     origin_allowed,
 )
 from bastion.transport.http_mirror import validate_modern
+from bastion.transport.http_replay import ReplayBudget
 from bastion.transport.http_session_table import SessionTable
 from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
@@ -122,6 +123,12 @@ class StreamableHttpApp:
         self._sessions = SessionTable(
             max_sessions=self.settings.sessions.max_sessions,
             max_per_principal=self.settings.sessions.max_sessions_per_principal,
+        )
+        self._replay = ReplayBudget(  # DS-4: what sessions keep for Last-Event-ID
+            per_session=self.settings.sessions.replay_bytes,
+            total=self.settings.sessions.replay_bytes_total,
+            ttl=self.settings.sessions.replay_ttl,
+            clock=clock,
         )
         self.bound_port = self.settings.port
         self._hosts = default_allowed_hosts(self.settings.port, self.settings.allowed_hosts)
@@ -366,7 +373,7 @@ class StreamableHttpApp:
         self._expire()
         session_id = new_session_id()
         connection = self._factory(principal, session_id)
-        session = HttpSession(session_id, connection, self._clock(), principal)
+        session = HttpSession(session_id, connection, self._clock(), principal, self._replay)
         answer = await session.peer.serve(message)
         if not isinstance(answer, Response):
             session.close()
@@ -393,10 +400,11 @@ class StreamableHttpApp:
                 session.by_request.pop(message.id, None)
                 stream.close()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
-            await r.start_sse(send, ())
-            await r.pump(send, receive, stream, 0, detached)
+        with stream.writing():  # DS-4: its replay is not dropped before it is written
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await r.start_sse(send, ())
+                await r.pump(send, receive, stream, 0, detached)
 
     # -- GET and DELETE (2025-11-25 only) ------------------------------------------------
 
@@ -436,7 +444,8 @@ class StreamableHttpApp:
             session.get_open = True
         try:
             await r.start_sse(send, ())
-            await r.pump(send, receive, stream, after)
+            with stream.writing():
+                await r.pump(send, receive, stream, after)
         finally:
             if stream is session.standalone:
                 session.get_open = False
@@ -475,6 +484,7 @@ class StreamableHttpApp:
         return session
 
     def _expire(self) -> None:
+        self._replay.expire()
         now = self._clock()
         while self._sessions:
             sid, oldest = next(iter(self._sessions.items()))
@@ -486,6 +496,11 @@ class StreamableHttpApp:
     def _end(self, session: HttpSession) -> None:
         self._sessions.pop(session.id, None)
         session.close()
+
+    def expire_replay(self) -> None:
+        """Drop the replay of streams finished more than ``replay_ttl`` ago (DS-4); requests
+        do it too, and the gateway calls it every second so an idle one releases it."""
+        self._replay.expire()
 
     def end_sessions_where(self, ended: Callable[[Principal], bool]) -> int:
         """End every session whose owner ``ended`` says is no longer valid (a revoked or

@@ -127,19 +127,39 @@ async def test_jwt_refused_when_oidc_not_configured(tmp_path: Path) -> None:
 async def test_au8_failed_attempts_are_throttled_per_address(tmp_path: Path) -> None:
     clock = FakeClock()
     auth = build(tmp_path, clock, failed_auth={"per_address_per_minute": 3})
-    _, key = key_store(tmp_path).create("ci", ["user"])
     bad = "Bearer bst_000000000000_" + "A" * 43
     for _ in range(3):
         assert (await refusal(auth, bad, peer="10.0.0.9")).reason == "unknown"
-    throttled = await refusal(auth, f"Bearer {key}", peer="10.0.0.9")  # even a good key waits
+    throttled = await refusal(auth, bad, peer="10.0.0.9")
     assert isinstance(throttled, Throttled)
     assert throttled.reason == "throttled" and 0 < throttled.retry_after <= 20
     # Another address is not affected; missing credentials do not count.
-    assert await auth.authenticate(f"Bearer {key}", client_cert=None, peer="10.0.0.10", now=NOW)
     for _ in range(5):
         assert (await refusal(auth, None, peer="10.0.0.11")).reason == "missing"
+    assert (await refusal(auth, bad, peer="10.0.0.11")).reason == "unknown"
     clock.advance(throttled.retry_after)
-    assert await auth.authenticate(f"Bearer {key}", client_cert=None, peer="10.0.0.9", now=NOW)
+    assert (await refusal(auth, bad, peer="10.0.0.9")).reason == "unknown"
+    assert isinstance(await refusal(auth, bad, peer="10.0.0.9"), Throttled)
+
+
+async def test_au8_ds3_throttled_address_still_serves_a_valid_credential(tmp_path: Path) -> None:
+    """AU-8 without the DS-3 side effect: bad guesses from a shared address (every client
+    of a loopback deployment is 127.0.0.1) keep failing with 429, but never lock out a
+    valid credential on it, and do not buy the guesser more attempts."""
+    clock = FakeClock()
+    auth = build(tmp_path, clock, failed_auth={"per_address_per_minute": 3})
+    _, key = key_store(tmp_path).create("ci", ["user"])
+    bad = "Bearer bst_000000000000_" + "A" * 43
+    for _ in range(4):
+        await refusal(auth, bad, peer="127.0.0.1")
+    assert isinstance(await refusal(auth, bad, peer="127.0.0.1"), Throttled)
+    good = await auth.authenticate(f"Bearer {key}", client_cert=None, peer="127.0.0.1", now=NOW)
+    assert good.id == "apikey:ci"
+    assert isinstance(await refusal(auth, bad, peer="127.0.0.1"), Throttled)
+    # A good JWT is not refused either; one without a credential is still told to wait.
+    assert await auth.authenticate(f"Bearer {make_token()}", client_cert=None,
+                                   peer="127.0.0.1", now=NOW)  # fmt: skip
+    assert isinstance(await refusal(auth, None, peer="127.0.0.1"), Throttled)
 
 
 async def test_break_glass_refused_unless_enabled(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""``gateway.sessions`` (SE-3) and ``gateway.http`` (DS-1, DS-2): the transport's defaults
-are the configuration's (sessions: an hour idle, a day in all, 1024; bodies: 4 MiB in 30 s;
-idle keep-alive 15 s; 16,384 connections), and values outside the allowed ranges are
-refused when the configuration loads, naming the field. The limits at work over HTTP:
+"""``gateway.sessions`` (SE-3, DS-3, DS-4) and ``gateway.http`` (DS-1, DS-2): the
+transport's defaults are the configuration's (sessions: an hour idle, a day in all, 1024, 64
+per principal, replay 4 MiB each, 128 MiB in all, 60 s; bodies: 4 MiB in 30 s; idle
+keep-alive 15 s; 16,384 connections), and values outside the allowed ranges are refused when
+the configuration loads, naming the field. The limits at work over HTTP:
 tests/security/test_load.py."""
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ def test_se3_the_http_face_defaults_are_the_configuration_defaults() -> None:
     sessions = parse_config("gateway: {}", {}).gateway.sessions
     assert sessions == SessionSettings()
     assert HttpSettings().sessions == sessions
-    assert (sessions.idle_timeout, sessions.max_lifetime, sessions.max_sessions) == (
-        3600.0,
-        86400.0,
-        1024,
-    )
+    assert (
+        sessions.idle_timeout,
+        sessions.max_lifetime,
+        sessions.max_sessions,
+        sessions.max_sessions_per_principal,
+        sessions.replay_bytes,
+        sessions.replay_bytes_total,
+        sessions.replay_ttl,
+    ) == (3600.0, 86400.0, 1024, 64, 4 * 1024 * 1024, 128 * 1024 * 1024, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +36,9 @@ def test_se3_the_http_face_defaults_are_the_configuration_defaults() -> None:
         ("gateway: {sessions: {idle_timeout: 0}}", "idle_timeout"),
         ("gateway: {sessions: {max_lifetime: 99999999}}", "max_lifetime"),
         ("gateway: {sessions: {max_sessions: 0}}", "max_sessions"),
+        ("gateway: {sessions: {max_sessions_per_principal: 0}}", "max_sessions_per_principal"),
+        ("gateway: {sessions: {replay_bytes: 1000}}", "replay_bytes"),
+        ("gateway: {sessions: {replay_ttl: 0}}", "replay_ttl"),
         ("gateway: {sessions: {idle: 5}}", "idle"),
     ],
 )

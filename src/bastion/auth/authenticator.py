@@ -3,8 +3,13 @@ else, never a query string) and the TLS-verified client certificate become a ``P
 
 ``Bearer bst_...`` is an API key, any other bearer token a JWT (when OIDC is configured);
 with no header, a client certificate maps to a service account. The header is size-capped
-before it is parsed (AU-8). Failed attempts are counted per client address, and an address
-over its budget is refused with ``Throttled`` before its credential is even looked at.
+before it is parsed (AU-8). Failed attempts are counted per client address, and a failed
+attempt from an address over its budget is refused with ``Throttled`` (429) instead of
+``Unauthenticated``; a valid credential is served whatever its address did, so bad guesses
+from one client never lock out the others sharing its address (DS-3). Checking the
+credential first costs a throttled guesser no more than a 401 would (a key lookup, or a JWT
+signature check with JWKS refetches already rate-limited), and guessing gains nothing:
+keys carry 256 random bits and tokens are signed.
 Break-glass keys work only while ``break_glass.enabled`` and are logged at WARNING per use.
 """
 
@@ -101,19 +106,19 @@ class Authenticator:
         (for throttling), ``now`` wall-clock epoch seconds.
 
         Raises:
-            Throttled: ``peer`` failed too often recently (credential not checked).
+            Throttled: refused, and ``peer`` had already failed too often recently.
             Unauthenticated: no credential (``presented=False``) or a refused one.
         """
-        presented = authorization is not None or client_cert is not None
-        if peer is not None and self._throttle is not None:
-            wait = self._throttle.retry_after(peer)
-            if wait > 0:
-                raise Throttled(wait, presented=presented)
         try:
             return await self._authenticate(authorization, client_cert, peer, now)
         except Unauthenticated as exc:
-            if exc.presented and peer is not None and self._throttle is not None:
+            if peer is None or self._throttle is None:
+                raise
+            over_budget = self._throttle.retry_after(peer) > 0
+            if exc.presented:
                 self._throttle.failed(peer)
+            if over_budget:
+                raise Throttled(self._throttle.retry_after(peer), presented=exc.presented) from exc
             raise
 
     async def _authenticate(

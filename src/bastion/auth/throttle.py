@@ -1,7 +1,8 @@
 """Throttling of failed authentications per client address (AU-8).
 
 A token bucket per address: each failure takes a token, tokens come back at ``per_minute``
-a minute, and an address with an empty bucket is refused before its credential is checked.
+a minute, and an address with an empty bucket has its failed attempts answered 429 (the
+``Authenticator`` still serves a valid credential from it).
 The table is an LRU capped at ``max_addresses``, so a flood of addresses costs bounded
 memory (an evicted address starts afresh, which only helps the attacker by one burst).
 Time comes from an injected monotonic clock.

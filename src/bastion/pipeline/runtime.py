@@ -167,12 +167,14 @@ class Security:
     async def watch_sessions(self, app: StreamableHttpApp, interval: float = 1.0) -> None:
         """SE-3: end the sessions of credentials that were revoked or expired, whether or not
         their holder sends anything again (``bastion keys revoke`` runs in another process,
-        so the key database is the truth). Runs until cancelled."""
+        so the key database is the truth); DS-4: drop the replay of streams finished more
+        than ``replay_ttl`` ago, idle or not. Runs until cancelled."""
         keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
         store = KeyStore(self.keys_db) if keys else None
         try:
             while True:
                 await anyio.sleep(interval)
+                app.expire_replay()
                 ended = app.end_sessions_where(_lapsed(store, time.time()))
                 if ended:
                     logger.info("ended %d session(s) of revoked or expired credentials", ended)

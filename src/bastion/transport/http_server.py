@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -58,6 +57,8 @@ from bastion.transport.http_guard import (
     origin_allowed,
 )
 from bastion.transport.http_mirror import validate_modern
+from bastion.transport.http_replay import ReplayBudget
+from bastion.transport.http_session_table import SessionTable
 from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
 from bastion.transport.settings import HttpLimits, SessionSettings
@@ -120,7 +121,16 @@ class StreamableHttpApp:
         self._factory = connection_factory
         self._clock = clock
         self._decoder = MessageDecoder(max_bytes=self.settings.limits.max_body)
-        self._sessions: OrderedDict[str, HttpSession] = OrderedDict()
+        self._sessions = SessionTable(
+            max_sessions=self.settings.sessions.max_sessions,
+            max_per_principal=self.settings.sessions.max_sessions_per_principal,
+        )
+        self._replay = ReplayBudget(  # DS-4: what sessions keep for Last-Event-ID
+            per_session=self.settings.sessions.replay_bytes,
+            total=self.settings.sessions.replay_bytes_total,
+            ttl=self.settings.sessions.replay_ttl,
+            clock=clock,
+        )
         self.bound_port = self.settings.port
         self._hosts = default_allowed_hosts(self.settings.port, self.settings.allowed_hosts)
         self._origins = default_allowed_origins(self.settings.port, self.settings.allowed_origins)
@@ -361,11 +371,10 @@ class StreamableHttpApp:
         await self._serve_in_session(session, message, receive, send)
 
     async def _initialize(self, principal: Principal, message: Request, send: Send) -> None:
-        if len(self._sessions) >= self.settings.sessions.max_sessions:
-            self._expire(force_one=True)
+        self._expire()
         session_id = new_session_id()
         connection = self._factory(principal, session_id)
-        session = HttpSession(session_id, connection, self._clock(), principal)
+        session = HttpSession(session_id, connection, self._clock(), principal, self._replay)
         answer = await session.peer.serve(message)
         if not isinstance(answer, Response):
             session.close()
@@ -373,7 +382,7 @@ class StreamableHttpApp:
             return
         result = answer.result if isinstance(answer.result, dict) else {}
         session.version = str(result.get("protocolVersion", LEGACY_VERSIONS[0]))
-        self._sessions[session.id] = session
+        self._sessions.add(session)  # may end others, fairly (DS-3): see SessionTable
         await r.send_json(send, 200, encode(answer), (("mcp-session-id", session.id),))
 
     async def _serve_in_session(
@@ -392,10 +401,11 @@ class StreamableHttpApp:
                 session.by_request.pop(message.id, None)
                 stream.close()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
-            await r.start_sse(send, ())
-            await r.pump(send, receive, stream, 0, detached)
+        with stream.writing():  # DS-4: its replay is not dropped before it is written
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await r.start_sse(send, ())
+                await r.pump(send, receive, stream, 0, detached)
 
     # -- GET and DELETE (2025-11-25 only) ------------------------------------------------
 
@@ -435,7 +445,8 @@ class StreamableHttpApp:
             session.get_open = True
         try:
             await r.start_sse(send, ())
-            await r.pump(send, receive, stream, after)
+            with stream.writing():
+                await r.pump(send, receive, stream, after)
         finally:
             if stream is session.standalone:
                 session.get_open = False
@@ -482,19 +493,24 @@ class StreamableHttpApp:
         session = self._sessions.get(session_id) if session_id is not None else None
         return session is not None and session.principal.binding == principal.binding
 
-    def _expire(self, *, force_one: bool = False) -> None:
+    def _expire(self) -> None:
+        self._replay.expire()
         now = self._clock()
         while self._sessions:
             sid, oldest = next(iter(self._sessions.items()))
-            if not force_one and now - oldest.last_seen < self.settings.sessions.idle_timeout:
+            if now - oldest.last_seen < self.settings.sessions.idle_timeout:
                 return
             del self._sessions[sid]
             oldest.close()
-            force_one = False
 
     def _end(self, session: HttpSession) -> None:
         self._sessions.pop(session.id, None)
         session.close()
+
+    def expire_replay(self) -> None:
+        """Drop the replay of streams finished more than ``replay_ttl`` ago (DS-4); requests
+        do it too, and the gateway calls it every second so an idle one releases it."""
+        self._replay.expire()
 
     def end_sessions_where(self, ended: Callable[[Principal], bool]) -> int:
         """End every session whose owner ``ended`` says is no longer valid (a revoked or

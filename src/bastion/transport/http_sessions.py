@@ -1,6 +1,7 @@
 """A 2025-11-25 Streamable HTTP session: the MCP connection behind an ``Mcp-Session-Id``,
 the peer that serves it, and the routing of every outgoing message to the SSE stream of the
-request it relates to (or the standalone GET stream)."""
+request it relates to (or the standalone GET stream). What the streams keep for resumption
+is bounded by the app's ``ReplayBudget`` (``http_replay``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bastion.protocol.jsonrpc import ErrorResponse, Message, RequestId, Response
 from bastion.protocol.versions import LEGACY_VERSIONS
 from bastion.session.peer import Peer
 from bastion.transport.base import McpConnection
+from bastion.transport.http_replay import ReplayBudget, SessionReplay
 from bastion.transport.http_streams import EventStream
 
 __all__ = ["HttpSession", "new_session_id"]
@@ -26,16 +28,22 @@ class HttpSession:
     """One 2025-11-25 session: its peer, its streams, and where each message goes."""
 
     def __init__(
-        self, session_id: str, connection: McpConnection, now: float, principal: Principal
+        self,
+        session_id: str,
+        connection: McpConnection,
+        now: float,
+        principal: Principal,
+        replay: ReplayBudget,
     ) -> None:
         self.id = session_id
         self.principal = principal  # SE-2: the owner; nobody else may use or end the session
         self.created = now
         self.connection = connection
         self.version: str = LEGACY_VERSIONS[0]
-        self.streams: dict[str, EventStream] = {}
+        self.replay = SessionReplay(replay)
+        self.streams: dict[str, EventStream] = self.replay.streams  # resumable POST streams
         self.by_request: dict[RequestId, EventStream] = {}
-        self.standalone = EventStream()
+        self.standalone = self.replay.standalone
         self.get_open = False
         self.last_seen = now
         self.peer = Peer(self.route, connection, on_notification=connection.on_notification)
@@ -55,17 +63,14 @@ class HttpSession:
             stream.close()
 
     def open_stream(self, request_id: RequestId) -> EventStream:
-        stream = EventStream()
-        self.streams[stream.id] = stream
+        stream = self.replay.open()
         self.by_request[request_id] = stream
-        if len(self.streams) > 64:  # forget the oldest finished streams
-            for sid in [s for s, st in self.streams.items() if st.closed][:16]:
-                del self.streams[sid]
         return stream
 
     def close(self) -> None:
         self.peer.close()
         self.connection.detach()
         self.standalone.close()
-        for stream in self.streams.values():
+        for stream in list(self.streams.values()):
             stream.close()
+        self.replay.close()

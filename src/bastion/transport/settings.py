@@ -1,7 +1,8 @@
 """The HTTP face's configuration sections: ``gateway.sessions`` (how long a 2025-11-25 session
-lives and how many are kept, SE-3) and ``gateway.http`` (what one client may send and hold:
-body size and time, idle keep-alive, connections; DS-1, DS-2). The configuration and the
-transport's ``HttpSettings`` hold these same types, so they cannot disagree."""
+lives and how many are kept, in all and per principal; SE-3, DS-3) and ``gateway.http`` (what
+one client may send and hold: body size and time, idle keep-alive, connections; DS-1, DS-2).
+The configuration and the transport's ``HttpSettings`` hold these same types, so they cannot
+disagree."""
 
 from __future__ import annotations
 
@@ -16,12 +17,21 @@ MiB = 1024 * 1024
 
 
 class SessionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """2025-11-25 sessions on the HTTP face (SE-3): how long one lives, how many are kept
-    (past ``max_sessions`` the least recently used one ends)."""
+    """2025-11-25 sessions on the HTTP face (SE-3, DS-3, DS-4): how long one lives, how many
+    are kept in all (``max_sessions``) and per principal (``max_sessions_per_principal``),
+    and what their streams keep for resumption (``replay_*``). Over either session bound a
+    session ends to make room, never one of a principal holding fewer than the one asking
+    (see ``http_session_table``)."""
 
     idle_timeout: Annotated[float, Meta(gt=0.0, le=7 * 86400.0)] = 3600.0
     max_lifetime: Annotated[float, Meta(gt=0.0, le=30 * 86400.0)] = 86400.0
     max_sessions: Annotated[int, Meta(ge=1, le=1_000_000)] = 1024
+    max_sessions_per_principal: Annotated[int, Meta(ge=1, le=1_000_000)] = 64
+    # DS-4: bytes kept for Last-Event-ID resumption, per session and in all, and how long a
+    # finished stream stays resumable (see ``http_replay``).
+    replay_bytes: Annotated[int, Meta(ge=64 * 1024, le=1024 * MiB)] = 4 * MiB
+    replay_bytes_total: Annotated[int, Meta(ge=64 * 1024, le=64 * 1024 * MiB)] = 128 * MiB
+    replay_ttl: Annotated[float, Meta(gt=0.0, le=3600.0)] = 60.0
 
 
 class HttpLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -139,6 +139,17 @@ def test_tc1_new_poisoned_tools_are_held(tmp_path: Path, store: PinStore) -> Non
     assert flagged.allowed == [poisoned] and flagged.events[0].findings  # pinned, but flagged
 
 
+@pytest.mark.parametrize("filler", ["\u3164", "\u115f", "\uffa0", "\u2800"])
+def test_tc1_new_tools_hiding_text_behind_blank_letters_are_held(
+    store: PinStore, filler: str
+) -> None:
+    """Hangul fillers and the braille blank render as nothing (red-team p6 ev__hangul)."""
+    hangul = {**WEATHER, "name": "hangul", "description": f"Adds numbers.{filler * 3}(hidden)"}
+    review = store.review("s", [hangul])
+    assert review.allowed == [] and [h.reason for h in review.held] == ["new-poisoned"]
+    assert review.held[0].findings[0].kind == "invisible-character"
+
+
 def test_in3_new_tools_with_unusable_schemas_are_held(store: PinStore) -> None:
     bad = {"name": "b", "inputSchema": {"$ref": "https://evil.example/s.json"}}
     assert [h.reason for h in store.review("s", [bad]).held] == ["schema-unusable"]

@@ -58,7 +58,10 @@ def test_tc4_configured_pii_patterns_are_masked() -> None:
     assert {f.kind for f in out.findings} == {"pii"}
 
 
-@pytest.mark.parametrize("hidden", ["\u200b", "\u202e", "\u2066", "\U000e0041", "\ufeff"])
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u200b", "\u202e", "\u2066", "\U000e0041", "\ufeff", "\u3164", "\u115f", "\uffa0", "\u034f"],
+)
 def test_tc4_invisible_and_bidi_characters_are_stripped(hidden: str) -> None:
     out = Sanitiser().tool_result(_result(f"pay{hidden}ment"))
     assert out.value["content"][0]["text"] == "payment"
@@ -181,3 +184,11 @@ def test_tc4_findings_name_where_they_were_found() -> None:
         ("secret", "$.structuredContent.deep[0].password"),
         ("invisible-character", "$.structuredContent.no\\u{200B}te"),
     }
+
+
+def test_tc4_braille_blanks_in_results_are_kept() -> None:
+    """U+2800 is flagged in tool definitions (TC-1) but is the blank of braille charts, which
+    tools draw in their output, so results keep it."""
+    result = _result("⣿\u2800⣿\u2800⡇")
+    out = Sanitiser().tool_result(result)
+    assert out.value is result and out.findings == ()

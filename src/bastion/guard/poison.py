@@ -24,7 +24,7 @@ from bastion.guard._phrases import (
     TOOL_OVERRIDE,
     find_injection,
 )
-from bastion.guard._unicode import INVISIBLE, visible
+from bastion.guard._unicode import HIDDEN, visible
 from bastion.guard.findings import Finding, FindingKind
 
 __all__ = ["PoisonScanner", "is_poisoned"]
@@ -144,7 +144,7 @@ class PoisonScanner:
         server: str | None,
         others: Mapping[str, Collection[str]] | None,
     ) -> Iterator[Finding]:
-        match = None if text.isascii() else INVISIBLE.search(text)
+        match = None if text.isascii() else HIDDEN.search(text)
         if match:
             yield _finding("invisible-character", path, text, match)
         match = find_injection(text)

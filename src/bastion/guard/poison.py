@@ -1,8 +1,9 @@
 """Tool poisoning scanner (TC-1, TC-3): read every string an upstream's definitions carry.
 
-A tool is walked whole: name, title, description, annotations and the entire input and
-output schemas (property names, titles, descriptions, enum values, defaults, examples),
-because poison hidden in a nested property description reaches the model just the same.
+A tool is walked whole: name, title, description, annotations, icons, execution, _meta and
+the entire input and output schemas (property names, titles, descriptions, enum values,
+defaults, examples), because poison hidden in a nested property description reaches the
+model just the same.
 Prompts and resources are walked the same way. The walk is bounded (``max_nodes``,
 ``max_depth``); a definition beyond the bounds is itself a finding (``oversized``).
 Scanning is pure: it returns findings and never changes the definition.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -115,7 +116,10 @@ def test_in3_structured_content_is_checked_against_output_schema() -> None:
         {"type": "object", "properties": {"a": {"$ref": "file:///etc/passwd"}}},
         {"type": "object", "properties": {"a": {"$ref": "other.json#/x"}}},
         {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
-        {"type": "object", "properties": {"a": {"type": "string", "pattern": "(a+)+$"}}},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "^(?=a)b"}}},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "(a)\\1"}}},
+        {"type": "object", "patternProperties": {"(?<!x)a": {}}},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "a" * 1001}}},
         {"type": "object", "properties": {"a": {"type": "string", "pattern": "([unclosed"}}},
         {"type": "not-a-type"},
         {"type": "object", "properties": {"a": {"$dynamicRef": "https://evil/x"}}},
@@ -124,6 +128,77 @@ def test_in3_structured_content_is_checked_against_output_schema() -> None:
     ],
 )
 def test_in3_hostile_or_broken_schemas_are_unusable_not_crashes(schema: object) -> None:
+    with pytest.raises(SchemaUnusable):
+        SchemaValidator().compile(schema)
+
+
+REDOS = ["^(a|aa)+$", "(a+)+$", "^(a|a)*$", "^([a-z]+\\.)*[a-z]+$", "^(\\w+\\s?)*$"]
+
+
+@pytest.mark.parametrize("pattern", REDOS)
+def test_in3_ds4_catastrophic_patterns_match_in_linear_time(pattern: str) -> None:
+    """Red-team p4: a pattern that makes a backtracking engine run for minutes on 45
+    characters (^(a|aa)+$) is matched in linear time, for every kind of schema regex."""
+    attack = "a" * 45 + "!"
+    schemas = {
+        "pattern": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "pattern": pattern}},
+        },
+        "patternProperties": {
+            "type": "object",
+            "patternProperties": {pattern: {"type": "integer"}},
+            "additionalProperties": False,
+        },
+        "propertyNames": {"type": "object", "propertyNames": {"pattern": pattern}},
+        "nested": {
+            "type": "object",
+            "properties": {
+                "deep": {"type": "array", "items": {"type": "string", "pattern": pattern}}
+            },
+        },
+    }
+    arguments = {
+        "pattern": {"code": attack},
+        "patternProperties": {attack: "x"},
+        "propertyNames": {attack: 1},
+        "nested": {"deep": ["a", attack * 1000]},
+    }
+    validator = SchemaValidator()
+    started = time.perf_counter()
+    for kind, schema in schemas.items():
+        compiled = validator.compile(schema)
+        with pytest.raises(InvalidParams):
+            compiled.check_arguments(arguments[kind])
+    assert time.perf_counter() - started < 2.0  # a backtracking engine: minutes or hours
+
+
+def test_in3_common_patterns_are_usable_and_match_as_ecma_262() -> None:
+    """Real patterns the old nested-quantifier rule refused (zod's e-mail) are usable; ECMA
+    escapes (\\uXXXX) work; a JSON Schema pattern is a search, not a full match."""
+    email = (
+        "^(?:[A-Za-z0-9_'+\\-]+\\.)*[A-Za-z0-9_'+\\-]*[A-Za-z0-9_+-]@"
+        "(?:[A-Za-z0-9][A-Za-z0-9\\-]*\\.)+[A-Za-z]{2,}$"
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "mail": {"type": "string", "pattern": email},
+            "accent": {"type": "string", "pattern": "^\\u00e9+$"},
+            "word": {"type": "string", "pattern": "b"},
+        },
+    }
+    compiled = SchemaValidator().compile(schema)
+    assert (
+        compiled.violations({"mail": "bob.smith@example.com", "accent": "éé", "word": "abc"}) == []
+    )
+    bad = compiled.violations({"mail": "bob@", "accent": "e", "word": "xyz"})
+    assert {v.path for v in bad} == {"$.mail", "$.accent", "$.word"}
+
+
+def test_in3_unevaluated_properties_with_pattern_properties_is_unusable() -> None:
+    """jsonschema runs unevaluatedProperties' patternProperties with backtracking ``re``."""
+    schema = {"type": "object", "patternProperties": {"^x": {}}, "unevaluatedProperties": False}
     with pytest.raises(SchemaUnusable):
         SchemaValidator().compile(schema)
 

@@ -187,6 +187,39 @@ def test_tc3_shadowing_tool_is_held(gw: Gateway) -> None:
         assert "cross-server-reference" in kinds
 
 
+def test_tc1_poisoned_prompts_resources_and_templates_are_held(gw: Gateway) -> None:
+    """TC-1 beyond tools (red-team p2): a prompt, a resource and a template whose
+    descriptions carry instructions for the model are not listed, cannot be got or read,
+    and the audit log says why; the clean resource beside them still is."""
+
+    def listed(method: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = answer_of(gw.modern("admin", method))["result"][key]
+        return items
+
+    assert "evil__summarise" not in {p["name"] for p in listed("prompts/list", "prompts")}
+    uris = {r["uri"] for r in listed("resources/list", "resources")}
+    assert "evil+note://deploy" in uris and "evil+note://lure" not in uris
+    templates = listed("resources/templates/list", "resourceTemplates")
+    assert not any("lure://" in t["uriTemplate"] for t in templates)
+    got = answer_of(gw.modern("admin", "prompts/get", {"name": "evil__summarise"}))
+    assert _error(got)["code"] == INVALID_PARAMS
+    for uri in ("evil+note://lure", "evil+lure://1"):
+        read = answer_of(
+            gw.modern("admin", "resources/read", {"uri": uri}, headers={"mcp-name": uri})
+        )
+        assert _error(read)["code"] == INVALID_PARAMS, uri
+    [prompt] = [r for r in _pins(gw, "evil", "summarise") if r["method"] == "pin.held"]
+    assert prompt["decision"] == "deny" and prompt["outcome"] == "new-poisoned"
+    assert prompt["detail"]["kind"] == "prompt"
+    assert "hidden-instruction" in {f["kind"] for f in prompt["detail"]["findings"]}
+    for target, kind in (("note://lure", "resource"), ("lure://{id}", "resource-template")):
+        [held] = [r for r in _pins(gw, "evil", target) if r["method"] == "pin.held"]
+        assert held["detail"]["kind"] == kind
+        assert {"hidden-instruction", "sensitive-file", "exfiltration"} <= {
+            f["kind"] for f in held["detail"]["findings"]
+        }
+
+
 # -- TC-2: rug pull -------------------------------------------------------------------------
 
 

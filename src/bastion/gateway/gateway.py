@@ -36,8 +36,13 @@ from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
 # (server, its offered tool definitions, every other server's bare tool names) -> those shown
 ToolScreen = Callable[[str, list[JSONObject], dict[str, list[str]]], Awaitable[list[JSONObject]]]
+# (server, list kind, its offered definitions, every other server's bare tool names) -> shown
+DefinitionScreen = Callable[
+    [str, str, list[JSONObject], dict[str, list[str]]], Awaitable[list[JSONObject]]
+]
+SCREENED_LISTS = ("prompts", "resources", "resourceTemplates")  # besides tools
 
-__all__ = ["Gateway", "ToolScreen"]
+__all__ = ["DefinitionScreen", "Gateway", "ToolScreen"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ class Gateway:
         self._rebuild_lock = anyio.Lock()
         # Which of a server's tools may be offered (tool pinning, TC-2/TC-3); None: all.
         self.tool_screen: ToolScreen | None = None
+        # Which prompts, resources and templates may be offered (poison screen, TC-1).
+        self.definition_screen: DefinitionScreen | None = None
         # What the gateway offers itself (the hub's), beside the upstreams' proxies.
         self._own_tools: dict[str, ToolEntry] = {}
         self._own_resources: dict[str, ResourceEntry] = {}
@@ -243,7 +250,8 @@ class Gateway:
 
     async def rebuild(self, announce: tuple[str, ...]) -> None:
         """Rebuild the catalog from the ready replicas; tell clients about ``announce``.
-        Each server's tools first pass ``tool_screen`` (tool pinning), if one is set."""
+        Each server's tools first pass ``tool_screen`` (tool pinning), and its prompts,
+        resources and templates ``definition_screen``, when set."""
         async with self._rebuild_lock:
             offered = {
                 server: ready[0].listings
@@ -253,14 +261,19 @@ class Gateway:
             listings = []
             for server, offer in offered.items():
                 lists = offer
+                others = {
+                    other: [str(tool.get("name", "")) for tool in theirs.get("tools", [])]
+                    for other, theirs in offered.items()
+                    if other != server
+                }
                 if self.tool_screen is not None:
-                    others = {
-                        other: [str(tool.get("name", "")) for tool in theirs.get("tools", [])]
-                        for other, theirs in offered.items()
-                        if other != server
-                    }
                     screened = await self.tool_screen(server, lists.get("tools", []), others)
                     lists = {**lists, "tools": screened}
+                if self.definition_screen is not None:
+                    for kind in SCREENED_LISTS:
+                        if kind in lists:
+                            kept = await self.definition_screen(server, kind, lists[kind], others)
+                            lists = {**lists, kind: kept}
                 listings.append(ServerListing(server, self._prefix(server), lists))
             catalog = build_catalog(listings)
             self._install(catalog)

@@ -1,8 +1,9 @@
 """The pin database: SQLite, WAL, file 0600 in a 0700 directory; schema and opening only.
 
 Tables: ``pins`` (the approved definition of each (server, tool)), ``pending`` (at most one
-held definition per (server, tool): the latest offered) and ``rejected`` (hashes an admin
-refused, kept held without new events).
+held definition per (server, tool): the latest offered), ``rejected`` (hashes an admin
+refused, kept held without new events) and ``earlier`` (pins written before icons,
+execution and _meta were pinned: ``user_version`` 0; opening a database marks them once).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bastion._sqlite import open_private_db
 __all__ = ["open_db"]
 
 BUSY_TIMEOUT_S: Final = 5.0  # another process (the CLI approving a pin) holds the write lock
+VERSION: Final = 1  # 1: every field of the MCP Tool is pinned
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS pins (
@@ -26,6 +28,9 @@ CREATE TABLE IF NOT EXISTS pending (
     server TEXT NOT NULL, tool TEXT NOT NULL, hash TEXT NOT NULL, definition TEXT NOT NULL,
     old_hash TEXT, old_definition TEXT, reason TEXT NOT NULL, findings TEXT NOT NULL,
     first_seen REAL NOT NULL, PRIMARY KEY (server, tool)
+);
+CREATE TABLE IF NOT EXISTS earlier (
+    server TEXT NOT NULL, tool TEXT NOT NULL, PRIMARY KEY (server, tool)
 );
 CREATE TABLE IF NOT EXISTS rejected (
     server TEXT NOT NULL, tool TEXT NOT NULL, hash TEXT NOT NULL, rejected_by TEXT NOT NULL,
@@ -39,6 +44,11 @@ def open_db(path: Path) -> sqlite3.Connection:
     conn = open_private_db(path, busy_timeout=BUSY_TIMEOUT_S)
     try:
         conn.executescript(_SCHEMA)
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+                conn.execute("INSERT OR IGNORE INTO earlier SELECT server, tool FROM pins")
+                conn.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         conn.close()
         raise

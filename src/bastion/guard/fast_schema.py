@@ -10,7 +10,8 @@ The subset, for drafts 6, 7, 2019-09 and 2020-12 (``$schema`` absent or one of t
 
 * ``type``; ``enum`` and ``const`` (matched only with equal JSON types: ``True`` never
   matches ``1``, ``1`` never matches ``1.0``);
-* strings: ``minLength``, ``maxLength``, ``pattern`` (``re.search``, like jsonschema);
+* strings: ``minLength``, ``maxLength``, ``pattern`` (searched with RE2, as the
+  schema's validator does: ``_regex``);
 * numbers: ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, integer
   ``multipleOf`` (integers only; other numbers are "not sure");
 * arrays: ``items`` (one schema), ``minItems``, ``maxItems``; under ``uniqueItems: true``
@@ -28,13 +29,13 @@ all ``$``-keywords (``$ref``, ``$id``, ``$defs``...), ``oneOf``/``not``/``if``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import jsonschema
 
 from bastion._types import JSONValue
+from bastion.guard._regex import PatternError, compile_pattern
 
 __all__ = ["FastCheck", "compile_fast"]
 
@@ -132,7 +133,7 @@ def compile_fast(schema: JSONValue, draft: type[Any]) -> FastCheck | None:
     keywords: frozenset[str] = frozenset(draft.VALIDATORS)
     try:
         return _node(schema, keywords, 0)
-    except (_Unsupported, re.error, RecursionError):
+    except (_Unsupported, PatternError, RecursionError):
         return None
 
 
@@ -316,8 +317,7 @@ def _string(schema: dict[str, JSONValue]) -> list[FastCheck]:
         pattern = schema["pattern"]
         if not isinstance(pattern, str):
             raise _Unsupported
-        search = re.compile(pattern).search  # what jsonschema's re.search(pattern, s) runs
-        preds.append(lambda s: search(s) is not None)
+        preds.append(compile_pattern(pattern).search)  # RE2, as the schema's validator
     return preds
 
 

@@ -1,8 +1,10 @@
 """Tool pinning (TC-2, TC-3): an upstream's tools are shown only as an admin (or trust on
 first use) approved them.
 
-Each tool definition is hashed canonically (SHA-256 of sorted-key JSON of name, title,
-description, inputSchema, outputSchema, annotations). ``PinStore.review`` decides, per
+Each tool definition is hashed canonically (SHA-256 of sorted-key JSON of every field of the
+MCP ``Tool`` a client is shown: ``PIN_FIELDS``; anything else is never passed on) and the
+same fields are scanned. A pin from before icons, execution and _meta were pinned is carried
+over when its fields are unchanged and the new ones are clean. ``PinStore.review`` decides, per
 server, which offered tools may be shown: pinned and unchanged ones, and new clean ones
 under trust on first use (pinned on the spot). It holds a changed definition (a rug pull,
 also after ``notifications/tools/list_changed``), a poisoned or schema-unusable new one, and
@@ -45,7 +47,11 @@ __all__ = [
 HoldReason: TypeAlias = Literal[
     "changed", "new-poisoned", "shadowing", "schema-unusable", "new", "rejected"
 ]
-PIN_FIELDS: Final = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+PIN_FIELDS: Final = (
+    "name", "title", "description", "inputSchema", "outputSchema", "annotations", "icons",
+    "execution", "_meta",
+)  # fmt: skip
+_EARLIER_FIELDS: Final = PIN_FIELDS[:6]  # what pins stored before icons/execution/_meta
 TOFU: Final = "trust-on-first-use"
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 _FINDINGS: Final = msgspec.json.Decoder(list[Finding])
@@ -59,7 +65,11 @@ def pin_definition(tool: JSONObject | msgspec.Struct) -> JSONObject:
 
 def tool_hash(tool: JSONObject | msgspec.Struct) -> str:
     """SHA-256 (hex) of the canonical JSON of ``pin_definition(tool)``."""
-    return hashlib.sha256(_ENCODER.encode(pin_definition(tool))).hexdigest()
+    return _digest(pin_definition(tool))
+
+
+def _digest(definition: JSONObject) -> str:
+    return hashlib.sha256(_ENCODER.encode(definition)).hexdigest()
 
 
 class PinEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -196,13 +206,23 @@ class PinStore:
             (server, name, digest),
         ).fetchone():
             return Held(server=server, tool=name, hash=digest, reason="rejected")
+        # A pin written before icons, execution and _meta were pinned: its fields are
+        # unchanged, so only the fields never reviewed are new, and screened as on first use.
+        earlier = (
+            pinned is not None
+            and pinned[0] == _digest({k: definition[k] for k in _EARLIER_FIELDS if k in definition})
+            and self._db.execute(
+                "SELECT 1 FROM earlier WHERE server = ? AND tool = ?", (server, name)
+            ).fetchone()
+            is not None
+        )
         findings = self._scanner.scan_tool(definition, server=server, others=others)
         # A bare name another server also offers is no threat by itself: every tool is
         # namespaced, and an exposed-name collision hides both (catalog). Shadowing is a
         # definition that reaches for another server's tools.
         shadowing = any(f.kind == "cross-server-reference" for f in findings)
         reason: HoldReason | None
-        if pinned is not None:
+        if pinned is not None and not earlier:
             reason = "changed"
         elif self._validator.unusable_reason(definition) is not None:
             reason = "schema-unusable"
@@ -214,6 +234,8 @@ class PinStore:
             reason = "new"
         else:
             reason = None
+        if reason is not None and earlier:
+            reason = "changed"  # the admin sees the new fields as a diff to the pin
         if reason is not None:
             return Held(server=server, tool=name, hash=digest, reason=reason, findings=findings)
         self._pin(server, name, digest, definition, TOFU)
@@ -260,6 +282,7 @@ class PinStore:
             (server, tool, digest, _json(definition), by, self._clock()),
         )
         self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, tool))
+        self._db.execute("DELETE FROM earlier WHERE server = ? AND tool = ?", (server, tool))
 
     # -- admin ------------------------------------------------------------------------------
 

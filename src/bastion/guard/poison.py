@@ -1,8 +1,9 @@
 """Tool poisoning scanner (TC-1, TC-3): read every string an upstream's definitions carry.
 
-A tool is walked whole: name, title, description, annotations and the entire input and
-output schemas (property names, titles, descriptions, enum values, defaults, examples),
-because poison hidden in a nested property description reaches the model just the same.
+A tool is walked whole: name, title, description, annotations, icons, execution, _meta and
+the entire input and output schemas (property names, titles, descriptions, enum values,
+defaults, examples), because poison hidden in a nested property description reaches the
+model just the same.
 Prompts and resources are walked the same way. The walk is bounded (``max_nodes``,
 ``max_depth``); a definition beyond the bounds is itself a finding (``oversized``).
 Scanning is pure: it returns findings and never changes the definition.
@@ -24,7 +25,7 @@ from bastion.guard._phrases import (
     TOOL_OVERRIDE,
     find_injection,
 )
-from bastion.guard._unicode import INVISIBLE, visible
+from bastion.guard._unicode import HIDDEN, visible
 from bastion.guard.findings import Finding, FindingKind
 
 __all__ = ["PoisonScanner", "is_poisoned"]
@@ -144,7 +145,7 @@ class PoisonScanner:
         server: str | None,
         others: Mapping[str, Collection[str]] | None,
     ) -> Iterator[Finding]:
-        match = None if text.isascii() else INVISIBLE.search(text)
+        match = None if text.isascii() else HIDDEN.search(text)
         if match:
             yield _finding("invisible-character", path, text, match)
         match = find_injection(text)

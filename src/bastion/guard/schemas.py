@@ -2,9 +2,10 @@
 
 ``SchemaValidator.compile`` turns a schema into a ``CompiledSchema`` once (cached by the
 SHA-256 of its canonical JSON, LRU-bounded); a schema that is too large, too deep, invalid,
-uses a ``$ref`` that is not local (``#...``) or a pattern that looks catastrophic is
-``SchemaUnusable`` and the caller holds the tool back. References are resolved by a
-``referencing`` registry that refuses every retrieval: no network, no files.
+uses a ``$ref`` that is not local (``#...``) or a pattern RE2 cannot run is
+``SchemaUnusable`` and the caller holds the tool back. Every pattern is matched by RE2 in
+time linear in the text (``_regex``), never by Python's backtracking ``re``. References are
+resolved by a ``referencing`` registry that refuses every retrieval: no network, no files.
 ``reject_unknown_fields`` refuses top-level arguments the schema does not name, unless the
 schema explicitly allows more. Violations carry a JSON path and the rule, never a value.
 A simple schema also gets a plain-Python fast check (``fast_schema``): when it says valid,
@@ -30,6 +31,8 @@ import referencing.jsonschema
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import InvalidParams
+from bastion.guard._keywords import linear, uses_backtracking
+from bastion.guard._regex import Pattern, PatternError, compile_pattern
 from bastion.guard._violations import Violation, describe, render
 from bastion.guard.fast_schema import FastCheck, compile_fast
 
@@ -37,12 +40,9 @@ __all__ = ["CompiledSchema", "SchemaUnusable", "SchemaValidator", "Violation"]
 
 MAX_SCHEMA_BYTES: Final = 256 * 1024  # canonical JSON; the largest real tool schemas are ~20 KiB
 MAX_SCHEMA_DEPTH: Final = 32
-MAX_PATTERN: Final = 1000  # characters in one ``pattern``
 MAX_VIOLATIONS: Final = 5  # reported per call; one is enough to refuse
 CACHE_SIZE: Final = 1024  # compiled schemas kept (tools across all upstreams)
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
-# A group holding a quantifier, itself quantified: (a+)+, (a|a*)*: exponential backtracking.
-_NESTED_QUANTIFIER: Final = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
 _DRAFT_2020: Final = jsonschema.Draft202012Validator
 
 
@@ -69,7 +69,7 @@ class CompiledSchema:
     digest: str
     _validator: jsonschema.protocols.Validator
     _known: frozenset[str] | None  # top-level names allowed; None: anything allowed
-    _patterns: tuple[re.Pattern[str], ...]
+    _patterns: tuple[Pattern, ...]
     _fast: FastCheck | None = None  # True: certainly valid (see fast_schema); None: no fast path
 
     def violations(self, instance: JSONValue, *, limit: int = MAX_VIOLATIONS) -> list[Violation]:
@@ -203,8 +203,11 @@ class SchemaValidator:
             return SchemaUnusable("schema is not an object")
         try:
             _check_shape(schema, 0)
-            cls = jsonschema.validators.validator_for(schema, default=_DRAFT_2020)
-            cls.check_schema(schema)
+            if uses_backtracking(schema):
+                raise SchemaUnusable("schema pattern too complex")
+            draft = jsonschema.validators.validator_for(schema, default=_DRAFT_2020)
+            draft.check_schema(schema)
+            cls = linear(draft)
             resource = referencing.jsonschema.specification_with(
                 cls.META_SCHEMA.get("$schema", ""), default=referencing.jsonschema.DRAFT202012
             ).create_resource(schema)
@@ -228,7 +231,7 @@ class SchemaValidator:
         known, patterns = _allowed_names(schema) if self.reject_unknown_fields else (None, ())
         # The fast check mirrors jsonschema without a format checker (format: annotation).
         fast = (
-            compile_fast(schema, cls)
+            compile_fast(schema, draft)
             if getattr(validator, "format_checker", None) is None
             else None
         )
@@ -245,13 +248,21 @@ def _check_shape(node: JSONValue, depth: int) -> None:
             ):
                 raise SchemaUnusable("schema references outside itself")
             if key == "pattern" and isinstance(value, str):
-                if len(value) > MAX_PATTERN or _NESTED_QUANTIFIER.search(value):
-                    raise SchemaUnusable("schema pattern too complex")
-                re.compile(value)
+                _usable_pattern(value)
+            if key == "patternProperties" and isinstance(value, dict):
+                for pattern in value:
+                    _usable_pattern(pattern)
             _check_shape(value, depth + 1)
     elif isinstance(node, list):
         for value in node:
             _check_shape(value, depth + 1)
+
+
+def _usable_pattern(pattern: str) -> None:
+    try:
+        compile_pattern(pattern)
+    except PatternError as exc:
+        raise SchemaUnusable("schema pattern too complex") from exc
 
 
 def _refs(node: JSONValue, depth: int) -> Iterator[str]:
@@ -266,7 +277,7 @@ def _refs(node: JSONValue, depth: int) -> Iterator[str]:
             yield from _refs(value, depth + 1)
 
 
-def _allowed_names(schema: JSONObject) -> tuple[frozenset[str] | None, tuple[re.Pattern[str], ...]]:
+def _allowed_names(schema: JSONObject) -> tuple[frozenset[str] | None, tuple[Pattern, ...]]:
     """Top-level argument names ``schema`` names, or None when it explicitly allows more
     (or names none at all).
 
@@ -274,7 +285,7 @@ def _allowed_names(schema: JSONObject) -> tuple[frozenset[str] | None, tuple[re.
     followed), so composed schemas are not made stricter than they say.
     """
     names: set[str] = set()
-    patterns: list[re.Pattern[str]] = []
+    patterns: list[Pattern] = []
     for part in _parts(schema, schema):
         for key in ("additionalProperties", "unevaluatedProperties"):
             if key in part and part[key] is not False:
@@ -284,7 +295,7 @@ def _allowed_names(schema: JSONObject) -> tuple[frozenset[str] | None, tuple[re.
             names.update(str(k) for k in props)
         pattern_props = part.get("patternProperties")
         if isinstance(pattern_props, dict):
-            patterns.extend(re.compile(str(p)) for p in pattern_props)
+            patterns.extend(compile_pattern(str(p)) for p in pattern_props)
     if not names and not patterns:
         # A bare {"type": "object"} describes no arguments at all; many servers send it and
         # take whatever they are given, so there is nothing to call "unknown".

@@ -34,6 +34,7 @@ from bastion.config.model import Config
 from bastion.errors import ConfigError
 from bastion.guard.pins import PinStore
 from bastion.guard.poison import PoisonScanner
+from bastion.guard.screen import DefinitionScreen
 from bastion.guard.settings import default_pin_db
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.authenticate import HttpAuthentication
@@ -110,6 +111,7 @@ class Security:
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         self.audit: AuditLog | None = None
         self.pins: PinStore | None = None
+        self._definitions: DefinitionScreen | None = None
         if config.guard.pins.enabled:
             pins = config.guard.pins
             self.pins = PinStore(
@@ -120,6 +122,10 @@ class Security:
                 hold_poisoned=pins.hold_poisoned,
             )
             gateway.tool_screen = self._screen_tools
+            if pins.hold_poisoned:
+                scanner = PoisonScanner(separator=config.gateway.separator)
+                self._definitions = DefinitionScreen(scanner)
+                gateway.definition_screen = self._screen_definitions
         self._pipeline: Pipeline | None = None
 
     def http_authenticator(self) -> HttpAuthenticator:
@@ -280,6 +286,30 @@ class Security:
                     )
                 )
         return review.allowed
+
+    async def _screen_definitions(
+        self, server: str, kind: str, items: list[JSONObject], others: dict[str, list[str]]
+    ) -> list[JSONObject]:
+        """Poisoned-looking prompts, resources and templates are held back (TC-1); each
+        hold is audited once."""
+        assert self._definitions is not None
+        kept, held = self._definitions.screen(server, kind, items, others)
+        for item in held:
+            logger.warning("held back %s's %s %s: it looks poisoned", server, item.kind, item.name)
+            if self.audit is not None:
+                await self.audit.record(
+                    AuditRecord(
+                        time=time.time(),
+                        kind="pin",
+                        principal=f"upstream:{server}",
+                        method="pin.held",
+                        target=item.name,
+                        decision="deny",
+                        outcome=item.reason,
+                        detail=msgspec.to_builtins(item),
+                    )
+                )
+        return kept
 
     async def _poll_policy(self) -> None:
         store = self.policy_store

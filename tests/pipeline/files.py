@@ -6,18 +6,14 @@ fetch. ``python -m tests.pipeline.files``."""
 
 from __future__ import annotations
 
-import secrets
 import sys
 from urllib.parse import unquote
 
-import anyio
-
 from bastion._types import JSONObject
 from bastion.protocol import types as t
-from bastion.protocol.request_state import RequestStateSealer
-from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
+from tests.pipeline.support import run_on_stdio
 
 reads: list[str] = []
 
@@ -51,19 +47,8 @@ def build_app() -> ServerApp:
     return app
 
 
-async def _serve() -> None:
-    from bastion.transport.base import serve_stream
-    from bastion.transport.stdio import StdioServerStream
-
-    stream = await StdioServerStream.open()
-    await serve_stream(
-        stream, ServerConnection(build_app(), RequestStateSealer([secrets.token_bytes(32)]))
-    )
-
-
 def main() -> int:
-    anyio.run(_serve)
-    return 0
+    return run_on_stdio(build_app())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,20 @@ from bastion.transport.memory import create_memory_pair
 WAIT = 10
 
 
+def run_on_stdio(app: ServerApp) -> int:
+    """Serve ``app`` on this process's stdin and stdout until the client leaves: the
+    ``main`` of the test upstreams run as ``python -m tests.pipeline.<name>``."""
+    from bastion.transport.stdio import StdioServerStream
+
+    async def serve() -> None:
+        stream = await StdioServerStream.open()
+        sealer = RequestStateSealer([secrets.token_bytes(32)])
+        await serve_stream(stream, ServerConnection(app, sealer))
+
+    anyio.run(serve)
+    return 0
+
+
 def policy(text: str) -> Policy:
     return Policy(parse_policy(text))
 

@@ -10,7 +10,7 @@ across files it would be harder to review.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, get_args
 
 import msgspec
 
@@ -19,6 +19,7 @@ from bastion.admin._http import MAX_BODY
 from bastion.admin.backends import MAX_AUDIT_LIMIT
 from bastion.admin.handlers import DEFAULT_AUDIT_LIMIT, MAX_EXPIRES_IN, MAX_OVERLAP, YAML_TYPES
 from bastion.admin.routes import MAX_PARAM, PREFIX
+from bastion.audit.verify import ProblemKind
 
 __all__ = ["OPENAPI", "openapi_bytes"]
 
@@ -193,18 +194,7 @@ _SCHEMAS: Final[JSONObject] = {
         "required": ["seq", "kind", "message"],
         "properties": {
             "seq": {"type": ["integer", "null"]},
-            "kind": {
-                "enum": [
-                    "edited",
-                    "unreadable",
-                    "missing",
-                    "broken-link",
-                    "truncated",
-                    "bad-checkpoint",
-                    "missing-checkpoint",
-                    "no-head",
-                ]
-            },
+            "kind": {"enum": list(get_args(ProblemKind))},
             "message": {"type": "string"},
         },
         "additionalProperties": False,

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import msgspec
 
@@ -44,6 +44,17 @@ def default_db_path() -> Path:
 
 def _db(db: str | None) -> Path:
     return Path(db) if db else default_db_path()
+
+
+def _create_private(output: str) -> BinaryIO | None:
+    """``output`` created for writing, 0600 like the database whose content it will hold;
+    None (said on stderr) when it exists: an export never overwrites anything."""
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"bastion: {output} exists; not overwriting it", file=sys.stderr)
+        return None
+    return os.fdopen(fd, "wb")
 
 
 def _no_db(path: Path) -> int:
@@ -128,12 +139,10 @@ def run_audit_checkpoint(db: str | None, output: str | None) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return 0
-    try:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        print(f"bastion: {output} exists; not overwriting it", file=sys.stderr)
+    out = _create_private(output)
+    if out is None:
         return EXIT_CANTCREAT
-    with os.fdopen(fd, "wb") as out:
+    with out:
         out.write(data)
     print(f"kept the checkpoint at seq {latest.seq} in {output}", file=sys.stderr)
     return 0
@@ -190,13 +199,10 @@ def run_audit_export(db: str | None, output: str | None) -> int:
             export_jsonl(conn, sys.stdout.buffer)
             sys.stdout.buffer.flush()
             return 0
-        # The export holds what the database holds: same 0600 care, and never overwrite.
-        try:
-            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            print(f"bastion: {output} exists; not overwriting it", file=sys.stderr)
+        out = _create_private(output)
+        if out is None:
             return EXIT_CANTCREAT
-        with os.fdopen(fd, "wb") as out:
+        with out:
             count = export_jsonl(conn, out)
         print(f"exported {count} records to {output}", file=sys.stderr)
         return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bastion.audit import AuditLog, AuditRecord
+from bastion.audit import AuditLog, AuditRecord, verify
 from bastion.audit.keys import load_public_key, public_key_path
 
 
@@ -48,3 +50,33 @@ def tamper(path: Path, *statements: str) -> None:
 
 def public_key(db: Path) -> Ed25519PublicKey:
     return load_public_key(public_key_path(db))
+
+
+BASTION = Path(sys.executable).parent / "bastion"
+COUNT = 20  # records of ``logged``: checkpoints at 8 and 16 (every 8) and 20 (the clean close)
+
+
+async def logged(tmp_path: Path) -> Path:
+    """A closed log of ``COUNT`` records that verifies."""
+    path = tmp_path / "audit.db"
+    await write_log(path, COUNT, checkpoint_every=8)
+    assert verify(path, public_key(path)).ok
+    return path
+
+
+def problems(db: Path) -> list[tuple[int | None, str]]:
+    """What ``verify`` finds in ``db``, which must not verify."""
+    report = verify(db, public_key(db))
+    assert not report.ok
+    return [(p.seq, p.kind) for p in report.problems]
+
+
+def audit_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``bastion audit ARGS``."""
+    return subprocess.run(
+        [str(BASTION), "audit", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bastion.audit import verify
 from bastion.audit.chain import link_hash
 from bastion.audit.checkpoint import sign_checkpoint
-from tests.audit.support import public_key, tamper, write_log
+from tests.audit.support import COUNT, audit_cli, logged, problems, tamper, write_log
 
 pytestmark = pytest.mark.anyio
-
-BASTION = Path(sys.executable).parent / "bastion"
-COUNT = 20
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> Path:
-    path = tmp_path / "audit.db"
-    await write_log(path, COUNT, checkpoint_every=8)
-    assert verify(path, public_key(path)).ok
-    return path
-
-
-def problems(db: Path) -> list[tuple[int | None, str]]:
-    report = verify(db, public_key(db))
-    assert not report.ok
-    return [(p.seq, p.kind) for p in report.problems]
+    return await logged(tmp_path)
 
 
 def cli_verify(db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BASTION), "audit", "verify", "--db", str(db)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return audit_cli("verify", "--db", db)
 
 
 async def test_ad2_edited_field_is_found_at_its_seq(db: Path) -> None:
@@ -152,12 +132,6 @@ async def test_ad2_cli_verify_with_a_pinned_key_rejects_a_swapped_key(db: Path) 
     pinned.write_bytes(db.with_suffix(".pub").read_bytes())
     other = db.parent / "other" / "audit.db"
     await write_log(other, COUNT, checkpoint_every=8)
-    result = subprocess.run(
-        [str(BASTION), "audit", "verify", "--db", str(other), "--public-key", str(pinned)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = audit_cli("verify", "--db", other, "--public-key", pinned)
     assert result.returncode == 1
     assert "bad-checkpoint" in result.stdout

@@ -4,8 +4,6 @@ of the one before it), emptied logs, tail truncation against a kept checkpoint, 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,41 +12,28 @@ from bastion.audit import verify
 from bastion.audit.chain import link_hash
 from bastion.audit.checkpoint import sign_checkpoint
 from bastion.audit.keys import load_or_create_signing_key
-from tests.audit.support import make_record, public_key, tamper, write_log
+from tests.audit.support import (
+    COUNT,
+    audit_cli,
+    logged,
+    make_record,
+    problems,
+    public_key,
+    tamper,
+    write_log,
+)
 
 pytestmark = pytest.mark.anyio
-
-BASTION = Path(sys.executable).parent / "bastion"
-COUNT = 20  # checkpoints at 8 and 16 (every 8) and 20 (the clean close)
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> Path:
-    path = tmp_path / "audit.db"
-    await write_log(path, COUNT, checkpoint_every=8)
-    assert verify(path, public_key(path)).ok
-    return path
-
-
-def problems(db: Path) -> list[tuple[int | None, str]]:
-    report = verify(db, public_key(db))
-    assert not report.ok
-    return [(p.seq, p.kind) for p in report.problems]
-
-
-def bastion(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BASTION), "audit", *map(str, args)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return await logged(tmp_path)
 
 
 def keep_checkpoint(db: Path) -> Path:
     kept = db.parent / "kept.json"
-    result = bastion("checkpoint", "--db", db, "-o", kept)
+    result = audit_cli("checkpoint", "--db", db, "-o", kept)
     assert result.returncode == 0, result.stdout + result.stderr
     return kept
 
@@ -99,7 +84,7 @@ async def test_ad2_an_emptied_log_is_found(db: Path, statements: tuple[str, ...]
     pages (an append-only log never frees one)."""
     tamper(db, *statements)
     assert problems(db)
-    result = bastion("verify", "--db", db, "--public-key", db.with_suffix(".pub"))
+    result = audit_cli("verify", "--db", db, "--public-key", db.with_suffix(".pub"))
     assert result.returncode == 1
     assert "TAMPERED" in result.stdout
 
@@ -117,7 +102,7 @@ async def test_ad2_tail_truncation_is_found_with_a_kept_checkpoint(db: Path) -> 
     kept = keep_checkpoint(db)
     truncate_to(db, 17)
     assert verify(db, public_key(db)).ok  # the stated limit
-    result = bastion("verify", "--db", db, "--checkpoint", kept)
+    result = audit_cli("verify", "--db", db, "--checkpoint", kept)
     assert result.returncode == 1
     assert f"seq {COUNT}: truncated" in result.stdout
 
@@ -142,7 +127,7 @@ async def test_ad2_truncation_and_forged_records_are_found_with_a_kept_checkpoin
     conn.execute("UPDATE head SET seq = ?, hash = ?", (COUNT, prev.hex()))
     conn.close()
     assert verify(db, public_key(db)).ok
-    result = bastion("verify", "--db", db, "--checkpoint", kept)
+    result = audit_cli("verify", "--db", db, "--checkpoint", kept)
     assert result.returncode == 1
     assert f"seq {COUNT}: edited" in result.stdout
 
@@ -150,7 +135,7 @@ async def test_ad2_truncation_and_forged_records_are_found_with_a_kept_checkpoin
 async def test_a_kept_checkpoint_of_an_untouched_log_verifies(db: Path) -> None:
     kept = keep_checkpoint(db)
     await write_log(db, 3, checkpoint_every=8)  # the log grows after the export
-    result = bastion("verify", "--db", db, "--checkpoint", kept)
+    result = audit_cli("verify", "--db", db, "--checkpoint", kept)
     assert result.returncode == 0, result.stdout
     assert f"kept checkpoint at seq {COUNT}: ok" in result.stdout
 
@@ -159,14 +144,14 @@ async def test_ad2_a_kept_checkpoint_from_another_key_is_refused(db: Path) -> No
     other = db.parent / "other" / "audit.db"
     await write_log(other, COUNT, checkpoint_every=8)
     kept = keep_checkpoint(other)
-    result = bastion("verify", "--db", db, "--checkpoint", kept)
+    result = audit_cli("verify", "--db", db, "--checkpoint", kept)
     assert result.returncode == 1
     assert "bad-checkpoint" in result.stdout
 
 
 async def test_checkpoint_export_never_overwrites(db: Path) -> None:
     kept = keep_checkpoint(db)
-    assert bastion("checkpoint", "--db", db, "-o", kept).returncode == 73
+    assert audit_cli("checkpoint", "--db", db, "-o", kept).returncode == 73
 
 
 def make_old(db: Path) -> None:
@@ -192,7 +177,7 @@ async def test_ad2_an_old_log_verifies_and_says_its_checkpoints_are_unchained(db
     report = verify(db, public_key(db))
     assert report.ok, report.problems
     assert report.unchained_checkpoints == 3
-    result = bastion("verify", "--db", db)
+    result = audit_cli("verify", "--db", db)
     assert result.returncode == 0
     assert "3 signed checkpoints predate checkpoint chaining" in result.stdout
 

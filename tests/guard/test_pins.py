@@ -173,6 +173,19 @@ def test_tc2_pins_made_before_icons_and_meta_were_pinned_are_carried_over(
         assert [h.reason for h in store.review("s", [poisoned]).held] == ["changed"]
 
 
+@pytest.mark.parametrize("twin", [WEATHER, RUG])
+def test_tc2_a_name_offered_twice_is_held_in_every_copy(
+    store: PinStore, twin: dict[str, Any]
+) -> None:
+    """Clients would see one definition while the server may run the other: a name listed
+    twice is shown in no copy, even a pinned one, until the server lists it once again."""
+    store.review("s", [WEATHER])
+    review = store.review("s", [WEATHER, twin])
+    assert review.allowed == []
+    assert [h.reason for h in review.held] == ["duplicate", "duplicate"]
+    assert store.review("s", [WEATHER]).allowed == [WEATHER]
+
+
 def test_tc2_a_changed_tool_that_reverts_is_shown_again(store: PinStore) -> None:
     store.review("s", [WEATHER])
     store.review("s", [RUG])

@@ -8,7 +8,9 @@ over when its fields are unchanged and the new ones are clean. ``PinStore.review
 server, which offered tools may be shown: pinned and unchanged ones, and new clean ones
 under trust on first use (pinned on the spot). It holds a changed definition (a rug pull,
 also after ``notifications/tools/list_changed``), a poisoned or schema-unusable new one, and
-one that shadows another server's tool, until ``approve``. Every decision that changes the
+one that shadows another server's tool, until ``approve``. A name the server offers more
+than once is held in every copy (``duplicate``), approved or not, for as long as it does:
+clients would see one definition while the server may run the other. Every decision that changes the
 store returns a ``PinEvent`` for the caller's audit log; nothing here writes the audit log.
 """
 
@@ -18,6 +20,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
@@ -45,7 +48,7 @@ __all__ = [
 ]
 
 HoldReason: TypeAlias = Literal[
-    "changed", "new-poisoned", "shadowing", "schema-unusable", "new", "rejected"
+    "changed", "new-poisoned", "shadowing", "schema-unusable", "new", "rejected", "duplicate"
 ]
 PIN_FIELDS: Final = (
     "name", "title", "description", "inputSchema", "outputSchema", "annotations", "icons",
@@ -165,14 +168,20 @@ class PinStore:
         allowed: list[JSONObject] = []
         held: list[Held] = []
         events: list[PinEvent] = []
+        offered = [(tool, pin_definition(tool)) for tool in tools]
+        names = Counter(str(definition.get("name", "")) for _, definition in offered)
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            for tool in tools:
-                definition = pin_definition(tool)
+            for tool, definition in offered:
                 item = msgspec.to_builtins(tool) if isinstance(tool, msgspec.Struct) else tool
-                outcome = self._decide(
-                    server, str(definition.get("name", "")), definition, others, taken
-                )
+                name = str(definition.get("name", ""))
+                outcome: Held | PinEvent | None
+                if names[name] > 1:
+                    outcome = Held(
+                        server=server, tool=name, hash=tool_hash(definition), reason="duplicate"
+                    )
+                else:
+                    outcome = self._decide(server, name, definition, others, taken)
                 if isinstance(outcome, Held):
                     held.append(outcome)
                 else:

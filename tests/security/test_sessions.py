@@ -150,6 +150,19 @@ def test_se2_jwt_sessions_bind_to_issuer_and_subject(gw: Gateway) -> None:
     assert ping(gw, other, session).status_code == 404
 
 
+def test_se3_a_refreshed_jwt_carries_its_session_past_the_first_tokens_expiry(
+    gw: Gateway,
+) -> None:
+    """A session lives by its owner's freshest credential: after an OAuth refresh (same
+    subject and roles, a later ``exp``), the first token's expiry does not end it."""
+    short = bearer(gw.issuer.token(sub="heidi", exp=int(time.time()) + 2))
+    session = gw.initialize(short)
+    refreshed = bearer(gw.issuer.token(sub="heidi", jti="refreshed"))
+    assert ping(gw, refreshed, session).status_code == 200
+    time.sleep(3.5)  # past the first token's exp; the watcher runs every second
+    assert ping(gw, refreshed, session).status_code == 200
+
+
 # -- SE-3 unknown, missing, malformed; ended by revocation and role changes --------------------
 
 

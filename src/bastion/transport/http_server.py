@@ -484,6 +484,9 @@ class StreamableHttpApp:
             self._end(session)
             return None
         session.last_seen = now
+        # The credential presented now is the owner's freshest (a refreshed JWT, same subject
+        # and roles): its expiry and claims are the ones the session lives by (SE-3).
+        session.principal = principal
         self._sessions.move_to_end(session_id)
         return session
 

@@ -121,3 +121,20 @@ def test_replacement_keeps_the_file_mode(client: httpx.Client, admin: Admin) -> 
     assert put.status_code == 200
     assert admin.policy_path.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in admin.root.iterdir() if p.name.startswith(".policy")] == []
+
+
+def test_a_symlinked_policy_is_written_through_to_its_target(
+    client: httpx.Client, admin: Admin
+) -> None:
+    """Config management often owns the real file and links it in place: PUT replaces the
+    target, and the link stays, so the next edit of the target is still the policy."""
+    managed = admin.root / "managed"
+    managed.mkdir()
+    target = managed / "policy.yaml"
+    admin.policy_path.rename(target)
+    admin.policy_path.symlink_to(target)
+    put = client.put("/api/v1/policies", headers=as_admin(admin, YAML), content=NEW_POLICY)
+    assert put.status_code == 200
+    assert admin.policy_path.is_symlink() and admin.policy_path.resolve() == target
+    assert target.read_text() == NEW_POLICY
+    assert [p.name for p in managed.iterdir()] == ["policy.yaml"]  # no temporary left

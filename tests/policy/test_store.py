@@ -50,18 +50,40 @@ def test_poll_reloads_only_on_change(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     _write(path, V1, 1_000_000_000)
     store = PolicyStore(path)
-    assert store.poll() is False
+    assert store.poll() is None  # unchanged
     _write(path, V2, 2_000_000_000)
-    assert store.poll() is True
+    assert store.poll() is store.current  # the new policy, now in force
     assert store.current.decide(request()).rule_id == "v2"
-    assert store.poll() is False
+    assert store.poll() is None
     _write(path, "nonsense: [", 3_000_000_000)
-    assert store.poll() is False  # broken: old policy stays, and it is not retried
-    assert store.poll() is False
+    assert isinstance(store.poll(), ConfigError)  # broken: the old policy stays...
+    assert store.poll() is None  # ...and the same broken file is not retried
     assert store.current.decide(request()).rule_id == "v2"
     path.unlink()
-    assert store.poll() is False
+    assert isinstance(store.poll(), ConfigError)
     assert store.current.decide(request()).rule_id == "v2"
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_a_policy_every_user_may_write_is_refused(tmp_path: Path, where: str) -> None:
+    """Whoever may write the policy may grant themselves anything (the pepper file is held
+    to the same care): a world-writable file, or one in a world-writable non-sticky
+    directory, is refused at start and on reload, and the previous policy stays."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    (path if where == "file" else folder).chmod(0o777 if where == "directory" else 0o666)
+    _write(path, V2, 2_000_000_000)
+    error = store.poll()
+    assert isinstance(error, ConfigError) and "chmod o-w" in str(error)
+    assert store.current.decide(request()).rule_id == "v1"
+    with pytest.raises(ConfigError, match="every user"):
+        PolicyStore(path)
+    folder.chmod(0o1777)  # sticky, like /tmp: others cannot replace a file they do not own
+    if where == "directory":
+        assert PolicyStore(path).current.decide(request()).rule_id == "v2"
 
 
 def test_a_store_needs_a_file_that_loads(tmp_path: Path) -> None:

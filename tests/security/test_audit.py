@@ -6,6 +6,7 @@ read access over the admin API) waits for the admin API."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -111,6 +112,40 @@ def test_ad1_allow_and_deny_decisions_are_recorded_in_full(gw: Gateway) -> None:
     assert record["method"] == "tools/call"
     assert record["credential_id"] == f"apikey:{alice_id(gw)}"
     assert record["latency_ms"] >= 0
+
+
+def test_ad1_policy_file_edits_are_recorded_loaded_or_refused(gw: Gateway) -> None:
+    """AD-1: a policy changed by editing its file is audited like one set through the admin
+    API: loaded (rule count, digest of the file) or refused (why; the old one stays)."""
+    original = gw.policy_file.read_text()
+
+    def reloads() -> list[dict[str, Any]]:
+        records = [line["record"] for line in gw.audit_export()]
+        return [r for r in records if r.get("method") == "policy.reload"]
+
+    before = len(reloads())
+    edited = original + "  - {id: extra-rule, effect: deny, roles: [dev], tools: [fx__none]}\n"
+    try:
+        gw.policy_file.write_text(edited)
+        deadline = time.monotonic() + 10
+        while len(reloads()) < before + 1:
+            assert time.monotonic() < deadline, "the edit was not audited"
+            time.sleep(0.2)
+        gw.policy_file.write_text("rules: [")  # broken: refused, and audited as such
+        while len(reloads()) < before + 2:
+            assert time.monotonic() < deadline + 10, "the broken edit was not audited"
+            time.sleep(0.2)
+    finally:
+        gw.policy_file.write_text(original)
+    loaded, refused = reloads()[before : before + 2]
+    assert (loaded["kind"], loaded["outcome"], loaded["decision"]) == ("policy", "ok", "allow")
+    assert loaded["target"] == str(gw.policy_file)
+    assert loaded["detail"]["sha256"] == hashlib.sha256(edited.encode()).hexdigest()
+    assert loaded["detail"]["rules"] == original.count("- id:") + 1
+    assert (refused["outcome"], refused["decision"]) == ("invalid", "deny")
+    assert "policy.yaml" in refused["detail"]["error"]
+    # The refused file changed nothing: the running policy is still the edited one.
+    assert answer_of(gw.call(gw.auth("alice"), "fx__echo", {"text": "x"}))["result"]
 
 
 def test_ad1_jwt_principals_are_recorded_by_issuer_and_subject(gw: Gateway) -> None:

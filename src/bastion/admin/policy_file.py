@@ -2,9 +2,10 @@
 
 ``put`` checks the text with the same loader the store uses, then replaces the file
 atomically (a temporary file in the same directory, fsynced, ``os.replace``d, the directory
-fsynced) and makes the store reload it, so the file on disk and the running policy agree
-and a crash leaves either the old file or the new one. Writes are serialised by a lock. The
-version is the sha-256 of the file's text, so an edit by hand changes it too.
+fsynced; through a symlink, its target is replaced) and makes the store reload it, so the
+file on disk and the running policy agree and a crash leaves either the old file or the new
+one. Writes are serialised by a lock. The version is the sha-256 of the file's text, so an
+edit by hand changes it too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -25,8 +27,6 @@ from bastion.policy import parse_policy
 from bastion.policy.load import MAX_POLICY_BYTES
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from bastion.policy import PolicyStore
 
 __all__ = ["FilePolicies"]
@@ -70,7 +70,10 @@ def _document(text: str, rules: int) -> PolicyDocument:
     return PolicyDocument(text=text, version=version, rules=rules)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(link: Path, data: bytes) -> None:
+    # A policy path that is a symlink (to a file config management owns) is written through:
+    # replacing the link itself would leave later edits of its target silently unread.
+    path = Path(os.path.realpath(link))
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:

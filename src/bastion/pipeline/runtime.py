@@ -1,6 +1,6 @@
 """The security side of one running gateway: authenticates HTTP callers, opens the audit
-log, holds the current policy (re-read when its file changes), builds the pipeline once, and
-guards every connection.
+log, holds the current policy (re-read when its file changes; each reload audited), builds
+the pipeline once, and guards every connection.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
@@ -9,6 +9,7 @@ then polls the policy file until cancelled, and closes the audit log (draining i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -61,8 +62,17 @@ __all__ = ["HUB_ROLE", "Security"]
 
 HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the local hub
 HUB_KEY_TTL: Final = 7 * 24 * 3600.0
+MAX_POLICY_ERROR: Final = 500  # characters of a refused policy's error kept in its audit record
 
 logger = logging.getLogger(__name__)
+
+
+def _file_digest(path: Path) -> str | None:
+    """The sha-256 of ``path`` as it is now (the file just loaded, unless edited again)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _lapsed(store: KeyStore | None, now: float) -> Callable[[Principal], bool]:
@@ -318,4 +328,31 @@ class Security:
             return
         while True:
             await anyio.sleep(self.config.policy.reload_interval)
-            store.poll()
+            change = store.poll()
+            if change is not None:
+                await self._record_policy_change(store.path, change)
+
+    async def _record_policy_change(self, path: Path, change: Policy | ConfigError) -> None:
+        """AD-1: a policy file edited in place is audited like ``PUT /api/v1/policies``:
+        loaded (with its rule count and digest), or refused (with why; the old one stays)."""
+        if self.audit is None:
+            return
+        if isinstance(change, Policy):
+            digest = await anyio.to_thread.run_sync(_file_digest, path)
+            outcome = "ok"
+            detail: JSONObject = {"rules": len(change.rules), "sha256": digest}
+        else:
+            outcome = "invalid"
+            detail = {"error": str(change)[:MAX_POLICY_ERROR]}
+        await self.audit.record(
+            AuditRecord(
+                time=time.time(),
+                kind="policy",
+                principal="policy-file",
+                method="policy.reload",
+                target=str(path),
+                decision="allow" if outcome == "ok" else "deny",
+                outcome=outcome,
+                detail=detail,
+            )
+        )

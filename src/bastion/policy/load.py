@@ -3,12 +3,14 @@
 Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, for example
 ``policy.yaml: rules[3].tools[0]: ...``. Duplicate YAML keys are refused (PyYAML would keep
 the last one silently), and so are unknown fields, duplicate rule ids, undeclared roles and
-rules that say nothing about *who* they apply to.
+rules that say nothing about *who* they apply to. A file that every local user may write
+(or replace) is refused before it is read.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Final
 
@@ -40,8 +42,31 @@ def load_policy_file(path: Path) -> PolicyFile:
     Raises:
         ConfigError: the file cannot be read, is too large, or is not a valid policy.
     """
+    _refuse_writable_by_others(path)
     text = read_text_file(path, MAX_POLICY_BYTES)
     return parse_policy(text, source=path.name)
+
+
+def _refuse_writable_by_others(path: Path) -> None:
+    """Whoever may write the policy may grant themselves anything: a policy file that every
+    local user may write, or that sits in a directory where every user may replace it (not
+    sticky, like /tmp is), is refused.
+
+    Raises:
+        ConfigError: naming the file or directory and the ``chmod`` that fixes it.
+    """
+    try:
+        real = path.resolve()
+        mode = real.stat().st_mode
+        folder = real.parent.stat().st_mode
+    except OSError:
+        return  # read_text_file says what is wrong with it
+    if mode & stat.S_IWOTH:
+        raise ConfigError(f"{path}: writable by every user; run: chmod o-w {real}")
+    if folder & stat.S_IWOTH and not folder & stat.S_ISVTX:
+        raise ConfigError(
+            f"{path}: every user may replace it in its directory; run: chmod o-w {real.parent}"
+        )
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> PolicyFile:

@@ -3,7 +3,8 @@
 ``reload()`` reads and compiles the file completely before swapping one reference, so a
 request sees either the old policy or the new one, never a mix. A file that does not load
 leaves the old policy in place and the error is logged (and returned). ``poll()`` reloads
-when the file's mtime or size changed; a caller runs it on a timer, so no restart is needed.
+when the file's mtime or size changed and says what happened, for the caller's audit log; a
+caller runs it on a timer, so no restart is needed.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ class PolicyStore:
         logger.info("policy reloaded from %s (%d rules)", self.path, len(policy.rules))
         return None
 
-    def poll(self) -> bool:
-        """Reload if the file changed since the last load; True when a new policy is active."""
+    def poll(self) -> Policy | ConfigError | None:
+        """Reload if the file changed since the last load: the policy now in force, or the
+        error that kept the previous one; None when the file did not change."""
         if self._stat() == self._stamp:
-            return False
-        return self.reload() is None
+            return None
+        error = self.reload()
+        return self._policy if error is None else error
 
     def _stat(self) -> tuple[int, int] | None:
         try:

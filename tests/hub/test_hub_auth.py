@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -77,3 +78,47 @@ auth:
     # A clean stop revokes the lent key.
     [after] = [k for k in keys(db) if str(k["name"]).startswith("hub-local-")]
     assert after.get("revoked_at") is not None
+
+
+def test_au5_a_killed_gateways_lent_key_is_revoked_by_the_next_one(tmp_path: Path) -> None:
+    """A gateway killed before it could revoke the key it lent the hub (role ``local``,
+    valid for days) leaves it active; the next gateway on the same key database revokes
+    it before lending its own."""
+    db = tmp_path / "keys.db"
+    project = tmp_path / "secured"
+    project.mkdir()
+    config = project / "bastion.yaml"
+
+    def lent() -> list[dict[str, object]]:
+        return (
+            [k for k in keys(db) if str(k["name"]).startswith("hub-local-")] if db.exists() else []
+        )
+
+    def write(port: int) -> None:
+        config.write_text(
+            f"servers: {{}}\nauth:\n  resource: http://127.0.0.1:{port}/mcp\n"
+            f"  api_keys: {{db: {db}}}\n"
+        )
+
+    first_port = free_port()
+    write(first_port)
+    with serve_in(project, first_port, config) as first:
+        deadline = time.monotonic() + 30
+        while not lent():
+            assert time.monotonic() < deadline, "the first gateway lent no key"
+            time.sleep(0.1)
+        first.kill()  # no chance to revoke its key
+        first.wait()
+    [orphan] = lent()
+    assert orphan.get("revoked_at") is None
+    second_port = free_port()
+    write(second_port)
+    with serve_in(project, second_port, config):
+        deadline = time.monotonic() + 30
+        while len(lent()) < 2:
+            assert time.monotonic() < deadline, "the second gateway lent no key"
+            time.sleep(0.1)
+        by_name = {k["name"]: k for k in lent()}
+        assert by_name[orphan["name"]].get("revoked_at") is not None
+        [live] = [k for name, k in by_name.items() if name != orphan["name"]]
+        assert live.get("revoked_at") is None

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -62,9 +63,34 @@ __all__ = ["HUB_ROLE", "Security"]
 
 HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the local hub
 HUB_KEY_TTL: Final = 7 * 24 * 3600.0
+_HUB_KEY_NAME: Final = re.compile(r"hub-local-(?P<pid>[0-9]{1,10})-[0-9a-f]{6}")
 MAX_POLICY_ERROR: Final = 500  # characters of a refused policy's error kept in its audit record
 
 logger = logging.getLogger(__name__)
+
+
+def _revoke_orphaned_hub_keys(store: KeyStore) -> None:
+    """Revoke the active hub keys whose gateway process is gone: a gateway killed before it
+    could revoke its own would otherwise leave a ``local`` key valid for ``HUB_KEY_TTL``."""
+    now = time.time()
+    for key in store.list():
+        found = _HUB_KEY_NAME.fullmatch(key.name)
+        if found is None or key.state(now) != "active" or _alive(int(found["pid"])):
+            continue
+        store.revoke(key.id)
+        logger.warning(
+            "revoked %s: the gateway that made it (pid %s) is gone", key.name, found["pid"]
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _file_digest(path: Path) -> str | None:
@@ -160,7 +186,8 @@ class Security:
     def hub_credential(self) -> Iterator[str | None]:
         """An API key (role ``local``) for the local hub's registry entry, revoked when the
         block ends; None when API keys are not in use (the face needs no credential, or
-        takes only tokens the hub cannot mint)."""
+        takes only tokens the hub cannot mint). The keys of gateways that died without
+        revoking theirs (killed, crashed) are revoked first (AU-5)."""
         auth = self.config.auth
         if auth is None or not auth.api_keys.enabled:
             yield None
@@ -168,6 +195,7 @@ class Security:
         store = KeyStore(self.keys_db)
         name = f"hub-local-{os.getpid()}-{secrets.token_hex(3)}"
         try:
+            _revoke_orphaned_hub_keys(store)
             key, plaintext = store.create(name, [HUB_ROLE], expires_in=HUB_KEY_TTL)
         except KeyStoreError as exc:
             logger.warning("no key for the local hub: %s", exc)

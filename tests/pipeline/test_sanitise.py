@@ -1,11 +1,12 @@
 """The sanitise stage on what reaches a client besides a result (TC-4, IN-5, UP-4): an
 upstream's mid-call sampling and elicitation requests, its log lines and progress messages,
-over the in-memory transport in both protocol eras. The tools below stand in for an
-upstream: the gateway relays through the very same ``ToolContext``."""
+and its completion values, over the in-memory transport in both protocol eras. The tools
+below stand in for an upstream: the gateway relays through the very same ``ToolContext``."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio
 import pytest
@@ -247,3 +248,52 @@ async def test_up4_a_huge_log_line_is_bounded() -> None:
     assert log is not None
     assert len(json.dumps(log["data"])) <= MAX_LOG_CHARS + 200
     _assert_clean(log)
+
+
+def completing_app(values: list[Any]) -> ServerApp:
+    app = ServerApp("upstream", "1.0")
+
+    async def complete(
+        ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject
+    ) -> JSONObject:
+        return {"values": values, "total": len(values), "hasMore": False}
+
+    app.completion = complete
+    prompt = t.Prompt(name="p", arguments=[t.PromptArgument(name="q")])
+
+    async def get(ctx: ToolContext, args: dict[str, str]) -> t.GetPromptResult:
+        return t.GetPromptResult(messages=[])
+
+    app.add_prompt(prompt, get)
+    return app
+
+
+async def _complete(app: ServerApp, sanitiser: Sanitiser | None) -> JSONObject:
+    async with guarded(app, stages(sanitiser, Sink()), principal("a"), Era.MODERN) as c:
+        params = {
+            "ref": {"type": "ref/prompt", "name": "p"},
+            "argument": {"name": "q", "value": ""},
+        }
+        result = await c.request("completion/complete", params)
+    completion: JSONObject = result["completion"]
+    return completion
+
+
+async def test_tc4_completion_values_are_filtered_and_bounded() -> None:
+    """TC-4: completion values have secrets masked, invisible characters stripped and
+    injection marked, each still a string; no more than the spec's 100 are relayed, with
+    result filtering off too."""
+    values = ["plain", f"aws {AWS_KEY}", f"gh {GITHUB_TOKEN}", INJECTION, f"x{HIDDEN}"]
+    completion = await _complete(completing_app(values), Sanitiser())
+    out = completion["values"]
+    _assert_clean(out)
+    assert out[:3] == ["plain", "aws [REDACTED]", "gh [REDACTED]"]
+    assert out[3].startswith(OPEN_MARK) and out[4] == "x"
+    assert all(isinstance(value, str) for value in out)
+
+    many = await _complete(completing_app([f"v{i}" for i in range(150)]), Sanitiser())
+    assert many["values"] == [f"v{i}" for i in range(100)]
+    assert many["hasMore"] is True
+
+    unfiltered = await _complete(completing_app([7, *(f"v{i}" for i in range(150))]), None)
+    assert unfiltered["values"] == [f"v{i}" for i in range(100)]

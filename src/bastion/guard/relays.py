@@ -6,7 +6,9 @@ arbitrary JSON): secrets masked, invisible characters stripped, injection annota
 whole request blocked. Log lines (``data``, ``logger``) and progress ``message``s are cleaned
 like an upstream error (``peer_errors``): filtered, internal URLs replaced, and capped
 (``MAX_LOG_CHARS`` of encoded ``data``, ``MAX_MESSAGE`` characters of text); a blocked one
-keeps its level or progress but loses its text.
+keeps its level or progress but loses its text. Completion values are filtered as one list,
+at most ``MAX_COMPLETION_VALUES`` of them (the spec's cap), each still a string (one longer
+than ``MAX_COMPLETION_CHARS`` once filtered is dropped).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from bastion.guard.sanitise import Sanitised, Sanitiser
 
 __all__ = [
     "INPUT_REQUEST_METHODS",
+    "MAX_COMPLETION_CHARS",
+    "MAX_COMPLETION_VALUES",
     "MAX_LOG_CHARS",
     "WITHHELD_LOG",
+    "clean_completion",
     "clean_input_request",
     "clean_input_requests",
     "clean_log",
@@ -32,6 +37,8 @@ __all__ = [
 
 INPUT_REQUEST_METHODS: Final = frozenset({"sampling/createMessage", "elicitation/create"})
 MAX_LOG_CHARS: Final = 16 * 1024  # characters of a log line's data, JSON-encoded
+MAX_COMPLETION_VALUES: Final = 100  # the spec's cap on completion values
+MAX_COMPLETION_CHARS: Final = 4096  # a longer (filtered) completion value is dropped
 WITHHELD_LOG: Final = "[Bastion withheld this log message: it looks like a prompt injection.]"
 _CUT: Final = "… [truncated by Bastion]"
 
@@ -96,6 +103,31 @@ def clean_progress(params: JSONObject, sanitiser: Sanitiser) -> tuple[JSONObject
     if text is not None:
         out["message"] = text
     return out, findings
+
+
+def clean_completion(completion: JSONObject, sanitiser: Sanitiser | None) -> Sanitised:
+    """A ``completion/complete`` result's ``completion``: string values only, filtered
+    (unless ``sanitiser`` is None: result filtering off), at most ``MAX_COMPLETION_VALUES``;
+    ``hasMore`` is set when values were left out for that cap."""
+    values = completion.get("values")
+    strings = [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+    more = len(strings) > MAX_COMPLETION_VALUES
+    kept: JSONValue = strings[:MAX_COMPLETION_VALUES]
+    findings: tuple[Finding, ...] = ()
+    if sanitiser is not None:
+        cleaned = sanitiser.value(kept, "$.completion.values")
+        if cleaned.blocked:
+            return Sanitised(None, cleaned.findings, blocked=True)
+        kept, findings = cleaned.value, cleaned.findings
+    out_values: list[JSONValue] = [
+        v for v in kept or () if isinstance(v, str) and len(v) <= MAX_COMPLETION_CHARS
+    ]
+    if values == out_values:
+        return Sanitised(completion, findings)
+    out: JSONObject = {**completion, "values": out_values}
+    if more:
+        out["hasMore"] = True
+    return Sanitised(out, findings)
 
 
 def _text(text: str, path: str, sanitiser: Sanitiser, findings: list[Finding]) -> str | None:

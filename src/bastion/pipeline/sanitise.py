@@ -1,6 +1,6 @@
 """The sanitise stage (TC-4, IN-3, AD-3): what comes back from an upstream is untrusted.
 
-Tool results, resource contents and prompts are filtered (secrets masked,
+Tool results, resource contents, prompts and completion values are filtered (secrets masked,
 invisible and bidi characters stripped, length capped, likely prompt injection annotated or
 blocked), and a tool result's ``structuredContent`` must satisfy the tool's
 ``outputSchema``; one that does not is replaced by an error result (the upstream is at fault,
@@ -8,8 +8,8 @@ not the client). What the upstream says besides its answer is cleaned even when 
 filtering is off: an error answer (``guard.peer_errors``: secrets and internal URLs masked,
 UP-4), and what reaches the client while the request runs (``RelayedCall``: sampling and
 elicitation requests, sent in a 2025-11-25 session or carried by a 2026-07-28 input-required
-result, log lines and progress messages). What was found is counted into the audit record,
-never quoted.
+result, log lines and progress messages). Completion values are capped at the spec's 100
+either way. What was found is counted into the audit record, never quoted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bastion._types import JSONObject, JSONValue
 from bastion.errors import Denied, PeerError
 from bastion.guard.findings import Finding
 from bastion.guard.peer_errors import clean_peer_error
-from bastion.guard.relays import clean_input_requests
+from bastion.guard.relays import clean_completion, clean_input_requests
 from bastion.guard.sanitise import BLOCKED_TEXT, Sanitised, Sanitiser
 from bastion.guard.schemas import SchemaUnusable
 from bastion.pipeline.exchange import Exchange
@@ -76,6 +76,11 @@ class SanitiseStage:
                 result = {**result, "contents": cleaned}
         elif self._sanitiser is not None and method == "prompts/get":
             result = self._record(exchange, self._sanitiser.prompt_result(result))
+        elif method == "completion/complete":
+            completion = result.get("completion")
+            if isinstance(completion, dict):
+                cleaned = self._record(exchange, clean_completion(completion, self._sanitiser))
+                result = {**result, "completion": cleaned}
         return result
 
     def _input_required(self, exchange: Exchange, result: JSONObject) -> JSONValue:

@@ -281,7 +281,7 @@ def test_ad3_an_invisible_character_next_to_a_secret_does_not_unmask_it(text: st
     """AD-3, TC-4: secrets are matched where an invisible character separates them from the
     next word as well as where one is hidden inside them; the output shows no secret."""
     out = Sanitiser().tool_result(_result(text))
-    shown = out.value["content"][0]["text"]  # type: ignore[index]
+    shown = out.value["content"][0]["text"]
     assert AWS not in shown and GITHUB not in shown and "[REDACTED]" in shown
     assert "\u200b" not in shown and "\u2062" not in shown
     assert {f.kind for f in out.findings} == {"secret", "invisible-character"}

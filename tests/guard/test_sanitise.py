@@ -266,3 +266,22 @@ def test_tc4_injection_in_a_uri_is_reported_not_wrapped() -> None:
     assert out.value["content"][0]["uri"] == uri
     assert [(f.kind, f.path) for f in out.findings] == [("injection", "$.content[0].uri")]
     assert Sanitiser(injection_action="block").tool_result(result).blocked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{AWS}\u200bx",  # the invisible character ends the key; stripped, it would glue on
+        f"{GITHUB}\u200bx",
+        f"{AWS[:8]}\u200b{AWS[8:]}",  # inside the key: only the stripped text shows it
+        f"key\u2062{AWS}\u200bsuffix",
+    ],
+)
+def test_ad3_an_invisible_character_next_to_a_secret_does_not_unmask_it(text: str) -> None:
+    """AD-3, TC-4: secrets are matched where an invisible character separates them from the
+    next word as well as where one is hidden inside them; the output shows no secret."""
+    out = Sanitiser().tool_result(_result(text))
+    shown = out.value["content"][0]["text"]
+    assert AWS not in shown and GITHUB not in shown and "[REDACTED]" in shown
+    assert "\u200b" not in shown and "\u2062" not in shown
+    assert {f.kind for f in out.findings} == {"secret", "invisible-character"}

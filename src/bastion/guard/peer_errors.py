@@ -22,7 +22,14 @@ from bastion.errors import PeerError
 from bastion.guard.findings import Finding
 from bastion.guard.sanitise import Sanitiser
 
-__all__ = ["INTERNAL_URL", "MAX_MESSAGE", "UPSTREAM_ERROR", "clean_peer_error", "is_internal_url"]
+__all__ = [
+    "INTERNAL_URL",
+    "MAX_MESSAGE",
+    "UPSTREAM_ERROR",
+    "clean_peer_error",
+    "is_internal_url",
+    "mask_internal_urls",
+]
 
 MAX_MESSAGE: Final = 1000
 INTERNAL_URL: Final = "[internal URL]"
@@ -62,7 +69,7 @@ def clean_peer_error(error: PeerError, sanitiser: Sanitiser) -> tuple[PeerError,
         findings.extend(cleaned.findings)
         if cleaned.blocked:
             return PeerError(error.peer_code, UPSTREAM_ERROR), findings
-        data = _mask_urls(cleaned.value, findings, 0)
+        data = mask_internal_urls(cleaned.value, findings)
     if message.blocked or not isinstance(message.value, str):
         return PeerError(error.peer_code, UPSTREAM_ERROR), findings
     text = _mask_text(message.value, findings)
@@ -71,7 +78,7 @@ def clean_peer_error(error: PeerError, sanitiser: Sanitiser) -> tuple[PeerError,
     return PeerError(error.peer_code, text, data), findings
 
 
-def _mask_text(text: str, findings: list[Finding]) -> str:
+def _mask_text(text: str, findings: list[Finding], path: str = "$.error") -> str:
     if "://" not in text:
         return text
     masked = 0
@@ -85,17 +92,21 @@ def _mask_text(text: str, findings: list[Finding]) -> str:
 
     out = _URL.sub(swap, text)
     if masked:
-        findings.append(Finding(kind="secret", path="$.error", excerpt=f"{masked} internal URLs"))
+        findings.append(Finding(kind="secret", path=path, excerpt=f"{masked} internal URLs"))
     return out
 
 
-def _mask_urls(value: JSONValue, findings: list[Finding], depth: int) -> JSONValue:
+def mask_internal_urls(
+    value: JSONValue, findings: list[Finding], path: str = "$.error", depth: int = 0
+) -> JSONValue:
+    """``value`` with every URL naming an internal host in its strings replaced by
+    ``INTERNAL_URL``; the replacements are counted into ``findings`` under ``path``."""
     if isinstance(value, str):
-        return _mask_text(value, findings)
+        return _mask_text(value, findings, path)
     if depth >= _MAX_DEPTH:
         return None
     if isinstance(value, dict):
-        return {key: _mask_urls(child, findings, depth + 1) for key, child in value.items()}
+        return {k: mask_internal_urls(v, findings, path, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask_urls(child, findings, depth + 1) for child in value]
+        return [mask_internal_urls(v, findings, path, depth + 1) for v in value]
     return value

@@ -3,10 +3,11 @@
 ``Sanitiser`` walks a ``tools/call`` result, a ``resources/read`` contents list or a
 ``prompts/get`` result by the MCP schema and, in every string and every key of arbitrary JSON
 (only a content block's base64 ``data``/``blob`` excepted): strips invisible and bidi
-characters, masks secrets (``audit.redact``'s patterns and secret-named keys; a secret key is
-renamed) and configured PII patterns, caps the total text at ``max_chars`` (cut with a marker)
-and looks for prompt injection, which is annotated (each such string is wrapped as untrusted
-data) or blocks the whole result. Schema tokens (``type``, ``uri``, ``mimeType``, ``role``)
+characters, masks secrets (``audit.redact``'s patterns, matched with the invisible
+characters and without them, and secret-named keys; a secret key is renamed) and configured
+PII patterns, caps the total text at ``max_chars`` (cut with a marker) and looks for prompt
+injection, which is annotated (each such string is wrapped as untrusted data) or blocks the
+whole result. Schema tokens (``type``, ``uri``, ``mimeType``, ``role``)
 are masked but never wrapped or cut. The input is never modified; a clean input comes back
 as the very same object.
 """
@@ -304,15 +305,21 @@ class Sanitiser:
         against the budget nor wrapped; a key is wrapped but not counted (or cut)."""
         original = text
         found: list[tuple[FindingKind, str]] = []
+        masked_early = False
         # Every invisible character is outside ASCII, and isascii() is O(1) in CPython.
         if self._strip and not text.isascii() and INVISIBLE.search(text):
+            # Masked before stripping too: an invisible character may end a key (stripped,
+            # the next word glues on); one inside a key is caught after, on what is shown.
+            if self._mask:
+                masked = redact_text(text)
+                masked_early, text = masked != text, masked
             removed = len(INVISIBLE.findall(text))
             text = INVISIBLE.sub("", text)
             found.append(("invisible-character", f"{removed} removed"))
         if self._mask:
             masked = redact_text(text)
-            if masked != text:
-                masks = masked.count(REDACTED) - text.count(REDACTED)
+            if masked_early or masked != text:
+                masks = masked.count(REDACTED) - original.count(REDACTED)
                 found.append(("secret", f"{masks} masked"))
                 text = masked
         for pattern in self._pii:

@@ -16,7 +16,7 @@ from typing import Final
 import anyio
 
 from bastion._types import JSONObject, JSONValue
-from bastion.errors import MissingCapability
+from bastion.errors import BastionError, MissingCapability
 from bastion.protocol.methods import INPUT_REQUEST_METHODS
 from bastion.protocol.types import InputRequest, LoggingLevel
 from bastion.protocol.versions import Era
@@ -115,6 +115,8 @@ class ToolContext:
             MissingCapability: the client cannot answer one of the requests.
             InputRequired: (2026-07-28) the answers are not here yet.
             PeerError: (2025-11-25) the client answered with an error.
+            BastionError: (2025-11-25) a request could not be sent (the gateway's content
+                filter refuses one with Denied).
         """
         for req in requests.values():
             self.require_capability(req.method)
@@ -134,7 +136,15 @@ class ToolContext:
             params = req.params if isinstance(req.params, dict) else {}
             answers[key] = await send(req.method, params)
 
-        async with anyio.create_task_group() as tg:
-            for key, req in requests.items():
-                tg.start_soon(one, key, req)
+        try:
+            async with anyio.create_task_group() as tg:
+                for key, req in requests.items():
+                    tg.start_soon(one, key, req)
+        except ExceptionGroup as group:
+            # The asker gets the refusal itself (the client's error, or the content filter's),
+            # as it would from one request, not a group it cannot relay.
+            refused = [e for e in group.exceptions if isinstance(e, BastionError)]
+            if refused:
+                raise refused[0] from None
+            raise
         return answers

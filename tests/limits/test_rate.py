@@ -86,6 +86,28 @@ def test_refusal_by_one_bucket_takes_from_none() -> None:
     assert admitted(rl, "a", 10) == 4
 
 
+def test_ds3_principal_and_call_steps_charge_separate_buckets() -> None:
+    """DS-3: the pipeline's two steps: ``check_principal`` spends only the principal's
+    bucket (so a request the policy then denies still costs a token); ``check_call`` only
+    the tool and global buckets, both or neither."""
+    clock = FakeClock()
+    rl = limiter(
+        clock,
+        per_principal={"rate": 1, "per": "minute", "burst": 3},
+        tools=[{"match": "slow", "rate": 1, "per": "minute", "burst": 1}],
+        **{"global": {"rate": 1, "per": "minute", "burst": 2}},
+    )
+    assert [rl.check_principal("a").allowed for _ in range(4)] == [True, True, True, False]
+    assert rl.check_principal("a").scope == "principal"
+    assert rl.check_principal("b").allowed  # another principal's bucket
+    assert rl.check_call("a", "slow").allowed  # no principal token needed here
+    refused = rl.check_call("a", "slow")
+    assert (refused.allowed, refused.scope) == (False, "tool")
+    assert rl.check_call("b", "slow").allowed  # took the global's second token
+    refused = rl.check_call("c", None)
+    assert (refused.allowed, refused.scope) == (False, "global")
+
+
 def test_tool_override_counts_the_whole_group() -> None:
     clock = FakeClock()
     rl = limiter(clock, tools=[{"match": "workspace__exec*", "rate": 2, "per": "minute"}])

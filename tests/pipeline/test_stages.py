@@ -12,7 +12,7 @@ from bastion.guard.sanitise import Sanitiser
 from bastion.guard.schemas import SchemaValidator
 from bastion.guard.uris import UriPolicy
 from bastion.limits import ConcurrencyLimiter, LimitSettings, RateLimiter, RateSpec
-from bastion.pipeline.ratelimit import RateLimitStage
+from bastion.pipeline.ratelimit import PrincipalRateStage, RateLimitStage
 from bastion.pipeline.sanitise import OUTPUT_MISMATCH, SanitiseStage
 from bastion.pipeline.tool_schemas import ToolSchemas
 from bastion.pipeline.validate import ValidateStage
@@ -66,9 +66,10 @@ async def test_ds3_over_the_rate_a_call_is_refused_with_retry_after(era: Era) ->
     another principal is not throttled by it."""
     calls: list[str] = []
     limits = LimitSettings(per_principal=RateSpec(rate=5, per="minute", burst=5))
-    stage = RateLimitStage(RateLimiter(limits), ConcurrencyLimiter(limits))
+    rates = RateLimiter(limits)
+    stages = [PrincipalRateStage(rates), RateLimitStage(rates, ConcurrencyLimiter(limits))]
     server = app(calls)
-    async with guarded(server, [stage], principal("alice"), era) as client:
+    async with guarded(server, stages, principal("alice"), era) as client:
         for _ in range(4):  # connect() used one token (discover or initialize)
             await client.call_tool("leak", {})
         with pytest.raises(PeerError) as refused:
@@ -76,7 +77,7 @@ async def test_ds3_over_the_rate_a_call_is_refused_with_retry_after(era: Era) ->
     assert refused.value.peer_code == -32005
     assert refused.value.peer_data["retryAfter"] >= 1
     assert calls == ["leak"] * 4
-    async with guarded(server, [stage], principal("bob"), era) as client:
+    async with guarded(server, stages, principal("bob"), era) as client:
         await client.call_tool("leak", {})
 
 

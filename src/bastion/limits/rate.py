@@ -2,8 +2,12 @@
 
 ``check(principal, tool)`` reads the clock once, refills every bucket that applies and
 admits the call only if each has a token; then it takes one from each, so a refused call
-costs nothing anywhere. Buckets are keyed by principal id, so one principal's exhaustion
-never throttles another; only the optional ``global`` bucket is shared, by design.
+costs nothing anywhere. The pipeline charges the same buckets in two steps:
+``check_principal`` before the policy decides (so denied requests count too) and
+``check_call`` (tool and global buckets) after it; a call the second step refuses has spent
+its principal token, as a denied one has. Buckets are keyed by principal id, so one
+principal's exhaustion never throttles another; only the optional ``global`` bucket is
+shared, by design.
 
 Memory is bounded: at most ``max_tracked`` buckets, least recently used evicted first.
 Forgetting a bucket that has refilled to its burst loses nothing (a new bucket starts full,
@@ -89,19 +93,49 @@ class RateLimiter:
         ``N`` the whole seconds, rounded up and at least 1, until every bucket has a token.
         """
         now = self._clock()
-        first = self._buckets.get(principal)  # the hot path, inlined from _bucket
-        if first is not None:
+        first = self._principal_bucket(principal, now)
+        second = self._tool_bucket(principal, tool, now)
+        return self._take(now, first, second, self._global)
+
+    def check_principal(self, principal: str) -> RateDecision:
+        """``check``'s per-principal bucket alone: the pipeline charges it before the policy
+        decides, so denied requests are counted too (``check_call`` charges the rest)."""
+        now = self._clock()
+        bucket = self._principal_bucket(principal, now)
+        if bucket is None:
+            return ALLOWED
+        delay = bucket.take(now)
+        return ALLOWED if delay == 0.0 else _refused(delay, "principal")
+
+    def check_call(self, principal: str, tool: str | None = None) -> RateDecision:
+        """``check`` without the per-principal bucket: the tool (or group) bucket and the
+        global one, taken together or not at all."""
+        now = self._clock()
+        second = self._tool_bucket(principal, tool, now)
+        if second is None and self._global is None:  # the common case
+            return ALLOWED
+        return self._take(now, None, second, self._global)
+
+    def _principal_bucket(self, principal: str, now: float) -> TokenBucket | None:
+        bucket = self._buckets.get(principal)  # the hot path, inlined from _bucket
+        if bucket is not None:
             self._buckets.move_to_end(principal)
-        else:
-            first = self._bucket(principal, self._per_principal, now)
-        second = None
-        if tool is not None:
-            found = self._overrides(tool) if self._overrides else None
-            if found is not None:
-                second = self._bucket((principal, found[0]), found[1], now)
-            elif self._per_tool is not None:
-                second = self._bucket((principal, tool), self._per_tool, now)
-        third = self._global
+            return bucket
+        return self._bucket(principal, self._per_principal, now)
+
+    def _tool_bucket(self, principal: str, tool: str | None, now: float) -> TokenBucket | None:
+        if tool is None:
+            return None
+        found = self._overrides(tool) if self._overrides else None
+        if found is not None:
+            return self._bucket((principal, found[0]), found[1], now)
+        return self._bucket((principal, tool), self._per_tool, now)
+
+    @staticmethod
+    def _take(
+        now: float, first: TokenBucket | None, second: TokenBucket | None, third: TokenBucket | None
+    ) -> RateDecision:
+        """One token from each bucket given, if each has one; else none and the refusal."""
         if second is None and third is None and first is not None:  # the common case
             delay = first.take(now)
             return ALLOWED if delay == 0.0 else _refused(delay, "principal")

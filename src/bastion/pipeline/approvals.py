@@ -5,8 +5,17 @@ yes. For ``approval: human``, a 2025-11-25 client that can elicit is asked there
 (``elicitation/create`` with one boolean: the client's user decides, so a client that answers
 for itself approves its own calls; ``approval: admin`` never asks the client). Otherwise the
 call is refused with an approval id, an admin approves it through the admin API, and the
-same principal's retry with the same arguments, within ``ttl``, runs once. Pending approvals
-are bounded; the oldest are forgotten first.
+same principal's retry with the same arguments, within ``ttl``, runs once.
+
+The table is shared by every principal and bounded (DS-3): at most ``MAX_PENDING`` entries,
+and at most ``MAX_PENDING_PER_PRINCIPAL`` per principal. A principal asking for one more
+than its share forgets its own oldest pending entry rather than being refused: agents retry
+with varied arguments and leave requests behind, and a refusal would lock the principal out
+until its stale entries expire (``ttl``), with no way to withdraw them; forgetting costs
+only the principal itself (its retry asks again). When the whole table is full, the entry
+that goes belongs to the principal holding the most, never to one holding fewer. Within a
+principal, pending entries go first (oldest first), then rejected ones, and an approved
+entry not yet used by its retry goes last: it carries an admin's decision.
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ import hashlib
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from typing import Final, Literal
 
 import msgspec
@@ -24,11 +32,12 @@ from bastion._types import Clock, JSONObject
 from bastion.errors import BastionError, Denied
 from bastion.pipeline.exchange import Exchange
 
-__all__ = ["ApprovalGate", "CallApproval"]
+__all__ = ["MAX_PENDING", "MAX_PENDING_PER_PRINCIPAL", "ApprovalGate", "CallApproval"]
 
 logger = logging.getLogger(__name__)
 
-MAX_PENDING: Final = 1024
+MAX_PENDING: Final = 1024  # entries in the whole table
+MAX_PENDING_PER_PRINCIPAL: Final = 32  # entries one principal holds (its share)
 ASK_TIMEOUT: Final = 300.0  # seconds a human has to answer an elicitation
 
 
@@ -50,14 +59,27 @@ class CallApproval(msgspec.Struct, kw_only=True):
         return self.created if self.decided_at is None else self.decided_at
 
 
+# The order in which one principal's entries give way: undecided first, an approval last.
+_KEEP: Final = {"pending": 0, "rejected": 1, "approved": 2}
+
+
 class ApprovalGate:
     def __init__(
-        self, *, ttl: float = 600.0, max_pending: int = MAX_PENDING, wall_clock: Clock = time.time
+        self,
+        *,
+        ttl: float = 600.0,
+        max_pending: int = MAX_PENDING,
+        max_per_principal: int = MAX_PENDING_PER_PRINCIPAL,
+        wall_clock: Clock = time.time,
     ) -> None:
+        if max_pending < 1 or max_per_principal < 1:
+            raise ValueError("max_pending and max_per_principal must be >= 1")
         self._ttl = ttl
         self._max = max_pending
+        self._share = max_per_principal
         self._wall = wall_clock
-        self._items: OrderedDict[str, CallApproval] = OrderedDict()
+        self._items: dict[str, CallApproval] = {}  # by id, oldest first
+        self._held: dict[str, dict[str, CallApproval]] = {}  # by principal, then id
 
     async def require(self, exchange: Exchange, by: Literal["human", "admin"] = "human") -> None:
         """Return when a human approved this call (an admin, for ``by="admin"``); raise
@@ -67,11 +89,11 @@ class ApprovalGate:
             return
         self._expire()
         key = _key(exchange)
-        for item in self._items.values():
-            if (item.principal, item.tool, item.arguments_sha256) != key:
+        for item in self._held.get(key[0], {}).values():
+            if (item.tool, item.arguments_sha256) != key[1:]:
                 continue
             if item.state == "approved":
-                del self._items[item.id]  # one approval, one call
+                self._drop(item)  # one approval, one call
                 exchange.detail["approvedBy"] = item.decided_by
                 return
             if item.state == "rejected":
@@ -84,9 +106,7 @@ class ApprovalGate:
             arguments_sha256=key[2],
             created=self._wall(),
         )
-        self._items[item.id] = item
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
+        self._add(item)
         logger.warning("call to %s by %s waits for an admin's approval (%s)", *key[1::-1], item.id)
         raise _pending(item)
 
@@ -111,10 +131,29 @@ class ApprovalGate:
         item.decided_at = self._wall()
         return item
 
+    def _add(self, item: CallApproval) -> None:
+        """Remember ``item``, first making room (see the module docstring)."""
+        mine = self._held.get(item.principal, {})
+        if len(mine) >= self._share:
+            self._drop(_first_to_go(mine))
+        elif len(self._items) >= self._max:
+            # The most entries; on a tie, the newcomer's own before anyone else's.
+            most = max(self._held.items(), key=lambda p: (len(p[1]), p[0] == item.principal))
+            self._drop(_first_to_go(most[1]))
+        # Looked up again: dropping a principal's last entry forgets its table.
+        self._held.setdefault(item.principal, {})[item.id] = self._items[item.id] = item
+
+    def _drop(self, item: CallApproval) -> None:
+        del self._items[item.id]
+        mine = self._held[item.principal]
+        del mine[item.id]
+        if not mine:
+            del self._held[item.principal]
+
     def _expire(self) -> None:
         cutoff = self._wall() - self._ttl
-        for key in [k for k, v in self._items.items() if v.since() < cutoff]:
-            del self._items[key]
+        for item in [v for v in self._items.values() if v.since() < cutoff]:
+            self._drop(item)
 
     async def _ask(self, exchange: Exchange) -> None:
         target = exchange.target.name if exchange.target is not None else exchange.method
@@ -140,6 +179,12 @@ class ApprovalGate:
         ):
             raise Denied("approval declined", message="Approval declined")
         exchange.detail["approvedBy"] = "elicitation"
+
+
+def _first_to_go(entries: dict[str, CallApproval]) -> CallApproval:
+    """Of one principal's entries, the one to forget: its oldest pending, else its oldest
+    rejected, else its approved one decided longest ago."""
+    return min(entries.values(), key=lambda item: (_KEEP[item.state], item.since()))
 
 
 def _pending(item: CallApproval) -> Denied:

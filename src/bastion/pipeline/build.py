@@ -1,6 +1,9 @@
-"""The stage list of a gateway's pipeline, from its configuration, in the issue's order:
-audit (outermost, records in ``finally``), authorize, rate-limit, validate, sanitise; the
-route to the MCP layer is the innermost handler. Built once, at start-up."""
+"""The stage list of a gateway's pipeline, from its configuration: audit (outermost,
+records in ``finally``), the principal's rate limit, authorize, the tool/global rate limits
+and concurrency caps, validate, sanitise; the route to the MCP layer is the innermost
+handler. Built once, at start-up. This is the issue's order except that the per-principal
+bucket is charged before authorize, so requests the policy denies are rate-limited too
+(DS-3; see ``pipeline.ratelimit``)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from bastion.limits import ConcurrencyLimiter, RateLimiter
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.audit_stage import AuditStage
 from bastion.pipeline.authorize import AuthorizeStage
-from bastion.pipeline.ratelimit import RateLimitStage
+from bastion.pipeline.ratelimit import PrincipalRateStage, RateLimitStage
 from bastion.pipeline.sanitise import SanitiseStage
 from bastion.pipeline.stage import Stage
 from bastion.pipeline.tool_schemas import ToolSchemas
@@ -46,8 +49,10 @@ def build_stages(
     stages: list[Stage] = []
     if log is not None:
         stages.append(AuditStage(log))
+    rates = RateLimiter(config.limits)
+    stages.append(PrincipalRateStage(rates))
     stages.append(AuthorizeStage(policy, approvals))
-    stages.append(RateLimitStage(RateLimiter(config.limits), ConcurrencyLimiter(config.limits)))
+    stages.append(RateLimitStage(rates, ConcurrencyLimiter(config.limits)))
     schemas = ToolSchemas(schema_validator(config)) if guard.schemas.enabled else None
     uris = UriPolicy(schemes=guard.uris.allowed_schemes(), file_roots=guard.uris.file_roots)
     stages.append(ValidateStage(app, schemas, uris))

@@ -1,5 +1,6 @@
-"""The security pipeline (issue 6): authorize, rate-limit, validate, route and sanitise every
-request, and audit it in ``finally``; built once at start-up from the configuration."""
+"""The security pipeline (issue 6): rate-limit, authorize, validate, route and sanitise every
+request, and audit it in ``finally``; built once at start-up from the configuration (the
+order, and why the principal's bucket comes before authorize: ``pipeline.build``)."""
 
 from __future__ import annotations
 

@@ -158,6 +158,27 @@ async def test_request_state_is_sealed_bound_and_expiring() -> None:
         assert late["error"]["code"] == -32602
 
 
+async def test_request_state_is_bound_to_the_caller_AZ1() -> None:
+    """S2 state-handle hijacking: a requestState works only for the caller it was sealed
+    for (principal and credential), refused with -32602 exactly like a tampered one."""
+    sealer = RequestStateSealer([secrets.token_bytes(32)])
+    name = "test_input_required_result_request_state"
+    caps = {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+    answer = {"confirm": {"action": "accept", "content": {"ok": True}}}
+    alice = ("alice", "apikey:a1")
+    async with raw_client(build_fixture_app(), sealer, caller=alice) as c:
+        first = (await c.modern("tools/call", {"name": name, "arguments": {}}, 1, **caps))["result"]
+    retry = {"name": name, "arguments": {}, "inputResponses": answer, **first}
+    retry = {k: v for k, v in retry.items() if k not in ("resultType", "inputRequests")}
+    for stranger in (("bob", "apikey:b1"), ("alice", "apikey:a2"), None):
+        async with raw_client(build_fixture_app(), sealer, caller=stranger) as c:
+            refused = await c.modern("tools/call", retry, 2, **caps)
+        assert refused["error"] == {"code": -32602, "message": "Invalid requestState"}
+    async with raw_client(build_fixture_app(), sealer, caller=alice) as c:
+        ok = await c.modern("tools/call", retry, 3, **caps)
+    assert "state-ok" in ok["result"]["content"][0]["text"]
+
+
 async def test_reserved_input_keys_come_only_from_the_sealed_state() -> None:
     """A client may not name Bastion's own keys (``io.bastion/...``, such as the parked
     upstream call a retry resumes) in ``inputResponses``, nor override what was sealed in

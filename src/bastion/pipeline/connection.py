@@ -2,7 +2,9 @@
 
 ``GuardedConnection`` stands where a transport expects an ``McpConnection``: it turns each
 request into an ``Exchange`` (who, what, which session) and hands it to the composed stages,
-whose innermost one is the wrapped ``ServerConnection``. Notifications and wiring pass through.
+whose innermost one is the wrapped ``ServerConnection``, which it tells who it serves (so a
+``requestState`` or parked call is bound to the principal). Notifications and wiring pass
+through.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class GuardedConnection:
     ) -> None:
         self.inner = inner
         self.principal = principal
+        # The states it seals and the calls it parks belong to this principal (AZ-1).
+        inner.caller = principal.binding
         self._handler = handler
         self._session = session_tag(session_id)
 

@@ -70,6 +70,10 @@ class ServerConnection:
         self.sealer = sealer
         # False: behave like a server from before 2026-07-28 (tests of era bridging).
         self.modern = modern
+        # Who this connection serves (``Principal.binding``: principal and credential id),
+        # set by whoever authenticated the caller (the pipeline's ``GuardedConnection``);
+        # None for a plain server, whose states are bound to the request alone.
+        self.caller: tuple[str, str] | None = None
         self.version: str | None = None  # negotiated 2025-11-25-era version
         self.client_capabilities: JSONObject = {}
         self.log_level: str = "debug"
@@ -240,7 +244,7 @@ class ServerConnection:
             if state is not None:
                 if not isinstance(state, str):
                     raise InvalidParams("requestState must be a string")
-                earlier = self.sealer.unseal(state, binding=_binding(call))
+                earlier = self.sealer.unseal(state, binding=self._binding(call))
                 resumed = True
                 if isinstance(earlier, dict):
                     responses.update(earlier)
@@ -267,12 +271,13 @@ class ServerConnection:
             input_responses=responses,
             close_stream=call.close_stream,
             resumed_from_state=resumed,
+            caller=self.caller,
         )
 
     def _input_required(self, call: Call, need: InputRequired) -> JSONValue:
         result = t.InputRequiredResult(
             inputRequests=need.requests,
-            requestState=self.sealer.seal(need.answered, binding=_binding(call)),
+            requestState=self.sealer.seal(need.answered, binding=self._binding(call)),
         )
         encoded: JSONObject = msgspec.to_builtins(result)
         encoded["resultType"] = result.resultType  # a default, so to_builtins leaves it out
@@ -435,7 +440,8 @@ class ServerConnection:
                         await hook(uri, False)
         return {"_meta": sub_meta}
 
-
-def _binding(call: Call) -> str:
-    target = call.params.get("name") or call.params.get("uri") or ""
-    return f"{call.method}\x00{target}"
+    def _binding(self, call: Call) -> str:
+        """What a ``requestState`` is bound to (AZ-1): this request's method and target, and
+        the caller, so nobody else's retry (another principal or credential) can resume it."""
+        target = call.params.get("name") or call.params.get("uri") or ""
+        return msgspec.json.encode([call.method, target, *(self.caller or ())]).decode()

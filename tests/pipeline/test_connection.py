@@ -4,22 +4,12 @@ bound to what the MCP layer hands out across requests (AZ-1: a 2026-07-28 ``requ
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import anyio
 import pytest
 
-from bastion.auth.principal import Principal
 from bastion.fixture import build_fixture_app
-from bastion.pipeline import Pipeline
 from bastion.protocol.request_state import RequestStateSealer
-from bastion.server.connection import ServerConnection
-from bastion.server.registry import ServerApp
-from bastion.transport.base import serve_stream
-from bastion.transport.memory import create_memory_pair
-from tests.pipeline.support import principal
-from tests.server.raw import RawClient
+from tests.pipeline.support import principal, raw_guarded
 
 pytestmark = pytest.mark.anyio
 
@@ -28,30 +18,18 @@ CAPS = {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
 ANSWER = {"confirm": {"action": "accept", "content": {"ok": True}}}
 
 
-@asynccontextmanager
-async def as_caller(
-    app: ServerApp, sealer: RequestStateSealer, who: Principal
-) -> AsyncIterator[RawClient]:
-    client_end, server_end = create_memory_pair(buffer=16)
-    guarded = Pipeline([]).guard(ServerConnection(app, sealer), who)
-    async with client_end, server_end, anyio.create_task_group() as tg:
-        tg.start_soon(serve_stream, server_end, guarded)
-        yield RawClient(client_end)
-        tg.cancel_scope.cancel()
-
-
 async def test_az1_another_principals_request_state_is_refused() -> None:
     """S2 state-handle hijacking: bob retrying with alice's requestState gets -32602, as for
     a tampered state, and alice's own retry still completes her call."""
     app, sealer = build_fixture_app(), RequestStateSealer([secrets.token_bytes(32)])
     alice, bob = principal("alice", "dev"), principal("bob", "dev")
-    async with as_caller(app, sealer, alice) as c:
+    async with raw_guarded(app, [], alice, sealer) as c:
         first = await c.modern("tools/call", {"name": ASKS, "arguments": {}}, 1, **CAPS)
     state = first["result"]["requestState"]
     retry = {"name": ASKS, "arguments": {}, "inputResponses": ANSWER, "requestState": state}
-    async with as_caller(app, sealer, bob) as c:
+    async with raw_guarded(app, [], bob, sealer) as c:
         hijack = await c.modern("tools/call", retry, 2, **CAPS)
     assert hijack["error"] == {"code": -32602, "message": "Invalid requestState"}
-    async with as_caller(app, sealer, alice) as c:
+    async with raw_guarded(app, [], alice, sealer) as c:
         done = await c.modern("tools/call", retry, 3, **CAPS)
     assert "state-ok" in done["result"]["content"][0]["text"]

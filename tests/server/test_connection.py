@@ -12,6 +12,7 @@ import pytest
 from bastion.fixture import build_fixture_app
 from bastion.protocol import types as t
 from bastion.protocol.request_state import RequestStateSealer
+from bastion.server.connection import MAX_SUBSCRIPTIONS
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
 from tests.server.raw import INITIALIZE, MODERN_META, raw_client
@@ -296,3 +297,25 @@ async def test_legacy_list_changed_and_modern_listen() -> None:
         # Only the tools change: prompts were not asked for on this stream.
         assert [n["method"] for n in notes] == ["notifications/tools/list_changed"]
         assert notes[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "L"
+
+
+@pytest.mark.parametrize(
+    "uris",
+    [
+        "note://a",
+        [{"uri": "note://a"}],
+        None,
+        [f"note://{i}" for i in range(MAX_SUBSCRIPTIONS + 1)],
+    ],
+)
+async def test_listen_refuses_a_filter_it_cannot_honour_before_acknowledging(uris: Any) -> None:
+    """What the pipeline authorizes is exactly what is followed: resourceSubscriptions must
+    be a list of URIs (a string is not read as its characters), and too many are refused
+    like resources/subscribe refuses them, not quietly cut short."""
+    async with raw_client(build_fixture_app()) as c:
+        params = {"notifications": {"resourceSubscriptions": uris}, "_meta": MODERN_META}
+        await c.send(
+            {"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": params}
+        )
+        first = await c.recv()  # the answer, not an acknowledgement
+    assert first["id"] == "L" and first["error"]["code"] == -32602

@@ -1,6 +1,9 @@
 """The authorize stage (AZ-1, AZ-2, AZ-4, TC-6): ask the policy about every request, refuse
 what it does not allow before anything reaches an upstream, filter list results by the same
 decisions, and enforce a high-security tool's obligations (recent authentication, approval).
+Each URI a ``subscriptions/listen`` follows is decided as the ``resources/subscribe`` it
+replaces; one refused refuses the whole request, with the same answer, before anything is
+subscribed.
 
 The policy is read through a callable on every request, so a reloaded policy applies to the
 next request without a restart.
@@ -13,12 +16,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import msgspec
+
 from bastion._types import Clock, JSONValue
 from bastion.errors import Denied
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
-from bastion.pipeline.targets import LIST_KINDS
+from bastion.pipeline.targets import LIST_KINDS, SUBSCRIBE
 from bastion.policy.decision import Approval, Decision, PolicyRequest, RecentAuth
 from bastion.policy.engine import Policy
 
@@ -49,6 +54,7 @@ class AuthorizeStage:
         exchange.decision = decision
         if not decision.allowed:
             raise Denied(decision.explanation)
+        _authorize_subscriptions(policy, exchange, request)
         await self._obligations(exchange, decision, now)
         result = await proceed(exchange)
         listed = LIST_KINDS.get(exchange.method)
@@ -79,6 +85,21 @@ class AuthorizeStage:
                 if self._approvals is None:
                     raise Denied("approval required but no approver is configured")
                 await self._approvals.require(exchange, obligation.by)
+
+
+def _authorize_subscriptions(policy: Policy, exchange: Exchange, request: PolicyRequest) -> None:
+    """Each resource a listen request follows, decided as its ``resources/subscribe``.
+
+    Raises:
+        Denied: one is not allowed; it becomes the exchange's target and decision (audit).
+    """
+    for subscription in exchange.subscriptions:
+        decision = policy.decide(
+            msgspec.structs.replace(request, method=SUBSCRIBE, target=subscription, arguments={})
+        )
+        if not decision.allowed:
+            exchange.target, exchange.decision = subscription, decision
+            raise Denied(decision.explanation)
 
 
 def _require_recent(exchange: Exchange, need: RecentAuth, now: float) -> None:

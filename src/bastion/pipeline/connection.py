@@ -16,7 +16,7 @@ from bastion.auth.principal import Principal
 from bastion.errors import MethodNotFound
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
-from bastion.pipeline.targets import target_of
+from bastion.pipeline.targets import subscriptions_of, target_of
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.methods import CLIENT_METHODS
 from bastion.protocol.versions import META_CLIENT_CAPABILITIES, Era
@@ -62,6 +62,7 @@ class GuardedConnection:
             call=call,
             serve=self.inner,
             target=target_of(call.method, call.params),
+            subscriptions=subscriptions_of(call.method, call.params),
             session=self._session,
             client_capabilities=self._capabilities(call, modern),
             modern=modern,

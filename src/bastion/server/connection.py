@@ -394,6 +394,12 @@ class ServerConnection:
 
     async def _listen(self, call: Call, params: t.SubscriptionsListenParams) -> JSONValue:
         wanted = params.notifications
+        requested = wanted.get("resourceSubscriptions", [])
+        if not isinstance(requested, list) or not all(isinstance(u, str) for u in requested):
+            raise InvalidParams("resourceSubscriptions is not a list of URIs")
+        uris = {u for u in requested if isinstance(u, str)}
+        if len(uris) > MAX_SUBSCRIPTIONS:  # refused before acknowledging, as subscribe is
+            raise InvalidParams("subscription limit", message="Too many subscriptions")
         sub_meta = {META_SUBSCRIPTION_ID: call.id}
         await call.notify(
             "notifications/subscriptions/acknowledged", {"_meta": sub_meta, "notifications": wanted}
@@ -404,7 +410,6 @@ class ServerConnection:
             "prompts": "promptsListChanged",
             "resources": "resourcesListChanged",
         }
-        uris = set(wanted.get("resourceSubscriptions") or [])
 
         def offer(item: tuple[str, JSONObject]) -> None:
             try:
@@ -424,7 +429,7 @@ class ServerConnection:
         hook = self.app.subscription_hook
         followed: list[str] = []
         try:
-            for uri in sorted(uris)[:MAX_SUBSCRIPTIONS]:
+            for uri in sorted(uris):
                 if hook is not None:
                     await hook(uri, True)
                 followed.append(uri)

@@ -13,6 +13,8 @@ from bastion.audit.log import AuditLog
 from bastion.client import ClientHandlers
 from bastion.errors import PeerError
 from bastion.pipeline import ApprovalGate, AuditStage, AuthorizeStage
+from bastion.pipeline.authorize import reauthorize
+from bastion.pipeline.listens import OpenListens
 from bastion.policy import Policy
 from bastion.protocol import types as t
 from bastion.protocol.versions import Era
@@ -367,3 +369,51 @@ async def test_az1_listen_to_allowed_uris_is_acknowledged_and_subscribed() -> No
                 await anyio.sleep(0)
         assert subscribed == ["+note://public"]
     assert subscribed == ["+note://public", "-note://public"]  # undone when the stream ends
+
+
+# -- an open listen stream is re-authorized (AU-5, SE-3) ----------------------------------------
+
+LISTEN_REQUEST = {
+    "jsonrpc": "2.0",
+    "id": "L",
+    "method": "subscriptions/listen",
+    "params": {**listen(["note://public"]), "_meta": MODERN_META},
+}
+
+
+@pytest.mark.parametrize("change", ["policy", "credential"])
+async def test_au5_an_open_listen_ends_when_its_caller_may_no_longer_hold_it(change: str) -> None:
+    """A listen stream outlives the decision taken when it opened: when the policy stops
+    allowing one of its URIs, or the caller's credential lapses (revoked, expired), it ends
+    with -32003, its upstream subscriptions are undone and the end is audited."""
+    subscribed: list[str] = []
+    sink, listens = MemorySink(), OpenListens()
+    current = [policy(NOTES_POLICY)]
+    stages = [AuditStage(sink), AuthorizeStage(lambda: current[0], listens=listens)]
+    alice = principal("alice", "dev")
+    async with raw_guarded(notes_app(subscribed), stages, alice) as c:
+        await c.send(LISTEN_REQUEST)
+        assert (await c.recv())["method"] == "notifications/subscriptions/acknowledged"
+        while not subscribed:
+            await anyio.sleep(0)
+        assert reauthorize(listens, current[0], time.time(), lambda p: False) == 0  # stays open
+        if change == "policy":
+            current[0] = policy(NOTES_POLICY.replace("note://public", "note://other"))
+            assert reauthorize(listens, current[0], time.time()) == 1
+        else:
+            assert reauthorize(listens, current[0], time.time(), lambda p: p is alice) == 1
+        ended = await c.recv()
+        assert not listens.snapshot()
+    assert ended == {
+        "jsonrpc": "2.0",
+        "id": "L",
+        "error": {"code": -32003, "message": "Subscription no longer authorized"},
+    }
+    assert subscribed == ["+note://public", "-note://public"]
+    record = sink.records[-1]
+    assert (record.method, record.outcome) == ("subscriptions/listen", "-32003")
+    if change == "policy":
+        assert (record.decision, record.target) == ("deny", "note://public")
+        assert record.detail["ended"] == "no longer allowed by the policy"
+    else:
+        assert record.detail["ended"] == "credential lapsed"

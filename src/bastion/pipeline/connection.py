@@ -3,8 +3,8 @@
 ``GuardedConnection`` stands where a transport expects an ``McpConnection``: it turns each
 request into an ``Exchange`` (who, what, which session) and hands it to the composed stages,
 whose innermost one is the wrapped ``ServerConnection``, which it tells who it serves (so a
-``requestState`` or parked call is bound to the principal). Notifications and wiring pass
-through.
+``requestState`` or parked call is bound to the principal, and lists and reads are labelled
+``cacheScope: private``). Notifications and wiring pass through.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class GuardedConnection:
     ) -> None:
         self.inner = inner
         self.principal = principal
-        # The states it seals and the calls it parks belong to this principal (AZ-1).
-        inner.caller = principal.binding
+        # Its answers are this principal's: states it seals and calls it parks are bound to
+        # it (AZ-1), and lists and reads, filtered and gated per principal, are private (AZ-2).
+        inner.serve_as(principal.binding)
         self._handler = handler
         self._session = session_tag(session_id)
 

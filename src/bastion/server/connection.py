@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -48,6 +48,7 @@ __all__ = ["LIST_TTL_MS", "ServerConnection"]
 logger = logging.getLogger(__name__)
 _E = TypeVar("_E")
 
+CacheScope = Literal["public", "private"]
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
 MAX_SUBSCRIPTIONS: Final = 256  # resource subscriptions per connection
 UNSUBSCRIBE_GRACE: Final = 5.0  # seconds to undo upstream subscriptions of a closed stream
@@ -70,10 +71,10 @@ class ServerConnection:
         self.sealer = sealer
         # False: behave like a server from before 2026-07-28 (tests of era bridging).
         self.modern = modern
-        # Who this connection serves (``Principal.binding``: principal and credential id),
-        # set by whoever authenticated the caller (the pipeline's ``GuardedConnection``);
-        # None for a plain server, whose states are bound to the request alone.
+        # Who this connection serves (``Principal.binding``: principal and credential id);
+        # None for a plain server, whose states are bound to the request alone. See serve_as.
         self.caller: tuple[str, str] | None = None
+        self.cache_scope: CacheScope = "public"  # of lists and reads (2026-07-28)
         self.version: str | None = None  # negotiated 2025-11-25-era version
         self.client_capabilities: JSONObject = {}
         self.log_level: str = "debug"
@@ -82,6 +83,14 @@ class ServerConnection:
         self._unsubscribe: list[object] = []
 
     # -- wiring --------------------------------------------------------------------------
+
+    def serve_as(self, caller: tuple[str, str]) -> None:
+        """Serve one authenticated caller (``Principal.binding``) whose answers are decided
+        per caller, as behind the gateway's pipeline: a ``requestState`` is bound to it, and
+        lists and resource reads (filtered and gated by its policy) are labelled
+        ``cacheScope: private``, so no shared cache serves them to anyone else (AZ-2)."""
+        self.caller = caller
+        self.cache_scope = "private"
 
     def attach(self, peer: Peer) -> None:
         """Send this session's unsolicited notifications (list changes, updates) via ``peer``."""
@@ -301,7 +310,7 @@ class ServerConnection:
             result["nextCursor"] = next_cursor
         if era is Era.MODERN:
             result["ttlMs"] = LIST_TTL_MS
-            result["cacheScope"] = "public"
+            result["cacheScope"] = self.cache_scope
         return result
 
     def _discover(self) -> JSONObject:
@@ -362,7 +371,7 @@ class ServerConnection:
         result: JSONObject = {"contents": await fn(ctx, params.uri, variables)}
         if era is Era.MODERN:
             result["ttlMs"] = LIST_TTL_MS
-            result["cacheScope"] = "public"
+            result["cacheScope"] = self.cache_scope
         return result
 
     async def _get_prompt(self, ctx: ToolContext, params: t.GetPromptParams) -> JSONValue:

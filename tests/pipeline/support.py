@@ -23,6 +23,7 @@ from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
 from bastion.transport.base import serve_stream
 from bastion.transport.memory import create_memory_pair
+from tests.server.raw import RawClient
 
 WAIT = 10
 
@@ -94,6 +95,37 @@ async def guarded(
                     await session.connect()
                 yield session
             tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def raw_guarded(
+    app: ServerApp,
+    stages: Sequence[Stage],
+    who: Principal,
+    sealer: RequestStateSealer | None = None,
+) -> AsyncIterator[RawClient]:
+    """A raw JSON-RPC client (exact messages, either era) of ``app`` behind ``stages``."""
+    client_end, server_end = create_memory_pair(buffer=16)
+    inner = ServerConnection(app, sealer or RequestStateSealer([secrets.token_bytes(32)]))
+    with anyio.fail_after(WAIT):
+        async with client_end, server_end, anyio.create_task_group() as tg:
+            tg.start_soon(serve_stream, server_end, Pipeline(stages).guard(inner, who))
+            yield RawClient(client_end)
+            tg.cancel_scope.cancel()
+
+
+class MemorySink:
+    """An audit sink that keeps the records in a list."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    async def record(self, record: AuditRecord) -> None:
+        self.records.append(record)
+
+    def record_nowait(self, record: AuditRecord) -> bool:
+        self.records.append(record)
+        return True
 
 
 def audit_records(db: Path) -> list[AuditRecord]:

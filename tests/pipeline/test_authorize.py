@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from bastion.audit.log import AuditLog
 from bastion.client import ClientHandlers
 from bastion.errors import PeerError
 from bastion.pipeline import ApprovalGate, AuditStage, AuthorizeStage
+from bastion.pipeline.authorize import reauthorize
+from bastion.pipeline.listens import OpenListens
 from bastion.policy import Policy
+from bastion.protocol import types as t
 from bastion.protocol.versions import Era
-from tests.pipeline.support import app_with_tools, audit_records, guarded, policy, principal
+from bastion.server.context import ToolContext
+from bastion.server.registry import ServerApp
+from tests.pipeline.support import (
+    MemorySink,
+    app_with_tools,
+    audit_records,
+    guarded,
+    policy,
+    principal,
+    raw_guarded,
+)
+from tests.server.raw import INITIALIZE, MODERN_META
 
 pytestmark = pytest.mark.anyio
 
@@ -261,3 +277,143 @@ async def test_an_approval_keeps_its_request_time_and_the_retry_window_runs_from
         assert gate.get(approval_id) is decided
         await client.call_tool("github__delete_repo", {"repo": "old"})
         assert gate.get(approval_id) is None  # used: gone
+
+
+# -- subscriptions/listen (2026-07-28): each URI decided as its resources/subscribe -----------
+
+NOTES_POLICY = """
+version: 1
+roles:
+  dev: {}
+rules:
+  - id: handshake
+    effect: allow
+    roles: [dev]
+    methods: [initialize, ping, "notifications/*", subscriptions/listen]
+  - id: dev-notes
+    effect: allow
+    roles: [dev]
+    resources: ["note://public"]
+"""
+
+
+def notes_app(subscribed: list[str]) -> ServerApp:
+    app = ServerApp("notes", "1.0")
+
+    async def read(ctx: ToolContext, uri: str, vars: dict[str, str]) -> list[dict[str, object]]:
+        return [{"uri": uri, "text": "note"}]
+
+    for uri in ("note://public", "note://secret"):
+        app.add_resource(t.Resource(uri=uri, name=uri[7:]), read, subscribable=True)
+
+    async def hook(uri: str, on: bool) -> None:
+        subscribed.append(f"{'+' if on else '-'}{uri}")
+
+    app.subscription_hook = hook
+    return app
+
+
+def listen(uris: list[Any]) -> dict[str, Any]:
+    return {"notifications": {"resourceSubscriptions": uris}}
+
+
+@pytest.mark.parametrize(
+    "refused",
+    ["note://secret", "note://public/../secret", "note://%2fpublic", "file:///etc/shadow", 7],
+)
+async def test_az1_listen_is_refused_like_subscribe_for_a_uri_policy_does_not_allow(
+    refused: Any,
+) -> None:
+    """A listen naming one URI the caller may not subscribe to is refused as a whole with
+    the code resources/subscribe gets (invalid names included), nothing is subscribed
+    upstream, and the audit record names the refused URI."""
+    subscribed: list[str] = []
+    sink = MemorySink()
+    rules = policy(NOTES_POLICY)
+    stages = [AuditStage(sink), AuthorizeStage(lambda: rules)]
+    async with raw_guarded(notes_app(subscribed), stages, principal("alice", "dev")) as c:
+        await c.call("initialize", INITIALIZE, 1)
+        await c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        legacy = await c.call("resources/subscribe", {"uri": refused}, 2)
+        modern = await c.modern("subscriptions/listen", listen(["note://public", refused]), 3)
+    assert legacy["error"]["code"] == -32003
+    assert modern["error"] == legacy["error"]
+    assert subscribed == []
+    record = sink.records[-1]
+    assert (record.method, record.decision, record.outcome) == (
+        "subscriptions/listen",
+        "deny",
+        "-32003",
+    )
+    assert record.target == (refused if isinstance(refused, str) else "")
+
+
+async def test_az1_listen_to_allowed_uris_is_acknowledged_and_subscribed() -> None:
+    subscribed: list[str] = []
+    rules = policy(NOTES_POLICY)
+    async with raw_guarded(
+        notes_app(subscribed), [AuthorizeStage(lambda: rules)], principal("alice", "dev")
+    ) as c:
+        await c.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "subscriptions/listen",
+                "params": {**listen(["note://public"]), "_meta": MODERN_META},
+            }
+        )
+        ack = await c.recv()
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+        with anyio.fail_after(5):
+            while not subscribed:
+                await anyio.sleep(0)
+        assert subscribed == ["+note://public"]
+    assert subscribed == ["+note://public", "-note://public"]  # undone when the stream ends
+
+
+# -- an open listen stream is re-authorized (AU-5, SE-3) ----------------------------------------
+
+LISTEN_REQUEST = {
+    "jsonrpc": "2.0",
+    "id": "L",
+    "method": "subscriptions/listen",
+    "params": {**listen(["note://public"]), "_meta": MODERN_META},
+}
+
+
+@pytest.mark.parametrize("change", ["policy", "credential"])
+async def test_au5_an_open_listen_ends_when_its_caller_may_no_longer_hold_it(change: str) -> None:
+    """A listen stream outlives the decision taken when it opened: when the policy stops
+    allowing one of its URIs, or the caller's credential lapses (revoked, expired), it ends
+    with -32003, its upstream subscriptions are undone and the end is audited."""
+    subscribed: list[str] = []
+    sink, listens = MemorySink(), OpenListens()
+    current = [policy(NOTES_POLICY)]
+    stages = [AuditStage(sink), AuthorizeStage(lambda: current[0], listens=listens)]
+    alice = principal("alice", "dev")
+    async with raw_guarded(notes_app(subscribed), stages, alice) as c:
+        await c.send(LISTEN_REQUEST)
+        assert (await c.recv())["method"] == "notifications/subscriptions/acknowledged"
+        while not subscribed:
+            await anyio.sleep(0)
+        assert reauthorize(listens, current[0], time.time(), lambda p: False) == 0  # stays open
+        if change == "policy":
+            current[0] = policy(NOTES_POLICY.replace("note://public", "note://other"))
+            assert reauthorize(listens, current[0], time.time()) == 1
+        else:
+            assert reauthorize(listens, current[0], time.time(), lambda p: p is alice) == 1
+        ended = await c.recv()
+        assert not listens.snapshot()
+    assert ended == {
+        "jsonrpc": "2.0",
+        "id": "L",
+        "error": {"code": -32003, "message": "Subscription no longer authorized"},
+    }
+    assert subscribed == ["+note://public", "-note://public"]
+    record = sink.records[-1]
+    assert (record.method, record.outcome) == ("subscriptions/listen", "-32003")
+    if change == "policy":
+        assert (record.decision, record.target) == ("deny", "note://public")
+        assert record.detail["ended"] == "no longer allowed by the policy"
+    else:
+        assert record.detail["ended"] == "credential lapsed"

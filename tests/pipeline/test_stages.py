@@ -20,7 +20,8 @@ from bastion.protocol import types as t
 from bastion.protocol.versions import Era
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
-from tests.pipeline.support import guarded, principal
+from tests.pipeline.support import guarded, principal, raw_guarded
+from tests.server.raw import INITIALIZE
 
 pytestmark = pytest.mark.anyio
 
@@ -112,6 +113,32 @@ async def test_in4_file_uris_outside_the_root_are_refused(tmp_path: Path) -> Non
             with pytest.raises(PeerError) as refused:
                 await client.read_resource(bad)
             assert refused.value.peer_code == -32602
+
+
+@pytest.mark.parametrize("bad", ["file:///etc/shadow", "file://{root}/../secret", "gopher://x/"])
+async def test_in4_listen_uris_are_confined_like_subscribe(tmp_path: Path, bad: str) -> None:
+    """IN-4: every URI of a 2026-07-28 subscriptions/listen passes the same confinement as
+    resources/subscribe; one refused refuses the request, before anything is subscribed."""
+    root = tmp_path / "root"
+    root.mkdir()
+    bad = bad.format(root=root)
+    server = app([])
+    subscribed: list[str] = []
+
+    async def hook(uri: str, on: bool) -> None:
+        subscribed.append(uri)
+
+    server.subscription_hook = hook
+    stage = ValidateStage(server, None, UriPolicy(schemes=("file",), file_roots=(str(root),)))
+    async with raw_guarded(server, [stage], principal("alice")) as c:
+        await c.call("initialize", INITIALIZE, 1)
+        await c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        legacy = await c.call("resources/subscribe", {"uri": bad}, 2)
+        notifications = {"resourceSubscriptions": [f"file://{root}/a.txt", bad]}
+        modern = await c.modern("subscriptions/listen", {"notifications": notifications}, 3)
+    assert legacy["error"]["code"] == -32602
+    assert modern["error"] == legacy["error"]
+    assert subscribed == []
 
 
 async def test_tc4_results_are_sanitised_and_output_schemas_enforced() -> None:

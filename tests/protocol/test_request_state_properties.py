@@ -7,6 +7,7 @@ only until it expires, and keys rotate (the first key signs, every key verifies)
 
 from __future__ import annotations
 
+import base64
 import string
 from typing import Any
 
@@ -131,3 +132,15 @@ def test_oversized_token_and_short_keys_are_refused() -> None:
         RequestStateSealer([b"short"])
     with pytest.raises(ValueError):
         RequestStateSealer([])
+
+
+def test_token_carries_no_caller_identity_AZ1() -> None:
+    """The payload is readable (MAC'd, not encrypted): the binding, which names the caller's
+    principal and credential, is covered by the MAC but never written into the token."""
+    binding = '["tools/call","echo","alice@example.com","apikey:k-7f3a"]'
+    body = _token({"step": 1}, binding=binding).partition(".")[0]
+    payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    assert b"alice@example.com" not in payload and b"k-7f3a" not in payload
+    assert RequestStateSealer([KEY_A], clock=FakeClock()).unseal(
+        _token({"step": 1}, binding=binding), binding=binding
+    ) == {"step": 1}

@@ -11,6 +11,7 @@ and starts ``bastion serve`` on a free loopback port. Tests talk to it over real
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
 import socket
@@ -313,6 +314,30 @@ class Gateway:
             sent["mcp-name"] = target
         sent.update(extra or {})
         return self.post(body, sent)
+
+    @contextlib.contextmanager
+    def listen(
+        self, headers: Mapping[str, str], notifications: dict[str, Any], *, timeout: float = 10.0
+    ) -> Iterator[Iterator[dict[str, Any]]]:
+        """A ``subscriptions/listen`` stream: its messages as they come; a read that waits
+        longer than ``timeout`` raises (so a stream that should end and does not fails)."""
+        params = {"notifications": notifications, "_meta": {META_VERSION: MODERN, META_CAPS: {}}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": "listen",
+            "method": "subscriptions/listen",
+            "params": params,
+        }
+        sent = {"content-type": "application/json", "accept": ACCEPT, **headers}
+        sent.update({"mcp-protocol-version": MODERN, "mcp-method": "subscriptions/listen"})
+        data = json.dumps(body).encode()
+        with self.client.stream("POST", self.url, content=data, headers=sent, timeout=timeout) as r:
+            assert r.status_code == 200, r.status_code
+            yield (
+                json.loads(line[5:])
+                for line in r.iter_lines()
+                if line.startswith("data:") and line[5:].strip()
+            )
 
     def call(
         self, headers: Mapping[str, str], tool: str, arguments: dict[str, Any] | None = None

@@ -85,6 +85,28 @@ def test_az1_policy_is_evaluated_per_request_and_reloaded_without_restart(gw: Ga
     assert gw.proc.pid == pid and gw.proc.poll() is None  # no restart happened
 
 
+def test_az1_an_open_listen_ends_when_the_policy_stops_allowing_its_uri(gw: Gateway) -> None:
+    """A 2026-07-28 listen stream is re-decided when the policy reloads: once the resource it
+    follows is no longer allowed, the stream ends (-32003) rather than keep delivering."""
+    alice = gw.auth("alice")
+    listening = POLICY + (
+        "  - id: dev-listen\n    effect: allow\n    roles: [dev]\n"
+        "    methods: [subscriptions/listen]\n"
+    )
+    malformed = {"notifications": {"resourceSubscriptions": "x"}}
+
+    def listen_allowed() -> bool:  # a malformed filter passes the policy, then is -32602
+        return error_code(gw.modern(alice, "subscriptions/listen", malformed)) == -32602
+
+    with policy_edit(gw, listening, listen_allowed):
+        follow = {"resourceSubscriptions": ["fx+test://static-text"]}
+        with gw.listen(alice, follow) as messages:
+            assert next(messages)["method"] == "notifications/subscriptions/acknowledged"
+            gw.policy_file.write_text(listening.replace("fx+test://static-text", "fx+test://x"))
+            rest = list(messages)  # the stream ends; one left open would time out instead
+    assert rest[-1]["error"] == {"code": -32003, "message": "Subscription no longer authorized"}
+
+
 def test_az1_api_key_and_jwt_principals_get_the_same_decisions(gw: Gateway) -> None:
     key = gw.auth("alice")
     jwt = bearer(gw.issuer.token(sub="dana", roles=["dev"]))

@@ -200,6 +200,17 @@ def test_se3_revoking_the_key_ends_its_sessions(gw: Gateway) -> None:
     assert get_stream(gw, bearer(key), session).status_code == 401
 
 
+def test_se3_revoking_the_key_ends_its_listen_streams(gw: Gateway) -> None:
+    """AU-5/SE-3 for 2026-07-28: an open subscriptions/listen stream of a revoked key ends
+    (-32003) instead of delivering notifications until the gateway stops."""
+    key = create_key(gw.keys_db, "se3-listen", "admin")
+    with gw.listen(bearer(key), {"toolsListChanged": True}) as messages:
+        assert next(messages)["method"] == "notifications/subscriptions/acknowledged"
+        run_cli("keys", "revoke", "se3-listen", "--db", str(gw.keys_db))
+        rest = list(messages)  # the stream ends; one left open would time out instead
+    assert rest[-1]["error"] == {"code": -32003, "message": "Subscription no longer authorized"}
+
+
 def test_se3_a_role_change_ends_the_session(gw: Gateway) -> None:
     """The same JWT subject coming back with other roles finds its session gone, and the old
     token cannot revive it."""

@@ -69,10 +69,15 @@ class RawClient:
 
 @asynccontextmanager
 async def raw_client(
-    app: ServerApp, sealer: RequestStateSealer | None = None
+    app: ServerApp,
+    sealer: RequestStateSealer | None = None,
+    *,
+    caller: tuple[str, str] | None = None,
 ) -> AsyncIterator[RawClient]:
     client_end, server_end = create_memory_pair(buffer=16)
     connection = ServerConnection(app, sealer or RequestStateSealer([secrets.token_bytes(32)]))
+    if caller is not None:
+        connection.serve_as(caller)
     async with client_end, server_end, anyio.create_task_group() as tg:
         tg.start_soon(serve_stream, server_end, connection)
         yield RawClient(client_end)

@@ -12,6 +12,7 @@ import pytest
 from bastion.fixture import build_fixture_app
 from bastion.protocol import types as t
 from bastion.protocol.request_state import RequestStateSealer
+from bastion.server.connection import MAX_SUBSCRIPTIONS
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
 from tests.server.raw import INITIALIZE, MODERN_META, raw_client
@@ -158,6 +159,27 @@ async def test_request_state_is_sealed_bound_and_expiring() -> None:
         assert late["error"]["code"] == -32602
 
 
+async def test_request_state_is_bound_to_the_caller_AZ1() -> None:
+    """S2 state-handle hijacking: a requestState works only for the caller it was sealed
+    for (principal and credential), refused with -32602 exactly like a tampered one."""
+    sealer = RequestStateSealer([secrets.token_bytes(32)])
+    name = "test_input_required_result_request_state"
+    caps = {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+    answer = {"confirm": {"action": "accept", "content": {"ok": True}}}
+    alice = ("alice", "apikey:a1")
+    async with raw_client(build_fixture_app(), sealer, caller=alice) as c:
+        first = (await c.modern("tools/call", {"name": name, "arguments": {}}, 1, **caps))["result"]
+    retry = {"name": name, "arguments": {}, "inputResponses": answer, **first}
+    retry = {k: v for k, v in retry.items() if k not in ("resultType", "inputRequests")}
+    for stranger in (("bob", "apikey:b1"), ("alice", "apikey:a2"), None):
+        async with raw_client(build_fixture_app(), sealer, caller=stranger) as c:
+            refused = await c.modern("tools/call", retry, 2, **caps)
+        assert refused["error"] == {"code": -32602, "message": "Invalid requestState"}
+    async with raw_client(build_fixture_app(), sealer, caller=alice) as c:
+        ok = await c.modern("tools/call", retry, 3, **caps)
+    assert "state-ok" in ok["result"]["content"][0]["text"]
+
+
 async def test_reserved_input_keys_come_only_from_the_sealed_state() -> None:
     """A client may not name Bastion's own keys (``io.bastion/...``, such as the parked
     upstream call a retry resumes) in ``inputResponses``, nor override what was sealed in
@@ -275,3 +297,25 @@ async def test_legacy_list_changed_and_modern_listen() -> None:
         # Only the tools change: prompts were not asked for on this stream.
         assert [n["method"] for n in notes] == ["notifications/tools/list_changed"]
         assert notes[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "L"
+
+
+@pytest.mark.parametrize(
+    "uris",
+    [
+        "note://a",
+        [{"uri": "note://a"}],
+        None,
+        [f"note://{i}" for i in range(MAX_SUBSCRIPTIONS + 1)],
+    ],
+)
+async def test_listen_refuses_a_filter_it_cannot_honour_before_acknowledging(uris: Any) -> None:
+    """What the pipeline authorizes is exactly what is followed: resourceSubscriptions must
+    be a list of URIs (a string is not read as its characters), and too many are refused
+    like resources/subscribe refuses them, not quietly cut short."""
+    async with raw_client(build_fixture_app()) as c:
+        params = {"notifications": {"resourceSubscriptions": uris}, "_meta": MODERN_META}
+        await c.send(
+            {"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": params}
+        )
+        first = await c.recv()  # the answer, not an acknowledgement
+    assert first["id"] == "L" and first["error"]["code"] == -32602

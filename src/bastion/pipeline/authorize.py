@@ -1,9 +1,14 @@
 """The authorize stage (AZ-1, AZ-2, AZ-4, TC-6): ask the policy about every request, refuse
 what it does not allow before anything reaches an upstream, filter list results by the same
 decisions, and enforce a high-security tool's obligations (recent authentication, approval).
+Each URI a ``subscriptions/listen`` follows is decided as the ``resources/subscribe`` it
+replaces; one refused refuses the whole request, with the same answer, before anything is
+subscribed.
 
 The policy is read through a callable on every request, so a reloaded policy applies to the
-next request without a restart.
+next request without a restart. A listen stream outlives its request's decision, so it is
+held in ``OpenListens`` and ``reauthorize`` (run by the gateway on every policy poll and
+credential check) ends those whose caller lapsed or that the current policy refuses.
 """
 
 from __future__ import annotations
@@ -12,17 +17,24 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from bastion._types import Clock, JSONValue
 from bastion.errors import Denied
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.exchange import Exchange
+from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.stage import Handler
-from bastion.pipeline.targets import LIST_KINDS
-from bastion.policy.decision import Approval, Decision, PolicyRequest, RecentAuth
+from bastion.pipeline.targets import LIST_KINDS, LISTEN, SUBSCRIBE
+from bastion.policy.decision import Approval, Decision, PolicyRequest, RecentAuth, Target
 from bastion.policy.engine import Policy
 
-__all__ = ["AuthorizeStage"]
+if TYPE_CHECKING:
+    from bastion.auth.principal import Principal
+
+__all__ = ["AuthorizeStage", "reauthorize"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,21 +47,29 @@ class AuthorizeStage:
         policy: Callable[[], Policy],
         approvals: ApprovalGate | None = None,
         *,
+        listens: OpenListens | None = None,
         wall_clock: Clock = time.time,
     ) -> None:
         self._policy = policy
         self._approvals = approvals
+        self._listens = listens
         self._wall = wall_clock
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
         policy = self._policy()
         now = self._wall()
-        request = self._request(exchange, now)
+        request = _request(exchange, now)
         decision = policy.decide(request)
         exchange.decision = decision
         if not decision.allowed:
             raise Denied(decision.explanation)
+        refused = _refused_subscription(policy, exchange, request)
+        if refused is not None:
+            exchange.target, exchange.decision = refused  # the audit record names the URI
+            raise Denied(refused[1].explanation)
         await self._obligations(exchange, decision, now)
+        if exchange.method == LISTEN and self._listens is not None:
+            return await self._listens.hold(exchange, proceed)
         result = await proceed(exchange)
         listed = LIST_KINDS.get(exchange.method)
         if listed is not None and isinstance(result, dict):
@@ -59,18 +79,6 @@ class AuthorizeStage:
                 result[key] = policy.filter_list(request, kind, items, lambda i: _field(i, field))
         return result
 
-    def _request(self, exchange: Exchange, now: float) -> PolicyRequest:
-        principal = exchange.principal
-        return PolicyRequest(
-            principal=principal.id,
-            method=exchange.method,
-            at=datetime.fromtimestamp(now, UTC),
-            roles=principal.roles,
-            claims=principal.claims,
-            target=exchange.target,
-            arguments=exchange.arguments if exchange.target is not None else {},
-        )
-
     async def _obligations(self, exchange: Exchange, decision: Decision, now: float) -> None:
         for obligation in decision.obligations:
             if isinstance(obligation, RecentAuth):
@@ -79,6 +87,61 @@ class AuthorizeStage:
                 if self._approvals is None:
                     raise Denied("approval required but no approver is configured")
                 await self._approvals.require(exchange, obligation.by)
+
+
+def reauthorize(
+    listens: OpenListens,
+    policy: Policy,
+    now: float,
+    lapsed: Callable[[Principal], bool] | None = None,
+) -> int:
+    """End the open listen streams their caller may no longer hold (AU-5, SE-3, AZ-1): its
+    credential ``lapsed``, or ``policy`` refuses the request or one of its subscriptions at
+    ``now``. Returns how many ended."""
+    ended = 0
+    for exchange in listens.snapshot():
+        if lapsed is not None and lapsed(exchange.principal):
+            listens.end(exchange, "credential lapsed")
+            ended += 1
+            continue
+        request = _request(exchange, now)
+        decision = policy.decide(request)
+        if decision.allowed:
+            refused = _refused_subscription(policy, exchange, request)
+            if refused is None:
+                continue
+            exchange.target, decision = refused
+        exchange.decision = decision
+        listens.end(exchange, "no longer allowed by the policy")
+        ended += 1
+    return ended
+
+
+def _request(exchange: Exchange, now: float) -> PolicyRequest:
+    principal = exchange.principal
+    return PolicyRequest(
+        principal=principal.id,
+        method=exchange.method,
+        at=datetime.fromtimestamp(now, UTC),
+        roles=principal.roles,
+        claims=principal.claims,
+        target=exchange.target,
+        arguments=exchange.arguments if exchange.target is not None else {},
+    )
+
+
+def _refused_subscription(
+    policy: Policy, exchange: Exchange, request: PolicyRequest
+) -> tuple[Target, Decision] | None:
+    """The first resource a listen request follows that its ``resources/subscribe`` would
+    not be allowed for, with that decision; None when all are."""
+    for subscription in exchange.subscriptions:
+        decision = policy.decide(
+            msgspec.structs.replace(request, method=SUBSCRIBE, target=subscription, arguments={})
+        )
+        if not decision.allowed:
+            return subscription, decision
+    return None
 
 
 def _require_recent(exchange: Exchange, need: RecentAuth, now: float) -> None:

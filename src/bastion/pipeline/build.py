@@ -19,6 +19,7 @@ from bastion.limits import ConcurrencyLimiter, RateLimiter
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.audit_stage import AuditStage
 from bastion.pipeline.authorize import AuthorizeStage
+from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.ratelimit import PrincipalRateStage, RateLimitStage
 from bastion.pipeline.sanitise import SanitiseStage
 from bastion.pipeline.stage import Stage
@@ -44,6 +45,8 @@ def build_stages(
     policy: Callable[[], Policy],
     approvals: ApprovalGate,
     log: AuditLog | None,
+    *,
+    listens: OpenListens | None = None,
 ) -> list[Stage]:
     guard = config.guard
     stages: list[Stage] = []
@@ -51,7 +54,7 @@ def build_stages(
         stages.append(AuditStage(log))
     rates = RateLimiter(config.limits)
     stages.append(PrincipalRateStage(rates))
-    stages.append(AuthorizeStage(policy, approvals))
+    stages.append(AuthorizeStage(policy, approvals, listens=listens))
     stages.append(RateLimitStage(rates, ConcurrencyLimiter(config.limits)))
     schemas = ToolSchemas(schema_validator(config)) if guard.schemas.enabled else None
     uris = UriPolicy(schemes=guard.uris.allowed_schemes(), file_roots=guard.uris.file_roots)

@@ -2,7 +2,9 @@
 
 ``GuardedConnection`` stands where a transport expects an ``McpConnection``: it turns each
 request into an ``Exchange`` (who, what, which session) and hands it to the composed stages,
-whose innermost one is the wrapped ``ServerConnection``. Notifications and wiring pass through.
+whose innermost one is the wrapped ``ServerConnection``, which it tells who it serves (so a
+``requestState`` or parked call is bound to the principal, and lists and reads are labelled
+``cacheScope: private``). Notifications and wiring pass through.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from bastion.auth.principal import Principal
 from bastion.errors import MethodNotFound
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
-from bastion.pipeline.targets import target_of
+from bastion.pipeline.targets import subscriptions_of, target_of
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.methods import CLIENT_METHODS
 from bastion.protocol.versions import META_CLIENT_CAPABILITIES, Era
@@ -42,6 +44,9 @@ class GuardedConnection:
     ) -> None:
         self.inner = inner
         self.principal = principal
+        # Its answers are this principal's: states it seals and calls it parks are bound to
+        # it (AZ-1), and lists and reads, filtered and gated per principal, are private (AZ-2).
+        inner.serve_as(principal.binding)
         self._handler = handler
         self._session = session_tag(session_id)
 
@@ -58,6 +63,7 @@ class GuardedConnection:
             call=call,
             serve=self.inner,
             target=target_of(call.method, call.params),
+            subscriptions=subscriptions_of(call.method, call.params),
             session=self._session,
             client_capabilities=self._capabilities(call, modern),
             modern=modern,

@@ -17,12 +17,15 @@ __all__ = ["Exchange"]
 @dataclass(slots=True)
 class Exchange:
     """The mutable record of one request. ``serve`` is the MCP layer the ``route`` stage
-    hands the request to; ``target`` is the tool, resource or prompt named in the body."""
+    hands the request to; ``target`` is the tool, resource or prompt named in the body;
+    ``subscriptions`` the resources a ``subscriptions/listen`` asks to follow (when one of
+    them is refused, it becomes the ``target``, so the audit record names it)."""
 
     principal: Principal
     call: Call
     serve: RequestHandler
     target: Target | None = None
+    subscriptions: tuple[Target, ...] = ()
     session: str | None = None
     client_capabilities: JSONObject = field(default_factory=dict)
     modern: bool = False

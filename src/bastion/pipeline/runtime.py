@@ -4,6 +4,9 @@ the pipeline once, and guards every connection.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
+Open ``subscriptions/listen`` streams are re-authorized on every policy poll (a reloaded
+policy, and time conditions) and every credential check: one its caller may no longer hold
+ends (AU-5, SE-3).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from bastion.guard.screen import DefinitionScreen
 from bastion.guard.settings import default_pin_db
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.authenticate import HttpAuthentication
+from bastion.pipeline.authorize import reauthorize
 from bastion.pipeline.build import build_stages, schema_validator
 from bastion.pipeline.connection import GuardedConnection
+from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.pipeline import Pipeline
 from bastion.pipeline.stage import Stage
 from bastion.policy.builtin import builtin_policy
@@ -144,6 +149,7 @@ class Security:
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate()
+        self.listens = OpenListens()
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         self.audit: AuditLog | None = None
         self.pins: PinStore | None = None
@@ -219,9 +225,11 @@ class Security:
             while True:
                 await anyio.sleep(interval)
                 app.expire_replay()
-                ended = app.end_sessions_where(_lapsed(store, time.time()))
+                lapsed = _lapsed(store, time.time())
+                ended = app.end_sessions_where(lapsed)
                 if ended:
                     logger.info("ended %d session(s) of revoked or expired credentials", ended)
+                self._reauthorize_listens(lapsed)
         finally:
             if store is not None:
                 store.close()
@@ -291,7 +299,16 @@ class Security:
                     self.pins.close()
 
     def _stages(self, log: AuditLog | None) -> list[Stage]:
-        return build_stages(self.config, self.gateway.app, self.policy, self.approvals, log)
+        return build_stages(
+            self.config, self.gateway.app, self.policy, self.approvals, log, listens=self.listens
+        )
+
+    def _reauthorize_listens(self, lapsed: Callable[[Principal], bool] | None = None) -> None:
+        """End the listen streams whose caller ``lapsed`` or the current policy refuses."""
+        if len(self.listens):
+            ended = reauthorize(self.listens, self.policy(), time.time(), lapsed)
+            if ended:
+                logger.info("ended %d listen stream(s) no longer authorized", ended)
 
     async def _screen_tools(
         self, server: str, tools: list[JSONObject], others: dict[str, list[str]]
@@ -356,7 +373,10 @@ class Security:
             return
         while True:
             await anyio.sleep(self.config.policy.reload_interval)
+            # No await between the swap and the check: a stream the new policy refuses is
+            # cancelled before it runs again, so it delivers nothing under the new policy.
             change = store.poll()
+            self._reauthorize_listens()
             if change is not None:
                 await self._record_policy_change(store.path, change)
 

@@ -1,4 +1,6 @@
-"""What a request is about: the tool, resource or prompt its body names (AZ-1, AZ-3).
+"""What a request is about: the tool, resource or prompt its body names (AZ-1, AZ-3), and
+the resources a 2026-07-28 ``subscriptions/listen`` asks to follow (each decided like the
+``resources/subscribe`` it replaces).
 
 Policy decides on the name in the body, never on mirrored headers (TR-12). A name of the wrong
 JSON type becomes an empty name, which the policy engine refuses as invalid before any rule.
@@ -11,13 +13,16 @@ from typing import Final
 from bastion._types import JSONObject, JSONValue
 from bastion.policy.decision import Target, TargetKind
 
-__all__ = ["LIST_KINDS", "target_of"]
+__all__ = ["LISTEN", "LIST_KINDS", "SUBSCRIBE", "subscriptions_of", "target_of"]
+
+LISTEN: Final = "subscriptions/listen"
+SUBSCRIBE: Final = "resources/subscribe"  # what each URI of a listen request is decided as
 
 _BY_METHOD: Final[dict[str, tuple[TargetKind, str]]] = {
     "tools/call": ("tool", "name"),
     "prompts/get": ("prompt", "name"),
     "resources/read": ("resource", "uri"),
-    "resources/subscribe": ("resource", "uri"),
+    SUBSCRIBE: ("resource", "uri"),
     "resources/unsubscribe": ("resource", "uri"),
 }
 # */list result key -> (kind of item, the item field policy decides on)
@@ -46,3 +51,16 @@ def target_of(method: str, params: JSONObject) -> Target | None:
 
 def _name(value: JSONValue) -> str:
     return value if isinstance(value, str) else ""
+
+
+def subscriptions_of(method: str, params: JSONObject) -> tuple[Target, ...]:
+    """The resources a ``subscriptions/listen`` request subscribes to (``resourceSubscriptions``),
+    each once, in order; none for any other request or a malformed filter (which the MCP layer
+    refuses)."""
+    if method != LISTEN:
+        return ()
+    notifications = params.get("notifications")
+    uris = notifications.get("resourceSubscriptions") if isinstance(notifications, dict) else None
+    if not isinstance(uris, list):
+        return ()
+    return tuple(Target("resource", name) for name in dict.fromkeys(_name(u) for u in uris))

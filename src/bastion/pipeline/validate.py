@@ -1,6 +1,7 @@
 """The validate stage (IN-3, IN-4): a tool call's arguments must satisfy the tool's
 ``inputSchema`` (unknown fields refused unless the schema allows them) before anything is
-forwarded, and a resource URI must pass the confinement rules before it is routed.
+forwarded, and a resource URI must pass the confinement rules before it is routed; so must
+every URI a ``subscriptions/listen`` asks to follow (one refused refuses the request).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from bastion._types import JSONValue
 from bastion.errors import InvalidParams
 from bastion.guard.schemas import SchemaUnusable
-from bastion.guard.uris import UriPolicy
+from bastion.guard.uris import UriPolicy, UriRefused
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.tool_schemas import ToolSchemas
@@ -42,4 +43,10 @@ class ValidateStage:
                     ) from exc
         elif method in _URI_METHODS and target is not None:
             self._uris.check(target.name)
+        for subscription in exchange.subscriptions:
+            try:
+                self._uris.check(subscription.name)
+            except UriRefused:
+                exchange.target = subscription  # the audit record names the refused URI
+                raise
         return await proceed(exchange)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -48,6 +48,7 @@ __all__ = ["LIST_TTL_MS", "ServerConnection"]
 logger = logging.getLogger(__name__)
 _E = TypeVar("_E")
 
+CacheScope = Literal["public", "private"]
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
 MAX_SUBSCRIPTIONS: Final = 256  # resource subscriptions per connection
 UNSUBSCRIBE_GRACE: Final = 5.0  # seconds to undo upstream subscriptions of a closed stream
@@ -70,6 +71,10 @@ class ServerConnection:
         self.sealer = sealer
         # False: behave like a server from before 2026-07-28 (tests of era bridging).
         self.modern = modern
+        # Who this connection serves (``Principal.binding``: principal and credential id);
+        # None for a plain server, whose states are bound to the request alone. See serve_as.
+        self.caller: tuple[str, str] | None = None
+        self.cache_scope: CacheScope = "public"  # of lists and reads (2026-07-28)
         self.version: str | None = None  # negotiated 2025-11-25-era version
         self.client_capabilities: JSONObject = {}
         self.log_level: str = "debug"
@@ -78,6 +83,14 @@ class ServerConnection:
         self._unsubscribe: list[object] = []
 
     # -- wiring --------------------------------------------------------------------------
+
+    def serve_as(self, caller: tuple[str, str]) -> None:
+        """Serve one authenticated caller (``Principal.binding``) whose answers are decided
+        per caller, as behind the gateway's pipeline: a ``requestState`` is bound to it, and
+        lists and resource reads (filtered and gated by its policy) are labelled
+        ``cacheScope: private``, so no shared cache serves them to anyone else (AZ-2)."""
+        self.caller = caller
+        self.cache_scope = "private"
 
     def attach(self, peer: Peer) -> None:
         """Send this session's unsolicited notifications (list changes, updates) via ``peer``."""
@@ -240,7 +253,7 @@ class ServerConnection:
             if state is not None:
                 if not isinstance(state, str):
                     raise InvalidParams("requestState must be a string")
-                earlier = self.sealer.unseal(state, binding=_binding(call))
+                earlier = self.sealer.unseal(state, binding=self._binding(call))
                 resumed = True
                 if isinstance(earlier, dict):
                     responses.update(earlier)
@@ -267,12 +280,13 @@ class ServerConnection:
             input_responses=responses,
             close_stream=call.close_stream,
             resumed_from_state=resumed,
+            caller=self.caller,
         )
 
     def _input_required(self, call: Call, need: InputRequired) -> JSONValue:
         result = t.InputRequiredResult(
             inputRequests=need.requests,
-            requestState=self.sealer.seal(need.answered, binding=_binding(call)),
+            requestState=self.sealer.seal(need.answered, binding=self._binding(call)),
         )
         encoded: JSONObject = msgspec.to_builtins(result)
         encoded["resultType"] = result.resultType  # a default, so to_builtins leaves it out
@@ -296,7 +310,7 @@ class ServerConnection:
             result["nextCursor"] = next_cursor
         if era is Era.MODERN:
             result["ttlMs"] = LIST_TTL_MS
-            result["cacheScope"] = "public"
+            result["cacheScope"] = self.cache_scope
         return result
 
     def _discover(self) -> JSONObject:
@@ -357,7 +371,7 @@ class ServerConnection:
         result: JSONObject = {"contents": await fn(ctx, params.uri, variables)}
         if era is Era.MODERN:
             result["ttlMs"] = LIST_TTL_MS
-            result["cacheScope"] = "public"
+            result["cacheScope"] = self.cache_scope
         return result
 
     async def _get_prompt(self, ctx: ToolContext, params: t.GetPromptParams) -> JSONValue:
@@ -389,6 +403,12 @@ class ServerConnection:
 
     async def _listen(self, call: Call, params: t.SubscriptionsListenParams) -> JSONValue:
         wanted = params.notifications
+        requested = wanted.get("resourceSubscriptions", [])
+        if not isinstance(requested, list) or not all(isinstance(u, str) for u in requested):
+            raise InvalidParams("resourceSubscriptions is not a list of URIs")
+        uris = {u for u in requested if isinstance(u, str)}
+        if len(uris) > MAX_SUBSCRIPTIONS:  # refused before acknowledging, as subscribe is
+            raise InvalidParams("subscription limit", message="Too many subscriptions")
         sub_meta = {META_SUBSCRIPTION_ID: call.id}
         await call.notify(
             "notifications/subscriptions/acknowledged", {"_meta": sub_meta, "notifications": wanted}
@@ -399,7 +419,6 @@ class ServerConnection:
             "prompts": "promptsListChanged",
             "resources": "resourcesListChanged",
         }
-        uris = set(wanted.get("resourceSubscriptions") or [])
 
         def offer(item: tuple[str, JSONObject]) -> None:
             try:
@@ -419,7 +438,7 @@ class ServerConnection:
         hook = self.app.subscription_hook
         followed: list[str] = []
         try:
-            for uri in sorted(uris)[:MAX_SUBSCRIPTIONS]:
+            for uri in sorted(uris):
                 if hook is not None:
                     await hook(uri, True)
                 followed.append(uri)
@@ -435,7 +454,8 @@ class ServerConnection:
                         await hook(uri, False)
         return {"_meta": sub_meta}
 
-
-def _binding(call: Call) -> str:
-    target = call.params.get("name") or call.params.get("uri") or ""
-    return f"{call.method}\x00{target}"
+    def _binding(self, call: Call) -> str:
+        """What a ``requestState`` is bound to (AZ-1): this request's method and target, and
+        the caller, so nobody else's retry (another principal or credential) can resume it."""
+        target = call.params.get("name") or call.params.get("uri") or ""
+        return msgspec.json.encode([call.method, target, *(self.caller or ())]).decode()

@@ -56,6 +56,7 @@ class ToolContext:
         input_responses: JSONObject | None = None,
         close_stream: Callable[[], None] | None = None,
         resumed_from_state: bool = False,
+        caller: tuple[str, str] | None = None,
     ) -> None:
         self.era = era
         self.client_capabilities = client_capabilities
@@ -68,6 +69,9 @@ class ToolContext:
         self._close_stream = close_stream
         # True when a 2026-07-28 retry carried a verified requestState from an earlier round.
         self.resumed_from_state = resumed_from_state
+        # Who asks (``Principal.binding``), when the connection knows: what a call parked
+        # across input rounds is bound to, so only its owner's retry resumes it.
+        self.caller = caller
 
     def close_stream(self) -> bool:
         """End the HTTP response stream now (the client resumes it); False if not streaming."""

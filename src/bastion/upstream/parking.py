@@ -4,8 +4,10 @@ client, which can only answer them by retrying its request.
 The upstream call keeps running in the background, held here; each question it asks
 (sampling, elicitation, roots) becomes an input request in the input-required result the
 client gets, with the parked call's id sealed in the ``requestState``. The retry delivers the
-answers to the waiting upstream call and waits for its next question or its result. The lot
-is bounded and parked calls expire, cancelling the upstream call.
+answers to the waiting upstream call and waits for its next question or its result. A parked
+call belongs to the caller that started it (``Principal.binding``): anyone else's retry finds
+nothing, exactly as for an unknown call. The lot is bounded and parked calls expire,
+cancelling the upstream call.
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ MAX_PARKED: Final = 256  # parked calls per upstream replica
 PARK_TTL: Final = 600.0  # seconds a parked call waits for the client's retry
 
 
+Owner = tuple[str, str] | None  # the caller's binding; None on a connection that has none
+
+
 class ParkedCall:
-    def __init__(self, call_id: str, expires_at: float) -> None:
+    def __init__(self, call_id: str, expires_at: float, owner: Owner = None) -> None:
         self.id = call_id
         self.expires_at = expires_at
+        self.owner = owner
         self.done = False
         self.result: JSONObject | None = None
         self.error: BaseException | None = None
@@ -91,8 +97,8 @@ class ParkingLot:
     def __len__(self) -> int:
         return len(self._calls)
 
-    def park(self) -> ParkedCall:
-        """A new parked call.
+    def park(self, owner: Owner = None) -> ParkedCall:
+        """A new parked call, belonging to ``owner``.
 
         Raises:
             InvalidRequest: the lot is full (after dropping expired calls).
@@ -102,15 +108,16 @@ class ParkingLot:
             raise InvalidRequest(
                 "too many calls waiting for input", message="Too many pending calls"
             )
-        call = ParkedCall(secrets.token_urlsafe(16), self._clock() + PARK_TTL)
+        call = ParkedCall(secrets.token_urlsafe(16), self._clock() + PARK_TTL, owner)
         self._calls[call.id] = call
         return call
 
-    def find(self, call_id: str) -> ParkedCall:
-        """Raises InvalidParams when the call is unknown, finished or expired."""
+    def find(self, call_id: str, owner: Owner = None) -> ParkedCall:
+        """Raises InvalidParams when the call is unknown, finished, expired or another
+        caller's (the same answer for all, so a stranger learns nothing)."""
         self.expire()
         call = self._calls.get(call_id)
-        if call is None:
+        if call is None or call.owner != owner:
             raise InvalidParams(
                 "no such parked call", message="Input round expired; retry the call"
             )

@@ -361,12 +361,12 @@ class Replica:
         whenever it asks the client something, and resumed by the client's retry."""
         pending = ctx.input_responses.get(PENDING_KEY)
         if isinstance(pending, str):
-            parked = self._parking.find(pending)
+            parked = self._parking.find(pending, ctx.caller)
             parked.deliver(ctx.input_responses)
         else:
             if self._tg is None:
                 raise UpstreamUnavailable(f"{self.label} is restarting")
-            parked = self._parking.park()
+            parked = self._parking.park(ctx.caller)
             tracking = contextlib.ExitStack()
             on_sent = tracking.enter_context(self._in_flight(parked))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.errors import InvalidParams, InvalidRequest
+from bastion.errors import InvalidParams
 from bastion.upstream.parking import ParkingLot
 
 pytestmark = pytest.mark.anyio  # a parked call holds a cancel scope and events
@@ -16,7 +16,7 @@ ALICE = ("alice", "apikey:a1")
 def _refusal(lot: ParkingLot, call_id: str, owner: tuple[str, str] | None) -> str:
     with pytest.raises(InvalidParams) as refused:
         lot.find(call_id, owner)
-    return refused.value.message
+    return refused.value.wire_message
 
 
 async def test_az1_a_parked_call_is_found_only_by_its_owner() -> None:
@@ -30,6 +30,44 @@ async def test_az1_a_parked_call_is_found_only_by_its_owner() -> None:
 
 async def test_the_lot_is_bounded() -> None:
     lot = ParkingLot(limit=1)
-    lot.park()
-    with pytest.raises(InvalidRequest):
-        lot.park()
+    first = lot.park()
+    second = lot.park()
+    assert len(lot) == 1 and lot.find(second.id) is second
+    assert _refusal(lot, first.id, None) == _refusal(lot, "no-such-call", None)
+
+
+BOB = ("bob", "apikey:b1")
+
+
+async def test_ds3_one_caller_holds_at_most_its_share_and_loses_its_own_oldest() -> None:
+    """Each parked call holds an upstream request (on HTTP a pooled connection): a caller
+    past its share drops its own oldest call, whose retry is told to start over."""
+    lot = ParkingLot(limit=10, per_caller=3)
+    bobs = lot.park(BOB)
+    alices = [lot.park(ALICE) for _ in range(5)]
+    assert len(lot) == 4  # alice's 3 newest and bob's one
+    assert lot.find(bobs.id, BOB) is bobs
+    for dropped in alices[:2]:
+        assert dropped.scope.cancel_called
+        assert isinstance(dropped.error, InvalidParams)
+        assert _refusal(lot, dropped.id, ALICE) == _refusal(lot, "no-such-call", ALICE)
+    assert all(lot.find(call.id, ALICE) is call for call in alices[2:])
+
+
+async def test_ds3_a_full_lot_takes_from_the_caller_holding_the_most() -> None:
+    lot = ParkingLot(limit=4, per_caller=3)
+    alices = [lot.park(ALICE) for _ in range(3)]
+    bobs = lot.park(BOB)
+    carols = lot.park(("carol", "apikey:c1"))  # full: alice, holding the most, gives way
+    assert len(lot) == 4 and alices[0].scope.cancel_called
+    assert lot.find(bobs.id, BOB) is bobs and lot.find(carols.id, ("carol", "apikey:c1"))
+    again = lot.park(BOB)  # bob holds 1 and alice 2: alice gives way again
+    assert alices[1].scope.cancel_called and lot.find(again.id, BOB) is again
+
+
+async def test_au5_the_parked_calls_of_a_lapsed_key_are_dropped() -> None:
+    lot = ParkingLot()
+    alices, bobs = lot.park(ALICE), lot.park(BOB)
+    assert lot.drop_where(lambda owner: owner == ALICE) == 1
+    assert alices.scope.cancel_called and isinstance(alices.error, InvalidParams)
+    assert lot.find(bobs.id, BOB) is bobs and len(lot) == 1

@@ -32,6 +32,7 @@ from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
 from bastion.server.registry import ResourceEntry, ServerApp, TemplateEntry, ToolEntry, ToolFn
+from bastion.upstream.parking import Owner
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
 # (server, its offered tool definitions, every other server's bare tool names) -> those shown
@@ -194,6 +195,14 @@ class Gateway:
             for replicas in list(self.replicas.values()):
                 for replica in replicas:
                     await replica.settled.wait()
+
+    def drop_parked(self, lapsed: Callable[[Owner], bool]) -> int:
+        """AU-5: drop every replica's parked calls whose owner ``lapsed``; how many."""
+        return sum(
+            replica.drop_parked(lapsed)
+            for replicas in self.replicas.values()
+            for replica in replicas
+        )
 
     # -- status ----------------------------------------------------------------------------
 

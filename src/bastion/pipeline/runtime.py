@@ -54,6 +54,7 @@ from bastion.policy.engine import Policy
 from bastion.policy.store import PolicyStore
 from bastion.server.connection import ServerConnection
 from bastion.transport.http_auth import HttpAuthenticator, LocalAuth
+from bastion.upstream.parking import Owner
 
 Probe = Callable[[], tuple[int, bytes]]
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -109,12 +110,29 @@ def _file_digest(path: Path) -> str | None:
 def _lapsed(store: KeyStore | None, now: float) -> Callable[[Principal], bool]:
     """Whether a session owner's credential has lapsed: expired, or an API key that is no
     longer active (revoked, expired, past its rotation overlap, or gone)."""
-    states: dict[str, bool] = {}
+    key_lapsed = _lapsed_key(store, now)
 
     def lapsed(principal: Principal) -> bool:
         if principal.expires_at is not None and now >= principal.expires_at:
             return True
-        credential = principal.credential_id
+        return key_lapsed(principal.credential_id)
+
+    return lapsed
+
+
+def _lapsed_owner(store: KeyStore | None, now: float) -> Callable[[Owner], bool]:
+    """Whether a parked call's owner (a binding: principal id, credential id) holds an API
+    key that is no longer active."""
+    key_lapsed = _lapsed_key(store, now)
+    return lambda owner: owner is not None and key_lapsed(owner[1])
+
+
+def _lapsed_key(store: KeyStore | None, now: float) -> Callable[[str], bool]:
+    """Whether a credential id names an API key that is no longer active (revoked, expired,
+    past its rotation overlap, or gone); other credentials are not keys: False."""
+    states: dict[str, bool] = {}
+
+    def lapsed(credential: str) -> bool:
         if store is None or not credential.startswith("apikey:"):
             return False
         if credential not in states:
@@ -218,17 +236,22 @@ class Security:
         """SE-3: end the sessions of credentials that were revoked or expired, whether or not
         their holder sends anything again (``bastion keys revoke`` runs in another process,
         so the key database is the truth); DS-4: drop the replay of streams finished more
-        than ``replay_ttl`` ago, idle or not. Runs until cancelled."""
+        than ``replay_ttl`` ago, idle or not; AU-5: drop the parked upstream calls of revoked
+        or expired keys. Runs until cancelled."""
         keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
         store = KeyStore(self.keys_db) if keys else None
         try:
             while True:
                 await anyio.sleep(interval)
                 app.expire_replay()
-                lapsed = _lapsed(store, time.time())
+                now = time.time()
+                lapsed = _lapsed(store, now)
                 ended = app.end_sessions_where(lapsed)
                 if ended:
                     logger.info("ended %d session(s) of revoked or expired credentials", ended)
+                dropped = self.gateway.drop_parked(_lapsed_owner(store, now))
+                if dropped:
+                    logger.info("dropped %d parked call(s) of revoked or expired keys", dropped)
                 self._reauthorize_listens(lapsed)
         finally:
             if store is not None:

@@ -7,30 +7,47 @@ client gets, with the parked call's id sealed in the ``requestState``. The retry
 answers to the waiting upstream call and waits for its next question or its result. A parked
 call belongs to the caller that started it (``Principal.binding``): anyone else's retry finds
 nothing, exactly as for an unknown call. The lot is bounded and parked calls expire,
-cancelling the upstream call.
+cancelling the upstream call. Each parked call holds an upstream request open (on HTTP, one
+of the replica's pooled connections), so one caller may hold at most
+``MAX_PARKED_PER_CALLER`` of them (past it, its own oldest is dropped), a full lot drops the
+oldest call of the caller holding the most (DS-3), and the lot is a quarter of the HTTP
+connection pool, so parked calls never starve the calls that do not wait.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from bastion._types import Clock, JSONObject, JSONValue
-from bastion.errors import InvalidParams, InvalidRequest
+from bastion.errors import InvalidParams
 from bastion.protocol import types as t
 
 if TYPE_CHECKING:
     from bastion.server.context import ToolContext
 
-__all__ = ["MAX_PARKED", "PARK_TTL", "PENDING_KEY", "ParkedCall", "ParkingLot"]
+__all__ = [
+    "MAX_PARKED",
+    "MAX_PARKED_PER_CALLER",
+    "PARK_TTL",
+    "PENDING_KEY",
+    "Owner",
+    "ParkedCall",
+    "ParkingLot",
+]
+
+logger = logging.getLogger(__name__)
 
 PENDING_KEY: Final = "io.bastion/pending"  # the sealed-state key naming a parked call
-MAX_PARKED: Final = 256  # parked calls per upstream replica
+MAX_PARKED: Final = 32  # parked calls per upstream replica (its HTTP pool holds 128)
+MAX_PARKED_PER_CALLER: Final = 8
 PARK_TTL: Final = 600.0  # seconds a parked call waits for the client's retry
 
 
@@ -89,25 +106,34 @@ class ParkedCall:
 
 
 class ParkingLot:
-    def __init__(self, *, limit: int = MAX_PARKED, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = MAX_PARKED,
+        per_caller: int = MAX_PARKED_PER_CALLER,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._limit = limit
+        self._per_caller = per_caller
         self._clock = clock
-        self._calls: dict[str, ParkedCall] = {}
+        self._calls: dict[str, ParkedCall] = {}  # oldest first
 
     def __len__(self) -> int:
         return len(self._calls)
 
     def park(self, owner: Owner = None) -> ParkedCall:
-        """A new parked call, belonging to ``owner``.
-
-        Raises:
-            InvalidRequest: the lot is full (after dropping expired calls).
-        """
+        """A new parked call, belonging to ``owner``; makes room as the module docstring
+        says (the dropped call's upstream request is cancelled, its retry told to start
+        over)."""
         self.expire()
-        if len(self._calls) >= self._limit:
-            raise InvalidRequest(
-                "too many calls waiting for input", message="Too many pending calls"
-            )
+        mine = [call for call in self._calls.values() if call.owner == owner]
+        if len(mine) >= self._per_caller:
+            self._drop(mine[0], "its caller's share is full")
+        elif len(self._calls) >= self._limit:
+            richest, most = Counter(call.owner for call in self._calls.values()).most_common(1)[0]
+            victim = owner if mine and len(mine) >= most else richest
+            oldest = next(call for call in self._calls.values() if call.owner == victim)
+            self._drop(oldest, "the lot is full")
         call = ParkedCall(secrets.token_urlsafe(16), self._clock() + PARK_TTL, owner)
         self._calls[call.id] = call
         return call
@@ -126,9 +152,23 @@ class ParkingLot:
     def release(self, call: ParkedCall) -> None:
         self._calls.pop(call.id, None)
 
+    def drop_where(self, lapsed: Callable[[Owner], bool]) -> int:
+        """Drop the parked calls whose owner ``lapsed`` (a revoked key: AU-5); how many."""
+        doomed = [call for call in self._calls.values() if lapsed(call.owner)]
+        for call in doomed:
+            self._drop(call, "its credential lapsed")
+        return len(doomed)
+
+    def _drop(self, call: ParkedCall, why: str) -> None:
+        logger.info("dropped a parked call: %s", why)
+        if not call.done:
+            call.error = InvalidParams(
+                f"parked call dropped: {why}", message="Input round expired; retry the call"
+            )
+        call.scope.cancel()
+        del self._calls[call.id]
+
     def expire(self) -> None:
         now = self._clock()
-        for call_id, call in list(self._calls.items()):
-            if call.expires_at < now:
-                call.scope.cancel()
-                del self._calls[call_id]
+        for call in [call for call in self._calls.values() if call.expires_at < now]:
+            self._drop(call, "it waited too long")

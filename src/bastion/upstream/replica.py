@@ -34,7 +34,7 @@ from bastion.protocol.versions import (
 )
 from bastion.server.context import LOG_LEVELS, InputRequired
 from bastion.transport.base import RELATED_REQUEST
-from bastion.upstream.parking import PENDING_KEY, ParkedCall, ParkingLot
+from bastion.upstream.parking import PENDING_KEY, Owner, ParkedCall, ParkingLot
 from bastion.upstream.spawn import open_upstream
 
 if TYPE_CHECKING:
@@ -400,6 +400,10 @@ class Replica:
         if parked.error is not None:
             raise parked.error
         return parked.result or {}
+
+    def drop_parked(self, lapsed: Callable[[Owner], bool]) -> int:
+        """Drop the parked calls of owners that ``lapsed`` (revoked keys); how many."""
+        return self._parking.drop_where(lapsed)
 
     def _give_up(self, parked: ParkedCall) -> None:
         if not parked.done:

@@ -1,0 +1,115 @@
+"""DS-3 and AU-5 on parked calls, against a real ``bastion serve`` in front of a 2025-11-25
+HTTP upstream (``bastion fixture --legacy-only``): a 2026-07-28 client's call that the
+upstream answers with an elicitation is parked, holding an upstream connection open, until
+the client retries with the answer. One principal cannot park so many that another's calls
+hang (its own oldest make way), and a revoked key's parked calls are dropped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bastion.transport.http_client import MAX_CONNECTIONS as HTTP_POOL
+from bastion.upstream.parking import MAX_PARKED_PER_CALLER
+from tests.security.conftest import (
+    Gateway,
+    Issuer,
+    answer_of,
+    create_key,
+    run_cli,
+    wait_ready,
+    write_config,
+)
+from tests.support import BASTION, free_port, stop_process, wait_for_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+POLICY = """\
+version: 1
+roles:
+  dev: {description: developers}
+rules:
+  - id: dev
+    effect: allow
+    roles: [dev]
+    methods: [initialize, ping, "notifications/*", tools/list]
+  - id: dev-tools
+    effect: allow
+    roles: [dev]
+    tools: ["lh__*"]
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("parked")
+    upstream_port, port = free_port(), free_port()
+    upstream = subprocess.Popen(
+        [str(BASTION), "fixture", "--port", str(upstream_port), "--legacy-only"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    issuer = Issuer(audience=f"http://127.0.0.1:{port}/mcp")
+    (tmp / "jwks.json").write_text(json.dumps(issuer.jwks()))
+    servers = f"""\
+  lh:
+    url: http://127.0.0.1:{upstream_port}/mcp
+    prefix: "lh__"
+"""
+    config = write_config(tmp, port, servers=servers, policy=POLICY)
+    keys = {name: create_key(tmp / "keys.db", name, "dev") for name in ("alice", "bob")}
+    proc = None
+    try:
+        wait_for_port(upstream_port)
+        with (tmp / "serve.log").open("wb") as log:  # -v: the INFO lines say what was dropped
+            argv = ["-v", "serve", "-c", str(config), "--port", str(port), "--no-register"]
+            proc = subprocess.Popen(
+                [str(BASTION), *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_ready(f"http://127.0.0.1:{port}", proc, tmp / "serve.log")
+        gateway = Gateway(
+            port=port, tmp=tmp, keys=keys, issuer=issuer, proc=proc,
+            recorder_log=tmp / "none", recorder_port=0,
+        )  # fmt: skip
+        gateway.client.timeout = httpx.Timeout(8)  # a parked-out call would hang: fail instead
+        yield gateway
+        gateway.client.close()
+    finally:
+        if proc is not None:
+            stop_process(proc, grace=15)
+        stop_process(upstream)
+
+
+def _elicit(gw: Gateway, who: str, message: str) -> dict[str, Any]:
+    return answer_of(gw.call(gw.auth(who), "lh__test_elicitation", {"message": message}))
+
+
+def test_ds3_one_principals_parked_calls_never_hold_up_anothers(gw: Gateway) -> None:
+    # Past alice's share, and past the upstream's connection pool (128): before the share,
+    # the 128th parked call held the last connection and every call to this upstream hung.
+    assert MAX_PARKED_PER_CALLER < HTTP_POOL
+    for i in range(HTTP_POOL + 2):
+        answer = _elicit(gw, "alice", f"alice-{i}")
+        assert answer["result"]["resultType"] == "input_required", answer
+    # bob is served at once, both a plain call and one that parks.
+    echo = answer_of(gw.call(gw.auth("bob"), "lh__test_simple_text"))
+    assert echo["result"]["content"][0]["text"]
+    assert _elicit(gw, "bob", "bob")["result"]["resultType"] == "input_required"
+
+
+def test_au5_a_revoked_keys_parked_calls_are_dropped(gw: Gateway) -> None:
+    _elicit(gw, "alice", "before revocation")
+    run_cli("keys", "revoke", "alice", "--db", str(gw.keys_db))
+    log = gw.tmp / "serve.log"
+    deadline = time.monotonic() + 10
+    while "parked call(s) of revoked or expired keys" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)

@@ -417,3 +417,23 @@ async def test_au5_an_open_listen_ends_when_its_caller_may_no_longer_hold_it(cha
         assert record.detail["ended"] == "no longer allowed by the policy"
     else:
         assert record.detail["ended"] == "credential lapsed"
+
+
+async def test_ds3_one_principal_holds_a_bounded_number_of_listen_streams() -> None:
+    """Each open listen stream holds a connection: past its share, a principal's next one
+    is refused -32005 (429 on HTTP) while another principal still opens its own."""
+    listens = OpenListens(per_principal=2)
+    rules = policy(NOTES_POLICY)
+    stages = [AuthorizeStage(lambda: rules, listens=listens)]
+    app = notes_app([])
+    async with raw_guarded(app, stages, principal("alice", "dev")) as alice:
+        for n in (1, 2):
+            await alice.send({**LISTEN_REQUEST, "id": f"L{n}"})
+            assert (await alice.recv())["method"] == "notifications/subscriptions/acknowledged"
+        await alice.send({**LISTEN_REQUEST, "id": "L3"})
+        refused = await alice.recv()
+        assert (refused["id"], refused["error"]["code"]) == ("L3", -32005)
+        assert refused["error"]["data"]["retryAfter"] > 0
+        async with raw_guarded(app, stages, principal("bob", "dev")) as bob:
+            await bob.send(LISTEN_REQUEST)
+            assert (await bob.recv())["method"] == "notifications/subscriptions/acknowledged"

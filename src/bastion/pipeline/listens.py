@@ -4,25 +4,32 @@ that ends it (AU-5, SE-3, AZ-1).
 A listen request lasts as long as the client keeps it open, so the decision taken when it
 began is not enough: whoever watches credentials and the policy ends a stream whose caller
 lapsed or that the policy no longer allows (``authorize.reauthorize``), and its client gets
--32003. The table holds one entry per listen request in flight, so it is bounded by what
-bounds requests in flight (the concurrency limits).
+-32003. The table holds one entry per listen request in flight; each holds a connection,
+so one principal may hold at most ``MAX_LISTENS_PER_PRINCIPAL`` of them (DS-3: its next is
+refused -32005, 429 on HTTP, until one ends) and cannot take every connection from the rest.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 import anyio
 
 from bastion._types import JSONValue
-from bastion.errors import Denied
+from bastion.errors import Denied, RateLimited
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 
-__all__ = ["OpenListens"]
+__all__ = ["MAX_LISTENS_PER_PRINCIPAL", "OpenListens"]
+
+MAX_LISTENS_PER_PRINCIPAL: Final = 16
+LISTEN_RETRY_AFTER: Final = 5  # seconds: an open stream ends when its client leaves
 
 
 class OpenListens:
-    def __init__(self) -> None:
+    def __init__(self, *, per_principal: int = MAX_LISTENS_PER_PRINCIPAL) -> None:
         self._open: dict[int, tuple[Exchange, anyio.CancelScope]] = {}
+        self._per_principal = per_principal
 
     def __len__(self) -> int:
         return len(self._open)
@@ -35,8 +42,15 @@ class OpenListens:
         """Serve the listen request ``exchange`` until it ends, or until ``end`` ends it.
 
         Raises:
+            RateLimited: its principal already holds ``per_principal`` open streams.
             Denied: ``end`` ended it (the reason is in the exchange's audit detail).
         """
+        owner = exchange.principal.id
+        held = sum(1 for other, _ in self._open.values() if other.principal.id == owner)
+        if held >= self._per_principal:
+            raise RateLimited(
+                f"{held} subscriptions/listen streams open", retry_after=LISTEN_RETRY_AFTER
+            )
         scope = anyio.CancelScope()
         key = id(exchange)
         self._open[key] = (exchange, scope)

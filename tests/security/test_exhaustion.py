@@ -1,20 +1,31 @@
 """SECURITY.md 2.6, resource exhaustion: DS-1 (body caps), DS-2 (read deadlines, outbound
 timeouts), DS-4 (``/healthz`` under load, bounded memory) against a real ``bastion serve``.
 DS-3 (rate limits) is shown in tests/pipeline/test_threats_e2e.py, VT-4 (10,000
-connections) and the configurable limits in tests/security/test_load.py."""
+connections) and the configurable limits in tests/security/test_load.py; here, DS-3 on the
+listen streams one principal may hold open."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bastion.pipeline.listens import MAX_LISTENS_PER_PRINCIPAL
 from bastion.transport.http_protocol import HEAD_TIMEOUT
-from tests.security.conftest import REQUEST_TIMEOUT, Gateway, answer_of, raw_http
+from tests.security.conftest import (
+    MODERN,
+    REQUEST_TIMEOUT,
+    Gateway,
+    answer_of,
+    bearer,
+    raw_http,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -213,3 +224,46 @@ def test_ds4_ad5_metrics_report_process_rss_and_no_secrets(gw: Gateway) -> None:
         assert 0 <= longest <= paused
     for secret in (*gw.keys.values(), "alice", "apikey:", "Bearer"):
         assert secret not in response.text
+
+
+def test_ds3_one_principal_holds_a_bounded_number_of_listen_streams(gw: Gateway) -> None:
+    """Each open ``subscriptions/listen`` stream holds a connection: past its share a
+    principal's next is 429 with Retry-After (-32005), while another principal opens its own."""
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "subscriptions/listen",
+    }
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+    def listen(client: httpx.Client, who: dict[str, str], n: int) -> httpx.Response:
+        body = {
+            "jsonrpc": "2.0",
+            "id": f"listen-{n}",
+            "method": "subscriptions/listen",
+            "params": {"notifications": {"toolsListChanged": True}, "_meta": meta},
+        }
+        return stack.enter_context(
+            client.stream("POST", gw.url, json=body, headers={**headers, **who})
+        )
+
+    def acknowledged(lines: Iterator[str]) -> bool:
+        return "acknowledged" in next(line for line in lines if line.startswith("data:"))
+
+    root = gw.auth("root")
+    other_admin = bearer(gw.issuer.token(sub="olga", roles=["admin"]))
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(httpx.Client(timeout=10))
+        held = []  # the line iterators: dropping one would close its stream
+        for n in range(MAX_LISTENS_PER_PRINCIPAL):
+            lines = listen(client, root, n).iter_lines()
+            held.append(lines)
+            assert acknowledged(lines)
+        refused = listen(client, root, MAX_LISTENS_PER_PRINCIPAL)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert '"code":-32005' in refused.read().decode()
+        other = listen(client, other_admin, 0)
+        assert other.status_code == 200 and acknowledged(other.iter_lines())

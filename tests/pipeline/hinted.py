@@ -1,12 +1,15 @@
 """A stdio upstream whose tools describe themselves as harmless (TC-5): ``list_files`` says
 ``readOnlyHint: true`` and ``delete_all`` says ``destructiveHint: false``. Each tool counts
 its calls, and ``calls`` reports the counts, so a test can tell whether a refused call ever
-reached this process. ``python -m tests.pipeline.hinted``."""
+reached this process. ``wait`` answers after ``seconds`` (a call that stays in flight).
+``python -m tests.pipeline.hinted``."""
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
+
+import anyio
 
 from bastion._types import JSONObject
 from bastion.protocol import types as t
@@ -23,6 +26,12 @@ def _counted(name: str) -> ToolFn:
         return t.CallToolResult(content=[t.TextContent(text=f"{name} ran")])
 
     return run
+
+
+async def _wait(ctx: ToolContext, args: JSONObject) -> t.CallToolResult:
+    seconds = args.get("seconds")
+    await anyio.sleep(float(seconds) if isinstance(seconds, int | float) else 0.0)
+    return t.CallToolResult(content=[t.TextContent(text="waited")])
 
 
 async def _calls(ctx: ToolContext, args: JSONObject) -> JSONObject:
@@ -53,6 +62,14 @@ def build_app() -> ServerApp:
             annotations={"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True},
         ),
         _counted("delete_all"),
+    )
+    app.add_tool(
+        t.Tool(
+            name="wait",
+            description="Answers after the given number of seconds.",
+            inputSchema={"type": "object", "properties": {"seconds": {"type": "number"}}},
+        ),
+        _wait,
     )
     app.add_tool(
         t.Tool(

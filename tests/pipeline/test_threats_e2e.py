@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +48,7 @@ INVALID_PARAMS = -32602
 RATE_LIMITED = -32005
 APPROVAL_TOOL = "fx__echo"
 SLOW_TOOL = "fx__test_streaming_elicitation"  # in flight until the client answers
+WAIT_TOOL = "hinted__wait"  # in flight for as many seconds as it is told
 
 
 def _servers(http_url: str, *, hinted: bool = True) -> str:
@@ -79,6 +81,7 @@ DEV_TOOLS = [
     SLOW_TOOL,
     "hinted__list_files",
     "hinted__calls",
+    WAIT_TOOL,
 ]
 APPROVAL = f"""\
 security:
@@ -96,7 +99,10 @@ def evil_http() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, evil_http: str) -> Iterator[Gateway]:
-    limits = f'limits:\n  tools: [{{match: "{SLOW_TOOL}", max_concurrent: 1}}]\n'
+    limits = (
+        f'limits:\n  tools: [{{match: "{SLOW_TOOL}", max_concurrent: 1}},'
+        f' {{match: "{WAIT_TOOL}", max_concurrent: 1}}]\n'
+    )
     with serve(
         tmp_path_factory.mktemp("threats"),
         _servers(evil_http),
@@ -518,6 +524,46 @@ def test_ds3_max_concurrent_refuses_a_second_call_in_flight(gw: Gateway) -> None
     assert final and "Streaming elicitation answered" in final[0]["result"]["content"][0]["text"]
     first.close()
     second.close()
+
+
+def test_ds3_ending_a_session_ends_its_calls_and_frees_their_slots(gw: Gateway) -> None:
+    """DS-3, SE-3: a call in flight in a 2025-11-25 session ends with the session (here a
+    DELETE), so its ``max_concurrent`` slot is free at once, not when the call would have
+    finished (``hinted__wait`` allows one call at a time)."""
+    first = gw.session("alice", {})
+    started = threading.Event()
+    ended = threading.Event()
+
+    def run_first() -> None:
+        message = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {"name": WAIT_TOOL, "arguments": {"seconds": 60}},
+        }
+        with (
+            httpx.Client(timeout=90) as client,
+            client.stream("POST", first.url, json=message, headers=first.headers) as stream,
+        ):
+            started.set()
+            for _ in stream.iter_lines():
+                pass
+        ended.set()  # the stream closed: the session ended it
+
+    worker = threading.Thread(target=run_first, daemon=True)
+    worker.start()
+    assert started.wait(20)
+    busy = gw.call("alice", WAIT_TOOL, {"seconds": 0})
+    deadline = time.monotonic() + 10
+    while "error" not in busy:  # until the first call holds the slot
+        assert time.monotonic() < deadline, "the first call never started"
+        busy = gw.call("alice", WAIT_TOOL, {"seconds": 0})
+    assert _error(busy)["code"] == RATE_LIMITED
+    assert first.close() == 200  # DELETE
+    assert ended.wait(10), "the call's stream outlived its session"
+    worker.join(5)
+    again = gw.call("alice", WAIT_TOOL, {"seconds": 0})
+    assert again["result"]["content"][0]["text"] == "waited"  # the slot was freed
 
 
 # -- TC-6: human approval ------------------------------------------------------------------

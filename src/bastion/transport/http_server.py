@@ -393,13 +393,19 @@ class StreamableHttpApp:
 
         async def run() -> None:
             # The client dropping its connection does not cancel the request (2025-11-25):
-            # the answer stays in the stream for a GET with Last-Event-ID.
-            answer = await session.peer.serve(message, close_stream=detached.set)
-            if answer is not None:
-                await session.route(answer, message.id)
-            else:
-                session.by_request.pop(message.id, None)
-                stream.close()
+            # the answer stays in the stream for a GET with Last-Event-ID. Ending the
+            # session does.
+            with anyio.CancelScope() as scope:
+                session.in_flight.add(scope)
+                try:
+                    answer = await session.peer.serve(message, close_stream=detached.set)
+                finally:
+                    session.in_flight.discard(scope)
+                if answer is not None:
+                    await session.route(answer, message.id)
+                    return
+            session.by_request.pop(message.id, None)
+            stream.close()
 
         with stream.writing():  # DS-4: its replay is not dropped before it is written
             async with anyio.create_task_group() as tg:

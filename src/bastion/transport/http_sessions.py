@@ -1,11 +1,15 @@
 """A 2025-11-25 Streamable HTTP session: the MCP connection behind an ``Mcp-Session-Id``,
 the peer that serves it, and the routing of every outgoing message to the SSE stream of the
 request it relates to (or the standalone GET stream). What the streams keep for resumption
-is bounded by the app's ``ReplayBudget`` (``http_replay``)."""
+is bounded by the app's ``ReplayBudget`` (``http_replay``). Ending a session (DELETE, a
+revoked or expired credential, the timeouts) cancels the requests it still serves, so their
+upstream calls and concurrency slots end with it."""
 
 from __future__ import annotations
 
 import secrets
+
+import anyio
 
 from bastion.auth.principal import Principal
 from bastion.protocol.codec import encode
@@ -46,6 +50,7 @@ class HttpSession:
         self.standalone = self.replay.standalone
         self.get_open = False
         self.last_seen = now
+        self.in_flight: set[anyio.CancelScope] = set()  # the requests being served
         self.peer = Peer(self.route, connection, on_notification=connection.on_notification)
         connection.attach(self.peer)
 
@@ -68,6 +73,8 @@ class HttpSession:
         return stream
 
     def close(self) -> None:
+        for scope in self.in_flight:
+            scope.cancel()
         self.peer.close()
         self.connection.detach()
         self.standalone.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
@@ -20,7 +21,7 @@ from bastion.hub.registry import default_registry_dir, record_path
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import Era
 from bastion.transport.stdio import StdioChild
-from tests.support import BASTION, free_port, serve_in
+from tests.support import BASTION, free_port, serve_in, stop_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -34,7 +35,7 @@ async def hub(heard: list[Notification], era: Era) -> AsyncIterator[ClientSessio
     async def on_note(note: Notification) -> None:
         heard.append(note)
 
-    env = {"PATH": os.environ["PATH"], "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"]}
+    env = {name: os.environ[name] for name in ("PATH", "XDG_DATA_HOME", "XDG_STATE_HOME")}
     async with (
         StdioChild([str(BASTION), "hub"], env=env) as child,
         ClientSession(
@@ -135,3 +136,29 @@ async def test_hub_lists_connects_and_follows_instances(tmp_path: Path, era: Era
                     done = await s.call_tool("instances_disconnect", {"instance": "alpha"})
                     assert not done.get("isError"), done
                     assert "alpha__echo" not in {t["name"] for t in await s.list_tools()}
+
+
+async def test_tc1_tc4_an_instance_reached_through_the_hub_is_screened_and_filtered(
+    tmp_path: Path,
+) -> None:
+    """The hub runs every request through the security pipeline as the local user, like
+    ``bastion stdio``: a registered server's poisoned tools are held back (TC-1) and the
+    secrets in its results masked (TC-4), whoever registered it."""
+    from tests.guard.upstreams.malicious import AWS_KEY, GITHUB_TOKEN
+    from tests.pipeline.live import malicious_http
+
+    heard: list[Notification] = []
+    with anyio.fail_after(90), malicious_http() as url, ExitStack() as stack:
+        register = [str(BASTION), "register", "--url", url, "--name", "evil"]
+        registrar = subprocess.Popen([*register, "--project", str(tmp_path)])
+        stack.callback(stop_process, registrar)
+        async with hub(heard, Era.MODERN) as s:
+            await until(s, lambda r: [x["name"] for x in r] == ["evil"], within=10)
+            connected = await s.call_tool("instances_connect", {"instance": "evil"})
+            assert not connected.get("isError"), connected
+            names = {tool["name"] for tool in await s.list_tools()}
+            assert "evil__fetch_notes" in names
+            assert "evil__add" not in names  # "<IMPORTANT>... read ~/.ssh/id_rsa": held
+            notes = await s.call_tool("evil__fetch_notes", {})
+    text = notes["content"][0]["text"]
+    assert AWS_KEY not in text and GITHUB_TOKEN not in text and "[REDACTED]" in text

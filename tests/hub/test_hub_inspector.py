@@ -44,8 +44,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def hub_command(*hub_args: str) -> list[str]:
     """A fresh ``bastion hub`` for one Inspector run, seeing the tests' private registry."""
-    env = f"XDG_DATA_HOME={os.environ['XDG_DATA_HOME']}"
-    return [str(BASTION), "hub", *hub_args, "-e", env]
+    data = f"XDG_DATA_HOME={os.environ['XDG_DATA_HOME']}"
+    state = f"XDG_STATE_HOME={os.environ['XDG_STATE_HOME']}"  # its audit log and pins
+    return [str(BASTION), "hub", *hub_args, "-e", data, "-e", state]
 
 
 def inspect(home: Path, *args: str, hub_args: tuple[str, ...] = ()) -> tuple[int, Any]:

@@ -379,6 +379,27 @@ async def test_upstream_that_cannot_start(tmp_path: Path) -> None:
     assert all(re.search("clos|exit", str(e), re.IGNORECASE) for e in errors), errors
 
 
+async def test_up4_an_upstreams_last_error_shows_no_credentials_or_internal_urls(
+    tmp_path: Path,
+) -> None:
+    """UP-4, IN-5: ``/readyz`` is public and shows why an upstream is down, in words the
+    upstream chose; they are cleaned like an upstream error: its own configured secrets
+    (the token in its environment) masked exactly, known token shapes masked, internal URLs
+    replaced, and the same in the log."""
+    secret = "q7Zp2Lx9Vw4Nk8Rt3Bs6"  # no known token shape: only the configuration knows it
+    servers = {"leaky": script("leaky_init_error.py", env={"API_TOKEN": secret})}
+    with run_gateway(tmp_path, servers, ready=False) as gw:
+        async with httpx.AsyncClient() as http:
+            entries = await wait_until(
+                http, gw, lambda u: bool(u["leaky"]["lastError"]), "a last error"
+            )
+        log = gw.stderr()
+    reason = entries["leaky"]["lastError"]
+    assert "cannot start with key [REDACTED]" in reason and "[internal URL]" in reason
+    for leaked in (secret, "ghp_", "10.0.0.5"):
+        assert leaked not in reason and leaked not in log
+
+
 def _rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
@@ -22,8 +22,10 @@ import anyio
 import anyio.abc
 
 from bastion._types import Clock, JSONObject, JSONValue
+from bastion.audit.redact import REDACTED, redact_text
 from bastion.client.session import ClientHandlers, ClientSession
 from bastion.errors import BastionError, MethodNotFound, RequestTimeout, UpstreamUnavailable
+from bastion.guard.peer_errors import mask_internal_urls
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification, RequestId
 from bastion.protocol.versions import (
@@ -53,6 +55,8 @@ CIRCUIT_COOLDOWN: Final = 30.0  # seconds the circuit stays open
 HEALTH_INTERVAL: Final = 15.0  # seconds between health pings
 HEALTH_TIMEOUT: Final = 5.0  # seconds a ping may take
 HEALTH_MISSES: Final = 3  # consecutive failed pings before a restart
+MAX_REASON: Final = 500  # characters of an upstream's last error kept for /readyz
+MIN_SECRET: Final = 8  # configured values at least this long are masked in that error
 LISTEN_RETRY: Final = 5.0  # seconds before reopening a dropped subscriptions/listen stream
 _LISTEN_ALL: Final = {
     "toolsListChanged": True,
@@ -202,7 +206,7 @@ class Replica:
                         self.last_error = await self._watch(session)
                         tg.cancel_scope.cancel()
         except Exception as exc:  # one upstream's failure must never stop the gateway
-            self.last_error = _describe(exc, self.label)
+            self.last_error = _clean_reason(_describe(exc, self.label), self._secrets())
         finally:
             self.settled.set()
             self.session = None
@@ -401,6 +405,17 @@ class Replica:
             raise parked.error
         return parked.result or {}
 
+    def _secrets(self) -> list[str]:
+        """This upstream's configured header and environment values worth masking: the
+        longest first, and for ``Bearer X`` also ``X``."""
+        values = [*self.config.headers.values(), *self.config.env.values()]
+        found = {v for v in values if len(v) >= MIN_SECRET}
+        for value in values:  # "Bearer X": X alone is the secret too
+            _, _, tail = value.partition(" ")
+            if len(tail) >= MIN_SECRET:
+                found.add(tail)
+        return sorted(found, key=len, reverse=True)
+
     def drop_parked(self, lapsed: Callable[[Owner], bool]) -> int:
         """Drop the parked calls of owners that ``lapsed`` (revoked keys); how many."""
         return self._parking.drop_where(lapsed)
@@ -496,6 +511,19 @@ def _lists(listings: dict[str, list[JSONObject]], kind: str) -> list[list[JSONOb
     """The listings behind one announced kind (resources include their templates)."""
     keys = ("resources", "resourceTemplates") if kind == "resources" else (kind,)
     return [listings.get(key) for key in keys]
+
+
+def _clean_reason(reason: str, secrets: Iterable[str]) -> str:
+    """UP-4, IN-5: a reason is shown on the public ``/readyz`` and logged, and an upstream
+    writes part of it (its error text): credentials masked (the patterns of the audit
+    redactor, and this upstream's own configured header and environment values, exactly),
+    internal URLs replaced, capped at ``MAX_REASON`` characters."""
+    text = redact_text(reason)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    masked = mask_internal_urls(text, [])
+    text = masked if isinstance(masked, str) else ""
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON] + "…"
 
 
 def _describe(exc: BaseException, label: str) -> str:

@@ -148,7 +148,9 @@ class JwtValidator:
             roles=_roles(claims, self._settings.roles_claim),
             claims=claims,
             authenticated_at=None if strong is None else float(strong),
-            expires_at=float(exp),
+            # When the token stops being accepted: its exp plus the leeway, so sessions and
+            # streams opened with it are not ended before a request with it would be refused.
+            expires_at=float(exp) + leeway,
         )
 
 

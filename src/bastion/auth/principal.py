@@ -34,6 +34,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     its ``iat``); ``None`` for credentials that carry no such time (API keys, break-glass,
     mTLS service accounts), which therefore never satisfy a ``step_up`` (AZ-5)."""
     expires_at: float | None = None
+    """When the credential stops being accepted (a JWT's ``exp`` plus the leeway; a key's
+    expiry or the end of its rotation overlap); None: it does not expire."""
 
     @property
     def binding(self) -> tuple[str, str]:

@@ -47,7 +47,9 @@ def clean_input_request(method: str, params: JSONObject, sanitiser: Sanitiser) -
     """A sampling or elicitation request's ``params`` as the client may see them."""
     if method == "sampling/createMessage":
         return sanitiser.prompt_result(params)  # messages shaped like a prompt's
-    return sanitiser.value(params, "$.params")
+    # An elicitation's requestedSchema names the fields it asks for ("token", "password"):
+    # masking them by name would break the form; their descriptions are still scanned.
+    return sanitiser.value(params, "$.params", by_name=False)
 
 
 def clean_input_requests(requests: JSONValue, sanitiser: Sanitiser) -> Sanitised:

@@ -79,6 +79,7 @@ class _Walk:
     budget: int
     findings: list[Finding] = field(default_factory=list)
     injected: bool = False
+    by_name: bool = True  # a value under a secret-named key is masked whole
 
 
 class Sanitiser:
@@ -131,17 +132,22 @@ class Sanitiser:
     def text(self, text: str, path: str = "$") -> Sanitised:
         return self._other(self._json, text, path)
 
-    def value(self, value: JSONValue, path: str = "$") -> Sanitised:
-        """Any other untrusted JSON (an upstream error's ``data``)."""
-        return self._other(self._json, value, path)
+    def value(self, value: JSONValue, path: str = "$", *, by_name: bool = True) -> Sanitised:
+        """Any other untrusted JSON (an upstream error's ``data``). ``by_name=False`` for
+        JSON whose keys name things rather than hold them (an elicitation's
+        ``requestedSchema``, where ``password`` names a field to ask for): its strings are
+        still scanned, but nothing is masked just for the key it sits under."""
+        return self._other(self._json, value, path, by_name=by_name)
 
     def _other(
         self,
         walker: Callable[[JSONValue, _Where, _Walk, int], JSONValue],
         value: JSONValue,
         path: str = "$",
+        *,
+        by_name: bool = True,
     ) -> Sanitised:
-        walk = _Walk(self._max)
+        walk = _Walk(self._max, by_name=by_name)
         out = walker(value, path, walk, 0)
         if walk.injected and self._action == "block":
             return Sanitised(None, tuple(walk.findings), blocked=True)
@@ -183,7 +189,12 @@ class Sanitiser:
                 # Keys are text for a model too; a renamed key names the path, so a secret
                 # key never reaches the audit log through a finding's path.
                 new_key, child_path = self._key(key, path, walk)
-                if self._mask and self._redactor.is_secret_field(key) and child is not None:
+                if (
+                    self._mask
+                    and walk.by_name
+                    and self._redactor.is_secret_field(key)
+                    and child is not None
+                ):
                     new: JSONValue = REDACTED
                     walk.findings.append(
                         Finding(kind="secret", path=_render(child_path), excerpt="field")

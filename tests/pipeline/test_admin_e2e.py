@@ -298,3 +298,27 @@ def test_ad1_a_refused_credential_on_the_admin_api_is_audited_like_on_mcp(gw: Ga
     assert on_api["outcome"] == on_mcp["outcome"] == "revoked"
     assert on_api["detail"] == on_mcp["detail"] == {"peer": "127.0.0.1"}
     assert all(secret not in json.dumps(r) for r in gw.audit())
+
+
+def test_every_response_says_nosniff(gw: Gateway) -> None:
+    """No browser guesses that a JSON or text answer is HTML: every response of the gateway
+    (MCP endpoint, probes, metadata, admin API, errors) carries ``nosniff``."""
+    answers = [
+        _as(gw, "alice", "POST", "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        gw.modern("alice", "tools/list"),
+        gw.modern(None, "tools/list"),
+        _as(gw, None, "GET", "/healthz"),
+        _as(gw, None, "GET", "/readyz"),
+        _as(gw, None, "GET", "/metrics"),
+        _as(gw, None, "GET", "/.well-known/oauth-protected-resource/mcp"),
+        _as(gw, None, "GET", "/nope"),
+        _as(gw, None, "GET", "/healthz", headers={"host": "evil.example"}),
+        _as(gw, None, "GET", OPENAPI_PATH),
+        _as(gw, None, "GET", "/api/v1/keys"),
+        _as(gw, "admin", "GET", "/api/v1/keys"),
+    ]
+    for answer in answers:
+        assert answer.headers.get("x-content-type-options") == "nosniff", (
+            answer.request.url,
+            answer.status_code,
+        )

@@ -118,3 +118,15 @@ def test_break_glass_key_with_short_expiry(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "break-glass" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("bst_")
+
+
+def test_au5_list_refuses_a_database_every_user_may_write(tmp_path: Path) -> None:
+    """AU-5, AZ-6: any local user who can write the key database can make a key admin."""
+    db = tmp_path / "keys.db"
+    made = keys("create", "--name", "ci", "--role", "user", "--db", str(db), state=tmp_path)
+    assert made.returncode == 0, made.stderr
+    db.chmod(0o666)
+    done = keys("list", "--db", str(db), state=tmp_path)
+    assert done.returncode != 0
+    assert f"chmod go-w {db}" in done.stderr
+    assert "Traceback" not in done.stderr

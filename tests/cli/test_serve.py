@@ -99,3 +99,33 @@ def test_replicas_share_the_load_and_cover_for_each_other(tmp_path: Path) -> Non
             time.sleep(0.1)
         assert {r["state"] for r in rows} == {"ready"}
         assert sum(r["restarts"] for r in rows) == 1
+
+
+@pytest.mark.parametrize("setting", ["audit", "pins"])
+def test_au5_serve_refuses_a_database_every_user_may_write(tmp_path: Path, setting: str) -> None:
+    """AU-5, AZ-6: whoever may write the audit or pin database may rewrite the record or
+    approve a tool; ``bastion serve`` says so and exits before it listens."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    db = shared / "x.db"
+    private = tmp_path / "private"
+    audit = db if setting == "audit" else private / "audit.db"
+    pins = db if setting == "pins" else private / "pins.db"
+    config = tmp_path / "bastion.yaml"
+    config.write_text(
+        f"gateway: {{port: {free_port()}}}\nservers: {{}}\naudit: {{db: {audit}}}\n"
+        f"guard: {{pins: {{db_path: {pins}}}}}\n"
+    )
+    done = subprocess.run(
+        [str(BASTION), "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    assert done.returncode == 78, done.stderr
+    assert f"chmod go-w {shared}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not db.exists()

@@ -277,3 +277,48 @@ def test_a_held_definition_can_be_rejected(gw: Gateway) -> None:
     assert "evil__add" not in gw.tools("admin")
     records = [r for r in gw.audit() if r["kind"] == "admin" and r["target"] == approval_id]
     assert [(r["method"], r["outcome"]) for r in records] == [("approvals.reject", "ok")]
+
+
+def test_ad1_a_refused_credential_on_the_admin_api_is_audited_like_on_mcp(gw: Gateway) -> None:
+    """AD-1: a revoked admin key refused on /api/v1 leaves the same ``authentication``
+    record as on /mcp (credential id, reason, peer), never the secret."""
+    created = gw.admin("POST", "/keys", json={"name": "old-admin", "roles": ["admin"]})
+    assert created.status_code == 201, created.text
+    key_id, secret = created.json()["key"]["id"], created.json()["secret"]
+    assert gw.admin("DELETE", f"/keys/{key_id}").status_code == 204
+    assert _as(gw, secret, "GET", "/api/v1/upstreams").status_code == 401
+    assert gw.modern(secret, "tools/list").status_code == 401
+    refusals = {
+        r["method"].split(" ")[-1]: r
+        for r in gw.audit()
+        if r["kind"] == "authentication" and r["credential_id"] == f"apikey:{key_id}"
+    }
+    assert set(refusals) == {"/api/v1/upstreams", "/mcp"}
+    on_api, on_mcp = refusals["/api/v1/upstreams"], refusals["/mcp"]
+    assert on_api["outcome"] == on_mcp["outcome"] == "revoked"
+    assert on_api["detail"] == on_mcp["detail"] == {"peer": "127.0.0.1"}
+    assert all(secret not in json.dumps(r) for r in gw.audit())
+
+
+def test_every_response_says_nosniff(gw: Gateway) -> None:
+    """No browser guesses that a JSON or text answer is HTML: every response of the gateway
+    (MCP endpoint, probes, metadata, admin API, errors) carries ``nosniff``."""
+    answers = [
+        _as(gw, "alice", "POST", "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        gw.modern("alice", "tools/list"),
+        gw.modern(None, "tools/list"),
+        _as(gw, None, "GET", "/healthz"),
+        _as(gw, None, "GET", "/readyz"),
+        _as(gw, None, "GET", "/metrics"),
+        _as(gw, None, "GET", "/.well-known/oauth-protected-resource/mcp"),
+        _as(gw, None, "GET", "/nope"),
+        _as(gw, None, "GET", "/healthz", headers={"host": "evil.example"}),
+        _as(gw, None, "GET", OPENAPI_PATH),
+        _as(gw, None, "GET", "/api/v1/keys"),
+        _as(gw, "admin", "GET", "/api/v1/keys"),
+    ]
+    for answer in answers:
+        assert answer.headers.get("x-content-type-options") == "nosniff", (
+            answer.request.url,
+            answer.status_code,
+        )

@@ -2,7 +2,8 @@
 
 ``<id>`` is 12 random hex digits, not secret, used to find the record; ``<secret>`` is 32
 random bytes (256 bits, URL-safe base64). The database (SQLite, WAL, 0600 in a 0700
-directory) holds only ``HMAC(pepper, key)``; the pepper lives in its own 0600 file. Verify
+directory, refused if anyone else may write it or its directory) holds only
+``HMAC(pepper, key)``; the pepper lives in its own 0600 file. Verify
 looks the id up and compares the full digest with ``hmac.compare_digest``: no prefix,
 truncated or case-folded match can pass. A verify reuses the record it read last time only
 while no other connection has committed since (``CommitWatch``'s one read of the WAL index,
@@ -25,6 +26,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from bastion._sqlite import UnsafeFileError
 from bastion._sqlite_commits import CommitWatch
 from bastion._types import Clock
 from bastion.auth._keydb import (
@@ -112,6 +114,8 @@ class KeyStore:
         self._lock = threading.Lock()
         try:
             self._conn = open_db(path)
+        except UnsafeFileError as exc:
+            raise KeyStoreError(f"refusing the key database {path}: {exc}") from exc
         except (sqlite3.Error, OSError) as exc:
             raise KeyStoreError(f"cannot open the key database {path}: {exc}") from exc
         try:

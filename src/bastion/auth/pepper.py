@@ -35,7 +35,8 @@ def pepper_path(db_path: Path) -> Path:
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as 0700 if missing; an existing directory is kept."""
+    """Create ``path`` (and parents) as 0700 if missing; an existing directory is kept (the
+    key store's ``open_private_db`` refuses one that anyone else may write)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 

@@ -1,7 +1,8 @@
 """The admin REST API (``/api/v1``) of a running gateway, over its real stores: API keys,
 the policy file, held tool definitions and calls awaiting approval, the audit log, and the
-upstreams' status (AZ-6, AD-4). Admin callers authenticate like ``/mcp`` callers; every write
-and every refusal is audited (kind ``admin``)."""
+upstreams' status (AZ-6, AD-4). Admin callers authenticate like ``/mcp`` callers, and a failed
+authentication is audited the same way (kind ``authentication``: credential id, reason, peer);
+every write and every refusal is also audited (kind ``admin``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from bastion.admin import (
 )
 from bastion.audit.record import AuditRecord
 from bastion.auth.keys import KeyStore
-from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_url, www_authenticate
 from bastion.auth.principal import Principal
 from bastion.pipeline.admin_backends import (
@@ -28,8 +28,8 @@ from bastion.pipeline.admin_backends import (
     LiveAudit,
     StoreKeys,
 )
-from bastion.pipeline.authenticate import client_cert_of, peer_of
 from bastion.policy.builtin import BUILTIN_POLICY
+from bastion.transport._http_asgi import Headers
 
 if TYPE_CHECKING:
     from bastion.pipeline.runtime import Security
@@ -53,18 +53,15 @@ def admin_api(security: Security) -> AdminApi:
     config = security.config
     gateway = security.gateway
 
+    http_auth = security.http_authenticator()
+
     async def authenticate(authorization: str | None, scope: Scope) -> Principal:
-        """As on ``/mcp``: the ``Authorization`` header or the TLS client certificate (mTLS
-        service accounts), failed attempts counted against the client's address (AU-8).
-        Raises ``Unauthenticated`` (401); the local user on a gateway without auth."""
-        if security.authenticator is None:
-            return local_principal()
-        return await security.authenticator.authenticate(
-            authorization,
-            client_cert=client_cert_of(scope),
-            peer=peer_of(scope),
-            now=time.time(),
-        )
+        """As on ``/mcp``, through the same ``HttpAuthenticator``: the ``Authorization``
+        header or the TLS client certificate (mTLS service accounts), failed attempts
+        counted against the client's address (AU-8) and audited as kind ``authentication``
+        with the credential id, reason and peer (AD-1). Raises ``Unauthenticated`` (401);
+        the local user on a gateway without auth."""
+        return await http_auth.authenticate(Headers(scope), scope)
 
     def challenge(error: str | None) -> str:
         if config.auth is None:

@@ -1,6 +1,7 @@
 """The security side of one running gateway: authenticates HTTP callers, opens the audit
 log, holds the current policy (re-read when its file changes; each reload audited), builds
-the pipeline once, and guards every connection.
+the pipeline once, and guards every connection. An audit or pin database that anyone else
+may write is a configuration error, said before anything listens.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
@@ -26,6 +27,7 @@ import anyio
 import msgspec
 
 from bastion._paths import audit_db, keys_db
+from bastion._sqlite import UnsafeFileError, check_private_db
 from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
 from bastion.audit.record import AuditRecord
@@ -169,13 +171,17 @@ class Security:
         self.approvals = ApprovalGate()
         self.listens = OpenListens()
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
+        if config.audit.enabled:
+            _refuse_unsafe("audit.db", self.audit_path)
         self.audit: AuditLog | None = None
         self.pins: PinStore | None = None
         self._definitions: DefinitionScreen | None = None
         if config.guard.pins.enabled:
             pins = config.guard.pins
+            pin_db = Path(pins.db_path) if pins.db_path else default_pin_db(os.environ)
+            _refuse_unsafe("guard.pins.db_path", pin_db)
             self.pins = PinStore(
-                Path(pins.db_path) if pins.db_path else default_pin_db(os.environ),
+                pin_db,
                 scanner=PoisonScanner(separator=config.gateway.separator),
                 validator=schema_validator(config),
                 trust_on_first_use=pins.trust_on_first_use,
@@ -427,3 +433,18 @@ class Security:
                 detail=detail,
             )
         )
+
+
+def _refuse_unsafe(setting: str, db: Path) -> None:
+    """A database someone else may write is a configuration error, said before anything
+    listens (a missing directory is fine: it is created 0700 when the database opens).
+
+    Raises:
+        ConfigError: naming the setting, the file and the command that fixes it.
+    """
+    try:
+        check_private_db(db)
+    except FileNotFoundError:
+        return
+    except UnsafeFileError as exc:
+        raise ConfigError(f"{setting}: {exc}") from exc

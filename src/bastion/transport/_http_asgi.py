@@ -1,6 +1,7 @@
 """ASGI plumbing for the Streamable HTTP server face: request headers, plain/JSON/SSE
-responses, and the loops that stream a request's messages until it is answered or the
-client leaves. Private to ``bastion.transport``; ``http_server`` holds the MCP rules."""
+responses, ``nosniff`` on every response, and the loops that stream a request's messages
+until it is answered or the client leaves. Private to ``bastion.transport``;
+``http_server`` holds the MCP rules."""
 
 from __future__ import annotations
 
@@ -192,6 +193,21 @@ def retry_after(answer: ErrorResponse) -> tuple[tuple[str, str], ...]:
     if not isinstance(seconds, int) or isinstance(seconds, bool):
         return ()
     return (("retry-after", str(max(1, seconds))),)
+
+
+NOSNIFF: Final = (b"x-content-type-options", b"nosniff")
+
+
+def with_nosniff(send: Send) -> Send:
+    """``send``, adding ``X-Content-Type-Options: nosniff`` to the response's headers: no
+    browser guesses that a JSON or text answer is HTML."""
+
+    async def sending(message: ASGIMessage) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), NOSNIFF]}
+        await send(message)
+
+    return sending
 
 
 async def plain(

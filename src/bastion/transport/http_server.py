@@ -3,7 +3,8 @@
 Every request first passes the guards (Host 421, Origin 403, exact path 404, authentication
 401/429, method 405, Content-Type 415, Accept 406, body cap 413, body read deadline 408). Public
 probes (health, RFC 9728 metadata) answer before authentication; mounted apps (the admin API)
-answer for their prefix and authenticate themselves. Then:
+answer for their prefix and authenticate themselves. Every response says
+``X-Content-Type-Options: nosniff``. Then:
 
 * 2026-07-28 (the body's ``_meta`` names the version): stateless. ``MCP-Protocol-Version``,
   ``Mcp-Method`` and ``Mcp-Name`` must agree with the body (400 / -32020). One POST, one
@@ -158,6 +159,7 @@ class StreamableHttpApp:
             return
         if scope["type"] != "http":
             return
+        send = r.with_nosniff(send)  # every answer, mounted apps' too
         headers = r.Headers(scope)
         if not host_allowed(headers.get("host"), self._hosts):
             await r.plain(send, 421, b"Misdirected Request")

@@ -14,7 +14,9 @@
   gateway already pays to read them);
 * sanitise/clean-1KiB: ``Sanitiser.tool_result`` over a clean result with 1 KiB of prose;
 * baseline copy: a shallow copy of that result (``dict(result)`` with a copied content list);
-* sanitise/dirty-1KiB: the same text with a secret, a zero-width space and an injection.
+* sanitise/dirty-1KiB: the same text with a secret, a zero-width space and an injection;
+* sanitise/..., 8 known secrets: the same two with eight configured upstream credentials
+  masked exactly (``known_secrets``, UP-4), none of them in the text.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def main() -> int:
     dirty = {"content": [{"type": "text", "text": DIRTY}]}
     assert sanitiser.tool_result(clean).value is clean
     assert sanitiser.tool_result(dirty).findings
+    known = Sanitiser(known_secrets=[f"{n:x}" * 40 for n in range(1, 9)])
+    assert known.tool_result(clean).value is clean
 
     def by_schema() -> None:
         validator.check_arguments(SCHEMA, ARGS)
@@ -96,6 +100,8 @@ def main() -> int:
         ("sanitise/clean-1KiB", per_op(lambda: sanitiser.tool_result(clean), 20000)),
         ("baseline copy", per_op(copy, 100000)),
         ("sanitise/dirty-1KiB", per_op(lambda: sanitiser.tool_result(dirty), 5000)),
+        ("sanitise/clean-1KiB, 8 known secrets", per_op(lambda: known.tool_result(clean), 20000)),
+        ("sanitise/dirty-1KiB, 8 known secrets", per_op(lambda: known.tool_result(dirty), 5000)),
     ]
     print(f"# guard_validate  {datetime.now(UTC):%Y-%m-%d %H:%M}Z  python {sys.version.split()[0]}"
           f"  {platform.machine()}")  # fmt: skip

@@ -67,7 +67,10 @@ async def test_tc1_tc2_tc3_real_tools_list_is_caught(tmp_path: Path) -> None:
             # TC-3: same bare name as the files server's tool, and naming files__read_file.
             assert held["read_file"].reason == "shadowing"
             # The honest-looking ones are pinned on first use.
-            assert shown == {"weather", "fetch_notes", "echo_headers", "fail"}
+            assert shown == {
+                "weather", "fetch_notes", "echo_headers", "fail", "echo_credential",
+                "fail_credential",
+            }  # fmt: skip
             pinned_weather = store.approved("evil")["weather"]
 
             # TC-2: the upstream swaps weather's description and says its list changed.

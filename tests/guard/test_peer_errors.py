@@ -83,3 +83,14 @@ def test_up4_long_messages_are_capped_and_blocked_ones_replaced() -> None:
     blocked, findings = clean_peer_error(injected, Sanitiser(injection_action="block"))
     assert (blocked.peer_message, blocked.peer_data) == (UPSTREAM_ERROR, None)
     assert "injection" in {f.kind for f in findings}
+
+
+def test_up4_configured_credentials_are_masked_in_errors() -> None:
+    """UP-4, IN-5: an upstream error echoing the gateway's own credential (a bare token no
+    pattern knows) is relayed with it masked, in the message and in the data."""
+    token = "9fQk2VtLr8ZxWm4HbN7cPd1sJ6yAeU3oGiTq5KwX0Rz"
+    error = PeerError(-32001, f"bad token {token}", {"got": f"Bearer {token}"})
+    cleaned, findings = clean_peer_error(error, Sanitiser(known_secrets=[token]))
+    assert cleaned.peer_message == "bad token [REDACTED]"
+    assert cleaned.peer_data == {"got": "Bearer [REDACTED]"}
+    assert {f.kind for f in findings} == {"secret"}

@@ -285,3 +285,42 @@ def test_ad3_an_invisible_character_next_to_a_secret_does_not_unmask_it(text: st
     assert AWS not in shown and GITHUB not in shown and "[REDACTED]" in shown
     assert "\u200b" not in shown and "\u2062" not in shown
     assert {f.kind for f in out.findings} == {"secret", "invisible-character"}
+
+
+API_KEY = "3a7bd3e2360a3d29eea436fcfb7e44c735d117c4"  # 40 hex: no secret pattern matches it
+BARE_TOKEN = "9fQk2VtLr8ZxWm4HbN7cPd1sJ6yAeU3oGiTq5KwX0Rz"
+
+
+def test_up4_configured_credentials_are_masked_exactly() -> None:
+    """UP-4: the gateway's own upstream credentials (an X-Api-Key of 40 hex characters, a
+    bearer token without its scheme word) are masked wherever a result echoes them, in
+    text, in structured values and in keys; found and counted as secrets."""
+    sanitiser = Sanitiser(known_secrets=[API_KEY, f"Bearer {BARE_TOKEN}", BARE_TOKEN])
+    result = {
+        "content": [{"type": "text", "text": f"key {API_KEY}, token {BARE_TOKEN}."}],
+        "structuredContent": {"seen": [API_KEY], BARE_TOKEN: 1},
+    }
+    assert API_KEY in str(Sanitiser().tool_result(result).value)  # no pattern knows it
+    out = sanitiser.tool_result(result)
+    assert out.value == {
+        "content": [{"type": "text", "text": "key [REDACTED], token [REDACTED]."}],
+        "structuredContent": {"seen": ["[REDACTED]"], "[REDACTED]": 1},
+    }
+    assert {f.kind for f in out.findings} == {"secret"}
+    assert all(API_KEY not in f.path + f.excerpt for f in out.findings)
+
+
+def test_up4_configured_credentials_are_masked_even_with_secret_masking_off() -> None:
+    """UP-4: ``mask_secrets`` turns off the patterns, not the gateway's own credentials;
+    a zero-width character inside one does not hide it either."""
+    sanitiser = Sanitiser(mask_secrets=False, known_secrets=[API_KEY])
+    hidden = API_KEY[:10] + "\u200b" + API_KEY[10:]
+    out = sanitiser.tool_result(_result(f"a {API_KEY} b {hidden}"))
+    assert out.value == _result("a [REDACTED] b [REDACTED]")
+
+
+def test_up4_short_configured_values_are_not_masked() -> None:
+    """UP-4: values under MIN_KNOWN_SECRET characters (``1``, ``true``) would mask words."""
+    sanitiser = Sanitiser(known_secrets=["true", "1", "abcdefg"])
+    result = _result("true: 1 abcdefg")
+    assert sanitiser.tool_result(result).value is result

@@ -88,6 +88,7 @@ def discovery(registry: Path, recorder: Recorder, **kwargs: object) -> Discovery
         "on_change": recorder.on_change,
         "on_transition": recorder.on_transition,
         "wait_exit": never_exits,
+        "listener_owned": lambda record: True,  # scripted ports have no real listener
         **kwargs,
     }
     return Discovery(registry, **options)  # type: ignore[arg-type]
@@ -291,3 +292,77 @@ async def test_a_closed_port_never_gets_past_starting(registry: Path, silent_por
             await recorder.dead.wait()
             tg.cancel_scope.cancel()
     assert recorder.states() == [S.STARTING, S.DEAD]
+
+
+@pytest.mark.anyio
+async def test_hub_a_port_listened_on_by_another_user_is_never_reached(
+    registry: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The registered instance stopped and another local user bound its port: the hub
+    neither pings it (nor sends it the instance's credential) nor lists it; it says why."""
+    recorder, pinged = Recorder(), []
+    script = Script([True], [True] * 100)
+
+    async def ping(record: InstanceRecord) -> bool:
+        pinged.append(record.id)
+        return await script.ping(record)
+
+    hub = discovery(
+        registry,
+        recorder,
+        listening=script.listening,
+        pinger=ping,
+        pid_alive=lambda pid: True,
+        listener_owned=lambda record: False,
+        max_attempts=3,
+        sleep=FakeTime().sleep,
+    )
+    record = new_record()
+    _write_record(registry, record)
+    with caplog.at_level(logging.WARNING, "bastion.hub.discovery"), anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(hub.run)
+            await recorder.dead.wait()
+            tg.cancel_scope.cancel()
+    assert pinged == [] and hub.instances() == []
+    assert S.ACTIVE not in recorder.states()
+    assert "port 4321 is not listened on by this user; skipped" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_hub_an_active_instance_whose_port_changes_hands_leaves_at_once(
+    registry: Path,
+) -> None:
+    """ACTIVE, then the port's listener is another user's: unlisted before the next ping."""
+    recorder, pinged, ours = Recorder(), [], [True]
+    script = Script([True], [True] * 100)
+
+    async def ping(record: InstanceRecord) -> bool:
+        pinged.append(record.id)
+        return await script.ping(record)
+
+    time = FakeTime()
+    hub = discovery(
+        registry,
+        recorder,
+        listening=script.listening,
+        pinger=ping,
+        pid_alive=lambda pid: True,
+        listener_owned=lambda record: ours[0],
+        max_attempts=2,
+        sleep=time.sleep,
+        clock=time.clock,
+    )
+    _write_record(registry, new_record())
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(hub.run)
+            await hub.wait_changed(0)
+            generation = hub.generation
+            ours[0] = False
+            await hub.wait_changed(generation)
+            assert hub.instances() == []
+            tg.cancel_scope.cancel()
+    assert len(pinged) == 1  # the ping that listed it; none once the port changed hands
+    assert recorder.states()[2:4] == [S.ACTIVE, S.RETRYING]
+    assert recorder.transitions[3].reason == "port listener is not ours"

@@ -423,6 +423,27 @@ def test_up1_upstream_sees_its_own_static_credential(limited: Gateway) -> None:
     assert limited.keys["bob"] not in json.dumps(seen)
 
 
+def test_up4_the_gateway_masks_its_own_upstream_credential(gw: Gateway) -> None:
+    """UP-4, IN-5: ``evilhttp`` echoes the bare token of its configured ``Authorization:
+    Bearer upstream-secret`` (no secret pattern knows it) in a result and in an error; the
+    client gets it masked in both."""
+    result = gw.call("alice", "evilhttp__echo_credential", {})["result"]
+    assert "upstream-secret" not in json.dumps(result)
+    assert result["content"][0]["text"] == "I was called with [REDACTED]"
+    assert result["structuredContent"] == {"seen": "[REDACTED]"}
+    error = gw.call("alice", "evilhttp__fail_credential", {})["error"]
+    assert error["message"] == "refused credential [REDACTED]"
+    assert error["data"] == {"got": "[REDACTED]"}
+
+
+def test_up4_own_credential_masked_in_errors_with_result_filtering_off(limited: Gateway) -> None:
+    """UP-4: errors are cleaned of the gateway's credential even where ``guard.sanitise`` is
+    off (results are not: see test_up1_upstream_sees_its_own_static_credential)."""
+    error = limited.call("dave", "evilhttp__fail_credential", {})["error"]
+    assert "upstream-secret" not in json.dumps(error)
+    assert error["message"] == "refused credential [REDACTED]"
+
+
 # -- DS-3: rate and concurrency limits -----------------------------------------------------
 
 

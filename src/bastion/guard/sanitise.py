@@ -4,12 +4,14 @@
 ``prompts/get`` result by the MCP schema and, in every string and every key of arbitrary JSON
 (only a content block's base64 ``data``/``blob`` excepted): strips invisible and bidi
 characters, masks secrets (``audit.redact``'s patterns, matched with the invisible
-characters and without them, and secret-named keys; a secret key is renamed) and configured
-PII patterns, caps the total text at ``max_chars`` (cut with a marker) and looks for prompt
-injection, which is annotated (each such string is wrapped as untrusted data) or blocks the
-whole result. Schema tokens (``type``, ``uri``, ``mimeType``, ``role``)
-are masked but never wrapped or cut. The input is never modified; a clean input comes back
-as the very same object.
+characters and without them, and secret-named keys; a secret key is renamed), masks the
+gateway's own configured upstream credentials exactly (``known_secrets``, UP-4: each value
+of at least ``MIN_KNOWN_SECRET`` characters, found by substring search and replaced by one
+precompiled alternation, whatever ``mask_secrets`` says) and configured PII patterns, caps
+the total text at ``max_chars`` (cut with a marker) and looks for prompt injection, which is
+annotated (each such string is wrapped as untrusted data) or blocks the whole result. Schema
+tokens (``type``, ``uri``, ``mimeType``, ``role``) are masked but never wrapped or cut. The
+input is never modified; a clean input comes back as the very same object.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bastion.guard.findings import Finding, FindingKind
 __all__ = [
     "BLOCKED_TEXT",
     "CLOSE_MARK",
+    "MIN_KNOWN_SECRET",
     "OPEN_MARK",
     "InjectionAction",
     "Sanitised",
@@ -38,6 +41,8 @@ InjectionAction: TypeAlias = Literal["annotate", "block", "off"]
 
 MAX_CHARS: Final = 1024 * 1024  # text characters per result
 MAX_DEPTH: Final = 32
+# A configured credential shorter than this is not masked: it would mask common words.
+MIN_KNOWN_SECRET: Final = 8
 _CLEAN_KEYS: Final = 4096  # remembered clean object keys per Sanitiser (cleared when full)
 _CLEAN_KEY_CHARS: Final = 128  # longer keys are scanned every time
 TRUNCATED: Final = "\n[… truncated by Bastion: {} characters removed]"
@@ -94,6 +99,7 @@ class Sanitiser:
         strip_invisible: bool = True,
         max_chars: int = MAX_CHARS,
         injection_action: InjectionAction = "annotate",
+        known_secrets: Iterable[str] = (),
     ) -> None:
         """Raises:
         re.error: a PII pattern does not compile.
@@ -107,6 +113,8 @@ class Sanitiser:
         self._strip = strip_invisible
         self._max = max_chars
         self._action = injection_action
+        self._known_values = tuple(s for s in set(known_secrets) if len(s) >= MIN_KNOWN_SECRET)
+        self._known = _alternation(self._known_values)
         # Keys repeat across results; clean ones (under this configuration) skip the scan.
         self._clean_keys: set[str] = set()
 
@@ -303,11 +311,18 @@ class Sanitiser:
         return out, (path, shown)
 
     def _masked(self, text: str) -> str:
+        if self._known is not None:
+            text = self._known.sub(REDACTED, text)
         if self._mask:
             text = redact_text(text)
         for pattern in self._pii:
             text = pattern.sub(REDACTED, text)
         return text
+
+    def _holds_known(self, text: str) -> bool:
+        """Whether a configured credential occurs in ``text``: plain substring searches
+        (fast in C) decide, so a clean string never runs the alternation."""
+        return any(value in text for value in self._known_values)
 
     def _scan(
         self, text: str, walk: _Walk, *, token: bool, count: bool = True
@@ -316,6 +331,10 @@ class Sanitiser:
         against the budget nor wrapped; a key is wrapped but not counted (or cut)."""
         original = text
         found: list[tuple[FindingKind, str]] = []
+        # The gateway's own credentials first: a pattern could otherwise mask part of one.
+        known = 0
+        if self._known is not None and self._holds_known(text):
+            text, known = self._known.subn(REDACTED, text)
         masked_early = False
         # Every invisible character is outside ASCII, and isascii() is O(1) in CPython.
         if self._strip and not text.isascii() and INVISIBLE.search(text):
@@ -326,13 +345,15 @@ class Sanitiser:
                 masked_early, text = masked != text, masked
             removed = len(INVISIBLE.findall(text))
             text = INVISIBLE.sub("", text)
+            if self._known is not None and self._holds_known(text):
+                text, more = self._known.subn(REDACTED, text)
+                known += more
             found.append(("invisible-character", f"{removed} removed"))
-        if self._mask:
-            masked = redact_text(text)
-            if masked_early or masked != text:
-                masks = masked.count(REDACTED) - original.count(REDACTED)
-                found.append(("secret", f"{masks} masked"))
-                text = masked
+        masked = redact_text(text) if self._mask else text
+        if known or masked_early or masked != text:
+            masks = masked.count(REDACTED) - original.count(REDACTED)
+            found.append(("secret", f"{masks} masked"))
+            text = masked
         for pattern in self._pii:
             text, masks = pattern.subn(REDACTED, text)
             if masks:
@@ -355,6 +376,13 @@ class Sanitiser:
             # The upstream must not be able to close our wrapper early with its own marker.
             text = OPEN_MARK + text.replace("[Bastion:", "[quoted Bastion:") + CLOSE_MARK
         return (original if text == original else text), found
+
+
+def _alternation(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching any of ``secrets`` exactly, the longest first (a whole header
+    value before the token inside it)."""
+    kept = sorted(secrets, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, kept))) if kept else None
 
 
 def _keep(self: Sanitiser, value: JSONValue, path: _Where, walk: _Walk, depth: int) -> JSONValue:

@@ -3,7 +3,11 @@
 A registry file only says an instance might exist; a live connection says it does. Each
 valid file gets a tracker that walks the state machine below and logs every transition;
 ``instances()`` lists the ACTIVE ones only, so a stale file (dead pid, closed port, silent
-endpoint) is never listed. Dead instances' files are removed. ``settle()`` waits for the
+endpoint) is never listed. Dead instances' files are removed. Before each attempt to reach
+an instance and before each ping, the listener on its port must be one of our uid's sockets
+(``liveness.listener_is_ours``): one owned by another user (who bound the port of a stopped
+instance) is skipped with a log line, never connected to, and an ACTIVE instance whose port
+changed hands leaves the list at once. ``settle()`` waits for the
 first scan and each file's first check, so a client that asks once, right after the hub
 starts (a one-shot client), sees the instances already running. Every per-instance task
 runs in the task group of ``run()``; sleeping and the clock are injected so backoff tests
@@ -30,7 +34,13 @@ import anyio
 import anyio.abc
 
 from bastion.errors import ConfigError
-from bastion.hub.liveness import McpPinger, Pinger, tcp_listening, wait_process_exit
+from bastion.hub.liveness import (
+    McpPinger,
+    Pinger,
+    listener_is_ours,
+    tcp_listening,
+    wait_process_exit,
+)
 from bastion.hub.liveness import pid_alive as _pid_alive
 from bastion.hub.registry import SUFFIX, InstanceRecord, ensure_registry_dir, read_record
 from bastion.hub.watcher import POLL_INTERVAL, WatchMode, watch_directory
@@ -105,6 +115,7 @@ class Discovery:
         max_attempts: int = MAX_ATTEMPTS,
         pinger: Pinger | None = None,
         listening: Listening = tcp_listening,
+        listener_owned: Callable[[InstanceRecord], bool] = listener_is_ours,
         pid_alive: Callable[[int], bool] = _pid_alive,
         wait_exit: WaitExit = wait_process_exit,
         clock: Callable[[], float] = time.monotonic,
@@ -120,6 +131,7 @@ class Discovery:
         self._max_attempts = max_attempts
         self._ping = pinger or McpPinger()
         self._listening = listening
+        self._listener_owned = listener_owned
         self._pid_alive = pid_alive
         self._wait_exit = wait_exit
         self._clock = clock
@@ -294,8 +306,8 @@ class Discovery:
         attempts = 0
         while True:
             if entry.state is InstanceState.ACTIVE:
-                await self._keep_alive(entry)
-                self._transition(entry, InstanceState.RETRYING, f"{MISSED_PINGS} missed pings")
+                reason = await self._keep_alive(entry)
+                self._transition(entry, InstanceState.RETRYING, reason)
                 attempts = 0
             else:
                 reached = await self._reach(entry)
@@ -310,7 +322,7 @@ class Discovery:
             await self._sleep(backoff(attempts))
 
     async def _reach(self, entry: _Entry) -> bool:
-        if not await self._listening(entry.record):
+        if not self._ours(entry.record) or not await self._listening(entry.record):
             return False
         if entry.state is InstanceState.STARTING:
             self._transition(entry, InstanceState.LISTENING, f"port {entry.record.port} accepts")
@@ -319,16 +331,32 @@ class Discovery:
         self._transition(entry, InstanceState.ACTIVE, "answered MCP")
         return True
 
-    async def _keep_alive(self, entry: _Entry) -> None:
-        """Return after MISSED_PINGS consecutive failed pings."""
+    async def _keep_alive(self, entry: _Entry) -> str:
+        """Return (why) after MISSED_PINGS consecutive failed pings, or at once when the
+        port's listener is not ours."""
         missed = 0
         while missed < MISSED_PINGS:
             await self._sleep(self._ping_interval)
+            if not self._ours(entry.record):
+                return "port listener is not ours"
             if await self._ping(entry.record):
                 missed = 0
             else:
                 missed += 1
                 logger.info("instance %s missed ping %d/%d", entry.record.id, missed, MISSED_PINGS)
+        return f"{MISSED_PINGS} missed pings"
+
+    def _ours(self, record: InstanceRecord) -> bool:
+        """Whether the listener on ``record``'s port is our uid's; logged when it is not."""
+        if self._listener_owned(record):
+            return True
+        logger.warning(
+            "instance %s (%s): port %d is not listened on by this user; skipped",
+            record.id,
+            record.name,
+            record.port,
+        )
+        return False
 
     def _die(self, entry: _Entry, reason: str) -> None:
         if entry.state is InstanceState.DEAD:

@@ -1,16 +1,25 @@
-"""Is an instance alive? Its process, its port and its MCP endpoint, each asked separately.
+"""Is an instance alive? Its process, its port and its MCP endpoint, each asked separately;
+and is whoever listens on its port one of our own processes?
 
 A file says an instance exists; only these checks say it can be used. Each check is bounded
 by a named timeout and answers True or False: a hostile or broken instance can make a check
 fail, never raise into the hub. ``wait_process_exit`` uses a pidfd where Linux has one, so a
-killed instance leaves at once, and polls the pid elsewhere.
+killed instance leaves at once, and polls the pid elsewhere. ``listener_is_ours`` reads
+``/proc/net/tcp`` and ``/proc/net/tcp6`` (Linux): every LISTEN socket a connection to the
+instance's loopback address and port could reach (that address, the wildcard, its IPv4-mapped
+form) must belong to our uid, so another local user who binds the port of a stopped instance
+never gets the hub's connection (nor its credential). Elsewhere there is no such table and
+the check is skipped (it answers True).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
@@ -27,6 +36,8 @@ __all__ = [
     "PING_TIMEOUT",
     "McpPinger",
     "Pinger",
+    "listener_is_ours",
+    "listener_uids",
     "pid_alive",
     "tcp_listening",
     "wait_process_exit",
@@ -37,6 +48,10 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT: Final = 1.0  # seconds for a loopback TCP connect; more means it is not there
 PING_TIMEOUT: Final = 3.0  # seconds for an MCP answer; a busy instance may be slow, not dead
 PID_POLL_INTERVAL: Final = 0.25  # seconds between pid checks where there is no pidfd
+PROC_NET_TCP: Final = ("/proc/net/tcp", "/proc/net/tcp6")  # Linux's socket tables
+_LISTEN: Final = "0A"  # the state column of a listening socket in those tables
+
+ReadTable = Callable[[str], str | None]  # a /proc/net table's text; None when unreadable
 
 
 class Pinger(Protocol):
@@ -77,6 +92,68 @@ async def wait_process_exit(pid: int) -> None:
         return
     while pid_alive(pid):
         await anyio.sleep(PID_POLL_INTERVAL)
+
+
+def _read_table(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None  # no IPv6, or not Linux
+
+
+def _address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A /proc/net/tcp address: 32-bit words, each in the host's byte order."""
+    raw = bytes.fromhex(hex_address)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(raw)
+
+
+def listener_uids(host: str, port: int, read: ReadTable = _read_table) -> set[int] | None:
+    """The uids owning a LISTEN socket that a connection to ``host``:``port`` could reach
+    (``host``, the wildcard, the IPv4-mapped form); None when no table could be read."""
+    target = ipaddress.ip_address(host)
+    reachable: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = {target}
+    if isinstance(target, ipaddress.IPv4Address):
+        reachable |= {
+            ipaddress.IPv4Address(0),
+            ipaddress.IPv6Address(0),
+            ipaddress.IPv6Address(f"::ffff:{target}"),
+        }
+    else:
+        reachable.add(ipaddress.IPv6Address(0))
+    uids: set[int] = set()
+    tables = [text for text in map(read, PROC_NET_TCP) if text is not None]
+    if not tables:
+        return None
+    for text in tables:
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 8 or fields[3] != _LISTEN:
+                continue
+            address, _, hex_port = fields[1].partition(":")
+            try:
+                if int(hex_port, 16) == port and _address(address) in reachable:
+                    uids.add(int(fields[7]))
+            except ValueError:
+                continue  # not a row we understand
+    return uids
+
+
+def listener_is_ours(record: InstanceRecord, read: ReadTable = _read_table) -> bool:
+    """True when every socket listening on the instance's loopback port is our uid's (and
+    there is one); True where the OS has no /proc/net tables (the check is Linux-only)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    host = urlsplit(record.url).hostname or "127.0.0.1"
+    try:
+        uids = listener_uids(host, record.port, read)
+    except ValueError:
+        return False  # not an address: the registry refuses such URLs anyway
+    if uids is None:
+        logger.warning("cannot read %s; instance %s not reached", PROC_NET_TCP[0], record.id)
+        return False
+    return uids == {os.getuid()}
 
 
 async def tcp_listening(record: InstanceRecord) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from bastion.audit.log import AuditLog
 from bastion.audit.redact import Redactor
 from bastion.config.model import Config
+from bastion.config.secrets import configured_secrets
 from bastion.guard.sanitise import Sanitiser
 from bastion.guard.schemas import SchemaValidator
 from bastion.guard.uris import UriPolicy
@@ -59,6 +60,7 @@ def build_stages(
     schemas = ToolSchemas(schema_validator(config)) if guard.schemas.enabled else None
     uris = UriPolicy(schemes=guard.uris.allowed_schemes(), file_roots=guard.uris.file_roots)
     stages.append(ValidateStage(app, schemas, uris))
+    known = configured_secrets(config)
     sanitiser = None
     if guard.sanitise.enabled:
         options = guard.sanitise
@@ -69,7 +71,10 @@ def build_stages(
             strip_invisible=options.strip_invisible,
             max_chars=options.max_result_chars,
             injection_action=options.injection_action,
+            known_secrets=known,
         )
     output = schemas if guard.schemas.validate_output else None
-    stages.append(SanitiseStage(app, sanitiser, output))
+    # Errors and relays are cleaned even with result filtering off; so are our credentials.
+    always = sanitiser or Sanitiser(known_secrets=known)
+    stages.append(SanitiseStage(app, sanitiser, output, always=always))
     return stages

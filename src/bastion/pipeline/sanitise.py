@@ -5,11 +5,12 @@ invisible and bidi characters stripped, length capped, likely prompt injection a
 blocked), and a tool result's ``structuredContent`` must satisfy the tool's
 ``outputSchema``; one that does not is replaced by an error result (the upstream is at fault,
 not the client). What the upstream says besides its answer is cleaned even when result
-filtering is off: an error answer (``guard.peer_errors``: secrets and internal URLs masked,
-UP-4), and what reaches the client while the request runs (``RelayedCall``: sampling and
-elicitation requests, sent in a 2025-11-25 session or carried by a 2026-07-28 input-required
-result, log lines and progress messages). Completion values are capped at the spec's 100
-either way. What was found is counted into the audit record, never quoted.
+filtering is off: an error answer (``guard.peer_errors``: secrets, the gateway's own
+configured upstream credentials and internal URLs masked, UP-4), and what reaches the client
+while the request runs (``RelayedCall``: sampling and elicitation requests, sent in a
+2025-11-25 session or carried by a 2026-07-28 input-required result, log lines and progress
+messages). Completion values are capped at the spec's 100 either way. What was found is
+counted into the audit record, never quoted.
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ class SanitiseStage:
     name = "sanitise"
 
     def __init__(
-        self, app: ServerApp, sanitiser: Sanitiser | None, output: ToolSchemas | None
+        self,
+        app: ServerApp,
+        sanitiser: Sanitiser | None,
+        output: ToolSchemas | None,
+        *,
+        always: Sanitiser | None = None,
     ) -> None:
+        """``always`` cleans errors and what is relayed mid-call even with result filtering
+        off (``sanitiser`` None); by default ``sanitiser``, or a default ``Sanitiser``."""
         self._app = app
         self._sanitiser = sanitiser
-        # Errors and what is relayed mid-call are cleaned even with result filtering off.
-        self._always = sanitiser or Sanitiser()
+        self._always = always or sanitiser or Sanitiser()
         self._output = output
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:

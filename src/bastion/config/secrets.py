@@ -1,0 +1,35 @@
+"""The credentials a configuration holds for its upstreams (UP-4): what the gateway must never
+hand back to a client, even when an upstream echoes it.
+
+Each server's ``headers`` values (the whole value, and each word of it: the token of
+``Authorization: Bearer <token>``), a stdio server's ``env`` values and the password in a
+server URL's user info. The result filter masks them exactly (``Sanitiser.known_secrets``,
+which ignores values shorter than ``MIN_KNOWN_SECRET``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from bastion.config.model import Config
+
+__all__ = ["configured_secrets"]
+
+
+def configured_secrets(config: Config) -> frozenset[str]:
+    """Every credential value ``config`` gives its servers (see the module docstring)."""
+    found: set[str] = set()
+    for server in config.servers.values():
+        for value in server.headers.values():
+            found.add(value.strip())
+            found.update(value.split())
+        found.update(server.env.values())
+        if server.url is not None:
+            try:
+                password = urlsplit(server.url).password
+            except ValueError:
+                password = None
+            if password:
+                found.update((password, unquote(password)))
+    found.discard("")
+    return frozenset(found)

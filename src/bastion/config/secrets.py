@@ -11,25 +11,31 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from bastion.config.model import Config
+from bastion.config.model import Config, ServerConfig
 
-__all__ = ["configured_secrets"]
+__all__ = ["configured_secrets", "server_secrets"]
 
 
 def configured_secrets(config: Config) -> frozenset[str]:
     """Every credential value ``config`` gives its servers (see the module docstring)."""
+    return frozenset(
+        value for server in config.servers.values() for value in server_secrets(server)
+    )
+
+
+def server_secrets(server: ServerConfig) -> frozenset[str]:
+    """The credential values one server's configuration holds (see the module docstring)."""
     found: set[str] = set()
-    for server in config.servers.values():
-        for value in server.headers.values():
-            found.add(value.strip())
-            found.update(value.split())
-        found.update(server.env.values())
-        if server.url is not None:
-            try:
-                password = urlsplit(server.url).password
-            except ValueError:
-                password = None
-            if password:
-                found.update((password, unquote(password)))
+    for value in server.headers.values():
+        found.add(value.strip())
+        found.update(value.split())
+    found.update(server.env.values())
+    if server.url is not None:
+        try:
+            password = urlsplit(server.url).password
+        except ValueError:
+            password = None
+        if password:
+            found.update((password, unquote(password)))
     found.discard("")
     return frozenset(found)

@@ -24,8 +24,10 @@ import anyio.abc
 from bastion._types import Clock, JSONObject, JSONValue
 from bastion.audit.redact import REDACTED, redact_text
 from bastion.client.session import ClientHandlers, ClientSession
+from bastion.config.secrets import server_secrets
 from bastion.errors import BastionError, MethodNotFound, RequestTimeout, UpstreamUnavailable
 from bastion.guard.peer_errors import mask_internal_urls
+from bastion.guard.sanitise import MIN_KNOWN_SECRET
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification, RequestId
 from bastion.protocol.versions import (
@@ -56,7 +58,6 @@ HEALTH_INTERVAL: Final = 15.0  # seconds between health pings
 HEALTH_TIMEOUT: Final = 5.0  # seconds a ping may take
 HEALTH_MISSES: Final = 3  # consecutive failed pings before a restart
 MAX_REASON: Final = 500  # characters of an upstream's last error kept for /readyz
-MIN_SECRET: Final = 8  # configured values at least this long are masked in that error
 LISTEN_RETRY: Final = 5.0  # seconds before reopening a dropped subscriptions/listen stream
 _LISTEN_ALL: Final = {
     "toolsListChanged": True,
@@ -406,14 +407,9 @@ class Replica:
         return parked.result or {}
 
     def _secrets(self) -> list[str]:
-        """This upstream's configured header and environment values worth masking: the
-        longest first, and for ``Bearer X`` also ``X``."""
-        values = [*self.config.headers.values(), *self.config.env.values()]
-        found = {v for v in values if len(v) >= MIN_SECRET}
-        for value in values:  # "Bearer X": X alone is the secret too
-            _, _, tail = value.partition(" ")
-            if len(tail) >= MIN_SECRET:
-                found.add(tail)
+        """This upstream's configured credentials worth masking (``server_secrets``), the
+        longest first."""
+        found = [v for v in server_secrets(self.config) if len(v) >= MIN_KNOWN_SECRET]
         return sorted(found, key=len, reverse=True)
 
     def drop_parked(self, lapsed: Callable[[Owner], bool]) -> int:

@@ -32,6 +32,7 @@ def test_key_lifecycle(client: httpx.Client, admin: Admin) -> None:
     assert created.status_code == 201
     key, secret = created.json()["key"], created.json()["secret"]
     assert secret.startswith(key["prefix"])
+    assert key["break_glass"] is False  # the emergency key is marked; this one is not
     listed = client.get("/api/v1/keys", headers=admin.auth(ADMIN))
     assert listed.json() == {"keys": [*seeded, key]}
     assert secret not in listed.text

@@ -163,10 +163,12 @@ async def test_au8_ds3_throttled_address_still_serves_a_valid_credential(tmp_pat
 
 
 async def test_break_glass_refused_unless_enabled(tmp_path: Path) -> None:
-    record, key = key_store(tmp_path).create("bg", ["admin"], break_glass=True, expires_in=900)
+    store = key_store(tmp_path)
+    record, key = store.create("bg", ["admin"], break_glass=True, expires_in=900)
     refused = await refusal(build(tmp_path), f"Bearer {key}")
     assert refused.reason == "break-glass-disabled"
     assert refused.credential_id == f"apikey:{record.id}"
+    assert store.get(record.id).last_used is None  # a refused use is not a use
 
 
 async def test_break_glass_use_is_logged_and_marked(

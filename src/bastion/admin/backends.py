@@ -50,6 +50,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
     expires_at: float | None = None
     revoked: bool = False
+    break_glass: bool = False  # the loudly audited emergency admin key (README: break-glass)
 
 
 class KeyBackend(Protocol):

@@ -119,7 +119,16 @@ _SCHEMAS: Final[JSONObject] = {
     "Key": {
         "type": "object",
         "description": "An API key; never its secret, only the non-secret lookup prefix.",
-        "required": ["id", "name", "prefix", "roles", "created_at", "expires_at", "revoked"],
+        "required": [
+            "id",
+            "name",
+            "prefix",
+            "roles",
+            "created_at",
+            "expires_at",
+            "revoked",
+            "break_glass",
+        ],
         "properties": {
             "id": {"type": "string"},
             "name": {"type": "string"},
@@ -128,6 +137,7 @@ _SCHEMAS: Final[JSONObject] = {
             "created_at": {"type": "number"},
             "expires_at": {"type": ["number", "null"]},
             "revoked": {"type": "boolean"},
+            "break_glass": {"type": "boolean"},
         },
         "additionalProperties": False,
     },

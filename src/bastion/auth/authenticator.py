@@ -139,7 +139,8 @@ class Authenticator:
         if token.startswith(KEY_PREFIX):
             if self._keys is None:
                 raise Unauthenticated("api-keys-disabled", presented=True)
-            return self._api_key(self._keys.verify(token, now), peer, now)
+            glass = self._settings.break_glass.enabled
+            return self._api_key(self._keys.verify(token, now, break_glass=glass), peer, now)
         if self._jwt is None:
             raise Unauthenticated("jwt-not-configured", presented=True)
         return await self._jwt.validate(token, now)

@@ -253,13 +253,15 @@ class KeyStore:
                 revoked.append(_record(conn.execute(SELECT_BY_ID, (key_id,)).fetchone()))
             return revoked
 
-    def verify(self, presented: str, now: float) -> ApiKey:
-        """The record of the key ``presented``, if it is exactly a live key.
+    def verify(self, presented: str, now: float, *, break_glass: bool = True) -> ApiKey:
+        """The record of the key ``presented``, if it is exactly a live key; with
+        ``break_glass=False`` a break-glass key is refused too (before its use is recorded).
 
         Raises:
             Unauthenticated: reason ``malformed``, ``unknown`` (no such id, or the secret
-                differs), ``revoked``, ``expired`` or ``rotated`` (overlap over);
-                ``credential_id`` is ``apikey:<id>`` once the id is well-formed.
+                differs), ``revoked``, ``expired``, ``rotated`` (overlap over) or
+                ``break-glass-disabled``; ``credential_id`` is ``apikey:<id>`` once the id is
+                well-formed.
         """
         match = _KEY.fullmatch(presented)
         if match is None:
@@ -277,6 +279,10 @@ class KeyStore:
             state = key.state(now)
             if state != "active":
                 raise Unauthenticated(state, presented=True, credential_id=credential)
+            if key.break_glass and not break_glass:
+                raise Unauthenticated(
+                    "break-glass-disabled", presented=True, credential_id=credential
+                )
             if key.last_used is None or now - key.last_used >= TOUCH_EVERY:
                 self._touch(key_id, now)
         return key

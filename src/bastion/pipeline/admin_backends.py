@@ -42,6 +42,7 @@ def _record(key: ApiKey) -> KeyRecord:
         created_at=key.created,
         expires_at=key.expires,
         revoked=key.revoked_at is not None,
+        break_glass=key.break_glass,
     )
 
 

@@ -191,13 +191,15 @@ class Replica:
                         info.era.value,
                         info.protocol_version,
                     )
-                    self.session = session
-                    self.state = ReplicaState.READY
-                    ready_at = self._clock()
-                    await self._on_ready(self)
-                    self.settled.set()
                     async with anyio.create_task_group() as tg:
+                        # Parked calls run in this group: it exists before anyone is told
+                        # the replica is ready (on_ready rebuilds the catalog, and awaits).
                         self._tg = tg
+                        self.session = session
+                        self.state = ReplicaState.READY
+                        ready_at = self._clock()
+                        await self._on_ready(self)
+                        self.settled.set()
                         tg.start_soon(self._apply_changes, session)
                         if info.era is Era.MODERN:
                             tg.start_soon(self._listen, session)

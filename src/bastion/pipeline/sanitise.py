@@ -15,6 +15,7 @@ counted into the audit record, never quoted.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -58,14 +59,18 @@ class SanitiseStage:
         self._output = output
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
+        # The relay records into the exchange's detail, not through the exchange: the
+        # exchange holds the relay, and a cycle per request would leave every request's
+        # objects to the garbage collector (measured: a ~7 ms young collection every ~360
+        # calls at 16 clients).
         exchange.call = RelayedCall(
-            exchange.call, self._always, lambda found: self._count(exchange, found)
+            exchange.call, self._always, functools.partial(_count, exchange.detail)
         )
         try:
             result = await proceed(exchange)
         except PeerError as error:
             cleaned, findings = clean_peer_error(error, self._always)
-            self._count(exchange, findings)
+            _count(exchange.detail, findings)
             raise cleaned from None
         if not isinstance(result, dict):
             return result
@@ -94,7 +99,7 @@ class SanitiseStage:
         """A 2026-07-28 input-required result: its questions are filtered like those sent
         in a 2025-11-25 session; a blocked one is a blocked result (or a refusal)."""
         cleaned = clean_input_requests(result.get("inputRequests"), self._always)
-        self._count(exchange, cleaned.findings)
+        _count(exchange.detail, cleaned.findings)
         if cleaned.blocked and exchange.method == "tools/call":
             return {"content": [{"type": "text", "text": BLOCKED_TEXT}], "isError": True}
         if cleaned.blocked:
@@ -121,23 +126,22 @@ class SanitiseStage:
         return {"content": [{"type": "text", "text": OUTPUT_MISMATCH}], "isError": True}
 
     def _record(self, exchange: Exchange, cleaned: Sanitised) -> JSONValue:
-        self._count(exchange, cleaned.findings)
+        _count(exchange.detail, cleaned.findings)
         if cleaned.blocked and exchange.method != "tools/call":
             raise Denied("result blocked by the content filter", message=CONTENT_BLOCKED)
         return cleaned.value
 
-    @staticmethod
-    def _count(exchange: Exchange, findings: Iterable[Finding]) -> None:
-        """Add ``findings`` to the exchange's counts (relayed messages, then the result)."""
-        counts: Counter[str] = Counter(finding.kind for finding in findings)
-        if not counts:
-            return
-        earlier = exchange.detail.get("findings")
-        for item in earlier if isinstance(earlier, list) else ():
-            if isinstance(item, dict) and isinstance(n := item.get("count"), int):
-                counts[str(item.get("kind"))] += n
-        # A list of {kind, count}, not a mapping by kind: the audit log redacts the value
-        # of any key named like a credential, and one kind is literally "secret".
-        exchange.detail["findings"] = [
-            {"kind": kind, "count": n} for kind, n in sorted(counts.items())
-        ]
+
+def _count(detail: JSONObject, findings: Iterable[Finding]) -> None:
+    """Add ``findings`` to the counts in an exchange's ``detail`` (relayed messages, then
+    the result)."""
+    counts: Counter[str] = Counter(finding.kind for finding in findings)
+    if not counts:
+        return
+    earlier = detail.get("findings")
+    for item in earlier if isinstance(earlier, list) else ():
+        if isinstance(item, dict) and isinstance(n := item.get("count"), int):
+            counts[str(item.get("kind"))] += n
+    # A list of {kind, count}, not a mapping by kind: the audit log redacts the value
+    # of any key named like a credential, and one kind is literally "secret".
+    detail["findings"] = [{"kind": kind, "count": n} for kind, n in sorted(counts.items())]

@@ -12,7 +12,6 @@ import anyio
 import pytest
 
 from bastion._types import JSONObject
-from bastion.audit.record import AuditRecord
 from bastion.client import ClientHandlers
 from bastion.errors import BastionError
 from bastion.guard.relays import MAX_LOG_CHARS
@@ -25,7 +24,7 @@ from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import Era
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
-from tests.pipeline.support import guarded, principal
+from tests.pipeline.support import MemorySink, guarded, principal
 
 pytestmark = pytest.mark.anyio
 
@@ -49,18 +48,8 @@ ELICITATION = {
 }
 
 
-class Sink:
-    """An audit sink keeping the records in memory."""
-
-    def __init__(self) -> None:
-        self.records: list[AuditRecord] = []
-
-    async def record(self, record: AuditRecord) -> None:
-        self.records.append(record)
-
-    def record_nowait(self, record: AuditRecord) -> bool:
-        self.records.append(record)
-        return True
+class Sink(MemorySink):
+    """An audit sink keeping the records in memory, and reading their findings."""
 
     def findings(self, method: str) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -59,11 +59,14 @@ def instance(registry: Path, name: str) -> Iterator[InstanceRecord]:
 
 @asynccontextmanager
 async def hub_client(
-    registry: Path, era: Era, connect_at_start: Sequence[str] = ()
+    registry: Path,
+    era: Era,
+    connect_at_start: Sequence[str] = (),
+    discovery: Discovery | None = None,
 ) -> AsyncIterator[ClientSession]:
     """A just-started hub (as ``bastion hub`` runs it) and a client of it."""
     gateway = Gateway(Config(), {}, sealer=RequestStateSealer([secrets.token_bytes(32)]))
-    discovery = Discovery(registry)
+    discovery = discovery or Discovery(registry)
     hub = Hub(gateway, discovery, connect_at_start=connect_at_start)
     async with anyio.create_task_group() as tg:
         await tg.start(discovery.run)
@@ -154,3 +157,31 @@ async def test_connect_at_start_lists_the_instance_first_thing(tmp_path: Path, e
             names = await tool_names(s)  # the first request: the list waits for gamma
             assert "gamma__echo" in names
             assert not any(n.startswith("delta__") for n in names)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_port_that_changed_hands_since_the_last_ping_is_not_connected(
+    tmp_path: Path, era: Era
+) -> None:
+    """UP-1: an instance listed ACTIVE whose port another user took since the last ping
+    (pings are seconds apart; here an hour) is not connected: the hub looks at the
+    port's listener again right before it connects, and the entry's credential is never
+    sent there. /proc cannot be made to show another user's socket in a test, so the
+    check's answer is switched (``listener_owned``); the check itself is tested against
+    real sockets in test_liveness.py."""
+    registry = tmp_path / "instances"
+    ours = [True]
+    discovery = Discovery(registry, ping_interval=3600.0, listener_owned=lambda record: ours[0])
+    with instance(registry, "alpha") as record:
+        async with hub_client(registry, era, discovery=discovery) as s:
+            assert [r["name"] for r in await listed(s)] == ["alpha"]  # ACTIVE
+            ours[0] = False  # the instance stopped; another user bound its port
+            out = await s.call_tool("instances_connect", {"instance": record.id})
+            assert out.get("isError") is True
+            assert "no longer this user's" in out["content"][0]["text"]
+            with pytest.raises(PeerError, match="Unknown tool"):
+                await s.call_tool("alpha__echo", {"text": "x"})  # not connected on use
+            assert not any(r["connected"] for r in await listed(s))
+            ours[0] = True  # and once it is ours again, it connects
+            done = await s.call_tool("instances_connect", {"instance": record.id})
+            assert not done.get("isError"), done

@@ -7,7 +7,8 @@ endpoint) is never listed. Dead instances' files are removed. Before each attemp
 an instance and before each ping, the listener on its port must be one of our uid's sockets
 (``liveness.listener_is_ours``): one owned by another user (who bound the port of a stopped
 instance) is skipped with a log line, never connected to, and an ACTIVE instance whose port
-changed hands leaves the list at once. ``settle()`` waits for the
+changed hands leaves the list at once (``listener_ours`` is the same check for the hub,
+right before it connects). ``settle()`` waits for the
 first scan and each file's first check, so a client that asks once, right after the hub
 starts (a one-shot client), sees the instances already running. Every per-instance task
 runs in the task group of ``run()``; sleeping and the clock are injected so backoff tests
@@ -322,7 +323,7 @@ class Discovery:
             await self._sleep(backoff(attempts))
 
     async def _reach(self, entry: _Entry) -> bool:
-        if not self._ours(entry.record) or not await self._listening(entry.record):
+        if not self.listener_ours(entry.record) or not await self._listening(entry.record):
             return False
         if entry.state is InstanceState.STARTING:
             self._transition(entry, InstanceState.LISTENING, f"port {entry.record.port} accepts")
@@ -337,7 +338,7 @@ class Discovery:
         missed = 0
         while missed < MISSED_PINGS:
             await self._sleep(self._ping_interval)
-            if not self._ours(entry.record):
+            if not self.listener_ours(entry.record):
                 return "port listener is not ours"
             if await self._ping(entry.record):
                 missed = 0
@@ -346,8 +347,9 @@ class Discovery:
                 logger.info("instance %s missed ping %d/%d", entry.record.id, missed, MISSED_PINGS)
         return f"{MISSED_PINGS} missed pings"
 
-    def _ours(self, record: InstanceRecord) -> bool:
-        """Whether the listener on ``record``'s port is our uid's; logged when it is not."""
+    def listener_ours(self, record: InstanceRecord) -> bool:
+        """Whether the listener on ``record``'s port is our uid's now; logged when it is not.
+        The hub asks again right before it connects (the last ping may be seconds old)."""
         if self._listener_owned(record):
             return True
         logger.warning(

@@ -217,7 +217,10 @@ class Hub:
             return _failure(record)
         server = await self._ensure(record, CONNECT_WAIT)
         if server is None:
-            return _failure(f"instance {record.name} ({record.id}) did not answer in time")
+            return _failure(
+                f"instance {record.name} ({record.id}) did not answer in time, or its port"
+                " is no longer this user's (the hub's log says which)"
+            )
         prefix = self._prefix(server)
         tools = sorted(n for n, e in self.gateway.catalog.tools.items() if e.server == server)
         text = f"Connected to {record.name} ({record.id}); its tools are now {prefix}*:\n" + (
@@ -230,10 +233,15 @@ class Hub:
 
     async def _ensure(self, record: InstanceRecord, wait: float) -> str | None:
         """Mount ``record`` unless it is, and wait (at most ``wait`` s) until its lists are
-        in; its upstream name, or None (unmounted again) when it did not answer in time."""
+        in; its upstream name, or None when its port's listener is not ours right now (not
+        mounted) or it did not answer in time (unmounted again)."""
         async with self._lock:
             server = self._mounted.get(record.id)
             if server is None:
+                # The last ping may be seconds old: another user could have bound the port
+                # of a stopped instance since, and would get the entry's credential.
+                if not self.discovery.listener_ours(record):
+                    return None
                 server = mount_name(record.name, set(self.gateway.replicas))
                 await self.gateway.mount(server, _upstream(record))
                 self._mounted[record.id] = server

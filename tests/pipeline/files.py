@@ -6,6 +6,7 @@ fetch. ``python -m tests.pipeline.files``."""
 
 from __future__ import annotations
 
+import posixpath
 import sys
 from urllib.parse import unquote
 
@@ -28,6 +29,18 @@ async def _note(ctx: ToolContext, uri: str, variables: dict[str, str]) -> list[J
     return [{"uri": uri, "mimeType": "text/plain", "text": "hello"}]
 
 
+async def _tree(ctx: ToolContext, uri: str, variables: dict[str, str]) -> list[JSONObject]:
+    path = posixpath.normpath(unquote(variables["path"]))
+    reads.append(f"tree:{path}")
+    return [{"uri": uri, "mimeType": "text/plain", "text": f"opened tree:{path}"}]
+
+
+async def _open(ctx: ToolContext, args: JSONObject) -> JSONObject:
+    path = posixpath.normpath(str(args.get("path", "")))
+    reads.append(path)
+    return {"content": [{"type": "text", "text": f"opened {path}"}]}
+
+
 async def _reads(ctx: ToolContext, args: JSONObject) -> JSONObject:
     return {"content": [{"type": "text", "text": "reads"}], "structuredContent": {"reads": reads}}
 
@@ -36,6 +49,19 @@ def build_app() -> ServerApp:
     app = ServerApp(name="files", version="1.0")
     app.add_template(t.ResourceTemplate(uriTemplate="file:///{+path}", name="files"), _file)
     app.add_resource(t.Resource(uri="note://hello", name="hello"), _note)
+    app.add_template(t.ResourceTemplate(uriTemplate="tree://root/{+path}", name="tree"), _tree)
+    app.add_tool(
+        t.Tool(
+            name="open",
+            description="Open a file by path.",
+            inputSchema={
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        ),
+        _open,
+    )
     app.add_tool(
         t.Tool(
             name="reads",

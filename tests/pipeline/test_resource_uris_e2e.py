@@ -93,7 +93,7 @@ def _reads(gw: Gateway) -> list[str]:
 def test_in4_without_roots_every_file_uri_is_refused(rootless: Gateway, docs: Path) -> None:
     for uri, code in (
         (f"files+file://{docs}/readme.txt", INVALID_PARAMS),
-        (f"files+file://{docs}/../etc/passwd", INVALID_PARAMS),
+        (f"files+file://{docs}/../etc/passwd", DENIED),  # dot segment: refused by AZ-3
         (f"files+file://{docs}/%2e%2e/etc/passwd", DENIED),  # not normal: refused by AZ-3
     ):
         error = _read(rootless, uri)["error"]
@@ -131,4 +131,83 @@ def test_az3_a_needlessly_escaped_uri_cannot_step_around_a_deny_rule(
     assert error["code"] == DENIED
     assert f"{docs}/.env" not in _reads(rooted)
     records = [r for r in rooted.audit() if r.get("target", "").endswith(spelling)]
+    assert records and all(r["rule_id"] == "invalid-name" for r in records)
+
+
+# -- paths spelled another way (red-team F1) ------------------------------------------------
+
+TREE_RULES = """\
+  - id: dev-open
+    effect: allow
+    roles: [dev]
+    tools: [files__open]
+  - id: dev-tree
+    effect: allow
+    roles: [dev]
+    resources: ["files+tree://root/**"]
+  - id: no-secret-args
+    effect: deny
+    roles: [dev]
+    tools: [files__open]
+    when: {args: {path: {glob: "secret/**"}}}
+  - id: no-secret-tree
+    effect: deny
+    roles: [dev]
+    resources: ["files+tree://root/secret/**"]
+"""
+
+
+@pytest.fixture(scope="module")
+def lenient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """An upstream that drops empty and ``.`` segments and resolves ``..``, as the
+    workspace server and most file servers do."""
+    text = policy_text(["files__reads"])
+    with serve(
+        tmp_path_factory.mktemp("lenient"),
+        SERVERS,
+        text.replace("  - id: admin-all\n", TREE_RULES + "  - id: admin-all\n"),
+        KEYS,
+    ) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize(
+    "path", ["./secret/key", "secret//key", "secret/./key", "pub/../secret/key", "secret/key/"]
+)
+def test_az1_a_path_argument_spelled_another_way_is_denied_like_its_plain_spelling(
+    lenient: Gateway, path: str
+) -> None:
+    """AZ-1, IN-4: a deny rule's glob on a path argument holds for every way an upstream
+    may read the path (as sent, and with empty and ``.`` segments dropped and ``..``
+    resolved), so ``./secret/key`` is denied like ``secret/key`` and never reaches the
+    upstream; a plain path elsewhere is served."""
+    before = len(_reads(lenient))
+    assert lenient.call("alice", "files__open", {"path": "pub/a"})["result"]
+    plain = lenient.call("alice", "files__open", {"path": "secret/key"})
+    assert plain["error"]["code"] == DENIED
+    other = lenient.call("alice", "files__open", {"path": path})
+    assert other["error"]["code"] == DENIED, other
+    assert _reads(lenient)[before:] == ["pub/a"]
+    denied = [r for r in lenient.audit() if r.get("rule_id") == "no-secret-args"]
+    assert len(denied) >= 2 and all(r["decision"] == "deny" for r in denied)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["./secret/key", "secret//key", "secret/./key", "pub/../secret/key", "secret/key/"],
+)
+def test_az3_a_uri_with_dot_or_empty_segments_is_refused_not_matched(
+    lenient: Gateway, spelling: str
+) -> None:
+    """AZ-3, IN-4: ``tree://root/./secret/key`` is ``tree://root/secret/key`` to the
+    upstream, so a URI with dot or empty path segments is refused before policy, like a
+    needlessly escaped one; the normal spelling is decided by the rules."""
+    before = len(_reads(lenient))
+    ok = _read(lenient, "files+tree://root/pub/a")
+    assert ok["result"]["contents"][0]["text"] == "opened tree:pub/a"
+    assert _read(lenient, "files+tree://root/secret/key")["error"]["code"] == DENIED
+    error = _read(lenient, f"files+tree://root/{spelling}")["error"]
+    assert error["code"] == DENIED
+    assert _reads(lenient)[before:] == ["tree:pub/a"]
+    records = [r for r in lenient.audit() if r.get("target", "").endswith(spelling)]
     assert records and all(r["rule_id"] == "invalid-name" for r in records)

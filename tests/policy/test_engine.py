@@ -240,3 +240,32 @@ def test_az1_the_plan_table_is_bounded() -> None:
     for i in range(MAX_PLANS + 10):
         assert engine.decide(request(name=f"srv__t{i}")).allowed
     assert len(engine._plans) <= MAX_PLANS
+
+
+@pytest.mark.parametrize(
+    ("uri", "normal"),
+    [
+        ("wk+workspace://demo/./secret/key", False),
+        ("wk+workspace://demo/secret//key", False),
+        ("wk+workspace://demo/pub/../secret/key", False),
+        ("wk+workspace://demo/secret/key/", False),
+        ("wk+workspace://demo/secret/.", False),
+        ("wk+workspace://demo/secret/key", True),
+        ("wk+workspace://demo", True),
+        ("wk+workspace://demo/a.b/.c/..d", True),  # dots inside a segment are letters
+        ("wk+file:///", True),
+        ("wk+note://hello", True),
+        ("wk+urn:x:y", True),
+        ("wk+workspace://demo/a?next=../b//c", True),  # the query is not the path
+    ],
+)
+def test_az3_a_uri_with_dot_or_empty_segments_is_refused_before_any_rule(
+    uri: str, normal: bool
+) -> None:
+    """AZ-3, IN-4: an upstream reads ``demo/./secret/key`` as ``demo/secret/key``, past a
+    deny on the latter; so dot and empty path segments are refused like needless escapes."""
+    everything = {"id": "all", "effect": "allow", "principals": ["*"], "resources": ["**"]}
+    decision = policy([everything]).decide(request("resources/read", kind="resource", name=uri))
+    assert (decision.rule_id == INVALID_NAME) is not normal
+    if not normal:
+        assert "empty segments" in decision.explanation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bastion.policy.conditions import spellings
 from bastion.policy.glob import GlobSet, compile_glob, literal_prefix
 from tests.policy.helpers import MONDAY_NOON, policy, request
 
@@ -136,3 +137,74 @@ def test_time_failure_is_explained() -> None:
     at = MONDAY_NOON.replace(hour=20)
     _, traces = policy(_time_rule({"hours": [9, 17]})).explain(request(at=at))
     assert traces[0].reason == "time: 20:00 UTC is outside hours [9, 17)"
+
+
+def _deny_secret(test: dict[str, object]) -> list[dict[str, object]]:
+    allow = {"id": "all", "effect": "allow", "roles": ["developer"], "tools": ["srv__tool"]}
+    deny = {
+        "id": "no",
+        "effect": "deny",
+        "roles": ["developer"],
+        "tools": ["srv__tool"],
+        "when": {"args": {"path": test}},
+    }
+    return [allow, deny]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "./secret/key",
+        "secret//key",
+        "secret/./key",
+        "pub/../secret/key",
+        "secret/key/",
+        "secret\\key",
+        ".\\secret\\key",
+    ],
+)
+@pytest.mark.parametrize(
+    "test", [{"glob": "secret/*"}, {"equals": "secret/key"}, {"in": ["secret/key"]}]
+)
+def test_az1_a_deny_holds_for_every_spelling_of_a_path(path: str, test: dict[str, object]) -> None:
+    """AZ-1, IN-4: an upstream may read ``./secret/key`` as ``secret/key``; a deny on the
+    plain spelling denies the others too."""
+    engine = policy(_deny_secret(test))
+    decision = engine.decide(request(arguments={"path": path}))
+    assert (decision.effect, decision.rule_id) == ("deny", "no")
+    assert engine.decide(request(arguments={"path": "pub/key"})).allowed
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("pub/a", True),
+        ("pub/./a", True),  # every spelling is under pub/
+        ("pub//a", True),
+        ("pub/../secret/key", False),  # as sent it is under pub/, as read it is not
+        ("pub/a/../../secret", False),
+        ("pub\\..\\..\\secret", False),  # a backslash server reads ../secret
+        ("./pub/a", False),  # as sent it is not under pub/ (allows are strict)
+    ],
+)
+def test_az1_an_allow_holds_only_when_every_spelling_passes(value: str, allowed: bool) -> None:
+    engine = policy(_when({"path": {"glob": "pub/**"}}))
+    assert engine.decide(request(arguments={"path": value})).allowed is allowed
+
+
+def test_urls_keep_their_scheme_and_authority_and_only_their_path_is_normalised() -> None:
+    engine = policy(_when({"url": {"glob": "https://example.com/pub/**"}}))
+    for url, allowed in (
+        ("https://example.com/pub/a", True),
+        ("https://example.com/pub/a?next=../x", True),  # the query is not a path
+        ("https://example.com/pub/../admin", False),
+    ):
+        assert engine.decide(request(arguments={"url": url})).allowed is allowed, url
+
+
+def test_plain_values_have_one_spelling() -> None:
+    assert spellings("release") == ("release",)
+    assert spellings("v1.2") == ("v1.2",)
+    assert spellings("./a//b/../c/") == ("./a//b/../c/", "a/c")
+    assert spellings("/a/../../b") == ("/a/../../b", "/b")
+    assert spellings("../a") == ("../a",)

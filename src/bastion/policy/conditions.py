@@ -4,12 +4,20 @@
 short human reason, which ``explain`` shows (deciding never builds the text). A missing
 argument fails every test on it; ``True`` is not ``1``, and numeric tests never accept
 booleans or strings.
+
+A string argument may be a path, which an upstream may read another way than it was sent:
+``./secret/key``, ``secret//key`` and ``pub/../secret/key`` are all ``secret/key`` to a
+server that drops empty and ``.`` segments and resolves ``..`` (a backslash is a separator to
+some). So the string tests (``glob``, ``equals``, ``in``) look at every such spelling
+(``spellings``): a deny rule's test holds when any spelling passes it, an allow rule's only
+when all do. A deny on ``secret/**`` cannot be stepped around, an allow on ``pub/**`` cannot
+be stretched (``pub/../secret/key``); a plain value has one spelling and costs nothing more.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final, TypeAlias
 
@@ -18,11 +26,12 @@ from msgspec import UnsetType
 from bastion.policy.glob import compile_glob
 from bastion.policy.model import ArgCondition, Conditions, Scalar, TimeCondition
 
-__all__ = ["CompiledConditions", "Reason", "lookup"]
+__all__ = ["CompiledConditions", "Reason", "lookup", "spellings"]
 
 Reason: TypeAlias = Callable[[], str]
 
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_URL_HEAD: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 _MISSING: Final = object()
 
 
@@ -36,6 +45,52 @@ def lookup(arguments: Mapping[str, object], path: str) -> object:
     return node
 
 
+def spellings(value: str) -> tuple[str, ...]:
+    """``value`` and the paths an upstream may read in it (see the module docstring): with
+    empty and ``.`` segments dropped and ``..`` resolved, splitting on ``/`` and also on
+    a backslash. Just ``(value,)`` for a value with no separator and no dot."""
+    if "/" not in value and "\\" not in value and "." not in value:
+        return (value,)
+    forms = [value]
+    for text in (value, value.replace("\\", "/")):
+        url = _URL_HEAD.match(text)
+        if url is None:
+            normal = _normal_path(text)
+        else:  # a URL: only its path is a path (``https://x/a/../b`` is ``https://x/b``)
+            path, query = _split_query(text[url.end() :])
+            normal = url.group(0) + (_normal_path(path) if path else "") + query
+        if normal not in forms:
+            forms.append(normal)
+    return tuple(forms)
+
+
+def _split_query(rest: str) -> tuple[str, str]:
+    """A URL's path and what follows it (``?query``, ``#fragment``)."""
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    return rest[:cut], rest[cut:]
+
+
+def _normal_path(text: str) -> str:
+    """``text`` as a lexical path: empty and ``.`` segments dropped, ``..`` resolved (kept at
+    the start of a relative path; dropped at the root of an absolute one)."""
+    absolute = text.startswith("/")
+    parts: list[str] = []
+    for segment in text.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not absolute:
+                parts.append(segment)
+            continue
+        parts.append(segment)
+    joined = "/".join(parts)
+    if absolute:
+        return "/" + joined
+    return joined or "."
+
+
 def _same(a: object, b: Scalar) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
@@ -47,28 +102,35 @@ def _same(a: object, b: Scalar) -> bool:
 
 
 class _Arg:
-    __slots__ = ("_glob", "_name", "_path", "_spec")
+    __slots__ = ("_glob", "_name", "_path", "_quantifier", "_spec")
 
-    def __init__(self, path: str, spec: ArgCondition) -> None:
+    def __init__(self, path: str, spec: ArgCondition, *, deny: bool) -> None:
         self._path = path
         self._name = f"args.{path}"
         self._spec = spec
         self._glob: re.Pattern[str] | None = None if spec.glob is None else compile_glob(spec.glob)
+        # A deny's test holds for any spelling of a string, an allow's for all of them.
+        self._quantifier: Callable[[Iterable[bool]], bool] = any if deny else all
 
     def failure(self, arguments: Mapping[str, object]) -> Reason | None:
         value = lookup(arguments, self._path)
         name = self._name
         if value is _MISSING:
             return lambda: f"{name} is missing"
-        spec = self._spec
-        if self._glob is not None and not (
-            isinstance(value, str) and self._glob.fullmatch(value) is not None
-        ):
-            return lambda: f"{name} {_show(value)} does not match glob {spec.glob!r}"
-        if not isinstance(spec.equals, UnsetType) and not _same(value, spec.equals):
-            return lambda: f"{name} {_show(value)} is not {spec.equals!r}"
-        if spec.in_ is not None and not any(_same(value, c) for c in spec.in_):
-            return lambda: f"{name} {_show(value)} is not in {spec.in_!r}"
+        spec, holds = self._spec, self._quantifier
+        forms: tuple[object, ...] = spellings(value) if isinstance(value, str) else (value,)
+        if self._glob is not None:
+            glob = self._glob
+            if not holds(isinstance(v, str) and glob.fullmatch(v) is not None for v in forms):
+                return lambda: f"{name} {_show(value)} does not match glob {spec.glob!r}"
+        if not isinstance(spec.equals, UnsetType):
+            equals = spec.equals
+            if not holds(_same(v, equals) for v in forms):
+                return lambda: f"{name} {_show(value)} is not {spec.equals!r}"
+        if spec.in_ is not None:
+            among = spec.in_
+            if not holds(any(_same(v, c) for c in among) for v in forms):
+                return lambda: f"{name} {_show(value)} is not in {spec.in_!r}"
         bounds = ((spec.le, "<="), (spec.lt, "<"), (spec.ge, ">="), (spec.gt, ">"))
         for bound, op in bounds:
             if bound is None:
@@ -118,12 +180,13 @@ class _Time:
 
 
 class CompiledConditions:
-    """All of a rule's conditions; all must hold."""
+    """All of a rule's conditions; all must hold. ``deny``: a deny rule's (string tests hold
+    for any spelling of a value; see the module docstring)."""
 
     __slots__ = ("_args", "_time", "has_args")
 
-    def __init__(self, spec: Conditions) -> None:
-        self._args = tuple(_Arg(path, c) for path, c in (spec.args or {}).items())
+    def __init__(self, spec: Conditions, *, deny: bool = False) -> None:
+        self._args = tuple(_Arg(path, c, deny=deny) for path, c in (spec.args or {}).items())
         self._time = None if spec.time is None else _Time(spec.time)
         self.has_args = bool(self._args)
 

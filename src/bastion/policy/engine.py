@@ -2,8 +2,9 @@
 
 Precedence, in this order:
 1. A target name outside the AZ-3 alphabet is denied before any rule (``invalid-name``); so
-   is a resource URI that is not in its one normal form (``_uri_is_normal``), since rules
-   match the URI as sent and the upstream decodes it.
+   is a resource URI that is not in its one normal form (``_uri_is_normal``: escapes, dot
+   and empty segments), since rules match the URI as sent and the upstream decodes and
+   normalises it.
 2. If any applicable rule is a deny, the decision is deny (deny wins).
 3. Else if any applicable rule is an allow, the decision is allow.
 4. Else deny (``default-deny``).
@@ -56,6 +57,11 @@ _URI: Final = re.compile(r"[\x21-\x7e]{1,4096}")
 _NOT_NORMAL_ESCAPE: Final = re.compile(
     r"%(?![0-9A-F]{2})|%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E)"
 )
+# What comes before a URI's path (``scheme:`` and ``//authority``; a namespaced URI's
+# ``server+`` is part of its scheme), and a segment no normal path has: ``.``, ``..`` or an
+# empty one (two slashes, or a trailing slash after a segment).
+_SCHEME_AUTHORITY: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://[^/?#]*)?")
+_ODD_SEGMENT: Final = re.compile(r"/(?:\.\.?)?(?:/|$)")
 # The call that a listed item stands for, decided when filtering a */list result (AZ-2).
 CALL_METHODS: Final[dict[TargetKind, str]] = {
     "tool": "tools/call",
@@ -84,8 +90,15 @@ def valid_name(target: Target) -> bool:
 
 
 def _uri_is_normal(uri: str) -> bool:
-    """No percent-encoding that another spelling of the same URI would not have."""
-    return "%" not in uri or _NOT_NORMAL_ESCAPE.search(uri) is None
+    """No percent-encoding that another spelling of the same URI would not have, and a path
+    without dot segments or empty ones (``a/./b``, ``a//b``, ``a/b/``: an upstream that
+    reads ``a/b`` in them would be asked for it past a rule on ``a/b``)."""
+    if "%" in uri and _NOT_NORMAL_ESCAPE.search(uri) is not None:
+        return False
+    head = _SCHEME_AUTHORITY.match(uri)
+    path = uri[head.end() :] if head is not None else ""
+    path = path.partition("?")[0].partition("#")[0]
+    return not path.startswith("/") or path == "/" or _ODD_SEGMENT.search(path) is None
 
 
 class RuleTrace(msgspec.Struct, frozen=True, kw_only=True):
@@ -222,7 +235,8 @@ def _what(request: PolicyRequest) -> str:
 
 def _invalid(target: Target) -> Decision:
     limit = (
-        "printable ASCII, 1-4096 characters, percent-encoding in normal form"
+        "printable ASCII, 1-4096 characters, percent-encoding and path in normal form"
+        " (no '.', '..' or empty segments)"
         if target.kind == "resource"
         else ("[A-Za-z0-9_.-]{1,128}")
     )

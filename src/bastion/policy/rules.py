@@ -54,7 +54,9 @@ class CompiledRule:
             for kind, field in _KIND_FIELDS
             if (globs := getattr(rule, field)) is not None
         }
-        self.conditions = None if rule.when is None else CompiledConditions(rule.when)
+        self.conditions = (
+            None if rule.when is None else CompiledConditions(rule.when, deny=self.deny)
+        )
 
     @property
     def effect(self) -> str:

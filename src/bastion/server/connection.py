@@ -6,7 +6,8 @@ capabilities), since that era keeps no state between requests. Anything else bel
 2025-11-25 session that must begin with ``initialize``. The methods of each era are
 refused in the other with -32601, as both revisions require. A tool, prompt or resource
 not found is looked up again after the app settles and after its ``resolve_hook`` has been
-offered the name.
+offered the name. Resource subscriptions (``subscriptions``) and the input rounds of a
+2026-07-28 request (``input_rounds``) have their own modules.
 """
 
 from __future__ import annotations
@@ -31,29 +32,21 @@ from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.meta import is_modern_request, read_request_meta, require_supported
 from bastion.protocol.methods import CLIENT_METHODS, parse_params
 from bastion.protocol.request_state import RequestStateSealer
-from bastion.protocol.versions import (
-    META_SERVER_INFO,
-    META_SUBSCRIPTION_ID,
-    SUPPORTED_VERSIONS,
-    Era,
-    negotiate_legacy,
-)
+from bastion.protocol.versions import META_SERVER_INFO, SUPPORTED_VERSIONS, Era, negotiate_legacy
 from bastion.server.context import LOG_LEVELS, InputRequired, ToolContext
+from bastion.server.input_rounds import input_required, restore_responses
 from bastion.server.pagination import paginate
 from bastion.server.registry import NameKind, ServerApp
+from bastion.server.subscriptions import MAX_SUBSCRIPTIONS, forget, listen, subscribe, unsubscribe
 from bastion.session.peer import Call, Peer
 
-__all__ = ["LIST_TTL_MS", "ServerConnection"]
+__all__ = ["LIST_TTL_MS", "MAX_SUBSCRIPTIONS", "ServerConnection"]
 
 logger = logging.getLogger(__name__)
 _E = TypeVar("_E")
 
 CacheScope = Literal["public", "private"]
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
-MAX_SUBSCRIPTIONS: Final = 256  # resource subscriptions per connection
-UNSUBSCRIBE_GRACE: Final = 5.0  # seconds to undo upstream subscriptions of a closed stream
-# inputResponses keys a client may not send: Bastion's own, kept in the sealed requestState.
-RESERVED: Final = "io.bastion/"
 _MODERN_ONLY: Final = frozenset({"server/discover", "subscriptions/listen"})
 _LIST_KINDS: Final = {
     "tools/list": "tools",
@@ -106,18 +99,7 @@ class ServerConnection:
             undo()  # type: ignore[operator]
         self._unsubscribe = []
         self._peer = None
-        self._forget_subscriptions()
-
-    def _forget_subscriptions(self) -> None:
-        hook = self.app.subscription_hook
-        if hook is None or not self.subscriptions:
-            self.subscriptions.clear()
-            return
-        # detach() is synchronous (called from transport teardown); the unsubscribe calls
-        # upstream are bookkeeping, so they are handed to the app to run when it can.
-        uris, self.subscriptions = list(self.subscriptions), set()
-        for uri in uris:
-            self.app.pending_unsubscribes.append(uri)
+        forget(self.app, self.subscriptions)
 
     async def _on_list_changed(self, kind: str) -> None:
         if self._peer is not None and self.version is not None:
@@ -213,20 +195,13 @@ class ServerConnection:
             return {}
         if method in ("resources/subscribe", "resources/unsubscribe"):
             uri = parse_params(t.SubscribeParams, params).uri
-            hook = self.app.subscription_hook
             if method == "resources/subscribe":
-                if uri not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
-                    raise InvalidParams("subscription limit", message="Too many subscriptions")
-                if uri not in self.subscriptions and hook is not None:
-                    await hook(uri, True)
-                self.subscriptions.add(uri)
-            elif uri in self.subscriptions:
-                self.subscriptions.discard(uri)
-                if hook is not None:
-                    await hook(uri, False)
+                await subscribe(self.app, self.subscriptions, uri)
+            else:
+                await unsubscribe(self.app, self.subscriptions, uri)
             return {}
         if method == "subscriptions/listen":
-            return await self._listen(call, parse_params(t.SubscriptionsListenParams, params))
+            return await listen(self.app, call, parse_params(t.SubscriptionsListenParams, params))
         ctx = self._context(call, era, caps, log_level)
         try:
             if method == "tools/call":
@@ -238,36 +213,21 @@ class ServerConnection:
             if method == "completion/complete":
                 return await self._complete(ctx, parse_params(t.CompleteParams, params))
         except InputRequired as need:
-            return self._input_required(call, need)
+            return input_required(call, need, self.sealer, self.caller)
         raise MethodNotFound(method)
 
     def _context(
         self, call: Call, era: Era, caps: JSONObject, log_level: str | None
     ) -> ToolContext:
-        meta = call.params.get("_meta")
+        params = call.params
+        meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
-        responses: JSONObject = {}
-        resumed = False
-        if era is Era.MODERN:
-            state = call.params.get("requestState")
-            if state is not None:
-                if not isinstance(state, str):
-                    raise InvalidParams("requestState must be a string")
-                earlier = self.sealer.unseal(state, binding=self._binding(call))
-                resumed = True
-                if isinstance(earlier, dict):
-                    responses.update(earlier)
-            fresh = call.params.get("inputResponses")
-            if fresh is not None and not isinstance(fresh, dict):
-                raise InvalidParams("inputResponses must be an object")
-            if isinstance(fresh, dict):
-                # Keys under Bastion's own prefix come only from the sealed state (the parked
-                # upstream call it names, for one), and what was sealed is never overridden.
-                sealed = dict(responses)
-                responses.update(
-                    (key, value) for key, value in fresh.items() if not key.startswith(RESERVED)
-                )
-                responses.update(sealed)
+        responses: JSONObject
+        # Most requests are not the retry of an input round, so carry neither key.
+        if era is Era.MODERN and ("requestState" in params or "inputResponses" in params):
+            responses, resumed = restore_responses(call, self.sealer, self.caller)
+        else:
+            responses, resumed = {}, False
         return ToolContext(
             era=era,
             client_capabilities=caps,
@@ -282,15 +242,6 @@ class ServerConnection:
             resumed_from_state=resumed,
             caller=self.caller,
         )
-
-    def _input_required(self, call: Call, need: InputRequired) -> JSONValue:
-        result = t.InputRequiredResult(
-            inputRequests=need.requests,
-            requestState=self.sealer.seal(need.answered, binding=self._binding(call)),
-        )
-        encoded: JSONObject = msgspec.to_builtins(result)
-        encoded["resultType"] = result.resultType  # a default, so to_builtins leaves it out
-        return encoded
 
     def _list(self, method: str, params: t.ListParams, era: Era) -> JSONObject:
         cursor = None if params.cursor is msgspec.UNSET else params.cursor
@@ -400,62 +351,3 @@ class ServerConnection:
         context = {} if params.context is msgspec.UNSET else params.context
         completion = await self.app.completion(ctx, params.ref, params.argument, context)
         return {"completion": completion}
-
-    async def _listen(self, call: Call, params: t.SubscriptionsListenParams) -> JSONValue:
-        wanted = params.notifications
-        requested = wanted.get("resourceSubscriptions", [])
-        if not isinstance(requested, list) or not all(isinstance(u, str) for u in requested):
-            raise InvalidParams("resourceSubscriptions is not a list of URIs")
-        uris = {u for u in requested if isinstance(u, str)}
-        if len(uris) > MAX_SUBSCRIPTIONS:  # refused before acknowledging, as subscribe is
-            raise InvalidParams("subscription limit", message="Too many subscriptions")
-        sub_meta = {META_SUBSCRIPTION_ID: call.id}
-        await call.notify(
-            "notifications/subscriptions/acknowledged", {"_meta": sub_meta, "notifications": wanted}
-        )
-        send, receive = anyio.create_memory_object_stream[tuple[str, JSONObject]](16)
-        flags = {
-            "tools": "toolsListChanged",
-            "prompts": "promptsListChanged",
-            "resources": "resourcesListChanged",
-        }
-
-        def offer(item: tuple[str, JSONObject]) -> None:
-            try:
-                send.send_nowait(item)
-            except anyio.WouldBlock:
-                logger.info("listener %r is not keeping up; a notification was dropped", call.id)
-
-        async def on_change(kind: str) -> None:
-            if wanted.get(flags.get(kind, "")) is True:
-                offer((f"notifications/{kind}/list_changed", {"_meta": sub_meta}))
-
-        async def on_update(uri: str) -> None:
-            if uri in uris:
-                offer(("notifications/resources/updated", {"uri": uri, "_meta": sub_meta}))
-
-        undo = [self.app.on_list_changed(on_change), self.app.on_resource_updated(on_update)]
-        hook = self.app.subscription_hook
-        followed: list[str] = []
-        try:
-            for uri in sorted(uris):
-                if hook is not None:
-                    await hook(uri, True)
-                followed.append(uri)
-            async with send, receive:
-                async for method, note_params in receive:
-                    await call.notify(method, note_params)
-        finally:
-            for u in undo:
-                u()
-            if hook is not None and followed:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(UNSUBSCRIBE_GRACE):
-                    for uri in followed:
-                        await hook(uri, False)
-        return {"_meta": sub_meta}
-
-    def _binding(self, call: Call) -> str:
-        """What a ``requestState`` is bound to (AZ-1): this request's method and target, and
-        the caller, so nobody else's retry (another principal or credential) can resume it."""
-        target = call.params.get("name") or call.params.get("uri") or ""
-        return msgspec.json.encode([call.method, target, *(self.caller or ())]).decode()

@@ -5,31 +5,28 @@ session (era detected), reports readiness, watches health, and on any failure re
 with exponential backoff. A restart budget opens the circuit: after ``MAX_RESTARTS`` failures
 within ``RESTART_WINDOW`` the replica waits ``CIRCUIT_COOLDOWN`` before trying again, and
 calls fail fast meanwhile. Calls carry the caller's ``ToolContext`` so progress, logs and
-input requests reach the client that asked, and no other.
+input requests reach the client that asked, and no other (``attribution``); a 2026-07-28
+client's call to a 2025-11-25 upstream is parked between input rounds (``parking``). What the
+upstream lists is kept current by ``listings``; why it is down is told by ``reasons``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
 
-from bastion._types import Clock, JSONObject, JSONValue
-from bastion.audit.redact import REDACTED, redact_text
+from bastion._types import Clock, JSONObject
 from bastion.client.session import ClientHandlers, ClientSession
-from bastion.config.secrets import server_secrets
-from bastion.errors import BastionError, MethodNotFound, RequestTimeout, UpstreamUnavailable
-from bastion.guard.peer_errors import mask_internal_urls
-from bastion.guard.sanitise import MIN_KNOWN_SECRET
+from bastion.errors import BastionError, RequestTimeout, UpstreamUnavailable
 from bastion.protocol import types as t
-from bastion.protocol.jsonrpc import Notification, RequestId
+from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import (
     META_CLIENT_CAPABILITIES,
     META_LOG_LEVEL,
@@ -37,8 +34,10 @@ from bastion.protocol.versions import (
     Era,
 )
 from bastion.server.context import LOG_LEVELS, InputRequired
-from bastion.transport.base import RELATED_REQUEST
+from bastion.upstream.attribution import InFlight, forwarder, progress_to
+from bastion.upstream.listings import LIST_KINDS, Listings
 from bastion.upstream.parking import PENDING_KEY, Owner, ParkedCall, ParkingLot
+from bastion.upstream.reasons import clean_reason, describe, known_secrets
 from bastion.upstream.spawn import open_upstream
 
 if TYPE_CHECKING:
@@ -57,17 +56,7 @@ CIRCUIT_COOLDOWN: Final = 30.0  # seconds the circuit stays open
 HEALTH_INTERVAL: Final = 15.0  # seconds between health pings
 HEALTH_TIMEOUT: Final = 5.0  # seconds a ping may take
 HEALTH_MISSES: Final = 3  # consecutive failed pings before a restart
-MAX_REASON: Final = 500  # characters of an upstream's last error kept for /readyz
-LISTEN_RETRY: Final = 5.0  # seconds before reopening a dropped subscriptions/listen stream
-_LISTEN_ALL: Final = {
-    "toolsListChanged": True,
-    "promptsListChanged": True,
-    "resourcesListChanged": True,
-}
-
-
 _ERA_FIELDS: Final = ("resultType", "ttlMs", "cacheScope")
-LIST_KINDS: Final = ("tools", "resources", "prompts")  # the lists that can change
 
 
 class ReplicaState(Enum):
@@ -102,9 +91,6 @@ class Replica:
         self._environ = environ
         self._on_ready = on_ready
         self._on_change = on_change
-        self._changed = anyio.Event()
-        self._changed_kinds: set[str] = set()
-        self._resync = False  # re-list and announce only differences (see _notified)
         self._on_notification = on_notification
         self._clock = clock
         self.state = ReplicaState.STARTING
@@ -113,21 +99,24 @@ class Replica:
         self.restarts = 0
         self.last_error: str | None = None
         self._failures: list[float] = []
-        self._callers: dict[int, ToolContext | ParkedCall] = {}
-        # Upstream request id -> the call it was sent for (HTTP streams relate messages).
-        self._sent_for: dict[RequestId, ToolContext | ParkedCall] = {}
+        self._calls = InFlight(self.label)
+        # Bound once, so the per-call paths find them as fast as methods of this class.
+        self._in_flight = self._calls.track
+        self._sole_caller = self._calls.sole_caller
+        self._abandoned = self._calls.abandoned
         self._parking = ParkingLot()
         self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
-        self._resources: set[str] = set()  # upstream URIs some client is subscribed to
+        self._listings = Listings(self.label)
         self.settled = anyio.Event()  # set once the first start attempt ended, either way
-        self._attribution_off = False  # see _abandoned
-        self._relisten = anyio.Event()
-        self._ids = itertools.count(1)
-        self.listings: dict[str, list[JSONObject]] = {}
 
     @property
     def label(self) -> str:
         return self.server if self.config.replicas == 1 else f"{self.server}#{self.index}"
+
+    @property
+    def listings(self) -> dict[str, list[JSONObject]]:
+        """What the upstream lists now (tools, resources, resourceTemplates, prompts)."""
+        return self._listings.current
 
     # -- supervision -----------------------------------------------------------------------
 
@@ -168,9 +157,9 @@ class Replica:
     async def _run_once(self) -> float | None:
         ready_at: float | None = None
         handlers = ClientHandlers(
-            sampling=self._forward("sampling/createMessage"),
-            elicitation=self._forward("elicitation/create"),
-            roots=self._forward("roots/list"),
+            sampling=forwarder(self._calls, "sampling/createMessage", self.label),
+            elicitation=forwarder(self._calls, "elicitation/create", self.label),
+            roots=forwarder(self._calls, "roots/list", self.label),
             on_notification=self._notified,
         )
         try:
@@ -184,7 +173,7 @@ class Replica:
                 ) as session:
                     with anyio.fail_after(self.config.startup_timeout):
                         info = await session.connect()
-                        await self._refresh(session)
+                        await self._listings.refresh(session)
                     logger.info(
                         "upstream %s ready (%s, %s)",
                         self.label,
@@ -202,20 +191,21 @@ class Replica:
                         self.settled.set()
                         tg.start_soon(self._apply_changes, session)
                         if info.era is Era.MODERN:
-                            tg.start_soon(self._listen, session)
+                            tg.start_soon(self._listings.listen, session)
                         else:
-                            for uri in sorted(self._resources):  # subscriptions survive restarts
+                            # subscriptions survive restarts
+                            for uri in sorted(self._listings.resources):
                                 tg.start_soon(self.subscribe, uri, True)
                         self.last_error = await self._watch(session)
                         tg.cancel_scope.cancel()
         except Exception as exc:  # one upstream's failure must never stop the gateway
-            self.last_error = _clean_reason(_describe(exc, self.label), self._secrets())
+            self.last_error = clean_reason(describe(exc, self.label), known_secrets(self.config))
         finally:
             self.settled.set()
             self.session = None
             self._tg = None
             self._parking = ParkingLot()  # their upstream calls died with the session
-            self._attribution_off = False  # a new process has no abandoned calls
+            self._calls.attribution_off = False  # a new process has no abandoned calls
         logger.warning("upstream %s stopped: %s", self.label, self.last_error)
         return ready_at
 
@@ -224,65 +214,13 @@ class Replica:
         notification arrives on the session's reader, which must stay free to read the
         answers to these very list requests."""
         while True:
-            await self._changed.wait()
-            self._changed = anyio.Event()
-            kinds = set(self._changed_kinds)
-            self._changed_kinds.clear()
-            resync, self._resync = self._resync, False
-            before = self.listings
-            try:
-                await self._refresh(session)
-            except BastionError as exc:
-                logger.warning("upstream %s: re-listing failed: %s", self.label, exc.detail)
-                continue
-            if resync:  # announce only what really changed while nobody listened
-                kinds |= {
-                    kind
-                    for kind in LIST_KINDS
-                    if _lists(before, kind) != _lists(self.listings, kind)
-                }
+            kinds = await self._listings.next_changes(session)
             if kinds:
-                await self._on_change(self, tuple(sorted(kinds)))
-
-    async def _listen(self, session: ClientSession) -> None:
-        """2026-07-28 upstreams announce list changes and resource updates only on a
-        subscriptions/listen stream; it is reopened whenever the set of resources changes."""
-        while True:
-            relisten = self._relisten = anyio.Event()
-            wanted: JSONObject = {**_LISTEN_ALL, "resourceSubscriptions": sorted(self._resources)}
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_cancel_on, relisten, tg.cancel_scope)
-                try:
-                    await session.request(
-                        "subscriptions/listen", {"notifications": wanted}, timeout=0
-                    )
-                except BastionError as exc:
-                    logger.info(
-                        "upstream %s: listen stream ended (%s)",
-                        self.label,
-                        exc.detail or exc.wire_message,
-                    )
-                    with anyio.move_on_after(LISTEN_RETRY):
-                        await relisten.wait()
-                tg.cancel_scope.cancel()
+                await self._on_change(self, kinds)
 
     async def subscribe(self, uri: str, on: bool) -> None:
         """Follow (or stop following) updates of the upstream resource ``uri``."""
-        if on:
-            self._resources.add(uri)
-        else:
-            self._resources.discard(uri)
-        session = self.session
-        if session is None or session.server is None:
-            return  # applied when the session (re)starts
-        if session.server.era is Era.MODERN:
-            self._relisten.set()
-            return
-        method = "resources/subscribe" if on else "resources/unsubscribe"
-        try:
-            await session.request(method, {"uri": uri})
-        except BastionError as exc:
-            logger.info("upstream %s refused %s of %s: %s", self.label, method, uri, exc.detail)
+        await self._listings.subscribe(self.session, uri, on)
 
     async def _watch(self, session: ClientSession) -> str:
         """Return (with the reason) when the upstream exits or stops answering pings."""
@@ -299,20 +237,6 @@ class Replica:
                 misses += 1
                 if misses >= HEALTH_MISSES:
                     return f"{misses} health pings failed"
-
-    async def _refresh(self, session: ClientSession) -> None:
-        caps = session.server.capabilities if session.server else {}
-        listings: dict[str, list[JSONObject]] = {}
-        if "tools" in caps:
-            listings["tools"] = await session.list_tools()
-        if "resources" in caps:
-            listings["resources"] = await session.list_all("resources/list", "resources")
-            listings["resourceTemplates"] = await session.list_all(
-                "resources/templates/list", "resourceTemplates"
-            )
-        if "prompts" in caps:
-            listings["prompts"] = await session.list_all("prompts/list", "prompts")
-        self.listings = listings
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -341,7 +265,7 @@ class Replica:
             }
             return await ctx.ask(asks)
 
-        on_progress = _progress_to(lambda: ctx) if ctx.progress_token is not None else None
+        on_progress = progress_to(lambda: ctx) if ctx.progress_token is not None else None
         finished = False
         with self._in_flight(ctx) as on_sent:
             try:
@@ -382,7 +306,7 @@ class Replica:
                     return await session.request(
                         method,
                         params,
-                        on_progress=_progress_to(lambda: parked.current),
+                        on_progress=progress_to(lambda: parked.current),
                         on_sent=on_sent,
                     )
                 finally:
@@ -408,12 +332,6 @@ class Replica:
             raise parked.error
         return parked.result or {}
 
-    def _secrets(self) -> list[str]:
-        """This upstream's configured credentials worth masking (``server_secrets``), the
-        longest first."""
-        found = [v for v in server_secrets(self.config) if len(v) >= MIN_KNOWN_SECRET]
-        return sorted(found, key=len, reverse=True)
-
     def drop_parked(self, lapsed: Callable[[Owner], bool]) -> int:
         """Drop the parked calls of owners that ``lapsed`` (revoked keys); how many."""
         return self._parking.drop_where(lapsed)
@@ -424,75 +342,13 @@ class Replica:
             self._abandoned()
         self._parking.release(parked)
 
-    def _abandoned(self) -> None:
-        # A call we stopped waiting for may go on talking: from now on, an unattributed log
-        # line or request could be its, so none is attributed until the upstream restarts.
-        if not self._attribution_off:
-            logger.info(
-                "upstream %s: a call was abandoned; unattributed messages are now "
-                "dropped until it restarts",
-                self.label,
-            )
-        self._attribution_off = True
-
-    @contextlib.contextmanager
-    def _in_flight(self, caller: ToolContext | ParkedCall) -> Iterator[Callable[[RequestId], None]]:
-        """``caller`` is among the calls in flight until the block ends; the callback it
-        yields (``on_sent``) records each upstream request id sent for it."""
-        key = next(self._ids)
-        self._callers[key] = caller
-        sent: list[RequestId] = []
-
-        def on_sent(request_id: RequestId) -> None:
-            sent.append(request_id)
-            self._sent_for[request_id] = caller
-
-        try:
-            yield on_sent
-        finally:
-            del self._callers[key]
-            for request_id in sent:
-                self._sent_for.pop(request_id, None)
-
-    def _sole_caller(self) -> ToolContext | ParkedCall | None:
-        """The call an upstream's log line or server request belongs to, if it is known.
-
-        Over HTTP the message came on one call's POST stream, which says whose it is (a
-        call that already ended gets nothing). A stdio upstream does not say; with one call
-        in flight it can only be that one, otherwise nobody gets it.
-        """
-        related = RELATED_REQUEST.get()
-        if related is not None:
-            return self._sent_for.get(related)
-        if self._attribution_off or len(self._callers) != 1:
-            return None
-        return next(iter(self._callers.values()))
-
-    def _forward(self, method: str) -> Callable[[JSONObject], Awaitable[JSONObject]]:
-        async def forward(params: JSONObject) -> JSONObject:
-            ctx = self._sole_caller()
-            if ctx is None:
-                raise MethodNotFound(f"{method} from {self.label} cannot be attributed")
-            if isinstance(ctx, ParkedCall):
-                return await ctx.ask(method, params)
-            answers = await ctx.ask({"request": t.InputRequest(method=method, params=params)})
-            answer: JSONValue = answers["request"]
-            return answer if isinstance(answer, dict) else {}
-
-        return forward
-
     async def _notified(self, note: Notification) -> None:
         if note.method == "notifications/subscriptions/acknowledged":
-            # 2026-07-28: a change announced before this listen stream was open (between
-            # the listing and now, e.g. a rug pull right after the first tools/list) was
-            # sent to nobody. Re-list once, so no change goes unnoticed (TC-2).
-            self._resync = True
-            self._changed.set()
+            self._listings.resync()
             return
         kind = note.method.removeprefix("notifications/").removesuffix("/list_changed")
         if note.method.endswith("/list_changed") and kind in LIST_KINDS:
-            self._changed_kinds.add(kind)
-            self._changed.set()
+            self._listings.changed(kind)
             return
         if note.method == "notifications/message":
             ctx = self._sole_caller()
@@ -500,64 +356,11 @@ class Replica:
             params = note.params or {}
             level = params.get("level")
             if target is not None and isinstance(level, str) and level in LOG_LEVELS:
-                await target.log(level, params.get("data"), _str(params.get("logger")))  # type: ignore[arg-type]
+                name = params.get("logger")
+                source = name if isinstance(name, str) else None
+                await target.log(level, params.get("data"), source)  # type: ignore[arg-type]
             return
         await self._on_notification(self, note)
-
-
-def _lists(listings: dict[str, list[JSONObject]], kind: str) -> list[list[JSONObject] | None]:
-    """The listings behind one announced kind (resources include their templates)."""
-    keys = ("resources", "resourceTemplates") if kind == "resources" else (kind,)
-    return [listings.get(key) for key in keys]
-
-
-def _clean_reason(reason: str, secrets: Iterable[str]) -> str:
-    """UP-4, IN-5: a reason is shown on the public ``/readyz`` and logged, and an upstream
-    writes part of it (its error text): credentials masked (the patterns of the audit
-    redactor, and this upstream's own configured header and environment values, exactly),
-    internal URLs replaced, capped at ``MAX_REASON`` characters."""
-    text = redact_text(reason)
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    masked = mask_internal_urls(text, [])
-    text = masked if isinstance(masked, str) else ""
-    return text if len(text) <= MAX_REASON else text[:MAX_REASON] + "…"
-
-
-def _describe(exc: BaseException, label: str) -> str:
-    """A one-line reason for ``/readyz``; task groups wrap the real error in a group."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    if isinstance(exc, TimeoutError):
-        return "did not become ready in time"
-    if isinstance(exc, BastionError):
-        return f"{type(exc).__name__}: {exc.detail or exc.wire_message}"
-    if isinstance(exc, OSError):
-        return f"could not start: {exc.strerror or exc}"
-    if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | anyio.EndOfStream):
-        # A write to (or read from) a child that had already exited, racing its exit report.
-        return "connection closed: the upstream went away"
-    logger.error("upstream %s failed unexpectedly", label, exc_info=exc)
-    return f"unexpected {type(exc).__name__}"
-
-
-def _progress_to(
-    target: Callable[[], ToolContext | None],
-) -> Callable[[JSONObject], Awaitable[None]]:
-    """Relay upstream progress to whichever client request ``target`` names now."""
-
-    async def relay(note: JSONObject) -> None:
-        ctx = target()
-        progress = _num(note.get("progress"))
-        if ctx is not None and progress is not None:
-            await ctx.progress(progress, _num(note.get("total")), _str(note.get("message")))
-
-    return relay
-
-
-async def _cancel_on(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
 
 
 def _strip_era_fields(result: JSONObject) -> JSONObject:
@@ -573,11 +376,3 @@ def _strip_era_fields(result: JSONObject) -> JSONObject:
         else:
             del result["_meta"]
     return result
-
-
-def _num(value: JSONValue) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _str(value: JSONValue) -> str | None:
-    return value if isinstance(value, str) else None

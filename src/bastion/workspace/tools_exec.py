@@ -8,30 +8,29 @@ paths bound read-only. While it runs, its output goes to the caller as
 ``notifications/message`` log lines and ``notifications/progress`` (both bounded in rate
 and size); at the end the result carries the exit code, the captured output and the limit
 that ended it. ``cancel_execution`` or the MCP cancel of the request kills the whole tree:
-leaving ``Sandbox.start`` SIGKILLs the sandbox's pid namespace and its cgroup.
+leaving ``Sandbox.start`` SIGKILLs the sandbox's pid namespace and its cgroup. The table of
+runs is ``runs``; what the caller sees of the output, ``run_output``.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Final, Literal
+from typing import Annotated, Final
 
 import anyio
 from msgspec import Meta
 
-from bastion._types import JSONObject
-from bastion.sandbox import ExecResult, ExecSpec, Execution, Sandbox, SandboxError
+from bastion.sandbox import ExecSpec, Execution, SandboxError
 from bastion.workspace.collab import Agent, Member, iso
-from bastion.workspace.errors import InvalidInput, NotFound, Refused, TooLarge, WorkspaceError
+from bastion.workspace.errors import InvalidInput, Refused, TooLarge, WorkspaceError
 from bastion.workspace.invocation import Invocation
 from bastion.workspace.paths import parse_path
-from bastion.workspace.policy import CommandPolicy, RateLimiter, describe_policy
+from bastion.workspace.policy import describe_policy
 from bastion.workspace.resources import meta_uri
+from bastion.workspace.run_output import CAPTURE_BYTES, RUN_OUTPUT, reply, stream_output
+from bastion.workspace.runs import Run, Runner
 from bastion.workspace.store import Workspace
 from bastion.workspace.toolkit import (
-    BOOLEAN,
     STRING,
     Args,
     Reply,
@@ -42,92 +41,11 @@ from bastion.workspace.toolkit import (
 )
 from bastion.workspace.toolkit import tool_spec as declare
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 __all__ = ["SPECS", "Runner", "SandboxFailed"]
-
-# Bytes of each stream kept for the final result (the rest is streamed, then counted).
-CAPTURE_BYTES: Final = 256 * 1024
-# Streaming: one notification pair at most every FLUSH_SECONDS, at most STREAM_BYTES
-# each, at most STREAM_TOTAL per execution; what does not fit is said, not sent.
-FLUSH_SECONDS: Final = 0.2
-STREAM_BYTES: Final = 16 * 1024
-STREAM_TOTAL: Final = 1024 * 1024
-FINISHED_KEPT: Final = 32
-State = Literal["running", "exited", "killed", "cancelled"]
 
 
 class SandboxFailed(WorkspaceError):
     kind = "sandbox"
-
-
-@dataclass(slots=True)
-class Run:
-    """One execution, running or recently ended."""
-
-    id: str
-    workspace: str
-    argv: tuple[str, ...]
-    cwd: str
-    profile: str
-    agent: Agent
-    started: float  # wall clock
-    state: State = "running"
-    execution: Execution | None = None
-    exit_code: int | None = None
-    limit: str | None = None
-    cancelled_by: Agent | None = None
-    member: Member | None = field(default=None, repr=False)
-
-    def to_json(self) -> JSONObject:
-        entry: JSONObject = {
-            "execution_id": self.id,
-            "workspace": self.workspace,
-            "argv": list(self.argv),
-            "cwd": self.cwd,
-            "profile": self.profile,
-            "agent": self.agent.to_json(),
-            "started": iso(self.started),
-            "state": self.state,
-        }
-        if self.state != "running":
-            entry["exit_code"] = self.exit_code
-            entry["limit"] = self.limit
-        if self.cancelled_by is not None:
-            entry["cancelled_by"] = self.cancelled_by.to_json()
-        return entry
-
-
-class Runner:
-    """The server's command runner: the sandbox, the policy and the table of runs."""
-
-    def __init__(
-        self,
-        sandbox: Sandbox | None,
-        policy: CommandPolicy,
-        *,
-        clock: Callable[[], float],
-        wall: Callable[[], float],
-    ) -> None:
-        self.sandbox = sandbox
-        self.policy = policy
-        self.rate = RateLimiter(policy.rate, clock)
-        self.wall = wall
-        self.running: dict[str, Run] = {}
-        self.finished: deque[Run] = deque(maxlen=FINISHED_KEPT)
-
-    def in_workspace(self, name: str) -> list[Run]:
-        return [run for run in self.running.values() if run.workspace == name]
-
-    def find(self, workspace: str, execution_id: str) -> Run:
-        run = self.running.get(execution_id)
-        if run is None or run.workspace != workspace:
-            for old in self.finished:
-                if old.id == execution_id and old.workspace == workspace:
-                    return old
-            raise NotFound(f"no execution {execution_id} in workspace {workspace}")
-        return run
 
 
 class RunArgs(Args, frozen=True):
@@ -212,7 +130,7 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
             run.execution = execution
             await _started(inv, ws, run)
             try:
-                await _stream(inv, execution)
+                await stream_output(inv, execution)
                 result = await execution.wait()
             except anyio.get_cancelled_exc_class():
                 # The MCP cancel of this request. The sandbox's supervisor task is being
@@ -227,7 +145,7 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
         raise SandboxFailed(
             f"the sandbox could not run the command: {exc.detail or exc.message}"
         ) from None
-    return _reply(run, result, decision.reason)
+    return reply(run, result, decision.reason)
 
 
 async def _started(inv: Invocation, ws: Workspace, run: Run) -> None:
@@ -263,100 +181,6 @@ async def _ended(inv: Invocation, ws: Workspace, run: Run, execution: Execution)
         )
     runner.finished.append(run)
     await inv.server.updated([meta_uri(ws.name, "members")])
-
-
-async def _stream(inv: Invocation, execution: Execution) -> None:
-    """Forward output to the caller while it runs; bounded (module constants)."""
-    pending: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-    dropped = {"stdout": 0, "stderr": 0}
-    sent = 0
-    total = 0
-    ticks = 0
-    done = anyio.Event()
-
-    async def flush() -> None:
-        nonlocal sent, ticks
-        for stream, buffer in pending.items():
-            if not buffer and not dropped[stream]:
-                continue
-            data = bytes(buffer[:STREAM_BYTES])
-            lost = dropped[stream] + len(buffer) - len(data)
-            buffer.clear()
-            dropped[stream] = 0
-            if sent >= STREAM_TOTAL:
-                continue
-            sent += len(data)
-            line: JSONObject = {
-                "execution_id": execution.id,
-                "stream": stream,
-                "text": data.decode("utf-8", "replace"),
-            }
-            if lost:
-                line["not_streamed_bytes"] = lost
-            if sent >= STREAM_TOTAL:
-                line["note"] = "streaming stopped here; the result keeps the captured output"
-            await inv.ctx.log("info", line, "run_command")
-        ticks += 1
-        await inv.ctx.progress(
-            ticks,
-            message=f"{execution.id}: running {execution.elapsed:.1f} s, {total} bytes of output",
-        )
-
-    async def ticker() -> None:
-        while not done.is_set():
-            with anyio.move_on_after(FLUSH_SECONDS):
-                await done.wait()
-            await flush()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        async for chunk in execution.chunks():
-            total += len(chunk.data)
-            buffer = pending[chunk.stream]
-            room = max(0, STREAM_BYTES - len(buffer))
-            buffer += chunk.data[:room]
-            dropped[chunk.stream] += len(chunk.data) - min(room, len(chunk.data))
-        done.set()
-
-
-def _reply(run: Run, result: ExecResult, rule: str) -> Reply:
-    stdout = result.stdout.decode("utf-8", "replace")
-    stderr = result.stderr.decode("utf-8", "replace")
-    if result.limit == "none":
-        how = (
-            f"exit code {result.exit_code}"
-            if result.signal is None
-            else f"killed by signal {result.signal}"
-        )
-    else:
-        how = f"stopped by the {result.limit} limit"
-    parts = [f"{' '.join(run.argv)}: {how} after {result.duration:.2f} s (execution {run.id})"]
-    for name, text, cut in (
-        ("stdout", stdout, result.stdout_truncated),
-        ("stderr", stderr, result.stderr_truncated),
-    ):
-        if text:
-            parts.append(f"--- {name}{' (truncated)' if cut else ''} ---\n{text.rstrip()}")
-    return Reply(
-        "\n".join(parts),
-        {
-            "execution_id": run.id,
-            "argv": list(run.argv),
-            "cwd": run.cwd,
-            "profile": run.profile,
-            "exit_code": result.exit_code,
-            "signal": result.signal,
-            "limit": result.limit,
-            "stdout": stdout,
-            "stderr": stderr,
-            "stdout_truncated": result.stdout_truncated,
-            "stderr_truncated": result.stderr_truncated,
-            "output_bytes": result.output_bytes,
-            "duration_seconds": round(result.duration, 3),
-            "backend": result.backend,
-            "policy": rule,
-        },
-    )
 
 
 class ListArgs(Args, frozen=True):
@@ -414,42 +238,7 @@ async def get_policy(inv: Invocation, a: PolicyArgs) -> Reply:
     )
 
 
-_INT_OR_NULL: Final = {"type": ["integer", "null"]}
 _RUNS: Final = {"type": "array", "items": {"type": "object"}}
-RUN_OUTPUT: Final = object_schema(
-    {
-        "execution_id": STRING,
-        "argv": {"type": "array", "items": STRING},
-        "cwd": STRING,
-        "profile": STRING,
-        "exit_code": _INT_OR_NULL,
-        "signal": _INT_OR_NULL,
-        "limit": {
-            "type": "string",
-            "enum": ["none", "timeout", "cpu", "memory", "output", "disk", "cancelled"],
-        },
-        "stdout": STRING,
-        "stderr": STRING,
-        "stdout_truncated": BOOLEAN,
-        "stderr_truncated": BOOLEAN,
-        "output_bytes": {"type": "integer"},
-        "duration_seconds": {"type": "number"},
-        "backend": STRING,
-        "policy": STRING,
-    },
-    [
-        "execution_id",
-        "argv",
-        "exit_code",
-        "signal",
-        "limit",
-        "stdout",
-        "stderr",
-        "stdout_truncated",
-        "stderr_truncated",
-        "duration_seconds",
-    ],
-)
 
 SPECS: Final[tuple[ToolSpec, ...]] = (
     declare(

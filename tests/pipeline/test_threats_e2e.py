@@ -13,6 +13,7 @@ concurrency limits (429 + Retry-After on 2026-07-28, -32005 in a 2025-11-25 sess
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -118,7 +119,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory, evil_http: str) -> Iterato
     """A second gateway: five requests a minute per principal, results unfiltered (so
     what the upstream received is visible as it was)."""
     extra = "limits:\n  per_principal: {rate: 5, per: minute, burst: 5}\n"
-    keys = {**KEYS, "carol": ("dev",), "dave": ("dev",)}
+    keys = {**KEYS, "carol": ("dev",), "dave": ("dev",), "erin": ("dev",)}
     with serve(
         tmp_path_factory.mktemp("limited"),
         _servers(evil_http, hinted=False),
@@ -480,6 +481,67 @@ def test_ds3_rate_limit_in_a_legacy_session_is_a_jsonrpc_error(limited: Gateway)
     error = answers[4]["error"]
     assert error["code"] == RATE_LIMITED and error["data"]["retryAfter"] >= 1
     assert session.close() == 200  # the session itself was not harmed
+
+
+def test_ds3_ds4_ad1_a_flood_over_the_limit_is_audited_in_bounded_counted_records(
+    limited: Gateway,
+) -> None:
+    """DS-3, DS-4, AD-1: a flood of calls over erin's limit, each answered 429, writes her
+    first refusal and one counted summary per window (not one record per refusal); the
+    counts add up to every refusal, and the chain still verifies."""
+    flood = 150
+    echo = {"name": "fx__echo", "arguments": {"text": "x"}}
+    for _ in range(5):
+        assert limited.modern("erin", "tools/call", echo).status_code == 200
+    started = time.monotonic()
+    with httpx.Client(timeout=15) as client:
+        sent = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "authorization": f"Bearer {limited.keys['erin']}",
+            "mcp-protocol-version": "2026-07-28",
+            "mcp-method": "tools/call",
+            "mcp-name": "fx__echo",
+        }
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {**echo, "_meta": meta},
+        }
+        statuses = [
+            client.post(limited.mcp, json=body, headers=sent).status_code for _ in range(flood)
+        ]
+    elapsed = time.monotonic() - started
+    assert statuses == [429] * flood
+
+    def refusals() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in limited.audit()
+            if r["principal"] == "apikey:erin" and r["outcome"] == str(RATE_LIMITED)
+        ]
+
+    def counted(records: list[dict[str, Any]]) -> int:
+        return sum(int(r["detail"].get("refused", 1)) for r in records)
+
+    # The last window's summary is written when it ends (1 s after it opened).
+    wait_until(lambda: counted(refusals()) == flood, timeout=10, step=0.5)
+    records = refusals()
+    assert len(records) <= 2 * (int(elapsed) + 2), (len(records), elapsed)
+    assert all(r["detail"]["window_s"] == 1.0 for r in records if "refused" in r["detail"])
+    verified = subprocess.run(
+        [str(BASTION), "audit", "verify", "--db", str(limited.audit_db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_ds3_max_concurrent_refuses_a_second_call_in_flight(gw: Gateway) -> None:

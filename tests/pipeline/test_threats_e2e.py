@@ -108,7 +108,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, evil_http: str) -> Iterator[Gat
         tmp_path_factory.mktemp("threats"),
         _servers(evil_http),
         policy_text(DEV_TOOLS, APPROVAL),
-        KEYS,
+        {**KEYS, "frank": ("dev",)},  # frank's key is revoked by a test
         extra=limits,
     ) as gateway:
         yield gateway
@@ -647,6 +647,81 @@ def test_ds3_ending_a_session_ends_its_calls_and_frees_their_slots(gw: Gateway) 
     worker.join(5)
     again = gw.call("alice", WAIT_TOOL, {"seconds": 0})
     assert again["result"]["content"][0]["text"] == "waited"  # the slot was freed
+
+
+def test_au5_revoking_a_key_ends_its_stateless_calls_in_flight(gw: Gateway) -> None:
+    """AU-5, DS-3: a 2026-07-28 call of a key revoked while it is in flight (``hinted__wait``,
+    60 s) is cancelled within the credential check's period (1 s) and answered -32003 with
+    a fixed message; the refusal is audited, and the upstream call's slot is free again."""
+    answers: list[httpx.Response] = []
+    key = gw.keys["frank"]
+
+    def run() -> None:
+        answers.append(
+            modern_post_slow(gw.mcp, key, {"name": WAIT_TOOL, "arguments": {"seconds": 60}})
+        )
+
+    def start() -> threading.Thread:
+        answers.clear()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        return worker
+
+    worker = start()
+    deadline = time.monotonic() + 20
+    while True:  # until the slow call holds the slot (max_concurrent: 1)
+        assert time.monotonic() < deadline, ("the slow call never started", answers)
+        time.sleep(0.2)
+        if not worker.is_alive():  # refused: a probe held the slot at that moment
+            worker = start()
+            continue
+        busy = gw.call("frank", WAIT_TOOL, {"seconds": 0})
+        if "error" in busy:
+            break
+    assert _error(busy)["code"] == RATE_LIMITED
+    revoked = subprocess.run(
+        [str(BASTION), "keys", "revoke", "frank", "--db", str(gw.keys_db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    since = time.monotonic()
+    worker.join(10)
+    assert not worker.is_alive(), "the revoked key's call ran on"
+    assert time.monotonic() - since < 5
+    (answer,) = answers
+    assert answer.status_code == 200
+    error = _error(answer_of(answer))
+    assert error["code"] == DENIED and error["message"] == "Credential no longer valid"
+    assert "frank" not in answer.text and key not in answer.text
+    records = [
+        r
+        for r in gw.audit()
+        if r["principal"] == "apikey:frank"
+        and r["target"] == WAIT_TOOL
+        and r["outcome"] == "-32003"
+    ]
+    assert [r["detail"].get("ended") for r in records] == ["credential lapsed"]
+    assert gw.call("alice", WAIT_TOOL, {"seconds": 0})["result"]["content"][0]["text"] == "waited"
+
+
+def modern_post_slow(url: str, key: str, params: dict[str, Any]) -> httpx.Response:
+    """A 2026-07-28 ``tools/call`` that may take up to 90 s to be answered."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {**params, "_meta": meta}}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {key}",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": str(params["name"]),
+    }
+    return httpx.post(url, json=body, headers=headers, timeout=90)
 
 
 # -- TC-6: human approval ------------------------------------------------------------------

@@ -127,6 +127,9 @@ class MemorySink:
         self.records.append(record)
         return True
 
+    async def refused(self, key: tuple[str, str], record: AuditRecord) -> None:
+        self.records.append(record)
+
 
 def audit_records(db: Path) -> list[AuditRecord]:
     from bastion.audit.record import decode_record

@@ -40,7 +40,8 @@ async def test_ds3_denied_calls_are_charged_to_the_principal_bucket(
 ) -> None:
     """DS-3: a flood of calls the policy denies is rate-limited like any flood (-32005 with
     retryAfter once the principal's bucket is empty, so at most the burst is audited as a
-    denial); every answer is still audited; another principal is not throttled by it."""
+    denial); every answer is still audited (the refusals by the limit as the first and a
+    count); another principal is not throttled by it."""
     config = parse_config(CONFIG, {})
     app = app_with_tools("files__read", "github__delete_repo")
     rules = policy(POLICY)
@@ -63,9 +64,15 @@ async def test_ds3_denied_calls_are_charged_to_the_principal_bucket(
     assert allowed_but_limited.value.peer_data["retryAfter"] >= 1
     assert ok["content"][0]["text"] == "files__read ran"
     records = [r for r in audit_records(db) if r.method == "tools/call"]
-    assert [(r.principal, r.outcome) for r in records] == [
+    # The refusals by the limit: the first one, then their count in one summary (DS-4),
+    # written when its window ends or at the latest when the log closes.
+    summaries = [
+        (r.principal, r.outcome, r.detail["refused"]) for r in records if "refused" in r.detail
+    ]
+    assert summaries == [("alice", "-32005", 16)]
+    assert [(r.principal, r.outcome) for r in records if "refused" not in r.detail] == [
         *[("alice", "-32003")] * 4,
-        *[("alice", "-32005")] * 17,
+        ("alice", "-32005"),
         ("bob", "ok"),
     ]
     assert {r.detail.get("limit") for r in records if r.outcome == "-32005"} == {"principal"}

@@ -13,6 +13,7 @@ concurrency limits (429 + Retry-After on 2026-07-28, -32005 in a 2025-11-25 sess
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -107,7 +108,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, evil_http: str) -> Iterator[Gat
         tmp_path_factory.mktemp("threats"),
         _servers(evil_http),
         policy_text(DEV_TOOLS, APPROVAL),
-        KEYS,
+        {**KEYS, "frank": ("dev",)},  # frank's key is revoked by a test
         extra=limits,
     ) as gateway:
         yield gateway
@@ -118,7 +119,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory, evil_http: str) -> Iterato
     """A second gateway: five requests a minute per principal, results unfiltered (so
     what the upstream received is visible as it was)."""
     extra = "limits:\n  per_principal: {rate: 5, per: minute, burst: 5}\n"
-    keys = {**KEYS, "carol": ("dev",), "dave": ("dev",)}
+    keys = {**KEYS, "carol": ("dev",), "dave": ("dev",), "erin": ("dev",)}
     with serve(
         tmp_path_factory.mktemp("limited"),
         _servers(evil_http, hinted=False),
@@ -482,6 +483,67 @@ def test_ds3_rate_limit_in_a_legacy_session_is_a_jsonrpc_error(limited: Gateway)
     assert session.close() == 200  # the session itself was not harmed
 
 
+def test_ds3_ds4_ad1_a_flood_over_the_limit_is_audited_in_bounded_counted_records(
+    limited: Gateway,
+) -> None:
+    """DS-3, DS-4, AD-1: a flood of calls over erin's limit, each answered 429, writes her
+    first refusal and one counted summary per window (not one record per refusal); the
+    counts add up to every refusal, and the chain still verifies."""
+    flood = 150
+    echo = {"name": "fx__echo", "arguments": {"text": "x"}}
+    for _ in range(5):
+        assert limited.modern("erin", "tools/call", echo).status_code == 200
+    started = time.monotonic()
+    with httpx.Client(timeout=15) as client:
+        sent = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "authorization": f"Bearer {limited.keys['erin']}",
+            "mcp-protocol-version": "2026-07-28",
+            "mcp-method": "tools/call",
+            "mcp-name": "fx__echo",
+        }
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {**echo, "_meta": meta},
+        }
+        statuses = [
+            client.post(limited.mcp, json=body, headers=sent).status_code for _ in range(flood)
+        ]
+    elapsed = time.monotonic() - started
+    assert statuses == [429] * flood
+
+    def refusals() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in limited.audit()
+            if r["principal"] == "apikey:erin" and r["outcome"] == str(RATE_LIMITED)
+        ]
+
+    def counted(records: list[dict[str, Any]]) -> int:
+        return sum(int(r["detail"].get("refused", 1)) for r in records)
+
+    # The last window's summary is written when it ends (1 s after it opened).
+    wait_until(lambda: counted(refusals()) == flood, timeout=10, step=0.5)
+    records = refusals()
+    assert len(records) <= 2 * (int(elapsed) + 2), (len(records), elapsed)
+    assert all(r["detail"]["window_s"] == 1.0 for r in records if "refused" in r["detail"])
+    verified = subprocess.run(
+        [str(BASTION), "audit", "verify", "--db", str(limited.audit_db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_ds3_max_concurrent_refuses_a_second_call_in_flight(gw: Gateway) -> None:
     """DS-3: ``max_concurrent: 1`` on a tool: while alice's first call waits for her answer
     to its elicitation, her second call is refused -32005; bob's runs."""
@@ -585,6 +647,81 @@ def test_ds3_ending_a_session_ends_its_calls_and_frees_their_slots(gw: Gateway) 
     worker.join(5)
     again = gw.call("alice", WAIT_TOOL, {"seconds": 0})
     assert again["result"]["content"][0]["text"] == "waited"  # the slot was freed
+
+
+def test_au5_revoking_a_key_ends_its_stateless_calls_in_flight(gw: Gateway) -> None:
+    """AU-5, DS-3: a 2026-07-28 call of a key revoked while it is in flight (``hinted__wait``,
+    60 s) is cancelled within the credential check's period (1 s) and answered -32003 with
+    a fixed message; the refusal is audited, and the upstream call's slot is free again."""
+    answers: list[httpx.Response] = []
+    key = gw.keys["frank"]
+
+    def run() -> None:
+        answers.append(
+            modern_post_slow(gw.mcp, key, {"name": WAIT_TOOL, "arguments": {"seconds": 60}})
+        )
+
+    def start() -> threading.Thread:
+        answers.clear()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        return worker
+
+    worker = start()
+    deadline = time.monotonic() + 20
+    while True:  # until the slow call holds the slot (max_concurrent: 1)
+        assert time.monotonic() < deadline, ("the slow call never started", answers)
+        time.sleep(0.2)
+        if not worker.is_alive():  # refused: a probe held the slot at that moment
+            worker = start()
+            continue
+        busy = gw.call("frank", WAIT_TOOL, {"seconds": 0})
+        if "error" in busy:
+            break
+    assert _error(busy)["code"] == RATE_LIMITED
+    revoked = subprocess.run(
+        [str(BASTION), "keys", "revoke", "frank", "--db", str(gw.keys_db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    since = time.monotonic()
+    worker.join(10)
+    assert not worker.is_alive(), "the revoked key's call ran on"
+    assert time.monotonic() - since < 5
+    (answer,) = answers
+    assert answer.status_code == 200
+    error = _error(answer_of(answer))
+    assert error["code"] == DENIED and error["message"] == "Credential no longer valid"
+    assert "frank" not in answer.text and key not in answer.text
+    records = [
+        r
+        for r in gw.audit()
+        if r["principal"] == "apikey:frank"
+        and r["target"] == WAIT_TOOL
+        and r["outcome"] == "-32003"
+    ]
+    assert [r["detail"].get("ended") for r in records] == ["credential lapsed"]
+    assert gw.call("alice", WAIT_TOOL, {"seconds": 0})["result"]["content"][0]["text"] == "waited"
+
+
+def modern_post_slow(url: str, key: str, params: dict[str, Any]) -> httpx.Response:
+    """A 2026-07-28 ``tools/call`` that may take up to 90 s to be answered."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {**params, "_meta": meta}}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {key}",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": str(params["name"]),
+    }
+    return httpx.post(url, json=body, headers=headers, timeout=90)
 
 
 # -- TC-6: human approval ------------------------------------------------------------------

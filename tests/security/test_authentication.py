@@ -458,6 +458,43 @@ def test_au8_failed_authentications_are_throttled_per_address(aux: Aux) -> None:
         assert attacker.post(g.url, json=body, headers=bad).status_code == 429
 
 
+def test_au8_ds4_ad1_a_throttled_addresss_flood_is_audited_in_counted_records(aux: Aux) -> None:
+    """AU-8, DS-4, AD-1: past its budget, an address flooding bad credentials gets 429s that
+    are audited as the first refusal and one counted summary per window, not one record
+    each; every attempt is still accounted for in the log."""
+    g = aux.gateway
+    flood = 80
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    bad = {
+        **bearer("bst_000000000000_" + "D" * 43),
+        "accept": "application/json, text/event-stream",
+    }
+    started = time.monotonic()
+    with aux.client_from("127.0.0.9") as attacker:
+        statuses = [attacker.post(g.url, json=body, headers=bad).status_code for _ in range(flood)]
+    elapsed = time.monotonic() - started
+    assert statuses == [401] * 3 + [429] * (flood - 3)
+
+    def from_attacker() -> list[dict[str, Any]]:
+        return [
+            r["record"]
+            for r in g.audit_export()
+            if r["record"]["kind"] == "authentication"
+            and r["record"]["detail"].get("peer") == "127.0.0.9"
+        ]
+
+    def counted() -> int:
+        return sum(int(r["detail"].get("refused", 1)) for r in from_attacker())
+
+    deadline = time.monotonic() + 10
+    while counted() != flood:  # the last window's summary is written when it ends
+        assert time.monotonic() < deadline, from_attacker()
+        time.sleep(0.5)
+    records = from_attacker()
+    assert len(records) <= 3 + 2 * (int(elapsed) + 2), (len(records), elapsed)
+    assert {r["outcome"] for r in records[3:]} == {"throttled"}
+
+
 def test_au8_deeply_nested_jwt_headers_are_throttled_like_any_bad_token(aux: Aux) -> None:
     """IN-2, AU-8: a JWT header nested past the parser's limit is an invalid token: 401, then
     429 once the address's budget is spent, never a 500."""

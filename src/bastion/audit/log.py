@@ -10,7 +10,9 @@ calls a second a commit (an fsync) is shared by several records instead of paid 
 When the queue is full, ``record`` waits up to ``enqueue_timeout`` seconds for room and then
 raises ``AuditUnavailable``: a record is never dropped silently, and the caller (the
 pipeline) fails the request closed. If the writer fails (disk full, tampered head), the log's
-task group fails and takes its owner down with it.
+task group fails and takes its owner down with it. Refusals by a limit go through
+``refused`` instead, which writes a bounded number of records per flooding key
+(``audit.refusals``); the log writes each ended window's summary, and every open one at close.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import msgspec
 
 from bastion.audit.record import AuditRecord, bounded, canonical_bytes
 from bastion.audit.redact import Redactor, redact_text
+from bastion.audit.refusals import RefusalKey, RefusalTally
 from bastion.audit.store import DEFAULT_CHECKPOINT_EVERY, AuditStore
 from bastion.errors import InternalError
 
@@ -74,6 +77,8 @@ class AuditLog:
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         enqueue_timeout: float = ENQUEUE_TIMEOUT_S,
         wall_clock: Clock = time.time,
+        clock: Clock = time.monotonic,
+        refusals: RefusalTally | None = None,
     ) -> None:
         if queue_size < 1 or max_batch < 1:
             raise ValueError("queue_size and max_batch must be >= 1")
@@ -88,6 +93,8 @@ class AuditLog:
         self._checkpoint_every = checkpoint_every
         self._enqueue_timeout = enqueue_timeout
         self._wall = wall_clock
+        self._clock = clock
+        self._refusals = refusals or RefusalTally()
         self._store: AuditStore | None = None
         # Unbounded as a queue (the STOP marker must always fit); ``record`` bounds it by
         # counting: enqueued minus taken by the writer.
@@ -117,11 +124,15 @@ class AuditLog:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._watch_writer)
+        self._tg.start_soon(self._write_summaries)
         self._open = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> bool | None:
         assert self._tg is not None
+        if self._open:  # AD-1: the counts of refusals still in a window reach the log too
+            for summary in self._refusals.drain(self._wall()):
+                self._put(summary)
         self._open = False
         self._queue.put(_STOP)  # the writer drains what is queued, signs the head, stops
         # Shielded but bounded: a cancelled owner still gets its queued records written.
@@ -153,6 +164,23 @@ class AuditLog:
             return False
         self._put(record)
         return True
+
+    async def refused(self, key: RefusalKey, record: AuditRecord) -> None:
+        """Record ``record``, a refusal of ``key`` by a limit, as ``RefusalTally`` says: at
+        once when it opens a window, else as a count in that window's summary.
+
+        Raises:
+            AuditUnavailable: as ``record``.
+        """
+        self._check_open()
+        for out in self._refusals.refused(key, record, self._clock()):
+            await self.record(out)
+
+    async def _write_summaries(self) -> None:
+        while True:
+            await anyio.sleep(self._refusals.window)
+            for summary in self._refusals.due(self._clock(), self._wall()):
+                await self.record(summary)
 
     def _put(self, record: AuditRecord) -> None:
         # Callers checked that the log is open, with no await since (record_nowait; or

@@ -7,6 +7,7 @@ exceptions into exit codes. Subcommands import their dependencies lazily, so
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the running `bastion serve` (default: http://127.0.0.1:8080)",
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--key",
+        help="an admin API key, needed when the gateway authenticates callers "
+        "(default: $BASTION_ADMIN_KEY)",
+    )
 
     fixture = sub.add_parser("fixture", help="the conformance fixture server")
     face = fixture.add_mutually_exclusive_group(required=True)
@@ -264,9 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_stdio(args.config, early)
         if args.command == "servers":
-            from bastion.cli.servers import run_servers_list
+            from bastion.cli.servers import KEY_ENV, run_servers_list
 
-            return run_servers_list(args.url, as_json=args.json)
+            key = args.key or os.environ.get(KEY_ENV) or None
+            return run_servers_list(args.url, as_json=args.json, key=key)
         if args.command == "sandbox":
             from bastion.cli.sandbox import run_sandbox_exec
 

@@ -90,10 +90,17 @@ def run_serve(
     def healthz() -> tuple[int, bytes]:
         return 200, b'{"status":"ok"}'
 
+    # IN-5: the public probe names no upstream, pid or error once callers authenticate (the
+    # admin API's /upstreams has them); without auth, the gateway is the local user's, on
+    # loopback only (check_bind), and /readyz keeps them for `bastion servers list`.
+    public_detail = config.auth is None
+
     def readyz() -> tuple[int, bytes]:
         ready = gateway.ready()
-        body = msgspec.json.encode({"ready": ready, "upstreams": gateway.status()})
-        return (200 if ready else 503), body
+        report = (
+            {"ready": ready, "upstreams": gateway.status()} if public_detail else {"ready": ready}
+        )
+        return (200 if ready else 503), msgspec.json.encode(report)
 
     def metrics() -> tuple[int, bytes]:
         return 200, render_metrics(app.session_count, gateway.status(), collector)

@@ -2,7 +2,8 @@
 the policy file, held tool definitions and calls awaiting approval, the audit log, and the
 upstreams' status (AZ-6, AD-4). Admin callers authenticate like ``/mcp`` callers, and a failed
 authentication is audited the same way (kind ``authentication``: credential id, reason, peer);
-every write and every refusal is also audited (kind ``admin``)."""
+every write and every refusal is also audited (kind ``admin``); refusals of throttled addresses
+(429) are counted by the audit log's ``refused``, as on ``/mcp`` (DS-4)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from bastion.pipeline.admin_backends import (
     LiveAudit,
     StoreKeys,
 )
+from bastion.pipeline.authenticate import THROTTLED
 from bastion.policy.builtin import BUILTIN_POLICY
 from bastion.transport._http_asgi import Headers
 
@@ -77,18 +79,20 @@ def admin_api(security: Security) -> AdminApi:
         log = security.audit
         if log is None:
             return
-        await log.record(
-            AuditRecord(
-                time=time.time(),
-                kind="admin",
-                principal=principal.id if principal is not None else None,
-                credential_id=principal.credential_id if principal is not None else None,
-                method=action,
-                target=target,
-                decision="allow" if outcome == "ok" else "deny",
-                outcome=outcome,
-            )
+        record = AuditRecord(
+            time=time.time(),
+            kind="admin",
+            principal=principal.id if principal is not None else None,
+            credential_id=principal.credential_id if principal is not None else None,
+            method=action,
+            target=target,
+            decision="allow" if outcome == "ok" else "deny",
+            outcome=outcome,
         )
+        if outcome == THROTTLED:  # the address is in the ``authentication`` record
+            await log.refused(("admin", THROTTLED), record)
+            return
+        await log.record(record)
         # An admin action is on disk before the API answers (it is rare; the wait is the
         # group commit interval), unless the disk is stuck: then answer after FLUSH_TIMEOUT_S.
         await log.flush(FLUSH_TIMEOUT_S)

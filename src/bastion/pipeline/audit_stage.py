@@ -2,7 +2,9 @@
 so refusals by any later stage (policy, limits, validation) are recorded like successes.
 
 A record that cannot be written fails the request (the audit log raises ``AuditUnavailable``
-rather than dropping it): a request is never served without its trace.
+rather than dropping it): a request is never served without its trace. A refusal by a rate
+or concurrency limit goes to the sink's ``refused``, keyed by (principal, limit): a flood
+over a limit is written as its first refusal and one counted summary a window (DS-3, DS-4).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import anyio
 
 from bastion._types import Clock, JSONValue
 from bastion.audit.record import AuditRecord
-from bastion.errors import BastionError
+from bastion.audit.refusals import RefusalKey
+from bastion.errors import BastionError, RateLimited
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 
@@ -26,6 +29,8 @@ class AuditSink(Protocol):
 
     def record_nowait(self, record: AuditRecord) -> bool: ...
 
+    async def refused(self, key: RefusalKey, record: AuditRecord) -> None: ...
+
 
 class AuditStage:
     name = "audit"
@@ -35,8 +40,13 @@ class AuditStage:
         self._wall = wall_clock
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
+        limited = False
         try:
             return await proceed(exchange)
+        except RateLimited as exc:
+            exchange.outcome = str(exc.code)
+            limited = True
+            raise
         except BastionError as exc:
             exchange.outcome = str(exc.code)
             raise
@@ -48,7 +58,11 @@ class AuditStage:
             raise
         finally:
             record = record_of(exchange, self._wall())
-            if not self._sink.record_nowait(record):  # the queue is full: wait, shielded
+            if limited:
+                key = (exchange.principal.id, str(exchange.detail.get("limit", "rate")))
+                with anyio.CancelScope(shield=True):
+                    await self._sink.refused(key, record)
+            elif not self._sink.record_nowait(record):  # the queue is full: wait, shielded
                 with anyio.CancelScope(shield=True):
                     await self._sink.record(record)
 

@@ -4,7 +4,8 @@ It runs in the transport, before the body is read, because only the transport ca
 401 with ``WWW-Authenticate`` (or 429 for a throttled address). Credentials come from the
 ``Authorization`` header and the TLS-verified client certificate only, never from the query
 string (AU-4). Every refusal is audited (kind ``authentication``), with the credential id
-when one was recognised, never the credential.
+when one was recognised, never the credential; those of an address already over its failed
+attempts budget (429) are counted per address by the audit log's ``refused`` (DS-4).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bastion.transport._http_asgi import Headers, Scope
 __all__ = ["HttpAuthentication", "client_cert_of", "peer_of"]
 
 MAX_CERT_PEM: Final = 64 * 1024
+THROTTLED: Final = "throttled"  # the reason of a ``Throttled`` refusal
 
 
 class HttpAuthentication:
@@ -77,7 +79,10 @@ class HttpAuthentication:
             detail={"peer": peer} if peer else {},
         )
         with anyio.CancelScope(shield=True):
-            await sink.record(record)
+            if refused.reason == THROTTLED and peer is not None:
+                await sink.refused((peer, THROTTLED), record)
+            else:
+                await sink.record(record)
 
 
 def peer_of(scope: Scope) -> str | None:

@@ -8,7 +8,9 @@ subscribed.
 The policy is read through a callable on every request, so a reloaded policy applies to the
 next request without a restart. A listen stream outlives its request's decision, so it is
 held in ``OpenListens`` and ``reauthorize`` (run by the gateway on every policy poll and
-credential check) ends those whose caller lapsed or that the current policy refuses.
+credential check) ends those whose caller lapsed or that the current policy refuses. Requests
+outside a session (2026-07-28 stateless calls) are held in ``InFlightCalls`` while they run,
+so the credential check ends those of a revoked or expired credential too (AU-5).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bastion._types import Clock, JSONValue
 from bastion.errors import Denied
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.exchange import Exchange
+from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.targets import LIST_KINDS, LISTEN, SUBSCRIBE
@@ -48,11 +51,13 @@ class AuthorizeStage:
         approvals: ApprovalGate | None = None,
         *,
         listens: OpenListens | None = None,
+        calls: InFlightCalls | None = None,
         wall_clock: Clock = time.time,
     ) -> None:
         self._policy = policy
         self._approvals = approvals
         self._listens = listens
+        self._calls = calls
         self._wall = wall_clock
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
@@ -70,7 +75,10 @@ class AuthorizeStage:
         await self._obligations(exchange, decision, now)
         if exchange.method == LISTEN and self._listens is not None:
             return await self._listens.hold(exchange, proceed)
-        result = await proceed(exchange)
+        if exchange.session is None and self._calls is not None:
+            result = await self._calls.hold(exchange, proceed)
+        else:
+            result = await proceed(exchange)
         listed = LIST_KINDS.get(exchange.method)
         if listed is not None and isinstance(result, dict):
             key, kind, field = listed

@@ -20,6 +20,7 @@ from bastion.limits import ConcurrencyLimiter, RateLimiter
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.audit_stage import AuditStage
 from bastion.pipeline.authorize import AuthorizeStage
+from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.ratelimit import PrincipalRateStage, RateLimitStage
 from bastion.pipeline.sanitise import SanitiseStage
@@ -48,6 +49,7 @@ def build_stages(
     log: AuditLog | None,
     *,
     listens: OpenListens | None = None,
+    calls: InFlightCalls | None = None,
 ) -> list[Stage]:
     guard = config.guard
     stages: list[Stage] = []
@@ -55,7 +57,7 @@ def build_stages(
         stages.append(AuditStage(log))
     rates = RateLimiter(config.limits)
     stages.append(PrincipalRateStage(rates))
-    stages.append(AuthorizeStage(policy, approvals, listens=listens))
+    stages.append(AuthorizeStage(policy, approvals, listens=listens, calls=calls))
     stages.append(RateLimitStage(rates, ConcurrencyLimiter(config.limits)))
     schemas = ToolSchemas(schema_validator(config)) if guard.schemas.enabled else None
     uris = UriPolicy(schemes=guard.uris.allowed_schemes(), file_roots=guard.uris.file_roots)

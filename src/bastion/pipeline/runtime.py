@@ -7,7 +7,7 @@ may write is a configuration error, said before anything listens.
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
 Open ``subscriptions/listen`` streams are re-authorized on every policy poll (a reloaded
 policy, and time conditions) and every credential check: one its caller may no longer hold
-ends (AU-5, SE-3).
+ends (AU-5, SE-3); so do the stateless calls in flight of a revoked or expired credential.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import reauthorize
 from bastion.pipeline.build import build_stages, schema_validator
 from bastion.pipeline.connection import GuardedConnection
+from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.pipeline import Pipeline
 from bastion.pipeline.stage import Stage
@@ -170,6 +171,7 @@ class Security:
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate()
         self.listens = OpenListens()
+        self.calls = InFlightCalls()
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         if config.audit.enabled:
             _refuse_unsafe("audit.db", self.audit_path)
@@ -243,7 +245,8 @@ class Security:
         their holder sends anything again (``bastion keys revoke`` runs in another process,
         so the key database is the truth); DS-4: drop the replay of streams finished more
         than ``replay_ttl`` ago, idle or not; AU-5: drop the parked upstream calls of revoked
-        or expired keys. Runs until cancelled."""
+        or expired keys, and end the stateless calls in flight of revoked or expired
+        credentials. Runs until cancelled."""
         keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
         store = KeyStore(self.keys_db) if keys else None
         try:
@@ -259,6 +262,9 @@ class Security:
                 if dropped:
                     logger.info("dropped %d parked call(s) of revoked or expired keys", dropped)
                 self._reauthorize_listens(lapsed)
+                cancelled = self.calls.end_where(lapsed)
+                if cancelled:
+                    logger.info("ended %d call(s) of revoked or expired credentials", cancelled)
         finally:
             if store is not None:
                 store.close()
@@ -329,7 +335,13 @@ class Security:
 
     def _stages(self, log: AuditLog | None) -> list[Stage]:
         return build_stages(
-            self.config, self.gateway.app, self.policy, self.approvals, log, listens=self.listens
+            self.config,
+            self.gateway.app,
+            self.policy,
+            self.approvals,
+            log,
+            listens=self.listens,
+            calls=self.calls,
         )
 
     def _reauthorize_listens(self, lapsed: Callable[[Principal], bool] | None = None) -> None:

@@ -1,0 +1,83 @@
+"""Refusals by a limit, audited in bounded numbers (AD-1, DS-3, DS-4): ``RefusalTally``.
+
+A flood over a rate limit is refused cheaply, and must not cost one audit record per
+refusal. The first refusal of a key (who, limit) in a window of ``window`` seconds is written
+as usual; the next ones in that window are only counted, and their count becomes one summary
+record (``detail``: ``refused``, ``window_s``) when the window ends, or on the key's next
+refusal after it. Nothing is lost: ``drain`` hands back every count still open (at shutdown).
+The table holds at most ``max_keys`` keys; a refusal of a new key when it is full is written
+on its own, as before. Pure code: the caller passes the time and writes what it gets back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
+from bastion.audit.record import AuditRecord
+
+__all__ = ["MAX_TALLIED_KEYS", "REFUSAL_WINDOW_S", "RefusalKey", "RefusalTally"]
+
+REFUSAL_WINDOW_S: Final = 1.0  # at most two records a second per flooding key
+MAX_TALLIED_KEYS: Final = 4096  # keys (who, limit) counted at once; past it, one record each
+
+RefusalKey = tuple[str, str]
+"""Who was refused (a principal id or a peer address) and by which limit."""
+
+
+@dataclass(slots=True)
+class _Window:
+    started: float
+    first: AuditRecord
+    count: int = 0
+
+
+class RefusalTally:
+    def __init__(
+        self, *, window: float = REFUSAL_WINDOW_S, max_keys: int = MAX_TALLIED_KEYS
+    ) -> None:
+        if window <= 0 or max_keys < 1:
+            raise ValueError("window and max_keys must be positive")
+        self.window = window
+        self._max = max_keys
+        self._open: dict[RefusalKey, _Window] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def refused(self, key: RefusalKey, record: AuditRecord, now: float) -> list[AuditRecord]:
+        """The records to write for this refusal at monotonic time ``now``: ``record`` when it
+        opens a window (after the summary of the key's previous one), else none."""
+        current = self._open.get(key)
+        if current is not None and now < current.started + self.window:
+            current.count += 1
+            return []
+        out = [] if current is None else self._summaries(current, record.time)
+        if current is None and len(self._open) >= self._max:
+            return [record]  # full: no count to keep, so nothing may wait in one
+        self._open[key] = _Window(started=now, first=record)
+        out.append(record)
+        return out
+
+    def due(self, now: float, wall: float) -> list[AuditRecord]:
+        """The summaries of the windows ended by ``now``, which are forgotten; ``wall`` is
+        the time the summaries carry."""
+        ended = [k for k, w in self._open.items() if now >= w.started + self.window]
+        return [r for k in ended for r in self._summaries(self._open.pop(k), wall)]
+
+    def drain(self, wall: float) -> list[AuditRecord]:
+        """Every open window's summary (its count so far); the table is left empty."""
+        windows, self._open = list(self._open.values()), {}
+        return [r for w in windows for r in self._summaries(w, wall)]
+
+    def _summaries(self, window: _Window, wall: float) -> list[AuditRecord]:
+        if window.count == 0:
+            return []
+        first = window.first
+        detail = {**first.detail, "refused": window.count, "window_s": self.window}
+        summary = msgspec.structs.replace(
+            first, time=wall, request_id=None, latency_ms=0.0, detail=detail
+        )
+        return [summary]

@@ -7,11 +7,14 @@ loopback socket.
   (``StoreKeys`` over a ``KeyStore`` in tmp_path, the one ``/api/v1/keys`` manages): names
   ``admin``, ``auditor`` and ``user`` (roles user, developer), so principals are
   ``apikey:<name>``. Each ``Admin`` has its own keys: use ``admin.auth(ADMIN)``.
-- Approvals: ``GatewayApprovals`` over a real ``ApprovalGate`` and a real ``PinStore``, with
-  the gateway's catalog rebuild as its ``on_pins_changed``. ``Admin.call`` makes a real tool
-  call through the authorize stage (``CALL_POLICY``, ``approval: human``; the policy file the
-  API serves has no rules for an MCP handshake), which leaves a call waiting for an admin;
-  ``Admin.hold_changed_tool`` makes the pin store hold a changed definition.
+- Approvals: ``GatewayApprovals`` over a real ``ApprovalGate``, a real ``PinStore`` and real
+  ``HeldDefinitions`` (the same database), with the gateway's catalog rebuild as its
+  ``on_catalog_changed`` and the decisions' pin events kept in ``Admin.pin_events``.
+  ``Admin.call`` makes a real tool call through the authorize stage (``CALL_POLICY``,
+  ``approval: human``; the policy file the API serves has no rules for an MCP handshake),
+  which leaves a call waiting for an admin;
+  ``Admin.hold_changed_tool`` makes the pin store hold a changed definition, and
+  ``Admin.hold_definition`` the poison screen a poisoned prompt, resource or template.
 - Upstreams: the real ``Gateway`` the API reads status from, configured with one upstream
   (``github``) and never started (the tests need no upstream process), so its one replica is
   ``starting``; tests/pipeline/test_admin_e2e.py sees them ``ready`` in a running gateway.
@@ -47,9 +50,13 @@ from bastion.auth import Authenticator, KeyStore, Principal
 from bastion.config import parse_config
 from bastion.errors import PeerError
 from bastion.gateway.gateway import Gateway
-from bastion.guard import PinStore, tool_hash
+from bastion.guard import PinStore, PoisonScanner, tool_hash
+from bastion.guard.held import DefinitionDecision, HeldDefinitions
+from bastion.guard.pins import PinEvent
+from bastion.guard.screen import LIST_KINDS, DefinitionScreen
 from bastion.pipeline import ApprovalGate, AuthorizeStage
-from bastion.pipeline.admin_backends import GatewayApprovals, StoreKeys
+from bastion.pipeline.admin_approvals import GatewayApprovals
+from bastion.pipeline.admin_backends import StoreKeys
 from bastion.pipeline.authenticate import client_cert_of, peer_of
 from bastion.policy import PolicyStore
 from bastion.protocol.request_state import RequestStateSealer
@@ -151,6 +158,8 @@ class Admin:
     root: Path
     events: list[tuple[str | None, str, str | None, str]] = field(default_factory=list)
     catalog_rebuilds: int = 0
+    announced: list[tuple[str, ...]] = field(default_factory=list)  # per catalog rebuild
+    pin_events: list[PinEvent | DefinitionDecision] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # tool runs that passed ``Admin.call``
     # AU-8's failed-authentication budget per address; every test comes from 127.0.0.1.
     failures_per_minute: int = 100_000
@@ -184,12 +193,24 @@ class Admin:
         )
         self.gate = ApprovalGate()
         self.pins = PinStore(self.root / "pins" / "pins.db")
-        self.approvals = GatewayApprovals(self.gate, self.pins, self._catalog_changed)
+        self.held = HeldDefinitions(self.root / "pins" / "pins.db")
+        self.screen = DefinitionScreen(PoisonScanner(), store=self.held)
+        self.approvals = GatewayApprovals(
+            self.gate,
+            self.pins,
+            self._catalog_changed,
+            definitions=self.held,
+            on_decided=self._pin_decided,
+        )
 
-    async def _catalog_changed(self) -> None:
-        """What ``admin_api`` runs after a pin decision: rebuild the gateway's tool list."""
+    async def _catalog_changed(self, announce: tuple[str, ...]) -> None:
+        """What ``admin_api`` runs after a pin decision: rebuild the gateway's catalog."""
         self.catalog_rebuilds += 1
-        await self.gateway.rebuild(("tools",))
+        self.announced.append(announce)
+        await self.gateway.rebuild(announce)
+
+    async def _pin_decided(self, event: PinEvent | DefinitionDecision) -> None:
+        self.pin_events.append(event)
 
     def auth(self, name: str) -> dict[str, str]:
         """The ``Authorization`` header with this Admin's API key ``name`` (ADMIN, ...)."""
@@ -239,10 +260,18 @@ class Admin:
         assert (held.reason, held.hash) == ("changed", tool_hash(changed))
         return f"pin:{server}:{held.tool}:{held.hash}"
 
+    def hold_definition(self, server: str, list_kind: str, item: JSONObject) -> str:
+        """Upstream ``server`` offers the poisoned ``item`` in its ``list_kind`` list
+        (``prompts``...), which the poison screen holds; returns its approval id."""
+        kept, [held] = self.screen.screen(server, list_kind, [item])
+        assert kept == [] and held.kind == LIST_KINDS[list_kind][0]
+        return f"{held.kind}:{server}:{held.hash}"
+
     async def aclose(self) -> None:
         await self.authenticator.aclose()
         self.key_store.close()
         self.pins.close()
+        self.held.close()
 
     def close(self) -> None:
         anyio.run(self.aclose)

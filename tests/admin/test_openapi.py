@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import jsonschema
 import msgspec
 import pytest
 import requests
@@ -15,6 +16,7 @@ from schemathesis.specs.openapi import checks as oa
 
 from bastion.admin import OPENAPI, ROUTES
 from tests.admin.support import ADMIN, Admin, serve_in_thread
+from tests.admin.test_keys_approvals import PROMPT, RUG_PULL, SEARCH
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 CHECKS = [
@@ -50,7 +52,10 @@ def test_only_the_document_itself_is_public() -> None:
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
+    """With a held tool and a held prompt, so the listed approvals are not all empty."""
     with Admin(tmp_path_factory.mktemp("fuzz")) as admin:
+        admin.hold_changed_tool("github", SEARCH, RUG_PULL)
+        admin.hold_definition("ev", "prompts", PROMPT)
         yield admin
 
 
@@ -125,6 +130,16 @@ def test_fuzz_invalid_data_as_admin(
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_as_anonymous(schema: schemathesis.BaseSchema, live: str, label: str) -> None:
     _fuzz(schema, live, label, {})
+
+
+def test_every_kind_of_approval_keeps_to_the_document(live: str, fuzzed: Admin) -> None:
+    """A held tool and a held prompt (TC-1) are listed as the Approval schema says."""
+    listed = requests.get(f"{live}/api/v1/approvals", headers=fuzzed.auth(ADMIN), timeout=10)
+    approvals = listed.json()["approvals"]
+    assert {a["kind"] for a in approvals} >= {"tool", "prompt"}
+    schema = {**OPENAPI["components"]["schemas"]["Approval"], "components": OPENAPI["components"]}
+    for approval in approvals:
+        jsonschema.validate(approval, schema)
 
 
 def test_served_document_is_the_module_data(live: str) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_AUDIT_LIMIT",
     "AdminBackends",
     "ApprovalBackend",
+    "ApprovalKind",
     "ApprovalRecord",
     "ApprovalStatus",
     "AuditBackend",
@@ -97,10 +98,14 @@ class PolicyBackend(Protocol):
 
 
 ApprovalStatus = Literal["pending", "approved", "rejected"]
+# A call waiting for a human (TC-6), or an upstream's definition held by the guard (TC-1..3).
+ApprovalKind = Literal["call", "tool", "prompt", "resource", "resource-template"]
 
 
 class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A call held for a human decision (policy ``approval:``); no argument values."""
+    """A call held for a human decision (policy ``approval:``; no argument values), or a
+    held definition: ``principal`` is ``upstream:<server>`` and ``tool`` its name (a
+    resource's URI, a template's URI template), with what held it and what was offered."""
 
     id: str
     principal: str
@@ -108,6 +113,11 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     requested_at: float
     status: ApprovalStatus = "pending"
     decided_by: str | None = None
+    kind: ApprovalKind = "call"
+    server: str | None = None  # a held definition's upstream
+    hash: str | None = None  # SHA-256 of the held definition (what an approval is for)
+    findings: tuple[JSONObject, ...] = ()  # why it was held (the guard's findings)
+    definition: JSONObject | None = None  # as the upstream offered it
 
 
 class ApprovalBackend(Protocol):

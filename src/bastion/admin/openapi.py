@@ -62,7 +62,8 @@ _APPROVAL_ID: Final[JSONObject] = {
     "in": "path",
     "required": True,
     "description": "The approval's id as listed, percent-encoded (a held tool definition's id "
-    "carries the tool's name, which may contain '/').",
+    "carries the tool's name, which may contain '/'; a held prompt's, resource's or "
+    "template's is '<kind>:<server>:<sha256>').",
     "schema": {
         "type": "string",
         "pattern": f"^[^\\x00-\\x1f\\x7f-\\x9f]{{1,{MAX_PARAM}}}$",
@@ -178,7 +179,23 @@ _SCHEMAS: Final[JSONObject] = {
     },
     "Approval": {
         "type": "object",
-        "required": ["id", "principal", "tool", "requested_at", "status", "decided_by"],
+        "description": "A call waiting for a human (kind 'call'), or an upstream's definition "
+        "held by the guard: its principal is 'upstream:<server>' and 'tool' its name (a "
+        "resource's URI, a template's URI template). Approving a definition approves that "
+        "exact one (its hash): if the upstream changes it, it is screened, and held, again.",
+        "required": [
+            "id",
+            "principal",
+            "tool",
+            "requested_at",
+            "status",
+            "decided_by",
+            "kind",
+            "server",
+            "hash",
+            "findings",
+            "definition",
+        ],
         "properties": {
             "id": {"type": "string"},
             "principal": {"type": "string"},
@@ -186,6 +203,30 @@ _SCHEMAS: Final[JSONObject] = {
             "requested_at": {"type": "number"},
             "status": {"enum": ["pending", "approved", "rejected"]},
             "decided_by": {"type": ["string", "null"]},
+            "kind": {"enum": ["call", "tool", "prompt", "resource", "resource-template"]},
+            "server": {"type": ["string", "null"]},
+            "hash": {
+                "type": ["string", "null"],
+                "description": "SHA-256 (hex) of the held definition.",
+            },
+            "findings": {
+                "type": "array",
+                "description": "Why the definition was held (none for a call).",
+                "items": {
+                    "type": "object",
+                    "required": ["kind", "path", "excerpt"],
+                    "properties": {
+                        "kind": {"type": "string"},
+                        "path": {"type": "string"},
+                        "excerpt": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "definition": {
+                "type": ["object", "null"],
+                "description": "The held definition as the upstream offered it.",
+            },
         },
         "additionalProperties": False,
     },

@@ -2,11 +2,12 @@
 
 Their names, descriptions and arguments reach the model as tools' do, so each offered
 definition is scanned whole (``PoisonScanner``; a resource's own URI may name a file or an
-IP-literal host, as addresses do) and a poisoned-looking one is held back: the
-caller leaves it out of the catalog, so it is neither listed nor got or read. Unlike tools
-they are not pinned (a changed definition is screened again, not held as a rug pull).
-``DefinitionScreen.screen`` reports each held definition once (by content hash, in a
-bounded memory) so the caller audits a hold once, not at every catalog rebuild.
+IP-literal host, as addresses do) and a poisoned-looking one is held back until an admin
+approves that exact definition (``HeldDefinitions``, by content hash): the caller leaves it
+out of the catalog, so it is neither listed nor got or read. Unlike tools, clean ones are not
+pinned (a changed definition is screened again, not held as a rug pull). ``screen`` reports
+each newly held definition once (by content hash, in a bounded memory, and not again while
+it waits in the store) so the caller audits a hold once, not at every catalog rebuild.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal
 
 import msgspec
 
 from bastion._types import JSONObject
 from bastion.guard.findings import Finding
+from bastion.guard.held import Candidate, DefinitionKind, HeldDefinitions, Standing
 from bastion.guard.poison import PoisonScanner
 
 __all__ = ["LIST_KINDS", "DefinitionHeld", "DefinitionKind", "DefinitionScreen"]
 
-DefinitionKind: TypeAlias = Literal["prompt", "resource", "resource-template"]
 # The list each kind is offered in (``prompts/list``...), and the field naming an item.
 LIST_KINDS: Final[Mapping[str, tuple[DefinitionKind, str]]] = {
     "prompts": ("prompt", "name"),
@@ -52,8 +53,15 @@ class DefinitionHeld(msgspec.Struct, frozen=True, kw_only=True):
 class DefinitionScreen:
     """Screens offered prompt, resource and template lists; safe to share between threads."""
 
-    def __init__(self, scanner: PoisonScanner, *, remembered: int = REMEMBERED) -> None:
+    def __init__(
+        self,
+        scanner: PoisonScanner,
+        *,
+        store: HeldDefinitions | None = None,
+        remembered: int = REMEMBERED,
+    ) -> None:
         self._scanner = scanner
+        self._store = store
         self._remembered = remembered
         self._reported: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
@@ -71,25 +79,37 @@ class DefinitionScreen:
             return items, []
         kind, name_field = LIST_KINDS[list_kind]
         scan = self._scanner.scan_prompt if kind == "prompt" else self._scanner.scan_resource
-        kept: list[JSONObject] = []
-        held: list[DefinitionHeld] = []
-        for item in items:
+        poisoned: dict[int, Candidate] = {}
+        for i, item in enumerate(items):
             findings = [
                 f
                 for f in scan(item, server=server, others=others)
                 if not (f.path == f"$.{name_field}" and f.kind in _ADDRESS_KINDS)
             ]
-            if not findings:
+            if findings:
+                digest = hashlib.sha256(_ENCODER.encode(item)).hexdigest()
+                name = str(item.get(name_field, ""))
+                poisoned[i] = Candidate(name=name, hash=digest, definition=item, findings=findings)
+        standings: dict[int, Standing] = dict.fromkeys(poisoned, "new")
+        if self._store is not None and poisoned:
+            found = self._store.check(server, kind, list(poisoned.values()))
+            standings = dict(zip(poisoned, found, strict=True))
+        kept: list[JSONObject] = []
+        held: list[DefinitionHeld] = []
+        for i, item in enumerate(items):
+            if i not in poisoned:
                 kept.append(item)
                 continue
-            digest = hashlib.sha256(_ENCODER.encode(item)).hexdigest()
-            if self._first_report(server, digest):
-                name = str(item.get(name_field, ""))
+            candidate, standing = poisoned[i], standings[i]
+            if standing == "approved":
+                kept.append(item)
+            elif standing == "new" and self._first_report(server, candidate.hash):
                 held.append(
                     DefinitionHeld(
-                        kind=kind, server=server, name=name, hash=digest, findings=findings
+                        kind=kind, server=server, name=candidate.name, hash=candidate.hash,
+                        findings=candidate.findings,
                     )
-                )
+                )  # fmt: skip
         return kept, held
 
     def _first_report(self, server: str, digest: str) -> bool:

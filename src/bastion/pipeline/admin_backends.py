@@ -1,34 +1,23 @@
-"""The admin API's key, approval and audit backends over the gateway's real stores: the
-API-key database (``KeyStore``, the one the ``bastion keys`` command uses), the two kinds of
-pending approval (tool definitions held by pinning, TC-2; calls waiting for a human, TC-6),
-and the audit database read after the live log's queued records are committed.
+"""The admin API's key and audit backends over the gateway's real stores: the API-key
+database (``KeyStore``, the one the ``bastion keys`` command uses) and the audit database
+read after the live log's queued records are committed (approvals: ``admin_approvals``).
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
 
-from bastion.admin.backends import (
-    ApprovalRecord,
-    ApprovalStatus,
-    AuditBackend,
-    AuditFilters,
-    AuditPage,
-    KeyRecord,
-)
+from bastion.admin.backends import AuditBackend, AuditFilters, AuditPage, KeyRecord
 from bastion.admin.errors import Conflict, InvalidInput, NotFound
 from bastion.audit import AuditLog, AuditUnavailable, VerifyReport
 from bastion.auth.keys import KEY_PREFIX, ApiKey, KeyStore, KeyStoreError
 from bastion.auth.keys import NoSuchKey as KeyNotFound
-from bastion.guard.pins import NotPending, PinStore
-from bastion.pipeline.approvals import ApprovalGate
 
-__all__ = ["GatewayApprovals", "LiveAudit", "StoreKeys"]
+__all__ = ["FLUSH_TIMEOUT_S", "LiveAudit", "StoreKeys"]
 
 FLUSH_TIMEOUT_S: Final = 5.0
 
@@ -83,98 +72,6 @@ class StoreKeys:
             await anyio.to_thread.run_sync(lambda: self._store.revoke(key_id))
         except KeyNotFound as exc:
             raise NotFound("no such key") from exc
-
-
-class GatewayApprovals:
-    """``ApprovalBackend`` over held tool definitions (ids ``pin:<server>:<tool>:<hash>``)
-    and calls waiting for a human (ids ``apr_...``). Approving a tool definition rebuilds the
-    catalog (``on_pins_changed``), so the tool reappears at once."""
-
-    def __init__(
-        self,
-        calls: ApprovalGate,
-        pins: PinStore | None,
-        on_pins_changed: Callable[[], Awaitable[None]],
-    ) -> None:
-        self._calls = calls
-        self._pins = pins
-        self._changed = on_pins_changed
-
-    async def pending(self) -> Sequence[ApprovalRecord]:
-        records: builtins.list[ApprovalRecord] = [
-            ApprovalRecord(
-                id=item.id,
-                principal=item.principal,
-                tool=item.tool,
-                requested_at=item.created,
-            )
-            for item in self._calls.pending()
-        ]
-        if self._pins is not None:
-            held = await anyio.to_thread.run_sync(self._pins.pending)
-            records += [
-                ApprovalRecord(
-                    id=f"pin:{item.server}:{item.tool}:{item.hash}",
-                    principal=f"upstream:{item.server}",
-                    tool=item.tool,
-                    requested_at=item.first_seen,
-                )
-                for item in held
-            ]
-        return records
-
-    async def approve(self, approval_id: str, by: str) -> ApprovalRecord:
-        return await self._decide(approval_id, by, approve=True)
-
-    async def reject(self, approval_id: str, by: str) -> ApprovalRecord:
-        return await self._decide(approval_id, by, approve=False)
-
-    async def _decide(self, approval_id: str, by: str, *, approve: bool) -> ApprovalRecord:
-        """404 for an id never held (or forgotten), 409 for one already decided."""
-        status: ApprovalStatus = "approved" if approve else "rejected"
-        if approval_id.startswith("pin:") and self._pins is not None:
-            return await self._decide_pin(self._pins, approval_id, by, status)
-        item = self._calls.get(approval_id)
-        if item is None:
-            raise NotFound("no such pending approval")
-        if self._calls.decide(approval_id, approve=approve, by=by) is None:
-            raise Conflict("already decided")
-        return ApprovalRecord(
-            id=item.id,
-            principal=item.principal,
-            tool=item.tool,
-            requested_at=item.created,
-            status=status,
-            decided_by=by,
-        )
-
-    async def _decide_pin(
-        self, pins: PinStore, approval_id: str, by: str, status: ApprovalStatus
-    ) -> ApprovalRecord:
-        # pin:<server>:<tool>:<hash>: server names have no ':' and hashes are hex, so a
-        # tool name may hold ':' itself.
-        server, _, rest = approval_id.removeprefix("pin:").partition(":")
-        tool, _, digest = rest.rpartition(":")
-        held = await anyio.to_thread.run_sync(pins.pending, server)
-        item = next((p for p in held if p.tool == tool and p.hash == digest), None)
-        if item is None:
-            if await anyio.to_thread.run_sync(pins.decided, server, tool, digest):
-                raise Conflict("already decided")
-            raise NotFound("no such pending approval")
-        decide = pins.approve if status == "approved" else pins.reject
-        try:
-            await anyio.to_thread.run_sync(lambda: decide(server, tool, digest, by=by))
-        except NotPending as exc:  # decided (or changed again) since it was read
-            raise Conflict("already decided") from exc
-        await self._changed()
-        return ApprovalRecord(
-            id=approval_id,
-            principal=f"upstream:{server}",
-            tool=tool,
-            requested_at=item.first_seen,
-            status=status,
-            decided_by=by,
-        )
 
 
 class LiveAudit:

@@ -1,15 +1,19 @@
 """The admin REST API (``/api/v1``) of a running gateway, over its real stores: API keys,
-the policy file, held tool definitions and calls awaiting approval, the audit log, and the
-upstreams' status (AZ-6, AD-4). Admin callers authenticate like ``/mcp`` callers, and a failed
-authentication is audited the same way (kind ``authentication``: credential id, reason, peer);
-every write and every refusal is also audited (kind ``admin``); refusals of throttled addresses
-(429) are counted by the audit log's ``refused``, as on ``/mcp`` (DS-4)."""
+the policy file, held tool, prompt, resource and template definitions and calls awaiting
+approval, the audit log, and the upstreams' status (AZ-6, AD-4). Admin callers authenticate
+like ``/mcp`` callers, and a failed authentication is audited the same way (kind
+``authentication``: credential id, reason, peer); every write and every refusal is also
+audited (kind ``admin``), and a decision about a held definition also as kind ``pin``;
+refusals of throttled addresses (429) are counted by the audit log's ``refused``, as on
+``/mcp`` (DS-4)."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from bastion.admin import (
     AdminApi,
@@ -23,12 +27,10 @@ from bastion.audit.record import AuditRecord
 from bastion.auth.keys import KeyStore
 from bastion.auth.metadata import metadata_url, www_authenticate
 from bastion.auth.principal import Principal
-from bastion.pipeline.admin_backends import (
-    FLUSH_TIMEOUT_S,
-    GatewayApprovals,
-    LiveAudit,
-    StoreKeys,
-)
+from bastion.guard.held import DefinitionDecision
+from bastion.guard.pins import PinEvent
+from bastion.pipeline.admin_approvals import GatewayApprovals
+from bastion.pipeline.admin_backends import FLUSH_TIMEOUT_S, LiveAudit, StoreKeys
 from bastion.pipeline.authenticate import THROTTLED
 from bastion.policy.builtin import BUILTIN_POLICY
 from bastion.transport._http_asgi import Headers
@@ -97,8 +99,26 @@ def admin_api(security: Security) -> AdminApi:
         # group commit interval), unless the disk is stuck: then answer after FLUSH_TIMEOUT_S.
         await log.flush(FLUSH_TIMEOUT_S)
 
-    async def catalog_changed() -> None:
-        await gateway.rebuild(("tools",))
+    async def catalog_changed(announce: tuple[str, ...]) -> None:
+        await gateway.rebuild(announce)
+
+    async def pin_decided(event: PinEvent | DefinitionDecision) -> None:
+        """AD-1: who decided what about which definition (its hash), as kind ``pin``."""
+        log = security.audit
+        if log is None:
+            return
+        await log.record(
+            AuditRecord(
+                time=time.time(),
+                kind="pin",
+                principal=event.by,
+                method=f"pin.{event.action}",
+                target=event.tool if isinstance(event, PinEvent) else event.name,
+                decision="allow" if event.action == "approved" else "deny",
+                outcome="ok",
+                detail=msgspec.to_builtins(event),
+            )
+        )
 
     policies = (
         FilePolicies(security.policy_store)
@@ -108,7 +128,13 @@ def admin_api(security: Security) -> AdminApi:
     backends = AdminBackends(
         keys=StoreKeys(KeyStore(security.keys_db)),
         policies=policies,
-        approvals=GatewayApprovals(security.approvals, security.pins, catalog_changed),
+        approvals=GatewayApprovals(
+            security.approvals,
+            security.pins,
+            catalog_changed,
+            definitions=security.held_definitions,
+            on_decided=pin_decided,
+        ),
         audit=LiveAudit(SqliteAudit(security.audit_path), lambda: security.audit),
         upstreams=gateway,
     )

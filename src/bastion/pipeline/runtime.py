@@ -39,6 +39,7 @@ from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
 from bastion.errors import ConfigError
+from bastion.guard.held import HeldDefinitions
 from bastion.guard.pins import PinStore
 from bastion.guard.poison import PoisonScanner
 from bastion.guard.screen import DefinitionScreen
@@ -177,6 +178,7 @@ class Security:
             _refuse_unsafe("audit.db", self.audit_path)
         self.audit: AuditLog | None = None
         self.pins: PinStore | None = None
+        self.held_definitions: HeldDefinitions | None = None  # in the pin database
         self._definitions: DefinitionScreen | None = None
         if config.guard.pins.enabled:
             pins = config.guard.pins
@@ -192,7 +194,8 @@ class Security:
             gateway.tool_screen = self._screen_tools
             if pins.hold_poisoned:
                 scanner = PoisonScanner(separator=config.gateway.separator)
-                self._definitions = DefinitionScreen(scanner)
+                self.held_definitions = HeldDefinitions(pin_db)
+                self._definitions = DefinitionScreen(scanner, store=self.held_definitions)
                 gateway.definition_screen = self._screen_definitions
         self._pipeline: Pipeline | None = None
 
@@ -332,6 +335,8 @@ class Security:
                     await self.authenticator.aclose()
                 if self.pins is not None:
                     self.pins.close()
+                if self.held_definitions is not None:
+                    self.held_definitions.close()
 
     def _stages(self, log: AuditLog | None) -> list[Stage]:
         return build_stages(
@@ -386,10 +391,13 @@ class Security:
     async def _screen_definitions(
         self, server: str, kind: str, items: list[JSONObject], others: dict[str, list[str]]
     ) -> list[JSONObject]:
-        """Poisoned-looking prompts, resources and templates are held back (TC-1); each
-        hold is audited once."""
+        """Poisoned-looking prompts, resources and templates are held back until an admin
+        approves them (TC-1); each hold is audited once."""
         assert self._definitions is not None
-        kept, held = self._definitions.screen(server, kind, items, others)
+        screen = self._definitions
+        kept, held = await anyio.to_thread.run_sync(
+            lambda: screen.screen(server, kind, items, others)
+        )
         for item in held:
             logger.warning("held back %s's %s %s: it looks poisoned", server, item.kind, item.name)
             if self.audit is not None:

@@ -91,8 +91,9 @@ def run_serve(
         return 200, b'{"status":"ok"}'
 
     def readyz() -> tuple[int, bytes]:
-        ready = gateway.ready()
-        body = msgspec.json.encode({"ready": ready, "upstreams": gateway.status()})
+        checks = security.readiness()  # the client CRL: "ok" or why mTLS is refused
+        ready = gateway.ready() and all(status == "ok" for status in checks.values())
+        body = msgspec.json.encode({"ready": ready, "upstreams": gateway.status(), **checks})
         return (200 if ready else 503), body
 
     def metrics() -> tuple[int, bytes]:

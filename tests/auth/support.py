@@ -209,3 +209,109 @@ def self_signed(
 
 
 Factory = Callable[..., str]
+
+
+@dataclass(frozen=True)
+class Ca:
+    """A certificate authority for mTLS tests: its certificate and key."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def subject(self) -> str:
+        """The subject as ``auth.mtls.accounts[].issuer`` names it (RFC 4514)."""
+        return self.cert.subject.rfc4514_string()
+
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+
+def make_ca(cn: str, *, org: str = "Example", signer: Ca | None = None) -> Ca:
+    """A CA named ``CN=<cn>,O=<org>``, self-signed or (``signer``) an intermediate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(signer.cert.subject if signer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(signer.key if signer else key, hashes.SHA256())
+    )
+    return Ca(cert, key)
+
+
+def issue(ca: Ca, directory: Path, *, cn: str, file: str | None = None) -> tuple[Path, Path, bytes]:
+    """A client certificate for ``cn`` signed by ``ca``, written to ``directory`` as
+    ``<file or cn>.crt`` and ``.key``; also the DER bytes."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    stem = file or cn
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
+
+
+def make_crl(
+    ca: Ca, revoked: tuple[bytes, ...] = (), *, next_update: float = 3600.0, key: Any = None
+) -> bytes:
+    """A PEM CRL of ``ca`` revoking the DER certificates ``revoked``; ``next_update``
+    seconds from now (negative: already expired); signed by ``key`` (default the CA's)."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - datetime.timedelta(hours=2))
+        .next_update(now + datetime.timedelta(seconds=next_update))
+    )
+    for der in revoked:
+        serial = x509.load_der_x509_certificate(der).serial_number
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        builder = builder.add_revoked_certificate(entry.build())
+    crl = builder.sign(key or ca.key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM)

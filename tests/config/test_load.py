@@ -523,3 +523,10 @@ def test_unknown_sandbox_field_lists_the_sandbox_fields() -> None:
     assert message == (
         "<string>: servers.x.sandbox.shell: unknown field; expected one of: profile, network, paths"
     )
+
+
+def test_a_client_crl_needs_the_client_ca_it_revokes_for() -> None:
+    """AU-1: ``client_crl`` lists revocations of the ``client_ca`` CAs; alone it is refused."""
+    tls = "gateway: {tls: {cert_file: c, key_file: k, %s}}"
+    assert parse(tls % "client_ca: ca, client_crl: crl").gateway.tls.client_crl == "crl"  # type: ignore[union-attr]
+    assert "client_crl needs client_ca" in error(tls % "client_crl: crl")

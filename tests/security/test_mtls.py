@@ -1,21 +1,27 @@
 """AU-1 with mTLS: ``bastion serve`` over HTTPS, a client certificate signed by the
 configured client CA authenticates as its service account; no certificate is a 401; a
 certificate from anyone else does not get past the TLS handshake. The admin API takes the
-same certificates (AZ-6: a service account with the admin role may use it)."""
+same certificates (AZ-6: a service account with the admin role may use it). With two client
+CAs, an account takes its CN only from the issuer it names; a certificate revoked in the
+``client_crl`` file is refused, also when revoked after start."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.auth.support import self_signed
+from tests.auth.support import Ca, issue, make_ca, make_crl, self_signed
 from tests.support import BASTION, free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.e2e
@@ -59,8 +65,8 @@ auth:
   api_keys: {{enabled: false}}
   mtls:
     accounts:
-      - {{name: ci-bot, subject_cn: ci-bot, roles: [service]}}
-      - {{name: ops-bot, subject_cn: ops-bot, roles: [admin]}}
+      - {{name: ci-bot, subject_cn: ci-bot, issuer: CN=ci-bot, roles: [service]}}
+      - {{name: ops-bot, subject_cn: ops-bot, issuer: CN=ops-bot, roles: [admin]}}
 policy: {{file: {tmp / "policy.yaml"}}}
 audit: {{db: {tmp / "audit.db"}}}
 """
@@ -135,3 +141,208 @@ def test_az6_the_admin_api_takes_client_certificates(https_gateway: tuple[str, P
         assert http.get(admin_url).status_code == 403
     with client(tmp, cert=None) as http:
         assert http.get(admin_url).status_code == 401
+
+
+# Issuer binding and revocation (red-team finding F5): two client CAs in one bundle, the
+# admin account bound to ca1, and a CRL file the tests replace while the gateway runs.
+
+
+@dataclass
+class Pki:
+    url: str
+    tmp: Path
+    ca1: Ca
+    ca2: Ca
+    certs: dict[str, bytes]  # file stem -> DER
+
+    def client(self, name: str | None) -> httpx.Client:
+        return client(self.tmp, cert=None if name is None else self.tmp / "client" / f"{name}.crt")
+
+    def admin(self, name: str) -> int:
+        with self.client(name) as http:
+            return http.get(self.url.removesuffix("/mcp") + "/api/v1/upstreams").status_code
+
+    def write_crl(self, content: bytes) -> None:
+        """Replace the CRL file as a deployment would: a new file renamed over the old."""
+        fresh = self.tmp / "fresh.crl"
+        fresh.write_bytes(content)
+        os.replace(fresh, self.tmp / "clients.crl")
+
+    def outcomes(self, name: str) -> list[str]:
+        """The audited authentication outcomes of the certificate ``name``."""
+        credential = "mtls:sha256:" + hashlib.sha256(self.certs[name]).hexdigest()
+        exported = subprocess.run(
+            [str(BASTION), "audit", "export", "--db", str(self.tmp / "audit.db")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        records = [json.loads(line)["record"] for line in exported.splitlines()]
+        return [
+            r["outcome"]
+            for r in records
+            if r.get("kind") == "authentication" and r.get("credential_id") == credential
+        ]
+
+
+def _config(tmp: Path, port: int, bundle: Path, accounts: str, crl: Path | None) -> Path:
+    server_crt, server_key = tmp / "127.0.0.1.crt", tmp / "127.0.0.1.key"
+    crl_line = f", client_crl: {crl}" if crl is not None else ""
+    config = tmp / "bastion.yaml"
+    config.write_text(
+        f"""
+servers:
+  fx: {{command: {sys.executable}, args: ["-m", "bastion", "fixture", "--stdio"]}}
+gateway:
+  tls: {{cert_file: {server_crt}, key_file: {server_key}, client_ca: {bundle}{crl_line}}}
+auth:
+  resource: https://127.0.0.1:{port}/mcp
+  api_keys: {{enabled: false}}
+  mtls:
+    accounts:
+{accounts}
+policy: {{file: {tmp / "policy.yaml"}}}
+audit: {{db: {tmp / "audit.db"}, commit_interval: 0}}
+"""
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def two_cas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+    tmp = tmp_path_factory.mktemp("mtls-cas")
+    self_signed(tmp, cn="127.0.0.1")
+    (tmp / "client").mkdir()
+    ca1, ca2 = make_ca("Ops CA"), make_ca("Dev CA")
+    certs = {
+        "ops": issue(ca1, tmp / "client", cn="ops-bot", file="ops")[2],
+        "impostor": issue(ca2, tmp / "client", cn="ops-bot", file="impostor")[2],
+        "leaked": issue(ca1, tmp / "client", cn="ops-bot", file="leaked")[2],
+        "late": issue(ca2, tmp / "client", cn="ci-bot", file="late")[2],
+        "ci": issue(ca2, tmp / "client", cn="ci-bot", file="ci")[2],
+    }
+    bundle = tmp / "clients-ca.pem"
+    bundle.write_bytes(ca1.pem() + ca2.pem())
+    (tmp / "clients.crl").write_bytes(make_crl(ca1, (certs["leaked"],)) + make_crl(ca2))
+    (tmp / "policy.yaml").write_text(
+        "version: 1\nroles: {service: {}}\nrules:\n"
+        "  - {id: svc, effect: allow, roles: [service], methods: [tools/list]}\n"
+    )
+    port = free_port()
+    accounts = (
+        f'      - {{name: ops-bot, subject_cn: ops-bot, issuer: "{ca1.subject}", roles: [admin]}}\n'
+        f'      - {{name: ci-bot, subject_cn: ci-bot, issuer: "{ca2.subject}", roles: [service]}}'
+    )
+    config = _config(tmp, port, bundle, accounts, tmp / "clients.crl")
+    proc = subprocess.Popen(
+        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield Pki(f"https://127.0.0.1:{port}/mcp", tmp, ca1, ca2, certs)
+    finally:
+        stop_process(proc)
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_au1_az6_the_admin_cn_from_another_ca_of_the_bundle_is_refused(two_cas: Pki) -> None:
+    """F5: ca2 signs a certificate with the admin account's CN; the account names ca1 as
+    its issuer, so the admin API answers 401 (audited), while ca1's certificate is admin."""
+    assert two_cas.admin("ops") == 200
+    assert two_cas.admin("impostor") == 401
+    with two_cas.client("impostor") as http:
+        assert http.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 401
+    assert _eventually(lambda: "unknown-certificate" in two_cas.outcomes("impostor"))
+
+
+def test_au1_a_certificate_revoked_in_the_crl_is_refused(two_cas: Pki) -> None:
+    assert two_cas.admin("leaked") == 401
+    with two_cas.client("leaked") as http:
+        assert http.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 401
+    assert _eventually(lambda: "revoked-certificate" in two_cas.outcomes("leaked"))
+    with two_cas.client("ci") as http:  # not revoked: served
+        assert http.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 200
+
+
+def test_au1_a_certificate_revoked_while_running_is_refused_without_restart(
+    two_cas: Pki,
+) -> None:
+    """The CRL file is re-read when it changes: the next request of a certificate revoked
+    after start is refused, on a new connection and on one kept alive from before."""
+    with two_cas.client("late") as kept:
+        assert kept.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 200
+        leaked, late = two_cas.certs["leaked"], two_cas.certs["late"]
+        two_cas.write_crl(make_crl(two_cas.ca1, (leaked,)) + make_crl(two_cas.ca2, (late,)))
+
+        def refused() -> bool:
+            return kept.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 401
+
+        assert _eventually(refused)
+    with two_cas.client("late") as http:
+        assert http.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 401
+    with two_cas.client("ci") as http:
+        assert http.post(two_cas.url, json=BODY, headers=HEADERS).status_code == 200
+    assert two_cas.admin("ops") == 200
+
+
+def test_au1_an_expired_crl_fails_closed_and_readyz_says_so(two_cas: Pki) -> None:
+    base = two_cas.url.removesuffix("/mcp")
+    good = make_crl(two_cas.ca1, (two_cas.certs["leaked"],)) + make_crl(two_cas.ca2)
+    two_cas.write_crl(make_crl(two_cas.ca1, next_update=-60) + make_crl(two_cas.ca2))
+    try:
+        with two_cas.client(None) as http:
+
+            def unready() -> bool:
+                answer = http.get(base + "/readyz")
+                return answer.status_code == 503 and answer.json()["clientCrl"] == "expired"
+
+            assert _eventually(unready)
+        assert two_cas.admin("ops") == 401
+    finally:
+        two_cas.write_crl(good)
+    with two_cas.client(None) as http:
+
+        def ready() -> bool:
+            answer = http.get(base + "/readyz")
+            return answer.status_code == 200 and answer.json()["clientCrl"] == "ok"
+
+        assert _eventually(ready)
+    assert two_cas.admin("ops") == 200
+
+
+def test_au1_a_bundle_of_two_cas_with_an_account_naming_no_issuer_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    """Secure by default: with two CAs trusted, an account matched by CN alone would take
+    that CN from either, so ``bastion serve`` refuses the configuration and says why."""
+    self_signed(tmp_path, cn="127.0.0.1")
+    bundle = tmp_path / "clients-ca.pem"
+    bundle.write_bytes(make_ca("Ops CA").pem() + make_ca("Dev CA").pem())
+    (tmp_path / "policy.yaml").write_text("version: 1\nroles: {}\nrules: []\n")
+    port = free_port()
+    accounts = "      - {name: ops-bot, subject_cn: ops-bot, roles: [admin]}"
+    config = _config(tmp_path, port, bundle, accounts, None)
+    proc = subprocess.Popen(
+        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("bastion serve started with an account bound to no issuer")
+    assert proc.returncode != 0
+    assert "ops-bot" in stderr and "issuer" in stderr and "fingerprint_sha256" in stderr

@@ -14,7 +14,7 @@ from bastion.auth.metadata import (
     protected_resource_metadata,
     www_authenticate,
 )
-from bastion.auth.mtls import MtlsMapper
+from bastion.auth.mtls import MtlsConfigError, MtlsMapper
 from bastion.auth.principal import AuthMethod, Principal, Unauthenticated
 from bastion.auth.settings import (
     ApiKeySettings,
@@ -42,6 +42,7 @@ __all__ = [
     "KeyStore",
     "KeyStoreError",
     "MtlsAccount",
+    "MtlsConfigError",
     "MtlsMapper",
     "MtlsSettings",
     "NoSuchKey",

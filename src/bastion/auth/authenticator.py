@@ -11,6 +11,7 @@ credential first costs a throttled guesser no more than a 401 would (a key looku
 signature check with JWKS refetches already rate-limited), and guessing gains nothing:
 keys carry 256 random bits and tokens are signed.
 Break-glass keys work only while ``break_glass.enabled`` and are logged at WARNING per use.
+Client certificates are checked against the client CRL, which ``refresh`` re-reads.
 """
 
 from __future__ import annotations
@@ -56,23 +57,35 @@ class Authenticator:
         keys: KeyStore | None = None,
         jwt: JwtValidator | None = None,
         throttle: FailureThrottle | None = None,
+        mtls: MtlsMapper | None = None,
     ) -> None:
         self._settings = settings
         self._keys = keys
         self._jwt = jwt
-        self._mtls = MtlsMapper(settings.mtls)
+        self._mtls = mtls or MtlsMapper(settings.mtls)
         self._throttle = throttle
 
     @classmethod
     def from_settings(
-        cls, settings: AuthSettings, *, default_keys_db: Path, clock: Clock = time.monotonic
+        cls,
+        settings: AuthSettings,
+        *,
+        default_keys_db: Path,
+        clock: Clock = time.monotonic,
+        client_ca: Path | None = None,
+        client_crl: Path | None = None,
     ) -> Authenticator:
         """Open the key store (``api_keys.db``, else ``default_keys_db``) if API keys are
-        enabled, and set up the JWT validator if ``oidc`` is configured.
+        enabled, set up the JWT validator if ``oidc`` is configured, and map client
+        certificates against the ``client_ca`` bundle and ``client_crl`` (TLS settings).
 
         Raises:
             KeyStoreError: the key database or its pepper file is unusable.
+            MtlsConfigError: the mTLS accounts do not fit ``client_ca``.
         """
+        mtls = MtlsMapper.from_files(
+            settings.mtls, client_ca=client_ca, client_crl=client_crl, now=time.time()
+        )
         keys = None
         if settings.api_keys.enabled:
             keys = KeyStore(Path(settings.api_keys.db) if settings.api_keys.db else default_keys_db)
@@ -85,7 +98,15 @@ class Authenticator:
             max_addresses=failed.max_addresses,
             clock=clock,
         )
-        return cls(settings, keys=keys, jwt=jwt, throttle=throttle)
+        return cls(settings, keys=keys, jwt=jwt, throttle=throttle, mtls=mtls)
+
+    def refresh(self, now: float) -> None:
+        """Re-read what may change on disk while running: the client CRL (once a second)."""
+        self._mtls.refresh(now)
+
+    def revocation_status(self, now: float) -> str | None:
+        """The client CRL's status for ``/readyz`` (None when none is configured)."""
+        return self._mtls.revocation_status(now)
 
     async def aclose(self) -> None:
         if self._jwt is not None:
@@ -126,7 +147,7 @@ class Authenticator:
     ) -> Principal:
         if authorization is None:
             if client_cert is not None and self._mtls.configured:
-                return self._mtls.authenticate(client_cert)
+                return self._mtls.authenticate(client_cert, now=now)
             raise Unauthenticated("missing", presented=False)
         if len(authorization) > self._settings.max_credential_bytes:
             raise Unauthenticated("credential-too-large", presented=True)

@@ -90,11 +90,16 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class MtlsAccount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A service account proven by a client certificate the TLS layer already verified,
-    matched by subject CN or by the SHA-256 fingerprint of the DER certificate."""
+    matched by subject CN or by the SHA-256 fingerprint of the DER certificate. ``issuer``
+    binds it to one CA of ``gateway.tls.client_ca``: that CA's subject in RFC 4514 form
+    (``openssl x509 -noout -subject -nameopt RFC2253``), and the certificate must be signed
+    directly by that CA's key. With more than one CA in ``client_ca``, every account names
+    its issuer or pins a fingerprint."""
 
     name: _Name
     subject_cn: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
     fingerprint_sha256: Annotated[str, Meta(min_length=64, max_length=95)] | None = None
+    issuer: Annotated[str, Meta(min_length=1, max_length=1024)] | None = None
     roles: Annotated[list[_Name], Meta(max_length=32)] = []
 
     def __post_init__(self) -> None:
@@ -116,6 +121,9 @@ class MtlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         names = [a.name for a in self.accounts]
         if len(set(names)) != len(names):
             raise ValueError("mtls.accounts: two accounts have the same name")
+        by_cn = [(a.subject_cn, a.issuer) for a in self.accounts if a.subject_cn is not None]
+        if len(set(by_cn)) != len(by_cn):
+            raise ValueError("mtls.accounts: two accounts have the same subject_cn and issuer")
 
 
 class BreakGlassSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

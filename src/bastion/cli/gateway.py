@@ -96,9 +96,13 @@ def run_serve(
     public_detail = config.auth is None
 
     def readyz() -> tuple[int, bytes]:
-        ready = gateway.ready()
+        checks = security.readiness()  # the client CRL: "ok" or why mTLS is refused
+        ready = gateway.ready() and all(status == "ok" for status in checks.values())
+        # The checks are fixed words ("ok", "expired", ...), never paths or upstream text.
         report = (
-            {"ready": ready, "upstreams": gateway.status()} if public_detail else {"ready": ready}
+            {"ready": ready, "upstreams": gateway.status(), **checks}
+            if public_detail
+            else {"ready": ready, **checks}
         )
         return (200 if ready else 503), msgspec.json.encode(report)
 

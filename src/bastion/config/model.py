@@ -139,12 +139,18 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class TlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """HTTPS for the gateway's face; with ``client_ca``, mTLS client certificates (which
-    ``auth.mtls`` maps to service accounts)."""
+    ``auth.mtls`` maps to service accounts); with ``client_crl`` (PEM CRLs of those CAs,
+    re-read when the file changes), revoked certificates are refused."""
 
     cert_file: Annotated[str, Meta(min_length=1)]
     key_file: Annotated[str, Meta(min_length=1)]
     client_ca: Annotated[str, Meta(min_length=1)] | None = None
     client_cert: Literal["optional", "required"] = "optional"
+    client_crl: Annotated[str, Meta(min_length=1)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.client_crl is not None and self.client_ca is None:
+            raise ValueError("client_crl needs client_ca (the CAs whose revocations it lists)")
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,7 +1,9 @@
 """The security side of one running gateway: authenticates HTTP callers, opens the audit
 log, holds the current policy (re-read when its file changes; each reload audited), builds
 the pipeline once, and guards every connection. An audit or pin database that anyone else
-may write is a configuration error, said before anything listens.
+may write, or mTLS accounts that do not fit the client CA bundle, is a configuration error,
+said before anything listens. The client CRL is re-read once a second, and its status is
+part of ``/readyz``.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
@@ -36,6 +38,7 @@ from bastion.auth.authenticator import Authenticator
 from bastion.auth.keys import KeyStore, KeyStoreError, NoSuchKey
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_paths, protected_resource_metadata
+from bastion.auth.mtls import MtlsConfigError
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
 from bastion.errors import ConfigError
@@ -161,12 +164,18 @@ class Security:
         keys = config.auth.api_keys.db if config.auth is not None else None
         self.keys_db = Path(keys) if keys else keys_db()
         if config.auth is not None:
+            tls = config.gateway.tls
             try:
                 self.authenticator = Authenticator.from_settings(
-                    config.auth, default_keys_db=self.keys_db
+                    config.auth,
+                    default_keys_db=self.keys_db,
+                    client_ca=Path(tls.client_ca) if tls and tls.client_ca else None,
+                    client_crl=Path(tls.client_crl) if tls and tls.client_crl else None,
                 )
             except KeyStoreError as exc:
                 raise ConfigError(f"auth.api_keys: {exc}") from exc
+            except MtlsConfigError as exc:
+                raise ConfigError(str(exc)) from exc
         file = config.policy.file
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
@@ -205,6 +214,12 @@ class Security:
         if self.authenticator is None or self.config.auth is None:
             return LocalAuth(local_principal())
         return HttpAuthentication(self.authenticator, self.config.auth.resource, lambda: self.audit)
+
+    def readiness(self) -> dict[str, str]:
+        """What ``/readyz`` adds: the client CRL's status (``ok`` or why every client
+        certificate is refused), when one is configured; the gateway is ready only if ok."""
+        status = self.authenticator.revocation_status(time.time()) if self.authenticator else None
+        return {} if status is None else {"clientCrl": status}
 
     def public_probes(self) -> dict[str, Probe]:
         """RFC 9728 protected-resource metadata (AU-3), served without authentication."""
@@ -249,7 +264,7 @@ class Security:
         so the key database is the truth); DS-4: drop the replay of streams finished more
         than ``replay_ttl`` ago, idle or not; AU-5: drop the parked upstream calls of revoked
         or expired keys, and end the stateless calls in flight of revoked or expired
-        credentials. Runs until cancelled."""
+        credentials; AU-1: re-read the client CRL if its file changed. Runs until cancelled."""
         keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
         store = KeyStore(self.keys_db) if keys else None
         try:
@@ -257,6 +272,8 @@ class Security:
                 await anyio.sleep(interval)
                 app.expire_replay()
                 now = time.time()
+                if self.authenticator is not None:
+                    self.authenticator.refresh(now)
                 lapsed = _lapsed(store, now)
                 ended = app.end_sessions_where(lapsed)
                 if ended:

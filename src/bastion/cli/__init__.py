@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where run_command runs; 'none' runs commands UNSANDBOXED (warned at start)",
     )
     workspace.add_argument("--policy", help="command policy file (YAML or JSON); see README")
+    workspace.add_argument(
+        "--trust-gateway-principal",
+        action="store_true",
+        help="(--stdio under bastion serve, with pass_principal: true) act as the principal "
+        "the gateway names in each request",
+    )
 
     sandbox = sub.add_parser("sandbox", help="run commands in the sandbox")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -254,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=args.port,
                 sandbox=args.sandbox,
                 policy=args.policy,
+                trust_principal=args.trust_gateway_principal,
             )
         if args.command == "serve":
             from bastion.cli.gateway import run_serve

@@ -2,6 +2,8 @@
 
 ``--sandbox`` picks where ``run_command`` runs (bubblewrap, or ``none`` when said in
 words, which the sandbox warns about at start); ``--policy`` names the command policy file.
+``--trust-gateway-principal`` (stdio only: the pipe is the gateway's alone, while anyone
+local could reach a port) takes each caller's principal from the request's ``_meta``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ def run_workspace(
     port: int | None,
     sandbox: str = "bubblewrap",
     policy: str | None = None,
+    trust_principal: bool = False,
 ) -> int:
     """Raises ConfigError when the root, the policy or the sandbox cannot be used."""
+    if trust_principal and not stdio:
+        raise ConfigError("--trust-gateway-principal needs --stdio (a port has no gateway)")
     from bastion.sandbox import Sandbox, SandboxError
     from bastion.workspace.policy import DEFAULT_POLICY, load_policy
 
@@ -36,7 +41,9 @@ def run_workspace(
     except SandboxError as exc:
         raise ConfigError(f"--sandbox {sandbox}: {exc.detail or exc.message}") from exc
     try:
-        server = WorkspaceServer(Path(root), sandbox=runtime, policy=rules)
+        server = WorkspaceServer(
+            Path(root), sandbox=runtime, policy=rules, trust_principal=trust_principal
+        )
     except OSError as exc:
         runtime.close()
         raise ConfigError(f"--root {root}: {exc.strerror}") from exc

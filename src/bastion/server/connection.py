@@ -281,6 +281,7 @@ class ServerConnection:
             close_stream=call.close_stream,
             resumed_from_state=resumed,
             caller=self.caller,
+            meta=meta if isinstance(meta, dict) else None,
         )
 
     def _input_required(self, call: Call, need: InputRequired) -> JSONValue:

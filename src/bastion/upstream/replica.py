@@ -5,7 +5,9 @@ session (era detected), reports readiness, watches health, and on any failure re
 with exponential backoff. A restart budget opens the circuit: after ``MAX_RESTARTS`` failures
 within ``RESTART_WINDOW`` the replica waits ``CIRCUIT_COOLDOWN`` before trying again, and
 calls fail fast meanwhile. Calls carry the caller's ``ToolContext`` so progress, logs and
-input requests reach the client that asked, and no other.
+input requests reach the client that asked, and no other. A call's ``_meta`` is built here,
+never copied from the client's, so only the gateway sets Bastion's own keys: the caller's
+principal (``io.bastion/principal``) goes to servers configured with ``pass_principal``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bastion.guard.peer_errors import mask_internal_urls
 from bastion.guard.sanitise import MIN_KNOWN_SECRET
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification, RequestId
+from bastion.protocol.meta import META_PRINCIPAL
 from bastion.protocol.versions import (
     META_CLIENT_CAPABILITIES,
     META_LOG_LEVEL,
@@ -329,6 +332,8 @@ class Replica:
         meta: JSONObject = {META_CLIENT_CAPABILITIES: ctx.client_capabilities}
         if ctx.log_level is not None:
             meta[META_LOG_LEVEL] = ctx.log_level
+        if self.config.pass_principal and ctx.caller is not None:
+            meta[META_PRINCIPAL] = ctx.caller[0]
         if ctx.era is Era.MODERN and session.server and session.server.era is Era.LEGACY:
             result = await self._call_parked(session, method, {**params, "_meta": meta}, ctx)
             return _strip_era_fields(result)

@@ -149,3 +149,69 @@ async def test_without_trust_the_key_is_ignored(tmp_path: Path) -> None:
             assert log["changes"][0]["agent"] == {"id": "anonymous", "name": "anonymous"}
     finally:
         server.close()
+
+
+@pytest.fixture
+def plain_trusting(tmp_path: Path) -> Iterator[WorkspaceServer]:
+    server = WorkspaceServer(tmp_path / "root", WorkspaceLimits(), trust_principal=True)
+    server.root.create("team")
+    yield server
+    server.close()
+
+
+async def test_one_principal_holds_at_most_its_share_of_member_places_DS3(
+    plain_trusting: WorkspaceServer,
+) -> None:
+    limits = plain_trusting.limits
+    share = limits.max_members_per_principal
+    assert share * 4 == limits.max_members  # a quarter each
+    async with gateway_link(plain_trusting) as link:
+        for i in range(share):
+            failed, _, why = await call(
+                link, "alice", "join_workspace", workspace="team", name=f"sock{i}"
+            )
+            assert not failed, why
+        failed, _, why = await call(link, "alice", "join_workspace", workspace="team", name="x")
+        assert failed and why == (
+            f"too_large: you already hold {share} of the workspace's {limits.max_members} "
+            "member places (leave_workspace frees one)"
+        )
+        failed, _, why = await call(link, "carol", "join_workspace", workspace="team", name="c")
+        assert not failed, why
+        # Anonymous callers (no gateway) keep today's single cap.
+        for _ in range(share + 1):
+            failed, _, why = await call(link, None, "join_workspace", workspace="team", name="a")
+            assert not failed, why
+
+
+async def test_one_principal_creates_at_most_its_share_of_workspaces_DS3(
+    tmp_path: Path,
+) -> None:
+    limits = WorkspaceLimits()
+    share = limits.max_workspaces_per_principal
+    assert share * 4 == limits.max_workspaces
+    server = WorkspaceServer(tmp_path / "root", limits, trust_principal=True)
+    try:
+        async with gateway_link(server) as link:
+            for i in range(share):
+                failed, _, why = await call(link, "alice", "create_workspace", name=f"squat{i}")
+                assert not failed, why
+            failed, _, why = await call(link, "alice", "create_workspace", name="one-more")
+            assert failed and why == (
+                f"too_large: you already created {share} of the server's "
+                f"{limits.max_workspaces} workspaces"
+            )
+            failed, _, why = await call(link, "carol", "create_workspace", name="carolproject")
+            assert not failed, why
+    finally:
+        server.close()
+    # The share survives a restart: which principal created what is kept beside them.
+    again = WorkspaceServer(tmp_path / "root", limits, trust_principal=True)
+    try:
+        async with gateway_link(again) as link:
+            failed, _, why = await call(link, "alice", "create_workspace", name="after-restart")
+            assert failed and "you already created" in why
+            failed, _, why = await call(link, None, "create_workspace", name="anonymous-one")
+            assert not failed, why
+    finally:
+        again.close()

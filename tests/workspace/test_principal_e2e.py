@@ -149,3 +149,21 @@ def test_trusting_needs_stdio(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode != 0 and "--trust-gateway-principal needs --stdio" in done.stderr
+
+
+def test_one_principal_cannot_fill_the_shared_tables_DS3(gw: Gateway) -> None:
+    """The red team's squat: member places of a team workspace, then workspaces."""
+    failed, _, why = gw.call("carol", "wk__create_workspace", name="team")
+    assert not failed, why
+    joined = 0
+    while not (answer := gw.call("alice", "wk__join_workspace", workspace="team", name="s"))[0]:
+        joined += 1
+    assert joined == 8 and "member places" in answer[2]
+    failed, _, why = gw.call("carol", "wk__join_workspace", workspace="team", name="carol")
+    assert not failed, why
+    created = 0
+    while not (answer := gw.call("alice", "wk__create_workspace", name=f"squat{created}"))[0]:
+        created += 1
+    assert created == 16 and "you already created 16" in answer[2]
+    failed, _, why = gw.call("carol", "wk__create_workspace", name="carolproject")
+    assert not failed, why

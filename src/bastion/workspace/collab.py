@@ -160,6 +160,12 @@ class Collaboration:
     ) -> tuple[Member, str]:
         """A new member and its secret token (shown once, to the joiner only)."""
         self.prune()
+        share = self.limits.max_members_per_principal
+        if principal is not None and self._held_by(principal) >= share:
+            raise TooLarge(
+                f"you already hold {share} of the workspace's {self.limits.max_members} "
+                "member places (leave_workspace frees one)"
+            )
         if len(self.members) >= self.limits.max_members:
             raise TooLarge(f"the workspace already has {self.limits.max_members} members")
         member_id = f"m-{secrets.token_hex(4)}"
@@ -171,6 +177,9 @@ class Collaboration:
         member = Member(agent, _digest(token), session, self._wall(), now)
         self.members[member_id] = member
         return member, token
+
+    def _held_by(self, principal: str) -> int:
+        return sum(1 for m in self.members.values() if m.agent.principal == principal)
 
     def leave(self, member: Member) -> None:
         self.members.pop(member.agent.id, None)

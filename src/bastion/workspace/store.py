@@ -1,7 +1,9 @@
 """The configured root directory and the workspaces in it, created and listed by name.
 
 The root is opened once as a directory descriptor; each workspace is opened from it with
-``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. Each workspace has one
+``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. A principal (behind a
+gateway) may create at most its share of the workspaces (``Creators`` remembers whose
+each is). Each workspace has one
 ``Workspace`` record: a lock that serializes writers (so a version check and the write it
 guards are not interleaved) and its ``Collaboration`` state.
 """
@@ -19,6 +21,7 @@ import anyio
 
 from bastion._types import Clock
 from bastion.workspace.collab import Collaboration
+from bastion.workspace.creators import Creators
 from bastion.workspace.errors import AlreadyExists, NotFound, Refused, TooLarge
 from bastion.workspace.jail import DIR_FLAGS
 from bastion.workspace.limits import WorkspaceLimits
@@ -54,6 +57,7 @@ class WorkspaceRoot:
         self._clock = clock
         self._wall = wall
         self._records: dict[str, Workspace] = {}
+        self.creators = Creators(self.fd)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -67,15 +71,29 @@ class WorkspaceRoot:
                     found.append(entry.name)
         return sorted(found)
 
-    def create(self, name: str) -> Workspace:
-        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces``."""
+    def create(self, name: str, principal: str | None = None) -> Workspace:
+        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces`` or past
+        ``principal``'s share of them."""
         check_workspace_name(name)
-        if len(self.names()) >= self.limits.max_workspaces:
+        names = self.names()
+        share = self.limits.max_workspaces_per_principal
+        if principal is not None and self.creators.count(principal, names) >= share:
+            raise TooLarge(
+                f"you already created {share} of the server's "
+                f"{self.limits.max_workspaces} workspaces"
+            )
+        if len(names) >= self.limits.max_workspaces:
             raise TooLarge(f"the server already has {self.limits.max_workspaces} workspaces")
         try:
             os.mkdir(name, WORKSPACE_MODE, dir_fd=self.fd)
         except FileExistsError:
             raise AlreadyExists(f"workspace {name} already exists") from None
+        if principal is not None:
+            try:
+                self.creators.record(name, principal, [*names, name])
+            except OSError:
+                os.rmdir(name, dir_fd=self.fd)  # unrecorded, it would escape the share
+                raise
         return self.get(name)
 
     def get(self, name: str) -> Workspace:

@@ -3,7 +3,8 @@
 The root is opened once as a directory descriptor; each workspace is opened from it with
 ``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. A principal (behind a
 gateway) may create at most its share of the workspaces (``Creators`` remembers whose
-each is). Each workspace has one
+each is). With a ``DiskQuota`` each new workspace is its own size-capped filesystem.
+Each workspace has one
 ``Workspace`` record: a lock that serializes writers (so a version check and the write it
 guards are not interleaved) and its ``Collaboration`` state.
 """
@@ -11,6 +12,7 @@ guards are not interleaved) and its ``Collaboration`` state.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -20,14 +22,18 @@ from pathlib import Path
 import anyio
 
 from bastion._types import Clock
+from bastion.sandbox import SandboxError
 from bastion.workspace.collab import Collaboration
 from bastion.workspace.creators import Creators
+from bastion.workspace.disk import DiskQuota
 from bastion.workspace.errors import AlreadyExists, NotFound, Refused, TooLarge
 from bastion.workspace.jail import DIR_FLAGS
 from bastion.workspace.limits import WorkspaceLimits
 from bastion.workspace.paths import WORKSPACE_NAME, check_workspace_name
 
 __all__ = ["Workspace", "WorkspaceRoot"]
+
+logger = logging.getLogger(__name__)
 
 WORKSPACE_MODE = 0o755
 
@@ -49,6 +55,7 @@ class WorkspaceRoot:
         *,
         clock: Clock,
         wall: Callable[[], float],
+        disk_quota: int | None = None,
     ) -> None:
         root.mkdir(mode=0o700, parents=False, exist_ok=True)
         self.path = root
@@ -58,8 +65,15 @@ class WorkspaceRoot:
         self._wall = wall
         self._records: dict[str, Workspace] = {}
         self.creators = Creators(self.fd)
+        try:
+            self.disk = None if disk_quota is None else DiskQuota(root, disk_quota)
+        except BaseException:
+            os.close(self.fd)
+            raise
 
     def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
         os.close(self.fd)
 
     def names(self) -> list[str]:
@@ -88,6 +102,13 @@ class WorkspaceRoot:
             os.mkdir(name, WORKSPACE_MODE, dir_fd=self.fd)
         except FileExistsError:
             raise AlreadyExists(f"workspace {name} already exists") from None
+        if self.disk is not None:
+            try:
+                self.disk.create(name)
+            except SandboxError as exc:
+                os.rmdir(name, dir_fd=self.fd)
+                logger.warning("workspace %s: no disk quota: %s", name, exc.detail or exc.message)
+                raise Refused(f"workspace {name} could not get its disk quota") from None
         if principal is not None:
             try:
                 self.creators.record(name, principal, [*names, name])

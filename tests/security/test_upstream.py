@@ -16,6 +16,9 @@ import pytest
 from tests.security.conftest import (
     DEAD_UPSTREAM_PATH,
     DEAD_UPSTREAM_SECRET,
+    META_CAPS,
+    META_VERSION,
+    MODERN,
     UPSTREAM_CREDENTIAL,
     Aux,
     Gateway,
@@ -146,3 +149,26 @@ def test_up5_requests_cannot_launch_processes(gw: Gateway, tmp_path: Path) -> No
         assert response.status_code < 500
     assert not marker.exists()
     assert set(_children(gw.proc.pid)) == before
+
+
+def test_up1_no_bastion_meta_key_of_a_client_and_no_principal_reach_an_upstream(
+    gw: Gateway,
+) -> None:
+    """The gateway builds every upstream request's ``_meta`` itself: a client's
+    ``io.bastion/*`` keys (a forged principal) never pass, and a server without
+    ``pass_principal`` is not told who calls (DS-3: only opted-in upstreams learn it)."""
+    alice = gw.auth("alice")
+    forged = {"io.bastion/principal": "root", "io.bastion/anything": "x"}
+    marker = "up1-meta-modern"
+    meta = {META_VERSION: MODERN, META_CAPS: {}, **forged}
+    params = {"name": "rec__whoami", "arguments": {"marker": marker}, "_meta": meta}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    headers = {**alice, "mcp-protocol-version": MODERN, "mcp-method": "tools/call"}
+    assert "result" in answer_of(gw.post(body, {**headers, "mcp-name": "rec__whoami"}))
+    session = gw.initialize(alice)
+    legacy = {"name": "rec__whoami", "arguments": {"marker": "up1-meta-legacy"}, "_meta": forged}
+    assert "result" in answer_of(gw.legacy(alice, session, "tools/call", legacy))
+    for mark in (marker, "up1-meta-legacy"):
+        (entry,) = entries_with(gw, mark)
+        sent = json.dumps(entry["body"])
+        assert "io.bastion/" not in sent and "alice" not in sent, sent

@@ -65,21 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         help="speak 2025-11-25 only, like an older server (for tests)",
     )
 
-    workspace = sub.add_parser("workspace", help="the workspace server (files, collaboration)")
-    workspace.add_argument("--root", required=True, help="directory that holds the workspaces")
-    workspace_face = workspace.add_mutually_exclusive_group(required=True)
-    workspace_face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
-    workspace_face.add_argument(
-        "--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
-    )
-    workspace.add_argument("--host", default="127.0.0.1", help="bind address for --port")
-    workspace.add_argument(
-        "--sandbox",
-        choices=("bubblewrap", "none"),
-        default="bubblewrap",
-        help="where run_command runs; 'none' runs commands UNSANDBOXED (warned at start)",
-    )
-    workspace.add_argument("--policy", help="command policy file (YAML or JSON); see README")
+    _add_workspace(sub)
 
     sandbox = sub.add_parser("sandbox", help="run commands in the sandbox")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -126,6 +112,37 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", help="write this new file instead of stdout")
     imp.add_argument("--force", action="store_true", help="replace --output if it exists")
     return parser
+
+
+def _add_workspace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    workspace = sub.add_parser("workspace", help="the workspace server (files, collaboration)")
+    workspace.add_argument("--root", required=True, help="directory that holds the workspaces")
+    workspace_face = workspace.add_mutually_exclusive_group(required=True)
+    workspace_face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
+    workspace_face.add_argument(
+        "--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
+    )
+    workspace.add_argument("--host", default="127.0.0.1", help="bind address for --port")
+    workspace.add_argument(
+        "--sandbox",
+        choices=("bubblewrap", "none"),
+        default="bubblewrap",
+        help="where run_command runs; 'none' runs commands UNSANDBOXED (warned at start)",
+    )
+    workspace.add_argument("--policy", help="command policy file (YAML or JSON); see README")
+    workspace.add_argument(
+        "--disk-quota",
+        default="none",
+        metavar="SIZE",
+        help="give each new workspace its own filesystem of SIZE (e.g. 1G; needs root and a "
+        "loop device per workspace); default none",
+    )
+    workspace.add_argument(
+        "--trust-gateway-principal",
+        action="store_true",
+        help="(--stdio under bastion serve, with pass_principal: true) act as the principal "
+        "the gateway names in each request",
+    )
 
 
 def _add_hub_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -260,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=args.port,
                 sandbox=args.sandbox,
                 policy=args.policy,
+                trust_principal=args.trust_gateway_principal,
+                disk_quota=args.disk_quota,
             )
         if args.command == "serve":
             from bastion.cli.gateway import run_serve

@@ -2,6 +2,9 @@
 
 ``--sandbox`` picks where ``run_command`` runs (bubblewrap, or ``none`` when said in
 words, which the sandbox warns about at start); ``--policy`` names the command policy file.
+``--trust-gateway-principal`` (stdio only: the pipe is the gateway's alone, while anyone
+local could reach a port) takes each caller's principal from the request's ``_meta``.
+``--disk-quota SIZE`` gives each new workspace its own filesystem of that size (root only).
 """
 
 from __future__ import annotations
@@ -25,8 +28,21 @@ def run_workspace(
     port: int | None,
     sandbox: str = "bubblewrap",
     policy: str | None = None,
+    trust_principal: bool = False,
+    disk_quota: str = "none",
 ) -> int:
-    """Raises ConfigError when the root, the policy or the sandbox cannot be used."""
+    """Raises ConfigError when the root, the policy, the sandbox or the quota cannot be used."""
+    from bastion.workspace.disk import parse_size, quota_unavailable
+
+    if trust_principal and not stdio:
+        raise ConfigError("--trust-gateway-principal needs --stdio (a port has no gateway)")
+    try:
+        quota = parse_size(disk_quota)
+    except ValueError as exc:
+        raise ConfigError(f"--disk-quota: {exc}") from exc
+    unavailable = quota_unavailable() if quota is not None else None
+    if unavailable is not None:
+        raise ConfigError(f"--disk-quota: {unavailable}")
     from bastion.sandbox import Sandbox, SandboxError
     from bastion.workspace.policy import DEFAULT_POLICY, load_policy
 
@@ -36,10 +52,19 @@ def run_workspace(
     except SandboxError as exc:
         raise ConfigError(f"--sandbox {sandbox}: {exc.detail or exc.message}") from exc
     try:
-        server = WorkspaceServer(Path(root), sandbox=runtime, policy=rules)
+        server = WorkspaceServer(
+            Path(root),
+            sandbox=runtime,
+            policy=rules,
+            trust_principal=trust_principal,
+            disk_quota=quota,
+        )
     except OSError as exc:
         runtime.close()
         raise ConfigError(f"--root {root}: {exc.strerror}") from exc
+    except SandboxError as exc:
+        runtime.close()
+        raise ConfigError(f"--disk-quota: {exc.detail or exc.message}") from exc
     try:
         if stdio:
             anyio.run(_serve_stdio, server)

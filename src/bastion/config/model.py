@@ -100,6 +100,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     startup_timeout: _Seconds = 60.0
     request_timeout: _Seconds = 300.0
     sandbox: UpstreamSandbox | None = None
+    # Send the caller's principal id in each request's _meta (io.bastion/principal); off by
+    # default, since a principal's name can be personal data a third party has no use for.
+    pass_principal: bool = False
 
     def __post_init__(self) -> None:
         if self.command is not None and self.url is not None:

@@ -2,12 +2,14 @@
 
 Order matters and is shared by every transport (the HTTP face adds header checks between
 the steps): ``read_request_meta`` (missing pieces -> -32602), then the transport's mirror
-check (-32020), then ``require_supported`` (-32022).
+check (-32020), then ``require_supported`` (-32022). ``META_PRINCIPAL`` is Bastion's own
+key: the gateway puts the caller's principal there for upstreams configured to receive it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import InvalidParams, UnsupportedVersion
@@ -20,8 +22,16 @@ from bastion.protocol.versions import (
     SUPPORTED_VERSIONS,
 )
 
-__all__ = ["RequestMeta", "is_modern_request", "read_request_meta", "require_supported"]
+__all__ = [
+    "META_PRINCIPAL",
+    "RequestMeta",
+    "is_modern_request",
+    "read_request_meta",
+    "require_supported",
+]
 
+# Set by the gateway only (it never forwards a client's ``_meta``); see ServerConfig.
+META_PRINCIPAL: Final = "io.bastion/principal"
 _LEVELS = frozenset(
     ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 )

@@ -241,6 +241,7 @@ class ServerConnection:
             close_stream=call.close_stream,
             resumed_from_state=resumed,
             caller=self.caller,
+            meta=meta if isinstance(meta, dict) else None,
         )
 
     def _list(self, method: str, params: t.ListParams, era: Era) -> JSONObject:

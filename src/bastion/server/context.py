@@ -57,6 +57,7 @@ class ToolContext:
         close_stream: Callable[[], None] | None = None,
         resumed_from_state: bool = False,
         caller: tuple[str, str] | None = None,
+        meta: JSONObject | None = None,
     ) -> None:
         self.era = era
         self.client_capabilities = client_capabilities
@@ -72,6 +73,8 @@ class ToolContext:
         # Who asks (``Principal.binding``), when the connection knows: what a call parked
         # across input rounds is bound to, so only its owner's retry resumes it.
         self.caller = caller
+        # The request's ``_meta`` as it came (a server behind the gateway reads its keys).
+        self.meta: JSONObject = meta if meta is not None else {}
 
     def close_stream(self) -> bool:
         """End the HTTP response stream now (the client resumes it); False if not streaming."""

@@ -7,7 +7,10 @@ within ``RESTART_WINDOW`` the replica waits ``CIRCUIT_COOLDOWN`` before trying a
 calls fail fast meanwhile. Calls carry the caller's ``ToolContext`` so progress, logs and
 input requests reach the client that asked, and no other (``attribution``); a 2026-07-28
 client's call to a 2025-11-25 upstream is parked between input rounds (``parking``). What the
-upstream lists is kept current by ``listings``; why it is down is told by ``reasons``.
+upstream lists is kept current by ``listings``; why it is down is told by ``reasons``. A
+call's ``_meta`` is built here, never copied from the client's, so only the gateway sets
+Bastion's own keys: the caller's principal (``io.bastion/principal``) goes to servers
+configured with ``pass_principal``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bastion.client.session import ClientHandlers, ClientSession
 from bastion.errors import BastionError, RequestTimeout, UpstreamUnavailable
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.meta import META_PRINCIPAL
 from bastion.protocol.versions import (
     META_CLIENT_CAPABILITIES,
     META_LOG_LEVEL,
@@ -253,6 +257,8 @@ class Replica:
         meta: JSONObject = {META_CLIENT_CAPABILITIES: ctx.client_capabilities}
         if ctx.log_level is not None:
             meta[META_LOG_LEVEL] = ctx.log_level
+        if self.config.pass_principal and ctx.caller is not None:
+            meta[META_PRINCIPAL] = ctx.caller[0]
         if ctx.era is Era.MODERN and session.server and session.server.era is Era.LEGACY:
             result = await self._call_parked(session, method, {**params, "_meta": meta}, ctx)
             return _strip_era_fields(result)

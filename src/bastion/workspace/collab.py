@@ -3,7 +3,9 @@ the broadcast log. Pure state with injected clocks; no I/O, no notifications.
 
 A member is tied either to a 2025-11-25 session (it leaves when the session ends) or, on
 stateless 2026-07-28, to the secret token ``join`` returned (it lapses after
-``member_idle_seconds`` without a call). Locks are advisory and cover a path and
+``member_idle_seconds`` without a call). Behind a gateway that passes principals, an agent
+also carries its principal, and a member's token works only for the principal who joined.
+Locks are advisory and cover a path and
 everything beneath it; they expire, and they end with their holder's membership. Every
 table here is capped by ``WorkspaceLimits``.
 """
@@ -16,13 +18,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
 from bastion._types import Clock, JSONObject
 from bastion.workspace.errors import InvalidInput, Locked, NotFound, TooLarge
 from bastion.workspace.limits import WorkspaceLimits
 from bastion.workspace.paths import RelPath
 
-__all__ = ["Agent", "Change", "Collaboration", "Lock", "Member", "Message", "iso"]
+__all__ = ["PRINCIPAL_ID", "Agent", "Change", "Collaboration", "Lock", "Member", "Message", "iso"]
+
+# Agent id prefix of a principal acting without joining (member ids are "m-...").
+PRINCIPAL_ID: Final = "principal:"
 
 
 def iso(wall: float) -> str:
@@ -32,13 +38,23 @@ def iso(wall: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    """Who did something: a member, or ``anonymous`` for callers that never joined."""
+    """Who did something: a member, the gateway's principal, or ``anonymous`` for callers
+    that never joined."""
 
     id: str
     name: str
+    principal: str | None = None  # the gateway's authenticated caller, when it says
+
+    @property
+    def owner(self) -> str:
+        """Whose share a run counts against: the principal if known, else this agent."""
+        return self.id if self.principal is None else f"{PRINCIPAL_ID}{self.principal}"
 
     def to_json(self) -> JSONObject:
-        return {"id": self.id, "name": self.name}
+        found: JSONObject = {"id": self.id, "name": self.name}
+        if self.principal is not None:
+            found["principal"] = self.principal
+        return found
 
 
 @dataclass(slots=True)
@@ -139,9 +155,17 @@ class Collaboration:
 
     # -- members ----------------------------------------------------------------------
 
-    def join(self, name: str, session: object | None) -> tuple[Member, str]:
+    def join(
+        self, name: str, session: object | None, principal: str | None = None
+    ) -> tuple[Member, str]:
         """A new member and its secret token (shown once, to the joiner only)."""
         self.prune()
+        share = self.limits.max_members_per_principal
+        if principal is not None and self._held_by(principal) >= share:
+            raise TooLarge(
+                f"you already hold {share} of the workspace's {self.limits.max_members} "
+                "member places (leave_workspace frees one)"
+            )
         if len(self.members) >= self.limits.max_members:
             raise TooLarge(f"the workspace already has {self.limits.max_members} members")
         member_id = f"m-{secrets.token_hex(4)}"
@@ -149,9 +173,13 @@ class Collaboration:
             member_id = f"m-{secrets.token_hex(4)}"
         token = f"wsm_{secrets.token_urlsafe(24)}"
         now = self._clock()
-        member = Member(Agent(member_id, name), _digest(token), session, self._wall(), now)
+        agent = Agent(member_id, name, principal)
+        member = Member(agent, _digest(token), session, self._wall(), now)
         self.members[member_id] = member
         return member, token
+
+    def _held_by(self, principal: str) -> int:
+        return sum(1 for m in self.members.values() if m.agent.principal == principal)
 
     def leave(self, member: Member) -> None:
         self.members.pop(member.agent.id, None)
@@ -159,11 +187,14 @@ class Collaboration:
             if lock.holder.id == member.agent.id:
                 del self.locks[path]
 
-    def by_token(self, token: str) -> Member:
+    def by_token(self, token: str, principal: str | None = None) -> Member:
+        """The member holding ``token``, if ``principal`` joined it (a token is not
+        transferable between principals)."""
         self.prune()
         digest = _digest(token)
         for member in self.members.values():
-            if secrets.compare_digest(member.token_digest, digest):
+            mine = member.agent.principal == principal
+            if secrets.compare_digest(member.token_digest, digest) and mine:
                 member.last_seen = self._clock()
                 return member
         raise NotFound("unknown member token for this workspace (join it first)")

@@ -1,7 +1,9 @@
 """Every bound of the workspace server in one frozen struct, with the reason for each default.
 
 Size caps keep one answer well under the 4 MiB message cap of our transports even after
-JSON escaping; count caps keep every in-memory table bounded (STYLE 12).
+JSON escaping; count caps keep every in-memory table bounded (STYLE 12). Shared tables
+also have a per-principal share (behind a gateway that names principals), so one principal
+cannot fill what others need; anonymous callers have only the overall caps.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ __all__ = ["WorkspaceLimits"]
 
 class WorkspaceLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_workspaces: int = 64
+    # There is no delete tool, so a quarter per principal keeps room for three others.
+    max_workspaces_per_principal: int = 16
     # A read answers with the content once; escaping can grow text up to 6x on the wire.
     max_read_bytes: int = 512 * 1024
     max_write_bytes: int = 1024 * 1024
@@ -21,6 +25,7 @@ class WorkspaceLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_search_files: int = 5000  # files opened by one search
     max_search_file_bytes: int = 1024 * 1024  # larger files are skipped by search
     max_members: int = 32  # per workspace
+    max_members_per_principal: int = 8  # a quarter of a workspace's member places
     max_locks: int = 256  # per workspace
     max_lock_seconds: float = 600.0
     default_lock_seconds: float = 60.0

@@ -67,9 +67,14 @@ class WorkspaceServer:
         policy: CommandPolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        trust_principal: bool = False,
+        disk_quota: int | None = None,
     ) -> None:
         self.limits = limits or WorkspaceLimits()
-        self.root = WorkspaceRoot(root, self.limits, clock=clock, wall=wall)
+        # True only under a gateway that passes principals (``--trust-gateway-principal``):
+        # then a request's ``io.bastion/principal`` says who calls.
+        self.trust_principal = trust_principal
+        self.root = WorkspaceRoot(root, self.limits, clock=clock, wall=wall, disk_quota=disk_quota)
         # Commands run as the sandbox user, who must be able to pass through the root.
         if sandbox is not None and sandbox.default_backend != "none" and os.geteuid() == 0:
             mode = os.fstat(self.root.fd).st_mode

@@ -1,7 +1,10 @@
 """The configured root directory and the workspaces in it, created and listed by name.
 
 The root is opened once as a directory descriptor; each workspace is opened from it with
-``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. Each workspace has one
+``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. A principal (behind a
+gateway) may create at most its share of the workspaces (``Creators`` remembers whose
+each is). With a ``DiskQuota`` each new workspace is its own size-capped filesystem.
+Each workspace has one
 ``Workspace`` record: a lock that serializes writers (so a version check and the write it
 guards are not interleaved) and its ``Collaboration`` state.
 """
@@ -9,6 +12,7 @@ guards are not interleaved) and its ``Collaboration`` state.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -18,13 +22,18 @@ from pathlib import Path
 import anyio
 
 from bastion._types import Clock
+from bastion.sandbox import SandboxError
 from bastion.workspace.collab import Collaboration
+from bastion.workspace.creators import Creators
+from bastion.workspace.disk import DiskQuota
 from bastion.workspace.errors import AlreadyExists, NotFound, Refused, TooLarge
 from bastion.workspace.jail import DIR_FLAGS
 from bastion.workspace.limits import WorkspaceLimits
 from bastion.workspace.paths import WORKSPACE_NAME, check_workspace_name
 
 __all__ = ["Workspace", "WorkspaceRoot"]
+
+logger = logging.getLogger(__name__)
 
 WORKSPACE_MODE = 0o755
 
@@ -46,6 +55,7 @@ class WorkspaceRoot:
         *,
         clock: Clock,
         wall: Callable[[], float],
+        disk_quota: int | None = None,
     ) -> None:
         root.mkdir(mode=0o700, parents=False, exist_ok=True)
         self.path = root
@@ -54,8 +64,16 @@ class WorkspaceRoot:
         self._clock = clock
         self._wall = wall
         self._records: dict[str, Workspace] = {}
+        self.creators = Creators(self.fd)
+        try:
+            self.disk = None if disk_quota is None else DiskQuota(root, disk_quota)
+        except BaseException:
+            os.close(self.fd)
+            raise
 
     def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
         os.close(self.fd)
 
     def names(self) -> list[str]:
@@ -67,15 +85,36 @@ class WorkspaceRoot:
                     found.append(entry.name)
         return sorted(found)
 
-    def create(self, name: str) -> Workspace:
-        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces``."""
+    def create(self, name: str, principal: str | None = None) -> Workspace:
+        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces`` or past
+        ``principal``'s share of them."""
         check_workspace_name(name)
-        if len(self.names()) >= self.limits.max_workspaces:
+        names = self.names()
+        share = self.limits.max_workspaces_per_principal
+        if principal is not None and self.creators.count(principal, names) >= share:
+            raise TooLarge(
+                f"you already created {share} of the server's "
+                f"{self.limits.max_workspaces} workspaces"
+            )
+        if len(names) >= self.limits.max_workspaces:
             raise TooLarge(f"the server already has {self.limits.max_workspaces} workspaces")
         try:
             os.mkdir(name, WORKSPACE_MODE, dir_fd=self.fd)
         except FileExistsError:
             raise AlreadyExists(f"workspace {name} already exists") from None
+        if self.disk is not None:
+            try:
+                self.disk.create(name)
+            except SandboxError as exc:
+                os.rmdir(name, dir_fd=self.fd)
+                logger.warning("workspace %s: no disk quota: %s", name, exc.detail or exc.message)
+                raise Refused(f"workspace {name} could not get its disk quota") from None
+        if principal is not None:
+            try:
+                self.creators.record(name, principal, [*names, name])
+            except OSError:
+                os.rmdir(name, dir_fd=self.fd)  # unrecorded, it would escape the share
+                raise
         return self.get(name)
 
     def get(self, name: str) -> Workspace:

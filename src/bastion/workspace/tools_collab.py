@@ -57,7 +57,8 @@ async def join_workspace(inv: Invocation, a: JoinArgs) -> Reply:
     name = _check_display_name(a.name)
     if inv.session_bound and ws.collab.by_session(inv.session) is not None:
         raise InvalidInput(f"this session has already joined {ws.name}")
-    member, token = ws.collab.join(name, inv.session if inv.session_bound else None)
+    session = inv.session if inv.session_bound else None
+    member, token = ws.collab.join(name, session, inv.principal)
     await inv.server.updated([meta_uri(ws.name, "members")])
     members = [m.to_json() for m in ws.collab.members.values()]
     return Reply(

@@ -105,7 +105,7 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
             f"{policy.max_running} commands already run in {ws.name}; "
             "wait for one to end or cancel_execution"
         )
-    runner.rate.take(agent.id)
+    runner.rate.take(agent.owner)
     readonly = [p.text for p in policy.readonly_paths(ws.name, name)]
     sandbox = runner.sandbox
     if sandbox.default_backend != "none" and os.geteuid() == 0:

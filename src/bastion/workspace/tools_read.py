@@ -42,7 +42,7 @@ class CreateArgs(Args, frozen=True):
 
 
 async def create_workspace(inv: Invocation, a: CreateArgs) -> Reply:
-    ws = inv.server.root.create(a.name)
+    ws = inv.server.root.create(a.name, inv.principal)
     await inv.server.list_changed("resources")
     return Reply(f"Created workspace {ws.name}.", {"workspace": ws.name})
 

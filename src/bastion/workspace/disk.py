@@ -1,0 +1,95 @@
+"""Per-workspace disk quotas (``bastion workspace --disk-quota SIZE``).
+
+An rlimit bounds one file, not what a command writes in all (one ``run_command``
+fallocated 4 GiB as four files under the 1 GiB file-size limit). With a quota, each new
+workspace is its own loop-mounted ext4 image of that size (``bastion.sandbox.quota``), kept
+in the root's ``.disk/`` (a name no workspace may have). Images are mounted when their
+workspace is created and when the server starts, and unmounted when it stops. It needs root
+(``mount``) and one loop device per workspace; workspaces created without a quota stay
+unbounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+from bastion.sandbox import SandboxError
+from bastion.sandbox.quota import (
+    MIN_QUOTA,
+    create_quota_workspace,
+    is_quota_workspace,
+    mount_quota_workspace,
+    unmount_quota_workspace,
+)
+
+__all__ = ["IMAGES_DIR", "DiskQuota", "parse_size", "quota_unavailable"]
+
+logger = logging.getLogger(__name__)
+
+IMAGES_DIR: Final = ".disk"
+_SIZE: Final = re.compile(r"([0-9]+)([kmg]?)i?b?")
+_UNITS: Final = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes of ``16M``, ``1G``, ``512k`` or a plain number; ``none`` is no quota.
+
+    Raises:
+        ValueError: anything else, or a size below the quota's minimum.
+    """
+    if text.strip().lower() == "none":
+        return None
+    found = _SIZE.fullmatch(text.strip().lower())
+    if found is None:
+        raise ValueError(f"expected a size such as 512M or 2G, or none; got {text!r}")
+    size = int(found.group(1)) * _UNITS[found.group(2)]
+    if size < MIN_QUOTA:
+        raise ValueError(f"a disk quota must be at least {MIN_QUOTA // 1024**2}M")
+    return size
+
+
+def quota_unavailable() -> str | None:
+    """Why quotas cannot work here, or None when they can."""
+    if os.geteuid() != 0:
+        return "disk quotas need root (a loop-mounted image per workspace)"
+    return None
+
+
+class DiskQuota:
+    """Quota images of the workspaces under ``root``, each ``size`` bytes."""
+
+    def __init__(self, root: Path, size: int) -> None:
+        self.root = root
+        self.size = size
+        self.images = root / IMAGES_DIR
+        self.images.mkdir(mode=0o700, exist_ok=True)
+        self._mounted: list[Path] = []
+        for image in sorted(self.images.glob("*.img")):
+            mountpoint = root / image.stem
+            if mountpoint.is_dir() and not is_quota_workspace(mountpoint):
+                mount_quota_workspace(image, mountpoint)
+                self._mounted.append(mountpoint)
+
+    def create(self, name: str) -> None:
+        """Give the new, empty workspace directory ``name`` its own filesystem.
+
+        Raises:
+            SandboxError: the image could not be made or mounted (details are logged).
+        """
+        mountpoint = self.root / name
+        create_quota_workspace(self.images / f"{name}.img", mountpoint, self.size)
+        self._mounted.append(mountpoint)
+
+    def close(self) -> None:
+        for mountpoint in self._mounted:
+            try:
+                unmount_quota_workspace(mountpoint)
+            except SandboxError as exc:
+                logger.warning(
+                    "workspace: could not unmount %s: %s", mountpoint, exc.detail or exc.message
+                )
+        self._mounted = []

@@ -5,6 +5,7 @@ no header can raise anything but Unauthenticated."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,9 @@ def _close_what_the_test_opened() -> Iterator[None]:
 async def refusal(auth: Authenticator, header: str | None, **kw: Any) -> Unauthenticated:
     kw.setdefault("client_cert", None)
     kw.setdefault("peer", "10.0.0.1")
+    kw.setdefault("now", NOW)
     with pytest.raises(Unauthenticated) as caught:
-        await auth.authenticate(header, now=NOW, **kw)
+        await auth.authenticate(header, **kw)
     return caught.value
 
 
@@ -196,11 +198,14 @@ async def test_client_certificate_when_no_header(tmp_path: Path) -> None:
     auth = build(
         tmp_path, mtls={"accounts": [{"name": "ci", "subject_cn": "ci-bot", "roles": ["service"]}]}
     )
-    p = await auth.authenticate(None, client_cert=der, peer="10.0.0.1", now=NOW)
+    now = time.time()  # the certificates are valid for an hour from now
+    p = await auth.authenticate(None, client_cert=der, peer="10.0.0.1", now=now)
     assert (p.id, p.method, p.roles) == ("mtls:ci", "mtls", ("service",))
     _, _, other = self_signed(tmp_path, cn="stranger", ip=None)
-    refused = await refusal(auth, None, client_cert=other)
+    refused = await refusal(auth, None, client_cert=other, now=now)
     assert (refused.reason, refused.presented) == ("unknown-certificate", True)
+    expired = await refusal(auth, None, client_cert=der, now=now + 7200)
+    assert (expired.reason, expired.presented) == ("expired-certificate", True)
 
 
 async def test_revocation_takes_effect_on_the_next_request(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from cryptography import x509
 
 from bastion.auth import MtlsMapper, MtlsSettings, Unauthenticated
 from bastion.auth.mtls import MtlsConfigError
@@ -248,3 +249,73 @@ def test_au1_a_ca_without_a_crl_in_the_file_fails_closed(tmp_path: Path) -> None
     (tmp_path / "clients.crl").write_bytes(make_crl(ca1) + make_crl(ca2))
     m.refresh(NOW)
     assert m.authenticate(der, now=NOW).id == "mtls:dev"
+
+
+# What the credential watcher asks once a second (SE-3, AU-5): which certificates that hold
+# sessions, streams or calls would now be refused.
+
+
+def credential(der: bytes) -> str:
+    return "mtls:sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def test_se3_au5_lapsed_names_the_certificates_the_crl_now_refuses(tmp_path: Path) -> None:
+    """Revoked after it was accepted: lapsed; another certificate of the same account is
+    not; a CRL that cannot be trusted lapses them all (fail closed, as new requests are)."""
+    ca = make_ca("Ops CA")
+    _, _, leaked = issue(ca, tmp_path, cn="ci-bot", file="leaked")
+    _, _, good = issue(ca, tmp_path, cn="ci-bot", file="good")
+    m = from_files(tmp_path, [ca], {"name": "ci", "subject_cn": "ci-bot"}, crl=make_crl(ca))
+    for der in (leaked, good):
+        assert m.authenticate(der, now=NOW).credential_id == credential(der)
+        assert not m.lapsed(credential(der), NOW)
+    fresh = tmp_path / "fresh.crl"
+    fresh.write_bytes(make_crl(ca, (leaked,)))
+    os.replace(fresh, tmp_path / "clients.crl")
+    m.refresh(NOW)
+    assert m.lapsed(credential(leaked), NOW)
+    assert not m.lapsed(credential(good), NOW)
+    (tmp_path / "clients.crl").unlink()
+    m.refresh(NOW)
+    assert m.lapsed(credential(good), NOW)
+
+
+def test_se3_lapsed_is_false_for_other_credentials_and_true_for_unknown_certificates(
+    tmp_path: Path,
+) -> None:
+    ca = make_ca("Ops CA")
+    m = from_files(tmp_path, [ca], {"name": "ci", "subject_cn": "ci-bot"}, crl=make_crl(ca))
+    for other in ("apikey:k_0123", "jwt:https://idp.example.com:alice", "local:alice"):
+        assert not m.lapsed(other, NOW)
+    assert m.lapsed("mtls:sha256:" + "0" * 64, NOW)  # never accepted here: nothing to trust
+
+
+def test_se3_a_certificate_past_its_not_after_lapses_and_is_refused(tmp_path: Path) -> None:
+    """Without a CRL too: the principal expires with the certificate, the watcher sees it
+    lapse, and a connection kept alive past ``notAfter`` is refused."""
+    ca = make_ca("Ops CA")
+    _, _, der = issue(ca, tmp_path, cn="ci-bot")
+    not_after = x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+    m = from_files(tmp_path, [ca], {"name": "ci", "subject_cn": "ci-bot"})
+    assert m.authenticate(der, now=NOW).expires_at == not_after
+    assert not m.lapsed(credential(der), not_after - 1)
+    assert m.lapsed(credential(der), not_after)
+    assert refused(m, der, now=not_after) == "expired-certificate"
+
+
+def test_se3_the_certificates_in_use_stay_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table of known certificates is bounded; the least recently used leaves first,
+    and then lapses (fail closed), so a certificate still in use is not ended by others."""
+    monkeypatch.setattr("bastion.auth.mtls.MAX_KNOWN_CERTIFICATES", 2)
+    ca = make_ca("Ops CA")
+    one, two, three = (issue(ca, tmp_path, cn="ci-bot", file=n)[2] for n in ("1", "2", "3"))
+    m = from_files(tmp_path, [ca], {"name": "ci", "subject_cn": "ci-bot"}, crl=make_crl(ca))
+    m.authenticate(one, now=NOW)
+    m.authenticate(two, now=NOW)
+    m.authenticate(one, now=NOW)  # in use again
+    m.authenticate(three, now=NOW)
+    assert not m.lapsed(credential(one), NOW)
+    assert m.lapsed(credential(two), NOW)
+    assert not m.lapsed(credential(three), NOW)

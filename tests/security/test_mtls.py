@@ -3,7 +3,8 @@ configured client CA authenticates as its service account; no certificate is a 4
 certificate from anyone else does not get past the TLS handshake. The admin API takes the
 same certificates (AZ-6: a service account with the admin role may use it). With two client
 CAs, an account takes its CN only from the issuer it names; a certificate revoked in the
-``client_crl`` file is refused, also when revoked after start."""
+``client_crl`` file is refused, also when revoked after start, and then the session and
+streams it holds end (SE-3, AU-5)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -346,3 +348,160 @@ def test_au1_a_bundle_of_two_cas_with_an_account_naming_no_issuer_refuses_to_sta
         pytest.fail("bastion serve started with an account bound to no issuer")
     assert proc.returncode != 0
     assert "ops-bot" in stderr and "issuer" in stderr and "fingerprint_sha256" in stderr
+
+
+# What a certificate already holds when it is revoked (SE-3, AU-5): its 2025-11-25 session
+# with the standalone GET stream, and its 2026-07-28 subscriptions/listen stream. Three
+# certificates of one account: each is its own credential.
+
+LEGACY = "2025-11-25"
+REVOCATION_NOTICED = 3.0  # seconds: the watcher re-reads the CRL and ends sessions each second
+
+
+@pytest.fixture(scope="module")
+def revocable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+    tmp = tmp_path_factory.mktemp("mtls-held")
+    self_signed(tmp, cn="127.0.0.1")
+    (tmp / "client").mkdir()
+    ca1, ca2 = make_ca("Ops CA"), make_ca("Dev CA")
+    certs = {
+        name: issue(ca1, tmp / "client", cn="svc-bot", file=name)[2]
+        for name in ("alpha", "beta", "gamma")
+    }
+    bundle = tmp / "clients-ca.pem"
+    bundle.write_bytes(ca1.pem() + ca2.pem())
+    (tmp / "clients.crl").write_bytes(make_crl(ca1) + make_crl(ca2))
+    (tmp / "policy.yaml").write_text(
+        "version: 1\nroles: {service: {}}\nrules:\n"
+        "  - {id: svc, effect: allow, roles: [service], methods: [initialize, ping,\n"
+        '      "notifications/*", tools/list, subscriptions/listen]}\n'
+    )
+    port = free_port()
+    accounts = (
+        f'      - {{name: svc, subject_cn: svc-bot, issuer: "{ca1.subject}", roles: [service]}}'
+    )
+    config = _config(tmp, port, bundle, accounts, tmp / "clients.crl")
+    proc = subprocess.Popen(
+        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield Pki(f"https://127.0.0.1:{port}/mcp", tmp, ca1, ca2, certs)
+    finally:
+        stop_process(proc)
+
+
+def _revoke(pki: Pki, *names: str) -> None:
+    """Replace the CRL with one revoking ``names`` (none: every certificate is good)."""
+    pki.write_crl(make_crl(pki.ca1, tuple(pki.certs[n] for n in names)) + make_crl(pki.ca2))
+
+
+def _served(pki: Pki, name: str) -> bool:
+    with pki.client(name) as http:
+        return http.post(pki.url, json=BODY, headers=HEADERS).status_code == 200
+
+
+def _initialize(http: httpx.Client, url: str) -> str:
+    params = {
+        "protocolVersion": LEGACY,
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    answer = http.post(url, json=body, headers={"accept": HEADERS["accept"]})
+    assert "mcp-session-id" in answer.headers, answer.text
+    session = answer.headers["mcp-session-id"]
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert http.post(url, json=note, headers=_legacy(session)).status_code == 202
+    return session
+
+
+def _legacy(session: str) -> dict[str, str]:
+    return {
+        "accept": HEADERS["accept"],
+        "mcp-session-id": session,
+        "mcp-protocol-version": LEGACY,
+    }
+
+
+def _ping(http: httpx.Client, url: str, session: str) -> int:
+    body = {"jsonrpc": "2.0", "id": 5, "method": "ping"}
+    return http.post(url, json=body, headers=_legacy(session)).status_code
+
+
+def test_se3_the_session_of_a_certificate_revoked_while_open_ends(revocable: Pki) -> None:
+    """SE-3: revoking a certificate in the CRL ends its 2025-11-25 session within about two
+    seconds, its open GET stream included, though the client sends nothing: once the
+    certificate is accepted again, the session id is answered 404 like an unknown one.
+    Another certificate of the same account keeps its session."""
+    url = revocable.url
+    assert _eventually(lambda: _served(revocable, "alpha"))
+    with revocable.client("alpha") as alpha, revocable.client("beta") as beta:
+        session, other = _initialize(alpha, url), _initialize(beta, url)
+        assert _ping(alpha, url, session) == 200
+        opened, ended = threading.Event(), threading.Event()
+
+        def hold_stream() -> None:
+            headers = {**_legacy(session), "accept": "text/event-stream"}
+            try:
+                with (
+                    revocable.client("alpha") as http,
+                    http.stream("GET", url, headers=headers, timeout=None) as stream,
+                ):
+                    if stream.status_code == 200:
+                        opened.set()
+                        for _ in stream.iter_lines():
+                            pass
+            except httpx.HTTPError:
+                pass
+            ended.set()
+
+        worker = threading.Thread(target=hold_stream, daemon=True)
+        worker.start()
+        try:
+            assert opened.wait(5) and not ended.wait(1.0), "the GET stream did not stay open"
+            _revoke(revocable, "alpha")
+            assert ended.wait(REVOCATION_NOTICED), "the revoked certificate's stream is open"
+            _revoke(revocable)  # alpha is good again: its requests are served...
+            assert _eventually(lambda: _served(revocable, "alpha"))
+            assert _ping(alpha, url, session) == 404  # ...but its session is gone
+            assert _ping(alpha, url, "x" * len(session)) == 404
+            assert _ping(beta, url, other) == 200  # another certificate's session lives
+        finally:
+            _revoke(revocable)
+            if not ended.is_set():
+                _ping(alpha, url, session)
+            worker.join(10)
+
+
+def test_se3_au5_the_listen_stream_of_a_certificate_revoked_while_open_ends(
+    revocable: Pki,
+) -> None:
+    """AU-5/SE-3 for 2026-07-28: an open ``subscriptions/listen`` stream of a certificate
+    revoked in the CRL ends (-32003) instead of delivering notifications until the gateway
+    stops."""
+    assert _eventually(lambda: _served(revocable, "gamma"))
+    params = {"notifications": {"toolsListChanged": True}, "_meta": MODERN}
+    body = {"jsonrpc": "2.0", "id": "listen", "method": "subscriptions/listen", "params": params}
+    headers = {**HEADERS, "mcp-method": "subscriptions/listen"}
+    try:
+        with (
+            revocable.client("gamma") as http,
+            http.stream("POST", revocable.url, json=body, headers=headers) as stream,
+        ):
+            assert stream.status_code == 200
+            messages = (
+                json.loads(line[5:])
+                for line in stream.iter_lines()
+                if line.startswith("data:") and line[5:].strip()
+            )
+            assert next(messages)["method"] == "notifications/subscriptions/acknowledged"
+            revoked_at = time.monotonic()
+            _revoke(revocable, "gamma")
+            rest = list(messages)  # the stream ends; one left open would time out instead
+            assert time.monotonic() - revoked_at < REVOCATION_NOTICED
+    finally:
+        _revoke(revocable)
+    assert rest[-1]["error"] == {"code": -32003, "message": "Subscription no longer authorized"}

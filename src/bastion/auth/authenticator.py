@@ -11,7 +11,8 @@ credential first costs a throttled guesser no more than a 401 would (a key looku
 signature check with JWKS refetches already rate-limited), and guessing gains nothing:
 keys carry 256 random bits and tokens are signed.
 Break-glass keys work only while ``break_glass.enabled`` and are logged at WARNING per use.
-Client certificates are checked against the client CRL, which ``refresh`` re-reads.
+Client certificates are checked against the client CRL, which ``refresh`` re-reads, and
+``lapsed`` says which certificates it accepted would now be refused.
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ class Authenticator:
     def refresh(self, now: float) -> None:
         """Re-read what may change on disk while running: the client CRL (once a second)."""
         self._mtls.refresh(now)
+
+    def lapsed(self, credential: str, now: float) -> bool:
+        """Whether the client certificate of ``credential`` would now be refused (revoked,
+        of unknown revocation status, or expired: ``MtlsMapper.lapsed``), for the watcher
+        that ends what it holds; False for API keys and JWTs, which it checks itself."""
+        return self._mtls.lapsed(credential, now)
 
     def revocation_status(self, now: float) -> str | None:
         """The client CRL's status for ``/readyz`` (None when none is configured)."""

@@ -9,7 +9,11 @@ bundle (its key, not just its name in the certificate's issuer field), so a seco
 bundle cannot mint the account's CN; with more than one CA in the bundle, every account must
 name its issuer or pin a fingerprint, or the configuration is refused (``MtlsConfigError``).
 With a ``client_crl`` (``bastion.auth.crl``), a revoked certificate is refused, and every
-certificate while the CRL cannot be trusted (fail closed).
+certificate while the CRL cannot be trusted (fail closed); so is an expired one on a
+connection kept alive past its ``notAfter``. What each certificate is (CN, serial, signer,
+``notAfter``) is parsed once and kept by fingerprint (least recently used out first), so
+``lapsed`` can say, for the credential watcher, which certificates that hold sessions and
+streams would now be refused.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_KNOWN_CERTIFICATES", "MtlsConfigError", "MtlsMapper"]
 
 MAX_KNOWN_CERTIFICATES: Final = 4096  # parsed client certificates kept, by fingerprint
+_CREDENTIAL: Final = "mtls:sha256:"  # + the certificate's fingerprint: its credential id
 
 
 class MtlsConfigError(ValueError):
@@ -46,6 +51,7 @@ class _Leaf:
     cn: str | None
     serial: int
     signer: int | None  # index in the client CAs of the one that signed it directly
+    not_after: float  # epoch seconds
 
 
 class MtlsMapper:
@@ -117,40 +123,55 @@ class MtlsMapper:
         return None if self._crl is None else self._crl.status(now)
 
     def authenticate(self, der: bytes, *, now: float | None = None) -> Principal:
-        """The service account of the certificate ``der`` (``now``: epoch seconds, for the
-        CRL's ``nextUpdate``; default the current time).
+        """The service account of the certificate ``der`` (``now``: epoch seconds, for its
+        ``notAfter`` and the CRL's ``nextUpdate``; default the current time).
 
         Raises:
             Unauthenticated: ``unknown-certificate`` (not configured),
                 ``malformed-certificate`` (not a DER X.509 certificate),
+                ``expired-certificate`` (past its ``notAfter``: a connection kept alive),
                 ``revoked-certificate`` or ``revocation-unknown`` (see ``ClientCrl``).
         """
         fingerprint = hashlib.sha256(der).hexdigest()
-        credential = f"mtls:sha256:{fingerprint}"
+        credential = _CREDENTIAL + fingerprint
+        leaf = self._leaf(der, fingerprint)
+        reason = self._refusal(leaf, time.time() if now is None else now)
+        if reason is not None:
+            raise Unauthenticated(reason, presented=True, credential_id=credential)
         account = self._by_fingerprint.get(fingerprint)
-        if account is None or account.issuer is not None or self._crl is not None:
-            leaf = self._leaf(der, fingerprint)
-            if self._crl is not None:
-                wall = time.time() if now is None else now
-                reason = self._crl.revoked(leaf.signer, leaf.serial, wall)
-                if reason is not None:
-                    raise Unauthenticated(reason, presented=True, credential_id=credential)
-            if account is None:
-                candidates = self._by_cn.get(leaf.cn, []) if leaf.cn is not None else []
-                account = next((a for a in candidates if self._issued(a, leaf)), None)
-            elif not self._issued(account, leaf):
-                account = None
+        if account is None:
+            candidates = self._by_cn.get(leaf.cn, []) if leaf.cn is not None else []
+            account = next((a for a in candidates if self._issued(a, leaf)), None)
+        elif not self._issued(account, leaf):
+            account = None
         if account is None:
             raise Unauthenticated("unknown-certificate", presented=True, credential_id=credential)
-        return _principal(account, credential)
+        return _principal(account, credential, leaf.not_after)
+
+    def lapsed(self, credential: str, now: float) -> bool:
+        """Whether the certificate of ``credential`` (a credential id this mapper gave) would
+        now be refused: expired, revoked in the CRL, or of unknown revocation status (fail
+        closed); also when it is no longer among the ``MAX_KNOWN_CERTIFICATES`` last used.
+        Any other credential (an API key, a JWT): False. No certificate is parsed here."""
+        if not credential.startswith(_CREDENTIAL):
+            return False
+        leaf = self._known.get(credential.removeprefix(_CREDENTIAL))
+        return leaf is None or self._refusal(leaf, now) is not None
+
+    def _refusal(self, leaf: _Leaf, now: float) -> str | None:
+        """Why ``leaf`` is refused at ``now`` whatever account it maps to, or None."""
+        if now >= leaf.not_after:
+            return "expired-certificate"
+        return None if self._crl is None else self._crl.revoked(leaf.signer, leaf.serial, now)
 
     def _issued(self, account: MtlsAccount, leaf: _Leaf) -> bool:
         """Whether ``leaf`` comes from the CA ``account`` names (any, if it names none)."""
         return account.issuer is None or self._issuer_of[account.name] == leaf.signer
 
     def _leaf(self, der: bytes, fingerprint: str) -> _Leaf:
-        known = self._known.get(fingerprint)
+        known = self._known.pop(fingerprint, None)
         if known is not None:
+            self._known[fingerprint] = known  # the most recently used last
             return known
         # Lazily: x509 costs ~60 ms to import, and most gateways never see a certificate.
         from cryptography import x509  # noqa: PLC0415
@@ -164,8 +185,9 @@ class MtlsMapper:
         cn = names[0].value if len(names) == 1 and isinstance(names[0].value, str) else None
         signer = next((i for i, ca in enumerate(self._cas) if _signed_by(cert, ca)), None)
         if len(self._known) >= MAX_KNOWN_CERTIFICATES:
-            self._known.clear()
-        leaf = self._known[fingerprint] = _Leaf(cn, cert.serial_number, signer)
+            del self._known[next(iter(self._known))]  # the least recently used
+        not_after = cert.not_valid_after_utc.timestamp()
+        leaf = self._known[fingerprint] = _Leaf(cn, cert.serial_number, signer, not_after)
         return leaf
 
 
@@ -201,10 +223,11 @@ def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
-def _principal(account: MtlsAccount, credential: str) -> Principal:
+def _principal(account: MtlsAccount, credential: str, not_after: float) -> Principal:
     return Principal(
         id=f"mtls:{account.name}",
         credential_id=credential,
         method="mtls",
         roles=tuple(account.roles),
+        expires_at=not_after,
     )

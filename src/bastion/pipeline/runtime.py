@@ -9,7 +9,8 @@ part of ``/readyz``.
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
 Open ``subscriptions/listen`` streams are re-authorized on every policy poll (a reloaded
 policy, and time conditions) and every credential check: one its caller may no longer hold
-ends (AU-5, SE-3); so do the stateless calls in flight of a revoked or expired credential.
+ends (AU-5, SE-3); so do the stateless calls in flight of a revoked or expired credential,
+a client certificate revoked in the re-read CRL (or of unknown status) included.
 """
 
 from __future__ import annotations
@@ -114,43 +115,56 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-def _lapsed(store: KeyStore | None, now: float) -> Callable[[Principal], bool]:
-    """Whether a session owner's credential has lapsed: expired, or an API key that is no
-    longer active (revoked, expired, past its rotation overlap, or gone)."""
-    key_lapsed = _lapsed_key(store, now)
+def _lapsed(
+    store: KeyStore | None, now: float, authenticator: Authenticator | None = None
+) -> Callable[[Principal], bool]:
+    """Whether a session owner's credential has lapsed: expired, an API key that is no
+    longer active (revoked, expired, past its rotation overlap, or gone), or a client
+    certificate revoked or of unknown revocation status in the CRL."""
+    credential_lapsed = _lapsed_credential(store, now, authenticator)
 
     def lapsed(principal: Principal) -> bool:
         if principal.expires_at is not None and now >= principal.expires_at:
             return True
-        return key_lapsed(principal.credential_id)
+        return credential_lapsed(principal.credential_id)
 
     return lapsed
 
 
-def _lapsed_owner(store: KeyStore | None, now: float) -> Callable[[Owner], bool]:
+def _lapsed_owner(
+    store: KeyStore | None, now: float, authenticator: Authenticator | None = None
+) -> Callable[[Owner], bool]:
     """Whether a parked call's owner (a binding: principal id, credential id) holds an API
-    key that is no longer active."""
-    key_lapsed = _lapsed_key(store, now)
-    return lambda owner: owner is not None and key_lapsed(owner[1])
+    key that is no longer active, or a client certificate that would now be refused."""
+    credential_lapsed = _lapsed_credential(store, now, authenticator)
+    return lambda owner: owner is not None and credential_lapsed(owner[1])
 
 
-def _lapsed_key(store: KeyStore | None, now: float) -> Callable[[str], bool]:
+def _lapsed_credential(
+    store: KeyStore | None, now: float, authenticator: Authenticator | None
+) -> Callable[[str], bool]:
     """Whether a credential id names an API key that is no longer active (revoked, expired,
-    past its rotation overlap, or gone); other credentials are not keys: False."""
+    past its rotation overlap, or gone) or a client certificate ``authenticator`` would now
+    refuse (revoked, revocation unknown, expired); JWTs: False (``expires_at`` says)."""
     states: dict[str, bool] = {}
 
     def lapsed(credential: str) -> bool:
-        if store is None or not credential.startswith("apikey:"):
-            return False
         if credential not in states:
-            try:
-                key = store.get(credential.removeprefix("apikey:"))
-                states[credential] = key.state(now) != "active"
-            except NoSuchKey:
-                states[credential] = True
+            states[credential] = _key_lapsed(store, credential, now) or (
+                authenticator is not None and authenticator.lapsed(credential, now)
+            )
         return states[credential]
 
     return lapsed
+
+
+def _key_lapsed(store: KeyStore | None, credential: str, now: float) -> bool:
+    if store is None or not credential.startswith("apikey:"):
+        return False
+    try:
+        return store.get(credential.removeprefix("apikey:")).state(now) != "active"
+    except NoSuchKey:
+        return True
 
 
 class Security:
@@ -261,10 +275,12 @@ class Security:
     async def watch_sessions(self, app: StreamableHttpApp, interval: float = 1.0) -> None:
         """SE-3: end the sessions of credentials that were revoked or expired, whether or not
         their holder sends anything again (``bastion keys revoke`` runs in another process,
-        so the key database is the truth); DS-4: drop the replay of streams finished more
-        than ``replay_ttl`` ago, idle or not; AU-5: drop the parked upstream calls of revoked
-        or expired keys, and end the stateless calls in flight of revoked or expired
-        credentials; AU-1: re-read the client CRL if its file changed. Runs until cancelled."""
+        so the key database is the truth; a client certificate counts as revoked once the
+        re-read CRL revokes it or cannot be trusted); DS-4: drop the replay of streams
+        finished more than ``replay_ttl`` ago, idle or not; AU-5: drop the parked upstream
+        calls of revoked or expired keys and certificates, and end the stateless calls in
+        flight and listen streams of revoked or expired credentials; AU-1: re-read the
+        client CRL if its file changed. Runs until cancelled."""
         keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
         store = KeyStore(self.keys_db) if keys else None
         try:
@@ -274,13 +290,16 @@ class Security:
                 now = time.time()
                 if self.authenticator is not None:
                     self.authenticator.refresh(now)
-                lapsed = _lapsed(store, now)
+                lapsed = _lapsed(store, now, self.authenticator)
                 ended = app.end_sessions_where(lapsed)
                 if ended:
                     logger.info("ended %d session(s) of revoked or expired credentials", ended)
-                dropped = self.gateway.drop_parked(_lapsed_owner(store, now))
+                dropped = self.gateway.drop_parked(_lapsed_owner(store, now, self.authenticator))
                 if dropped:
-                    logger.info("dropped %d parked call(s) of revoked or expired keys", dropped)
+                    logger.info(
+                        "dropped %d parked call(s) of revoked or expired keys or certificates",
+                        dropped,
+                    )
                 self._reauthorize_listens(lapsed)
                 cancelled = self.calls.end_where(lapsed)
                 if cancelled:

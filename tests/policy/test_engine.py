@@ -257,6 +257,11 @@ def test_az1_the_plan_table_is_bounded() -> None:
         ("wk+note://hello", True),
         ("wk+urn:x:y", True),
         ("wk+workspace://demo/a?next=../b//c", True),  # the query is not the path
+        ("fk+doc:./secret/key", False),  # an opaque path is read the same way
+        ("fk+doc:pub/../secret/key", False),
+        ("fk+doc:pub//key", False),
+        ("fk+doc:secret/key", True),
+        ("fk+mailto:a@example.com", True),
     ],
 )
 def test_az3_a_uri_with_dot_or_empty_segments_is_refused_before_any_rule(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.policy.conditions import spellings
 from bastion.policy.glob import GlobSet, compile_glob, literal_prefix
+from bastion.policy.spellings import allow_spellings, deny_spellings
 from tests.policy.helpers import MONDAY_NOON, policy, request
 
 
@@ -203,8 +203,65 @@ def test_urls_keep_their_scheme_and_authority_and_only_their_path_is_normalised(
 
 
 def test_plain_values_have_one_spelling() -> None:
-    assert spellings("release") == ("release",)
-    assert spellings("v1.2") == ("v1.2",)
-    assert spellings("./a//b/../c/") == ("./a//b/../c/", "a/c")
-    assert spellings("/a/../../b") == ("/a/../../b", "/b")
-    assert spellings("../a") == ("../a",)
+    for plain in ("release", "v1", "a b"):
+        assert allow_spellings(plain) == deny_spellings(plain) == (plain,)
+    assert allow_spellings("./a//b/../c/") == ("./a//b/../c/", "a/c/")
+    assert deny_spellings("./a//b/../c/") == ("./a//b/../c/", "a/c/", "a/c")
+    assert allow_spellings("/a/../../b") == ("/a/../../b", "/b")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x://y/../../secret/key.txt",  # a file server reads a URL-looking path as a path
+        "s3://b/../../secret/key.txt",
+        "../root/secret/key.txt",  # out of the server's root and back in
+        "../../a/root/secret/key.txt",
+        "secret/%6Bey.txt",  # an escape a server may decode
+        "pub/%2e%2e/secret/key.txt",
+    ],
+)
+def test_az1_a_deny_reads_what_a_file_server_may_read(value: str) -> None:
+    """Red-team R1: a server that resolves ``BASE/value`` reads these as ``secret/...``."""
+    assert any(compile_glob("secret/**").fullmatch(v) for v in deny_spellings(value)), value
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://INTERNAL.example/admin/x",
+        "HTTPS://internal.example/admin/x",
+        "https://internal.example./admin/x",
+        "https://internal.example:443/admin/x",
+        "https://u@internal.example/admin/x",
+        "https://u:p@internal.example/admin/x",
+        "https://internal.example/pub/%2e%2e/admin/x",
+        "https://internal.example/%61dmin/x",
+        "https://internal.example/pub/../admin/x",
+        "https://internal.example/admin/x/",
+    ],
+)
+def test_az1_a_deny_on_a_url_holds_for_its_other_spellings(url: str) -> None:
+    """Red-team R1: a URL parser reads every one of these as internal.example /admin/x."""
+    rules = [
+        {"id": "all", "effect": "allow", "roles": ["developer"], "tools": ["srv__tool"]},
+        {
+            "id": "no",
+            "effect": "deny",
+            "roles": ["developer"],
+            "tools": ["srv__tool"],
+            "when": {"args": {"url": {"glob": "https://internal.example/admin/**"}}},
+        },
+    ]
+    engine = policy(rules)
+    decision = engine.decide(request(arguments={"url": url}))
+    assert (decision.effect, decision.rule_id) == ("deny", "no"), url
+    assert engine.decide(request(arguments={"url": "https://internal.example/pub/x"})).allowed
+
+
+def test_an_allow_on_an_exact_value_keeps_its_trailing_slash_and_escapes() -> None:
+    """An allow must pass every reading, so readings must not invent differences: a
+    trailing slash is kept, and a URL's query escapes are not decoded."""
+    for value in ("https://api.example.com/v1/items/", "https://x.example/s?q=a%20b", "dir/"):
+        engine = policy(_when({"x": {"equals": value}}))
+        assert engine.decide(request(arguments={"x": value})).allowed, value

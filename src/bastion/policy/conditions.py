@@ -5,13 +5,12 @@ short human reason, which ``explain`` shows (deciding never builds the text). A 
 argument fails every test on it; ``True`` is not ``1``, and numeric tests never accept
 booleans or strings.
 
-A string argument may be a path, which an upstream may read another way than it was sent:
-``./secret/key``, ``secret//key`` and ``pub/../secret/key`` are all ``secret/key`` to a
-server that drops empty and ``.`` segments and resolves ``..`` (a backslash is a separator to
-some). So the string tests (``glob``, ``equals``, ``in``) look at every such spelling
-(``spellings``): a deny rule's test holds when any spelling passes it, an allow rule's only
-when all do. A deny on ``secret/**`` cannot be stepped around, an allow on ``pub/**`` cannot
-be stretched (``pub/../secret/key``); a plain value has one spelling and costs nothing more.
+A string argument may be a path or a URL, which an upstream may read another way than it
+was sent (``./secret/key`` is ``secret/key`` to most file servers): the string tests
+(``glob``, ``equals``, ``in``) look at every such reading (``policy.spellings``). A deny
+rule's test holds when any reading passes it, an allow rule's only when all do: a deny on
+``secret/**`` cannot be stepped around, an allow on ``pub/**`` cannot be stretched
+(``pub/../secret/key``).
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ from msgspec import UnsetType
 
 from bastion.policy.glob import compile_glob
 from bastion.policy.model import ArgCondition, Conditions, Scalar, TimeCondition
+from bastion.policy.spellings import allow_spellings, deny_spellings
 
-__all__ = ["CompiledConditions", "Reason", "lookup", "spellings"]
+__all__ = ["CompiledConditions", "Reason", "lookup"]
 
 Reason: TypeAlias = Callable[[], str]
 
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_URL_HEAD: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 _MISSING: Final = object()
 
 
@@ -45,52 +44,6 @@ def lookup(arguments: Mapping[str, object], path: str) -> object:
     return node
 
 
-def spellings(value: str) -> tuple[str, ...]:
-    """``value`` and the paths an upstream may read in it (see the module docstring): with
-    empty and ``.`` segments dropped and ``..`` resolved, splitting on ``/`` and also on
-    a backslash. Just ``(value,)`` for a value with no separator and no dot."""
-    if "/" not in value and "\\" not in value and "." not in value:
-        return (value,)
-    forms = [value]
-    for text in (value, value.replace("\\", "/")):
-        url = _URL_HEAD.match(text)
-        if url is None:
-            normal = _normal_path(text)
-        else:  # a URL: only its path is a path (``https://x/a/../b`` is ``https://x/b``)
-            path, query = _split_query(text[url.end() :])
-            normal = url.group(0) + (_normal_path(path) if path else "") + query
-        if normal not in forms:
-            forms.append(normal)
-    return tuple(forms)
-
-
-def _split_query(rest: str) -> tuple[str, str]:
-    """A URL's path and what follows it (``?query``, ``#fragment``)."""
-    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-    return rest[:cut], rest[cut:]
-
-
-def _normal_path(text: str) -> str:
-    """``text`` as a lexical path: empty and ``.`` segments dropped, ``..`` resolved (kept at
-    the start of a relative path; dropped at the root of an absolute one)."""
-    absolute = text.startswith("/")
-    parts: list[str] = []
-    for segment in text.split("/"):
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            elif not absolute:
-                parts.append(segment)
-            continue
-        parts.append(segment)
-    joined = "/".join(parts)
-    if absolute:
-        return "/" + joined
-    return joined or "."
-
-
 def _same(a: object, b: Scalar) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
@@ -102,15 +55,16 @@ def _same(a: object, b: Scalar) -> bool:
 
 
 class _Arg:
-    __slots__ = ("_glob", "_name", "_path", "_quantifier", "_spec")
+    __slots__ = ("_glob", "_name", "_path", "_quantifier", "_readings", "_spec")
 
     def __init__(self, path: str, spec: ArgCondition, *, deny: bool) -> None:
         self._path = path
         self._name = f"args.{path}"
         self._spec = spec
         self._glob: re.Pattern[str] | None = None if spec.glob is None else compile_glob(spec.glob)
-        # A deny's test holds for any spelling of a string, an allow's for all of them.
+        # A deny's test holds for any reading of a string, an allow's for all of them.
         self._quantifier: Callable[[Iterable[bool]], bool] = any if deny else all
+        self._readings = deny_spellings if deny else allow_spellings
 
     def failure(self, arguments: Mapping[str, object]) -> Reason | None:
         value = lookup(arguments, self._path)
@@ -118,7 +72,7 @@ class _Arg:
         if value is _MISSING:
             return lambda: f"{name} is missing"
         spec, holds = self._spec, self._quantifier
-        forms: tuple[object, ...] = spellings(value) if isinstance(value, str) else (value,)
+        forms: tuple[object, ...] = self._readings(value) if isinstance(value, str) else (value,)
         if self._glob is not None:
             glob = self._glob
             if not holds(isinstance(v, str) and glob.fullmatch(v) is not None for v in forms):

@@ -98,7 +98,9 @@ def _uri_is_normal(uri: str) -> bool:
     head = _SCHEME_AUTHORITY.match(uri)
     path = uri[head.end() :] if head is not None else ""
     path = path.partition("?")[0].partition("#")[0]
-    return not path.startswith("/") or path == "/" or _ODD_SEGMENT.search(path) is None
+    if not path.startswith("/"):  # an opaque path (``doc:pub/a``) is read the same way
+        path = "/" + path
+    return path == "/" or _ODD_SEGMENT.search(path) is None
 
 
 class RuleTrace(msgspec.Struct, frozen=True, kw_only=True):

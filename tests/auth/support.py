@@ -298,20 +298,36 @@ def issue(ca: Ca, directory: Path, *, cn: str, file: str | None = None) -> tuple
 
 
 def make_crl(
-    ca: Ca, revoked: tuple[bytes, ...] = (), *, next_update: float = 3600.0, key: Any = None
+    ca: Ca,
+    revoked: tuple[bytes, ...] = (),
+    *,
+    next_update: float = 3600.0,
+    this_update: float = -7200.0,
+    key: Any = None,
+    number: int | None = None,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+    entry_extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
 ) -> bytes:
-    """A PEM CRL of ``ca`` revoking the DER certificates ``revoked``; ``next_update``
-    seconds from now (negative: already expired); signed by ``key`` (default the CA's)."""
+    """A PEM CRL of ``ca`` revoking the DER certificates ``revoked``; ``this_update`` and
+    ``next_update`` seconds from now (negative: in the past); signed by ``key`` (default the
+    CA's); with a CRLNumber ``number`` (default none), and the ``extensions`` (each with its
+    criticality) on the CRL and ``entry_extensions`` on each revoked entry."""
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
-        .last_update(now - datetime.timedelta(hours=2))
+        .last_update(now + datetime.timedelta(seconds=this_update))
         .next_update(now + datetime.timedelta(seconds=next_update))
     )
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     for der in revoked:
         serial = x509.load_der_x509_certificate(der).serial_number
         entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        for extension, critical in entry_extensions:
+            entry = entry.add_extension(extension, critical=critical)
         builder = builder.add_revoked_certificate(entry.build())
     crl = builder.sign(key or ca.key, hashes.SHA256())
     return crl.public_bytes(serialization.Encoding.PEM)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from bastion.auth import Authenticator, AuthSettings, KeyStore, Principal
 from bastion.auth.mtls import MtlsMapper
@@ -16,7 +17,8 @@ from tests.auth.support import issue, make_ca, make_crl
 RESOURCE = "https://gw.example.com/mcp"
 
 
-def test_se3_au5_a_certificate_revoked_in_the_crl_lapses_while_keys_and_jwts_do_as_before(
+@pytest.mark.anyio
+async def test_se3_au5_a_certificate_revoked_in_the_crl_lapses_while_keys_and_jwts_do_as_before(
     tmp_path: Path,
 ) -> None:
     now = time.time()  # the certificates are valid for an hour from now
@@ -69,10 +71,10 @@ def test_se3_au5_a_certificate_revoked_in_the_crl_lapses_while_keys_and_jwts_do_
         assert lapsed() == keys_and_jwts
         (tmp_path / "fresh.crl").write_bytes(make_crl(ca, (leaked,)))
         (tmp_path / "fresh.crl").replace(tmp_path / "clients.crl")
-        authenticator.refresh(now)
+        await authenticator.refresh(now)
         assert lapsed() == tuple(s | {ids["leaked"]} for s in keys_and_jwts)
         (tmp_path / "clients.crl").unlink()  # revocation unknown: fail closed
-        authenticator.refresh(now)
+        await authenticator.refresh(now)
         assert lapsed() == tuple(s | {ids["leaked"], ids["good"]} for s in keys_and_jwts)
     finally:
         store.close()

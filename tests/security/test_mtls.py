@@ -4,7 +4,8 @@ certificate from anyone else does not get past the TLS handshake. The admin API 
 same certificates (AZ-6: a service account with the admin role may use it). With two client
 CAs, an account takes its CN only from the issuer it names; a certificate revoked in the
 ``client_crl`` file is refused, also when revoked after start, and then the session and
-streams it holds end (SE-3, AU-5)."""
+streams it holds end (SE-3, AU-5); an older CRL put back in place of the one in force is
+refused, and every client certificate with it (red-team R3)."""
 
 from __future__ import annotations
 
@@ -320,6 +321,67 @@ def test_au1_an_expired_crl_fails_closed_and_readyz_says_so(two_cas: Pki) -> Non
 
         assert _eventually(ready)
     assert two_cas.admin("ops") == 200
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+    """A gateway whose CA issues numbered CRLs; CRL 2 (in force at start) revokes leaked."""
+    tmp = tmp_path_factory.mktemp("mtls-numbered")
+    self_signed(tmp, cn="127.0.0.1")
+    (tmp / "client").mkdir()
+    ca1, ca2 = make_ca("Ops CA"), make_ca("Dev CA")
+    certs = {
+        name: issue(ca1, tmp / "client", cn="ops-bot", file=name)[2] for name in ("ops", "leaked")
+    }
+    bundle = tmp / "clients-ca.pem"
+    bundle.write_bytes(ca1.pem())
+    (tmp / "clients.crl").write_bytes(make_crl(ca1, (certs["leaked"],), number=2))
+    (tmp / "policy.yaml").write_text("version: 1\nroles: {}\nrules: []\n")
+    port = free_port()
+    accounts = (
+        f'      - {{name: ops-bot, subject_cn: ops-bot, issuer: "{ca1.subject}", roles: [admin]}}'
+    )
+    config = _config(tmp, port, bundle, accounts, tmp / "clients.crl")
+    proc = subprocess.Popen(
+        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield Pki(f"https://127.0.0.1:{port}/mcp", tmp, ca1, ca2, certs)
+    finally:
+        stop_process(proc)
+
+
+def test_au1_an_older_crl_put_back_keeps_the_revoked_certificate_out(numbered: Pki) -> None:
+    """Red-team R3: CRL 1 (older, validly signed, not yet past its nextUpdate, revoking
+    nothing) put back in place of CRL 2 let the revoked certificate in with 200 while /readyz
+    said ok. Now it is a rollback: every client certificate is refused and /readyz answers
+    503 with ``"clientCrl": "rollback"``, until a CRL at least as new is back."""
+    base = numbered.url.removesuffix("/mcp")
+    assert numbered.admin("leaked") == 401
+    assert numbered.admin("ops") == 200
+    numbered.write_crl(make_crl(numbered.ca1, number=1))
+    with numbered.client(None) as http:
+
+        def rolled_back() -> bool:
+            answer = http.get(base + "/readyz")
+            return answer.status_code == 503 and answer.json()["clientCrl"] == "rollback"
+
+        assert _eventually(rolled_back)
+        assert numbered.admin("leaked") == 401
+        assert numbered.admin("ops") == 401
+        numbered.write_crl(make_crl(numbered.ca1, (numbered.certs["leaked"],), number=3))
+
+        def ready() -> bool:
+            answer = http.get(base + "/readyz")
+            return answer.status_code == 200 and answer.json()["clientCrl"] == "ok"
+
+        assert _eventually(ready)
+    assert numbered.admin("ops") == 200
+    assert numbered.admin("leaked") == 401
+    assert "revocation-unknown" in numbered.outcomes("leaked")
 
 
 def test_au1_a_bundle_of_two_cas_with_an_account_naming_no_issuer_refuses_to_start(

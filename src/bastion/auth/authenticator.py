@@ -101,9 +101,10 @@ class Authenticator:
         )
         return cls(settings, keys=keys, jwt=jwt, throttle=throttle, mtls=mtls)
 
-    def refresh(self, now: float) -> None:
-        """Re-read what may change on disk while running: the client CRL (once a second)."""
-        self._mtls.refresh(now)
+    async def refresh(self, now: float) -> None:
+        """Re-read what may change on disk while running: the client CRL (once a second),
+        parsed in a worker thread."""
+        await self._mtls.refresh_in_thread(now)
 
     def lapsed(self, credential: str, now: float) -> bool:
         """Whether the client certificate of ``credential`` would now be refused (revoked,

@@ -114,9 +114,15 @@ class MtlsMapper:
         return bool(self._by_fingerprint or self._by_cn)
 
     def refresh(self, now: float) -> None:
-        """Re-read the CRL file if it changed (called once a second)."""
+        """Re-read the CRL file if it changed, on this thread."""
         if self._crl is not None:
             self._crl.refresh(now)
+
+    async def refresh_in_thread(self, now: float) -> None:
+        """Re-read the CRL file if it changed, parsing it in a worker thread (called once a
+        second); the CRL in force decides until then."""
+        if self._crl is not None:
+            await self._crl.refresh_in_thread(now)
 
     def revocation_status(self, now: float) -> str | None:
         """None without a CRL; else ``ok`` or why certificates are refused (``ClientCrl``)."""

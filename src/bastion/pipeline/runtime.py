@@ -280,7 +280,8 @@ class Security:
         finished more than ``replay_ttl`` ago, idle or not; AU-5: drop the parked upstream
         calls of revoked or expired keys and certificates, and end the stateless calls in
         flight and listen streams of revoked or expired credentials; AU-1: re-read the
-        client CRL if its file changed. Runs until cancelled."""
+        client CRL if its file changed (parsed in a worker thread, DS-4). Runs until
+        cancelled."""
         keys = self.config.auth.api_keys.enabled if self.config.auth is not None else False
         store = KeyStore(self.keys_db) if keys else None
         try:
@@ -289,7 +290,7 @@ class Security:
                 app.expire_replay()
                 now = time.time()
                 if self.authenticator is not None:
-                    self.authenticator.refresh(now)
+                    await self.authenticator.refresh(now)
                 lapsed = _lapsed(store, now, self.authenticator)
                 ended = app.end_sessions_where(lapsed)
                 if ended:

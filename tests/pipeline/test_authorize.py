@@ -437,3 +437,19 @@ async def test_ds3_one_principal_holds_a_bounded_number_of_listen_streams() -> N
         async with raw_guarded(app, stages, principal("bob", "dev")) as bob:
             await bob.send(LISTEN_REQUEST)
             assert (await bob.recv())["method"] == "notifications/subscriptions/acknowledged"
+
+
+async def test_ds4_a_refused_listen_stream_is_tallied_under_its_own_limit() -> None:
+    """A listen refused for its principal's share of streams names the limit ``listens``
+    in its audit record (and so its refusal tally), not the request rate's."""
+    sink = MemorySink()
+    listens = OpenListens(per_principal=1)
+    rules = policy(NOTES_POLICY)
+    stages = [AuditStage(sink), AuthorizeStage(lambda: rules, listens=listens)]
+    async with raw_guarded(notes_app([]), stages, principal("alice", "dev")) as alice:
+        await alice.send({**LISTEN_REQUEST, "id": "L1"})
+        assert (await alice.recv())["method"] == "notifications/subscriptions/acknowledged"
+        await alice.send({**LISTEN_REQUEST, "id": "L2"})
+        assert (await alice.recv())["error"]["code"] == -32005
+    refused = [r for r in sink.records if r.outcome == "-32005"]
+    assert [r.detail.get("limit") for r in refused] == ["listens"]

@@ -27,6 +27,7 @@ SERVERS = f"""\
 """
 POLICY = policy_text(["evil__*"])
 INVALID_PARAMS = -32602
+RESOURCE_NOT_FOUND = -32002
 
 
 def _listed(gw: Gateway, method: str, key: str) -> set[str]:
@@ -132,3 +133,34 @@ def test_tc1_an_admin_approves_a_held_prompt_and_it_survives_a_restart(tmp_path:
             r for r in gw.audit() if r["method"] == "pin.held" and r["target"] == "lure://{id}"
         ]
         assert len(holds) == 1
+
+
+def test_tc1_a_held_resource_is_not_read_or_followed_through_a_clean_template(
+    tmp_path: Path,
+) -> None:
+    """Red-team R6: the fixture also offers the clean template ``note://{name}``, which
+    matches the held ``note://lure``. Until an admin approves the resource, reading it (in
+    either era) or subscribing to it is answered as for a resource
+    nobody offers, while other notes are read through the template; once approved it reads."""
+    keys: dict[str, tuple[str, ...]] = {"admin": ("admin",)}
+    with serve(tmp_path, SERVERS, POLICY, keys) as gw:
+        resource = _held(gw)[("resource", "note://lure")]
+        templates = _listed(gw, "resources/templates/list", "resourceTemplates")
+        assert "evil+note://{name}" in templates
+        assert _read(gw, "evil+note://other")["result"]["contents"]
+        assert _read(gw, "evil+note://lure")["error"]["code"] == INVALID_PARAMS
+        legacy = gw.session("admin")
+        read = answer_of(legacy.request("resources/read", {"uri": "evil+note://lure"}))
+        assert read["error"] == {
+            "code": RESOURCE_NOT_FOUND,
+            "message": "Resource not found",
+            "data": {"uri": "evil+note://lure"},
+        }
+        subscribed = answer_of(legacy.request("resources/subscribe", {"uri": "evil+note://lure"}))
+        assert subscribed["error"]["code"] == RESOURCE_NOT_FOUND
+
+        approved = gw.admin("POST", f"/approvals/{resource['id']}/approve")
+        assert approved.status_code == 200, approved.text
+        wait_until(lambda: "contents" in _read(gw, "evil+note://lure").get("result", {}))
+        subscribed = answer_of(legacy.request("resources/subscribe", {"uri": "evil+note://lure"}))
+        assert subscribed["result"] == {}

@@ -319,3 +319,41 @@ async def test_listen_refuses_a_filter_it_cannot_honour_before_acknowledging(uri
         )
         first = await c.recv()  # the answer, not an acknowledgement
     assert first["id"] == "L" and first["error"]["code"] == -32602
+
+
+def _notes_app(withheld: frozenset[str]) -> ServerApp:
+    async def read(ctx: ToolContext, uri: str, variables: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"uri": uri, "text": f"note {variables['name']}"}]
+
+    app = ServerApp(name="notes", version="1")
+    app.add_template(t.ResourceTemplate(uriTemplate="note://{name}", name="notes"), read)
+    app.withheld = withheld
+    return app
+
+
+@pytest.mark.parametrize("uri", ["note://lure", "NOTE://lure", "note://%6Cure", "note://l%75re"])
+async def test_tc1_a_withheld_uri_is_not_found_through_a_matching_template(uri: str) -> None:
+    """Red-team R6: a resource held back is not read, subscribed to or listened to through a
+    clean template that matches its URI (in any spelling of it): not found, in both eras."""
+    async with raw_client(_notes_app(frozenset({"note://lure"}))) as c:
+        modern = await c.modern("resources/read", {"uri": uri})
+        assert (modern["error"]["code"], modern["error"]["message"]) == (
+            -32602,
+            "Resource not found",
+        )
+        params = {"notifications": {"resourceSubscriptions": [uri]}}
+        listened = await c.modern("subscriptions/listen", params, request_id="L")
+        assert listened["error"]["code"] == -32602  # the answer, not an acknowledgement
+        await c.call("initialize", INITIALIZE, 0)
+        legacy = await c.call("resources/read", {"uri": uri})
+        assert legacy["error"]["code"] == -32002
+        subscribed = await c.call("resources/subscribe", {"uri": uri}, 2)
+        assert subscribed["error"]["code"] == -32002
+        other = await c.call("resources/read", {"uri": "note://other"}, 3)
+        assert other["result"]["contents"][0]["text"] == "note other"
+
+
+async def test_tc1_a_uri_no_longer_withheld_is_read_through_its_template() -> None:
+    async with raw_client(_notes_app(frozenset())) as c:
+        read = await c.modern("resources/read", {"uri": "note://lure"})
+        assert read["result"]["contents"][0]["text"] == "note lure"

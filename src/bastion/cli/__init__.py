@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
     servers = sub.add_parser("servers", help="upstream servers of a running gateway")
     servers_sub = servers.add_subparsers(dest="servers_command", required=True)
-    listing = servers_sub.add_parser("list", help="each upstream's state, pid, restarts, error")
+    # No abbreviations: ``--key KEY`` must be refused, not taken for ``--key-file``.
+    listing = servers_sub.add_parser(
+        "list", help="each upstream's state, pid, restarts, error", allow_abbrev=False
+    )
     listing.add_argument(
         "--url",
         default="http://127.0.0.1:8080",
@@ -49,9 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.add_argument(
-        "--key",
-        help="an admin API key, needed when the gateway authenticates callers "
-        "(default: $BASTION_ADMIN_KEY)",
+        "--key-file",
+        metavar="PATH",
+        help="a file holding an admin API key (mode 600; - reads standard input), needed "
+        "when the gateway authenticates callers (default: $BASTION_ADMIN_KEY); sent only "
+        "over https or to loopback",
     )
 
     fixture = sub.add_parser("fixture", help="the conformance fixture server")
@@ -289,10 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_stdio(args.config, early)
         if args.command == "servers":
-            from bastion.cli.servers import KEY_ENV, run_servers_list
+            from bastion.cli.servers import run_servers_list
 
-            key = args.key or os.environ.get(KEY_ENV) or None
-            return run_servers_list(args.url, as_json=args.json, key=key)
+            return run_servers_list(
+                args.url, as_json=args.json, key_file=args.key_file, environ=os.environ
+            )
         if args.command == "sandbox":
             from bastion.cli.sandbox import run_sandbox_exec
 

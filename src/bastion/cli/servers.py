@@ -2,25 +2,44 @@
 
 A gateway without auth (the local user's, on loopback) lists its upstreams on ``/readyz``.
 One that authenticates its callers says only whether it is ready there (IN-5): the list
-comes from the admin API's ``/api/v1/upstreams``, with an admin key (``--key`` or
-``BASTION_ADMIN_KEY``), which is also used whenever one is given.
+comes from the admin API's ``/api/v1/upstreams``, with an admin key, which is also used
+whenever one is given. The key is never a command-line argument, which every local user can
+read in ``/proc/PID/cmdline`` (AU-5): it comes from ``--key-file PATH`` (``-``: standard
+input; at most ``MAX_KEY_FILE_BYTES``, and a file that group or others may read is refused)
+or else ``BASTION_ADMIN_KEY``. It is sent only over https, or plain http to a loopback host:
+to any other ``--url`` the command refuses before connecting, rather than leak the key.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import stat
 import sys
+from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
-__all__ = ["KEY_ENV", "run_servers_list"]
+__all__ = [
+    "KEY_ENV",
+    "MAX_KEY_FILE_BYTES",
+    "KeyRefused",
+    "key_transport_refused",
+    "read_key",
+    "run_servers_list",
+]
 
 KEY_ENV: Final = "BASTION_ADMIN_KEY"
+MAX_KEY_FILE_BYTES: Final = 4096  # an API key is ~60 characters, a JWT a few hundred
 TIMEOUT_S: Final = 5.0  # a gateway on loopback answers a status read at once
 EX_USAGE: Final = 64
+EX_NOINPUT: Final = 66
 EX_UNAVAILABLE: Final = 69
 EX_NOPERM: Final = 77
+_SHARED_BITS: Final = stat.S_IRGRP | stat.S_IROTH  # a key file others may read is no secret
 
 
 class _Failed(Exception):
@@ -29,9 +48,81 @@ class _Failed(Exception):
         self.code = code
 
 
-def run_servers_list(url: str, *, as_json: bool, key: str | None = None) -> int:
+class KeyRefused(_Failed):
+    """The admin key could not be read, or may not be sent where it would go."""
+
+
+def read_key(path: str) -> str:
+    """The admin key in the file ``path`` (``-``: standard input), surrounding whitespace
+    removed.
+
+    Raises:
+        KeyRefused: it cannot be read, group or others may read it, it is over
+            ``MAX_KEY_FILE_BYTES``, or it does not hold one key (empty, or several words).
+    """
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_KEY_FILE_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                mode = os.fstat(f.fileno()).st_mode
+                if mode & _SHARED_BITS:
+                    raise KeyRefused(
+                        f"{path} may be read by group or others (mode "
+                        f"{stat.S_IMODE(mode):04o}): chmod 600 {path}",
+                        EX_NOPERM,
+                    )
+                data = f.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyRefused(f"cannot read {name}: {exc.strerror}", EX_NOINPUT) from exc
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyRefused(f"{name} is over {MAX_KEY_FILE_BYTES} bytes: not one key", EX_USAGE)
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        key = ""
+    if not key or len(key.split()) != 1 or not key.isprintable():
+        raise KeyRefused(f"{name} is empty or does not hold one key", EX_USAGE)
+    return key
+
+
+def key_transport_refused(url: str) -> str | None:
+    """Why the admin key may not be sent to ``url``, or None: only https, or plain http to
+    a loopback host (``localhost``, ``127.0.0.0/8``, ``::1``), keeps it from the network."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return None
+    if scheme != "http":
+        return f"--url must be an http:// or https:// URL, not {url!r}"
+    host = parts.hostname or ""
+    if _loopback(host):
+        return None
+    return (
+        f"will not send the admin key over plain http to {host or url!r}, which is not "
+        "loopback: anyone on the way could read it; use https:// (or run the command on "
+        "the gateway's host, against http://127.0.0.1)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_servers_list(
+    url: str, *, as_json: bool, key_file: str | None = None, environ: Mapping[str, str]
+) -> int:
     base = url.rstrip("/")
     try:
+        key = read_key(key_file) if key_file is not None else environ.get(KEY_ENV) or None
+        if key is not None and (reason := key_transport_refused(base)) is not None:
+            raise KeyRefused(reason, EX_USAGE)
         ready, upstreams = _status(base, key)
     except _Failed as exc:
         print(f"bastion: {exc}", file=sys.stderr)
@@ -56,8 +147,8 @@ def _status(base: str, key: str | None) -> tuple[bool, list[dict[str, object]]]:
     if key is None:
         if "upstreams" not in report:
             raise _Failed(
-                f"{base} authenticates its callers: pass an admin API key with --key "
-                f"or in {KEY_ENV}",
+                f"{base} authenticates its callers: pass an admin API key in {KEY_ENV} "
+                "or with --key-file PATH (- reads it from standard input)",
                 EX_USAGE,
             )
         return ready, list(report["upstreams"])
@@ -68,7 +159,10 @@ def _status(base: str, key: str | None) -> tuple[bool, list[dict[str, object]]]:
 def _get_json(base: str, path: str, key: str | None) -> dict[str, list[dict[str, object]]]:
     headers = {"authorization": f"Bearer {key}"} if key is not None else {}
     try:
-        response = httpx.get(base + path, headers=headers, timeout=TIMEOUT_S)
+        # Never followed: a redirect could take the key to another host, or to plain http.
+        response = httpx.get(
+            base + path, headers=headers, timeout=TIMEOUT_S, follow_redirects=False
+        )
     except httpx.HTTPError as exc:
         raise _Failed(f"cannot reach {base}: {type(exc).__name__}", EX_UNAVAILABLE) from exc
     if response.status_code == 401:

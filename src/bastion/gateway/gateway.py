@@ -4,7 +4,9 @@
 ``ServerApp`` whose tools, resources and prompts are proxies into the merged catalog; the
 same ``ServerConnection`` that serves the fixture serves gateway clients, so both protocol
 eras, sessions, pagination and input rounds behave identically. The catalog is rebuilt
-whenever an upstream becomes ready or says a list changed, and clients are told.
+whenever an upstream becomes ready or says a list changed, and clients are told. A resource
+the definition screen holds back (TC-1) is withheld from the app, so it is neither read
+through a template that matches its URI nor subscribed to until an admin approves it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
-from bastion.server.registry import ResourceEntry, ServerApp, TemplateEntry, ToolEntry, ToolFn
+from bastion.server.registry import (
+    ResourceEntry,
+    ServerApp,
+    TemplateEntry,
+    ToolEntry,
+    ToolFn,
+    uri_key,
+)
 from bastion.upstream.parking import Owner
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
@@ -268,6 +277,7 @@ class Gateway:
                 if (ready := self._ready(server))
             }
             listings = []
+            held: dict[str, set[str]] = {}  # server -> the URIs of its held resources
             for server, offer in offered.items():
                 lists = offer
                 others = {
@@ -282,16 +292,21 @@ class Gateway:
                     for kind in SCREENED_LISTS:
                         if kind in lists:
                             kept = await self.definition_screen(server, kind, lists[kind], others)
+                            if kind == "resources":
+                                held[server] = _uris(lists[kind]) - _uris(kept)
                             lists = {**lists, kind: kept}
                 listings.append(ServerListing(server, self._prefix(server), lists))
             catalog = build_catalog(listings)
-            self._install(catalog)
+            prefixes = catalog.uri_prefixes
+            self._install(catalog, {prefixes[s] + uri for s, uris in held.items() for uri in uris})
         for kind in announce:
             await self.app.list_changed(kind)
 
-    def _install(self, catalog: Catalog) -> None:
-        """Replace the app's entries with proxies for ``catalog`` (definitions validated)."""
+    def _install(self, catalog: Catalog, held: set[str]) -> None:
+        """Replace the app's entries with proxies for ``catalog`` (definitions validated);
+        the ``held`` resource URIs (exposed) are withheld, even where a template matches."""
         app, pick = self.app, self.pick
+        app.withheld = frozenset(uri_key(uri) for uri in held)
         app.tools.clear()
         app.tools.update(self._own_tools)
         for name, entry in catalog.tools.items():
@@ -374,6 +389,10 @@ class Gateway:
         result = await self.pick(entry.server).call("completion/complete", params, ctx)
         completion = result.get("completion")
         return completion if isinstance(completion, dict) else {"values": []}
+
+
+def _uris(resources: list[JSONObject]) -> set[str]:
+    return {uri for item in resources if isinstance(uri := item.get("uri"), str)}
 
 
 def _valid(item: JSONObject, kind: type[_M], server: str) -> _M | None:

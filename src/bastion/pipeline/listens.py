@@ -6,7 +6,8 @@ began is not enough: whoever watches credentials and the policy ends a stream wh
 lapsed or that the policy no longer allows (``authorize.reauthorize``), and its client gets
 -32003. The table holds one entry per listen request in flight; each holds a connection,
 so one principal may hold at most ``MAX_LISTENS_PER_PRINCIPAL`` of them (DS-3: its next is
-refused -32005, 429 on HTTP, until one ends) and cannot take every connection from the rest.
+refused -32005, 429 on HTTP, until one ends) and cannot take every connection from the rest;
+that refusal is audited under its own limit, ``LISTEN_LIMIT``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from bastion.errors import Denied, RateLimited
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 
-__all__ = ["MAX_LISTENS_PER_PRINCIPAL", "OpenListens"]
+__all__ = ["LISTEN_LIMIT", "MAX_LISTENS_PER_PRINCIPAL", "OpenListens"]
 
 MAX_LISTENS_PER_PRINCIPAL: Final = 16
 LISTEN_RETRY_AFTER: Final = 5  # seconds: an open stream ends when its client leaves
+LISTEN_LIMIT: Final = "listens"  # the limit its refusals are audited (and tallied) under
 
 
 class OpenListens:
@@ -48,6 +50,7 @@ class OpenListens:
         owner = exchange.principal.id
         held = sum(1 for other, _ in self._open.values() if other.principal.id == owner)
         if held >= self._per_principal:
+            exchange.detail["limit"] = LISTEN_LIMIT
             raise RateLimited(
                 f"{held} subscriptions/listen streams open", retry_after=LISTEN_RETRY_AFTER
             )

@@ -196,6 +196,8 @@ class ServerConnection:
         if method in ("resources/subscribe", "resources/unsubscribe"):
             uri = parse_params(t.SubscribeParams, params).uri
             if method == "resources/subscribe":
+                if self.app.withholds(uri):
+                    raise _not_found(uri, era)
                 await subscribe(self.app, self.subscriptions, uri)
             else:
                 await unsubscribe(self.app, self.subscriptions, uri)
@@ -316,9 +318,7 @@ class ServerConnection:
                 "resource", params.uri, lambda: self.app.find_resource(params.uri)
             )
         if found is None:
-            # 2025-11-25 says -32002; 2026-07-28 (SEP-2164) moved it to -32602.
-            kind = ResourceNotFound if era is Era.LEGACY else InvalidParams
-            raise kind("unknown resource", data={"uri": params.uri}, message="Resource not found")
+            raise _not_found(params.uri, era)
         fn, variables = found
         result: JSONObject = {"contents": await fn(ctx, params.uri, variables)}
         if era is Era.MODERN:
@@ -352,3 +352,10 @@ class ServerConnection:
         context = {} if params.context is msgspec.UNSET else params.context
         completion = await self.app.completion(ctx, params.ref, params.argument, context)
         return {"completion": completion}
+
+
+def _not_found(uri: str, era: Era) -> BastionError:
+    """The answer to a resource URI nobody offers (or one held back, ``ServerApp.withheld``):
+    -32002 in 2025-11-25, -32602 in 2026-07-28 (SEP-2164)."""
+    kind = ResourceNotFound if era is Era.LEGACY else InvalidParams
+    return kind("unknown resource", data={"uri": uri}, message="Resource not found")

@@ -5,6 +5,9 @@ connections or protocol revisions. Handlers are async callables that receive a
 ``ToolContext`` (see ``context``), so one implementation serves both eras. Two hooks let
 the owner fill it lazily: ``settle_hook`` (wait for what is starting) and ``resolve_hook``
 (offered a name nobody knows, e.g. the hub connecting the instance a tool name belongs to).
+``withheld`` names resource URIs the owner holds back (a gateway's held definitions, TC-1):
+they are not found, even where a template matches them, and cannot be subscribed to; they
+are compared in the normal form of ``uri_key``, so another spelling of one is held back too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "TemplateEntry",
     "ToolEntry",
     "ToolFn",
+    "uri_key",
 ]
 
 ToolFn = Callable[["ToolContext", JSONObject], Awaitable[t.CallToolResult | JSONObject]]
@@ -49,6 +53,23 @@ LogListener = Callable[[str, JSONValue, str | None], Awaitable[None]]
 # ``{name}`` matches one path segment; ``{+name}`` (RFC 6570 reserved expansion) may span
 # several, as in ``workspace://{workspace}/{+path}``.
 _TEMPLATE_VAR: Final = re.compile(r"\{(\+?[A-Za-z0-9_]+)\}")
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def uri_key(uri: str) -> str:
+    """``uri`` in the normal form RFC 3986 (6.2.2) says names the same resource: the scheme
+    in lower case, escapes of unreserved characters decoded, the others in upper case."""
+    scheme = _SCHEME.match(uri)
+    if scheme is not None:
+        uri = scheme.group().lower() + uri[scheme.end() :]
+
+    def escape(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else match.group().upper()
+
+    return _ESCAPE.sub(escape, uri)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +135,8 @@ class ServerApp:
     # Offered a tool or prompt name, or a resource URI, still unknown after settling; it may
     # add the entry (bounded by the hook's owner), then the lookup is tried once more.
     resolve_hook: ResolveHook | None = None
+    # Resource URIs held back (in ``uri_key`` form): never found, never subscribed to.
+    withheld: frozenset[str] = frozenset()
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
     _log_listeners: set[LogListener] = field(default_factory=set)
@@ -151,7 +174,13 @@ class ServerApp:
     def server_info(self) -> t.Implementation:
         return t.Implementation(name=self.name, version=self.version)
 
+    def withholds(self, uri: str) -> bool:
+        """Whether ``uri`` is held back (``withheld``)."""
+        return bool(self.withheld) and uri_key(uri) in self.withheld
+
     def find_resource(self, uri: str) -> tuple[ResourceFn, dict[str, str]] | None:
+        if self.withholds(uri):
+            return None
         entry = self.resources.get(uri)
         if entry is not None:
             return entry.fn, {}

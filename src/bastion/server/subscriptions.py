@@ -4,6 +4,8 @@
 capped at ``MAX_SUBSCRIPTIONS``, handed back to the app when the connection closes. A
 2026-07-28 ``subscriptions/listen`` is one long request that streams the notifications it
 asked for; its upstream subscriptions are undone, shielded and bounded, when it ends.
+A listen naming a URI the app withholds (``ServerApp.withheld``) is refused as not found,
+as the connection refuses a subscribe to one.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ async def listen(app: ServerApp, call: Call, params: t.SubscriptionsListenParams
     """Serve one ``subscriptions/listen``: acknowledge, then stream until the call ends.
 
     Raises:
-        InvalidParams: ``resourceSubscriptions`` is not a list of URIs, or has more than
-            ``MAX_SUBSCRIPTIONS`` (refused before acknowledging, as subscribe is).
+        InvalidParams: ``resourceSubscriptions`` is not a list of URIs, has more than
+            ``MAX_SUBSCRIPTIONS``, or names a URI the app withholds (refused before
+            acknowledging, as subscribe is).
     """
     wanted = params.notifications
     requested = wanted.get("resourceSubscriptions", [])
@@ -81,6 +84,9 @@ async def listen(app: ServerApp, call: Call, params: t.SubscriptionsListenParams
     uris = {u for u in requested if isinstance(u, str)}
     if len(uris) > MAX_SUBSCRIPTIONS:
         raise InvalidParams("subscription limit", message="Too many subscriptions")
+    for uri in sorted(uris):
+        if app.withholds(uri):
+            raise InvalidParams("unknown resource", data={"uri": uri}, message="Resource not found")
     sub_meta = {META_SUBSCRIPTION_ID: call.id}
     await call.notify(
         "notifications/subscriptions/acknowledged", {"_meta": sub_meta, "notifications": wanted}

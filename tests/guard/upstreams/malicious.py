@@ -7,11 +7,13 @@ after the first ``tools/list`` and sends ``notifications/tools/list_changed``), 
 tool (``read_file``, which also names ``files__read_file``), a result carrying secrets, an
 injection and zero-width characters (``fetch_notes``), a poisoned prompt, a resource with
 the same payload as ``fetch_notes``, a resource and a template with poisoned descriptions
-(``note://lure``, ``lure://{id}``) and a tool that fails with an error whose message and
-data carry credentials and internal URLs (``fail``, UP-4). On the HTTP face ``echo_headers``
-returns the request headers it received (UP-1: a gateway must not forward the client's
-Authorization), and ``echo_credential`` returns, then ``fail_credential`` fails with, the bare
-token of the Authorization it received (UP-4: the gateway must mask its own credential).
+(``note://lure``, ``lure://{id}``), a clean template that matches the poisoned resource's URI
+(``note://{name}``: a held resource must not be read through it) and a tool that fails
+with an error whose message and data carry credentials and internal URLs (``fail``, UP-4).
+On the HTTP face ``echo_headers`` returns the request headers it received (UP-1: a gateway
+must not forward the client's Authorization), and ``echo_credential`` returns, then
+``fail_credential`` fails with, the bare token of the Authorization it received (UP-4: the
+gateway must mask its own credential).
 With ``--http 0`` it prints ``PORT <n>`` once listening.
 """
 
@@ -188,6 +190,7 @@ def build_app() -> ServerApp:
     app.add_template(
         t.ResourceTemplate(uriTemplate="lure://{id}", name="lures", description=LURE), _resource
     )
+    app.add_template(t.ResourceTemplate(uriTemplate="note://{name}", name="notes"), _resource)
     return app
 
 

@@ -10,7 +10,8 @@ then polls the policy file until cancelled, and closes the audit log (draining i
 Open ``subscriptions/listen`` streams are re-authorized on every policy poll (a reloaded
 policy, and time conditions) and every credential check: one its caller may no longer hold
 ends (AU-5, SE-3); so do the stateless calls in flight of a revoked or expired credential,
-a client certificate revoked in the re-read CRL (or of unknown status) included.
+a client certificate revoked in the re-read CRL (or of unknown status) included
+(``lapses`` says whose). ``hub_credential`` lends the local hub a key (``hub_key``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ from bastion.audit.log import AuditLog
 from bastion.audit.record import AuditRecord
 from bastion.audit.redact import Redactor
 from bastion.auth.authenticator import Authenticator
-from bastion.auth.keys import KeyStore, KeyStoreError, NoSuchKey
+from bastion.auth.keys import KeyStore, KeyStoreError
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.mtls import MtlsConfigError
@@ -53,7 +52,9 @@ from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import reauthorize
 from bastion.pipeline.build import build_stages, schema_validator
 from bastion.pipeline.connection import GuardedConnection
+from bastion.pipeline.hub_key import HUB_ROLE, lent_hub_key
 from bastion.pipeline.inflight import InFlightCalls
+from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.pipeline import Pipeline
 from bastion.pipeline.stage import Stage
@@ -62,7 +63,6 @@ from bastion.policy.engine import Policy
 from bastion.policy.store import PolicyStore
 from bastion.server.connection import ServerConnection
 from bastion.transport.http_auth import HttpAuthenticator, LocalAuth
-from bastion.upstream.parking import Owner
 
 Probe = Callable[[], tuple[int, bytes]]
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -75,36 +75,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HUB_ROLE", "Security"]
 
-HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the local hub
-HUB_KEY_TTL: Final = 7 * 24 * 3600.0
-_HUB_KEY_NAME: Final = re.compile(r"hub-local-(?P<pid>[0-9]{1,10})-[0-9a-f]{6}")
 MAX_POLICY_ERROR: Final = 500  # characters of a refused policy's error kept in its audit record
 
 logger = logging.getLogger(__name__)
-
-
-def _revoke_orphaned_hub_keys(store: KeyStore) -> None:
-    """Revoke the active hub keys whose gateway process is gone: a gateway killed before it
-    could revoke its own would otherwise leave a ``local`` key valid for ``HUB_KEY_TTL``."""
-    now = time.time()
-    for key in store.list():
-        found = _HUB_KEY_NAME.fullmatch(key.name)
-        if found is None or key.state(now) != "active" or _alive(int(found["pid"])):
-            continue
-        store.revoke(key.id)
-        logger.warning(
-            "revoked %s: the gateway that made it (pid %s) is gone", key.name, found["pid"]
-        )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
 
 
 def _file_digest(path: Path) -> str | None:
@@ -113,58 +86,6 @@ def _file_digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def _lapsed(
-    store: KeyStore | None, now: float, authenticator: Authenticator | None = None
-) -> Callable[[Principal], bool]:
-    """Whether a session owner's credential has lapsed: expired, an API key that is no
-    longer active (revoked, expired, past its rotation overlap, or gone), or a client
-    certificate revoked or of unknown revocation status in the CRL."""
-    credential_lapsed = _lapsed_credential(store, now, authenticator)
-
-    def lapsed(principal: Principal) -> bool:
-        if principal.expires_at is not None and now >= principal.expires_at:
-            return True
-        return credential_lapsed(principal.credential_id)
-
-    return lapsed
-
-
-def _lapsed_owner(
-    store: KeyStore | None, now: float, authenticator: Authenticator | None = None
-) -> Callable[[Owner], bool]:
-    """Whether a parked call's owner (a binding: principal id, credential id) holds an API
-    key that is no longer active, or a client certificate that would now be refused."""
-    credential_lapsed = _lapsed_credential(store, now, authenticator)
-    return lambda owner: owner is not None and credential_lapsed(owner[1])
-
-
-def _lapsed_credential(
-    store: KeyStore | None, now: float, authenticator: Authenticator | None
-) -> Callable[[str], bool]:
-    """Whether a credential id names an API key that is no longer active (revoked, expired,
-    past its rotation overlap, or gone) or a client certificate ``authenticator`` would now
-    refuse (revoked, revocation unknown, expired); JWTs: False (``expires_at`` says)."""
-    states: dict[str, bool] = {}
-
-    def lapsed(credential: str) -> bool:
-        if credential not in states:
-            states[credential] = _key_lapsed(store, credential, now) or (
-                authenticator is not None and authenticator.lapsed(credential, now)
-            )
-        return states[credential]
-
-    return lapsed
-
-
-def _key_lapsed(store: KeyStore | None, credential: str, now: float) -> bool:
-    if store is None or not credential.startswith("apikey:"):
-        return False
-    try:
-        return store.get(credential.removeprefix("apikey:")).state(now) != "active"
-    except NoSuchKey:
-        return True
 
 
 class Security:
@@ -248,29 +169,11 @@ class Security:
 
     @contextlib.contextmanager
     def hub_credential(self) -> Iterator[str | None]:
-        """An API key (role ``local``) for the local hub's registry entry, revoked when the
-        block ends; None when API keys are not in use (the face needs no credential, or
-        takes only tokens the hub cannot mint). The keys of gateways that died without
-        revoking theirs (killed, crashed) are revoked first (AU-5)."""
+        """An API key for the local hub's registry entry (``hub_key.lent_hub_key``)."""
         auth = self.config.auth
-        if auth is None or not auth.api_keys.enabled:
-            yield None
-            return
-        store = KeyStore(self.keys_db)
-        name = f"hub-local-{os.getpid()}-{secrets.token_hex(3)}"
-        try:
-            _revoke_orphaned_hub_keys(store)
-            key, plaintext = store.create(name, [HUB_ROLE], expires_in=HUB_KEY_TTL)
-        except KeyStoreError as exc:
-            logger.warning("no key for the local hub: %s", exc)
-            store.close()
-            yield None
-            return
-        try:
-            yield plaintext
-        finally:
-            store.revoke(key.id)
-            store.close()
+        enabled = auth is not None and auth.api_keys.enabled
+        with lent_hub_key(self.keys_db if enabled else None) as key:
+            yield key
 
     async def watch_sessions(self, app: StreamableHttpApp, interval: float = 1.0) -> None:
         """SE-3: end the sessions of credentials that were revoked or expired, whether or not
@@ -291,11 +194,11 @@ class Security:
                 now = time.time()
                 if self.authenticator is not None:
                     await self.authenticator.refresh(now)
-                lapsed = _lapsed(store, now, self.authenticator)
+                lapsed = lapsed_principals(store, now, self.authenticator)
                 ended = app.end_sessions_where(lapsed)
                 if ended:
                     logger.info("ended %d session(s) of revoked or expired credentials", ended)
-                dropped = self.gateway.drop_parked(_lapsed_owner(store, now, self.authenticator))
+                dropped = self.gateway.drop_parked(lapsed_owners(store, now, self.authenticator))
                 if dropped:
                     logger.info(
                         "dropped %d parked call(s) of revoked or expired keys or certificates",

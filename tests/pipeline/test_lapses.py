@@ -11,7 +11,7 @@ import pytest
 
 from bastion.auth import Authenticator, AuthSettings, KeyStore, Principal
 from bastion.auth.mtls import MtlsMapper
-from bastion.pipeline.runtime import _lapsed, _lapsed_owner
+from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
 from tests.auth.support import issue, make_ca, make_crl
 
 RESOURCE = "https://gw.example.com/mcp"
@@ -59,8 +59,8 @@ async def test_se3_au5_a_certificate_revoked_in_the_crl_lapses_while_keys_and_jw
         def lapsed() -> tuple[set[str], set[str]]:
             """Whose sessions, streams and calls end; whose parked calls are dropped."""
             ends, drops = (
-                _lapsed(store, now, authenticator),
-                _lapsed_owner(store, now, authenticator),
+                lapsed_principals(store, now, authenticator),
+                lapsed_owners(store, now, authenticator),
             )
             return (
                 {p.credential_id for p in principals if ends(p)},

@@ -8,7 +8,6 @@ algorithm). Problems raise ``ValueError`` naming the field, which msgspec report
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Final, Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Meta
 
+from bastion._net import is_loopback_host
 from bastion.auth.duration import DURATION_PATTERN, parse_duration
 
 __all__ = [
@@ -197,13 +197,4 @@ def _is_https_or_loopback(url: str) -> bool:
         return False
     if parts.scheme == "https":
         return True
-    return parts.scheme == "http" and _is_loopback(host)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "http" and is_loopback_host(host)

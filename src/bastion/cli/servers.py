@@ -12,7 +12,6 @@ to any other ``--url`` the command refuses before connecting, rather than leak t
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 import sys
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+
+from bastion._net import is_loopback_host
 
 __all__ = [
     "KEY_ENV",
@@ -97,22 +98,13 @@ def key_transport_refused(url: str) -> str | None:
     if scheme != "http":
         return f"--url must be an http:// or https:// URL, not {url!r}"
     host = parts.hostname or ""
-    if _loopback(host):
+    if is_loopback_host(host):
         return None
     return (
         f"will not send the admin key over plain http to {host or url!r}, which is not "
         "loopback: anyone on the way could read it; use https:// (or run the command on "
         "the gateway's host, against http://127.0.0.1)"
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def run_servers_list(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeAlias
+from typing import Final, NoReturn, TypeAlias
 
 import anyio
 import msgspec
@@ -133,18 +133,24 @@ class GatewayApprovals:
         tool, _, digest = rest.rpartition(":")
         held = await anyio.to_thread.run_sync(pins.pending, server)
         item = next((p for p in held if _tool_id(p) == approval_id), None)
-        if item is None:
-            if await anyio.to_thread.run_sync(pins.decided, server, tool, digest):
-                raise Conflict("already decided")
-            raise NotFound("no such pending approval")
         decide = pins.approve if status == "approved" else pins.reject
-        try:
-            event = await anyio.to_thread.run_sync(lambda: decide(server, tool, digest, by=by))
-        except NotPending as exc:  # decided (or changed again) since it was read
-            raise Conflict("already decided") from exc
-        await self._decided(event)
+        if item is None:
+            await _missing(lambda: pins.decided(server, tool, digest))
+        await self._settle(lambda: decide(server, tool, digest, by=by))
         await self._changed(("tools",))
         return _tool_record(item, status, by)
+
+    async def _settle(self, decide: Callable[[], PinEvent | DefinitionDecision]) -> None:
+        """Decide a pending item (``decide``, in a thread) and audit the decision.
+
+        Raises:
+            Conflict: it was decided (or changed again) since it was read.
+        """
+        try:
+            event = await anyio.to_thread.run_sync(decide)
+        except NotPending as exc:
+            raise Conflict("already decided") from exc
+        await self._decided(event)
 
     async def _decide_definition(
         self, store: HeldDefinitions, approval_id: str, by: str, status: ApprovalStatus
@@ -157,16 +163,10 @@ class GatewayApprovals:
         item = next(
             (p for p in waiting if _definition_id(p.kind, p.server, p.hash) == approval_id), None
         )
-        if item is None:
-            if await anyio.to_thread.run_sync(store.decided, server, kind, digest):
-                raise Conflict("already decided")
-            raise NotFound("no such pending approval")
         decide = store.approve if status == "approved" else store.reject
-        try:
-            event = await anyio.to_thread.run_sync(lambda: decide(server, kind, digest, by=by))
-        except NotPending as exc:  # decided (or changed again) since it was read
-            raise Conflict("already decided") from exc
-        await self._decided(event)
+        if item is None:
+            await _missing(lambda: store.decided(server, kind, digest))
+        await self._settle(lambda: decide(server, kind, digest, by=by))
         await self._changed((announce,))
         return ApprovalRecord(
             id=approval_id,
@@ -199,3 +199,14 @@ def _tool_record(
         findings=tuple(msgspec.to_builtins(item.findings)),
         definition=item.definition,
     )
+
+
+async def _missing(decided: Callable[[], bool]) -> NoReturn:
+    """Nothing is pending under the id asked for: 409 if it was decided already, else 404.
+
+    Raises:
+        Conflict, NotFound: as above.
+    """
+    if await anyio.to_thread.run_sync(decided):
+        raise Conflict("already decided")
+    raise NotFound("no such pending approval")

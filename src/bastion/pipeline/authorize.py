@@ -109,8 +109,7 @@ def reauthorize(
     ended = 0
     for exchange in listens.snapshot():
         if lapsed is not None and lapsed(exchange.principal):
-            listens.end(exchange, "credential lapsed")
-            ended += 1
+            ended += listens.end(exchange, "credential lapsed")
             continue
         request = _request(exchange, now)
         decision = policy.decide(request)
@@ -120,8 +119,7 @@ def reauthorize(
                 continue
             exchange.target, decision = refused
         exchange.decision = decision
-        listens.end(exchange, "no longer allowed by the policy")
-        ended += 1
+        ended += listens.end(exchange, "no longer allowed by the policy")
     return ended
 
 

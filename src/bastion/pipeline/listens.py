@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from typing import Final
 
-import anyio
-
 from bastion._types import JSONValue
-from bastion.errors import Denied, RateLimited
+from bastion.errors import RateLimited
 from bastion.pipeline.exchange import Exchange
+from bastion.pipeline.inflight import HeldRequests
 from bastion.pipeline.stage import Handler
 
 __all__ = ["LISTEN_LIMIT", "MAX_LISTENS_PER_PRINCIPAL", "OpenListens"]
@@ -28,17 +27,14 @@ LISTEN_RETRY_AFTER: Final = 5  # seconds: an open stream ends when its client le
 LISTEN_LIMIT: Final = "listens"  # the limit its refusals are audited (and tallied) under
 
 
-class OpenListens:
+class OpenListens(HeldRequests):
     def __init__(self, *, per_principal: int = MAX_LISTENS_PER_PRINCIPAL) -> None:
-        self._open: dict[int, tuple[Exchange, anyio.CancelScope]] = {}
+        super().__init__("listen stream", "Subscription no longer authorized")
         self._per_principal = per_principal
-
-    def __len__(self) -> int:
-        return len(self._open)
 
     def snapshot(self) -> list[Exchange]:
         """The listen requests open now."""
-        return [exchange for exchange, _ in self._open.values()]
+        return self.exchanges()
 
     async def hold(self, exchange: Exchange, proceed: Handler) -> JSONValue:
         """Serve the listen request ``exchange`` until it ends, or until ``end`` ends it.
@@ -48,28 +44,10 @@ class OpenListens:
             Denied: ``end`` ended it (the reason is in the exchange's audit detail).
         """
         owner = exchange.principal.id
-        held = sum(1 for other, _ in self._open.values() if other.principal.id == owner)
+        held = sum(1 for other in self.exchanges() if other.principal.id == owner)
         if held >= self._per_principal:
             exchange.detail["limit"] = LISTEN_LIMIT
             raise RateLimited(
                 f"{held} subscriptions/listen streams open", retry_after=LISTEN_RETRY_AFTER
             )
-        scope = anyio.CancelScope()
-        key = id(exchange)
-        self._open[key] = (exchange, scope)
-        try:
-            with scope:
-                return await proceed(exchange)
-        finally:
-            del self._open[key]
-        raise Denied(
-            f"listen stream ended: {exchange.detail.get('ended')}",
-            message="Subscription no longer authorized",
-        )
-
-    def end(self, exchange: Exchange, reason: str) -> None:
-        """End the open listen request ``exchange`` now; ``reason`` goes to its audit record."""
-        entry = self._open.get(id(exchange))
-        if entry is not None:
-            exchange.detail["ended"] = reason
-            entry[1].cancel()
+        return await super().hold(exchange, proceed)

@@ -1,7 +1,7 @@
 """ASGI plumbing for the Streamable HTTP server face: request headers, plain/JSON/SSE
 responses, ``nosniff`` on every response, and the loops that stream a request's messages
 until it is answered or the client leaves. Private to ``bastion.transport``;
-``http_server`` holds the MCP rules."""
+``http_server`` and ``http_legacy`` hold the MCP rules."""
 
 from __future__ import annotations
 

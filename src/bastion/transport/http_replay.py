@@ -8,7 +8,7 @@ streams that finished first are dropped first (the session's own for its bound, 
 the total), then, for a session's bound, the oldest events of its standalone (GET) stream
 but its newest. Never dropped: a stream a response is writing now (``followers``), and one
 still waiting for its answer; those are bounded by the requests in flight. Resuming a
-dropped stream is resuming an unknown one (``http_server`` opens the standalone stream).
+dropped stream is resuming an unknown one (``http_legacy`` opens the standalone stream).
 """
 
 from __future__ import annotations

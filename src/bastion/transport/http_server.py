@@ -14,7 +14,8 @@ answer for their prefix and authenticate themselves. Every response says
   opened it (SE-2): anyone else is told it is unknown (404; an ``initialize`` naming it
   opens a new session, as with an unknown id). Answers stream as SSE with event ids, GET
   opens the standalone stream, ``Last-Event-ID`` resumes a stream, DELETE ends the session;
-  GET and DELETE naming 2026-07-28 are 405.
+  GET and DELETE naming 2026-07-28 are 405. These handlers are ``http_legacy``'s; the
+  sessions' lifecycle (lookup, expiry, ending) is ``http_session_registry``'s.
 """
 
 from __future__ import annotations
@@ -35,15 +36,9 @@ from bastion.errors import (
     BastionError,
 )
 from bastion.protocol.codec import MessageDecoder, encode
-from bastion.protocol.jsonrpc import (
-    Message,
-    Notification,
-    Request,
-    RequestId,
-    Response,
-)
+from bastion.protocol.jsonrpc import Message, Notification, Request, RequestId
 from bastion.protocol.meta import is_modern_request
-from bastion.protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, SUPPORTED_VERSIONS
+from bastion.protocol.versions import LEGACY_VERSIONS
 from bastion.session.peer import Peer
 from bastion.session.wire import to_error_response
 from bastion.transport import _http_asgi as r
@@ -57,11 +52,9 @@ from bastion.transport.http_guard import (
     host_allowed,
     origin_allowed,
 )
+from bastion.transport.http_legacy import ConnectionFactory, LegacyFace
 from bastion.transport.http_mirror import validate_modern
-from bastion.transport.http_replay import ReplayBudget
-from bastion.transport.http_session_table import SessionTable
-from bastion.transport.http_sessions import HttpSession, new_session_id
-from bastion.transport.http_streams import parse_event_id
+from bastion.transport.http_session_registry import SessionRegistry
 from bastion.transport.settings import HttpLimits, SessionSettings
 
 __all__ = ["ASGIApp", "HttpSettings", "McpConnection", "Probe", "StreamableHttpApp"]
@@ -70,11 +63,7 @@ logger = logging.getLogger(__name__)
 
 Probe = Callable[[], tuple[int, bytes]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-# (caller, the 2025-11-25 session id or None) -> the MCP connection serving them
-ConnectionFactory = Callable[[Principal, str | None], McpConnection]
 
-
-MAX_SESSION_ID: Final = 256
 PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4; charset=utf-8"
 # Refusals that prove the credential itself has lapsed (its secret was right).
 LAPSED: Final = frozenset({"revoked", "expired", "rotated"})
@@ -120,18 +109,9 @@ class StreamableHttpApp:
         self._mounts = tuple((prefix.encode(), app) for prefix, app in (mounts or {}).items())
         self._auth: HttpAuthenticator = authenticator or LocalAuth(local_principal())
         self._factory = connection_factory
-        self._clock = clock
         self._decoder = MessageDecoder(max_bytes=self.settings.limits.max_body)
-        self._sessions = SessionTable(
-            max_sessions=self.settings.sessions.max_sessions,
-            max_per_principal=self.settings.sessions.max_sessions_per_principal,
-        )
-        self._replay = ReplayBudget(  # DS-4: what sessions keep for Last-Event-ID
-            per_session=self.settings.sessions.replay_bytes,
-            total=self.settings.sessions.replay_bytes_total,
-            ttl=self.settings.sessions.replay_ttl,
-            clock=clock,
-        )
+        self._sessions = SessionRegistry(self.settings.sessions, clock)  # 2025-11-25
+        self._legacy = LegacyFace(connection_factory, self._sessions)
         self.bound_port = self.settings.port
         self._hosts = default_allowed_hosts(self.settings.port, self.settings.allowed_hosts)
         self._origins = default_allowed_origins(self.settings.port, self.settings.allowed_origins)
@@ -142,14 +122,24 @@ class StreamableHttpApp:
         self._hosts = default_allowed_hosts(port, self.settings.allowed_hosts)
         self._origins = default_allowed_origins(port, self.settings.allowed_origins)
 
+    # -- 2025-11-25 sessions (``SessionRegistry``) ---------------------------------------
+
     @property
     def session_count(self) -> int:
         return len(self._sessions)
 
     def close_sessions(self) -> None:
-        for session in self._sessions.values():
-            session.close()
-        self._sessions.clear()
+        self._sessions.close_all()
+
+    def expire_replay(self) -> None:
+        """Drop the replay of streams finished more than ``replay_ttl`` ago (DS-4); requests
+        do it too, and the gateway calls it every second so an idle one releases it."""
+        self._sessions.expire_replay()
+
+    def end_sessions_where(self, ended: Callable[[Principal], bool]) -> int:
+        """End every session whose owner ``ended`` says is no longer valid (a revoked or
+        expired credential, SE-3), open streams included; returns how many ended."""
+        return self._sessions.end_where(ended)
 
     # -- ASGI entry ----------------------------------------------------------------------
 
@@ -193,9 +183,9 @@ class StreamableHttpApp:
         if method == "POST":
             await self._post(principal, headers, receive, send)
         elif method == "GET":
-            await self._get(principal, headers, receive, send)
+            await self._legacy.get(principal, headers, receive, send)
         elif method == "DELETE":
-            await self._delete(principal, headers, send)
+            await self._legacy.delete(principal, headers, send)
         else:
             await r.plain(send, 405, b"Method Not Allowed", (("allow", "GET, POST, DELETE"),))
 
@@ -208,7 +198,7 @@ class StreamableHttpApp:
             if refused.credential_id is not None and refused.reason in LAPSED:
                 # SE-3: the right secret of a revoked or expired key. Never on a wrong
                 # secret: a key id is not secret, and guessing must not end someone's session.
-                self._end_sessions_of(refused.credential_id)
+                self._sessions.end_of(refused.credential_id)
             retry = getattr(refused, "retry_after", None)
             # Seconds as the throttle computes them (a float); Retry-After wants whole ones.
             if isinstance(retry, int | float) and not isinstance(retry, bool):
@@ -271,7 +261,7 @@ class StreamableHttpApp:
                 message, headers, header_version, receive, send, principal=principal
             )
         else:
-            await self._post_legacy(
+            await self._legacy.post(
                 message, headers, header_version, receive, send, principal=principal
             )
 
@@ -334,212 +324,3 @@ class StreamableHttpApp:
         # The client leaving cancels the work: on 2026-07-28 nobody can resume the answer.
         with r.cancelled_on_disconnect(receive):
             await responder.finish(await peer.serve(message))
-
-    async def _post_legacy(
-        self,
-        message: Message,
-        headers: r.Headers,
-        header_version: str | None,
-        receive: Receive,
-        send: Send,
-        *,
-        principal: Principal,
-    ) -> None:
-        if header_version is not None and header_version not in SUPPORTED_VERSIONS:
-            await r.json_error(
-                send, 400, _id_of(message), -32600, "Bad Request: unsupported MCP-Protocol-Version"
-            )
-            return
-        session_id = headers.get("mcp-session-id")
-        if isinstance(message, Request) and message.method == "initialize":
-            if self._owns(session_id, principal):
-                await r.json_error(send, 400, message.id, -32600, "Session already initialized")
-                return
-            await self._initialize(principal, message, send)
-            return
-        session = self._lookup(session_id, principal)
-        if session is None:
-            if session_id is None:
-                await r.json_error(
-                    send, 400, _id_of(message), -32600, "Bad Request: missing Mcp-Session-Id"
-                )
-            else:
-                await r.json_error(send, 404, _id_of(message), -32001, "Session not found")
-            return
-        if not isinstance(message, Request):
-            await session.peer.dispatch(message)
-            await r.plain(send, 202, b"")
-            return
-        await self._serve_in_session(session, message, receive, send)
-
-    async def _initialize(self, principal: Principal, message: Request, send: Send) -> None:
-        self._expire()
-        session_id = new_session_id()
-        connection = self._factory(principal, session_id)
-        session = HttpSession(session_id, connection, self._clock(), principal, self._replay)
-        answer = await session.peer.serve(message)
-        if not isinstance(answer, Response):
-            session.close()
-            await r.send_json(send, 200 if answer else 202, encode(answer) if answer else b"")
-            return
-        result = answer.result if isinstance(answer.result, dict) else {}
-        session.version = str(result.get("protocolVersion", LEGACY_VERSIONS[0]))
-        self._sessions.add(session)  # may end others, fairly (DS-3): see SessionTable
-        await r.send_json(send, 200, encode(answer), (("mcp-session-id", session.id),))
-
-    async def _serve_in_session(
-        self, session: HttpSession, message: Request, receive: Receive, send: Send
-    ) -> None:
-        stream = session.open_stream(message.id)
-        detached = anyio.Event()
-
-        async def run() -> None:
-            # The client dropping its connection does not cancel the request (2025-11-25):
-            # the answer stays in the stream for a GET with Last-Event-ID. Ending the
-            # session does.
-            with anyio.CancelScope() as scope:
-                session.in_flight.add(scope)
-                try:
-                    answer = await session.peer.serve(message, close_stream=detached.set)
-                finally:
-                    session.in_flight.discard(scope)
-                if answer is not None:
-                    await session.route(answer, message.id)
-                    return
-            session.by_request.pop(message.id, None)
-            stream.close()
-
-        with stream.writing():  # DS-4: its replay is not dropped before it is written
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run)
-                await r.start_sse(send, ())
-                await r.pump(send, receive, stream, 0, detached)
-
-    # -- GET and DELETE (2025-11-25 only) ------------------------------------------------
-
-    async def _get(
-        self, principal: Principal, headers: r.Headers, receive: Receive, send: Send
-    ) -> None:
-        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
-            await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
-            return
-        if not accepts(headers.get("accept"), "text/event-stream"):
-            await r.json_error(send, 406, None, -32600, "Not Acceptable: accept text/event-stream")
-            return
-        session_id = headers.get("mcp-session-id")
-        session = self._lookup(session_id, principal)
-        if session is None:
-            status = 400 if session_id is None else 404
-            await r.json_error(
-                send,
-                status,
-                None,
-                -32600 if status == 400 else -32001,
-                "Bad Request: missing Mcp-Session-Id" if status == 400 else "Session not found",
-            )
-            return
-        stream, after = session.standalone, 0
-        last_event = headers.get("last-event-id")
-        if last_event is not None:
-            parsed = parse_event_id(last_event)
-            if parsed is not None and parsed[0] in session.streams:
-                stream, after = session.streams[parsed[0]], parsed[1]
-            elif parsed is not None and parsed[0] == session.standalone.id:
-                after = parsed[1]
-        if stream is session.standalone:
-            if session.get_open:
-                await r.json_error(send, 409, None, -32600, "Conflict: stream already open")
-                return
-            session.get_open = True
-        try:
-            await r.start_sse(send, ())
-            with stream.writing():
-                await r.pump(send, receive, stream, after)
-        finally:
-            if stream is session.standalone:
-                session.get_open = False
-
-    async def _delete(self, principal: Principal, headers: r.Headers, send: Send) -> None:
-        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
-            await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
-            return
-        session_id = headers.get("mcp-session-id")
-        session = self._lookup(session_id, principal)
-        if session is None:
-            status = 400 if session_id is None else 404
-            await r.plain(send, status, b"")
-            return
-        del self._sessions[session.id]
-        session.close()
-        await r.plain(send, 200, b"")
-
-    # -- sessions --------------------------------------------------------------------------
-
-    def _lookup(self, session_id: str | None, principal: Principal) -> HttpSession | None:
-        """The caller's session, or None: unknown, expired, or someone else's (SE-2, SE-3).
-        A session whose owner's roles changed since it began is ended."""
-        if session_id is None or len(session_id) > MAX_SESSION_ID:
-            return None
-        self._expire()
-        session = self._sessions.get(session_id)
-        if session is None or session.principal.binding != principal.binding:
-            return None
-        now = self._clock()
-        if (
-            session.principal.roles != principal.roles
-            or now - session.created > self.settings.sessions.max_lifetime
-        ):
-            self._end(session)
-            return None
-        session.last_seen = now
-        # The credential presented now is the owner's freshest (a refreshed JWT, same subject
-        # and roles): its expiry and claims are the ones the session lives by (SE-3).
-        session.principal = principal
-        self._sessions.move_to_end(session_id)
-        return session
-
-    def _owns(self, session_id: str | None, principal: Principal) -> bool:
-        """Whether ``session_id`` names a live session of this caller; someone else's is
-        not told apart from an unknown one (SE-2). Touches nothing."""
-        session = self._sessions.get(session_id) if session_id is not None else None
-        return session is not None and session.principal.binding == principal.binding
-
-    def _expire(self) -> None:
-        self._replay.expire()
-        now = self._clock()
-        while self._sessions:
-            sid, oldest = next(iter(self._sessions.items()))
-            if now - oldest.last_seen < self.settings.sessions.idle_timeout:
-                return
-            del self._sessions[sid]
-            oldest.close()
-
-    def _end(self, session: HttpSession) -> None:
-        self._sessions.pop(session.id, None)
-        session.close()
-
-    def expire_replay(self) -> None:
-        """Drop the replay of streams finished more than ``replay_ttl`` ago (DS-4); requests
-        do it too, and the gateway calls it every second so an idle one releases it."""
-        self._replay.expire()
-
-    def end_sessions_where(self, ended: Callable[[Principal], bool]) -> int:
-        """End every session whose owner ``ended`` says is no longer valid (a revoked or
-        expired credential, SE-3), open streams included; returns how many ended."""
-        doomed = [s for s in self._sessions.values() if ended(s.principal)]
-        for session in doomed:
-            self._end(session)
-        return len(doomed)
-
-    def _end_sessions_of(self, credential_id: str) -> None:
-        for session in [
-            s for s in self._sessions.values() if s.principal.credential_id == credential_id
-        ]:
-            self._end(session)
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def _id_of(message: Message) -> RequestId | None:
-    return message.id if isinstance(message, Request) else None

@@ -1,0 +1,186 @@
+"""Streamable HTTP, server face, 2025-11-25 era: POST, GET and DELETE of ``/mcp`` within
+sessions, once ``http_server`` has passed the guards, authenticated the caller and (for
+POST) read and decoded the body.
+
+``initialize`` opens a session (``Mcp-Session-Id``); later POSTs must carry it (400 missing,
+404 unknown). A session belongs to the principal and credential that opened it (SE-2):
+anyone else is told it is unknown (404; an ``initialize`` naming it opens a new session, as
+with an unknown id). Answers stream as SSE with event ids, GET opens the standalone stream
+(409 if it is open already), ``Last-Event-ID`` resumes a stream, DELETE ends the session;
+GET and DELETE naming 2026-07-28 are 405. Which sessions exist, and when they end, is the
+``SessionRegistry``'s (``http_session_registry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+from bastion.auth.principal import Principal
+from bastion.protocol.codec import encode
+from bastion.protocol.jsonrpc import Message, Request, RequestId, Response
+from bastion.protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, SUPPORTED_VERSIONS
+from bastion.transport import _http_asgi as r
+from bastion.transport._http_asgi import Receive, Send
+from bastion.transport.base import McpConnection
+from bastion.transport.http_guard import accepts
+from bastion.transport.http_session_registry import SessionRegistry
+from bastion.transport.http_sessions import HttpSession, new_session_id
+from bastion.transport.http_streams import parse_event_id
+
+__all__ = ["ConnectionFactory", "LegacyFace"]
+
+# (caller, the 2025-11-25 session id or None) -> the MCP connection serving them
+ConnectionFactory = Callable[[Principal, str | None], McpConnection]
+
+
+class LegacyFace:
+    """The 2025-11-25 handlers of one app, over its sessions."""
+
+    def __init__(self, connection_factory: ConnectionFactory, sessions: SessionRegistry) -> None:
+        self._factory = connection_factory
+        self._sessions = sessions
+
+    # -- POST ----------------------------------------------------------------------------
+
+    async def post(
+        self,
+        message: Message,
+        headers: r.Headers,
+        header_version: str | None,
+        receive: Receive,
+        send: Send,
+        *,
+        principal: Principal,
+    ) -> None:
+        if header_version is not None and header_version not in SUPPORTED_VERSIONS:
+            await r.json_error(
+                send, 400, _id_of(message), -32600, "Bad Request: unsupported MCP-Protocol-Version"
+            )
+            return
+        session_id = headers.get("mcp-session-id")
+        if isinstance(message, Request) and message.method == "initialize":
+            if self._sessions.owns(session_id, principal):
+                await r.json_error(send, 400, message.id, -32600, "Session already initialized")
+                return
+            await self._initialize(principal, message, send)
+            return
+        session = self._sessions.lookup(session_id, principal)
+        if session is None:
+            if session_id is None:
+                await r.json_error(
+                    send, 400, _id_of(message), -32600, "Bad Request: missing Mcp-Session-Id"
+                )
+            else:
+                await r.json_error(send, 404, _id_of(message), -32001, "Session not found")
+            return
+        if not isinstance(message, Request):
+            await session.peer.dispatch(message)
+            await r.plain(send, 202, b"")
+            return
+        await self._serve_in_session(session, message, receive, send)
+
+    async def _initialize(self, principal: Principal, message: Request, send: Send) -> None:
+        self._sessions.expire()
+        session_id = new_session_id()
+        connection = self._factory(principal, session_id)
+        session = self._sessions.open(session_id, connection, principal)
+        answer = await session.peer.serve(message)
+        if not isinstance(answer, Response):
+            session.close()
+            await r.send_json(send, 200 if answer else 202, encode(answer) if answer else b"")
+            return
+        result = answer.result if isinstance(answer.result, dict) else {}
+        session.version = str(result.get("protocolVersion", LEGACY_VERSIONS[0]))
+        self._sessions.add(session)
+        await r.send_json(send, 200, encode(answer), (("mcp-session-id", session.id),))
+
+    async def _serve_in_session(
+        self, session: HttpSession, message: Request, receive: Receive, send: Send
+    ) -> None:
+        stream = session.open_stream(message.id)
+        detached = anyio.Event()
+
+        async def run() -> None:
+            # The client dropping its connection does not cancel the request (2025-11-25):
+            # the answer stays in the stream for a GET with Last-Event-ID. Ending the
+            # session does.
+            with anyio.CancelScope() as scope:
+                session.in_flight.add(scope)
+                try:
+                    answer = await session.peer.serve(message, close_stream=detached.set)
+                finally:
+                    session.in_flight.discard(scope)
+                if answer is not None:
+                    await session.route(answer, message.id)
+                    return
+            session.by_request.pop(message.id, None)
+            stream.close()
+
+        with stream.writing():  # DS-4: its replay is not dropped before it is written
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await r.start_sse(send, ())
+                await r.pump(send, receive, stream, 0, detached)
+
+    # -- GET and DELETE ------------------------------------------------------------------
+
+    async def get(
+        self, principal: Principal, headers: r.Headers, receive: Receive, send: Send
+    ) -> None:
+        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
+            await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
+            return
+        if not accepts(headers.get("accept"), "text/event-stream"):
+            await r.json_error(send, 406, None, -32600, "Not Acceptable: accept text/event-stream")
+            return
+        session_id = headers.get("mcp-session-id")
+        session = self._sessions.lookup(session_id, principal)
+        if session is None:
+            status = 400 if session_id is None else 404
+            await r.json_error(
+                send,
+                status,
+                None,
+                -32600 if status == 400 else -32001,
+                "Bad Request: missing Mcp-Session-Id" if status == 400 else "Session not found",
+            )
+            return
+        stream, after = session.standalone, 0
+        last_event = headers.get("last-event-id")
+        if last_event is not None:
+            parsed = parse_event_id(last_event)
+            if parsed is not None and parsed[0] in session.streams:
+                stream, after = session.streams[parsed[0]], parsed[1]
+            elif parsed is not None and parsed[0] == session.standalone.id:
+                after = parsed[1]
+        if stream is session.standalone:
+            if session.get_open:
+                await r.json_error(send, 409, None, -32600, "Conflict: stream already open")
+                return
+            session.get_open = True
+        try:
+            await r.start_sse(send, ())
+            with stream.writing():
+                await r.pump(send, receive, stream, after)
+        finally:
+            if stream is session.standalone:
+                session.get_open = False
+
+    async def delete(self, principal: Principal, headers: r.Headers, send: Send) -> None:
+        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
+            await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
+            return
+        session_id = headers.get("mcp-session-id")
+        session = self._sessions.lookup(session_id, principal)
+        if session is None:
+            status = 400 if session_id is None else 404
+            await r.plain(send, status, b"")
+            return
+        self._sessions.end(session)
+        await r.plain(send, 200, b"")
+
+
+def _id_of(message: Message) -> RequestId | None:
+    return message.id if isinstance(message, Request) else None

@@ -32,7 +32,7 @@ from tests.policy.helpers import MONDAY_NOON, policy, request
     ],
 )
 def test_glob(glob: str, text: str, matches: bool) -> None:
-    assert (compile_glob(glob).fullmatch(text) is not None) is matches
+    assert compile_glob(glob).fullmatch(text) is matches
     assert (text in GlobSet([glob])) is matches
 
 
@@ -265,3 +265,30 @@ def test_an_allow_on_an_exact_value_keeps_its_trailing_slash_and_escapes() -> No
     for value in ("https://api.example.com/v1/items/", "https://x.example/s?q=a%20b", "dir/"):
         engine = policy(_when({"x": {"equals": value}}))
         assert engine.decide(request(arguments={"x": value})).allowed, value
+
+
+@pytest.mark.timeout(20)
+def test_ds4_a_glob_matches_in_linear_time_whatever_the_text() -> None:
+    """DS-4 (red-team H2): on a backtracking engine a plausible deny glob made one call cost
+    quadratic time in its argument (``"secret/" * 30000``: 15 s with the event loop
+    stopped) and a name glob with many ``*`` exponential time. Each of these now answers
+    at once (the timeout only stops the test if that ever regresses)."""
+    deny = [
+        {"id": "all", "effect": "allow", "roles": ["developer"], "tools": ["srv__*"]},
+        {
+            "id": "no-keys",
+            "effect": "deny",
+            "roles": ["developer"],
+            "tools": ["srv__*"],
+            "when": {"args": {"text": {"glob": "**/secret/**/*.pem"}}},
+        },
+    ]
+    engine = policy(deny)
+    for text, denied in (("secret/" * 200_000, False), ("a/secret/b/" * 50_000 + "x.pem", True)):
+        decision = engine.decide(request(name="srv__tool", arguments={"text": text}))
+        assert decision.allowed is not denied
+    many = compile_glob("*_*_*_*_*_*_*_*_*_*_x")
+    assert many.fullmatch("a_" * 63 + "b") is False
+    assert many.fullmatch("a_" * 10 + "x") is True
+    names = GlobSet(["*_*_*_*_*_*_*_*_*_*_x", "other"])
+    assert "a_" * 63 + "b" not in names

@@ -15,14 +15,13 @@ rule's test holds when any reading passes it, an allow rule's only when all do: 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final, TypeAlias
 
 from msgspec import UnsetType
 
-from bastion.policy.glob import compile_glob
+from bastion.policy.glob import Glob, compile_glob
 from bastion.policy.model import ArgCondition, Conditions, Scalar, TimeCondition
 from bastion.policy.spellings import allow_spellings, deny_spellings
 
@@ -61,7 +60,7 @@ class _Arg:
         self._path = path
         self._name = f"args.{path}"
         self._spec = spec
-        self._glob: re.Pattern[str] | None = None if spec.glob is None else compile_glob(spec.glob)
+        self._glob: Glob | None = None if spec.glob is None else compile_glob(spec.glob)
         # A deny's test holds for any reading of a string, an allow's for all of them.
         self._quantifier: Callable[[Iterable[bool]], bool] = any if deny else all
         self._readings = deny_spellings if deny else allow_spellings
@@ -75,7 +74,7 @@ class _Arg:
         forms: tuple[object, ...] = self._readings(value) if isinstance(value, str) else (value,)
         if self._glob is not None:
             glob = self._glob
-            if not holds(isinstance(v, str) and glob.fullmatch(v) is not None for v in forms):
+            if not holds(isinstance(v, str) and glob.fullmatch(v) for v in forms):
                 return lambda: f"{name} {_show(value)} does not match glob {spec.glob!r}"
         if not isinstance(spec.equals, UnsetType):
             equals = spec.equals

@@ -89,3 +89,27 @@ def test_a_policy_every_user_may_write_is_refused(tmp_path: Path, where: str) ->
 def test_a_store_needs_a_file_that_loads(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         PolicyStore(tmp_path / "missing.yaml")
+
+
+def test_check_compiles_without_swapping_and_apply_swaps(tmp_path: Path) -> None:
+    """DS-4 (red-team H4): the gateway compiles a changed policy in a worker thread with
+    ``check`` (a 4 MiB file takes seconds) and swaps it on the event loop with ``apply``,
+    so nothing is in force until ``apply``, and a broken file keeps the old policy."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    assert store.check() is None  # unchanged
+    _write(path, V2, 2_000_000_000)
+    loaded = store.check()
+    assert loaded is not None
+    assert store.current.decide(request()).rule_id == "v1"  # not yet in force
+    applied = store.apply(loaded)
+    assert not isinstance(applied, ConfigError)
+    assert store.current.decide(request()).rule_id == "v2"
+    assert store.check() is None  # the stamp moved with it
+    _write(path, "rules: [{id: broken}]\n", 3_000_000_000)
+    broken = store.check()
+    assert broken is not None
+    assert isinstance(store.apply(broken), ConfigError)
+    assert store.current.decide(request()).rule_id == "v2"
+    assert store.check() is None  # the same broken file is not retried

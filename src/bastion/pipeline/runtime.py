@@ -362,9 +362,11 @@ class Security:
             return
         while True:
             await anyio.sleep(self.config.policy.reload_interval)
-            # No await between the swap and the check: a stream the new policy refuses is
-            # cancelled before it runs again, so it delivers nothing under the new policy.
-            change = store.poll()
+            # Compiled in a thread (DS-4: a big policy would stop the event loop for seconds),
+            # swapped here. No await between the swap and the check: a stream the new policy
+            # refuses is cancelled before it runs again, so it delivers nothing under it.
+            loaded = await anyio.to_thread.run_sync(store.check)
+            change = None if loaded is None else store.apply(loaded)
             self._reauthorize_listens()
             if change is not None:
                 await self._record_policy_change(store.path, change)

@@ -7,6 +7,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from bastion.audit.log import AuditLog
+from bastion.audit.record import AuditRecord
 from bastion.cli import main
 from bastion.cli.audit import default_db_path
 from tests.audit.support import write_log
@@ -24,6 +26,33 @@ async def test_tail_prints_the_last_n(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["audit", "tail", "--db", str(db), "-n", "1", "--json"]) == 0
     row = msgspec.json.decode(capsys.readouterr().out)
     assert row["seq"] == 12 and row["record"]["request_id"] == 12
+
+
+async def test_ad2_tail_shows_control_characters_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AD-2, IN-5 (red-team H1): a client chooses a refused tool's name and a JWT's subject;
+    with a line break and ANSI escapes in them, ``audit tail`` printed a forged record line,
+    cleared the screen and set the terminal title. They are shown escaped now, one line per
+    record; ``--json`` was already safe (JSON escapes them)."""
+    db = tmp_path / "audit.db"
+    forged = "x\n     999 2026-01-01T00:00:00.000+00:00 request  root tools/call fx__admin allow"
+    async with AuditLog(db) as log:
+        await log.record(
+            AuditRecord(
+                time=1.0,
+                principal="jwt:https://idp#\x1b]0;pwned\x07eve",
+                method="tools/call",
+                target=forged + "\x1b[2J\u202e",
+                decision="deny",
+                rule_id="invalid-name",
+                outcome="-32003",
+            )
+        )
+    assert main(["audit", "tail", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\x1b" not in out and "\u202e" not in out
+    assert "\\x1b]0;pwned\\x07eve" in out and "x\\n     999" in out and "\\u202e" in out
 
 
 async def test_export_jsonl_to_a_new_private_file(tmp_path: Path) -> None:

@@ -265,6 +265,13 @@ async def test_subject_is_required(jwks_file: Path) -> None:
     await refused(validator(jwks_file), make_token(drop=("sub",)), "missing-subject")
 
 
+@pytest.mark.parametrize("sub", ["a\nb", "\x1b]0;title\x07", "eve\u202e", "x\x00"])
+async def test_a_subject_that_is_not_printable_is_refused(jwks_file: Path, sub: str) -> None:
+    """IN-5, AD-2 (red-team H1): the subject becomes the principal id, shown in logs and by
+    ``audit tail``; control, line-break and format characters there are refused."""
+    await refused(validator(jwks_file), make_token({"sub": sub}), "bad-subject")
+
+
 async def test_roles_claim_as_string_or_dotted_path(jwks_file: Path) -> None:
     v = validator(jwks_file, roles_claim="realm_access.roles")
     token = make_token({"realm_access": {"roles": ["admin", 7, "user"]}})

@@ -72,7 +72,7 @@ class JwtValidator:
                 (``malformed``, ``algorithm-not-allowed``, ``unknown-crit``, ``bad-typ``,
                 ``unknown-kid``, ``bad-signature``, ``missing-exp``, ``expired``,
                 ``not-yet-valid``, ``issued-in-future``, ``wrong-issuer``,
-                ``wrong-audience``, ``missing-subject``, ``jwks-unavailable``).
+                ``wrong-audience``, ``missing-subject``, ``bad-subject``, ``jwks-unavailable``).
         """
         parts = token.split(".")
         if len(parts) != 3:  # five parts would be a JWE: not accepted
@@ -138,6 +138,8 @@ class JwtValidator:
         sub = claims.get(self._settings.subject_claim)
         if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUBJECT:
             raise _refuse("missing-subject")
+        if not sub.isprintable():  # line breaks, escapes: it is shown in logs and terminals
+            raise _refuse("bad-subject")
         principal_id = f"jwt:{iss}#{sub}"
         auth_time = claims.get("auth_time")
         strong = auth_time if _is_number(auth_time) else iat if _is_number(iat) else None

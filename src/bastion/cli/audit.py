@@ -178,13 +178,25 @@ def _print_row(seq: int, body: bytes, *, as_json: bool) -> None:
     when = datetime.datetime.fromtimestamp(rec["time"], tz=datetime.UTC).isoformat(
         timespec="milliseconds"
     )
-    rule = f" ({rec['rule_id']})" if rec.get("rule_id") else ""
+    rule = f" ({_shown(rec['rule_id'])})" if rec.get("rule_id") else ""
+    principal, target = _shown(rec.get("principal") or "-"), _shown(rec.get("target") or "-")
     print(
-        f"{seq:>8} {when} {rec['kind']:<8} {rec.get('principal') or '-':<16} "
-        f"{rec['method']:<20} {rec.get('target') or '-':<24} {rec['decision']}{rule} "
-        f"{rec['outcome']} {rec['latency_ms']:.1f}ms",
+        f"{seq:>8} {when} {_shown(rec['kind']):<8} {principal:<16} "
+        f"{_shown(rec['method']):<20} {target:<24} {_shown(rec['decision'])}{rule} "
+        f"{_shown(rec['outcome'])} {rec['latency_ms']:.1f}ms",
         flush=True,
     )
+
+
+def _shown(value: object) -> str:
+    """``value`` for a terminal: a client chose most of a record's text (names, URIs, a
+    JWT's subject), so every character that is not printable (line breaks, ESC and other
+    controls, bidi and other format characters) is shown as its escape (``\\x1b``) and can
+    neither forge a line nor drive the terminal (AD-2, IN-5)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def run_audit_export(db: str | None, output: str | None) -> int:

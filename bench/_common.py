@@ -88,6 +88,16 @@ def add_load_options(parser: argparse.ArgumentParser, *, rounds: int) -> None:
     )
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux: ``/proc/PID/task/*/children``), e.g. the
+    fixture a gateway runs; /readyz names them only on a gateway without auth."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
 def stop_servers(procs: list[subprocess.Popen[bytes]], children: list[int]) -> None:
     """SIGTERM every server (SIGKILL after 10 s), then kill any fixture child left over
     (the gateways stop their children; this is a backstop)."""

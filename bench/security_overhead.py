@@ -46,7 +46,7 @@ from typing import Any, cast
 
 import anyio
 import msgspec
-from _common import CpuSplit, add_load_options, free_port, stop_servers, tree_state
+from _common import CpuSplit, add_load_options, child_pids, free_port, stop_servers, tree_state
 from gateway_latency import BASTION, Target, http_call, http_get, pct, run_phase, wait_until
 
 from bastion.config import load_config
@@ -286,7 +286,7 @@ def launch(
     status, body = http_call(port, TOOL, auth)
     if status != 200 or b'"error"' in body:
         raise RuntimeError(f"{label}: HTTP {status} {body[:300]!r}")
-    child = msgspec.json.decode(http_get(port, "/readyz")[1])["upstreams"][0]["pid"]
+    [child] = child_pids(proc.pid)  # the fixture (/readyz says nothing once auth is on)
     children.append(child)
     pids = {"gateway": proc.pid, "fixture": child}
     return Target(label, port=port, tool=TOOL, headers=auth, pids=pids)
@@ -384,6 +384,10 @@ class StubInner:
 
     def era_of(self, call: Any) -> Any:
         return Era.MODERN
+
+    def serve_as(self, caller: tuple[str, str]) -> None:
+        """The real connection binds requestState and cache scope to the caller: nothing
+        to do for a stub."""
 
     async def __call__(self, call: Any) -> Any:
         return msgspec.json.decode(self.encoded)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bastion.policy.glob import GlobSet, compile_glob, literal_prefix
+from bastion.policy.glob import GlobSet, _Matcher, compile_glob, literal_prefix
 from bastion.policy.spellings import allow_spellings, deny_spellings
 from tests.policy.helpers import MONDAY_NOON, policy, request
 
@@ -292,3 +294,17 @@ def test_ds4_a_glob_matches_in_linear_time_whatever_the_text() -> None:
     assert many.fullmatch("a_" * 10 + "x") is True
     names = GlobSet(["*_*_*_*_*_*_*_*_*_*_x", "other"])
     assert "a_" * 63 + "b" not in names
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    glob=st.text(alphabet="ab/.*?-", max_size=12),
+    text=st.text(alphabet="ab/.-\n\u00e9", max_size=24),
+)
+def test_short_and_long_texts_are_matched_alike(glob: str, text: str) -> None:
+    """A text is matched by ``re`` or by RE2 depending on its length (``MAX_BACKTRACK``);
+    both must give the same answer for every glob and text."""
+    matcher = _Matcher([glob])
+    by_re = matcher._re.fullmatch(text) is not None
+    by_re2 = matcher._re2.Match(text.encode()) is not None
+    assert by_re is by_re2

@@ -6,14 +6,19 @@ every other character is literal (no classes, no escapes), and matching is exact
 case-sensitive. Tool and prompt names contain no ``/``, so there
 ``*`` is "anything"; in URIs and paths ``*`` stays within one segment.
 
-Globs run on RE2 (google-re2), in time linear in the text: a client picks the text (an
-argument, a name), and on Python's backtracking ``re`` a plausible rule such as
-``**/secret/**/*.pem`` takes quadratic time (``"secret/" * 30000``: 15 s, the event loop
-stopped) and ``*_*_*_*_*_*_*_x`` exponential time on a 121-character name.
+A client picks the text a glob runs on (an argument, a name), and Python's backtracking
+``re`` takes up to about n**k steps for a text of n characters and a glob of k unbounded
+wildcards: a plausible rule such as ``**/secret/**/*.pem`` took 15 s on ``"secret/" *
+30000`` (the event loop stopped), ``*_*_*_*_*_*_*_x`` 5 s on a 121-character name. So a
+text that could cost more than ``MAX_BACKTRACK`` steps is matched by RE2 (google-re2), in
+time linear in the text. Shorter ones, nearly all in practice, stay on ``re``: RE2's
+binding releases the GIL on every match, and with the audit writer thread running each
+hand-back costs ~15 µs, far more than the match.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Final
@@ -24,6 +29,8 @@ __all__ = ["Glob", "GlobSet", "compile_glob", "is_literal", "literal_prefix"]
 
 _WILD: Final = re.compile(r"\*\*/|\*\*|\*|\?")
 _PIECES: Final = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+MAX_BACKTRACK: Final = 100_000  # n**k steps left to ``re`` (a few ms at worst)
+_UNBOUNDED: Final = frozenset({"**/", "**", "*"})
 _OPTIONS: Final = re2.Options()
 _OPTIONS.log_errors = False
 _OPTIONS.never_capture = True  # only "does it match" is asked
@@ -65,18 +72,41 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def _longest_for_re(globs: Iterable[str]) -> float:
+    """The longest text ``re`` may match against these globs within ``MAX_BACKTRACK``."""
+    stars = max((sum(w.group() in _UNBOUNDED for w in _WILD.finditer(g)) for g in globs), default=0)
+    return math.inf if stars < 2 else MAX_BACKTRACK ** (1 / stars)
+
+
+class _Matcher:
+    """Globs compiled twice: ``re`` for short texts, RE2 for the rest (module docstring)."""
+
+    __slots__ = ("_longest", "_re", "_re2")
+
+    def __init__(self, globs: list[str]) -> None:
+        patterns = [_translate(g) for g in globs]
+        self._re = re.compile("|".join(patterns), re.DOTALL)
+        self._re2 = _full_match_set(patterns)
+        self._longest = _longest_for_re(globs)
+
+    def fullmatch(self, text: str) -> bool:
+        if len(text) <= self._longest:
+            return self._re.fullmatch(text) is not None
+        return self._re2.Match(_utf8(text)) is not None
+
+
 class Glob:
     """One compiled glob."""
 
-    __slots__ = ("_set", "source")
+    __slots__ = ("_matcher", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._set = _full_match_set([_translate(source)])
+        self._matcher = _Matcher([source])
 
     def fullmatch(self, text: str) -> bool:
         """Whether the glob matches the whole of ``text``."""
-        return self._set.Match(_utf8(text)) is not None
+        return self._matcher.fullmatch(text)
 
 
 def compile_glob(glob: str) -> Glob:
@@ -84,22 +114,22 @@ def compile_glob(glob: str) -> Glob:
 
 
 class GlobSet:
-    """Several globs: literal ones in a set, the rest as one RE2 set."""
+    """Several globs: literal ones in a set, the rest as one alternation."""
 
     __slots__ = ("_exact", "_wild", "globs")
 
     def __init__(self, globs: Iterable[str]) -> None:
         self.globs = tuple(globs)
         self._exact = frozenset(g for g in self.globs if is_literal(g))
-        wild = [_translate(g) for g in self.globs if not is_literal(g)]
-        self._wild = _full_match_set(wild) if wild else None
+        wild = [g for g in self.globs if not is_literal(g)]
+        self._wild = _Matcher(wild) if wild else None
 
     def __contains__(self, text: object) -> bool:
         if not isinstance(text, str):
             return False
         if text in self._exact:
             return True
-        return self._wild is not None and self._wild.Match(_utf8(text)) is not None
+        return self._wild is not None and self._wild.fullmatch(text)
 
     def any_of(self, texts: Iterable[str]) -> bool:
         return any(t in self for t in texts)

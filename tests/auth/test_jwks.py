@@ -3,6 +3,8 @@ size caps, the TTL cache and the rate-limited refresh on an unknown ``kid``."""
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,23 @@ async def test_au7_oversized_body_without_content_length_is_cut_off() -> None:
             assert await reason(v, make_token()) == "jwks-unavailable"
         finally:
             await v.aclose()
+
+
+async def test_au7_ds4_gzip_bomb_is_refused_with_bounded_memory() -> None:
+    """AU-7, DS-4: the JWKS is asked for uncompressed and a compressed answer is refused
+    without being inflated: a ~32 KiB gzip body of 32 MiB allocates nothing near that."""
+    bomb = gzip.compress(b'{"keys":[' + b" " * (32 << 20) + b"]}", 9)
+    with serve_jwks(JwksServer(body=bomb, headers={"Content-Encoding": "gzip"})) as server:
+        v = url_validator(server.url, FakeClock())
+        tracemalloc.start()
+        try:
+            assert await reason(v, make_token()) == "jwks-unavailable"
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await v.aclose()
+        assert peak < 4 * MAX_JWKS_BYTES
+        assert server.accept_encodings == ["identity"]
 
 
 async def test_au7_unknown_kid_refresh_is_rate_limited() -> None:

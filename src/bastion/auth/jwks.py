@@ -1,8 +1,9 @@
 """Where verification keys come from (AU-7): the configured JWKS file or HTTPS URL, never a
 URL named in a token.
 
-The URL is fetched with a timeout over the whole exchange, a size cap on the decoded body,
-no redirects (a 3xx is a failure) and no proxy from the environment. ``JwksCache`` keeps the
+The URL is fetched with a timeout over the whole exchange, a size cap on the body, no
+redirects (a 3xx is a failure), no proxy from the environment and no compression (asked
+for ``identity``; a compressed answer is refused, never inflated: DS-4). ``JwksCache`` keeps the
 keys for ``ttl`` seconds and refetches early for an unknown ``kid``, at most once per
 ``refresh_interval``, so tokens with random kids cannot make the gateway hammer the IdP. A
 failed refresh keeps the previous keys and is logged.
@@ -88,7 +89,7 @@ class UrlJwks:
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
         )
 
     async def fetch(self) -> bytes:
@@ -108,11 +109,14 @@ class UrlJwks:
                 raise JwksUnavailable(f"{self._url}: redirects are not followed")
             if response.status_code != 200:
                 raise JwksUnavailable(f"{self._url}: HTTP {response.status_code}")
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding != "identity":  # inflating would cost memory the size cap never sees
+                raise JwksUnavailable(f"{self._url}: compressed answer ({encoding[:32]!r})")
             declared = response.headers.get("content-length", "0")
             if not declared.isdigit() or int(declared) > MAX_JWKS_BYTES:
                 raise JwksUnavailable(f"{self._url}: larger than {MAX_JWKS_BYTES} bytes")
             body = bytearray()
-            async for chunk in response.aiter_bytes():  # decoded: a gzip bomb counts in full
+            async for chunk in response.aiter_raw():  # the bytes on the wire, never decoded
                 body += chunk
                 if len(body) > MAX_JWKS_BYTES:
                     raise JwksUnavailable(f"{self._url}: larger than {MAX_JWKS_BYTES} bytes")

@@ -129,6 +129,9 @@ class JwksServer:
     """False: no Content-Length; the body runs until the connection closes (HTTP/1.0)."""
     requests: list[str] = field(default_factory=list)
     url: str = ""
+    hold: threading.Event | None = None
+    """When given, every request hangs until it is set (an IdP that stopped answering)."""
+    accept_encodings: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -141,6 +144,9 @@ def serve_jwks(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.requests.append(self.path)
+            state.accept_encodings.append(self.headers.get("Accept-Encoding", ""))
+            if state.hold is not None:
+                state.hold.wait(30)
             self.send_response(state.status)
             for name, value in state.headers.items():
                 self.send_header(name, value)
@@ -166,6 +172,8 @@ def serve_jwks(
     try:
         yield state
     finally:
+        if state.hold is not None:
+            state.hold.set()
         server.shutdown()
         server.server_close()
         thread.join(5)

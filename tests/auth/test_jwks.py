@@ -3,13 +3,18 @@ size caps, the TTL cache and the rate-limited refresh on an unknown ``kid``."""
 
 from __future__ import annotations
 
+import gzip
+import threading
+import time
+import tracemalloc
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bastion.auth import JwksCache, JwtValidator, OidcSettings, Unauthenticated
 from bastion.auth.jwk import JwksError, parse_jwks
-from bastion.auth.jwks import MAX_JWKS_BYTES, FileJwks
+from bastion.auth.jwks import MAX_JWKS_BYTES, FileJwks, UrlJwks
 from tests.auth.support import (
     EC_KEY,
     ISSUER,
@@ -28,6 +33,20 @@ from tests.auth.support import (
 pytestmark = pytest.mark.anyio
 
 NOW = 1_800_000_000.0
+HANG: float = 2.0  # the fetch timeout of the tests with an IdP that stopped answering
+
+
+class MovableClock:
+    """Real monotonic time that a test can move forward (to lapse a TTL without sleeping)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 def url_validator(url: str, clock: FakeClock, *, ca_file: str | None = None) -> JwtValidator:
@@ -97,6 +116,88 @@ async def test_au7_oversized_body_without_content_length_is_cut_off() -> None:
             assert await reason(v, make_token()) == "jwks-unavailable"
         finally:
             await v.aclose()
+
+
+async def test_au7_ds4_gzip_bomb_is_refused_with_bounded_memory() -> None:
+    """AU-7, DS-4: the JWKS is asked for uncompressed and a compressed answer is refused
+    without being inflated: a ~32 KiB gzip body of 32 MiB allocates nothing near that."""
+    bomb = gzip.compress(b'{"keys":[' + b" " * (32 << 20) + b"]}", 9)
+    with serve_jwks(JwksServer(body=bomb, headers={"Content-Encoding": "gzip"})) as server:
+        v = url_validator(server.url, FakeClock())
+        tracemalloc.start()
+        try:
+            assert await reason(v, make_token()) == "jwks-unavailable"
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await v.aclose()
+        assert peak < 4 * MAX_JWKS_BYTES
+        assert server.accept_encodings == ["identity"]
+
+
+async def test_au7_ds2_one_fetch_in_flight_and_a_cached_kid_never_waits() -> None:
+    """AU-7, DS-2: the IdP hangs and the TTL has lapsed. Ten tokens with unknown kids share
+    one fetch (each waits at most for it) instead of queueing a fetch each; a token whose
+    kid is cached is answered from the cache while that fetch is still in flight."""
+    clock = MovableClock()
+    with serve_jwks() as server:
+        cache = JwksCache(
+            UrlJwks(server.url, timeout=HANG), ttl=10, refresh_interval=1, clock=clock
+        )
+        found: dict[int, object] = {}
+
+        async def unknown(i: int) -> None:
+            found[i] = await cache.get(f"x{i}")
+
+        try:
+            assert await cache.get("rsa1") is not None
+            server.hold = threading.Event()  # the IdP stops answering
+            clock.advance(11)
+            with anyio.fail_after(3 * HANG):
+                async with anyio.create_task_group() as tg:
+                    for i in range(10):
+                        tg.start_soon(unknown, i)
+                    while len(server.requests) < 2:  # the refresh has reached the IdP
+                        await anyio.sleep(0.01)
+                    started = time.monotonic()
+                    assert await cache.get("rsa1") is not None
+                    waited = time.monotonic() - started
+            assert waited < HANG / 4
+            assert found == dict.fromkeys(range(10))
+            assert len(server.requests) == 2  # the first load and one refresh for all ten
+        finally:
+            await cache.aclose()
+
+
+async def test_au7_ds2_stale_keys_are_refreshed_in_the_background() -> None:
+    """AU-7, DS-2: with ``run`` going, a token whose kid is cached is answered at once past
+    the TTL even if the IdP hangs; the refresh runs beside it and its keys apply after."""
+    clock = MovableClock()
+    with serve_jwks() as server:
+        cache = JwksCache(
+            UrlJwks(server.url, timeout=HANG), ttl=10, refresh_interval=1, clock=clock
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(cache.run)
+                assert await cache.get("rsa1") is not None
+                hold = server.hold = threading.Event()
+                server.body = jwks(jwk(RSA_OTHER, "rsa2"))  # rsa1 withdrawn by the IdP
+                clock.advance(11)
+                with anyio.fail_after(HANG / 4):
+                    assert await cache.get("rsa1") is not None
+                    while len(server.requests) < 2:
+                        await anyio.sleep(0.01)
+                    assert await cache.get("rsa1") is not None  # still not waiting
+                hold.set()
+                with anyio.fail_after(HANG):
+                    while await cache.get("rsa1") is not None:
+                        await anyio.sleep(0.01)
+                assert await cache.get("rsa2") is not None
+                assert len(server.requests) == 2
+                tg.cancel_scope.cancel()
+        finally:
+            await cache.aclose()
 
 
 async def test_au7_unknown_kid_refresh_is_rate_limited() -> None:

@@ -61,6 +61,16 @@ def test_au7_jwks_url_must_be_https(url: str) -> None:
         msgspec.convert({"issuer": "https://i", "jwks_url": url}, OidcSettings)
 
 
+def test_au7_ds2_jwks_refresh_interval_below_the_fetch_timeout_is_refused() -> None:
+    """AU-7, DS-2: with a jwks_url, a refresh interval shorter than the 5 s fetch timeout is
+    a configuration error that names the field; a local jwks_file has no such timeout."""
+    with pytest.raises(msgspec.ValidationError, match=r"jwks_refresh_interval.*at least 5"):
+        msgspec.convert({**OIDC, "jwks_refresh_interval": 4}, OidcSettings)
+    assert msgspec.convert({**OIDC, "jwks_refresh_interval": 5}, OidcSettings)
+    local = {"issuer": OIDC["issuer"], "jwks_file": "/etc/jwks.json", "jwks_refresh_interval": 1}
+    assert msgspec.convert(local, OidcSettings).jwks_refresh_interval == 1
+
+
 def test_unknown_fields_and_bad_resource_are_refused() -> None:
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
         auth(oidc={**OIDC, "insecure_relaxed_audience_validation": True})

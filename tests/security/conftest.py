@@ -576,8 +576,11 @@ def aux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aux]:
 """
     extra = "  failed_auth: {per_address_per_minute: 3}"
     config = write_config(tmp, port, servers=servers, auth_extra=extra)
-    text = config.read_text().replace(
-        f"jwks_file: {tmp / 'jwks.json'}", f"jwks_url: {jwks.url('/jwks')}"
+    text = (
+        config.read_text()
+        .replace(f"jwks_file: {tmp / 'jwks.json'}", f"jwks_url: {jwks.url('/jwks')}")
+        # a JWKS URL is refreshed no more often than its 5 s fetch timeout (AU-7, DS-2)
+        .replace("jwks_refresh_interval: 1", "jwks_refresh_interval: 5")
     )
     config.write_text(text)
     keys = {"root": create_key(tmp / "keys.db", "root", "admin")}

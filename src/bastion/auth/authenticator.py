@@ -12,7 +12,8 @@ signature check with JWKS refetches already rate-limited), and guessing gains no
 keys carry 256 random bits and tokens are signed.
 Break-glass keys work only while ``break_glass.enabled`` and are logged at WARNING per use.
 Client certificates are checked against the client CRL, which ``refresh`` re-reads, and
-``lapsed`` says which certificates it accepted would now be refused.
+``lapsed`` says which certificates it accepted would now be refused. ``run`` refreshes the
+JWKS in the background, so a cached key never waits for the IdP.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import re
 import time
 from pathlib import Path
 from typing import Final
+
+import anyio
+from anyio.abc import TaskStatus
 
 from bastion._types import Clock
 from bastion.auth.jwt import JwtValidator
@@ -100,6 +104,13 @@ class Authenticator:
             clock=clock,
         )
         return cls(settings, keys=keys, jwt=jwt, throttle=throttle, mtls=mtls)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Background work beside the requests (JWKS refreshes); until cancelled."""
+        if self._jwt is None:
+            task_status.started()
+            return
+        await self._jwt.run(task_status=task_status)
 
     async def refresh(self, now: float) -> None:
         """Re-read what may change on disk while running: the client CRL (once a second),

@@ -1,11 +1,15 @@
 """Where verification keys come from (AU-7): the configured JWKS file or HTTPS URL, never a
 URL named in a token.
 
-The URL is fetched with a timeout over the whole exchange, a size cap on the decoded body,
-no redirects (a 3xx is a failure) and no proxy from the environment. ``JwksCache`` keeps the
-keys for ``ttl`` seconds and refetches early for an unknown ``kid``, at most once per
-``refresh_interval``, so tokens with random kids cannot make the gateway hammer the IdP. A
-failed refresh keeps the previous keys and is logged.
+The URL is fetched with a timeout over the whole exchange, a size cap on the body, no
+redirects (a 3xx is a failure), no proxy from the environment and no compression (asked
+for ``identity``; a compressed answer is refused, never inflated: DS-4). ``JwksCache`` keeps
+the keys for ``ttl`` seconds and refetches early for an unknown ``kid``, at most once per
+``refresh_interval`` counted from the end of the last fetch, so tokens with random kids
+cannot make the gateway hammer the IdP. One fetch at a time: callers that need keys share
+the fetch in flight (waiting at most ``FETCH_TIMEOUT``), and a caller whose ``kid`` is
+cached never waits for one (with ``run`` going, stale keys are refreshed beside it; DS-2).
+A failed refresh keeps the previous keys and is logged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from bastion._types import Clock
 from bastion.auth.jwk import Jwk, JwksError, parse_jwks
@@ -88,7 +93,7 @@ class UrlJwks:
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
         )
 
     async def fetch(self) -> bytes:
@@ -108,11 +113,14 @@ class UrlJwks:
                 raise JwksUnavailable(f"{self._url}: redirects are not followed")
             if response.status_code != 200:
                 raise JwksUnavailable(f"{self._url}: HTTP {response.status_code}")
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding != "identity":  # inflating would cost memory the size cap never sees
+                raise JwksUnavailable(f"{self._url}: compressed answer ({encoding[:32]!r})")
             declared = response.headers.get("content-length", "0")
             if not declared.isdigit() or int(declared) > MAX_JWKS_BYTES:
                 raise JwksUnavailable(f"{self._url}: larger than {MAX_JWKS_BYTES} bytes")
             body = bytearray()
-            async for chunk in response.aiter_bytes():  # decoded: a gzip bomb counts in full
+            async for chunk in response.aiter_raw():  # the bytes on the wire, never decoded
                 body += chunk
                 if len(body) > MAX_JWKS_BYTES:
                     raise JwksUnavailable(f"{self._url}: larger than {MAX_JWKS_BYTES} bytes")
@@ -123,7 +131,11 @@ class UrlJwks:
 
 
 class JwksCache:
-    """Keys by ``kid`` from ``source``, cached for ``ttl`` seconds."""
+    """Keys by ``kid`` from ``source``, cached for ``ttl`` seconds, one fetch at a time.
+
+    Without ``run`` (tests, one-shot tools), the caller that finds the keys stale fetches
+    them itself; with it, a caller whose ``kid`` is cached leaves that to a background task.
+    """
 
     def __init__(
         self,
@@ -139,10 +151,21 @@ class JwksCache:
         self._clock = clock
         self._keys: dict[str, Jwk] | None = None
         self._loaded_at = 0.0
-        self._attempted_at: float | None = None
-        self._lock = anyio.Lock()
+        self._ended_at: float | None = None  # when the last fetch ended, loaded or not
+        self._in_flight: anyio.Event | None = None  # set when the fetch in flight ends
+        self._background: TaskGroup | None = None
         self.fetches = 0
         """How many times the source was asked (for tests and metrics)."""
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the fetches in a task of their own, so no caller carries one; until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._background = tg
+            try:
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                self._background = None
 
     async def get(self, kid: str) -> Jwk | None:
         """The key named ``kid``, or None if the (possibly refreshed) JWKS has no such key.
@@ -150,32 +173,66 @@ class JwksCache:
         Raises:
             JwksUnavailable: no JWKS was ever loaded and loading failed now.
         """
-        if self._needs_fetch(kid):
-            async with self._lock:
-                if self._needs_fetch(kid):  # another task may have fetched meanwhile
-                    await self._refresh()
+        if self._keys is not None and kid in self._keys:
+            if self._stale() and self._in_flight is None and self._may_try():
+                if self._background is not None:
+                    self._start_in(self._background)
+                else:
+                    await self._fetch_here()
+        elif self._in_flight is not None or self._may_try():
+            await self._shared_fetch()
         if self._keys is None:
             raise JwksUnavailable("no JWKS loaded")
         return self._keys.get(kid)
 
-    def _needs_fetch(self, kid: str) -> bool:
-        now = self._clock()
-        may_try = self._attempted_at is None or now - self._attempted_at >= self._interval
-        if self._keys is None or now - self._loaded_at >= self._ttl:
-            return may_try
-        return kid not in self._keys and may_try
+    def _stale(self) -> bool:
+        return self._keys is None or self._clock() - self._loaded_at >= self._ttl
 
-    async def _refresh(self) -> None:
-        self._attempted_at = self._clock()
+    def _may_try(self) -> bool:
+        return self._ended_at is None or self._clock() - self._ended_at >= self._interval
+
+    async def _shared_fetch(self) -> None:
+        """Join the fetch in flight or start one, waiting for it at most ``FETCH_TIMEOUT``."""
+        done = self._in_flight
+        if done is None:
+            if self._background is None:
+                await self._fetch_here()
+                return
+            done = self._start_in(self._background)
+        with anyio.move_on_after(FETCH_TIMEOUT):
+            await done.wait()
+
+    async def _fetch_here(self) -> None:
+        done = self._in_flight = anyio.Event()
+        # Others may be waiting on it; the source bounds it (FETCH_TIMEOUT for a URL).
+        with anyio.CancelScope(shield=True):
+            await self._fetch(done)
+
+    def _start_in(self, background: TaskGroup) -> anyio.Event:
+        done = self._in_flight = anyio.Event()
+        background.start_soon(self._fetch_beside, done)
+        return done
+
+    async def _fetch_beside(self, done: anyio.Event) -> None:
+        try:
+            await self._fetch(done)
+        except Exception:  # a bug here must not end the gateway's task group
+            logger.exception("JWKS refresh failed unexpectedly")
+
+    async def _fetch(self, done: anyio.Event) -> None:
         self.fetches += 1
         try:
             keys = parse_jwks(await self._source.fetch())
         except (JwksUnavailable, JwksError) as exc:
             kept = "keeping the previous keys" if self._keys is not None else "no keys yet"
             logger.warning("JWKS refresh failed (%s): %s", kept, exc)
-            return
-        self._keys = keys
-        self._loaded_at = self._clock()
+        else:
+            self._keys = keys
+            self._loaded_at = self._clock()
+        finally:
+            self._ended_at = self._clock()
+            self._in_flight = None
+            done.set()
 
     async def aclose(self) -> None:
         await self._source.aclose()

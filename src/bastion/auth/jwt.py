@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Final, TypeGuard
 
+import anyio
 import msgspec
+from anyio.abc import TaskStatus
 
 from bastion._types import Clock, JSONValue
 from bastion.auth.jwk import b64url_decode
@@ -60,6 +62,10 @@ class JwtValidator:
             clock=clock,
         )
         return cls(settings, audience=audience, jwks=cache)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Refresh the JWKS in the background (``JwksCache.run``); until cancelled."""
+        await self._jwks.run(task_status=task_status)
 
     async def aclose(self) -> None:
         await self._jwks.aclose()

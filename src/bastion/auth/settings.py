@@ -1,9 +1,10 @@
 """The ``auth:`` section of ``bastion.yaml``: frozen msgspec Structs that refuse unknown fields.
 
 Types and ranges live in the annotations; ``__post_init__`` checks what spans fields (exactly
-one JWKS source, HTTPS URLs, an algorithm allow-list that can never hold ``none`` or an HMAC
-algorithm). Problems raise ``ValueError`` naming the field, which msgspec reports as a
-``ValidationError`` with the struct's path. Nothing here reads files or the environment.
+one JWKS source, HTTPS URLs, a JWKS URL refreshed no more often than a fetch may take, an
+algorithm allow-list that can never hold ``none`` or an HMAC algorithm). Problems raise
+``ValueError`` naming the field, which msgspec reports as a ``ValidationError`` with the
+struct's path. Nothing here reads files or the environment.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from msgspec import Meta
 
 from bastion._net import is_loopback_host
 from bastion.auth.duration import DURATION_PATTERN, parse_duration
+from bastion.auth.jwks import FETCH_TIMEOUT
 
 __all__ = [
     "ALGORITHMS",
@@ -74,7 +76,8 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     checked only if present."""
     jwks_ttl: Annotated[int, Meta(ge=10, le=86400)] = 300
     jwks_refresh_interval: Annotated[int, Meta(ge=1, le=3600)] = 30
-    """At most one refresh for an unknown ``kid`` per this many seconds."""
+    """At most one refresh for an unknown ``kid`` per this many seconds, counted from the end
+    of the last fetch; with ``jwks_url``, no shorter than the fetch timeout (5 s)."""
     ca_file: Annotated[str, Meta(min_length=1)] | None = None
 
     def __post_init__(self) -> None:
@@ -82,6 +85,11 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             raise ValueError("oidc: give exactly one of jwks_url and jwks_file")
         if self.jwks_url is not None and not _is_https_or_loopback(self.jwks_url):
             raise ValueError("oidc.jwks_url: must be https:// (http:// only for a loopback host)")
+        if self.jwks_url is not None and self.jwks_refresh_interval < FETCH_TIMEOUT:
+            raise ValueError(
+                f"oidc.jwks_refresh_interval: must be at least {FETCH_TIMEOUT:g} s with"
+                " jwks_url (the JWKS fetch timeout)"
+            )
         if self.ca_file is not None and self.jwks_url is None:
             raise ValueError("oidc.ca_file: only used with jwks_url")
         if len(set(self.algorithms)) != len(self.algorithms):

@@ -131,6 +131,8 @@ def run_serve(
         async with anyio.create_task_group() as tg:
             tg.start_soon(on_stop_signal, stop.set)
             await tg.start(security.run)
+            if security.authenticator is not None:  # JWKS refreshes beside the requests
+                await tg.start(security.authenticator.run)
             tg.start_soon(security.watch_sessions, app)
             tg.start_soon(gateway.run)
             async with anyio.create_task_group() as http:  # ends after the graceful shutdown

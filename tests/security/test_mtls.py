@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,21 @@ HEADERS = {
     "mcp-method": "tools/list",
 }
 BODY = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN}}
+
+
+@contextmanager
+def _serving(config: Path, port: int) -> Iterator[None]:
+    """``bastion serve -c config`` on ``port``, until the block ends."""
+    proc = subprocess.Popen(
+        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield
+    finally:
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +90,8 @@ policy: {{file: {tmp / "policy.yaml"}}}
 audit: {{db: {tmp / "audit.db"}}}
 """
     )
-    proc = subprocess.Popen(
-        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
+    with _serving(config, port):
         yield f"https://127.0.0.1:{port}/mcp", tmp
-    finally:
-        stop_process(proc)
 
 
 def client(tmp: Path, *, cert: Path | None) -> httpx.Client:
@@ -237,16 +245,8 @@ def two_cas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         f'      - {{name: ci-bot, subject_cn: ci-bot, issuer: "{ca2.subject}", roles: [service]}}'
     )
     config = _config(tmp, port, bundle, accounts, tmp / "clients.crl")
-    proc = subprocess.Popen(
-        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
+    with _serving(config, port):
         yield Pki(f"https://127.0.0.1:{port}/mcp", tmp, ca1, ca2, certs)
-    finally:
-        stop_process(proc)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -342,16 +342,8 @@ def numbered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         f'      - {{name: ops-bot, subject_cn: ops-bot, issuer: "{ca1.subject}", roles: [admin]}}'
     )
     config = _config(tmp, port, bundle, accounts, tmp / "clients.crl")
-    proc = subprocess.Popen(
-        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
+    with _serving(config, port):
         yield Pki(f"https://127.0.0.1:{port}/mcp", tmp, ca1, ca2, certs)
-    finally:
-        stop_process(proc)
 
 
 def test_au1_an_older_crl_put_back_keeps_the_revoked_certificate_out(numbered: Pki) -> None:
@@ -443,16 +435,8 @@ def revocable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         f'      - {{name: svc, subject_cn: svc-bot, issuer: "{ca1.subject}", roles: [service]}}'
     )
     config = _config(tmp, port, bundle, accounts, tmp / "clients.crl")
-    proc = subprocess.Popen(
-        [str(BASTION), "serve", "-c", str(config), "--port", str(port), "--no-register"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
+    with _serving(config, port):
         yield Pki(f"https://127.0.0.1:{port}/mcp", tmp, ca1, ca2, certs)
-    finally:
-        stop_process(proc)
 
 
 def _revoke(pki: Pki, *names: str) -> None:

@@ -308,3 +308,14 @@ def test_short_and_long_texts_are_matched_alike(glob: str, text: str) -> None:
     by_re = matcher._re.fullmatch(text) is not None
     by_re2 = matcher._re2.Match(text.encode()) is not None
     assert by_re is by_re2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab/.\\%2eE:?#@A", max_size=30))
+def test_readings_start_with_the_value_and_a_deny_reads_more_than_an_allow(value: str) -> None:
+    """Whatever the text: the value as sent is its first reading, an allow's readings are
+    among a deny's (so a value an allow accepts in every reading is one a deny on the same
+    test also catches), and reading never fails."""
+    allow, deny = allow_spellings(value), deny_spellings(value)
+    assert allow[0] == deny[0] == value
+    assert set(allow) <= set(deny)

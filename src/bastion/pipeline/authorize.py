@@ -31,6 +31,7 @@ from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.targets import LIST_KINDS, LISTEN, SUBSCRIBE
+from bastion.pipeline.upstream_requests import PolicedCall, check_input_requests, relay_decider
 from bastion.policy.decision import Approval, Decision, PolicyRequest, RecentAuth, Target
 from bastion.policy.engine import Policy
 
@@ -75,10 +76,14 @@ class AuthorizeStage:
         await self._obligations(exchange, decision, now)
         if exchange.method == LISTEN and self._listens is not None:
             return await self._listens.hold(exchange, proceed)
+        relay = relay_decider(policy.decide, request, exchange.detail)
         if exchange.session is None and self._calls is not None:
             result = await self._calls.hold(exchange, proceed)
+            check_input_requests(result, relay)
         else:
+            exchange.call = PolicedCall(exchange.call, relay)
             result = await proceed(exchange)
+            check_input_requests(result, relay)
         listed = LIST_KINDS.get(exchange.method)
         if listed is not None and isinstance(result, dict):
             key, kind, field = listed

@@ -151,6 +151,25 @@ def _upstream_errors(gw: Gateway, count: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def test_tc4_an_upstreams_sampling_request_reaches_the_client_without_context(
+    gw: Gateway,
+) -> None:
+    """``ask__sample`` asks for sampling with ``includeContext: "allServers"``: the client
+    is asked with ``"none"`` (the gateway is one server to it: anything else would ask for
+    the other upstreams' context). The call is completed, so the stdio upstream has no call
+    left in flight for the tests below."""
+    params: dict[str, Any] = {"name": "ask__sample", "arguments": {}}
+    result = answer_of(gw.modern(gw.auth("bob"), "tools/call", params))["result"]
+    assert result["resultType"] == "input_required", result
+    (key, request), *_ = result["inputRequests"].items()
+    assert request["method"] == "sampling/createMessage"
+    assert request["params"]["includeContext"] == "none"
+    reply = {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
+    params.update(requestState=result["requestState"], inputResponses={key: reply})
+    done = answer_of(gw.modern(gw.auth("bob"), "tools/call", params))
+    assert '"model": "m"' in done["result"]["content"][0]["text"], done
+
+
 def test_ds3_a_legacy_upstream_asks_at_most_max_open_questions_at_once(gw: Gateway) -> None:
     """An upstream sending 40 elicitations at once within one call: at most
     MAX_OPEN_QUESTIONS of them wait for the client at a time, the rest are refused to the

@@ -2,7 +2,9 @@
 HTTP upstream (``bastion fixture --legacy-only``): a 2026-07-28 client's call that the
 upstream answers with an elicitation is parked, holding an upstream connection open, until
 the client retries with the answer. One principal cannot park so many that another's calls
-hang (its own oldest make way), and a revoked key's parked calls are dropped."""
+hang (its own oldest make way), and a revoked key's parked calls are dropped. A 2025-11-25
+stdio upstream that keeps asking (``upstreams/asker.py``) gets no more input rounds, and no
+more questions at once, than the gateway allows."""
 
 from __future__ import annotations
 
@@ -10,13 +12,15 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from bastion.client.session import MAX_INPUT_ROUNDS
 from bastion.transport.http_client import MAX_CONNECTIONS as HTTP_POOL
-from bastion.upstream.parking import MAX_PARKED_PER_CALLER
+from bastion.upstream.parking import MAX_OPEN_QUESTIONS, MAX_PARKED_PER_CALLER
 from tests.security.conftest import (
     Gateway,
     Issuer,
@@ -26,7 +30,7 @@ from tests.security.conftest import (
     wait_ready,
     write_config,
 )
-from tests.support import BASTION, free_port, stop_process, wait_for_port
+from tests.support import BASTION, PYTHON, free_port, stop_process, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -42,8 +46,9 @@ rules:
   - id: dev-tools
     effect: allow
     roles: [dev]
-    tools: ["lh__*"]
+    tools: ["lh__*", "ask__*"]
 """
+ASKER = Path(__file__).parent / "upstreams" / "asker.py"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +66,10 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
   lh:
     url: http://127.0.0.1:{upstream_port}/mcp
     prefix: "lh__"
+  ask:
+    command: {PYTHON}
+    args: ["{ASKER}", "{tmp / "asker.jsonl"}"]
+    prefix: "ask__"
 """
     config = write_config(tmp, port, servers=servers, policy=POLICY)
     keys = {name: create_key(tmp / "keys.db", name, "dev") for name in ("alice", "bob")}
@@ -113,3 +122,78 @@ def test_au5_a_revoked_keys_parked_calls_are_dropped(gw: Gateway) -> None:
     while "parked call(s) of revoked or expired keys" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()[-2000:]
         time.sleep(0.2)
+
+
+def _rounds(gw: Gateway, n: int) -> tuple[list[int], dict[str, Any]]:
+    """As bob (alice's key is revoked above), calls ``ask__ask`` (``n`` questions at once,
+    forever) and answers every input request it is given, until the call ends; the number of
+    questions of each round, and the end."""
+    params: dict[str, Any] = {"name": "ask__ask", "arguments": {"n": n}}
+    asked: list[int] = []
+    for _ in range(3 * MAX_INPUT_ROUNDS):
+        answer = answer_of(gw.modern(gw.auth("bob"), "tools/call", params))
+        result = answer.get("result") or {}
+        if result.get("resultType") != "input_required":
+            return asked, answer
+        questions = result["inputRequests"]
+        asked.append(len(questions))
+        responses = {key: {"action": "accept", "content": {"v": "x"}} for key in questions}
+        params = {**params, "requestState": result["requestState"], "inputResponses": responses}
+    return asked, {}
+
+
+def _upstream_errors(gw: Gateway, count: int) -> list[dict[str, Any]]:
+    log = gw.tmp / "asker.jsonl"
+    deadline = time.monotonic() + 10
+    while len(lines := log.read_text().splitlines() if log.exists() else []) < count:
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
+    return [json.loads(line) for line in lines]
+
+
+def test_tc4_an_upstreams_sampling_request_reaches_the_client_without_context(
+    gw: Gateway,
+) -> None:
+    """``ask__sample`` asks for sampling with ``includeContext: "allServers"``: the client
+    is asked with ``"none"`` (the gateway is one server to it: anything else would ask for
+    the other upstreams' context). The call is completed, so the stdio upstream has no call
+    left in flight for the tests below."""
+    params: dict[str, Any] = {"name": "ask__sample", "arguments": {}}
+    result = answer_of(gw.modern(gw.auth("bob"), "tools/call", params))["result"]
+    assert result["resultType"] == "input_required", result
+    (key, request), *_ = result["inputRequests"].items()
+    assert request["method"] == "sampling/createMessage"
+    assert request["params"]["includeContext"] == "none"
+    reply = {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
+    params.update(requestState=result["requestState"], inputResponses={key: reply})
+    done = answer_of(gw.modern(gw.auth("bob"), "tools/call", params))
+    assert '"model": "m"' in done["result"]["content"][0]["text"], done
+
+
+def test_ds3_a_legacy_upstream_asks_at_most_max_open_questions_at_once(gw: Gateway) -> None:
+    """An upstream sending 40 elicitations at once within one call: at most
+    MAX_OPEN_QUESTIONS of them wait for the client at a time, the rest are refused to the
+    upstream (before: up to 39 reached the client in one round). How many are refused
+    depends on how fast the client answers; every question is either asked or refused."""
+    before = len(_upstream_errors(gw, 0))
+    asked, end = _rounds(gw, 40)
+    assert asked and max(asked) <= MAX_OPEN_QUESTIONS, asked
+    assert "result" in end, end
+    refused = int(end["result"]["content"][0]["text"].removesuffix(" refused"))
+    assert refused > 0 and refused + sum(asked) == 40, (refused, asked)
+    errors = _upstream_errors(gw, before + refused)[before:]
+    assert errors == [{"code": -32600, "message": "Invalid request"}] * refused
+
+
+def test_ds3_a_legacy_upstream_gets_no_more_input_rounds_than_a_modern_one(gw: Gateway) -> None:
+    """Through a 2025-11-25 upstream, an ``ask`` looping forever is cut after
+    MAX_INPUT_ROUNDS rounds with -32600, as through a 2026-07-28 upstream; the upstream's
+    pending question is answered with an error (before: 24 rounds and still asking). Runs
+    after the test above: the cut call is cancelled, and a stdio upstream's unattributed
+    requests are refused from then on (until it restarts)."""
+    before = len(_upstream_errors(gw, 0))
+    asked, end = _rounds(gw, 1)
+    assert asked == [1] * MAX_INPUT_ROUNDS
+    assert end.get("error") == {"code": -32600, "message": "Invalid request"}, end
+    refused = _upstream_errors(gw, before + 1)[before:]
+    assert refused == [{"code": -32600, "message": "Invalid request"}]

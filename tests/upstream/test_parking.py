@@ -1,12 +1,14 @@
 """Parked upstream calls (a 2025-11-25 upstream asking a 2026-07-28 client): a parked call
-belongs to the caller that started it (AZ-1), and the lot is bounded."""
+belongs to the caller that started it (AZ-1), the lot is bounded, and so are a call's open
+questions (DS-3)."""
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
-from bastion.errors import InvalidParams
-from bastion.upstream.parking import ParkingLot
+from bastion.errors import BastionError, InvalidParams, InvalidRequest
+from bastion.upstream.parking import MAX_OPEN_QUESTIONS, ParkingLot
 
 pytestmark = pytest.mark.anyio  # a parked call holds a cancel scope and events
 
@@ -71,3 +73,28 @@ async def test_au5_the_parked_calls_of_a_lapsed_key_are_dropped() -> None:
     assert lot.drop_where(lambda owner: owner == ALICE) == 1
     assert alices.scope.cancel_called and isinstance(alices.error, InvalidParams)
     assert lot.find(bobs.id, BOB) is bobs and len(lot) == 1
+
+
+async def test_ds3_a_parked_call_has_at_most_max_open_questions_and_refusal_answers_them() -> None:
+    """An upstream's questions past MAX_OPEN_QUESTIONS are refused at once (-32600); a
+    refused call (given up, dropped) answers its open questions, and later ones, with the
+    error, so the upstream is never left waiting."""
+    call = ParkingLot().park()
+    refused: list[BastionError] = []
+
+    async def ask() -> None:
+        try:
+            await call.ask("elicitation/create", {"message": "?"})
+        except BastionError as exc:
+            refused.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(MAX_OPEN_QUESTIONS + 3):
+            tg.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        assert len(call.open_questions()) == MAX_OPEN_QUESTIONS
+        assert [exc.code for exc in refused] == [-32600] * 3
+        call.refuse(InvalidRequest("given up"))
+    assert len(refused) == MAX_OPEN_QUESTIONS + 3 and not call.open_questions()
+    with pytest.raises(InvalidRequest):
+        await call.ask("roots/list", {})

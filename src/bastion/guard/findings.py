@@ -26,6 +26,7 @@ FindingKind: TypeAlias = Literal[
     "pii",
     "injection",
     "truncated",
+    "context-request",  # a sampling request asking for the client's context (TC-4)
 ]
 
 

@@ -3,12 +3,15 @@
 Mid-call ``sampling/createMessage`` and ``elicitation/create`` requests go through the
 result filter (a sampling request's messages are walked like a prompt's, the rest as
 arbitrary JSON): secrets masked, invisible characters stripped, injection annotated, or the
-whole request blocked. Log lines (``data``, ``logger``) and progress ``message``s are cleaned
-like an upstream error (``peer_errors``): filtered, internal URLs replaced, and capped
-(``MAX_LOG_CHARS`` of encoded ``data``, ``MAX_MESSAGE`` characters of text); a blocked one
-keeps its level or progress but loses its text. Completion values are filtered as one list,
-at most ``MAX_COMPLETION_VALUES`` of them (the spec's cap), each still a string (one longer
-than ``MAX_COMPLETION_CHARS`` once filtered is dropped).
+whole request blocked. A sampling request's ``includeContext`` becomes ``"none"`` (a
+``context-request`` finding): to the client the gateway is one server, so ``thisServer`` or
+``allServers`` would hand an upstream the context of the others (and the gateway offers
+upstreams sampling without ``context``). Log lines (``data``, ``logger``) and progress
+``message``s are cleaned like an upstream error (``peer_errors``): filtered, internal URLs
+replaced, and capped (``MAX_LOG_CHARS`` of encoded ``data``, ``MAX_MESSAGE`` characters of
+text); a blocked one keeps its level or progress but loses its text. Completion values are
+filtered as one list, at most ``MAX_COMPLETION_VALUES`` of them (the spec's cap), each still
+a string (one longer than ``MAX_COMPLETION_CHARS`` once filtered is dropped).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ _CUT: Final = "… [truncated by Bastion]"
 def clean_input_request(method: str, params: JSONObject, sanitiser: Sanitiser) -> Sanitised:
     """A sampling or elicitation request's ``params`` as the client may see them."""
     if method == "sampling/createMessage":
-        return sanitiser.prompt_result(params)  # messages shaped like a prompt's
+        return _without_context(sanitiser.prompt_result(params))  # messages like a prompt's
     # An elicitation's requestedSchema names the fields it asks for ("token", "password"):
     # masking them by name would break the form; their descriptions are still scanned.
     return sanitiser.value(params, "$.params", by_name=False)
@@ -72,6 +75,18 @@ def clean_input_requests(requests: JSONValue, sanitiser: Sanitiser) -> Sanitised
             return Sanitised(None, tuple(findings), blocked=True)
         out[key] = cleaned.value
     return Sanitised(out, tuple(findings))
+
+
+def _without_context(cleaned: Sanitised) -> Sanitised:
+    params = cleaned.value
+    if cleaned.blocked or not isinstance(params, dict):
+        return cleaned
+    asked = params.get("includeContext", "none")
+    if asked == "none":
+        return cleaned
+    excerpt = asked if asked in ("thisServer", "allServers") else ""
+    found = Finding(kind="context-request", path="$.params.includeContext", excerpt=excerpt)
+    return Sanitised({**params, "includeContext": "none"}, (*cleaned.findings, found))
 
 
 def clean_log(params: JSONObject, sanitiser: Sanitiser) -> tuple[JSONObject, list[Finding]]:

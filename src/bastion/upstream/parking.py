@@ -11,7 +11,11 @@ cancelling the upstream call. Each parked call holds an upstream request open (o
 of the replica's pooled connections), so one caller may hold at most
 ``MAX_PARKED_PER_CALLER`` of them (past it, its own oldest is dropped), a full lot drops the
 oldest call of the caller holding the most (DS-3), and the lot is a quarter of the HTTP
-connection pool, so parked calls never starve the calls that do not wait.
+connection pool, so parked calls never starve the calls that do not wait. A parked call has
+at most ``MAX_OPEN_QUESTIONS`` questions open at once (the upstream's further ones are
+refused, -32600); a call dropped or given up answers its open and later questions with an
+error (the replica gives up a call past ``MAX_INPUT_ROUNDS`` rounds, as it would a 2026-07-28
+upstream's).
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from bastion._types import Clock, JSONObject, JSONValue
-from bastion.errors import InvalidParams
+from bastion.errors import BastionError, InvalidParams, InvalidRequest
 from bastion.protocol import types as t
 
 if TYPE_CHECKING:
     from bastion.server.context import ToolContext
 
 __all__ = [
+    "MAX_OPEN_QUESTIONS",
     "MAX_PARKED",
     "MAX_PARKED_PER_CALLER",
     "PARK_TTL",
@@ -49,6 +54,7 @@ PENDING_KEY: Final = "io.bastion/pending"  # the sealed-state key naming a parke
 MAX_PARKED: Final = 32  # parked calls per upstream replica (its HTTP pool holds 128)
 MAX_PARKED_PER_CALLER: Final = 8
 PARK_TTL: Final = 600.0  # seconds a parked call waits for the client's retry
+MAX_OPEN_QUESTIONS: Final = 16  # an upstream's questions waiting for the client, per call
 
 
 Owner = tuple[str, str] | None  # the caller's binding; None on a connection that has none
@@ -64,6 +70,8 @@ class ParkedCall:
         self.error: BaseException | None = None
         self.scope = anyio.CancelScope()
         self.current: ToolContext | None = None  # the client request of the current round
+        self.rounds = 0  # input-required results the client got for this call
+        self._refusal: BastionError | None = None
         self._questions: dict[str, tuple[t.InputRequest, anyio.Event]] = {}
         self._answers: dict[str, JSONValue] = {}
         self._seq = itertools.count(1)
@@ -79,14 +87,32 @@ class ParkedCall:
         self._news.set()
 
     async def ask(self, method: str, params: JSONObject) -> JSONObject:
-        """Called by the upstream (through the replica): wait for the client's answer."""
+        """Called by the upstream (through the replica): wait for the client's answer.
+
+        Raises:
+            InvalidRequest: ``MAX_OPEN_QUESTIONS`` questions are already open.
+            BastionError: the call was refused (``refuse``), before or while waiting.
+        """
+        if self._refusal is not None:
+            raise self._refusal
+        if len(self._questions) >= MAX_OPEN_QUESTIONS:
+            raise InvalidRequest(f"more than {MAX_OPEN_QUESTIONS} questions open at once")
         key = f"q{next(self._seq)}"
         answered = anyio.Event()
         self._questions[key] = (t.InputRequest(method=method, params=params), answered)
         self._news.set()
         await answered.wait()
+        if key not in self._answers:
+            raise self._refusal or InvalidRequest("question withdrawn")
         answer = self._answers.pop(key)
         return answer if isinstance(answer, dict) else {}
+
+    def refuse(self, error: BastionError) -> None:
+        """Answer the open questions, and any asked later, with ``error``."""
+        self._refusal = error
+        for _request, answered in self._questions.values():
+            answered.set()
+        self._questions.clear()
 
     def deliver(self, responses: JSONObject) -> None:
         for key, (_request, answered) in list(self._questions.items()):
@@ -165,6 +191,7 @@ class ParkingLot:
             call.error = InvalidParams(
                 f"parked call dropped: {why}", message="Input round expired; retry the call"
             )
+        call.refuse(InvalidRequest(f"parked call dropped: {why}"))
         call.scope.cancel()
         del self._calls[call.id]
 

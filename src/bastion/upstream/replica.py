@@ -26,8 +26,8 @@ import anyio
 import anyio.abc
 
 from bastion._types import Clock, JSONObject
-from bastion.client.session import ClientHandlers, ClientSession
-from bastion.errors import BastionError, RequestTimeout, UpstreamUnavailable
+from bastion.client.session import MAX_INPUT_ROUNDS, ClientHandlers, ClientSession
+from bastion.errors import BastionError, InvalidRequest, RequestTimeout, UpstreamUnavailable
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.meta import META_PRINCIPAL
@@ -332,6 +332,10 @@ class Replica:
         finally:
             parked.current = None
         if not parked.done:
+            parked.rounds += 1
+            if parked.rounds > MAX_INPUT_ROUNDS:  # as for a 2026-07-28 upstream (DS-3)
+                self._give_up(parked)
+                raise InvalidRequest(f"{self.label} asked for input too many times")
             raise InputRequired(parked.open_questions(), {PENDING_KEY: parked.id})
         self._parking.release(parked)
         if parked.error is not None:
@@ -343,6 +347,7 @@ class Replica:
         return self._parking.drop_where(lapsed)
 
     def _give_up(self, parked: ParkedCall) -> None:
+        parked.refuse(InvalidRequest("parked call given up"))  # its questions get an answer
         if not parked.done:
             parked.scope.cancel()
             self._abandoned()

@@ -5,9 +5,11 @@ everything except the tool a deny rule names) on a real ``bastion serve``."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from tests.security.conftest import POLICY, Gateway, answer_of, bearer
@@ -105,6 +107,70 @@ def test_az1_an_open_listen_ends_when_the_policy_stops_allowing_its_uri(gw: Gate
             gw.policy_file.write_text(listening.replace("fx+test://static-text", "fx+test://x"))
             rest = list(messages)  # the stream ends; one left open would time out instead
     assert rest[-1]["error"] == {"code": -32003, "message": "Subscription no longer authorized"}
+
+
+WATCHED = "fx+test://watched-resource"
+
+
+def updates_so_far(gw: Gateway, headers: dict[str, str], session: str) -> list[str]:
+    """The URIs of the ``notifications/resources/updated`` a 2025-11-25 session was sent so
+    far (its standalone stream replayed from the start, read until it stays quiet)."""
+    sent = {**headers, "accept": "text/event-stream", "mcp-session-id": session}
+    timeout = httpx.Timeout(5.0, read=1.0)
+    uris: list[str] = []
+    with gw.client.stream("GET", gw.url, headers=sent, timeout=timeout) as stream:
+        if stream.status_code == 409:  # the previous read's stream is not closed yet
+            time.sleep(0.1)
+            return updates_so_far(gw, headers, session)
+        assert stream.status_code == 200
+        try:
+            for line in stream.iter_lines():
+                data = line[5:].strip() if line.startswith("data:") else ""
+                note = json.loads(data) if data else {}
+                if note.get("method") == "notifications/resources/updated":
+                    uris.append(note["params"]["uri"])
+        except httpx.ReadTimeout:
+            pass
+    return uris
+
+
+def test_az1_se3_a_legacy_subscription_ends_when_the_policy_stops_allowing_its_uri(
+    gw: Gateway,
+) -> None:
+    """A 2025-11-25 ``resources/subscribe`` is re-decided when the policy reloads, like a
+    listen stream: once the URI is no longer allowed, its updates stop reaching the session
+    (the drop is audited), while a session still allowed it keeps receiving them."""
+    alice, root = gw.auth("alice"), gw.auth("root")
+    watching = POLICY + (
+        f'  - id: dev-watched\n    effect: allow\n    roles: [dev]\n    resources: ["{WATCHED}"]\n'
+    )
+
+    def alice_may_read() -> bool:
+        return error_code(gw.modern(alice, "resources/read", {"uri": WATCHED})) is None
+
+    def announce() -> None:
+        assert error_code(gw.call(root, "fx__test_trigger_resource_update")) is None
+
+    with policy_edit(gw, watching, alice_may_read):
+        sessions = {"alice": (alice, gw.initialize(alice)), "root": (root, gw.initialize(root))}
+        for headers, session in sessions.values():
+            for uri in (WATCHED, "fx+test://static-text"):
+                answer = answer_of(gw.legacy(headers, session, "resources/subscribe", {"uri": uri}))
+                assert answer.get("result") == {}, answer
+        announce()
+        _wait(lambda: updates_so_far(gw, *sessions["alice"]) == [WATCHED], "no first update")
+        gw.policy_file.write_text(POLICY)
+        _wait(lambda: not alice_may_read(), "the restored policy was not picked up")
+        announce()
+        _wait(lambda: len(updates_so_far(gw, *sessions["root"])) == 2, "root lost its updates")
+        assert updates_so_far(gw, *sessions["alice"]) == [WATCHED]  # nothing after the deny
+    records = [line["record"] for line in gw.audit_export()]
+    ended = [
+        r for r in records if r["method"] == "resources/subscribe" and r["detail"].get("ended")
+    ]
+    assert [(r["principal"], r["target"], r["decision"]) for r in ended][-1:] == [
+        ("apikey:alice", WATCHED, "deny")
+    ]  # static-text, still allowed, was not dropped
 
 
 def test_az1_api_key_and_jwt_principals_get_the_same_decisions(gw: Gateway) -> None:

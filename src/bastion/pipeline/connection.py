@@ -4,12 +4,14 @@
 request into an ``Exchange`` (who, what, which session) and hands it to the composed stages,
 whose innermost one is the wrapped ``ServerConnection``, which it tells who it serves (so a
 ``requestState`` or parked call is bound to the principal, and lists and reads are labelled
-``cacheScope: private``). Notifications and wiring pass through.
+``cacheScope: private``). Notifications and wiring pass through; an attached connection is
+in the gateway's ``SubscribedSessions``, whose subscriptions the policy polls re-decide.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from bastion._types import JSONObject, JSONValue
 from bastion.auth.principal import Principal
@@ -22,6 +24,9 @@ from bastion.protocol.methods import CLIENT_METHODS
 from bastion.protocol.versions import META_CLIENT_CAPABILITIES, Era
 from bastion.server.connection import ServerConnection
 from bastion.session.peer import Call, Peer
+
+if TYPE_CHECKING:
+    from bastion.pipeline.subscribed import SubscribedSessions
 
 __all__ = ["GuardedConnection", "session_tag"]
 
@@ -41,6 +46,7 @@ class GuardedConnection:
         handler: Handler,
         *,
         session_id: str | None = None,
+        sessions: SubscribedSessions | None = None,
     ) -> None:
         self.inner = inner
         self.principal = principal
@@ -49,6 +55,12 @@ class GuardedConnection:
         inner.serve_as(principal.binding)
         self._handler = handler
         self._session = session_tag(session_id)
+        self._sessions = sessions
+
+    @property
+    def session(self) -> str | None:
+        """How audit names this connection's session (``session_tag``)."""
+        return self._session
 
     async def __call__(self, call: Call) -> JSONValue:
         era = self.inner.era_of(call)
@@ -83,8 +95,12 @@ class GuardedConnection:
 
     def attach(self, peer: Peer) -> None:
         self.inner.attach(peer)
+        if self._sessions is not None:
+            self._sessions.add(self)
 
     def detach(self) -> None:
+        if self._sessions is not None:
+            self._sessions.discard(self)
         self.inner.detach()
 
     def adopt_initialize(self, version: str, client_capabilities: JSONObject) -> None:

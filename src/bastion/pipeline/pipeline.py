@@ -13,14 +13,18 @@ from collections.abc import Sequence
 from bastion.auth.principal import Principal
 from bastion.pipeline.connection import GuardedConnection
 from bastion.pipeline.stage import Stage, compose
+from bastion.pipeline.subscribed import SubscribedSessions
 from bastion.server.connection import ServerConnection
 
 __all__ = ["Pipeline"]
 
 
 class Pipeline:
-    def __init__(self, stages: Sequence[Stage]) -> None:
+    def __init__(
+        self, stages: Sequence[Stage], *, sessions: SubscribedSessions | None = None
+    ) -> None:
         self.stages = tuple(stages)
+        self._sessions = sessions
         self._handler = compose(self.stages)
 
     @property
@@ -31,4 +35,6 @@ class Pipeline:
         self, inner: ServerConnection, principal: Principal, session_id: str | None = None
     ) -> GuardedConnection:
         """``inner``, serving ``principal``, with every request run through the stages."""
-        return GuardedConnection(inner, principal, self._handler, session_id=session_id)
+        return GuardedConnection(
+            inner, principal, self._handler, session_id=session_id, sessions=self._sessions
+        )

@@ -9,9 +9,11 @@ part of ``/readyz``.
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
 Open ``subscriptions/listen`` streams are re-authorized on every policy poll (a reloaded
 policy, and time conditions) and every credential check: one its caller may no longer hold
-ends (AU-5, SE-3); so do the stateless calls in flight of a revoked or expired credential,
-a client certificate revoked in the re-read CRL (or of unknown status) included
-(``lapses`` says whose). ``hub_credential`` lends the local hub a key (``hub_key``).
+ends (AU-5, SE-3), and so does each 2025-11-25 ``resources/subscribe`` subscription the
+policy no longer allows (``subscribed``); so do the stateless calls in flight of a revoked
+or expired credential, a client certificate revoked in the re-read CRL (or of unknown
+status) included (``lapses`` says whose). ``hub_credential`` lends the local hub a key
+(``hub_key``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.pipeline import Pipeline
 from bastion.pipeline.stage import Stage
+from bastion.pipeline.subscribed import SubscribedSessions
 from bastion.policy.builtin import builtin_policy
 from bastion.policy.engine import Policy
 from bastion.policy.store import PolicyStore
@@ -116,6 +119,7 @@ class Security:
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate()
         self.listens = OpenListens()
+        self.subscribed = SubscribedSessions()
         self.calls = InFlightCalls()
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         if config.audit.enabled:
@@ -205,6 +209,7 @@ class Security:
                         dropped,
                     )
                 self._reauthorize_listens(lapsed)
+                await self._reauthorize_subscriptions()
                 cancelled = self.calls.end_where(lapsed)
                 if cancelled:
                     logger.info("ended %d call(s) of revoked or expired credentials", cancelled)
@@ -256,7 +261,7 @@ class Security:
         try:
             if not settings.enabled:
                 logger.warning("the audit log is off (audit.enabled: false)")
-                self._pipeline = Pipeline(self._stages(None))
+                self._pipeline = Pipeline(self._stages(None), sessions=self.subscribed)
                 task_status.started()
                 await self._poll_policy()
                 return
@@ -265,7 +270,7 @@ class Security:
                 self.audit_path, redactor=redactor, commit_interval=settings.commit_interval
             ) as log:
                 self.audit = log
-                self._pipeline = Pipeline(self._stages(log))
+                self._pipeline = Pipeline(self._stages(log), sessions=self.subscribed)
                 task_status.started()
                 await self._poll_policy()
         finally:
@@ -295,6 +300,21 @@ class Security:
             ended = reauthorize(self.listens, self.policy(), time.time(), lapsed)
             if ended:
                 logger.info("ended %d listen stream(s) no longer authorized", ended)
+
+    async def _reauthorize_subscriptions(self) -> None:
+        """Drop the 2025-11-25 subscriptions the current policy refuses (at once, before any
+        await), audit each, then unsubscribe them upstream."""
+        if not len(self.subscribed):
+            return
+        now = time.time()
+        dropped = self.subscribed.redecide(self.policy(), now)
+        if not dropped:
+            return
+        logger.info("dropped %d resource subscription(s) no longer authorized", len(dropped))
+        if self.audit is not None:
+            for item in dropped:
+                await self.audit.record(item.record(now))
+        await self.subscribed.release(dropped)
 
     async def _screen_tools(
         self, server: str, tools: list[JSONObject], others: dict[str, list[str]]
@@ -368,6 +388,7 @@ class Security:
             loaded = await anyio.to_thread.run_sync(store.check)
             change = None if loaded is None else store.apply(loaded)
             self._reauthorize_listens()
+            await self._reauthorize_subscriptions()  # drops before its first await
             if change is not None:
                 await self._record_policy_change(store.path, change)
 

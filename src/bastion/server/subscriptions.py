@@ -1,7 +1,8 @@
 """Resource subscriptions of one connection, in both protocol eras.
 
 2025-11-25 ``resources/subscribe`` and ``unsubscribe`` keep a per-connection set of URIs,
-capped at ``MAX_SUBSCRIPTIONS``, handed back to the app when the connection closes. A
+capped at ``MAX_SUBSCRIPTIONS``, handed back to the app when the connection closes (or,
+one by one, with ``release`` when the gateway's policy no longer allows them). A
 2026-07-28 ``subscriptions/listen`` is one long request that streams the notifications it
 asked for; its upstream subscriptions are undone, shielded and bounded, when it ends.
 A listen naming a URI the app withholds (``ServerApp.withheld``) is refused as not found,
@@ -11,6 +12,7 @@ as the connection refuses a subscribe to one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Final
 
 import anyio
@@ -22,7 +24,15 @@ from bastion.protocol.versions import META_SUBSCRIPTION_ID
 from bastion.server.registry import ServerApp
 from bastion.session.peer import Call
 
-__all__ = ["MAX_SUBSCRIPTIONS", "UNSUBSCRIBE_GRACE", "forget", "listen", "subscribe", "unsubscribe"]
+__all__ = [
+    "MAX_SUBSCRIPTIONS",
+    "UNSUBSCRIBE_GRACE",
+    "forget",
+    "listen",
+    "release",
+    "subscribe",
+    "unsubscribe",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +67,17 @@ async def unsubscribe(app: ServerApp, subscriptions: set[str], uri: str) -> None
         subscriptions.discard(uri)
         hook = app.subscription_hook
         if hook is not None:
+            await hook(uri, False)
+
+
+async def release(app: ServerApp, uris: Iterable[str]) -> None:
+    """Unsubscribe upstream the ``uris`` a connection dropped without ``unsubscribe`` (a
+    policy that no longer allows them), shielded and bounded by ``UNSUBSCRIBE_GRACE``."""
+    hook = app.subscription_hook
+    if hook is None:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(UNSUBSCRIBE_GRACE):
+        for uri in uris:
             await hook(uri, False)
 
 

@@ -185,3 +185,27 @@ async def test_a_port_that_changed_hands_since_the_last_ping_is_not_connected(
             ours[0] = True  # and once it is ours again, it connects
             done = await s.call_tool("instances_connect", {"instance": record.id})
             assert not done.get("isError"), done
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_up1_an_instance_that_stops_being_active_is_disconnected_at_once(
+    tmp_path: Path, era: Era
+) -> None:
+    """UP-1, TC-3 (red-team round 8): once connected, an instance whose port another user
+    took (the listener check fails at the next ping) stayed mounted until declared dead,
+    15-20 s later, and the mounted upstream reconnected to the new listener, which got the
+    client's calls and answered as the instance. An instance that leaves ACTIVE is now
+    disconnected at once; it is connected again on use once it is back."""
+    registry = tmp_path / "instances"
+    ours = [True]
+    discovery = Discovery(registry, ping_interval=0.2, listener_owned=lambda record: ours[0])
+    with instance(registry, "alpha"):
+        async with hub_client(registry, era, discovery=discovery) as s:
+            out = await s.call_tool("alpha__echo", {"text": "before"})
+            assert out["content"] == [{"type": "text", "text": "before"}]
+            ours[0] = False  # the instance stopped; another user bound its port
+            with anyio.fail_after(5):
+                while "alpha__echo" in await tool_names(s):
+                    await anyio.sleep(0.05)
+            with pytest.raises(PeerError, match="Unknown tool"):
+                await s.call_tool("alpha__echo", {"text": "to whom?"})

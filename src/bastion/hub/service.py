@@ -31,9 +31,10 @@ import anyio
 import msgspec
 
 from bastion._types import JSONObject
-from bastion.catalog.names import uri_prefix
+from bastion.catalog.names import server_scheme, uri_prefix
 from bastion.config import ServerConfig
 from bastion.gateway import Gateway
+from bastion.guard import PoisonScanner
 from bastion.hub.discovery import Discovery, InstanceState
 from bastion.hub.registry import InstanceRecord
 from bastion.protocol import types as t
@@ -45,6 +46,8 @@ __all__ = ["CONNECT_ON_USE_WAIT", "CONNECT_WAIT", "DISCOVERY_WAIT", "Hub", "moun
 logger = logging.getLogger(__name__)
 
 CONNECT_WAIT: Final = 15.0  # seconds instances_connect waits for the instance's lists
+MAX_SHOWN: Final = 200  # characters of an instance's name or project in a list entry
+_SCANNER: Final = PoisonScanner()
 CONNECT_ON_USE_WAIT: Final = 5.0  # seconds a call of a not yet connected instance waits
 DISCOVERY_WAIT: Final = 3.0  # seconds a just-started hub waits for its first look around
 URI_PREFIX: Final = "bastion-hub://instances/"
@@ -80,10 +83,14 @@ _INSTANCE_FIELDS: Final[JSONObject] = {
 
 def mount_name(instance_name: str, taken: set[str]) -> str:
     """The upstream name an instance gets (its tools become ``<name>__<tool>``): its own
-    name reduced to ``[A-Za-z0-9_-]``, with ``_2``, ``_3``... when that is taken."""
+    name reduced to ``[A-Za-z0-9_-]``, with ``_2``, ``_3``... when that, or its URI scheme
+    form, is taken."""
     base = _UNSAFE.sub("_", instance_name).strip("_")[:_NAME_MAX] or "instance"
+    # Resource URIs are prefixed by the name's scheme form (lower case, ``_`` as ``.``):
+    # ``Dev`` and ``dev`` would share ``dev+``, and one would serve the other's URIs (TC-3).
+    schemes = {server_scheme(other) for other in taken}
     name, n = base, 1
-    while name in taken:
+    while name in taken or server_scheme(name) in schemes:
         n += 1
         name = f"{base}_{n}"
     return name
@@ -180,8 +187,10 @@ class Hub:
         self.gateway.set_own_resources({_uri(r): _resource_entry(r) for r in active})
         async with self._lock:
             for instance_id, server in list(self._mounted.items()):
-                state = self.discovery.state(instance_id)
-                if state is None or state is InstanceState.DEAD:
+                # Not ACTIVE is enough: a RETRYING instance may have stopped and its port
+                # been taken by another user, whom the mounted upstream would reconnect to.
+                # Connect-on-use mounts it again once it is ACTIVE.
+                if self.discovery.state(instance_id) is not InstanceState.ACTIVE:
                     del self._mounted[instance_id]
                     await self.gateway.unmount(server)  # tells clients its lists changed
                     logger.info("hub: instance %s (%s) is gone; disconnected", instance_id, server)
@@ -325,8 +334,8 @@ def _public(record: InstanceRecord) -> JSONObject:
     """What a client may see of an instance (never its credential)."""
     return {
         "id": record.id,
-        "name": record.name,
-        "project": record.project,
+        "name": _shown(record.name),
+        "project": _shown(record.project),
         "url": record.url,
         "port": record.port,
         "pid": record.pid,
@@ -343,11 +352,25 @@ def _resource_entry(record: InstanceRecord) -> ResourceEntry:
 
     resource = t.Resource(
         uri=_uri(record),
-        name=f"instance {record.name}",
+        name=f"instance {_shown(record.name)}",
         mimeType="application/json",
-        description=f"A running MCP instance in {record.project}",
+        description=f"A running MCP instance in {_shown(record.project)}",
     )
+    if _SCANNER.scan_resource(resource):  # TC-1: a name or path that reads as an instruction
+        resource = t.Resource(
+            uri=_uri(record),
+            name=f"instance {record.id}",
+            mimeType="application/json",
+            description="A running MCP instance (its name or project path was withheld)",
+        )
     return ResourceEntry(resource, read)
+
+
+def _shown(text: str) -> str:
+    """Registry text as a client sees it in a list: printable characters only (no escapes,
+    line breaks, bidi or zero-width characters: TC-1), at most ``MAX_SHOWN`` of them."""
+    kept = "".join(ch for ch in text if ch.isprintable())
+    return kept if len(kept) <= MAX_SHOWN else kept[: MAX_SHOWN - 3] + "..."
 
 
 def _iso(seconds: float) -> str:

@@ -91,3 +91,18 @@ def test_hub_our_own_real_listener_is_ours() -> None:
         assert listener_uids("127.0.0.1", port) == {os.getuid()}
         assert listener_is_ours(_record(port))
     assert not listener_is_ours(_record(port))
+
+
+@linux_only
+def test_hub_a_localhost_url_is_checked_on_both_loopback_addresses() -> None:
+    """A registered ``http://localhost:PORT`` URL (the README calls it loopback) was never
+    listed: ``localhost`` is not an address, so the check refused it. Its listeners on
+    127.0.0.1 and ::1 both count now: ours on either is ours, another user's on either
+    is not (the client may reach either)."""
+    assert listener_is_ours(_record(4321, "localhost"), _tables(_row(LOOPBACK4, 4321, ME), None))
+    assert listener_is_ours(_record(4321, "localhost"), _tables("", _row(LOOPBACK6, 4321, ME)))
+    assert not listener_is_ours(
+        _record(4321, "localhost"),
+        _tables(_row(LOOPBACK4, 4321, ME), _row(LOOPBACK6, 4321, OTHER)),
+    )
+    assert not listener_is_ours(_record(4321, "localhost"), _tables())

@@ -146,13 +146,18 @@ def listener_is_ours(record: InstanceRecord, read: ReadTable = _read_table) -> b
     if not sys.platform.startswith("linux"):
         return True
     host = urlsplit(record.url).hostname or "127.0.0.1"
-    try:
-        uids = listener_uids(host, record.port, read)
-    except ValueError:
-        return False  # not an address: the registry refuses such URLs anyway
-    if uids is None:
-        logger.warning("cannot read %s; instance %s not reached", PROC_NET_TCP[0], record.id)
-        return False
+    # ``localhost`` may resolve to either loopback address: every listener on both counts.
+    hosts = ("127.0.0.1", "::1") if host == "localhost" else (host,)
+    uids: set[int] = set()
+    for each in hosts:
+        try:
+            found = listener_uids(each, record.port, read)
+        except ValueError:
+            return False  # not an address: the registry refuses such URLs anyway
+        if found is None:
+            logger.warning("cannot read %s; instance %s not reached", PROC_NET_TCP[0], record.id)
+            return False
+        uids |= found
     return uids == {os.getuid()}
 
 

@@ -79,11 +79,10 @@ class AuthorizeStage:
         relay = relay_decider(policy.decide, request, exchange.detail)
         if exchange.session is None and self._calls is not None:
             result = await self._calls.hold(exchange, proceed)
-            check_input_requests(result, relay)
         else:
             exchange.call = PolicedCall(exchange.call, relay)
             result = await proceed(exchange)
-            check_input_requests(result, relay)
+        check_input_requests(result, relay)
         listed = LIST_KINDS.get(exchange.method)
         if listed is not None and isinstance(result, dict):
             key, kind, field = listed

@@ -79,19 +79,27 @@ def _longest_for_re(globs: Iterable[str]) -> float:
 
 
 class _Matcher:
-    """Globs compiled twice: ``re`` for short texts, RE2 for the rest (module docstring)."""
+    """Globs compiled twice: ``re`` for short texts, RE2 for the rest (module docstring).
+    The RE2 set is compiled on the first long text: most globs never meet one, and a big
+    policy compiles faster without it."""
 
-    __slots__ = ("_longest", "_re", "_re2")
+    __slots__ = ("_longest", "_patterns", "_re", "_re2")
 
     def __init__(self, globs: list[str]) -> None:
-        patterns = [_translate(g) for g in globs]
-        self._re = re.compile("|".join(patterns), re.DOTALL)
-        self._re2 = _full_match_set(patterns)
+        self._patterns = [_translate(g) for g in globs]
+        self._re = re.compile("|".join(self._patterns), re.DOTALL)
+        self._re2: re2.Set | None = None
         self._longest = _longest_for_re(globs)
 
     def fullmatch(self, text: str) -> bool:
         if len(text) <= self._longest:
             return self._re.fullmatch(text) is not None
+        return self.fullmatch_linear(text)
+
+    def fullmatch_linear(self, text: str) -> bool:
+        """The RE2 answer, whatever the length (a race compiles the same set twice)."""
+        if self._re2 is None:
+            self._re2 = _full_match_set(self._patterns)
         return self._re2.Match(_utf8(text)) is not None
 
 

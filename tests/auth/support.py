@@ -203,17 +203,7 @@ def self_signed(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
             critical=False,
         )
-    cert = builder.sign(key, hashes.SHA256())
-    cert_path, key_path = directory / f"{cn}.crt", directory / f"{cn}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
+    return _write_pair(directory, cn, builder.sign(key, hashes.SHA256()), key)
 
 
 Factory = Callable[..., str]
@@ -292,7 +282,13 @@ def issue(ca: Ca, directory: Path, *, cn: str, file: str | None = None) -> tuple
         )
         .sign(ca.key, hashes.SHA256())
     )
-    stem = file or cn
+    return _write_pair(directory, file or cn, cert, key)
+
+
+def _write_pair(
+    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path, bytes]:
+    """``<stem>.crt`` and ``<stem>.key`` (PEM) in ``directory``; the paths and the DER."""
     cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(

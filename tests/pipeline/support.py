@@ -9,10 +9,12 @@ from pathlib import Path
 
 import anyio
 
+from bastion._types import JSONObject
 from bastion.audit.read import iter_rows, open_readonly
 from bastion.audit.record import AuditRecord
 from bastion.auth.principal import Principal
 from bastion.client import ClientHandlers, ClientSession
+from bastion.errors import BastionError
 from bastion.pipeline import Pipeline, Stage
 from bastion.policy import Policy, parse_policy
 from bastion.protocol import types as t
@@ -72,6 +74,23 @@ def app_with_tools(*names: str, calls: list[str] | None = None) -> ServerApp:
 
         app.add_tool(t.Tool(name=name, inputSchema={"type": "object"}), run)
     return app
+
+
+def add_asking_tool(
+    app: ServerApp, name: str, method: str, params: JSONObject, refusals: list[BastionError]
+) -> None:
+    """A tool that asks the client one ``method`` request mid-call, as an upstream does; it
+    answers "answered", or "refused" (noting the error in ``refusals``) when refused."""
+
+    async def run(ctx: ToolContext, args: dict[str, object]) -> t.CallToolResult:
+        try:
+            await ctx.ask({"q": t.InputRequest(method=method, params=params)})
+        except BastionError as exc:
+            refusals.append(exc)
+            return t.CallToolResult(content=[t.TextContent(text="refused")])
+        return t.CallToolResult(content=[t.TextContent(text="answered")])
+
+    app.add_tool(t.Tool(name=name, inputSchema={"type": "object"}), run)
 
 
 @asynccontextmanager

@@ -24,7 +24,7 @@ from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.versions import Era
 from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
-from tests.pipeline.support import MemorySink, guarded, principal
+from tests.pipeline.support import MemorySink, add_asking_tool, guarded, principal
 
 pytestmark = pytest.mark.anyio
 
@@ -65,19 +65,8 @@ def relaying_app(refusals: list[BastionError]) -> ServerApp:
     upstream behind the gateway; a refused question is noted in ``refusals``."""
     app = ServerApp("upstream", "1.0")
 
-    def tool(name: str, method: str, params: JSONObject) -> None:
-        async def run(ctx: ToolContext, args: dict[str, object]) -> t.CallToolResult:
-            try:
-                await ctx.ask({"q": t.InputRequest(method=method, params=params)})
-            except BastionError as exc:
-                refusals.append(exc)
-                return t.CallToolResult(content=[t.TextContent(text="refused")])
-            return t.CallToolResult(content=[t.TextContent(text="answered")])
-
-        app.add_tool(t.Tool(name=name, inputSchema={"type": "object"}), run)
-
-    tool("sampler", "sampling/createMessage", SAMPLING)
-    tool("asker", "elicitation/create", ELICITATION)
+    add_asking_tool(app, "sampler", "sampling/createMessage", SAMPLING, refusals)
+    add_asking_tool(app, "asker", "elicitation/create", ELICITATION, refusals)
 
     async def chatty(ctx: ToolContext, args: dict[str, object]) -> t.CallToolResult:
         data = {

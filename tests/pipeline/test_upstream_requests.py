@@ -12,11 +12,9 @@ from bastion.client import ClientHandlers
 from bastion.errors import BastionError, PeerError
 from bastion.pipeline import AuditStage, AuthorizeStage
 from bastion.pipeline.upstream_requests import PolicedCall, check_input_requests
-from bastion.protocol import types as t
 from bastion.protocol.versions import Era
-from bastion.server.context import ToolContext
 from bastion.server.registry import ServerApp
-from tests.pipeline.support import MemorySink, guarded, policy, principal
+from tests.pipeline.support import MemorySink, add_asking_tool, guarded, policy, principal
 
 pytestmark = pytest.mark.anyio
 
@@ -53,20 +51,9 @@ def asking_app(refusals: list[BastionError]) -> ServerApp:
     """Tools that ask the client one thing each, as an upstream does mid-call."""
     app = ServerApp("upstream", "1.0")
 
-    def tool(name: str, method: str, params: JSONObject) -> None:
-        async def run(ctx: ToolContext, args: dict[str, object]) -> t.CallToolResult:
-            try:
-                await ctx.ask({"q": t.InputRequest(method=method, params=params)})
-            except BastionError as exc:
-                refusals.append(exc)
-                return t.CallToolResult(content=[t.TextContent(text="refused")])
-            return t.CallToolResult(content=[t.TextContent(text="answered")])
-
-        app.add_tool(t.Tool(name=name, inputSchema={"type": "object"}), run)
-
-    tool("up__roots", "roots/list", {})
-    tool("up__sample", "sampling/createMessage", SAMPLING)
-    tool("strict__sample", "sampling/createMessage", SAMPLING)
+    add_asking_tool(app, "up__roots", "roots/list", {}, refusals)
+    add_asking_tool(app, "up__sample", "sampling/createMessage", SAMPLING, refusals)
+    add_asking_tool(app, "strict__sample", "sampling/createMessage", SAMPLING, refusals)
     return app
 
 

@@ -179,6 +179,16 @@ class Pki:
         fresh.write_bytes(content)
         os.replace(fresh, self.tmp / "clients.crl")
 
+    def readyz_comes_to(self, status: int, crl: str) -> bool:
+        """Whether /readyz answers ``status`` with ``"clientCrl": crl`` within 10 s."""
+        with self.client(None) as http:
+
+            def says() -> bool:
+                answer = http.get(self.url.removesuffix("/mcp") + "/readyz")
+                return answer.status_code == status and answer.json()["clientCrl"] == crl
+
+            return _eventually(says)
+
     def outcomes(self, name: str) -> list[str]:
         """The audited authentication outcomes of the certificate ``name``."""
         credential = "mtls:sha256:" + hashlib.sha256(self.certs[name]).hexdigest()
@@ -299,27 +309,14 @@ def test_au1_a_certificate_revoked_while_running_is_refused_without_restart(
 
 
 def test_au1_an_expired_crl_fails_closed_and_readyz_says_so(two_cas: Pki) -> None:
-    base = two_cas.url.removesuffix("/mcp")
     good = make_crl(two_cas.ca1, (two_cas.certs["leaked"],)) + make_crl(two_cas.ca2)
     two_cas.write_crl(make_crl(two_cas.ca1, next_update=-60) + make_crl(two_cas.ca2))
     try:
-        with two_cas.client(None) as http:
-
-            def unready() -> bool:
-                answer = http.get(base + "/readyz")
-                return answer.status_code == 503 and answer.json()["clientCrl"] == "expired"
-
-            assert _eventually(unready)
+        assert two_cas.readyz_comes_to(503, "expired")
         assert two_cas.admin("ops") == 401
     finally:
         two_cas.write_crl(good)
-    with two_cas.client(None) as http:
-
-        def ready() -> bool:
-            answer = http.get(base + "/readyz")
-            return answer.status_code == 200 and answer.json()["clientCrl"] == "ok"
-
-        assert _eventually(ready)
+    assert two_cas.readyz_comes_to(200, "ok")
     assert two_cas.admin("ops") == 200
 
 
@@ -351,26 +348,14 @@ def test_au1_an_older_crl_put_back_keeps_the_revoked_certificate_out(numbered: P
     nothing) put back in place of CRL 2 let the revoked certificate in with 200 while /readyz
     said ok. Now it is a rollback: every client certificate is refused and /readyz answers
     503 with ``"clientCrl": "rollback"``, until a CRL at least as new is back."""
-    base = numbered.url.removesuffix("/mcp")
     assert numbered.admin("leaked") == 401
     assert numbered.admin("ops") == 200
     numbered.write_crl(make_crl(numbered.ca1, number=1))
-    with numbered.client(None) as http:
-
-        def rolled_back() -> bool:
-            answer = http.get(base + "/readyz")
-            return answer.status_code == 503 and answer.json()["clientCrl"] == "rollback"
-
-        assert _eventually(rolled_back)
-        assert numbered.admin("leaked") == 401
-        assert numbered.admin("ops") == 401
-        numbered.write_crl(make_crl(numbered.ca1, (numbered.certs["leaked"],), number=3))
-
-        def ready() -> bool:
-            answer = http.get(base + "/readyz")
-            return answer.status_code == 200 and answer.json()["clientCrl"] == "ok"
-
-        assert _eventually(ready)
+    assert numbered.readyz_comes_to(503, "rollback")
+    assert numbered.admin("leaked") == 401
+    assert numbered.admin("ops") == 401
+    numbered.write_crl(make_crl(numbered.ca1, (numbered.certs["leaked"],), number=3))
+    assert numbered.readyz_comes_to(200, "ok")
     assert numbered.admin("ops") == 200
     assert numbered.admin("leaked") == 401
     assert "revocation-unknown" in numbered.outcomes("leaked")

@@ -38,6 +38,7 @@ POLICY = """\
 version: 1
 roles:
   dev: {description: developers}
+  strict: {description: tools/call only}
 rules:
   - id: dev
     effect: allow
@@ -47,6 +48,11 @@ rules:
     effect: allow
     roles: [dev]
     tools: ["lh__*", "ask__*"]
+  - id: strict
+    effect: allow
+    roles: [strict]
+    methods: [initialize, ping, "notifications/*", tools/list, tools/call]
+    tools: ["ask__*"]
 """
 ASKER = Path(__file__).parent / "upstreams" / "asker.py"
 
@@ -73,6 +79,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 """
     config = write_config(tmp, port, servers=servers, policy=POLICY)
     keys = {name: create_key(tmp / "keys.db", name, "dev") for name in ("alice", "bob")}
+    keys["carol"] = create_key(tmp / "keys.db", "carol", "strict")  # tools/call only
     proc = None
     try:
         wait_for_port(upstream_port)
@@ -183,6 +190,33 @@ def test_ds3_a_legacy_upstream_asks_at_most_max_open_questions_at_once(gw: Gatew
     assert refused > 0 and refused + sum(asked) == 40, (refused, asked)
     errors = _upstream_errors(gw, before + refused)[before:]
     assert errors == [{"code": -32600, "message": "Invalid request"}] * refused
+
+
+def test_az1_a_question_the_policy_denies_is_refused_to_the_upstream_not_left_parked(
+    gw: Gateway,
+) -> None:
+    """carol may call ``ask__*`` but only ``tools/call``: the upstream's elicitation is not
+    hers to relay. The upstream gets -32003 for it at once, as in a 2025-11-25 session, and
+    the call ends with the upstream's own answer. Before, her call was refused whole and
+    its upstream call stayed parked for the 600 s time-to-live, so the stdio upstream had a
+    call in flight and nobody else's question could be attributed: bob's sampling (below)
+    was refused -32601 to the upstream and his call never got an input round."""
+    before = len(_upstream_errors(gw, 0))
+    params: dict[str, Any] = {"name": "ask__ask", "arguments": {"n": 1}}
+    carol = answer_of(gw.modern(gw.auth("carol"), "tools/call", params))
+    assert carol.get("result", {}).get("content") == [{"type": "text", "text": "1 refused"}], carol
+    assert _upstream_errors(gw, before + 1)[before:] == [
+        {"code": -32003, "message": "Denied by policy"}
+    ]
+    sample = {"name": "ask__sample", "arguments": {}}
+    bob = answer_of(gw.modern(gw.auth("bob"), "tools/call", sample))["result"]
+    assert bob.get("resultType") == "input_required", bob
+    assert len(_upstream_errors(gw, 0)) == before + 1  # bob's question was not refused
+    (key, _request), *_ = bob["inputRequests"].items()
+    reply = {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
+    sample.update(requestState=bob["requestState"], inputResponses={key: reply})
+    done = answer_of(gw.modern(gw.auth("bob"), "tools/call", sample))
+    assert '"model": "m"' in done["result"]["content"][0]["text"], done
 
 
 def test_ds3_a_legacy_upstream_gets_no_more_input_rounds_than_a_modern_one(gw: Gateway) -> None:

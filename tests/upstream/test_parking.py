@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from bastion.errors import BastionError, InvalidParams, InvalidRequest
+from bastion.errors import BastionError, Denied, InvalidParams, InvalidRequest
 from bastion.upstream.parking import MAX_OPEN_QUESTIONS, ParkingLot
 
 pytestmark = pytest.mark.anyio  # a parked call holds a cancel scope and events
@@ -98,3 +98,33 @@ async def test_ds3_a_parked_call_has_at_most_max_open_questions_and_refusal_answ
     assert len(refused) == MAX_OPEN_QUESTIONS + 3 and not call.open_questions()
     with pytest.raises(InvalidRequest):
         await call.ask("roots/list", {})
+
+
+async def test_az1_screening_refuses_the_questions_the_caller_may_not_be_asked() -> None:
+    """The round's screen (the caller's policy) refuses a question to the upstream with its
+    own error, and leaves the others for the client; the call is not given up."""
+    call = ParkingLot().park(ALICE)
+    outcomes: dict[str, object] = {}
+
+    async def ask(method: str) -> None:
+        try:
+            outcomes[method] = await call.ask(method, {})
+        except BastionError as exc:
+            outcomes[method] = exc.code
+
+    def no_roots(method: str) -> None:
+        if method == "roots/list":
+            raise Denied("roots are not the upstream's to ask")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "roots/list")
+        tg.start_soon(ask, "elicitation/create")
+        await anyio.wait_all_tasks_blocked()
+        assert call.screen(no_roots)  # a question is left for the client
+        await anyio.wait_all_tasks_blocked()
+        assert outcomes == {"roots/list": -32003}
+        ((key, request),) = call.open_questions().items()
+        assert request.method == "elicitation/create"
+        call.deliver({key: {"action": "decline"}})
+    assert outcomes == {"roots/list": -32003, "elicitation/create": {"action": "decline"}}
+    assert not call.screen(no_roots)  # nothing open: the client has nothing to answer

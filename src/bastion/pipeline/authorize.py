@@ -77,10 +77,10 @@ class AuthorizeStage:
         if exchange.method == LISTEN and self._listens is not None:
             return await self._listens.hold(exchange, proceed)
         relay = relay_decider(policy.decide, request, exchange.detail)
+        exchange.call = PolicedCall(exchange.call, relay)
         if exchange.session is None and self._calls is not None:
             result = await self._calls.hold(exchange, proceed)
         else:
-            exchange.call = PolicedCall(exchange.call, relay)
             result = await proceed(exchange)
         check_input_requests(result, relay)
         listed = LIST_KINDS.get(exchange.method)

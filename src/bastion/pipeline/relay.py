@@ -62,3 +62,6 @@ class RelayedCall(Call):
                 raise Denied(f"{method} blocked by the content filter", message=CONTENT_BLOCKED)
             params = cleaned.value
         return await self._inner.request(method, params, timeout=timeout)
+
+    def screen_input(self, method: str) -> None:
+        self._inner.screen_input(method)

@@ -7,12 +7,12 @@ for the client's roots (``roots/list``: its directories). Each is decided like a
 that method on the call's own target, for the caller, with the call's arguments: a rule
 allowing the target with no ``methods`` allows them, one naming ``methods: [tools/call]``
 does not, and a deny on ``methods: [roots/list]`` keeps the client's roots from every
-upstream. A refused one never reaches the client: in a 2025-11-25 session the upstream gets
--32003 for it (``PolicedCall``); a 2026-07-28 call whose upstream asks it is refused
-(``check_input_requests``). Every such decision is kept in the call's audit detail
-(``relayed``, at most ``MAX_RELAYED_KEPT`` of them, then a count). Bastion's own requests
-(``approval: human``'s elicitation, keys under ``io.bastion/``) are not the upstream's and
-are not decided here.
+upstream. A refused one never reaches the client: a 2025-11-25 upstream gets -32003 for it
+(``PolicedCall``, also read by a 2026-07-28 call parked at such an upstream); a call whose
+2026-07-28 upstream asks it is refused (``check_input_requests``). Every such decision is
+kept in the call's audit detail (``relayed``, at most ``MAX_RELAYED_KEPT`` of them, then a
+count). Bastion's own requests (``approval: human``'s elicitation, keys under
+``io.bastion/``) are not the upstream's and are not decided here.
 """
 
 from __future__ import annotations
@@ -77,11 +77,15 @@ class PolicedCall(Call):
     async def request(
         self, method: str, params: JSONObject | None = None, *, timeout: float | None = None
     ) -> JSONValue:
+        self.screen_input(method)
+        return await self._inner.request(method, params, timeout=timeout)
+
+    def screen_input(self, method: str) -> None:
+        """Raises Denied when the policy refuses the upstream's ``method`` request."""
         if method in INPUT_REQUEST_METHODS:
             decision = self._decide(method)
             if not decision.allowed:
                 raise Denied(f"upstream's {method}: {decision.explanation}")
-        return await self._inner.request(method, params, timeout=timeout)
 
 
 def check_input_requests(result: JSONValue, decide: Decide) -> None:

@@ -244,6 +244,7 @@ class ServerConnection:
             resumed_from_state=resumed,
             caller=self.caller,
             meta=meta if isinstance(meta, dict) else None,
+            screen_input=call.screen_input,
         )
 
     def _list(self, method: str, params: t.ListParams, era: Era) -> JSONObject:

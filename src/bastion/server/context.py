@@ -58,6 +58,7 @@ class ToolContext:
         resumed_from_state: bool = False,
         caller: tuple[str, str] | None = None,
         meta: JSONObject | None = None,
+        screen_input: Callable[[str], None] | None = None,
     ) -> None:
         self.era = era
         self.client_capabilities = client_capabilities
@@ -75,6 +76,14 @@ class ToolContext:
         self.caller = caller
         # The request's ``_meta`` as it came (a server behind the gateway reads its keys).
         self.meta: JSONObject = meta if meta is not None else {}
+        self._screen_input = screen_input
+
+    def screen_input(self, method: str) -> None:
+        """Raise (a BastionError: Denied) if the client may not be asked ``method`` for this
+        request, as the gateway's policy decides; ``ask`` on 2025-11-25 is screened by the
+        connection itself, this is for questions asked outside ``ask`` (parked calls)."""
+        if self._screen_input is not None:
+            self._screen_input(method)
 
     def close_stream(self) -> bool:
         """End the HTTP response stream now (the client resumes it); False if not streaming."""

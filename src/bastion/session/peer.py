@@ -99,6 +99,10 @@ class Call:
     ) -> JSONValue:
         return await self._peer.request(method, params, related=self.message.id, timeout=timeout)
 
+    def screen_input(self, method: str) -> None:
+        """Raise if this request's client may not be asked ``method`` on its behalf (a
+        gateway's policy says so through a subclass); a plain call may be asked anything."""
+
 
 RequestHandler = Callable[[Call], Awaitable[JSONValue]]
 NotificationHandler = Callable[[Notification], Awaitable[None]]

@@ -3,19 +3,20 @@ client, which can only answer them by retrying its request.
 
 The upstream call keeps running in the background, held here; each question it asks
 (sampling, elicitation, roots) becomes an input request in the input-required result the
-client gets, with the parked call's id sealed in the ``requestState``. The retry delivers the
-answers to the waiting upstream call and waits for its next question or its result. A parked
-call belongs to the caller that started it (``Principal.binding``): anyone else's retry finds
-nothing, exactly as for an unknown call. The lot is bounded and parked calls expire,
-cancelling the upstream call. Each parked call holds an upstream request open (on HTTP, one
-of the replica's pooled connections), so one caller may hold at most
-``MAX_PARKED_PER_CALLER`` of them (past it, its own oldest is dropped), a full lot drops the
-oldest call of the caller holding the most (DS-3), and the lot is a quarter of the HTTP
-connection pool, so parked calls never starve the calls that do not wait. A parked call has
-at most ``MAX_OPEN_QUESTIONS`` questions open at once (the upstream's further ones are
+client gets, with the parked call's id sealed in the ``requestState``; a question the caller
+may not be asked (``ToolContext.screen_input``) is refused to the upstream instead. The
+retry delivers the answers to the waiting upstream call and waits for its next question or
+its result. A parked call belongs to the caller that started it (``Principal.binding``):
+anyone else's retry finds nothing, exactly as for an unknown call. The lot is bounded and
+parked calls expire, cancelling the upstream call. Each parked call holds an upstream
+request open (on HTTP, one of the replica's pooled connections), so one caller may hold at
+most ``MAX_PARKED_PER_CALLER`` of them (past it, its own oldest is dropped), a full lot
+drops the oldest call of the caller holding the most (DS-3), and the lot is a quarter of the
+HTTP connection pool, so parked calls never starve the calls that do not wait. A parked call
+has at most ``MAX_OPEN_QUESTIONS`` questions open at once (the upstream's further ones are
 refused, -32600); a call dropped or given up answers its open and later questions with an
-error (the replica gives up a call past ``MAX_INPUT_ROUNDS`` rounds, as it would a 2026-07-28
-upstream's).
+error (the replica gives up a call past ``MAX_INPUT_ROUNDS`` rounds, as it would a
+2026-07-28 upstream's).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class ParkedCall:
         self._refusal: BastionError | None = None
         self._questions: dict[str, tuple[t.InputRequest, anyio.Event]] = {}
         self._answers: dict[str, JSONValue] = {}
+        self._refused: dict[str, BastionError] = {}  # questions refused one by one
         self._seq = itertools.count(1)
         self._news = anyio.Event()
 
@@ -102,6 +104,8 @@ class ParkedCall:
         self._questions[key] = (t.InputRequest(method=method, params=params), answered)
         self._news.set()
         await answered.wait()
+        if key in self._refused:
+            raise self._refused.pop(key)
         if key not in self._answers:
             raise self._refusal or InvalidRequest("question withdrawn")
         answer = self._answers.pop(key)
@@ -113,6 +117,19 @@ class ParkedCall:
         for _request, answered in self._questions.values():
             answered.set()
         self._questions.clear()
+
+    def screen(self, screen_input: Callable[[str], None]) -> bool:
+        """Refuse the open questions whose method ``screen_input`` raises for (the caller
+        may not be asked them): the upstream gets that error, as in a 2025-11-25 session,
+        and the call goes on. Whether any question is left for the client."""
+        for key, (request, answered) in list(self._questions.items()):
+            try:
+                screen_input(request.method)
+            except BastionError as refusal:
+                del self._questions[key]
+                self._refused[key] = refusal
+                answered.set()
+        return bool(self._questions)
 
     def deliver(self, responses: JSONObject) -> None:
         for key, (_request, answered) in list(self._questions.items()):

@@ -323,6 +323,8 @@ class Replica:
         try:
             with anyio.fail_after(self.config.request_timeout):
                 await parked.news()
+                while not parked.done and not parked.screen(ctx.screen_input):
+                    await parked.news()
         except TimeoutError:
             self._give_up(parked)
             raise RequestTimeout(f"{self.label} did not answer in time") from None

@@ -2,7 +2,7 @@
 
 * a 2026-07-28 client and a 2025-11-25 upstream: the upstream's mid-call elicitation and
   sampling become input-required results, and the client's retry completes the very same
-  upstream call (parked meanwhile);
+  upstream call (parked meanwhile, at one of the server's replicas);
 * a 2025-11-25 client and a 2026-07-28 upstream: the upstream's input-required result becomes
   requests to the client, then a retry upstream.
 """
@@ -31,6 +31,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "servers:\n"
         f"  old:\n    command: {BASTION}\n    args: [fixture, --stdio, --legacy-only]\n"
         f"  new:\n    command: {BASTION}\n    args: [fixture, --stdio]\n"
+        f"  pair:\n    command: {BASTION}\n    args: [fixture, --stdio, --legacy-only]\n"
+        "    replicas: 2\n"
     )
     with gateway_http_server(cfg) as gateway:
         yield gateway
@@ -43,6 +45,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         (Era.LEGACY, "new"),
         (Era.MODERN, "new"),
         (Era.LEGACY, "old"),
+        (Era.MODERN, "pair"),  # each retry must reach the replica its call is parked at
     ],
 )
 async def test_input_crosses_the_gateway(url: str, client_era: Era, server: str) -> None:

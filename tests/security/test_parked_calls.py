@@ -47,7 +47,7 @@ rules:
   - id: dev-tools
     effect: allow
     roles: [dev]
-    tools: ["lh__*", "ask__*"]
+    tools: ["lh__*", "ask__*", "pair__*"]
   - id: strict
     effect: allow
     roles: [strict]
@@ -76,6 +76,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     command: {PYTHON}
     args: ["{ASKER}", "{tmp / "asker.jsonl"}"]
     prefix: "ask__"
+  pair:
+    command: {PYTHON}
+    args: ["{ASKER}", "{tmp / "pair.jsonl"}"]
+    prefix: "pair__"
+    replicas: 2
 """
     config = write_config(tmp, port, servers=servers, policy=POLICY)
     keys = {name: create_key(tmp / "keys.db", name, "dev") for name in ("alice", "bob")}
@@ -119,6 +124,33 @@ def test_ds3_one_principals_parked_calls_never_hold_up_anothers(gw: Gateway) -> 
     echo = answer_of(gw.call(gw.auth("bob"), "lh__test_simple_text"))
     assert echo["result"]["content"][0]["text"]
     assert _elicit(gw, "bob", "bob")["result"]["resultType"] == "input_required"
+
+
+def _sample(gw: Gateway, who: str, tool: str) -> None:
+    """``tool`` (the asker's ``sample``) through both rounds: asked, answered, completed."""
+    params: dict[str, Any] = {"name": tool, "arguments": {}}
+    result = answer_of(gw.modern(gw.auth(who), "tools/call", params))["result"]
+    assert result.get("resultType") == "input_required", result
+    (key, _request), *_ = result["inputRequests"].items()
+    reply = {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
+    params.update(requestState=result["requestState"], inputResponses={key: reply})
+    done = answer_of(gw.modern(gw.auth(who), "tools/call", params))
+    assert '"model": "m"' in done["result"]["content"][0]["text"], done
+
+
+def test_a_parked_call_holds_one_replica_and_the_others_still_ask(gw: Gateway) -> None:
+    """``pair`` is the stdio asker with two replicas. alice's call, parked at one with its
+    question unanswered, keeps a call in flight there; bob's calls go to the other (fewest
+    calls in flight), whose questions can be attributed, and each retry goes back to the
+    replica its call is parked at. Before, calls went round robin: a retry reached the
+    wrong replica half the time ("Input round expired") and bob's question, on alice's
+    replica, was refused -32601 to the upstream."""
+    params: dict[str, Any] = {"name": "pair__ask", "arguments": {"n": 1}}
+    held = answer_of(gw.modern(gw.auth("alice"), "tools/call", params))
+    assert held["result"]["resultType"] == "input_required", held
+    for _ in range(3):
+        _sample(gw, "bob", "pair__sample")
+    assert not (gw.tmp / "pair.jsonl").exists()  # no question was refused to the upstream
 
 
 def test_au5_a_revoked_keys_parked_calls_are_dropped(gw: Gateway) -> None:
@@ -208,15 +240,8 @@ def test_az1_a_question_the_policy_denies_is_refused_to_the_upstream_not_left_pa
     assert _upstream_errors(gw, before + 1)[before:] == [
         {"code": -32003, "message": "Denied by policy"}
     ]
-    sample = {"name": "ask__sample", "arguments": {}}
-    bob = answer_of(gw.modern(gw.auth("bob"), "tools/call", sample))["result"]
-    assert bob.get("resultType") == "input_required", bob
+    _sample(gw, "bob", "ask__sample")
     assert len(_upstream_errors(gw, 0)) == before + 1  # bob's question was not refused
-    (key, _request), *_ = bob["inputRequests"].items()
-    reply = {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
-    sample.update(requestState=bob["requestState"], inputResponses={key: reply})
-    done = answer_of(gw.modern(gw.auth("bob"), "tools/call", sample))
-    assert '"model": "m"' in done["result"]["content"][0]["text"], done
 
 
 def test_ds3_a_legacy_upstream_gets_no_more_input_rounds_than_a_modern_one(gw: Gateway) -> None:

@@ -41,7 +41,7 @@ from bastion.server.registry import (
     ToolFn,
     uri_key,
 )
-from bastion.upstream.parking import Owner
+from bastion.upstream.parking import PENDING_KEY, Owner
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
 # (server, its offered tool definitions, every other server's bare tool names) -> those shown
@@ -236,8 +236,11 @@ class Gateway:
     def _ready(self, server: str) -> list[Replica]:
         return [r for r in self.replicas.get(server, []) if r.state is ReplicaState.READY]
 
-    def pick(self, server: str) -> Replica:
-        """A ready replica of ``server`` (round robin).
+    def pick(self, server: str, ctx: ToolContext | None = None) -> Replica:
+        """A ready replica of ``server`` for the request behind ``ctx``: the one its call is
+        parked at when it is the retry of an input round; else one with the fewest calls in
+        flight, in turn (a stdio upstream's own requests can be attributed to a call only
+        while its replica has one call in flight).
 
         Raises:
             UpstreamUnavailable: none is ready.
@@ -245,7 +248,16 @@ class Gateway:
         ready = self._ready(server)
         if not ready:
             raise UpstreamUnavailable(f"no ready replica of {server}")
-        return ready[next(self._turns[server]) % len(ready)]
+        if len(ready) == 1:
+            return ready[0]
+        pending = None if ctx is None else ctx.input_responses.get(PENDING_KEY)
+        if isinstance(pending, str):
+            for replica in ready:
+                if replica.parks(pending):
+                    return replica
+        fewest = min(replica.calls_in_flight for replica in ready)
+        idle = [replica for replica in ready if replica.calls_in_flight == fewest]
+        return idle[next(self._turns[server]) % len(idle)]
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -386,7 +398,7 @@ class Gateway:
         if entry is None:
             return {"values": [], "total": 0, "hasMore": False}
         params = {"ref": upstream_ref, "argument": argument, "context": context}
-        result = await self.pick(entry.server).call("completion/complete", params, ctx)
+        result = await self.pick(entry.server, ctx).call("completion/complete", params, ctx)
         completion = result.get("completion")
         return completion if isinstance(completion, dict) else {"values": []}
 

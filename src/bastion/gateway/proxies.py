@@ -1,6 +1,7 @@
 """Proxy handlers: what the gateway's ``ServerApp`` runs for each catalog entry.
 
-Each forwards to a ready replica of the owning server under the upstream's own name or URI,
+Each forwards to a ready replica of the owning server (``Gateway.pick``: the one a retried
+call is parked at, else one with the fewest calls in flight) under the upstream's own name or URI,
 on behalf of the calling client's ``ToolContext`` (its capabilities, log level, progress
 token and input rounds), and maps the answer back to the exposed names.
 """
@@ -21,13 +22,13 @@ from bastion.upstream.replica import Replica
 
 __all__ = ["Picker", "prompt_proxy", "resource_proxy", "template_proxy", "tool_proxy"]
 
-Picker = Callable[[str], Replica]
+Picker = Callable[[str, ToolContext], Replica]
 
 
 def tool_proxy(entry: Entry, pick: Picker) -> ToolFn:
     async def call(ctx: ToolContext, args: JSONObject) -> JSONObject:
         params = {"name": entry.original, "arguments": args}
-        return await pick(entry.server).call("tools/call", params, ctx)
+        return await pick(entry.server, ctx).call("tools/call", params, ctx)
 
     return call
 
@@ -46,7 +47,7 @@ def _rewrite_contents(result: JSONObject, prefix: str) -> list[JSONObject]:
 
 def resource_proxy(entry: Entry, prefix: str, pick: Picker) -> ResourceFn:
     async def read(ctx: ToolContext, uri: str, variables: dict[str, str]) -> list[JSONObject]:
-        result = await pick(entry.server).call("resources/read", {"uri": entry.original}, ctx)
+        result = await pick(entry.server, ctx).call("resources/read", {"uri": entry.original}, ctx)
         return _rewrite_contents(result, prefix)
 
     return read
@@ -59,7 +60,7 @@ def template_proxy(entry: Entry, prefix: str, pick: Picker) -> ResourceFn:
             raise InvalidParams(
                 "uri outside this server", data={"uri": uri}, message="Resource not found"
             )
-        result = await pick(entry.server).call("resources/read", {"uri": original}, ctx)
+        result = await pick(entry.server, ctx).call("resources/read", {"uri": original}, ctx)
         return _rewrite_contents(result, prefix)
 
     return read
@@ -68,7 +69,7 @@ def template_proxy(entry: Entry, prefix: str, pick: Picker) -> ResourceFn:
 def prompt_proxy(entry: Entry, pick: Picker) -> PromptFn:
     async def get(ctx: ToolContext, args: dict[str, str]) -> t.GetPromptResult:
         params = {"name": entry.original, "arguments": args}
-        result = await pick(entry.server).call("prompts/get", params, ctx)
+        result = await pick(entry.server, ctx).call("prompts/get", params, ctx)
         try:
             return msgspec.convert(result, t.GetPromptResult)
         except msgspec.ValidationError as exc:

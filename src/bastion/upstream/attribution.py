@@ -41,6 +41,9 @@ class InFlight:
         self._ids = itertools.count(1)
         self.attribution_off = False  # see abandoned
 
+    def __len__(self) -> int:
+        return len(self._callers)
+
     @contextlib.contextmanager
     def track(self, caller: ToolContext | ParkedCall) -> Iterator[Callable[[RequestId], None]]:
         """``caller`` is among the calls in flight until the block ends; the callback it

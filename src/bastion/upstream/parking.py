@@ -164,6 +164,9 @@ class ParkingLot:
     def __len__(self) -> int:
         return len(self._calls)
 
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
     def park(self, owner: Owner = None) -> ParkedCall:
         """A new parked call, belonging to ``owner``; makes room as the module docstring
         says (the dropped call's upstream request is cancelled, its retry told to start

@@ -344,6 +344,15 @@ class Replica:
             raise parked.error
         return parked.result or {}
 
+    @property
+    def calls_in_flight(self) -> int:
+        """Calls forwarded and not yet answered, parked ones included."""
+        return len(self._calls)
+
+    def parks(self, call_id: str) -> bool:
+        """Whether the call ``call_id`` (a retry's ``PENDING_KEY``) is parked here."""
+        return call_id in self._parking
+
     def drop_parked(self, lapsed: Callable[[Owner], bool]) -> int:
         """Drop the parked calls of owners that ``lapsed`` (revoked keys); how many."""
         return self._parking.drop_where(lapsed)

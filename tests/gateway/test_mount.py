@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from bastion.client import ClientHandlers
@@ -96,3 +97,36 @@ async def test_own_tools_are_never_shadowed_by_an_upstream() -> None:
                 assert out["content"][0]["text"] == "hello from the gateway"
                 assert "fx__test_simple_text" in {tool["name"] for tool in await s.list_tools()}
             tg.cancel_scope.cancel()
+
+
+async def test_up1_a_mount_whose_connect_check_says_no_connects_nowhere() -> None:
+    """UP-1: the check a mount passes (the hub's: is the port's listener ours?) is asked
+    before the replica's first connection and again when it restarts; while it says no,
+    nothing reaches the port and the upstream is not ready."""
+    asked = 0
+    connections = 0
+
+    async def never() -> bool:
+        nonlocal asked
+        asked += 1
+        return False
+
+    async def count(stream: anyio.abc.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        await stream.aclose()
+
+    gateway = Gateway(Config(), {}, sealer=RequestStateSealer([secrets.token_bytes(32)]))
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    url = f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}/mcp"
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, count)
+        tg.start_soon(gateway.run)
+        await anyio.sleep(0)
+        await gateway.mount("fx", ServerConfig(url=url), connect_check=never)
+        with anyio.fail_after(10):
+            while asked < 2:  # the first start, then the restart after it failed
+                await anyio.sleep(0.02)
+        assert not await gateway.wait_ready("fx", 0)
+        tg.cancel_scope.cancel()
+    assert connections == 0

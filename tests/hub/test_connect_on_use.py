@@ -10,6 +10,8 @@ instances named by ``connect_at_start`` before the first list.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from bastion.client import ClientSession
@@ -209,3 +212,61 @@ async def test_up1_an_instance_that_stops_being_active_is_disconnected_at_once(
                     await anyio.sleep(0.05)
             with pytest.raises(PeerError, match="Unknown tool"):
                 await s.call_tool("alpha__echo", {"text": "to whom?"})
+
+
+@asynccontextmanager
+async def impostor(port: int) -> AsyncIterator[bytearray]:
+    """Another user's listener on a freed port: keeps the bytes it is sent, answers none."""
+    heard = bytearray()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+
+    async def take(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                heard.extend(await stream.receive())
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, take)
+        yield heard
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_up1_a_mounted_instance_never_reconnects_to_a_listener_not_ours(
+    tmp_path: Path, era: Era
+) -> None:
+    """UP-1, TC-3 (red-team round 12): a mounted instance's upstream connected again on its
+    own (a new connection after the old one dropped, a restart of the replica) without
+    the listener check, so until discovery's next ping another user who bound the freed
+    port got the client's calls, arguments and the instance's credential. Now every new
+    connection of a hub-mounted upstream asks first; one not ours is never made. The
+    registered process lives on (a wrapper whose server restarted), so discovery sees no
+    exit, and with pings an hour apart the instance stays ACTIVE and mounted."""
+    registry = tmp_path / "instances"
+    ours = [True]
+    discovery = Discovery(registry, ping_interval=3600.0, listener_owned=lambda record: ours[0])
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BASTION), "fixture", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        url = f"http://127.0.0.1:{port}/mcp"
+        record = InstanceRecord.create(name="alpha", url=url, project="/src/a", pid=os.getpid())
+        write_record(registry, record)
+        async with hub_client(registry, era, discovery=discovery) as s:
+            out = await s.call_tool("alpha__echo", {"text": "before"})
+            assert out["content"] == [{"type": "text", "text": "before"}]
+            server.kill()  # the server dies; another user binds its port
+            server.wait()
+            ours[0] = False
+            async with impostor(port) as heard:
+                with contextlib.suppress(PeerError):
+                    out = await s.call_tool("alpha__echo", {"text": "a secret argument"})
+                    assert out.get("isError") is True, out
+                await anyio.sleep(1.0)  # room for the replica's own reconnect attempts
+            assert bytes(heard) == b""
+    finally:
+        stop_process(server)

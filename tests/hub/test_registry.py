@@ -75,6 +75,49 @@ def test_directory_refused_when_not_ours_or_not_a_directory(tmp_path: Path) -> N
         ensure_registry_dir(target)
 
 
+def test_up1_a_registry_another_user_could_swap_through_its_parent_is_refused(
+    tmp_path: Path,
+) -> None:
+    """UP-1: the registry directory was checked (ours, 0700) but not its parent: one that
+    other users may write (not sticky) lets them rename the directory away and put theirs
+    in its place, with instances of their choosing. Such a directory is refused, naming the
+    ``chmod`` that fixes it; a sticky parent (as /tmp is) is fine, the directory being ours."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match=f"other users may replace it.*chmod go-w {shared}"):
+        ensure_registry_dir(shared / "instances")
+    with pytest.raises(ConfigError, match="other users may replace it"):
+        write_record(shared / "instances", record())
+    shared.chmod(0o1777)  # sticky: only the directory's owner (us) may rename it
+    ensure_registry_dir(shared / "instances")
+    shared.chmod(0o755)
+    above = shared / "a" / "b"  # an ancestor further up counts as much as the parent
+    above.mkdir(parents=True)
+    shared.chmod(0o757)
+    with pytest.raises(ConfigError, match=f"other users may replace it.*{shared}"):
+        ensure_registry_dir(above / "instances")
+
+
+def test_up1_a_registry_under_another_users_directory_is_refused(tmp_path: Path) -> None:
+    """UP-1: a parent another user owns (they may make it writable at will) or whose group
+    has other members may write is refused; a user private group is no other user."""
+    if os.geteuid() != 0:
+        pytest.skip("changing a directory's owner needs root")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 4242, -1)
+    with pytest.raises(ConfigError, match="another user"):
+        ensure_registry_dir(theirs / "instances")
+    shared = tmp_path / "group"
+    shared.mkdir()
+    shared.chmod(0o775)
+    ensure_registry_dir(shared / "instances")  # root's own group, no other member
+    os.chown(shared, -1, 4242)
+    with pytest.raises(ConfigError, match="other users may replace it"):
+        ensure_registry_dir(shared / "instances")
+
+
 def test_record_is_written_0600_atomically_and_read_back(tmp_path: Path) -> None:
     entry = record()
     path = write_record(tmp_path / "instances", entry)

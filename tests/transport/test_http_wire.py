@@ -245,3 +245,28 @@ async def test_a_header_that_cannot_be_sent_is_an_http_failure() -> None:
                     pass
         await client.aclose()
     assert server.requests == 0  # nothing malformed went out
+
+
+async def test_the_connect_check_is_asked_per_new_connection_and_a_no_sends_nothing() -> None:
+    asked: list[bool] = []
+    answer = [True]
+
+    async def check() -> bool:
+        asked.append(answer[0])
+        return answer[0]
+
+    async with serve(keep_alive) as (url, server):
+        client = HttpWire(url, max_connections=8, connect_timeout=2.0, connect_check=check)
+        for _ in range(3):
+            async with client.request("POST", {}, b"{}") as reply:
+                assert await reply.read(10) == b"{}"
+        await client.aclose()
+        assert asked == [True]  # asked on connecting, not for each request on the connection
+        answer[0] = False
+        client = HttpWire(url, max_connections=8, connect_timeout=2.0, connect_check=check)
+        with pytest.raises(HttpFailure, match="ConnectCheckFailed"):
+            async with client.request("POST", {}, b"{}"):
+                pass
+        await client.aclose()
+    assert asked == [True, False]
+    assert (server.connections, server.requests) == (1, 3)  # the refused one never connected

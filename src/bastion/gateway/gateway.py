@@ -22,7 +22,7 @@ import anyio.abc
 import msgspec
 
 from bastion import __version__
-from bastion._types import JSONObject
+from bastion._types import ConnectCheck, JSONObject
 from bastion.catalog import Catalog, ServerListing, build_catalog
 from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
@@ -79,7 +79,7 @@ class Gateway:
         self._environ = environ
         self._servers = {name: s for name, s in config.servers.items() if s.enabled}
         self.replicas: dict[str, list[Replica]] = {
-            name: self._replicas(name, server) for name, server in self._servers.items()
+            name: self._replicas(name, server, None) for name, server in self._servers.items()
         }
         self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
         self._rebuild_lock = anyio.Lock()
@@ -93,7 +93,9 @@ class Gateway:
         self._tg: anyio.abc.TaskGroup | None = None
         self._running: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
 
-    def _replicas(self, name: str, server: ServerConfig) -> list[Replica]:
+    def _replicas(
+        self, name: str, server: ServerConfig, check: ConnectCheck | None
+    ) -> list[Replica]:
         return [
             Replica(
                 name,
@@ -103,6 +105,7 @@ class Gateway:
                 on_ready=self._on_ready,
                 on_change=self._on_change,
                 on_notification=self._on_upstream_notification,
+                connect_check=check,
             )
             for i in range(server.replicas)
         ]
@@ -155,8 +158,11 @@ class Gateway:
 
     # -- servers added and removed while running (the hub's instances) --------------------
 
-    async def mount(self, name: str, server: ServerConfig) -> None:
-        """Add upstream ``name`` now; its lists join the catalog once it is ready.
+    async def mount(
+        self, name: str, server: ServerConfig, *, connect_check: ConnectCheck | None = None
+    ) -> None:
+        """Add upstream ``name`` now (its lists join the catalog once it is ready). Its
+        replicas make each connection (reconnections too) only if ``connect_check`` agrees.
 
         Raises:
             ValueError: ``name`` is taken, or the gateway is not running.
@@ -166,7 +172,7 @@ class Gateway:
         if self._tg is None:
             raise ValueError("the gateway is not running")
         self._servers[name] = server
-        self.replicas[name] = self._replicas(name, server)
+        self.replicas[name] = self._replicas(name, server, connect_check)
         self._turns[name] = itertools.count()
         self._start(name)
 

@@ -8,7 +8,7 @@ an instance and before each ping, the listener on its port must be one of our ui
 (``liveness.listener_is_ours``): one owned by another user (who bound the port of a stopped
 instance) is skipped with a log line, never connected to, and an ACTIVE instance whose port
 changed hands leaves the list at once (``listener_ours`` is the same check for the hub,
-right before it connects). ``settle()`` waits for the
+before each connection a mounted instance's upstream makes). ``settle()`` waits for the
 first scan and each file's first check, so a client that asks once, right after the hub
 starts (a one-shot client), sees the instances already running. Every per-instance task
 runs in the task group of ``run()``; sleeping and the clock are injected so backoff tests
@@ -349,7 +349,7 @@ class Discovery:
 
     def listener_ours(self, record: InstanceRecord) -> bool:
         """Whether the listener on ``record``'s port is our uid's now; logged when it is not.
-        The hub asks again right before it connects (the last ping may be seconds old)."""
+        The hub asks again before each connection to it (the last ping may be seconds old)."""
         if self._listener_owned(record):
             return True
         logger.warning(

@@ -2,7 +2,8 @@
 
 Files live in ``<data dir>/bastion/instances/`` (``$XDG_DATA_HOME``, macOS ``~/Library/
 Application Support``, Windows ``%LOCALAPPDATA%``). The directory is the user's alone (0700,
-tightened if looser, refused if another user owns it); each file is written 0600 through a
+tightened if looser, refused if another user owns it or could swap it through a directory
+above it; missing parents are made 0700); each file is written 0600 through a
 temporary file and a rename, so a reader never sees half a record. Reading trusts nothing:
 size-bounded, regular files of ours only, strictly decoded, loopback URLs only; anything
 else is skipped with a log line. Library code here never reads ``os.environ``.
@@ -128,9 +129,13 @@ def ensure_registry_dir(directory: Path) -> Path:
     """Create ``directory`` 0700 if needed and check it is a private directory of ours.
 
     Raises:
-        ConfigError: it is not a directory, is a symlink, or belongs to another user.
+        ConfigError: it is not a directory, is a symlink, or belongs to another user, or a
+            directory above it lets another user swap it (see ``_refuse_swappable``).
     """
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    # Parents too (XDG's rule): pathlib would make them 0777 less the umask, often 0775.
+    for missing in reversed([p for p in (directory, *directory.parents) if not p.exists()]):
+        with contextlib.suppress(FileExistsError):
+            missing.mkdir(mode=DIR_MODE)
     info = directory.lstat()
     if not stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"{directory} is not a directory")
@@ -140,7 +145,48 @@ def ensure_registry_dir(directory: Path) -> Path:
         if stat.S_IMODE(info.st_mode) & 0o077:
             logger.warning("registry %s was readable by others; setting it to 0700", directory)
             os.chmod(directory, DIR_MODE)
+        _refuse_swappable(directory)
     return directory
+
+
+def _refuse_swappable(directory: Path) -> None:
+    """Whoever may rename entries of a directory above ``directory`` may swap in a registry
+    of their own. Each one (as written, and with symlinks resolved) must be root's or ours,
+    and not writable by group or others unless sticky (as /tmp is: there only an entry's
+    owner, we, may rename it); a user private group (ours alone, as umask 002 systems use)
+    is no other user.
+
+    Raises:
+        ConfigError: naming the directory, the one above it at fault, and the fix.
+    """
+    me = os.getuid()
+    above = {*Path(os.path.abspath(directory)).parents, *directory.resolve().parents}
+    for parent in sorted(above, key=lambda p: len(p.parts)):
+        info = parent.stat()
+        if info.st_uid not in (0, me):
+            raise ConfigError(
+                f"registry {directory}: {parent} belongs to another user (uid {info.st_uid}),"
+                " who may replace it; use a registry directory elsewhere"
+            )
+        group_writable = info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid)
+        if (info.st_mode & stat.S_IWOTH or group_writable) and not info.st_mode & stat.S_ISVTX:
+            raise ConfigError(
+                f"registry {directory}: other users may replace it through {parent};"
+                f" run: chmod go-w {parent}"
+            )
+
+
+def _private_group(gid: int) -> bool:
+    """Our primary group, named as we are, with no other member: a user private group."""
+    import grp  # noqa: PLC0415 - POSIX only, as is every caller
+    import pwd  # noqa: PLC0415
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == os.getgid() and group.gr_name == user and set(group.gr_mem) <= {user}
 
 
 def record_path(directory: Path, instance_id: str) -> Path:

@@ -6,6 +6,7 @@ are that client's. An instance the client connects to is mounted exactly like a 
 upstream (``<name>__<tool>``, progress, cancellation and elicitation forwarded); when the
 instance dies (its process gone or its endpoint silent, as ``Discovery`` decides), it is
 unmounted and the client is told with a log message and list-changed notifications. Each
+connection its upstream makes (reconnections too) is made only to a listener of our uid. Each
 active instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
 changes as instances come and go.
 
@@ -25,9 +26,11 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 import anyio
+import anyio.to_thread
 import msgspec
 
 from bastion._types import JSONObject
@@ -248,11 +251,14 @@ class Hub:
             server = self._mounted.get(record.id)
             if server is None:
                 # The last ping may be seconds old: another user could have bound the port
-                # of a stopped instance since, and would get the entry's credential.
-                if not self.discovery.listener_ours(record):
+                # of a stopped instance since, and would get the entry's credential (and,
+                # on a reconnection, calls): asked now and before each connection it makes,
+                # in a thread (reading /proc/net takes milliseconds with many sockets).
+                ours = partial(anyio.to_thread.run_sync, self.discovery.listener_ours, record)
+                if not await ours():
                     return None
                 server = mount_name(record.name, set(self.gateway.replicas))
-                await self.gateway.mount(server, _upstream(record))
+                await self.gateway.mount(server, _upstream(record), connect_check=ours)
                 self._mounted[record.id] = server
         if await self.gateway.wait_ready(server, wait):
             return server

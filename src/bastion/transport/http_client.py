@@ -6,7 +6,8 @@ notifications, server requests and finally the response) is fed to ``receive``. 
 are derived from the body. On 2025-11-25 the ``Mcp-Session-Id`` from ``initialize`` is
 kept and sent back, a dropped SSE stream is resumed with GET and ``Last-Event-ID``, and
 ``close`` ends the session with DELETE. HTTP failures become JSON-RPC errors for the
-request that caused them, so callers see one kind of failure.
+request that caused them, so callers see one kind of failure. A ``connect_check`` is asked
+before every new connection (``HttpWire``); a refused one is such a failure.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from bastion._types import ConnectCheck
 from bastion.errors import BastionError
 from bastion.protocol.codec import MessageDecoder, encode, error_response
 from bastion.protocol.headers import encode_header_value, param_headers
@@ -47,10 +49,16 @@ class HttpClientStream:
         *,
         headers: Mapping[str, str] | None = None,
         decoder: MessageDecoder | None = None,
+        connect_check: ConnectCheck | None = None,
     ) -> None:
         self.url = url
         self._headers = dict(headers or {})
-        self._wire = HttpWire(url, max_connections=MAX_CONNECTIONS, connect_timeout=CONNECT_TIMEOUT)
+        self._wire = HttpWire(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            connect_timeout=CONNECT_TIMEOUT,
+            connect_check=connect_check,
+        )
         self._decoder = decoder or MessageDecoder()
         self.session_id: str | None = None
         self.protocol_version: str | None = None  # negotiated legacy version, once known

@@ -10,7 +10,9 @@ idle connection is checked with one zero-timeout ``poll`` instead of scanning th
 Waits are bounded by the callers (every MCP request has its own timeout, and a stream of
 server messages may rightly stay quiet for hours); connecting has ``connect_timeout``.
 A request that fails on a reused connection before any byte of an answer arrived (the
-server closed it while it sat idle) is sent once more on a fresh connection.
+server closed it while it sat idle) is sent once more on a fresh connection. A
+``connect_check`` is asked before each new connection (never for a reused one): when it
+says no, the connection is not made and the request fails with ``HttpFailure``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import anyio
 import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
+
+from bastion._types import ConnectCheck
 
 __all__ = ["HttpFailure", "HttpWire", "WireResponse"]
 
@@ -113,6 +117,7 @@ class HttpWire:
         max_connections: int,
         connect_timeout: float,
         ssl_context: ssl.SSLContext | None = None,
+        connect_check: ConnectCheck | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -125,6 +130,7 @@ class HttpWire:
         self._ssl = ssl_context
         self._max = max_connections
         self._connect_timeout = connect_timeout
+        self._connect_check = connect_check
         self._idle: list[_Connection] = []
         self._open = 0
         self._slot_freed: anyio.Event | None = None
@@ -246,6 +252,8 @@ class HttpWire:
             raise
 
     async def _connect(self) -> _Connection:
+        if self._connect_check is not None and not await self._connect_check():
+            raise HttpFailure("ConnectCheckFailed")
         try:
             with anyio.fail_after(self._connect_timeout):
                 tcp = await anyio.connect_tcp(self._host, self._port)

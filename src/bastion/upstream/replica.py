@@ -10,7 +10,9 @@ client's call to a 2025-11-25 upstream is parked between input rounds (``parking
 upstream lists is kept current by ``listings``; why it is down is told by ``reasons``. A
 call's ``_meta`` is built here, never copied from the client's, so only the gateway sets
 Bastion's own keys: the caller's principal (``io.bastion/principal``) goes to servers
-configured with ``pass_principal``.
+configured with ``pass_principal``. A ``connect_check`` (an HTTP upstream's) is asked before
+every connection the replica's transport makes, the first and each one after a restart or
+a dropped connection; a refused connection is an unreachable upstream.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import anyio.abc
 
-from bastion._types import Clock, JSONObject
+from bastion._types import Clock, ConnectCheck, JSONObject
 from bastion.client.session import MAX_INPUT_ROUNDS, ClientHandlers, ClientSession
 from bastion.errors import BastionError, InvalidRequest, RequestTimeout, UpstreamUnavailable
 from bastion.protocol import types as t
@@ -88,6 +90,7 @@ class Replica:
         on_change: OnChange,
         on_notification: OnNotification,
         clock: Clock = time.monotonic,
+        connect_check: ConnectCheck | None = None,
     ) -> None:
         self.server = server
         self.index = index
@@ -97,6 +100,7 @@ class Replica:
         self._on_change = on_change
         self._on_notification = on_notification
         self._clock = clock
+        self._connect_check = connect_check
         self.state = ReplicaState.STARTING
         self.session: ClientSession | None = None
         self.pid: int | None = None
@@ -167,7 +171,9 @@ class Replica:
             on_notification=self._notified,
         )
         try:
-            async with open_upstream(self.config, self._environ, name=self.label) as stream:
+            async with open_upstream(
+                self.config, self._environ, name=self.label, connect_check=self._connect_check
+            ) as stream:
                 self.pid = getattr(stream, "pid", None)
                 async with ClientSession(
                     stream,

@@ -2,7 +2,8 @@
 (no shell, allow-listed environment plus the server's own ``env``), the same inside the
 sandbox when the server says ``sandbox:`` (only its own ``env``, a fresh writable
 ``/workspace`` per start, the host paths and domains it was granted), or Streamable HTTP
-with the server's static headers. The client's own credentials are never part of either."""
+with the server's static headers (and its ``connect_check`` asked before each new
+connection, if the caller gave one). The client's own credentials are never part of either."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bastion._types import ConnectCheck
 from bastion.transport.base import MessageStream
 from bastion.transport.stdio import StdioChild, child_environment
 
@@ -25,12 +27,18 @@ __all__ = ["open_upstream"]
 
 @asynccontextmanager
 async def open_upstream(
-    config: ServerConfig, environ: Mapping[str, str], *, name: str
+    config: ServerConfig,
+    environ: Mapping[str, str],
+    *,
+    name: str,
+    connect_check: ConnectCheck | None = None,
 ) -> AsyncIterator[MessageStream]:
     if config.url is not None:
         from bastion.transport.http_client import HttpClientStream  # noqa: PLC0415 - loads httpx only for HTTP upstreams
 
-        async with HttpClientStream(config.url, headers=config.headers) as http:
+        async with HttpClientStream(
+            config.url, headers=config.headers, connect_check=connect_check
+        ) as http:
             yield http
         return
     if config.command is None:

@@ -4,7 +4,8 @@
 for each. An upstream request (sampling, elicitation, roots) or log line is attributed by
 the HTTP stream it came on; from a stdio upstream, only when one call is in flight. Once a
 call is abandoned, nothing unattributed is attributed until the upstream restarts.
-``forwarder`` and ``progress_to`` relay requests and progress to the call they belong to.
+``forwarder``, ``progress_to`` and ``relay_log`` relay requests, progress and log lines to
+the call they belong to.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from bastion._types import JSONObject, JSONValue
 from bastion.errors import MethodNotFound
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import RequestId
+from bastion.server.context import LOG_LEVELS
 from bastion.transport.base import RELATED_REQUEST
 from bastion.upstream.parking import ParkedCall
 
 if TYPE_CHECKING:
     from bastion.server.context import ToolContext
 
-__all__ = ["InFlight", "forwarder", "progress_to"]
+__all__ = ["InFlight", "forwarder", "progress_to", "relay_log"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,18 @@ def progress_to(
             await ctx.progress(progress, _num(note.get("total")), _str(note.get("message")))
 
     return relay
+
+
+async def relay_log(calls: InFlight, params: JSONObject) -> None:
+    """Relay an upstream's log line (``notifications/message`` params) to the call it
+    belongs to (``sole_caller``; a parked call's current request), if any."""
+    ctx = calls.sole_caller()
+    target = ctx.current if isinstance(ctx, ParkedCall) else ctx
+    level = params.get("level")
+    if target is not None and isinstance(level, str) and level in LOG_LEVELS:
+        name = params.get("logger")
+        source = name if isinstance(name, str) else None
+        await target.log(level, params.get("data"), source)  # type: ignore[arg-type]
 
 
 def _num(value: JSONValue) -> float | None:

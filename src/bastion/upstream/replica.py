@@ -39,8 +39,8 @@ from bastion.protocol.versions import (
     META_SERVER_INFO,
     Era,
 )
-from bastion.server.context import LOG_LEVELS, InputRequired
-from bastion.upstream.attribution import InFlight, forwarder, progress_to
+from bastion.server.context import InputRequired
+from bastion.upstream.attribution import InFlight, forwarder, progress_to, relay_log
 from bastion.upstream.listings import LIST_KINDS, Listings
 from bastion.upstream.parking import PENDING_KEY, Owner, ParkedCall, ParkingLot
 from bastion.upstream.reasons import clean_reason, describe, known_secrets
@@ -379,14 +379,7 @@ class Replica:
             self._listings.changed(kind)
             return
         if note.method == "notifications/message":
-            ctx = self._sole_caller()
-            target = ctx.current if isinstance(ctx, ParkedCall) else ctx
-            params = note.params or {}
-            level = params.get("level")
-            if target is not None and isinstance(level, str) and level in LOG_LEVELS:
-                name = params.get("logger")
-                source = name if isinstance(name, str) else None
-                await target.log(level, params.get("data"), source)  # type: ignore[arg-type]
+            await relay_log(self._calls, note.params or {})
             return
         await self._on_notification(self, note)
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.audit import AuditLog, AuditRecord, Redactor, redact_text
-from bastion.audit.redact import MAX_DEPTH, REDACTED
+from bastion.audit.redact import (
+    _MAYBE_SECRET,
+    MAX_DEPTH,
+    REDACTED,
+    _alternation,
+    _maybe_secret,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +163,43 @@ async def test_ad1_a_secret_passed_as_credential_id_or_target_is_masked(tmp_path
     written = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("audit.db"))
     assert b"ghp_0123456789" not in written and b"SIGNATURE123" not in written
     assert b"files.example/report?sig=[REDACTED]" in written
+
+
+_NEEDLE_PARTS = (
+    *_MAYBE_SECRET,
+    *(w[: len(w) // 2] for w in _MAYBE_SECRET),
+    "\u017f",
+    "\u212a",
+    "A",
+    " ",
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.one_of(
+        st.lists(st.sampled_from(_NEEDLE_PARTS), max_size=12).map("".join),
+        st.text(
+            alphabet="".join(sorted(set("".join(_NEEDLE_PARTS)))) + "\u017f\u212a", max_size=60
+        ),
+        st.text(max_size=60),
+    )
+)
+def test_ad3_prefilter_lets_through_every_text_holding_a_word_it_looks_for(text: str) -> None:
+    """The one-regex prefilter says "maybe a secret" exactly when the case-folded text holds
+    one of its words (so no text skips the patterns that one of them would have sent there)."""
+    expected = any(word in text.casefold() for word in _MAYBE_SECRET)
+    assert _maybe_secret(text) is expected
+    assert _maybe_secret(text.upper()) is any(w in text.upper().casefold() for w in _MAYBE_SECRET)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.text(alphabet="ab?", min_size=1, max_size=4), min_size=1, max_size=6),
+    text=st.text(alphabet="ab?c", max_size=12),
+)
+def test_the_factored_alternation_finds_exactly_its_words(words: list[str], text: str) -> None:
+    """Also for words that are prefixes of others (none of the prefilter's are, today)."""
+    pattern = re.compile(_alternation(words))
+    assert (pattern.search(text) is not None) is any(word in text for word in words)
+    assert all(pattern.fullmatch(word) for word in words)

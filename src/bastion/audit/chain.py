@@ -16,11 +16,12 @@ __all__ = ["GENESIS", "Chain", "Link", "link_hash"]
 
 GENESIS: Final = bytes(32)
 _DOMAIN: Final = b"bastion-audit-link-v1\x00"
+_SEEDED: Final = hashlib.sha256(_DOMAIN)  # copied per link (never updated): cheaper than anew
 
 
 def link_hash(prev: bytes, seq: int, body: bytes) -> bytes:
     """SHA-256 over a domain tag, the previous hash, the seq (8 bytes, big-endian) and ``body``."""
-    digest = hashlib.sha256(_DOMAIN)
+    digest = _SEEDED.copy()
     digest.update(prev)
     digest.update(seq.to_bytes(8, "big"))
     digest.update(body)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import msgspec
 
-from bastion.audit.record import AuditRecord, bounded, canonical_bytes
+from bastion.audit.record import AuditRecord, canonical_bytes, encode_bounded
 from bastion.audit.redact import Redactor, redact_text
 from bastion.audit.refusals import RefusalKey, RefusalTally
 from bastion.audit.store import DEFAULT_CHECKPOINT_EVERY, AuditStore
@@ -225,26 +225,28 @@ class AuditLog:
         # A credential id or a resource URI must never carry a secret either (AD-1, AD-3).
         # Redact whole values, then bound them: a cut could leave part of a secret that no
         # longer matches its pattern, and the bound's digest must not be a secret's.
-        principal, credential, target = record.principal, record.credential_id, record.target
-        record = bounded(
-            msgspec.structs.replace(
-                record,
-                principal=redact_text(principal) if principal is not None else None,
-                credential_id=redact_text(credential) if credential is not None else None,
-                target=redact_text(target) if target is not None else None,
+        names = (record.principal, record.credential_id, record.target)
+        clean = tuple(redact_text(name) if name is not None else None for name in names)
+        if clean != names:
+            principal, credential, target = clean
+            record = msgspec.structs.replace(
+                record, principal=principal, credential_id=credential, target=target
             )
-        )
+        record, body = encode_bounded(record)
         # Measure before redacting the detail, too: a huge detail is dropped whole rather
         # than scanned on the request path (only the detail can be large by now).
-        if record.detail:
-            record = _cap(record, len(canonical_bytes(record)))
+        if record.detail and len(body) > MAX_RECORD_BYTES:
+            record, body = _cap(record, len(body)), b""
+        detail = self._redact(record.detail)
         # NaN and infinities encode as JSON null, which would not decode back into a record.
-        latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0
-        when = record.time if math.isfinite(record.time) else self._wall()
-        record = msgspec.structs.replace(
-            record, time=when, detail=self._redact(record.detail), latency_ms=latency
-        )
-        body = canonical_bytes(record)
+        # When nothing changes, ``body`` already holds the record's bytes: the redactor only
+        # ever puts strings where values were, so an equal detail encodes the same.
+        finite = math.isfinite(record.latency_ms) and math.isfinite(record.time)
+        if not (body and finite and detail == record.detail):
+            latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0
+            when = record.time if math.isfinite(record.time) else self._wall()
+            record = msgspec.structs.replace(record, time=when, detail=detail, latency_ms=latency)
+            body = canonical_bytes(record)
         if len(body) > MAX_RECORD_BYTES:
             body = canonical_bytes(_cap(record, len(body)))
         return body

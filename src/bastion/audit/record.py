@@ -7,11 +7,14 @@ record always hashes the same, whichever process wrote it. Names and ids are cap
 ``MAX_NAME_LENGTH`` characters when a record is read back, so ``bounded`` applies the same cap
 before one is written: a longer value keeps its head and ends with a marker giving its length
 and SHA-256, so the record still shows it was long and can be matched to the original.
+``encode_bounded`` does both at once, and skips the field-by-field check when the whole
+record encodes to no more than ``MAX_NAME_LENGTH`` bytes (no field can be over then).
 """
 
 from __future__ import annotations
 
 import hashlib
+import operator
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -27,6 +30,7 @@ __all__ = [
     "bounded",
     "canonical_bytes",
     "decode_record",
+    "encode_bounded",
 ]
 
 Decision = Literal["allow", "deny"]
@@ -73,6 +77,7 @@ def _bounded_fields() -> tuple[str, ...]:
 
 
 _BOUNDED_FIELDS: Final = _bounded_fields()
+_BOUNDED_VALUES: Final = operator.attrgetter(*_BOUNDED_FIELDS)
 
 
 def bound_name(value: str) -> str:
@@ -90,8 +95,8 @@ def bounded(record: AuditRecord) -> AuditRecord:
     decodes back whatever a client sent (the record itself when nothing is over)."""
     changes = {
         name: bound_name(value)
-        for name in _BOUNDED_FIELDS
-        if isinstance(value := getattr(record, name), str) and len(value) > MAX_NAME_LENGTH
+        for name, value in zip(_BOUNDED_FIELDS, _BOUNDED_VALUES(record), strict=True)
+        if isinstance(value, str) and len(value) > MAX_NAME_LENGTH
     }
     return msgspec.structs.replace(record, **changes) if changes else record
 
@@ -103,6 +108,26 @@ _DECODER: Final = msgspec.json.Decoder(AuditRecord)
 def canonical_bytes(record: AuditRecord) -> bytes:
     """The bytes the hash chain covers: JSON, keys sorted at every depth, no whitespace."""
     return _ENCODER.encode(record)
+
+
+def encode_bounded(record: AuditRecord) -> tuple[AuditRecord, bytes]:
+    """``bounded(record)`` and its ``canonical_bytes``, with one encoding in the usual case.
+
+    Raises:
+        UnicodeEncodeError: a kept part of a string holds a lone surrogate (as
+            ``canonical_bytes(bounded(record))`` would).
+    """
+    try:
+        body = _ENCODER.encode(record)
+    except UnicodeEncodeError:  # perhaps in a part that bounding cuts away
+        body = None
+    # Every character encodes to at least one byte: a short record has no long field.
+    if body is not None and len(body) <= MAX_NAME_LENGTH:
+        return record, body
+    cut = bounded(record)
+    if cut is record and body is not None:
+        return record, body
+    return cut, _ENCODER.encode(cut)
 
 
 def decode_record(data: bytes | str) -> AuditRecord:

@@ -85,9 +85,11 @@ def _is_basic_pair(text: str) -> bool:
 
 # What every pattern below needs to find first, case-folded: most strings contain none of
 # these and skip the ~14 full scans (measured: redaction was half the audit log's CPU).
-# Substring tests on the case-folded text, not one case-insensitive regex alternation: the
-# regex cost ~190 µs per KiB of clean text, these ~5 (casefold() also folds the characters
-# that re.IGNORECASE matches, such as U+017F for "s" and U+212A for "k").
+# Searched for in the case-folded text, not with a case-insensitive regex alternation (~190
+# µs per KiB of clean text; casefold() also folds the characters that re.IGNORECASE matches,
+# such as U+017F for "s" and U+212A for "k"), by one regex with the words' common prefixes
+# factored out (``_alternation``): on a short string (the usual argument value) ~0.6 µs
+# where 31 substring tests took ~2, and no slower on a KiB (12-38 µs against 20-45).
 _MAYBE_SECRET: Final = (
     "akia", "asia", "agpa", "aida", "aroa", "aiza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
     "github_pat_", "glpat-", "xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "_live_",
@@ -104,8 +106,25 @@ _CLEAN_MAX: Final = 4096
 _CLEAN_MAX_CHARS: Final = 256
 
 
+def _alternation(words: Iterable[str]) -> str:
+    """A regex that matches exactly ``words``, factored by first character at every depth
+    (``ab|ac`` becomes ``a(?:b|c)``), so a search tries one branch where a plain alternation
+    tries every word."""
+    tails: dict[str, list[str]] = {}
+    for word in words:
+        tails.setdefault(word[:1], []).append(word[1:])
+    parts = [re.escape(head) + _alternation(rest) for head, rest in tails.items() if head]
+    if not parts:
+        return ""
+    either = parts[0] if len(parts) == 1 else f"(?:{'|'.join(parts)})"
+    return f"(?:{either})?" if "" in tails else either
+
+
+_MAYBE_SECRET_RE: Final = re.compile(_alternation(_MAYBE_SECRET))
+
+
 def _maybe_secret(text: str) -> bool:
-    return any(map(text.casefold().__contains__, _MAYBE_SECRET))
+    return _MAYBE_SECRET_RE.search(text.casefold()) is not None
 
 
 def redact_text(text: str) -> str:
@@ -144,15 +163,18 @@ class Redactor:
     def _redact(self, value: JSONValue, depth: int) -> JSONValue:
         if isinstance(value, str):
             return redact_text(value)
-        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
-            return "[TOO DEEP]"
         if isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                return "[TOO DEEP]"
+            fields, depth = self._fields, depth + 1
             return {
                 k: REDACTED
-                if isinstance(k, str) and self.is_secret_field(k)
-                else self._redact(v, depth + 1)
+                if isinstance(k, str) and _normalise(k) in fields
+                else self._redact(v, depth)
                 for k, v in value.items()
             }
         if isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                return "[TOO DEEP]"
             return [self._redact(v, depth + 1) for v in value]
         return value

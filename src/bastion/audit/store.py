@@ -22,7 +22,7 @@ from bastion._sqlite import open_private_db
 from bastion.audit.chain import GENESIS, Chain
 from bastion.audit.checkpoint import sign_checkpoint
 from bastion.audit.keys import load_or_create_signing_key
-from bastion.audit.record import AuditRecord, bounded, canonical_bytes
+from bastion.audit.record import AuditRecord, encode_bounded
 from bastion.errors import InternalError
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class AuditStore:
 
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Chain and write ``records`` (``bounded``) in one transaction; return the last seq."""
-        return self.append_encoded([canonical_bytes(bounded(record)) for record in records])
+        return self.append_encoded([encode_bounded(record)[1] for record in records])
 
     def append_encoded(self, bodies: Sequence[bytes]) -> int:
         """``append`` for records already encoded with ``canonical_bytes`` (the caller's
@@ -136,16 +136,18 @@ class AuditStore:
             # Under the write lock, continue from the stored head: several processes (one
             # gateway per stdio client) may append to the same log, each in its turn.
             chain = self._stored_head()
-            rows, due = [], []
+            rows, due, prev = [], [], chain.head.hex()
             for body in bodies:
                 link = chain.append(body)
-                rows.append((link.seq, link.prev.hex(), link.hash.hex(), link.body.decode()))
+                head = link.hash.hex()
+                rows.append((link.seq, prev, head, body.decode()))
+                prev = head
                 if link.seq % self._every == 0:
                     due.append((link.seq, link.hash))
             self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
             self._set_head(chain)
-            for seq, head in due:
-                self._write_checkpoint(seq, head)
+            for seq, signed in due:
+                self._write_checkpoint(seq, signed)
         self._chain = chain
         return chain.seq
 

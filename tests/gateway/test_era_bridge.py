@@ -17,11 +17,14 @@ import anyio
 import pytest
 
 from bastion.client import ClientHandlers, ClientSession
+from bastion.errors import PeerError
 from bastion.protocol.versions import Era
 from bastion.transport.http_client import HttpClientStream
-from tests.support import BASTION, gateway_http_server
+from tests.support import BASTION, PYTHON, gateway_http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+UPSTREAMS = Path(__file__).parent / "upstreams"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"  new:\n    command: {BASTION}\n    args: [fixture, --stdio]\n"
         f"  pair:\n    command: {BASTION}\n    args: [fixture, --stdio, --legacy-only]\n"
         "    replicas: 2\n"
+        f"  asker:\n    command: {PYTHON}\n    args: [{UPSTREAMS / 'reserved_asker.py'}]\n"
     )
     with gateway_http_server(cfg) as gateway:
         yield gateway
@@ -129,3 +133,33 @@ async def test_resource_updates_reach_the_subscriber(
                         await updated.wait()
                 tg.cancel_scope.cancel()
     assert set(seen) == {exposed}
+
+
+@pytest.mark.parametrize("client_era", [Era.LEGACY, Era.MODERN])
+async def test_an_upstream_asking_under_bastions_own_prefix_is_refused(
+    url: str, client_era: Era
+) -> None:
+    """AZ-1, TC-6 (red-team K1): keys under ``io.bastion/`` are the gateway's own questions,
+    which its policy check does not decide; a 2026-07-28 upstream asking under one got its
+    URL elicitation to the client past a deny. Such a question is refused whole now, in
+    either client era, while the same question under a key of its own is asked."""
+    asked: list[str] = []
+
+    async def elicit(params: dict[str, Any]) -> dict[str, Any]:
+        asked.append(params["url"])
+        return {"action": "accept"}
+
+    handlers = ClientHandlers(elicitation=elicit)
+    with anyio.fail_after(30):
+        async with (
+            HttpClientStream(url) as stream,
+            ClientSession(stream, era=client_era, handlers=handlers) as s,
+        ):
+            await s.connect()
+            plain = await s.call_tool("asker__plain")
+            assert plain["content"][0]["text"] == "answered ['q']"
+            assert asked == ["https://attacker.example/login"]
+            with pytest.raises(PeerError) as refused:
+                await s.call_tool("asker__reserved")
+    assert asked == ["https://attacker.example/login"]  # the reserved one never reached it
+    assert refused.value.peer_code == -32600

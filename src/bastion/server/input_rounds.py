@@ -4,7 +4,9 @@ A handler that must ask raises ``InputRequired``; ``input_required`` answers wit
 ``inputRequests`` and the answers so far sealed into a ``requestState``. The client's retry
 carries that state and its ``inputResponses``; ``restore_responses`` merges them, and keys
 under Bastion's own ``io.bastion/`` prefix come only from the seal. A state is bound to its
-request's method, target and caller (AZ-1), so nobody else's retry can resume it.
+request's method, target and caller (AZ-1), so nobody else's retry can resume it. An
+upstream's own questions (``upstream_questions``) may not use that prefix: the gateway's
+questions are not decided by the caller's policy, so one asked under it would pass unchecked.
 """
 
 from __future__ import annotations
@@ -14,16 +16,34 @@ from typing import Final
 import msgspec
 
 from bastion._types import JSONObject, JSONValue
-from bastion.errors import InvalidParams
+from bastion.errors import InvalidParams, InvalidRequest
 from bastion.protocol import types as t
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.context import InputRequired
 from bastion.session.peer import Call
 
-__all__ = ["RESERVED", "binding", "input_required", "restore_responses"]
+__all__ = ["RESERVED", "binding", "input_required", "restore_responses", "upstream_questions"]
 
 # inputResponses keys a client may not send: Bastion's own, kept in the sealed requestState.
 RESERVED: Final = "io.bastion/"
+
+
+def upstream_questions(requests: JSONObject) -> dict[str, t.InputRequest]:
+    """The ``inputRequests`` of a 2026-07-28 upstream's input-required result, as
+    ``ToolContext.ask`` takes them (entries that are not objects are left out).
+
+    Raises:
+        InvalidRequest: a key is under ``RESERVED`` (AZ-1, TC-6).
+    """
+    if any(key.startswith(RESERVED) for key in requests):
+        raise InvalidRequest(
+            f"upstream input request under {RESERVED}", message="Upstream used a reserved key"
+        )
+    return {
+        key: t.InputRequest(method=str(asked.get("method")), params=asked.get("params") or {})
+        for key, asked in requests.items()
+        if isinstance(asked, dict)
+    }
 
 
 def restore_responses(

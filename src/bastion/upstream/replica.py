@@ -30,7 +30,6 @@ import anyio.abc
 from bastion._types import Clock, ConnectCheck, JSONObject
 from bastion.client.session import MAX_INPUT_ROUNDS, ClientHandlers, ClientSession
 from bastion.errors import BastionError, InvalidRequest, RequestTimeout, UpstreamUnavailable
-from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.meta import META_PRINCIPAL
 from bastion.protocol.versions import (
@@ -40,6 +39,7 @@ from bastion.protocol.versions import (
     Era,
 )
 from bastion.server.context import InputRequired
+from bastion.server.input_rounds import upstream_questions
 from bastion.upstream.attribution import InFlight, forwarder, progress_to, relay_log
 from bastion.upstream.listings import LIST_KINDS, Listings
 from bastion.upstream.parking import PENDING_KEY, Owner, ParkedCall, ParkingLot
@@ -270,12 +270,7 @@ class Replica:
             return _strip_era_fields(result)
 
         async def answer_inputs(requests: JSONObject) -> JSONObject:
-            asks = {
-                k: t.InputRequest(method=str(v.get("method")), params=v.get("params") or {})
-                for k, v in requests.items()
-                if isinstance(v, dict)
-            }
-            return await ctx.ask(asks)
+            return await ctx.ask(upstream_questions(requests))
 
         on_progress = progress_to(lambda: ctx) if ctx.progress_token is not None else None
         finished = False

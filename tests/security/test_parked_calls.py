@@ -163,6 +163,26 @@ def test_au5_a_revoked_keys_parked_calls_are_dropped(gw: Gateway) -> None:
         time.sleep(0.2)
 
 
+def test_az1_a_retry_with_other_arguments_does_not_resume_the_parked_call(gw: Gateway) -> None:
+    """The retry is authorized with its own arguments, so it must carry the parked call's:
+    bob's retry of the elicitation with another message is told the round expired, and
+    with the same message it resumes the call."""
+    first = _elicit(gw, "bob", "first")["result"]
+    assert first["resultType"] == "input_required", first
+    (key, _request), *_ = first["inputRequests"].items()
+    retry: dict[str, Any] = {
+        "name": "lh__test_elicitation",
+        "arguments": {"message": "other"},
+        "requestState": first["requestState"],
+        "inputResponses": {key: {"action": "decline"}},
+    }
+    answer = answer_of(gw.modern(gw.auth("bob"), "tools/call", retry))
+    assert answer.get("error", {}).get("code") == -32602, answer
+    retry["arguments"] = {"message": "first"}
+    answer = answer_of(gw.modern(gw.auth("bob"), "tools/call", retry))
+    assert answer["result"].get("resultType", "complete") == "complete", answer
+
+
 def _rounds(gw: Gateway, n: int) -> tuple[list[int], dict[str, Any]]:
     """As bob (alice's key is revoked above), calls ``ask__ask`` (``n`` questions at once,
     forever) and answers every input request it is given, until the call ends; the number of

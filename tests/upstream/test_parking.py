@@ -128,3 +128,15 @@ async def test_az1_screening_refuses_the_questions_the_caller_may_not_be_asked()
         call.deliver({key: {"action": "decline"}})
     assert outcomes == {"roots/list": -32003, "elicitation/create": {"action": "decline"}}
     assert not call.screen(no_roots)  # nothing open: the client has nothing to answer
+
+
+async def test_az1_a_retry_asking_something_else_finds_nothing() -> None:
+    """The retry is authorized, and its questions screened, with its own arguments: it must
+    ask what the parked call asks (red-team K), else it is told the round expired."""
+    lot = ParkingLot()
+    parked = lot.park(ALICE, b'["tools/call",{"arguments":{"path":"pub"},"name":"read"}]')
+    other = b'["tools/call",{"arguments":{"path":"secret"},"name":"read"}]'
+    with pytest.raises(InvalidParams) as refused:
+        lot.find(parked.id, ALICE, other)
+    assert refused.value.wire_message == _refusal(lot, "no-such-call", ALICE)
+    assert lot.find(parked.id, ALICE, parked.request) is parked

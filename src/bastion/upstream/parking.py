@@ -62,10 +62,13 @@ Owner = tuple[str, str] | None  # the caller's binding; None on a connection tha
 
 
 class ParkedCall:
-    def __init__(self, call_id: str, expires_at: float, owner: Owner = None) -> None:
+    def __init__(
+        self, call_id: str, expires_at: float, owner: Owner = None, request: bytes = b""
+    ) -> None:
         self.id = call_id
         self.expires_at = expires_at
         self.owner = owner
+        self.request = request  # what was asked (encoded): a retry must ask the very same
         self.done = False
         self.result: JSONObject | None = None
         self.error: BaseException | None = None
@@ -167,7 +170,7 @@ class ParkingLot:
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._calls
 
-    def park(self, owner: Owner = None) -> ParkedCall:
+    def park(self, owner: Owner = None, request: bytes = b"") -> ParkedCall:
         """A new parked call, belonging to ``owner``; makes room as the module docstring
         says (the dropped call's upstream request is cancelled, its retry told to start
         over)."""
@@ -180,16 +183,17 @@ class ParkingLot:
             victim = owner if mine and len(mine) >= most else richest
             oldest = next(call for call in self._calls.values() if call.owner == victim)
             self._drop(oldest, "the lot is full")
-        call = ParkedCall(secrets.token_urlsafe(16), self._clock() + PARK_TTL, owner)
+        call = ParkedCall(secrets.token_urlsafe(16), self._clock() + PARK_TTL, owner, request)
         self._calls[call.id] = call
         return call
 
-    def find(self, call_id: str, owner: Owner = None) -> ParkedCall:
-        """Raises InvalidParams when the call is unknown, finished, expired or another
-        caller's (the same answer for all, so a stranger learns nothing)."""
+    def find(self, call_id: str, owner: Owner = None, request: bytes = b"") -> ParkedCall:
+        """Raises InvalidParams when the call is unknown, finished, expired, another
+        caller's or was asked with other arguments than ``request`` (the same answer for
+        all, so a stranger learns nothing)."""
         self.expire()
         call = self._calls.get(call_id)
-        if call is None or call.owner != owner:
+        if call is None or call.owner != owner or call.request != request:
             raise InvalidParams(
                 "no such parked call", message="Input round expired; retry the call"
             )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
+import msgspec
 
 from bastion._types import Clock, ConnectCheck, JSONObject
 from bastion.client.session import MAX_INPUT_ROUNDS, ClientHandlers, ClientSession
@@ -298,13 +299,18 @@ class Replica:
         """A 2026-07-28 client calling a 2025-11-25 upstream: the upstream call is parked
         whenever it asks the client something, and resumed by the client's retry."""
         pending = ctx.input_responses.get(PENDING_KEY)
+        # A retry must ask what the parked call asks: it is authorized (and its questions
+        # screened) with the retry's own arguments.
+        asked = msgspec.json.encode(
+            [method, {k: v for k, v in params.items() if k != "_meta"}], order="sorted"
+        )
         if isinstance(pending, str):
-            parked = self._parking.find(pending, ctx.caller)
+            parked = self._parking.find(pending, ctx.caller, asked)
             parked.deliver(ctx.input_responses)
         else:
             if self._tg is None:
                 raise UpstreamUnavailable(f"{self.label} is restarting")
-            parked = self._parking.park(ctx.caller)
+            parked = self._parking.park(ctx.caller, asked)
             tracking = contextlib.ExitStack()
             on_sent = tracking.enter_context(self._in_flight(parked))
 

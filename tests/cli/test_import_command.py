@@ -133,3 +133,42 @@ def test_usage_errors(tmp_path: Path) -> None:
     done = bastion("import", cwd=tmp_path)
     assert done.returncode == 2
     assert "the following arguments are required: file" in done.stderr
+
+
+def test_force_leaves_a_private_file_even_over_a_readable_one(tmp_path: Path) -> None:
+    # The imported YAML can hold inline secrets (ghp_literal): replacing a 0644 file must not
+    # keep its mode, and a symlink at the target is replaced, not written through.
+    source, out = sample(tmp_path), tmp_path / "bastion.yaml"
+    out.write_text("# old\n")
+    out.chmod(0o644)
+    done = bastion("import", source, "-o", out, "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "ghp_literal" in out.read_text()
+
+    target, link = tmp_path / "elsewhere.yaml", tmp_path / "link.yaml"
+    target.write_text("# someone else's file\n")
+    target.chmod(0o644)
+    link.symlink_to(target)
+    linked = bastion("import", source, "-o", link, "--force", cwd=tmp_path)
+    assert linked.returncode == 0, linked.stderr
+    assert target.read_text() == "# someone else's file\n"
+    assert not link.is_symlink()
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+    assert "ghp_literal" in link.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bastion.yaml",
+        "claude_desktop_config.json",
+        "elsewhere.yaml",
+        "link.yaml",
+    ]
+
+
+def test_force_failure_leaves_no_temporary_file(tmp_path: Path) -> None:
+    source, out = sample(tmp_path), tmp_path / "taken"
+    out.mkdir()
+    done = bastion("import", source, "-o", out, "--force", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(f"bastion import: cannot write {out}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claude_desktop_config.json", "taken"]
+    assert list(out.iterdir()) == []

@@ -243,7 +243,52 @@ def test_substitution_reads_only_the_given_environment(monkeypatch: pytest.Monke
 
 def test_substituted_values_stay_strings() -> None:
     message = error("gateway: {port: '${PORT}'}", {"PORT": "9000"})
-    assert message == '<string>: gateway.port: expected an integer, got "9000"'
+    assert message == '<string>: gateway.port: expected an integer, got "${PORT}"'
+
+
+SECRET = "sk-live-SECRET-abcdef0123456789"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "servers: {s: {url: 'htps://a.example/mcp?key=${TOKEN}'}}",
+            "servers.s.url: expected an http:// or https:// URL, "
+            'got "htps://a.example/mcp?key=${TOKEN}"',
+        ),
+        (
+            "servers: {s: {command: x, startup_timeout: '${TOKEN}'}}",
+            'servers.s.startup_timeout: expected a number, got "${TOKEN}"',
+        ),
+        (
+            "servers: {s: {command: x, type: 'x${TOKEN:-none}'}}",
+            'servers.s.type: expected one of "stdio", "http", "streamable-http", '
+            'got "x${TOKEN:-none}"',
+        ),
+        (  # longer than the 64 characters a value is cut to: the cut is of the written text
+            "servers: {s: {url: 'htps://a-long-host-name.example/some/path/mcp?key=${TOKEN}'}}",
+            "servers.s.url: expected an http:// or https:// URL, "
+            'got "htps://a-long-host-name.example/some/path/mcp?key=${TOKEN}"',
+        ),
+        (  # a message that quotes the value in its own way (cut at 64 characters)
+            "auth: {resource: 'https://r.example/mcp', "
+            "authorization_servers: ['http://as.example/path/to/metadata?key=${TOKEN}']}",
+            "auth: auth.authorization_servers: not an https:// URL: "
+            "http://as.example/path/to/metadata?key=${TOKEN}",
+        ),
+    ],
+)
+def test_errors_name_a_substituted_value_as_written(text: str, message: str) -> None:
+    """IN-5: a value from ${VAR} is often a credential; errors show the file's text instead."""
+    got = error(text, {"TOKEN": SECRET})
+    assert "SECRET" not in got
+    assert got == f"<string>: {message}"
+
+
+def test_a_literal_value_is_named_as_it_is_beside_a_substituted_one() -> None:
+    text = "servers: {s: {url: 'htps://example.com/mcp', headers: {A: '${HOST}'}}}"
+    assert error(text) == f'<string>: servers.s.url: {NOT_URL} "htps://example.com/mcp"'
 
 
 SYNTAX = "write ${NAME} or ${NAME:-default}, and $${ for a literal ${"
@@ -407,6 +452,29 @@ def test_error_messages(text: str, message: str) -> None:
 )
 def test_server_error_messages(server: str, message: str) -> None:
     assert error(f"servers:\n  x: {server}\n") == f"<string>: servers.x{message}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"Bearer t\\r\\nX-Evil: 1"', '"a\\nb"', '"a\\rb"', '"a\\x00b"', "'Bearer ${NL}'"],
+)
+def test_header_values_with_line_breaks_are_refused(value: str) -> None:
+    """A CR or LF in a header value would start another header to the upstream."""
+    got = error(
+        f"servers: {{s: {{url: 'https://h/mcp', headers: {{Authorization: {value}}}}}}}",
+        {"NL": "sk-live-SECRET\r\nX-Evil: 1"},
+    )
+    assert got == (
+        "<string>: servers.s.headers: header Authorization: a value may not hold a line "
+        "break or other control character"
+    )
+
+
+def test_header_names_must_be_http_tokens() -> None:
+    got = error("servers: {s: {url: 'https://h/mcp', headers: {\"X-A\\r\\nB\": c, ok: d}}}")
+    assert got == '<string>: servers.s.headers: invalid header name "X-A\\r\\nB"'
+    tab = parse("servers: {s: {url: 'https://h/mcp', headers: {X-A: \"b\\tc\"}}}")
+    assert tab.servers["s"].headers == {"X-A": "b\tc"}
 
 
 def test_the_first_problem_in_file_order_is_reported() -> None:

@@ -2,7 +2,9 @@
 
 Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, the path in dotted
 form (``servers.github.args[1]``); YAML syntax errors read ``<source>:<line>:<column>: ...``.
-The environment is passed in, never read here, and nothing here exits the process.
+The environment is passed in, never read here, and nothing here exits the process. A value
+that came from a ``${VAR}`` is often a credential (IN-5): messages name it as the file writes
+it (``got "${TOKEN}"``), never as substituted.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ MAX_SERVERS: Final = 256
 MAX_DEPTH: Final = 32
 # Aliases share nodes, so a small file can stand for billions of values ("billion laughs").
 MAX_VALUES: Final = 100_000
+# A substituted value's text this long or longer is taken out of any message that quotes it
+# in its own way; shorter, it could match the message's own words (like MIN_KNOWN_SECRET).
+MIN_CONCEALED: Final = 8
 
 _Path: TypeAlias = tuple[str | int, ...]
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -96,11 +101,12 @@ def parse_config(text: str, environ: Mapping[str, str], *, source: str = "<strin
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: larger than 1 MiB")
     data = parse_yaml_text(text, source)
+    resolver = _Resolver(environ)
     try:
-        return _build(_Resolver(environ).resolve(data, ()))
+        return _build(resolver.resolve(data, ()))
     except _Invalid as exc:
         where = f"{_render_path(exc.path)}: " if exc.path else ""
-        raise ConfigError(f"{source}: {where}{exc.problem}") from exc
+        raise ConfigError(f"{source}: {where}{resolver.conceal(exc.problem, exc.path)}") from None
 
 
 class _Invalid(Exception):
@@ -183,11 +189,28 @@ def parse_yaml_text(text: str, source: str) -> JSONValue:
 
 
 class _Resolver:
-    """Copies the YAML tree, substituting variables in every string value (not in keys)."""
+    """Copies the YAML tree, substituting variables in every string value (not in keys), and
+    remembers what it substituted so that ``conceal`` can keep it out of messages."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
         self._values = 0
+        # path: (as written, as substituted, {variable: the value it gave})
+        self._written: dict[_Path, tuple[str, str, dict[str, str]]] = {}
+
+    def conceal(self, problem: str, path: _Path) -> str:
+        """``problem`` naming each value substituted at or under ``path`` as written; then,
+        for other quotings, each of their variables' values (or a cut of one, of at least
+        ``MIN_CONCEALED`` characters) replaced by ``${NAME}``."""
+        below = [v for where, v in self._written.items() if where[: len(path)] == path]
+        for written, value, _ in below:
+            problem = problem.replace(_describe(value), _describe(written))
+        for name, value in ((n, v) for _, _, used in below for n, v in used.items()):
+            if len(value) < MIN_CONCEALED or value[:MIN_CONCEALED] not in problem:
+                continue
+            for end in range(min(len(value), len(problem)), MIN_CONCEALED - 1, -1):
+                problem = problem.replace(value[:end], f"${{{name}}}")
+        return problem
 
     def resolve(self, value: JSONValue, path: _Path) -> JSONValue:
         self._values += 1
@@ -210,6 +233,8 @@ class _Resolver:
         raise _Invalid(path, f"unsupported YAML value (a {name}); quote it to make it a string")
 
     def _substitute(self, text: str, path: _Path) -> str:
+        used: dict[str, str] = {}
+
         def replace(match: re.Match[str]) -> str:
             if match["body"] is None:
                 return "${"  # "$${" is the escape
@@ -221,9 +246,13 @@ class _Resolver:
                 value = default
             if value is None:
                 raise _Invalid(path, f"environment variable {name} is not set")
+            used[name] = value
             return value
 
-        return _REFERENCE.sub(replace, text)
+        resolved = _REFERENCE.sub(replace, text)
+        if used:
+            self._written[path] = (text, resolved, used)
+        return resolved
 
 
 def _build(data: JSONValue) -> Config:

@@ -1,13 +1,15 @@
 """The configuration tree: frozen msgspec Structs that refuse unknown fields.
 
 Types, ranges and name patterns live in the annotations (checked when msgspec converts);
-``ServerConfig.__post_init__`` checks what spans fields, on every construction. Build a
+``ServerConfig.__post_init__`` checks what spans fields (and header names and values), on every
+construction. Build a
 ``Config`` with ``load_config``/``parse_config``, which add paths to the messages.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Final, Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
 
@@ -53,6 +55,10 @@ MAX_TIMEOUT: Final = 3600.0
 
 TransportType: TypeAlias = Literal["stdio", "http", "streamable-http"]
 TRANSPORT_TYPES: Final[tuple[str, ...]] = get_args(TransportType)
+
+# RFC 9110: a field name is a token; a value may hold no control character but a tab.
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _Seconds: TypeAlias = Annotated[float, Meta(gt=0.0, le=MAX_TIMEOUT)]
 
@@ -122,6 +128,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                     raise FieldProblem(field, "only a command server takes this, not a url one")
             if self.type == "stdio":
                 raise FieldProblem("type", '"stdio" needs a command, but this server has a url')
+            _check_headers(self.headers)
         elif self.command is not None:
             if self.headers:
                 raise FieldProblem("headers", "only a url server takes this, not a command one")
@@ -209,6 +216,17 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         """
         prefix = self.servers[name].prefix
         return f"{name}{self.gateway.separator}" if prefix is None else prefix
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    """Refuse what would break the request line by line: a CR or LF in a value starts another
+    header to the upstream (header injection); a name must be an HTTP token."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise FieldProblem("headers", f"invalid header name {_describe(name)}")
+        if _HEADER_CONTROL.search(value):
+            problem = "a value may not hold a line break or other control character"
+            raise FieldProblem("headers", f"header {name}: {problem}")
 
 
 def _is_http_url(url: str) -> bool:

@@ -85,6 +85,7 @@ class BubblewrapBackend:
             request.limits,
             seccomp=request.runtime.seccomp,
             cgroup_procs=list(request.cgroup_procs),
+            pids_cgroup=request.pids_cgroup,
             uid=self.uid,
             gid=self.gid,
             args_file=args_file,

@@ -16,6 +16,7 @@ we spawned is the backend's own and the environment stays exactly what we passed
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 from pathlib import Path
 from typing import Final
@@ -73,7 +74,7 @@ def private_args_file(path: Path, args: list[str]) -> Path:
     return path
 
 
-def _rlimits(limits: Limits) -> list[str]:
+def _rlimits(limits: Limits, *, pids_cgroup: bool) -> list[str]:
     def value(n: int | None) -> str:
         return "unlimited" if n is None else str(n)
 
@@ -82,14 +83,20 @@ def _rlimits(limits: Limits) -> list[str]:
         if limits.cpu_seconds is None
         else f"{limits.cpu_seconds}:{limits.cpu_seconds + 1}"
     )
-    return [
+    options = [
         f"--cpu={cpu}",  # SIGXCPU at the soft limit, SIGKILL a second later
         f"--as={value(limits.address_space_bytes)}",
-        f"--nproc={value(limits.processes)}",
         f"--fsize={value(limits.file_size_bytes)}",
         f"--nofile={value(limits.open_files)}",
         "--core=0",
     ]
+    # RLIMIT_NPROC counts every process of the (shared) sandbox uid on the host: with a
+    # pids cgroup, as high as we may set it (the hard limit; root may lack CAP_SYS_RESOURCE).
+    nproc = limits.processes
+    if pids_cgroup:
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        nproc = None if hard == resource.RLIM_INFINITY else hard
+    return [*options, f"--nproc={value(nproc)}"]
 
 
 def launcher_argv(
@@ -102,6 +109,7 @@ def launcher_argv(
     drop_privileges: bool | None = None,
     rlimits: bool = True,
     args_file: Path | None = None,
+    pids_cgroup: bool = False,
 ) -> list[str]:
     """The prefix that runs a backend command under ``limits`` as ``uid``/``gid``.
 
@@ -109,6 +117,10 @@ def launcher_argv(
     unprivileged user and cannot change uid. ``rlimits=False`` is for a backend that
     applies them inside its own kernel (gVisor), where they must not bound the runtime.
     ``args_file`` (from ``private_args_file``) is opened as ``ARGS_FD`` for the backend.
+    ``pids_cgroup``: the command's own pids cgroup bounds its processes, so RLIMIT_NPROC
+    is lifted to our own hard limit; as the fallback it counts every sandbox's processes
+    together (they all run as one uid), and one command at its limit stops all the
+    others from starting.
     """
     if drop_privileges is None:
         drop_privileges = os.geteuid() == 0
@@ -128,5 +140,5 @@ def launcher_argv(
             "--",
         ]
     if rlimits:
-        argv += [tool("prlimit"), *_rlimits(limits), "--"]
+        argv += [tool("prlimit"), *_rlimits(limits, pids_cgroup=pids_cgroup), "--"]
     return argv

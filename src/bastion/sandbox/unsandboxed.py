@@ -32,6 +32,7 @@ class UnsandboxedBackend:
             request.limits,
             seccomp=None,
             cgroup_procs=list(request.cgroup_procs),
+            pids_cgroup=request.pids_cgroup,
             drop_privileges=False,
         )
         # env(1) with -C: the working directory without a shell, then the command.

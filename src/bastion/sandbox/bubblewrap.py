@@ -3,7 +3,8 @@
 The command gets new user, mount, pid, ipc, uts, cgroup and network namespaces; ``/usr``
 and a short list of ``/etc`` entries read-only (with our own passwd, group, hosts); a fresh
 ``/proc`` whose ``/proc/sys`` is read-only; a minimal ``/dev``; a private size-capped
-``/tmp``; and one writable directory, the workspace at ``/workspace``. bwrap is pid 1
+``/tmp``; and one writable directory, the workspace at ``/workspace``, where read-only
+paths and (so they cannot be renamed away) their parents are mount points. bwrap is pid 1
 of the namespace and dies with its parent, so killing it ends every process in it.
 """
 
@@ -135,6 +136,15 @@ class BubblewrapBackend:
         args += ["--remount-ro", "/dev"]
         args += ["--size", str(request.limits.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         args += ["--bind", str(request.workspace), WORKSPACE]
+        # Each parent of a read-only path is a mount point too (bound read-write onto
+        # itself): renaming or removing it fails (EBUSY), where the read-only bind would
+        # move away with it and a fresh copy put in its place be writable.
+        parents = {
+            p for path in request.readonly for p in path.parents if request.workspace in p.parents
+        }
+        for path in sorted(parents, key=lambda p: len(p.parts)):
+            inside = path.relative_to(request.workspace).as_posix()
+            args += ["--bind", str(path), f"{WORKSPACE}/{inside}"]
         for path in request.readonly:
             inside = path.relative_to(request.workspace).as_posix()
             args += ["--ro-bind", str(path), f"{WORKSPACE}/{inside}"]

@@ -64,6 +64,7 @@ class LaunchRequest:
     extra_ro: tuple[Path, ...] = ()
     egress_socket: Path | None = None  # host side of EGRESS_SOCKET
     cgroup_procs: tuple[Path, ...] = ()
+    pids_cgroup: bool = False  # a pids limit is in force in the command's own cgroup
 
 
 @dataclass(kw_only=True)

@@ -3,7 +3,8 @@
 The command gets new user, mount, pid, ipc, uts, cgroup and network namespaces; ``/usr``
 and a short list of ``/etc`` entries read-only (with our own passwd, group, hosts); a fresh
 ``/proc`` whose ``/proc/sys`` is read-only; a minimal ``/dev``; a private size-capped
-``/tmp``; and one writable directory, the workspace at ``/workspace``. bwrap is pid 1
+``/tmp``; and one writable directory, the workspace at ``/workspace``, where read-only
+paths and (so they cannot be renamed away) their parents are mount points. bwrap is pid 1
 of the namespace and dies with its parent, so killing it ends every process in it.
 """
 
@@ -16,7 +17,15 @@ from bastion.sandbox._bridge import bridge_argv
 from bastion.sandbox._runtime import HOSTNAME
 from bastion.sandbox.backend import EGRESS_SOCKET, SANDBOX_TMP, WORKSPACE, LaunchPlan, LaunchRequest
 from bastion.sandbox.errors import SandboxUnavailable
-from bastion.sandbox.launcher import SANDBOX_GID, SANDBOX_UID, SECCOMP_FD, launcher_argv, tool
+from bastion.sandbox.launcher import (
+    ARGS_FD,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    SECCOMP_FD,
+    launcher_argv,
+    private_args_file,
+    tool,
+)
 from bastion.sandbox.limits import Limits
 from bastion.sandbox.seccomp import filter_supported
 
@@ -66,24 +75,33 @@ class BubblewrapBackend:
             raise SandboxUnavailable("the seccomp filter is built for x86-64 only")
 
     def plan(self, request: LaunchRequest) -> LaunchPlan:
+        # The environment's values (an upstream's API token) go to bwrap by file, not argv:
+        # every local user can read every process's command line (IN-5).
+        setenv = []
+        for name, value in request.env.items():
+            setenv += ["--setenv", name, value]
+        args_file = request.runtime.root / f"{request.execution_id}.args"
+        private_args_file(args_file, setenv)
         argv = launcher_argv(
             request.limits,
             seccomp=request.runtime.seccomp,
             cgroup_procs=list(request.cgroup_procs),
+            pids_cgroup=request.pids_cgroup,
             uid=self.uid,
             gid=self.gid,
+            args_file=args_file,
         )
         argv += [tool("bwrap"), *self._namespaces(), *self._filesystem(request)]
         cwd = WORKSPACE if request.cwd == "." else f"{WORKSPACE}/{request.cwd}"
-        argv += ["--chdir", cwd, "--hostname", HOSTNAME]
-        for name, value in request.env.items():
-            argv += ["--setenv", name, value]
+        argv += ["--chdir", cwd, "--hostname", HOSTNAME, "--args", str(ARGS_FD)]
         command = list(request.argv)
         if request.egress_socket is not None:
             command = bridge_argv(command)
         argv += ["--", *command]
         enforced = ("bubblewrap", "seccomp", "rlimits", f"uid-{self.uid}")
-        return LaunchPlan(argv=argv, env={}, enforced=enforced)
+        return LaunchPlan(
+            argv=argv, env={}, enforced=enforced, cleanup=lambda: args_file.unlink(missing_ok=True)
+        )
 
     @staticmethod
     def _namespaces() -> list[str]:
@@ -118,6 +136,15 @@ class BubblewrapBackend:
         args += ["--remount-ro", "/dev"]
         args += ["--size", str(request.limits.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         args += ["--bind", str(request.workspace), WORKSPACE]
+        # Each parent of a read-only path is a mount point too (bound read-write onto
+        # itself): renaming or removing it fails (EBUSY), where the read-only bind would
+        # move away with it and a fresh copy put in its place be writable.
+        parents = {
+            p for path in request.readonly for p in path.parents if request.workspace in p.parents
+        }
+        for path in sorted(parents, key=lambda p: len(p.parts)):
+            inside = path.relative_to(request.workspace).as_posix()
+            args += ["--bind", str(path), f"{WORKSPACE}/{inside}"]
         for path in request.readonly:
             inside = path.relative_to(request.workspace).as_posix()
             args += ["--ro-bind", str(path), f"{WORKSPACE}/{inside}"]

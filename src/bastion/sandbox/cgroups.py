@@ -146,6 +146,11 @@ class CommandCgroup:
         self.enforced.append(f"cgroup-v{self.support.version}-{label}")
 
     @property
+    def bounds_processes(self) -> bool:
+        """Whether a pids limit is in force (it counts this command's processes alone)."""
+        return f"cgroup-v{self.support.version}-pids" in self.enforced
+
+    @property
     def procs_files(self) -> list[Path]:
         return [group / "cgroup.procs" for group in self.dirs]
 

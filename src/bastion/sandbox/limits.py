@@ -34,8 +34,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Bounds for one command. Sizes are bytes, times seconds.
 
     ``memory_bytes`` and ``processes`` are enforced by a cgroup (the only bound on a
-    multi-process memory bomb) where the host offers one, and by rlimits always
-    (``address_space_bytes`` per process, ``processes`` per sandbox user).
+    multi-process memory bomb) where the host offers one; ``address_space_bytes`` by an
+    rlimit per process, and ``processes`` by one per sandbox user (shared by every
+    sandbox) only where no pids cgroup is in force.
     """
 
     wall_seconds: Annotated[float, Meta(gt=0)] = 30.0

@@ -215,6 +215,7 @@ class Sandbox:
             extra_ro=tuple(spec.extra_ro_paths),
             egress_socket=egress,
             cgroup_procs=tuple(cgroup.procs_files) if cgroup else (),
+            pids_cgroup=cgroup is not None and cgroup.bounds_processes,
         )
         return backend, request, cgroup
 

@@ -78,9 +78,11 @@ class ExecSpec(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.argv:
             raise SandboxError("argv must not be empty")
-        for name in self.env:
+        for name, value in self.env.items():
             if not name or "=" in name or "\0" in name:
                 raise SandboxError(f"invalid environment variable name {name!r}")
+            if "\0" in value:
+                raise SandboxError(f"environment variable {name!r} holds a NUL byte")
         inside_path(self.cwd)
         for path in self.readonly_paths:
             inside_path(path)

@@ -4,30 +4,29 @@
 ``ServerApp`` whose tools, resources and prompts are proxies into the merged catalog; the
 same ``ServerConnection`` that serves the fixture serves gateway clients, so both protocol
 eras, sessions, pagination and input rounds behave identically. The catalog is rebuilt
-whenever an upstream becomes ready or says a list changed, and clients are told. A resource
-the definition screen holds back (TC-1) is withheld from the app, so it is neither read
-through a template that matches its URI nor subscribed to until an admin approves it.
+whenever an upstream becomes ready or says a list changed, and clients are told; what goes
+into it passes the tool and definition screens first, and ``offer`` installs it in the app.
+A resource the definition screen holds back (TC-1) is withheld from the app, so it is
+neither read through a template that matches its URI nor subscribed to until an admin
+approves it.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping
 
 import anyio
 import anyio.abc
-import msgspec
 
 from bastion import __version__
 from bastion._types import ConnectCheck, JSONObject
-from bastion.catalog import Catalog, ServerListing, build_catalog
+from bastion.catalog import Catalog, build_catalog
 from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
 from bastion.gateway.declared import GATEWAY_CAPABILITIES, GATEWAY_NAME
-from bastion.gateway.proxies import prompt_proxy, resource_proxy, template_proxy, tool_proxy
+from bastion.gateway.offer import DefinitionScreen, ToolScreen, install, screen_listings
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.request_state import RequestStateSealer
@@ -36,27 +35,14 @@ from bastion.server.context import ToolContext
 from bastion.server.registry import (
     ResourceEntry,
     ServerApp,
-    TemplateEntry,
     ToolEntry,
     ToolFn,
-    uri_key,
 )
 from bastion.upstream.parking import PENDING_KEY, Owner
 from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 
-# (server, its offered tool definitions, every other server's bare tool names) -> those shown
-ToolScreen = Callable[[str, list[JSONObject], dict[str, list[str]]], Awaitable[list[JSONObject]]]
-# (server, list kind, its offered definitions, every other server's bare tool names) -> shown
-DefinitionScreen = Callable[
-    [str, str, list[JSONObject], dict[str, list[str]]], Awaitable[list[JSONObject]]
-]
-SCREENED_LISTS = ("prompts", "resources", "resourceTemplates")  # besides tools
-
 __all__ = ["DefinitionScreen", "Gateway", "ToolScreen"]
 
-logger = logging.getLogger(__name__)
-
-_M = TypeVar("_M", bound=t.Model)
 READY_POLL = 0.02  # seconds between readiness checks in ``wait_ready``
 
 
@@ -294,68 +280,23 @@ class Gateway:
                 for server in self.replicas
                 if (ready := self._ready(server))
             }
-            listings = []
-            held: dict[str, set[str]] = {}  # server -> the URIs of its held resources
-            for server, offer in offered.items():
-                lists = offer
-                others = {
-                    other: [str(tool.get("name", "")) for tool in theirs.get("tools", [])]
-                    for other, theirs in offered.items()
-                    if other != server
-                }
-                if self.tool_screen is not None:
-                    screened = await self.tool_screen(server, lists.get("tools", []), others)
-                    lists = {**lists, "tools": screened}
-                if self.definition_screen is not None:
-                    for kind in SCREENED_LISTS:
-                        if kind in lists:
-                            kept = await self.definition_screen(server, kind, lists[kind], others)
-                            if kind == "resources":
-                                held[server] = _uris(lists[kind]) - _uris(kept)
-                            lists = {**lists, kind: kept}
-                listings.append(ServerListing(server, self._prefix(server), lists))
+            listings, held = await screen_listings(
+                offered, self._prefix, self.tool_screen, self.definition_screen
+            )
             catalog = build_catalog(listings)
             prefixes = catalog.uri_prefixes
-            self._install(catalog, {prefixes[s] + uri for s, uris in held.items() for uri in uris})
+            withheld = {prefixes[s] + uri for s, uris in held.items() for uri in uris}
+            install(
+                self.app,
+                catalog,
+                withheld,
+                self.pick,
+                own_tools=self._own_tools,
+                own_resources=self._own_resources,
+            )
+            self.catalog = catalog
         for kind in announce:
             await self.app.list_changed(kind)
-
-    def _install(self, catalog: Catalog, held: set[str]) -> None:
-        """Replace the app's entries with proxies for ``catalog`` (definitions validated);
-        the ``held`` resource URIs (exposed) are withheld, even where a template matches."""
-        app, pick = self.app, self.pick
-        app.withheld = frozenset(uri_key(uri) for uri in held)
-        app.tools.clear()
-        app.tools.update(self._own_tools)
-        for name, entry in catalog.tools.items():
-            if name in self._own_tools:
-                logger.warning("%s offers a tool named like one of ours: %s", entry.server, name)
-                continue
-            tool = _valid(entry.item, t.Tool, entry.server)
-            if tool is not None:
-                app.add_tool(tool, tool_proxy(entry, pick))
-        app.prompts.clear()
-        for entry in catalog.prompts.values():
-            prompt = _valid(entry.item, t.Prompt, entry.server)
-            if prompt is not None:
-                app.add_prompt(prompt, prompt_proxy(entry, pick))
-        app.resources.clear()
-        app.resources.update(self._own_resources)
-        for entry in catalog.resources.values():
-            if entry.exposed in self._own_resources:
-                continue
-            resource = _valid(entry.item, t.Resource, entry.server)
-            if resource is not None:
-                prefix = catalog.uri_prefixes[entry.server]
-                app.add_resource(resource, resource_proxy(entry, prefix, pick))
-        templates = []
-        for entry in catalog.templates.values():
-            template = _valid(entry.item, t.ResourceTemplate, entry.server)
-            if template is not None:
-                prefix = catalog.uri_prefixes[entry.server]
-                templates.append(TemplateEntry.build(template, template_proxy(entry, prefix, pick)))
-        app.templates[:] = templates
-        self.catalog = catalog
 
     async def _subscription(self, uri: str, on: bool) -> None:
         """Subscribe upstream on a URI's first subscriber, unsubscribe after its last."""
@@ -407,16 +348,3 @@ class Gateway:
         result = await self.pick(entry.server, ctx).call("completion/complete", params, ctx)
         completion = result.get("completion")
         return completion if isinstance(completion, dict) else {"values": []}
-
-
-def _uris(resources: list[JSONObject]) -> set[str]:
-    return {uri for item in resources if isinstance(uri := item.get("uri"), str)}
-
-
-def _valid(item: JSONObject, kind: type[_M], server: str) -> _M | None:
-    """``item`` as a ``kind``, or None (logged) when the upstream's definition is invalid."""
-    try:
-        return msgspec.convert(item, kind)
-    except msgspec.ValidationError as exc:
-        logger.warning("upstream %s offers an invalid %s: %s", server, kind.__name__, exc)
-        return None

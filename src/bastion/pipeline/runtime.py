@@ -1,9 +1,10 @@
 """The security side of one running gateway: authenticates HTTP callers, opens the audit
-log, holds the current policy (re-read when its file changes; each reload audited), builds
-the pipeline once, and guards every connection. An audit or pin database that anyone else
-may write, or mTLS accounts that do not fit the client CA bundle, is a configuration error,
-said before anything listens. The client CRL is re-read once a second, and its status is
-part of ``/readyz``.
+log, holds the current policy (re-read when its file changes; each reload audited by
+``policy_reloads``), builds the pipeline once, guards every connection, and hands the
+gateway its screens of what upstreams offer (pins and held definitions:
+``upstream_screens``). An audit or pin database that anyone else may write, or mTLS accounts
+that do not fit the client CA bundle, is a configuration error, said before anything
+listens. The client CRL is re-read once a second, and its status is part of ``/readyz``.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last.
@@ -19,22 +20,16 @@ status) included (``lapses`` says whose). ``hub_credential`` lends the local hub
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
-import msgspec
 
 from bastion._paths import audit_db, keys_db
-from bastion._sqlite import UnsafeFileError, check_private_db
-from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
-from bastion.audit.record import AuditRecord
 from bastion.audit.redact import Redactor
 from bastion.auth.authenticator import Authenticator
 from bastion.auth.keys import KeyStore, KeyStoreError
@@ -44,23 +39,20 @@ from bastion.auth.mtls import MtlsConfigError
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
 from bastion.errors import ConfigError
-from bastion.guard.held import HeldDefinitions
-from bastion.guard.pins import PinStore
-from bastion.guard.poison import PoisonScanner
-from bastion.guard.screen import DefinitionScreen
-from bastion.guard.settings import default_pin_db
 from bastion.pipeline.approvals import ApprovalGate
 from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import reauthorize
-from bastion.pipeline.build import build_stages, schema_validator
+from bastion.pipeline.build import build_stages
 from bastion.pipeline.connection import GuardedConnection
 from bastion.pipeline.hub_key import HUB_ROLE, lent_hub_key
 from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.pipeline import Pipeline
+from bastion.pipeline.policy_reloads import record_policy_change
 from bastion.pipeline.stage import Stage
 from bastion.pipeline.subscribed import SubscribedSessions
+from bastion.pipeline.upstream_screens import UpstreamScreens, refuse_unsafe
 from bastion.policy.builtin import builtin_policy
 from bastion.policy.engine import Policy
 from bastion.policy.store import PolicyStore
@@ -78,17 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HUB_ROLE", "Security"]
 
-MAX_POLICY_ERROR: Final = 500  # characters of a refused policy's error kept in its audit record
-
 logger = logging.getLogger(__name__)
-
-
-def _file_digest(path: Path) -> str | None:
-    """The sha-256 of ``path`` as it is now (the file just loaded, unless edited again)."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 class Security:
@@ -123,28 +105,15 @@ class Security:
         self.calls = InFlightCalls()
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         if config.audit.enabled:
-            _refuse_unsafe("audit.db", self.audit_path)
+            refuse_unsafe("audit.db", self.audit_path)
         self.audit: AuditLog | None = None
-        self.pins: PinStore | None = None
-        self.held_definitions: HeldDefinitions | None = None  # in the pin database
-        self._definitions: DefinitionScreen | None = None
-        if config.guard.pins.enabled:
-            pins = config.guard.pins
-            pin_db = Path(pins.db_path) if pins.db_path else default_pin_db(os.environ)
-            _refuse_unsafe("guard.pins.db_path", pin_db)
-            self.pins = PinStore(
-                pin_db,
-                scanner=PoisonScanner(separator=config.gateway.separator),
-                validator=schema_validator(config),
-                trust_on_first_use=pins.trust_on_first_use,
-                hold_poisoned=pins.hold_poisoned,
-            )
-            gateway.tool_screen = self._screen_tools
-            if pins.hold_poisoned:
-                scanner = PoisonScanner(separator=config.gateway.separator)
-                self.held_definitions = HeldDefinitions(pin_db)
-                self._definitions = DefinitionScreen(scanner, store=self.held_definitions)
-                gateway.definition_screen = self._screen_definitions
+        self.screens = UpstreamScreens(config, lambda: self.audit)
+        self.pins = self.screens.pins
+        self.held_definitions = self.screens.held_definitions  # in the pin database
+        if self.pins is not None:
+            gateway.tool_screen = self.screens.tools
+        if self.held_definitions is not None:
+            gateway.definition_screen = self.screens.definitions
         self._pipeline: Pipeline | None = None
 
     def http_authenticator(self) -> HttpAuthenticator:
@@ -278,10 +247,7 @@ class Security:
             with anyio.CancelScope(shield=True):
                 if self.authenticator is not None:
                     await self.authenticator.aclose()
-                if self.pins is not None:
-                    self.pins.close()
-                if self.held_definitions is not None:
-                    self.held_definitions.close()
+                self.screens.close()
 
     def _stages(self, log: AuditLog | None) -> list[Stage]:
         return build_stages(
@@ -316,65 +282,6 @@ class Security:
                 await self.audit.record(item.record(now))
         await self.subscribed.release(dropped)
 
-    async def _screen_tools(
-        self, server: str, tools: list[JSONObject], others: dict[str, list[str]]
-    ) -> list[JSONObject]:
-        """Tool pinning (TC-1..TC-3): only approved or clean first-seen definitions pass;
-        every change to the pins is audited, with the diff's summary."""
-        assert self.pins is not None
-        pins = self.pins
-        review = await anyio.to_thread.run_sync(lambda: pins.review(server, tools, others=others))
-        for held in review.held:
-            logger.warning(
-                "held back %s's tool %s (%s) until an admin approves it",
-                server,
-                held.tool,
-                held.reason,
-            )
-        log = self.audit
-        for event in review.events:
-            if log is not None:
-                await log.record(
-                    AuditRecord(
-                        time=time.time(),
-                        kind="pin",
-                        principal=f"upstream:{server}",
-                        method=f"pin.{event.action}",
-                        target=event.tool,
-                        decision="deny" if event.action == "held" else "allow",
-                        outcome=event.reason or "ok",
-                        detail=msgspec.to_builtins(event),
-                    )
-                )
-        return review.allowed
-
-    async def _screen_definitions(
-        self, server: str, kind: str, items: list[JSONObject], others: dict[str, list[str]]
-    ) -> list[JSONObject]:
-        """Poisoned-looking prompts, resources and templates are held back until an admin
-        approves them (TC-1); each hold is audited once."""
-        assert self._definitions is not None
-        screen = self._definitions
-        kept, held = await anyio.to_thread.run_sync(
-            lambda: screen.screen(server, kind, items, others)
-        )
-        for item in held:
-            logger.warning("held back %s's %s %s: it looks poisoned", server, item.kind, item.name)
-            if self.audit is not None:
-                await self.audit.record(
-                    AuditRecord(
-                        time=time.time(),
-                        kind="pin",
-                        principal=f"upstream:{server}",
-                        method="pin.held",
-                        target=item.name,
-                        decision="deny",
-                        outcome=item.reason,
-                        detail=msgspec.to_builtins(item),
-                    )
-                )
-        return kept
-
     async def _poll_policy(self) -> None:
         store = self.policy_store
         if store is None:
@@ -389,45 +296,5 @@ class Security:
             change = None if loaded is None else store.apply(loaded)
             self._reauthorize_listens()
             await self._reauthorize_subscriptions()  # drops before its first await
-            if change is not None:
-                await self._record_policy_change(store.path, change)
-
-    async def _record_policy_change(self, path: Path, change: Policy | ConfigError) -> None:
-        """AD-1: a policy file edited in place is audited like ``PUT /api/v1/policies``:
-        loaded (with its rule count and digest), or refused (with why; the old one stays)."""
-        if self.audit is None:
-            return
-        if isinstance(change, Policy):
-            digest = await anyio.to_thread.run_sync(_file_digest, path)
-            outcome = "ok"
-            detail: JSONObject = {"rules": len(change.rules), "sha256": digest}
-        else:
-            outcome = "invalid"
-            detail = {"error": str(change)[:MAX_POLICY_ERROR]}
-        await self.audit.record(
-            AuditRecord(
-                time=time.time(),
-                kind="policy",
-                principal="policy-file",
-                method="policy.reload",
-                target=str(path),
-                decision="allow" if outcome == "ok" else "deny",
-                outcome=outcome,
-                detail=detail,
-            )
-        )
-
-
-def _refuse_unsafe(setting: str, db: Path) -> None:
-    """A database someone else may write is a configuration error, said before anything
-    listens (a missing directory is fine: it is created 0700 when the database opens).
-
-    Raises:
-        ConfigError: naming the setting, the file and the command that fixes it.
-    """
-    try:
-        check_private_db(db)
-    except FileNotFoundError:
-        return
-    except UnsafeFileError as exc:
-        raise ConfigError(f"{setting}: {exc}") from exc
+            if change is not None and self.audit is not None:
+                await record_policy_change(self.audit, store.path, change)

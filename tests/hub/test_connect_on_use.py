@@ -42,8 +42,8 @@ STATIC_TEXT = "This is the content of the static text resource."
 
 
 @contextmanager
-def instance(registry: Path, name: str) -> Iterator[InstanceRecord]:
-    """A ``bastion fixture`` HTTP server, registered as instance ``name``."""
+def fixture_server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A ``bastion fixture`` HTTP server listening, and its port."""
     port = free_port()
     proc = subprocess.Popen(
         [str(BASTION), "fixture", "--port", str(port)],
@@ -52,12 +52,19 @@ def instance(registry: Path, name: str) -> Iterator[InstanceRecord]:
     )
     try:
         wait_for_port(port)
+        yield proc, port
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
+def instance(registry: Path, name: str) -> Iterator[InstanceRecord]:
+    """A ``bastion fixture`` HTTP server, registered as instance ``name``."""
+    with fixture_server() as (proc, port):
         url = f"http://127.0.0.1:{port}/mcp"
         record = InstanceRecord.create(name=name, url=url, project=f"/src/{name}", pid=proc.pid)
         write_record(registry, record)
         yield record
-    finally:
-        stop_process(proc)
 
 
 @asynccontextmanager
@@ -245,14 +252,7 @@ async def test_up1_a_mounted_instance_never_reconnects_to_a_listener_not_ours(
     registry = tmp_path / "instances"
     ours = [True]
     discovery = Discovery(registry, ping_interval=3600.0, listener_owned=lambda record: ours[0])
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BASTION), "fixture", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
+    with fixture_server() as (server, port):
         url = f"http://127.0.0.1:{port}/mcp"
         record = InstanceRecord.create(name="alpha", url=url, project="/src/a", pid=os.getpid())
         write_record(registry, record)
@@ -268,5 +268,3 @@ async def test_up1_a_mounted_instance_never_reconnects_to_a_listener_not_ours(
                     assert out.get("isError") is True, out
                 await anyio.sleep(1.0)  # room for the replica's own reconnect attempts
             assert bytes(heard) == b""
-    finally:
-        stop_process(server)

@@ -5,11 +5,26 @@ one ``docker run``: no network, read-only root, all capabilities dropped, no new
 privileges, the sandbox uid, memory/pids/ulimits from the profile, a size-capped ``/tmp``
 tmpfs and the workspace as the only writable bind. The engine's own cgroups apply; the
 container is removed (``docker rm -f``) after the command, also when it was killed.
+
+The command's environment (an upstream's API token among it) is in no argv: every local
+user can read every process's command line (IN-5). It goes by ``--env-file``, a per-command
+file only Bastion's user can read (0600, in the sandbox's runtime directory, which only
+Bastion can write), removed once the command is gone. Not ``--env NAME`` with the value in the
+docker CLI's own environment: that environment steers the CLI itself, and the variables
+would then choose which engine gets the values (``HOME=/tmp``, always set for the command,
+makes the CLI read its config and current context from ``/tmp/.docker``, which any local
+user can create; ``DOCKER_HOST``, proxies and others act likewise). So the CLI's
+environment stays empty, as it always was. The env file has one ``NAME=value`` line per
+variable, read by docker verbatim (no quoting, no escapes): a value with a line break or
+NUL, a name with whitespace or starting with ``#``, or a line over docker's line limit is
+refused, never altered.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 from typing import Final
 
 from bastion.sandbox.backend import SANDBOX_TMP, WORKSPACE, LaunchPlan, LaunchRequest
@@ -17,11 +32,38 @@ from bastion.sandbox.errors import SandboxError, SandboxUnavailable
 from bastion.sandbox.launcher import SANDBOX_GID, SANDBOX_UID, tool
 from bastion.sandbox.limits import Limits
 
-__all__ = ["DEFAULT_IMAGE", "DockerBackend"]
+__all__ = ["DEFAULT_IMAGE", "ENV_FILE_LINE_MAX", "DockerBackend"]
 
 DEFAULT_IMAGE: Final = "debian:bookworm-slim"
 INFO_TIMEOUT: Final = 5.0  # seconds for `docker info`: a live local engine answers in ms
 REMOVE_TIMEOUT: Final = 30.0
+# docker reads an env file with Go's bufio.Scanner: 64 KiB a line, its newline included.
+ENV_FILE_LINE_MAX: Final = 64 * 1024 - 1
+
+
+def _env_file(path: Path, env: dict[str, str]) -> None:
+    """Write ``env`` to a new file only its owner (we) can read, as docker's env file.
+
+    Raises:
+        SandboxError: a variable docker would read back differently (or not at all).
+    """
+    lines = ["# bastion: this command's environment\n"]  # line 1, where docker drops a BOM
+    for name, value in env.items():
+        if not name or name.startswith("#") or any(c.isspace() or c in "=\0" for c in name):
+            raise SandboxError(f"environment variable {name!r} cannot go to docker")
+        if any(c in value for c in "\n\r\0"):
+            raise SandboxError(f"environment variable {name!r} holds a line break or NUL")
+        line = f"{name}={value}"
+        try:
+            size = len(line.encode())
+        except UnicodeEncodeError:
+            raise SandboxError(f"environment variable {name!r} is not UTF-8") from None
+        if size > ENV_FILE_LINE_MAX:
+            raise SandboxError(f"environment variable {name!r} is too long for docker")
+        lines.append(f"{line}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        handle.write("".join(lines))
 
 
 class DockerBackend:
@@ -55,6 +97,7 @@ class DockerBackend:
         limits = request.limits
         docker = tool("docker")
         container = f"bastion-{request.execution_id}"
+        env_file = request.runtime.root / f"{request.execution_id}.env"
         cwd = WORKSPACE if request.cwd == "." else f"{WORKSPACE}/{request.cwd}"
         argv = [
             docker,
@@ -104,17 +147,19 @@ class DockerBackend:
         for key, value in ulimits.items():
             if value is not None:
                 argv += ["--ulimit", f"{key}={value}:{value}"]
-        for name, text in request.env.items():
-            argv += ["--env", f"{name}={text}"]
-        argv += [self.image, *request.argv]
+        argv += ["--env-file", str(env_file), self.image, *request.argv]
+        _env_file(env_file, request.env)  # last: nothing below can fail and leave it behind
 
         def remove() -> None:
-            subprocess.run(
-                [docker, "rm", "-f", container],
-                capture_output=True,
-                timeout=REMOVE_TIMEOUT,
-                check=False,
-            )
+            try:
+                subprocess.run(
+                    [docker, "rm", "-f", container],
+                    capture_output=True,
+                    timeout=REMOVE_TIMEOUT,
+                    check=False,
+                )
+            finally:
+                env_file.unlink(missing_ok=True)
 
         return LaunchPlan(argv=argv, env={}, enforced=("docker", "docker-cgroups"), cleanup=remove)
 

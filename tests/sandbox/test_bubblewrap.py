@@ -1,19 +1,25 @@
 """The bubblewrap backend, run for real: what other host users can see of a command's
-environment, and read-only paths that must stay read-only however the command renames
-their parents. SECURITY.md: IN-5/MCP01 (no secrets), IN-4 (confinement).
+environment, read-only paths that must stay read-only however the command renames their
+parents, and bind sources swapped for symlinks after the checks, before bwrap starts.
+SECURITY.md: IN-5/MCP01 (no secrets), IN-4 (confinement).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from bastion.sandbox import SANDBOX_GID, SANDBOX_UID, ExecSpec, Sandbox, SandboxError
+from bastion.sandbox.backend import LaunchPlan, LaunchRequest
+from bastion.sandbox.bubblewrap import BubblewrapBackend
 from bastion.sandbox.limits import BackendName
-from tests.sandbox.conftest import host_processes_matching
+from tests.sandbox.conftest import host_processes_matching, make_workspace
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +121,126 @@ async def test_a_readonly_path_survives_renaming_its_parents(workspace: Path) ->
     assert (locked / "rules.txt").read_text() == "original\n"
     assert (workspace / "conf" / "free.txt").exists()  # the parents stay writable
     assert not (workspace / "conf.old").exists() and not (workspace / "conf/deep.old").exists()
+
+
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """A directory elsewhere on the host, reachable and writable by the sandbox user."""
+    path = make_workspace("bastion-outside-")
+    (path / "marker.txt").write_text("not yours\n")
+    (path / "locked").mkdir()
+    _owned_by_sandbox_user(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _swap_after_plan(monkeypatch: pytest.MonkeyPatch, victim: Path, target: Path) -> Path:
+    """Once Bastion has checked the spec and built bwrap's argv, and before bwrap starts,
+    ``victim`` is moved aside and a symlink to ``target`` put in its place (what another
+    sandbox on the same workspace could do). Returns where the original now is."""
+    moved = victim.with_name(victim.name + ".moved")
+    plan = BubblewrapBackend.plan
+
+    def swapping(self: BubblewrapBackend, request: LaunchRequest) -> LaunchPlan:
+        planned = plan(self, request)
+        victim.rename(moved)
+        victim.symlink_to(target)
+        return planned
+
+    monkeypatch.setattr(BubblewrapBackend, "plan", swapping)
+    return moved
+
+
+async def test_a_workspace_swapped_for_a_symlink_before_bwrap_starts_is_still_mounted(
+    workspace: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # IN-4: bwrap binds what Bastion checked (by descriptor), not whatever the path names
+    # by the time it starts.
+    (workspace / "original.txt").write_text("mine\n")
+    _owned_by_sandbox_user(workspace)
+    moved = _swap_after_plan(monkeypatch, workspace, outside)
+    try:
+        with Sandbox() as sandbox:
+            result = await sandbox.run(
+                ExecSpec(workspace=workspace, argv=("sh", "-c", "ls; echo x > written.txt"))
+            )
+        assert result.stdout == b"original.txt\n", result.stderr
+        assert (moved / "written.txt").exists()
+        assert sorted(p.name for p in outside.iterdir()) == ["locked", "marker.txt"]
+    finally:
+        workspace.unlink()
+        moved.rename(workspace)
+
+
+async def test_a_bound_directory_swapped_for_a_symlink_is_never_its_target(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # IN-4: ``data`` is bound read-write (the parent of a read-only path). Swapped for
+    # ``../tmp``, which names a host directory next to the workspace and, inside, the
+    # sandbox's own /tmp (so bwrap finds where to mount it), it must not bring that host
+    # directory into the sandbox.
+    root, outside = workspace, workspace / "tmp"
+    workspace = root / "ws"
+    (workspace / "data" / "locked").mkdir(parents=True)
+    (workspace / "data" / "plain.txt").write_text("mine\n")
+    (outside / "locked").mkdir(parents=True)
+    (outside / "marker.txt").write_text("not yours\n")
+    _owned_by_sandbox_user(root)
+    moved = _swap_after_plan(monkeypatch, workspace / "data", Path("../tmp"))
+    with Sandbox() as sandbox:
+        result = await sandbox.run(
+            ExecSpec(
+                workspace=workspace,
+                argv=("sh", "-c", "ls data; echo x > data/written.txt"),
+                readonly_paths=("data/locked",),
+            )
+        )
+    assert b"marker" not in result.stdout
+    # The original directory, or nothing: bwrap finds the mount point is not what it bound.
+    assert result.stdout in (b"", b"locked\nplain.txt\n"), result.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["locked", "marker.txt"]
+    assert {p.name for p in moved.iterdir()} <= {"locked", "plain.txt", "written.txt"}
+
+
+async def test_the_command_holds_no_descriptor_of_a_host_path(workspace: Path) -> None:
+    # The bind sources reach bwrap as open descriptors: bwrap alone may have them.
+    (workspace / "conf" / "locked").mkdir(parents=True)
+    _owned_by_sandbox_user(workspace)
+    script = (
+        "import json, os\nd, seen = '/proc/self/fd', []\nfor n in os.listdir(d):\n"
+        "    try: seen.append(os.readlink(f'{d}/{n}'))\n    except OSError: pass\n"
+        "print(json.dumps(seen))"
+    )
+    with Sandbox() as sandbox:
+        result = await sandbox.run(
+            ExecSpec(
+                workspace=workspace,
+                argv=("python3", "-c", script),
+                readonly_paths=("conf/locked",),
+            )
+        )
+    assert result.ok, result.stderr
+    targets = json.loads(result.stdout)
+    assert targets and all(t.startswith(("pipe:", "/dev/", "/proc/")) for t in targets), targets
+
+
+async def test_a_path_bound_more_than_once_is_bound_each_time(workspace: Path) -> None:
+    # The workspace itself (".") and a path named twice: bwrap closes each descriptor
+    # after its bind, so every bind needs one of its own.
+    (workspace / "conf").mkdir()
+    (workspace / "conf" / "rules.txt").write_text("original\n")
+    _owned_by_sandbox_user(workspace)
+    script = "echo x > top.txt; echo x > conf/rules.txt; cat conf/rules.txt"
+    with Sandbox() as sandbox:
+        result = await sandbox.run(
+            ExecSpec(
+                workspace=workspace,
+                argv=("sh", "-c", script),
+                readonly_paths=(".", "conf", "conf"),
+            )
+        )
+    assert result.stdout == b"original\n", result.stderr
+    assert b"Read-only file system" in result.stderr
+    assert sorted(p.name for p in workspace.iterdir()) == ["conf"]

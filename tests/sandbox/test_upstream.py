@@ -48,7 +48,9 @@ async def test_a_real_mcp_server_runs_sandboxed(
             assert "seccomp" in launch.enforced
             with anyio.fail_after(30):
                 async with (
-                    StdioChild(launch.argv, env=launch.env, name="sandboxed") as child,
+                    StdioChild(
+                        launch.argv, env=launch.env, name="sandboxed", pass_fds=launch.pass_fds
+                    ) as child,
                     ClientSession(child) as session,
                 ):
                     await session.connect()

@@ -2,12 +2,15 @@
 
 The execution engine resolves an ``ExecSpec`` into a ``LaunchRequest`` (real host paths,
 final environment, limits, cgroup files, the runtime files) and a backend turns that into
-a ``LaunchPlan``: the argv and environment to spawn. Backends do no I/O beyond checking
-that their tools exist; spawning, streaming and killing are the engine's.
+a ``LaunchPlan``: the argv, environment and inherited descriptors to spawn. Backends do
+little I/O (check that their tools exist, write a private arguments file, open what they
+hand over by descriptor); spawning, streaming and killing are the engine's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +72,24 @@ class LaunchRequest:
 
 @dataclass(kw_only=True)
 class LaunchPlan:
-    """What to spawn; ``cleanup`` (if any) runs after the process is gone."""
+    """What to spawn; ``cleanup`` (if any) runs after the process is gone.
+
+    ``pass_fds`` are open descriptors the spawned process (and nothing else) inherits,
+    under the same numbers, which ``argv`` names; ``close_fds()`` closes ours once it has
+    its copies (or when it never starts).
+    """
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     enforced: tuple[str, ...] = ()
     cleanup: Callable[[], None] | None = None
+    pass_fds: tuple[int, ...] = ()
+
+    def close_fds(self) -> None:
+        fds, self.pass_fds = self.pass_fds, ()  # once: the numbers are reused after
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class Backend(Protocol):

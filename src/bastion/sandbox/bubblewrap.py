@@ -4,8 +4,11 @@ The command gets new user, mount, pid, ipc, uts, cgroup and network namespaces; 
 and a short list of ``/etc`` entries read-only (with our own passwd, group, hosts); a fresh
 ``/proc`` whose ``/proc/sys`` is read-only; a minimal ``/dev``; a private size-capped
 ``/tmp``; and one writable directory, the workspace at ``/workspace``, where read-only
-paths and (so they cannot be renamed away) their parents are mount points. bwrap is pid 1
-of the namespace and dies with its parent, so killing it ends every process in it.
+paths and (so they cannot be renamed away) their parents are mount points. The workspace
+and every path bound inside it go to bwrap as descriptors opened when the plan is made
+(``_pinned``), never by path, so a symlink swapped in before bwrap starts is never what it
+binds. bwrap is pid 1 of the namespace and dies with its parent, so killing it ends every
+process in it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 from typing import Final
 
 from bastion.sandbox._bridge import bridge_argv
+from bastion.sandbox._pinned import PinnedWorkspace
 from bastion.sandbox._runtime import HOSTNAME
 from bastion.sandbox.backend import EGRESS_SOCKET, SANDBOX_TMP, WORKSPACE, LaunchPlan, LaunchRequest
 from bastion.sandbox.errors import SandboxUnavailable
@@ -75,6 +79,14 @@ class BubblewrapBackend:
             raise SandboxUnavailable("the seccomp filter is built for x86-64 only")
 
     def plan(self, request: LaunchRequest) -> LaunchPlan:
+        pinned = PinnedWorkspace(request.workspace)
+        try:
+            return self._plan(request, pinned)
+        finally:
+            pinned.close()  # what the plan did not take over (everything, on failure)
+
+    def _plan(self, request: LaunchRequest, pinned: PinnedWorkspace) -> LaunchPlan:
+        filesystem = self._filesystem(request, pinned)
         # The environment's values (an upstream's API token) go to bwrap by file, not argv:
         # every local user can read every process's command line (IN-5).
         setenv = []
@@ -91,7 +103,7 @@ class BubblewrapBackend:
             gid=self.gid,
             args_file=args_file,
         )
-        argv += [tool("bwrap"), *self._namespaces(), *self._filesystem(request)]
+        argv += [tool("bwrap"), *self._namespaces(), *filesystem]
         cwd = WORKSPACE if request.cwd == "." else f"{WORKSPACE}/{request.cwd}"
         argv += ["--chdir", cwd, "--hostname", HOSTNAME, "--args", str(ARGS_FD)]
         command = list(request.argv)
@@ -100,7 +112,11 @@ class BubblewrapBackend:
         argv += ["--", *command]
         enforced = ("bubblewrap", "seccomp", "rlimits", f"uid-{self.uid}")
         return LaunchPlan(
-            argv=argv, env={}, enforced=enforced, cleanup=lambda: args_file.unlink(missing_ok=True)
+            argv=argv,
+            env={},
+            enforced=enforced,
+            cleanup=lambda: args_file.unlink(missing_ok=True),
+            pass_fds=pinned.hand_over(),
         )
 
     @staticmethod
@@ -118,7 +134,7 @@ class BubblewrapBackend:
         ]
 
     @staticmethod
-    def _filesystem(request: LaunchRequest) -> list[str]:
+    def _filesystem(request: LaunchRequest, pinned: PinnedWorkspace) -> list[str]:
         args = ["--ro-bind", "/usr", "/usr"]
         for target, link in _SYSTEM_LINKS:
             args += ["--symlink", target, link]
@@ -135,7 +151,9 @@ class BubblewrapBackend:
         args += ["--size", str(request.limits.tmp_bytes), "--tmpfs", "/dev/shm"]  # noqa: S108 -- inside
         args += ["--remount-ro", "/dev"]
         args += ["--size", str(request.limits.tmp_bytes), "--tmpfs", SANDBOX_TMP]
-        args += ["--bind", str(request.workspace), WORKSPACE]
+        # System and runtime paths (root's, which no sandbox can write) and the configured
+        # extra_ro go by path; the workspace and every path in it by descriptor.
+        args += ["--bind-fd", str(pinned.pin(request.workspace, directory=True)), WORKSPACE]
         # Each parent of a read-only path is a mount point too (bound read-write onto
         # itself): renaming or removing it fails (EBUSY), where the read-only bind would
         # move away with it and a fresh copy put in its place be writable.
@@ -144,10 +162,11 @@ class BubblewrapBackend:
         }
         for path in sorted(parents, key=lambda p: len(p.parts)):
             inside = path.relative_to(request.workspace).as_posix()
-            args += ["--bind", str(path), f"{WORKSPACE}/{inside}"]
+            fd = pinned.pin(path, directory=True)
+            args += ["--bind-fd", str(fd), f"{WORKSPACE}/{inside}"]
         for path in request.readonly:
             inside = path.relative_to(request.workspace).as_posix()
-            args += ["--ro-bind", str(path), f"{WORKSPACE}/{inside}"]
+            args += ["--ro-bind-fd", str(pinned.pin(path)), f"{WORKSPACE}/{inside}"]
         for path in request.extra_ro:
             args += ["--ro-bind", str(path), str(path)]
         if request.egress_socket is not None:

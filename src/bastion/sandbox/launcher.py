@@ -7,10 +7,12 @@ sandbox user, set rlimits, then exec the backend.
 later process is inside before anything else runs), opens the seccomp program as fd 3 and
 the backend's private arguments file (if any; bwrap's ``--args``, which holds what must
 not be in any argv, readable by every local user: the environment's values) as fd 4, and
-execs on; ``setpriv`` drops to the sandbox uid/gid with no groups, no capabilities and
-no new privileges (launched by root, bwrap would leave the command kernel uid 0);
-``prlimit`` sets the rlimits, inherited by everything below. Every step execs, so the pid
-we spawned is the backend's own and the environment stays exactly what we passed: empty.
+execs on, leaving the other descriptors it was given (bwrap's bind sources, numbered from
+``FIRST_PASSED_FD``) as they are; ``setpriv`` drops to the sandbox uid/gid with no groups,
+no capabilities and no new privileges (launched by root, bwrap would leave the command
+kernel uid 0); ``prlimit`` sets the rlimits, inherited by everything below. Every step
+execs, so the pid we spawned is the backend's own and the environment stays exactly what
+we passed: empty.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bastion.sandbox.limits import Limits
 
 __all__ = [
     "ARGS_FD",
+    "FIRST_PASSED_FD",
     "LAUNCH_FAILED",
     "SANDBOX_GID",
     "SANDBOX_UID",
@@ -40,6 +43,9 @@ SANDBOX_GID: Final = 65534
 LAUNCH_FAILED: Final = 125
 SECCOMP_FD: Final = 3
 ARGS_FD: Final = 4
+# Descriptors handed through the chain to the backend are numbered from here: below are
+# stdio, SECCOMP_FD and ARGS_FD, which the shell's redirections replace (and a margin).
+FIRST_PASSED_FD: Final = 10
 
 _SCRIPT: Final = (
     'unset PWD OLDPWD; s=$1; a=$2; shift 2; while [ "$#" -gt 0 ] && [ "$1" != -- ]; do '

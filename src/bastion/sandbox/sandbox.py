@@ -227,7 +227,8 @@ class Sandbox:
     @contextlib.asynccontextmanager
     async def planned(self, spec: ExecSpec) -> AsyncIterator[PlannedLaunch]:
         """Prepare ``spec``, start its egress proxy (if any) and plan the backend's command;
-        leaving the block stops the proxy and removes the cgroup and runtime files.
+        leaving the block stops the proxy, closes the plan's descriptors (if still open) and
+        removes the cgroup and runtime files.
 
         Raises:
             SandboxError: the spec cannot be run as asked.
@@ -254,6 +255,8 @@ class Sandbox:
                 finally:
                     tg.cancel_scope.cancel()
         finally:
+            if plan is not None:
+                plan.close_fds()
             if cgroup is not None:
                 cgroup.remove()
             if request.egress_socket is not None:
@@ -271,9 +274,17 @@ class Sandbox:
         """
         async with self.planned(spec) as launch, anyio.create_task_group() as tg:
             plan, request = launch.plan, launch.request
-            process = await anyio.open_process(
-                plan.argv, env=plan.env, cwd="/", stdin=None, start_new_session=True
-            )
+            try:
+                process = await anyio.open_process(
+                    plan.argv,
+                    env=plan.env,
+                    cwd="/",
+                    stdin=None,
+                    start_new_session=True,
+                    pass_fds=plan.pass_fds,
+                )
+            finally:
+                plan.close_fds()  # the process has its own copies
             if process.stdin is not None:
                 await process.stdin.aclose()  # commands read no input
             logger.info(

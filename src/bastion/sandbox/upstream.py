@@ -1,17 +1,18 @@
 """Sandboxed upstreams: a long-running stdio MCP server started inside the sandbox.
 
 ``sandboxed_upstream`` resolves the server's argv as a command of the given profile and
-yields an ``UpstreamLaunch``: the argv and (empty) environment to hand to the stdio
-transport, which spawns and stops it as any child (its SIGTERM/SIGKILL of the process
-group takes the whole pid namespace down). For as long as the block runs, the cgroup and,
-with a network allow-list, the filtering proxy stay up; leaving it kills what is left.
-There is no wall-clock limit on a server, and the ``upstream`` profile sets no CPU-time one.
+yields an ``UpstreamLaunch``: the argv, (empty) environment and inherited descriptors to
+hand to the stdio transport (``close_fds()`` once it has spawned), which spawns and stops
+it as any child (its SIGTERM/SIGKILL of the process group takes the whole pid namespace
+down). For as long as the block runs, the cgroup and, with a network allow-list, the
+filtering proxy stay up; leaving it kills what is left. There is no wall-clock limit on a
+server, and the ``upstream`` profile sets no CPU-time one.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +27,15 @@ UPSTREAM_PROFILE = "upstream"
 
 @dataclass(frozen=True, kw_only=True)
 class UpstreamLaunch:
-    """Spawn ``argv`` with exactly ``env`` (empty: the sandbox sets the command's own)."""
+    """Spawn ``argv`` with exactly ``env`` (empty: the sandbox sets the command's own) and
+    ``pass_fds``; then ``close_fds()`` (else they close when the block is left)."""
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     backend: str = "bubblewrap"
     enforced: tuple[str, ...] = ()
+    pass_fds: tuple[int, ...] = ()
+    close_fds: Callable[[], None] = field(default=lambda: None)
 
 
 @contextlib.asynccontextmanager
@@ -68,4 +72,6 @@ async def sandboxed_upstream(
             env=launch.plan.env,
             backend=launch.backend,
             enforced=launch.enforced,
+            pass_fds=launch.plan.pass_fds,
+            close_fds=launch.plan.close_fds,
         )

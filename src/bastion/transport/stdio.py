@@ -174,6 +174,7 @@ class StdioChild(_Framed):
     """A spawned MCP server on stdio (the client face towards a local upstream).
 
     Use as ``async with StdioChild(argv) as child:``; leaving the block stops the child.
+    ``pass_fds`` are descriptors the child inherits (under the same numbers).
     """
 
     def __init__(
@@ -184,6 +185,7 @@ class StdioChild(_Framed):
         cwd: str | None = None,
         max_line: int = DEFAULT_MAX_LINE,
         name: str = "",
+        pass_fds: Sequence[int] = (),
     ) -> None:
         super().__init__(max_line, MessageDecoder(max_bytes=max_line))
         if not argv:
@@ -192,6 +194,7 @@ class StdioChild(_Framed):
         self.name = name or os.path.basename(self.argv[0])
         self._env = dict(env) if env is not None else child_environment(os.environ)
         self._cwd = cwd
+        self._pass_fds = tuple(pass_fds)
         self._process: anyio.abc.Process | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._send_lock = anyio.Lock()
@@ -206,7 +209,11 @@ class StdioChild(_Framed):
 
     async def __aenter__(self) -> StdioChild:
         self._process = await anyio.open_process(
-            self.argv, env=self._env, cwd=self._cwd, start_new_session=True
+            self.argv,
+            env=self._env,
+            cwd=self._cwd,
+            start_new_session=True,
+            pass_fds=self._pass_fds,
         )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()

@@ -77,8 +77,11 @@ async def _sandboxed_child(
                     env=config.env,
                     extra_ro_paths=[Path(p) for p in config.sandbox.paths],
                 ) as launch,
-                StdioChild(launch.argv, env=launch.env, name=name) as child,
+                StdioChild(
+                    launch.argv, env=launch.env, name=name, pass_fds=launch.pass_fds
+                ) as child,
             ):
+                launch.close_fds()  # the child has its own copies
                 yield child
     finally:
         shutil.rmtree(state, ignore_errors=True)

@@ -5,6 +5,8 @@ starting. SECURITY.md: DS-2, DS-3 (one tenant's load does not deny the others).
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -43,8 +45,19 @@ BIG = Profile(name="big", limits=Limits(wall_seconds=20, processes=256))
 SMALL = Profile(name="small", limits=Limits(wall_seconds=20, processes=32))
 
 
-async def test_a_sandbox_holding_many_processes_does_not_stop_another(workspace: Path) -> None:
-    other = make_workspace()
+@pytest.fixture
+def other() -> Iterator[Path]:
+    """A second workspace, removed after the test."""
+    path = make_workspace()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_sandbox_holding_many_processes_does_not_stop_another(
+    workspace: Path, other: Path
+) -> None:
     with Sandbox() as sandbox:
         assert sandbox.cgroups.version in (1, 2)  # this host has a pids controller
         holder = ExecSpec(workspace=workspace, argv=("python3", "-c", HOLDER), profile=BIG)

@@ -7,8 +7,10 @@ are that client's. An instance the client connects to is mounted exactly like a 
 upstream (``<name>__<tool>``, progress, cancellation and elicitation forwarded); when the
 instance dies (its process gone or its endpoint silent, as ``Discovery`` decides), it is
 unmounted and the client is told with a log message and list-changed notifications. Each
-connection its upstream makes (reconnections too) is made only to a listener of our uid. Each
-active instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
+connection its upstream makes (reconnections too) is made only to a listener of our uid,
+and nothing is sent on it until the socket that answered is found to be our uid's too
+(the port may change hands between that first check and the connection). Each active
+instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
 changes as instances come and go.
 
 Connect on first use: a call of ``<name>__<tool>`` (a prompt ``<name>__<prompt>``, a
@@ -46,6 +48,7 @@ from bastion.hub.entries import (
     public,
     resource_entry,
 )
+from bastion.hub.liveness import connected_to_ours
 from bastion.hub.registry import InstanceRecord
 from bastion.hub.tracker import InstanceState
 from bastion.protocol import types as t
@@ -215,12 +218,19 @@ class Hub:
                 # The last ping may be seconds old: another user could have bound the port
                 # of a stopped instance since, and would get the entry's credential (and,
                 # on a reconnection, calls): asked now and before each connection it makes,
-                # in a thread (reading /proc/net takes milliseconds with many sockets).
+                # in a thread (reading /proc/net takes milliseconds with many sockets). The
+                # port may still change hands before the connection is made: each one is
+                # also checked once it is up, before anything is sent on it.
                 ours = partial(anyio.to_thread.run_sync, self.discovery.listener_ours, record)
                 if not await ours():
                     return None
                 server = mount_name(record.name, set(self.gateway.replicas))
-                await self.gateway.mount(server, _upstream(record), connect_check=ours)
+                await self.gateway.mount(
+                    server,
+                    _upstream(record),
+                    connect_check=ours,
+                    peer_check=connected_to_ours,
+                )
                 self._mounted[record.id] = server
         if await self.gateway.wait_ready(server, wait):
             return server

@@ -144,3 +144,49 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+OTHER_UID = 65534  # nobody: the other local user of the tests that need one (they run as root)
+_OTHER_USERS_LISTENER = """
+import os, socket, sys
+os.setgroups([])
+os.setgid(int(sys.argv[2]))
+os.setuid(int(sys.argv[2]))  # from here on, every socket is the other user's
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen()
+print("listening", flush=True)
+while True:
+    conn, _ = listener.accept()
+    conn.settimeout(1.0)
+    try:
+        heard = conn.recv(65536)
+    except OSError:
+        heard = b""
+    print(heard.hex(), flush=True)  # a line per connection; an empty one: nothing was sent
+    conn.close()
+"""
+
+
+@contextmanager
+def other_users_listener(port: int) -> Iterator[list[bytes]]:
+    """A listener on 127.0.0.1:``port`` owned by another uid (``OTHER_UID``: the process
+    drops to it before it makes the socket), listening when this returns. The list it
+    yields gets, on leaving, what each connection it accepted was sent (b"": nothing).
+    Only root can start it; callers skip otherwise."""
+    heard: list[bytes] = []
+    proc = subprocess.Popen(
+        [PYTHON, "-c", _OTHER_USERS_LISTENER, str(port), str(OTHER_UID)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "listening":
+            raise AssertionError(f"the other user's listener did not start on port {port}")
+        yield heard
+    finally:
+        proc.kill()
+        out, _ = proc.communicate()
+        heard.extend(bytes.fromhex(line) for line in out.splitlines())

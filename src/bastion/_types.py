@@ -1,11 +1,12 @@
-"""Shared type aliases: the JSON value shape, the injectable clock, and a connect check."""
+"""Shared type aliases: the JSON value shape, the injectable clock, and the checks of a new
+connection to an upstream (before it is made, and once it is up)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
-__all__ = ["Clock", "ConnectCheck", "JSONObject", "JSONValue"]
+__all__ = ["Clock", "ConnectCheck", "JSONObject", "JSONValue", "PeerCheck", "SocketAddress"]
 
 JSONValue: TypeAlias = Any
 """Any value msgspec's JSON decoder can produce; the only place ``Any`` stands for data."""
@@ -16,3 +17,10 @@ Clock: TypeAlias = Callable[[], float]
 
 ConnectCheck: TypeAlias = Callable[[], Awaitable[bool]]
 """Awaited before each new connection to an upstream; False: do not connect (it logs why)."""
+
+SocketAddress: TypeAlias = tuple[str, int]
+"""An IP socket's (host, port)."""
+
+PeerCheck: TypeAlias = Callable[[SocketAddress, SocketAddress], Awaitable[bool]]
+"""Awaited once a new TCP connection to an upstream is up and before any byte is sent on
+it, with its local and remote addresses; False: it is closed unused (it logs why)."""

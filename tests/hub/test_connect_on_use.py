@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
@@ -28,11 +29,18 @@ from bastion.config import Config
 from bastion.errors import PeerError
 from bastion.gateway import Gateway
 from bastion.hub import Discovery, InstanceRecord, write_record
+from bastion.hub.liveness import listener_is_ours
 from bastion.hub.service import Hub
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.protocol.versions import Era
 from tests.memory import connected
-from tests.support import BASTION, free_port, stop_process, wait_for_port
+from tests.support import (
+    BASTION,
+    free_port,
+    other_users_listener,
+    stop_process,
+    wait_for_port,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -268,3 +276,54 @@ async def test_up1_a_mounted_instance_never_reconnects_to_a_listener_not_ours(
                     assert out.get("isError") is True, out
                 await anyio.sleep(1.0)  # room for the replica's own reconnect attempts
             assert bytes(heard) == b""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0,
+    reason="reads Linux's /proc/net, and runs a listener as another uid (needs root)",
+)
+@pytest.mark.parametrize("era", ERAS)
+async def test_up1_a_port_taken_between_the_check_and_the_connect_is_sent_nothing(
+    tmp_path: Path, era: Era
+) -> None:
+    """UP-1, TC-3: the listener check is made before connecting, so another user who binds
+    the port in between (the instance stopped just then) got the connection, and with it
+    the instance's credential and the client's calls. Reproduced as it happens: the check
+    that comes right before the transport connects is the real one and passes (our server
+    listens), then our server dies and another uid's listener takes its port at once. The
+    connection reaches that listener, which must be sent nothing; the call fails."""
+    registry = tmp_path / "instances"
+    armed, checks = False, 0
+    taken: list[list[bytes]] = []  # what the other user's listener was sent, per connection
+    with fixture_server() as (server, port), contextlib.ExitStack() as stack:
+
+        def owned(record: InstanceRecord) -> bool:
+            nonlocal checks
+            ours = listener_is_ours(record)  # the real check, whatever happens next
+            if armed:
+                checks += 1
+                if checks == 2:  # the hub's check before mounting, then the transport's
+                    server.kill()
+                    server.wait()
+                    taken.append(stack.enter_context(other_users_listener(port)))
+            return ours
+
+        discovery = Discovery(registry, ping_interval=3600.0, listener_owned=owned)
+        url = f"http://127.0.0.1:{port}/mcp"
+        record = InstanceRecord.create(
+            name="alpha", url=url, project="/src/a", pid=os.getpid(), credential="s3cret-token"
+        )
+        write_record(registry, record)
+        async with hub_client(registry, era, discovery=discovery) as s:
+            out = await s.call_tool("alpha__echo", {"text": "before"})
+            assert out["content"] == [{"type": "text", "text": "before"}]
+            done = await s.call_tool("instances_disconnect", {"instance": "alpha"})
+            assert not done.get("isError"), done
+            armed = True
+            with pytest.raises(PeerError):  # connected on use, but nothing answers
+                await s.call_tool("alpha__echo", {"text": "a secret argument"})
+        assert taken, "the port should have changed hands right after a passing check"
+        stack.close()  # the other user's listener stops and tells what it was sent
+    heard = taken[0]
+    assert heard, "the connection should have reached the other user's listener"
+    assert heard == [b""] * len(heard)  # reached, and sent nothing: no request, no token

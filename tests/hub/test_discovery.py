@@ -14,7 +14,7 @@ import pytest
 
 from bastion.hub import Discovery, InstanceRecord, InstanceState, McpPinger, Transition
 from bastion.hub import write_record as _write_record
-from bastion.hub.discovery import MISSED_PINGS, backoff
+from bastion.hub.tracker import MISSED_PINGS, backoff
 
 S = InstanceState
 

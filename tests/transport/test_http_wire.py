@@ -6,6 +6,7 @@ exactly what the peer does (keep alive, close while idle, stall, answer in chunk
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -270,3 +271,44 @@ async def test_the_connect_check_is_asked_per_new_connection_and_a_no_sends_noth
         await client.aclose()
     assert asked == [True, False]
     assert (server.connections, server.requests) == (1, 3)  # the refused one never connected
+
+
+async def test_up1_the_peer_check_is_asked_once_connected_and_a_no_sends_nothing() -> None:
+    """The check of the connected socket (the hub's: is the peer ours?) is asked once per
+    new connection, with its two ends, never per request on a kept-alive one; when it says
+    no, the connection that was made is closed with nothing sent on it."""
+    asked: list[tuple[tuple[str, int], tuple[str, int]]] = []
+    answer = [True]
+    heard = bytearray()
+
+    async def peer(local: tuple[str, int], remote: tuple[str, int]) -> bool:
+        asked.append((local, remote))
+        return answer[0]
+
+    async def record(stream: anyio.abc.SocketStream, server: Server) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
+                heard.extend(await stream.receive())
+
+    async with serve(keep_alive) as (url, server):
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        client = HttpWire(url, max_connections=8, connect_timeout=2.0, peer_check=peer)
+        for _ in range(3):
+            async with client.request("POST", {}, b"{}") as reply:
+                assert await reply.read(10) == b"{}"
+        await client.aclose()
+    assert len(asked) == 1  # asked on connecting, not for each request on the connection
+    ((local, remote),) = asked
+    assert remote == ("127.0.0.1", port) and local[0] == "127.0.0.1" and local[1] != port
+    answer[0] = False
+    async with serve(record) as (url, server):
+        client = HttpWire(url, max_connections=8, connect_timeout=2.0, peer_check=peer)
+        with pytest.raises(HttpFailure, match="ConnectCheckFailed"):
+            async with client.request("POST", {}, b"{}"):
+                pass
+        await client.aclose()
+        with anyio.fail_after(5):
+            while server.live:  # the refused connection was made, then closed by the client
+                await anyio.sleep(0.01)
+    assert len(asked) == 2
+    assert server.connections == 1 and heard == b""  # made, and nothing sent on it

@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from bastion import __version__
-from bastion._types import ConnectCheck, JSONObject
+from bastion._types import ConnectCheck, JSONObject, PeerCheck
 from bastion.catalog import Catalog, build_catalog
 from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
@@ -65,7 +65,7 @@ class Gateway:
         self._environ = environ
         self._servers = {name: s for name, s in config.servers.items() if s.enabled}
         self.replicas: dict[str, list[Replica]] = {
-            name: self._replicas(name, server, None) for name, server in self._servers.items()
+            name: self._replicas(name, server) for name, server in self._servers.items()
         }
         self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
         self._rebuild_lock = anyio.Lock()
@@ -80,7 +80,11 @@ class Gateway:
         self._running: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
 
     def _replicas(
-        self, name: str, server: ServerConfig, check: ConnectCheck | None
+        self,
+        name: str,
+        server: ServerConfig,
+        check: ConnectCheck | None = None,
+        peer_check: PeerCheck | None = None,
     ) -> list[Replica]:
         return [
             Replica(
@@ -92,6 +96,7 @@ class Gateway:
                 on_change=self._on_change,
                 on_notification=self._on_upstream_notification,
                 connect_check=check,
+                peer_check=peer_check,
             )
             for i in range(server.replicas)
         ]
@@ -145,10 +150,16 @@ class Gateway:
     # -- servers added and removed while running (the hub's instances) --------------------
 
     async def mount(
-        self, name: str, server: ServerConfig, *, connect_check: ConnectCheck | None = None
+        self,
+        name: str,
+        server: ServerConfig,
+        *,
+        connect_check: ConnectCheck | None = None,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         """Add upstream ``name`` now (its lists join the catalog once it is ready). Its
-        replicas make each connection (reconnections too) only if ``connect_check`` agrees.
+        replicas make each connection (reconnections too) only if ``connect_check`` agrees,
+        and send on it only once ``peer_check`` agrees that the connected peer is right.
 
         Raises:
             ValueError: ``name`` is taken, or the gateway is not running.
@@ -158,7 +169,7 @@ class Gateway:
         if self._tg is None:
             raise ValueError("the gateway is not running")
         self._servers[name] = server
-        self.replicas[name] = self._replicas(name, server, connect_check)
+        self.replicas[name] = self._replicas(name, server, connect_check, peer_check)
         self._turns[name] = itertools.count()
         self._start(name)
 

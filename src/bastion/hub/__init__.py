@@ -3,7 +3,7 @@ directory, and ``Discovery`` keeps the list of those that answer."""
 
 from __future__ import annotations
 
-from bastion.hub.discovery import Discovery, InstanceState, Transition
+from bastion.hub.discovery import Discovery
 from bastion.hub.liveness import McpPinger, Pinger
 from bastion.hub.registry import (
     InstanceRecord,
@@ -15,6 +15,7 @@ from bastion.hub.registry import (
     remove_record,
     write_record,
 )
+from bastion.hub.tracker import InstanceState, Transition
 
 __all__ = [
     "Discovery",

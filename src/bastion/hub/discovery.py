@@ -1,33 +1,28 @@
 """Discovery: which registered instances can be used right now.
 
 A registry file only says an instance might exist; a live connection says it does. Each
-valid file gets a tracker that walks the state machine below and logs every transition;
-``instances()`` lists the ACTIVE ones only, so a stale file (dead pid, closed port, silent
-endpoint) is never listed. Dead instances' files are removed. Before each attempt to reach
-an instance and before each ping, the listener on its port must be one of our uid's sockets
-(``liveness.listener_is_ours``): one owned by another user (who bound the port of a stopped
-instance) is skipped with a log line, never connected to, and an ACTIVE instance whose port
-changed hands leaves the list at once (``listener_ours`` is the same check for the hub,
-before each connection a mounted instance's upstream makes). ``settle()`` waits for the
-first scan and each file's first check, so a client that asks once, right after the hub
-starts (a one-shot client), sees the instances already running. Every per-instance task
-runs in the task group of ``run()``; sleeping and the clock are injected so backoff tests
-take no wall time::
-
-    STARTING --port accepts--> LISTENING --MCP answer--> ACTIVE --3 missed pings--> RETRYING
-       |                          |                        ^                          |
-       +--------------------------+-- retries exhausted ---|------- answer -----------+
-                    or process exit or file removed        +--> DEAD (file removed)
+valid file gets a ``Tracker`` (``tracker``: the per-instance state machine, its checks and
+backoff) and Discovery logs every transition; ``instances()`` lists the ACTIVE ones only,
+so a stale file (dead pid, closed port, silent endpoint) is never listed. This module owns
+the registry directory (watching it, rescanning it, at most ``MAX_INSTANCES`` files, a
+tracker per file, forgotten when its file goes or changes) and the list the hub reads.
+The listener on an instance's port must be one of our uid's sockets
+(``liveness.listener_is_ours``) before each attempt to reach it and before each ping: one
+owned by another user (who bound the port of a stopped instance) is skipped with a log
+line, never connected to, and an ACTIVE instance whose port changed hands leaves the list
+at once (``listener_ours`` is the same check for the hub, before each connection a mounted
+instance's upstream makes). ``settle()`` waits for the first scan and each file's first
+check, so a client that asks once, right after the hub starts (a one-shot client), sees
+the instances already running. Every per-instance task runs in the task group of
+``run()``; sleeping and the clock are injected so backoff tests take no wall time.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -44,57 +39,26 @@ from bastion.hub.liveness import (
 )
 from bastion.hub.liveness import pid_alive as _pid_alive
 from bastion.hub.registry import SUFFIX, InstanceRecord, ensure_registry_dir, read_record
+from bastion.hub.tracker import (
+    MAX_ATTEMPTS,
+    PING_INTERVAL,
+    Checks,
+    InstanceState,
+    Listening,
+    Signature,
+    Sleep,
+    Tracker,
+    Transition,
+    WaitExit,
+)
 from bastion.hub.watcher import POLL_INTERVAL, WatchMode, watch_directory
 
-__all__ = ["Discovery", "InstanceState", "Transition"]
+__all__ = ["Discovery"]
 
 logger = logging.getLogger(__name__)
 
-PING_INTERVAL: Final = 2.0  # seconds between pings of an ACTIVE instance
-MISSED_PINGS: Final = 3  # consecutive misses that move ACTIVE to RETRYING
-BACKOFF_FIRST: Final = 0.05  # seconds; a just-started instance is usually ready at once
-BACKOFF_MAX: Final = 5.0
-MAX_ATTEMPTS: Final = 10  # ~25 s of backoff before an instance is declared DEAD
 RESCAN_INTERVAL: Final = 5.0  # a full rescan even with OS notifications, in case one is lost
 MAX_INSTANCES: Final = 256  # registry files beyond this are ignored (and logged)
-
-Sleep = Callable[[float], Awaitable[None]]
-Listening = Callable[[InstanceRecord], Awaitable[bool]]
-WaitExit = Callable[[int], Awaitable[None]]
-
-
-class InstanceState(enum.Enum):
-    STARTING = "starting"
-    LISTENING = "listening"
-    ACTIVE = "active"
-    RETRYING = "retrying"
-    DEAD = "dead"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One state change of one instance; ``at`` is the injected clock's reading."""
-
-    instance_id: str
-    old: InstanceState | None
-    new: InstanceState
-    reason: str
-    at: float
-
-
-@dataclass
-class _Entry:
-    name: str  # the file's name
-    record: InstanceRecord
-    signature: tuple[int, int, int]
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    state: InstanceState | None = None
-    checked: anyio.Event = field(default_factory=anyio.Event)  # set after its first check
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1)))
 
 
 class Discovery:
@@ -128,18 +92,21 @@ class Discovery:
         self._on_transition = on_transition
         self._watch = watch
         self._poll_interval = poll_interval
-        self._ping_interval = ping_interval
-        self._max_attempts = max_attempts
-        self._ping = pinger or McpPinger()
-        self._listening = listening
         self._listener_owned = listener_owned
         self._pid_alive = pid_alive
-        self._wait_exit = wait_exit
         self._clock = clock
-        self._sleep = sleep
-        self._entries: dict[str, _Entry] = {}  # by file name
+        self._checks = Checks(
+            listener_ours=self.listener_ours,
+            listening=listening,
+            ping=pinger or McpPinger(),
+            wait_exit=wait_exit,
+            sleep=sleep,
+            ping_interval=ping_interval,
+            max_attempts=max_attempts,
+        )
+        self._entries: dict[str, Tracker] = {}  # by file name
         # Files that failed validation, with their signature: logged once, not every rescan.
-        self._skipped: dict[str, tuple[int, int, int]] = {}
+        self._skipped: dict[str, Signature] = {}
         self._changed = anyio.Event()
         self._dirty = anyio.Event()
         self._scanned = anyio.Event()  # set after the first scan
@@ -225,7 +192,7 @@ class Discovery:
             self._rescan()
 
     def _rescan(self) -> None:
-        seen: dict[str, tuple[int, int, int]] = {}
+        seen: dict[str, Signature] = {}
         try:
             with os.scandir(self.directory) as listing:
                 for item in listing:
@@ -266,86 +233,26 @@ class Discovery:
                 continue
             self._track(name, record, signature)
 
-    def _track(self, name: str, record: InstanceRecord, signature: tuple[int, int, int]) -> None:
-        entry = _Entry(name, record, signature)
+    def _track(self, name: str, record: InstanceRecord, signature: Signature) -> None:
+        entry = Tracker(name, record, signature, self.directory, self._checks, self._on_state)
         self._entries[name] = entry
         if not self._pid_alive(record.pid):
-            self._transition(entry, InstanceState.DEAD, f"pid {record.pid} is gone")
-            self._remove_file(entry)
+            entry.die(f"pid {record.pid} is gone")
             entry.checked.set()
             return
-        self._transition(entry, InstanceState.STARTING, f"registered by pid {record.pid}")
+        entry.set_state(InstanceState.STARTING, f"registered by pid {record.pid}")
         if self._tg is not None:
-            self._tg.start_soon(self._supervise, entry)
+            self._tg.start_soon(entry.supervise)
 
-    def _forget(self, entry: _Entry, reason: str) -> None:
+    def _forget(self, entry: Tracker, reason: str) -> None:
         entry.scope.cancel()
         entry.checked.set()
         if entry.state not in (None, InstanceState.DEAD):
-            self._transition(entry, InstanceState.DEAD, reason)
+            entry.set_state(InstanceState.DEAD, reason)
         if self._entries.get(entry.name) is entry:
             del self._entries[entry.name]
 
-    # -- one instance -------------------------------------------------------------------------
-
-    async def _supervise(self, entry: _Entry) -> None:
-        try:
-            with entry.scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._follow_process, entry, tg.cancel_scope)
-                    await self._walk(entry)
-                    tg.cancel_scope.cancel()
-        finally:
-            entry.checked.set()
-
-    async def _follow_process(self, entry: _Entry, scope: anyio.CancelScope) -> None:
-        await self._wait_exit(entry.record.pid)
-        self._die(entry, f"process {entry.record.pid} exited")
-        scope.cancel()
-
-    async def _walk(self, entry: _Entry) -> None:
-        attempts = 0
-        while True:
-            if entry.state is InstanceState.ACTIVE:
-                reason = await self._keep_alive(entry)
-                self._transition(entry, InstanceState.RETRYING, reason)
-                attempts = 0
-            else:
-                reached = await self._reach(entry)
-                entry.checked.set()
-                if reached:
-                    attempts = 0
-                    continue
-            attempts += 1
-            if attempts >= self._max_attempts:
-                self._die(entry, f"no answer after {attempts} attempts")
-                return
-            await self._sleep(backoff(attempts))
-
-    async def _reach(self, entry: _Entry) -> bool:
-        if not self.listener_ours(entry.record) or not await self._listening(entry.record):
-            return False
-        if entry.state is InstanceState.STARTING:
-            self._transition(entry, InstanceState.LISTENING, f"port {entry.record.port} accepts")
-        if not await self._ping(entry.record):
-            return False
-        self._transition(entry, InstanceState.ACTIVE, "answered MCP")
-        return True
-
-    async def _keep_alive(self, entry: _Entry) -> str:
-        """Return (why) after MISSED_PINGS consecutive failed pings, or at once when the
-        port's listener is not ours."""
-        missed = 0
-        while missed < MISSED_PINGS:
-            await self._sleep(self._ping_interval)
-            if not self.listener_ours(entry.record):
-                return "port listener is not ours"
-            if await self._ping(entry.record):
-                missed = 0
-            else:
-                missed += 1
-                logger.info("instance %s missed ping %d/%d", entry.record.id, missed, MISSED_PINGS)
-        return f"{MISSED_PINGS} missed pings"
+    # -- each instance's checks and changes ---------------------------------------------------
 
     def listener_ours(self, record: InstanceRecord) -> bool:
         """Whether the listener on ``record``'s port is our uid's now; logged when it is not.
@@ -360,30 +267,11 @@ class Discovery:
         )
         return False
 
-    def _die(self, entry: _Entry, reason: str) -> None:
-        if entry.state is InstanceState.DEAD:
-            return
-        self._transition(entry, InstanceState.DEAD, reason)
-        self._remove_file(entry)
-
-    def _remove_file(self, entry: _Entry) -> None:
-        name = entry.name
-        path = self.directory / name
-        try:
-            # Only the file we judged: a writer may have replaced it since (same id, new pid).
-            info = path.stat(follow_symlinks=False)
-            if (info.st_ino, info.st_mtime_ns, info.st_size) == entry.signature:
-                path.unlink()
-                logger.info("removed stale registry file %s", name)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.warning("cannot remove stale registry file %s: %s", name, exc)
-
-    def _transition(self, entry: _Entry, new: InstanceState, reason: str) -> None:
-        old = entry.state
+    def _on_state(
+        self, entry: Tracker, old: InstanceState | None, new: InstanceState, reason: str
+    ) -> None:
+        """Log ``entry``'s change of state, and tell whoever follows the list."""
         was_listed = old is InstanceState.ACTIVE
-        entry.state = new
         record = entry.record
         logger.info(
             "instance %s (%s, %s): %s -> %s: %s",

@@ -8,8 +8,14 @@ killed instance leaves at once, and polls the pid elsewhere. ``listener_is_ours`
 ``/proc/net/tcp`` and ``/proc/net/tcp6`` (Linux): every LISTEN socket a connection to the
 instance's loopback address and port could reach (that address, the wildcard, its IPv4-mapped
 form) must belong to our uid, so another local user who binds the port of a stopped instance
-never gets the hub's connection (nor its credential). Elsewhere there is no such table and
-the check is skipped (it answers True).
+never gets the hub's connection (nor its credential). That check is made before
+connecting, so the port may change hands before the connection is made; ``peer_is_ours``
+closes that gap once it is made: the socket at the other end of our connection (the
+table's entry whose local end is our remote end and whose remote end is our local end: a
+socket a listener accepted, or still holds in its queue, carries that listener's uid)
+must be our uid's, and is asked before anything is sent (``connected_to_ours``: the hub's
+connections to a mounted instance and each ping). Elsewhere there is no such table and
+both checks are skipped (they answer True).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.to_thread
 
+from bastion._types import SocketAddress
 from bastion.client import ClientSession
 from bastion.transport.http_client import HttpClientStream
 
@@ -36,8 +44,11 @@ __all__ = [
     "PING_TIMEOUT",
     "McpPinger",
     "Pinger",
+    "connected_to_ours",
     "listener_is_ours",
     "listener_uids",
+    "peer_is_ours",
+    "peer_uid",
     "pid_alive",
     "tcp_listening",
     "wait_process_exit",
@@ -161,6 +172,70 @@ def listener_is_ours(record: InstanceRecord, read: ReadTable = _read_table) -> b
     return uids == {os.getuid()}
 
 
+def _endpoint(field: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    """A table's ``address:port`` field; an IPv4-mapped IPv6 address as its IPv4 form."""
+    address, _, hex_port = field.partition(":")
+    return _plain(_address(address)), int(hex_port, 16)
+
+
+def _plain(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped or address
+
+
+def peer_uid(
+    local: SocketAddress, remote: SocketAddress, read: ReadTable = _read_table
+) -> int | None:
+    """The uid owning the other end of our TCP connection from ``local`` to ``remote``: the
+    table entry whose local end is ``remote`` and whose remote end is ``local``, in any
+    state; None when there is none (a peer on another host has none) or no table could be
+    read."""
+    ours = (_plain(ipaddress.ip_address(local[0])), local[1])
+    theirs = (_plain(ipaddress.ip_address(remote[0])), remote[1])
+    for text in map(read, PROC_NET_TCP):
+        for line in (text or "").splitlines()[1:]:
+            fields = line.split()
+            try:
+                if len(fields) >= 8 and (_endpoint(fields[1]), _endpoint(fields[2])) == (
+                    theirs,
+                    ours,
+                ):
+                    return int(fields[7])
+            except ValueError:
+                continue  # not a row we understand
+    return None
+
+
+def peer_is_ours(
+    local: SocketAddress, remote: SocketAddress, read: ReadTable = _read_table
+) -> bool:
+    """True when the socket at the other end of our connection ``local`` -> ``remote`` is our
+    uid's; True where the OS has no /proc/net tables (the check is Linux-only)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        uid = peer_uid(local, remote, read)
+    except ValueError:
+        return False  # not an IP address
+    return uid == os.getuid()
+
+
+async def connected_to_ours(local: SocketAddress, remote: SocketAddress) -> bool:
+    """``peer_is_ours`` in a thread (reading /proc/net takes milliseconds), for a new
+    connection's ``peer_check``; logged when it is not."""
+    if await anyio.to_thread.run_sync(peer_is_ours, local, remote):
+        return True
+    logger.warning(
+        "the connection to %s port %d reached a socket not of this user; closed before"
+        " anything was sent",
+        remote[0],
+        remote[1],
+    )
+    return False
+
+
 async def tcp_listening(record: InstanceRecord) -> bool:
     """True when the instance's port accepts a TCP connection."""
     host = urlsplit(record.url).hostname or "127.0.0.1"
@@ -176,7 +251,8 @@ async def tcp_listening(record: InstanceRecord) -> bool:
 
 class McpPinger:
     """Asks the instance for ``server/discover`` (falling back to ``initialize`` for a
-    2025-11-25 server) over a fresh connection; True when it answers in time."""
+    2025-11-25 server) over a fresh connection, sent only to a socket of our uid; True when
+    it answers in time."""
 
     def __init__(self, timeout: float = PING_TIMEOUT) -> None:
         self.timeout = timeout
@@ -188,7 +264,9 @@ class McpPinger:
         with anyio.move_on_after(self.timeout):
             try:
                 async with (
-                    HttpClientStream(record.url, headers=headers) as stream,
+                    HttpClientStream(
+                        record.url, headers=headers, peer_check=connected_to_ours
+                    ) as stream,
                     ClientSession(stream, request_timeout=self.timeout) as session,
                 ):
                     await session.connect()

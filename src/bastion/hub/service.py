@@ -1,13 +1,16 @@
-"""The hub's MCP face: a gateway whose upstreams are the running instances a client
-connects to, plus the three tools that list, connect and disconnect them.
+"""The hub's connections: a gateway whose upstreams are the running instances a client
+connects to, and the handlers of the three tools that list, connect and disconnect them
+(their definitions, and how an instance is shown, are ``entries``').
 
 ``bastion hub`` speaks stdio only, so one hub process serves one client: its connections
 are that client's. An instance the client connects to is mounted exactly like a configured
 upstream (``<name>__<tool>``, progress, cancellation and elicitation forwarded); when the
 instance dies (its process gone or its endpoint silent, as ``Discovery`` decides), it is
 unmounted and the client is told with a log message and list-changed notifications. Each
-connection its upstream makes (reconnections too) is made only to a listener of our uid. Each
-active instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
+connection its upstream makes (reconnections too) is made only to a listener of our uid,
+and nothing is sent on it until the socket that answered is found to be our uid's too
+(the port may change hands between that first check and the connection). Each active
+instance is also a resource (``bastion-hub://instances/<id>``), so the resource list
 changes as instances come and go.
 
 Connect on first use: a call of ``<name>__<tool>`` (a prompt ``<name>__<prompt>``, a
@@ -23,80 +26,42 @@ hub with ``connect_at_start`` (``bastion hub --connect NAME``); lists wait for t
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from functools import partial
 from typing import Final
 
 import anyio
 import anyio.to_thread
-import msgspec
 
 from bastion._types import JSONObject
-from bastion.catalog.names import server_scheme, uri_prefix
+from bastion.catalog.names import uri_prefix
 from bastion.config import ServerConfig
 from bastion.gateway import Gateway
-from bastion.guard import PoisonScanner
-from bastion.hub.discovery import Discovery, InstanceState
+from bastion.hub.discovery import Discovery
+from bastion.hub.entries import (
+    CONNECT_TOOL,
+    DISCONNECT_TOOL,
+    LIST_TOOL,
+    failure,
+    instance_uri,
+    mount_name,
+    public,
+    resource_entry,
+)
+from bastion.hub.liveness import connected_to_ours
 from bastion.hub.registry import InstanceRecord
+from bastion.hub.tracker import InstanceState
 from bastion.protocol import types as t
 from bastion.server.context import ToolContext
-from bastion.server.registry import NameKind, ResourceEntry
+from bastion.server.registry import NameKind
 
-__all__ = ["CONNECT_ON_USE_WAIT", "CONNECT_WAIT", "DISCOVERY_WAIT", "Hub", "mount_name"]
+__all__ = ["CONNECT_ON_USE_WAIT", "CONNECT_WAIT", "DISCOVERY_WAIT", "Hub"]
 
 logger = logging.getLogger(__name__)
 
 CONNECT_WAIT: Final = 15.0  # seconds instances_connect waits for the instance's lists
-MAX_SHOWN: Final = 200  # characters of an instance's name or project in a list entry
-_SCANNER: Final = PoisonScanner()
 CONNECT_ON_USE_WAIT: Final = 5.0  # seconds a call of a not yet connected instance waits
 DISCOVERY_WAIT: Final = 3.0  # seconds a just-started hub waits for its first look around
-URI_PREFIX: Final = "bastion-hub://instances/"
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]+")
-_NAME_MAX: Final = 40
-
-_INSTANCE_ARG: Final[JSONObject] = {
-    "type": "object",
-    "properties": {
-        "instance": {
-            "type": "string",
-            "description": "The instance's id or name, as instances_list shows them",
-            "maxLength": 200,
-        }
-    },
-    "required": ["instance"],
-    "additionalProperties": False,
-}
-_INSTANCE_FIELDS: Final[JSONObject] = {
-    "id": {"type": "string"},
-    "name": {"type": "string"},
-    "project": {"type": "string"},
-    "url": {"type": "string"},
-    "port": {"type": "integer"},
-    "pid": {"type": "integer"},
-    "startedAt": {"type": "string"},
-    "protocolVersions": {"type": "array", "items": {"type": "string"}},
-    "state": {"type": "string"},
-    "connected": {"type": "boolean"},
-    "prefix": {"type": ["string", "null"]},
-}
-
-
-def mount_name(instance_name: str, taken: set[str]) -> str:
-    """The upstream name an instance gets (its tools become ``<name>__<tool>``): its own
-    name reduced to ``[A-Za-z0-9_-]``, with ``_2``, ``_3``... when that, or its URI scheme
-    form, is taken."""
-    base = _UNSAFE.sub("_", instance_name).strip("_")[:_NAME_MAX] or "instance"
-    # Resource URIs are prefixed by the name's scheme form (lower case, ``_`` as ``.``):
-    # ``Dev`` and ``dev`` would share ``dev+``, and one would serve the other's URIs (TC-3).
-    schemes = {server_scheme(other) for other in taken}
-    name, n = base, 1
-    while name in taken or server_scheme(name) in schemes:
-        n += 1
-        name = f"{base}_{n}"
-    return name
 
 
 class Hub:
@@ -112,9 +77,9 @@ class Hub:
         self._connect_at_start = tuple(connect_at_start)
         self._started = anyio.Event()  # set once the connections asked at start are made
         for tool, fn in (
-            (_LIST, self._list),
-            (_CONNECT, self._connect),
-            (_DISCONNECT, self._disconnect),
+            (LIST_TOOL, self._list),
+            (CONNECT_TOOL, self._connect),
+            (DISCONNECT_TOOL, self._disconnect),
         ):
             gateway.add_own_tool(tool, fn)
         gateway.app.settle_hook = self._settle
@@ -187,7 +152,7 @@ class Hub:
 
     async def _instances_changed(self) -> None:
         active = self.discovery.instances()
-        self.gateway.set_own_resources({_uri(r): _resource_entry(r) for r in active})
+        self.gateway.set_own_resources({instance_uri(r): resource_entry(r) for r in active})
         async with self._lock:
             for instance_id, server in list(self._mounted.items()):
                 # Not ACTIVE is enough: a RETRYING instance may have stopped and its port
@@ -226,10 +191,10 @@ class Hub:
         await self._discovered()
         record = self._find(args)
         if isinstance(record, str):
-            return _failure(record)
+            return failure(record)
         server = await self._ensure(record, CONNECT_WAIT)
         if server is None:
-            return _failure(
+            return failure(
                 f"instance {record.name} ({record.id}) did not answer in time, or its port"
                 " is no longer this user's (the hub's log says which)"
             )
@@ -253,12 +218,19 @@ class Hub:
                 # The last ping may be seconds old: another user could have bound the port
                 # of a stopped instance since, and would get the entry's credential (and,
                 # on a reconnection, calls): asked now and before each connection it makes,
-                # in a thread (reading /proc/net takes milliseconds with many sockets).
+                # in a thread (reading /proc/net takes milliseconds with many sockets). The
+                # port may still change hands before the connection is made: each one is
+                # also checked once it is up, before anything is sent on it.
                 ours = partial(anyio.to_thread.run_sync, self.discovery.listener_ours, record)
                 if not await ours():
                     return None
                 server = mount_name(record.name, set(self.gateway.replicas))
-                await self.gateway.mount(server, _upstream(record), connect_check=ours)
+                await self.gateway.mount(
+                    server,
+                    _upstream(record),
+                    connect_check=ours,
+                    peer_check=connected_to_ours,
+                )
                 self._mounted[record.id] = server
         if await self.gateway.wait_ready(server, wait):
             return server
@@ -277,7 +249,7 @@ class Hub:
                 if wanted in (i, s) or self._named(i, wanted)
             ]
             if not match:
-                return _failure(f"not connected to an instance {wanted!r}")
+                return failure(f"not connected to an instance {wanted!r}")
             instance_id, server = match[0]
             del self._mounted[instance_id]
             await self.gateway.unmount(server)
@@ -318,7 +290,7 @@ class Hub:
         server = self._mounted.get(record.id)
         state = self.discovery.state(record.id)
         return {
-            **_public(record),
+            **public(record),
             "state": state.value if state is not None else "gone",
             "connected": server is not None,
             "prefix": None if server is None else self._prefix(server),
@@ -330,94 +302,3 @@ def _upstream(record: InstanceRecord) -> ServerConfig:
     if record.credential is not None:
         headers = {"Authorization": f"Bearer {record.credential}"}
     return ServerConfig(url=record.url, headers=dict(headers), startup_timeout=CONNECT_WAIT)
-
-
-def _uri(record: InstanceRecord) -> str:
-    return f"{URI_PREFIX}{record.id}"
-
-
-def _public(record: InstanceRecord) -> JSONObject:
-    """What a client may see of an instance (never its credential)."""
-    return {
-        "id": record.id,
-        "name": _shown(record.name),
-        "project": _shown(record.project),
-        "url": record.url,
-        "port": record.port,
-        "pid": record.pid,
-        "startedAt": _iso(record.started_at),
-        "protocolVersions": list(record.protocol_versions),
-    }
-
-
-def _resource_entry(record: InstanceRecord) -> ResourceEntry:
-    body = msgspec.json.encode(_public(record)).decode()
-
-    async def read(ctx: ToolContext, uri: str, params: dict[str, str]) -> list[JSONObject]:
-        return [{"uri": uri, "mimeType": "application/json", "text": body}]
-
-    resource = t.Resource(
-        uri=_uri(record),
-        name=f"instance {_shown(record.name)}",
-        mimeType="application/json",
-        description=f"A running MCP instance in {_shown(record.project)}",
-    )
-    if _SCANNER.scan_resource(resource):  # TC-1: a name or path that reads as an instruction
-        resource = t.Resource(
-            uri=_uri(record),
-            name=f"instance {record.id}",
-            mimeType="application/json",
-            description="A running MCP instance (its name or project path was withheld)",
-        )
-    return ResourceEntry(resource, read)
-
-
-def _shown(text: str) -> str:
-    """Registry text as a client sees it in a list: printable characters only (no escapes,
-    line breaks, bidi or zero-width characters: TC-1), at most ``MAX_SHOWN`` of them."""
-    kept = "".join(ch for ch in text if ch.isprintable())
-    return kept if len(kept) <= MAX_SHOWN else kept[: MAX_SHOWN - 3] + "..."
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
-
-
-def _failure(message: str) -> t.CallToolResult:
-    return t.CallToolResult(content=[t.TextContent(text=message)], isError=True)
-
-
-_LIST: Final = t.Tool(
-    name="instances_list",
-    description=(
-        "List the MCP instances running on this machine (name, project path, URL, port, pid, "
-        "start time, state, and whether you are connected)."
-    ),
-    inputSchema={"type": "object", "properties": {}, "additionalProperties": False},
-    outputSchema={
-        "type": "object",
-        "properties": {
-            "instances": {
-                "type": "array",
-                "items": {"type": "object", "properties": _INSTANCE_FIELDS},
-            }
-        },
-        "required": ["instances"],
-    },
-    annotations={"readOnlyHint": True, "openWorldHint": False},
-)
-_CONNECT: Final = t.Tool(
-    name="instances_connect",
-    description=(
-        "Connect to a running instance by id or name: its tools, resources and prompts "
-        "appear under the prefix this returns (e.g. myproject__tool)."
-    ),
-    inputSchema=_INSTANCE_ARG,
-    annotations={"readOnlyHint": False, "openWorldHint": False},
-)
-_DISCONNECT: Final = t.Tool(
-    name="instances_disconnect",
-    description="Disconnect from an instance (by id, name or prefix); its tools disappear.",
-    inputSchema=_INSTANCE_ARG,
-    annotations={"readOnlyHint": False, "openWorldHint": False},
-)

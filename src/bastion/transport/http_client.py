@@ -7,7 +7,8 @@ are derived from the body. On 2025-11-25 the ``Mcp-Session-Id`` from ``initializ
 kept and sent back, a dropped SSE stream is resumed with GET and ``Last-Event-ID``, and
 ``close`` ends the session with DELETE. HTTP failures become JSON-RPC errors for the
 request that caused them, so callers see one kind of failure. A ``connect_check`` is asked
-before every new connection (``HttpWire``); a refused one is such a failure.
+before every new connection and a ``peer_check`` once it is up, before anything is sent
+(``HttpWire``); a refused one is such a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from bastion._types import ConnectCheck
+from bastion._types import ConnectCheck, PeerCheck
 from bastion.errors import BastionError
 from bastion.protocol.codec import MessageDecoder, encode, error_response
 from bastion.protocol.headers import encode_header_value, param_headers
@@ -50,6 +51,7 @@ class HttpClientStream:
         headers: Mapping[str, str] | None = None,
         decoder: MessageDecoder | None = None,
         connect_check: ConnectCheck | None = None,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         self.url = url
         self._headers = dict(headers or {})
@@ -58,6 +60,7 @@ class HttpClientStream:
             max_connections=MAX_CONNECTIONS,
             connect_timeout=CONNECT_TIMEOUT,
             connect_check=connect_check,
+            peer_check=peer_check,
         )
         self._decoder = decoder or MessageDecoder()
         self.session_id: str | None = None

@@ -12,7 +12,11 @@ server messages may rightly stay quiet for hours); connecting has ``connect_time
 A request that fails on a reused connection before any byte of an answer arrived (the
 server closed it while it sat idle) is sent once more on a fresh connection. A
 ``connect_check`` is asked before each new connection (never for a reused one): when it
-says no, the connection is not made and the request fails with ``HttpFailure``.
+says no, the connection is not made and the request fails with ``HttpFailure``. A
+``peer_check`` is asked once each new TCP connection is up, before any byte is sent on it
+(before the TLS handshake too), with its local and remote addresses: a check made before
+connecting cannot see who took the port since, this one sees the socket that answered.
+When it says no, the connection is closed unused and the request fails the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from bastion._types import ConnectCheck
+from bastion._types import ConnectCheck, PeerCheck
 
 __all__ = ["HttpFailure", "HttpWire", "WireResponse"]
 
@@ -118,6 +122,7 @@ class HttpWire:
         connect_timeout: float,
         ssl_context: ssl.SSLContext | None = None,
         connect_check: ConnectCheck | None = None,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -131,6 +136,7 @@ class HttpWire:
         self._max = max_connections
         self._connect_timeout = connect_timeout
         self._connect_check = connect_check
+        self._peer_check = peer_check
         self._idle: list[_Connection] = []
         self._open = 0
         self._slot_freed: anyio.Event | None = None
@@ -254,22 +260,32 @@ class HttpWire:
     async def _connect(self) -> _Connection:
         if self._connect_check is not None and not await self._connect_check():
             raise HttpFailure("ConnectCheckFailed")
+        tcp: anyio.abc.SocketStream | None = None
         try:
             with anyio.fail_after(self._connect_timeout):
                 tcp = await anyio.connect_tcp(self._host, self._port)
-                fd = tcp.extra(anyio.abc.SocketAttribute.raw_socket).fileno()  # noqa: S610
+                raw = tcp.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610
+                # Who answered, asked before the first byte (the TLS hello included) is sent.
+                if self._peer_check is not None and not await self._peer_check(
+                    raw.getsockname()[:2], raw.getpeername()[:2]
+                ):
+                    raise HttpFailure("ConnectCheckFailed")
                 stream: anyio.abc.ByteStream = tcp
                 if self._tls:
                     context = self._ssl or ssl.create_default_context()
                     stream = await TLSStream.wrap(
                         stream, hostname=self._host, ssl_context=context, standard_compatible=False
                     )
-        except TimeoutError as exc:
-            raise HttpFailure("ConnectTimeout") from exc
-        except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
-            raise HttpFailure(type(exc).__name__) from exc
+        except BaseException as exc:
+            if tcp is not None:
+                await anyio.aclose_forcefully(tcp)
+            if isinstance(exc, TimeoutError):
+                raise HttpFailure("ConnectTimeout") from exc
+            if isinstance(exc, (OSError, ssl.SSLError, anyio.BrokenResourceError)):
+                raise HttpFailure(type(exc).__name__) from exc
+            raise
         machine = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
-        return _Connection(stream, fd, machine)
+        return _Connection(stream, raw.fileno(), machine)
 
     def _release(self, conn: _Connection) -> None:
         """Back to the pool: a connection whose exchange ended cleanly."""

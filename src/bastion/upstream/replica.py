@@ -12,7 +12,8 @@ call's ``_meta`` is built here, never copied from the client's, so only the gate
 Bastion's own keys: the caller's principal (``io.bastion/principal``) goes to servers
 configured with ``pass_principal``. A ``connect_check`` (an HTTP upstream's) is asked before
 every connection the replica's transport makes, the first and each one after a restart or
-a dropped connection; a refused connection is an unreachable upstream.
+a dropped connection, and a ``peer_check`` once each is up, before anything is sent on it;
+a refused connection is an unreachable upstream.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import anyio
 import anyio.abc
 import msgspec
 
-from bastion._types import Clock, ConnectCheck, JSONObject
+from bastion._types import Clock, ConnectCheck, JSONObject, PeerCheck
 from bastion.client.session import MAX_INPUT_ROUNDS, ClientHandlers, ClientSession
 from bastion.errors import BastionError, InvalidRequest, RequestTimeout, UpstreamUnavailable
 from bastion.protocol.jsonrpc import Notification
@@ -92,6 +93,7 @@ class Replica:
         on_notification: OnNotification,
         clock: Clock = time.monotonic,
         connect_check: ConnectCheck | None = None,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         self.server = server
         self.index = index
@@ -102,6 +104,7 @@ class Replica:
         self._on_notification = on_notification
         self._clock = clock
         self._connect_check = connect_check
+        self._peer_check = peer_check
         self.state = ReplicaState.STARTING
         self.session: ClientSession | None = None
         self.pid: int | None = None
@@ -173,7 +176,11 @@ class Replica:
         )
         try:
             async with open_upstream(
-                self.config, self._environ, name=self.label, connect_check=self._connect_check
+                self.config,
+                self._environ,
+                name=self.label,
+                connect_check=self._connect_check,
+                peer_check=self._peer_check,
             ) as stream:
                 self.pid = getattr(stream, "pid", None)
                 async with ClientSession(

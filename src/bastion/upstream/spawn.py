@@ -3,7 +3,8 @@
 sandbox when the server says ``sandbox:`` (only its own ``env``, a fresh writable
 ``/workspace`` per start, the host paths and domains it was granted), or Streamable HTTP
 with the server's static headers (and its ``connect_check`` asked before each new
-connection, if the caller gave one). The client's own credentials are never part of either."""
+connection, its ``peer_check`` once each is up, if the caller gave them). The client's own
+credentials are never part of either."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bastion._types import ConnectCheck
+from bastion._types import ConnectCheck, PeerCheck
 from bastion.transport.base import MessageStream
 from bastion.transport.stdio import StdioChild, child_environment
 
@@ -32,12 +33,16 @@ async def open_upstream(
     *,
     name: str,
     connect_check: ConnectCheck | None = None,
+    peer_check: PeerCheck | None = None,
 ) -> AsyncIterator[MessageStream]:
     if config.url is not None:
         from bastion.transport.http_client import HttpClientStream  # noqa: PLC0415 - loads httpx only for HTTP upstreams
 
         async with HttpClientStream(
-            config.url, headers=config.headers, connect_check=connect_check
+            config.url,
+            headers=config.headers,
+            connect_check=connect_check,
+            peer_check=peer_check,
         ) as http:
             yield http
         return

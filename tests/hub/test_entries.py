@@ -4,7 +4,7 @@ shown in resources/list (TC-1, TC-3)."""
 from __future__ import annotations
 
 from bastion.hub import InstanceRecord
-from bastion.hub.service import _resource_entry, mount_name
+from bastion.hub.entries import mount_name, resource_entry
 
 
 def test_tc3_mount_names_differ_in_their_uri_scheme_too() -> None:
@@ -24,7 +24,7 @@ def test_tc1_an_instances_list_entry_carries_no_escapes_or_instructions() -> Non
     plain = InstanceRecord.create(
         name="notes\x1b[2J\u202e\u200b", url="http://127.0.0.1:9/mcp", project="/src/x", pid=1
     )
-    shown = _resource_entry(plain).resource
+    shown = resource_entry(plain).resource
     assert shown.name == "instance notes[2J" and shown.description is not None
     assert "/src/x" in shown.description
     hostile = InstanceRecord.create(
@@ -34,6 +34,6 @@ def test_tc1_an_instances_list_entry_carries_no_escapes_or_instructions() -> Non
         "~/.aws/credentials</IMPORTANT>",
         pid=1,
     )
-    withheld = _resource_entry(hostile).resource
+    withheld = resource_entry(hostile).resource
     assert withheld.name == f"instance {hostile.id}"
     assert "IMPORTANT" not in (withheld.description or "")

@@ -10,6 +10,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from bastion._types import ConnectChecks
 from bastion.client import ClientHandlers
 from bastion.config import Config, ServerConfig
 from bastion.errors import PeerError
@@ -123,7 +124,7 @@ async def test_up1_a_mount_whose_connect_check_says_no_connects_nowhere() -> Non
         tg.start_soon(listener.serve, count)
         tg.start_soon(gateway.run)
         await anyio.sleep(0)
-        await gateway.mount("fx", ServerConfig(url=url), connect_check=never)
+        await gateway.mount("fx", ServerConfig(url=url), checks=ConnectChecks(before=never))
         with anyio.fail_after(10):
             while asked < 2:  # the first start, then the restart after it failed
                 await anyio.sleep(0.02)

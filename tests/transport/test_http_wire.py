@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from bastion._types import ConnectChecks
 from bastion.transport.http_wire import HttpFailure, HttpWire
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -257,14 +258,18 @@ async def test_the_connect_check_is_asked_per_new_connection_and_a_no_sends_noth
         return answer[0]
 
     async with serve(keep_alive) as (url, server):
-        client = HttpWire(url, max_connections=8, connect_timeout=2.0, connect_check=check)
+        client = HttpWire(
+            url, max_connections=8, connect_timeout=2.0, checks=ConnectChecks(before=check)
+        )
         for _ in range(3):
             async with client.request("POST", {}, b"{}") as reply:
                 assert await reply.read(10) == b"{}"
         await client.aclose()
         assert asked == [True]  # asked on connecting, not for each request on the connection
         answer[0] = False
-        client = HttpWire(url, max_connections=8, connect_timeout=2.0, connect_check=check)
+        client = HttpWire(
+            url, max_connections=8, connect_timeout=2.0, checks=ConnectChecks(before=check)
+        )
         with pytest.raises(HttpFailure, match="ConnectCheckFailed"):
             async with client.request("POST", {}, b"{}"):
                 pass
@@ -292,7 +297,9 @@ async def test_up1_the_peer_check_is_asked_once_connected_and_a_no_sends_nothing
 
     async with serve(keep_alive) as (url, server):
         port = int(url.rsplit(":", 1)[1].split("/")[0])
-        client = HttpWire(url, max_connections=8, connect_timeout=2.0, peer_check=peer)
+        client = HttpWire(
+            url, max_connections=8, connect_timeout=2.0, checks=ConnectChecks(after=peer)
+        )
         for _ in range(3):
             async with client.request("POST", {}, b"{}") as reply:
                 assert await reply.read(10) == b"{}"
@@ -302,7 +309,9 @@ async def test_up1_the_peer_check_is_asked_once_connected_and_a_no_sends_nothing
     assert remote == ("127.0.0.1", port) and local[0] == "127.0.0.1" and local[1] != port
     answer[0] = False
     async with serve(record) as (url, server):
-        client = HttpWire(url, max_connections=8, connect_timeout=2.0, peer_check=peer)
+        client = HttpWire(
+            url, max_connections=8, connect_timeout=2.0, checks=ConnectChecks(after=peer)
+        )
         with pytest.raises(HttpFailure, match="ConnectCheckFailed"):
             async with client.request("POST", {}, b"{}"):
                 pass

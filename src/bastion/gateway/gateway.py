@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from bastion import __version__
-from bastion._types import ConnectCheck, JSONObject, PeerCheck
+from bastion._types import NO_CHECKS, ConnectChecks, JSONObject
 from bastion.catalog import Catalog, build_catalog
 from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
@@ -83,8 +83,7 @@ class Gateway:
         self,
         name: str,
         server: ServerConfig,
-        check: ConnectCheck | None = None,
-        peer_check: PeerCheck | None = None,
+        checks: ConnectChecks = NO_CHECKS,
     ) -> list[Replica]:
         return [
             Replica(
@@ -95,8 +94,7 @@ class Gateway:
                 on_ready=self._on_ready,
                 on_change=self._on_change,
                 on_notification=self._on_upstream_notification,
-                connect_check=check,
-                peer_check=peer_check,
+                checks=checks,
             )
             for i in range(server.replicas)
         ]
@@ -154,12 +152,11 @@ class Gateway:
         name: str,
         server: ServerConfig,
         *,
-        connect_check: ConnectCheck | None = None,
-        peer_check: PeerCheck | None = None,
+        checks: ConnectChecks = NO_CHECKS,
     ) -> None:
         """Add upstream ``name`` now (its lists join the catalog once it is ready). Its
-        replicas make each connection (reconnections too) only if ``connect_check`` agrees,
-        and send on it only once ``peer_check`` agrees that the connected peer is right.
+        replicas make each connection (reconnections too) only if ``checks.before`` agrees,
+        and send on it only once ``checks.after`` agrees that the connected peer is right.
 
         Raises:
             ValueError: ``name`` is taken, or the gateway is not running.
@@ -169,7 +166,7 @@ class Gateway:
         if self._tg is None:
             raise ValueError("the gateway is not running")
         self._servers[name] = server
-        self.replicas[name] = self._replicas(name, server, connect_check, peer_check)
+        self.replicas[name] = self._replicas(name, server, checks)
         self._turns[name] = itertools.count()
         self._start(name)
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 
-from bastion._types import SocketAddress
+from bastion._types import ConnectChecks, SocketAddress
 from bastion.client import ClientSession
 from bastion.transport.http_client import HttpClientStream
 
@@ -224,7 +224,7 @@ def peer_is_ours(
 
 async def connected_to_ours(local: SocketAddress, remote: SocketAddress) -> bool:
     """``peer_is_ours`` in a thread (reading /proc/net takes milliseconds), for a new
-    connection's ``peer_check``; logged when it is not."""
+    connection's ``ConnectChecks.after``; logged when it is not."""
     if await anyio.to_thread.run_sync(peer_is_ours, local, remote):
         return True
     logger.warning(
@@ -265,7 +265,7 @@ class McpPinger:
             try:
                 async with (
                     HttpClientStream(
-                        record.url, headers=headers, peer_check=connected_to_ours
+                        record.url, headers=headers, checks=ConnectChecks(after=connected_to_ours)
                     ) as stream,
                     ClientSession(stream, request_timeout=self.timeout) as session,
                 ):

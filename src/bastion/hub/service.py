@@ -33,7 +33,7 @@ from typing import Final
 import anyio
 import anyio.to_thread
 
-from bastion._types import JSONObject
+from bastion._types import ConnectChecks, JSONObject
 from bastion.catalog.names import uri_prefix
 from bastion.config import ServerConfig
 from bastion.gateway import Gateway
@@ -228,8 +228,7 @@ class Hub:
                 await self.gateway.mount(
                     server,
                     _upstream(record),
-                    connect_check=ours,
-                    peer_check=connected_to_ours,
+                    checks=ConnectChecks(before=ours, after=connected_to_ours),
                 )
                 self._mounted[record.id] = server
         if await self.gateway.wait_ready(server, wait):

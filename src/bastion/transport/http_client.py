@@ -6,8 +6,8 @@ notifications, server requests and finally the response) is fed to ``receive``. 
 are derived from the body. On 2025-11-25 the ``Mcp-Session-Id`` from ``initialize`` is
 kept and sent back, a dropped SSE stream is resumed with GET and ``Last-Event-ID``, and
 ``close`` ends the session with DELETE. HTTP failures become JSON-RPC errors for the
-request that caused them, so callers see one kind of failure. A ``connect_check`` is asked
-before every new connection and a ``peer_check`` once it is up, before anything is sent
+request that caused them, so callers see one kind of failure. The ``ConnectChecks`` are asked
+of every new connection, before it is made and once it is up, before anything is sent
 (``HttpWire``); a refused one is such a failure.
 """
 
@@ -21,7 +21,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from bastion._types import ConnectCheck, PeerCheck
+from bastion._types import NO_CHECKS, ConnectChecks
 from bastion.errors import BastionError
 from bastion.protocol.codec import MessageDecoder, encode, error_response
 from bastion.protocol.headers import encode_header_value, param_headers
@@ -50,8 +50,7 @@ class HttpClientStream:
         *,
         headers: Mapping[str, str] | None = None,
         decoder: MessageDecoder | None = None,
-        connect_check: ConnectCheck | None = None,
-        peer_check: PeerCheck | None = None,
+        checks: ConnectChecks = NO_CHECKS,
     ) -> None:
         self.url = url
         self._headers = dict(headers or {})
@@ -59,8 +58,7 @@ class HttpClientStream:
             url,
             max_connections=MAX_CONNECTIONS,
             connect_timeout=CONNECT_TIMEOUT,
-            connect_check=connect_check,
-            peer_check=peer_check,
+            checks=checks,
         )
         self._decoder = decoder or MessageDecoder()
         self.session_id: str | None = None

@@ -10,10 +10,10 @@ idle connection is checked with one zero-timeout ``poll`` instead of scanning th
 Waits are bounded by the callers (every MCP request has its own timeout, and a stream of
 server messages may rightly stay quiet for hours); connecting has ``connect_timeout``.
 A request that fails on a reused connection before any byte of an answer arrived (the
-server closed it while it sat idle) is sent once more on a fresh connection. A
-``connect_check`` is asked before each new connection (never for a reused one): when it
-says no, the connection is not made and the request fails with ``HttpFailure``. A
-``peer_check`` is asked once each new TCP connection is up, before any byte is sent on it
+server closed it while it sat idle) is sent once more on a fresh connection. The
+``ConnectChecks`` are asked of each new connection (never of a reused one): ``before``
+it is made (when it says no, the connection is not made and the request fails with
+``HttpFailure``), and ``after`` once the TCP connection is up, before any byte is sent on it
 (before the TLS handshake too), with its local and remote addresses: a check made before
 connecting cannot see who took the port since, this one sees the socket that answered.
 When it says no, the connection is closed unused and the request fails the same way.
@@ -35,7 +35,7 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from bastion._types import ConnectCheck, PeerCheck
+from bastion._types import NO_CHECKS, ConnectChecks
 
 __all__ = ["HttpFailure", "HttpWire", "WireResponse"]
 
@@ -121,8 +121,7 @@ class HttpWire:
         max_connections: int,
         connect_timeout: float,
         ssl_context: ssl.SSLContext | None = None,
-        connect_check: ConnectCheck | None = None,
-        peer_check: PeerCheck | None = None,
+        checks: ConnectChecks = NO_CHECKS,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -135,8 +134,7 @@ class HttpWire:
         self._ssl = ssl_context
         self._max = max_connections
         self._connect_timeout = connect_timeout
-        self._connect_check = connect_check
-        self._peer_check = peer_check
+        self._checks = checks
         self._idle: list[_Connection] = []
         self._open = 0
         self._slot_freed: anyio.Event | None = None
@@ -258,7 +256,8 @@ class HttpWire:
             raise
 
     async def _connect(self) -> _Connection:
-        if self._connect_check is not None and not await self._connect_check():
+        before, after = self._checks
+        if before is not None and not await before():
             raise HttpFailure("ConnectCheckFailed")
         tcp: anyio.abc.SocketStream | None = None
         try:
@@ -266,7 +265,7 @@ class HttpWire:
                 tcp = await anyio.connect_tcp(self._host, self._port)
                 raw = tcp.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610
                 # Who answered, asked before the first byte (the TLS hello included) is sent.
-                if self._peer_check is not None and not await self._peer_check(
+                if after is not None and not await after(
                     raw.getsockname()[:2], raw.getpeername()[:2]
                 ):
                     raise HttpFailure("ConnectCheckFailed")

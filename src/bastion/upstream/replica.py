@@ -10,10 +10,10 @@ client's call to a 2025-11-25 upstream is parked between input rounds (``parking
 upstream lists is kept current by ``listings``; why it is down is told by ``reasons``. A
 call's ``_meta`` is built here, never copied from the client's, so only the gateway sets
 Bastion's own keys: the caller's principal (``io.bastion/principal``) goes to servers
-configured with ``pass_principal``. A ``connect_check`` (an HTTP upstream's) is asked before
+configured with ``pass_principal``. An HTTP upstream's ``ConnectChecks`` are asked of
 every connection the replica's transport makes, the first and each one after a restart or
-a dropped connection, and a ``peer_check`` once each is up, before anything is sent on it;
-a refused connection is an unreachable upstream.
+a dropped connection (``before`` it is made, ``after`` it is up and before anything is
+sent on it); a refused connection is an unreachable upstream.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 import msgspec
 
-from bastion._types import Clock, ConnectCheck, JSONObject, PeerCheck
+from bastion._types import NO_CHECKS, Clock, ConnectChecks, JSONObject
 from bastion.client.session import MAX_INPUT_ROUNDS, ClientHandlers, ClientSession
 from bastion.errors import BastionError, InvalidRequest, RequestTimeout, UpstreamUnavailable
 from bastion.protocol.jsonrpc import Notification
@@ -37,7 +37,6 @@ from bastion.protocol.meta import META_PRINCIPAL
 from bastion.protocol.versions import (
     META_CLIENT_CAPABILITIES,
     META_LOG_LEVEL,
-    META_SERVER_INFO,
     Era,
 )
 from bastion.server.context import InputRequired
@@ -46,6 +45,7 @@ from bastion.upstream.attribution import InFlight, forwarder, progress_to, relay
 from bastion.upstream.listings import LIST_KINDS, Listings
 from bastion.upstream.parking import PENDING_KEY, Owner, ParkedCall, ParkingLot
 from bastion.upstream.reasons import clean_reason, describe, known_secrets
+from bastion.upstream.results import strip_era_fields
 from bastion.upstream.spawn import open_upstream
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ CIRCUIT_COOLDOWN: Final = 30.0  # seconds the circuit stays open
 HEALTH_INTERVAL: Final = 15.0  # seconds between health pings
 HEALTH_TIMEOUT: Final = 5.0  # seconds a ping may take
 HEALTH_MISSES: Final = 3  # consecutive failed pings before a restart
-_ERA_FIELDS: Final = ("resultType", "ttlMs", "cacheScope")
 
 
 class ReplicaState(Enum):
@@ -92,8 +91,7 @@ class Replica:
         on_change: OnChange,
         on_notification: OnNotification,
         clock: Clock = time.monotonic,
-        connect_check: ConnectCheck | None = None,
-        peer_check: PeerCheck | None = None,
+        checks: ConnectChecks = NO_CHECKS,
     ) -> None:
         self.server = server
         self.index = index
@@ -103,8 +101,7 @@ class Replica:
         self._on_change = on_change
         self._on_notification = on_notification
         self._clock = clock
-        self._connect_check = connect_check
-        self._peer_check = peer_check
+        self._checks = checks
         self.state = ReplicaState.STARTING
         self.session: ClientSession | None = None
         self.pid: int | None = None
@@ -179,8 +176,7 @@ class Replica:
                 self.config,
                 self._environ,
                 name=self.label,
-                connect_check=self._connect_check,
-                peer_check=self._peer_check,
+                checks=self._checks,
             ) as stream:
                 self.pid = getattr(stream, "pid", None)
                 async with ClientSession(
@@ -275,7 +271,7 @@ class Replica:
             meta[META_PRINCIPAL] = ctx.caller[0]
         if ctx.era is Era.MODERN and session.server and session.server.era is Era.LEGACY:
             result = await self._call_parked(session, method, {**params, "_meta": meta}, ctx)
-            return _strip_era_fields(result)
+            return strip_era_fields(result)
 
         async def answer_inputs(requests: JSONObject) -> JSONObject:
             return await ctx.ask(upstream_questions(requests))
@@ -298,7 +294,7 @@ class Replica:
             finally:
                 if not finished:
                     self._abandoned()
-        return _strip_era_fields(result)
+        return strip_era_fields(result)
 
     async def _call_parked(
         self, session: ClientSession, method: str, params: JSONObject, ctx: ToolContext
@@ -390,18 +386,3 @@ class Replica:
             await relay_log(self._calls, note.params or {})
             return
         await self._on_notification(self, note)
-
-
-def _strip_era_fields(result: JSONObject) -> JSONObject:
-    # Era-specific envelope fields are the client connection's to set, in its own era, and
-    # the upstream's identity stays behind the gateway (the client talks to Bastion).
-    for key in _ERA_FIELDS:
-        result.pop(key, None)
-    meta = result.get("_meta")
-    if isinstance(meta, dict) and META_SERVER_INFO in meta:
-        meta = {k: v for k, v in meta.items() if k != META_SERVER_INFO}
-        if meta:
-            result["_meta"] = meta
-        else:
-            del result["_meta"]
-    return result

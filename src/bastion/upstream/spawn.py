@@ -2,8 +2,8 @@
 (no shell, allow-listed environment plus the server's own ``env``), the same inside the
 sandbox when the server says ``sandbox:`` (only its own ``env``, a fresh writable
 ``/workspace`` per start, the host paths and domains it was granted), or Streamable HTTP
-with the server's static headers (and its ``connect_check`` asked before each new
-connection, its ``peer_check`` once each is up, if the caller gave them). The client's own
+with the server's static headers (and the caller's ``ConnectChecks``, if any, asked of each
+new connection). The client's own
 credentials are never part of either."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bastion._types import ConnectCheck, PeerCheck
+from bastion._types import NO_CHECKS, ConnectChecks
 from bastion.transport.base import MessageStream
 from bastion.transport.stdio import StdioChild, child_environment
 
@@ -32,8 +32,7 @@ async def open_upstream(
     environ: Mapping[str, str],
     *,
     name: str,
-    connect_check: ConnectCheck | None = None,
-    peer_check: PeerCheck | None = None,
+    checks: ConnectChecks = NO_CHECKS,
 ) -> AsyncIterator[MessageStream]:
     if config.url is not None:
         from bastion.transport.http_client import HttpClientStream  # noqa: PLC0415 - loads httpx only for HTTP upstreams
@@ -41,8 +40,7 @@ async def open_upstream(
         async with HttpClientStream(
             config.url,
             headers=config.headers,
-            connect_check=connect_check,
-            peer_check=peer_check,
+            checks=checks,
         ) as http:
             yield http
         return

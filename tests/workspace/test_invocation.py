@@ -95,8 +95,11 @@ async def test_one_principals_runs_do_not_throttle_another_DS3(
         assert failed and "rate limit" in why
         failed, _, why = await call(link, "carol", "run_command", workspace="demo", argv=["true"])
         assert not failed, why
+        # Each principal lists its own runs only (AZ-1, see test_runs).
         _, listed, _ = await call(link, "carol", "list_executions", workspace="demo")
-        assert [r["agent"]["name"] for r in listed["ended"]] == ["alice", "alice", "carol"]
+        assert [r["agent"]["name"] for r in listed["ended"]] == ["carol"]
+        _, listed, _ = await call(link, "alice", "list_executions", workspace="demo")
+        assert [r["agent"]["name"] for r in listed["ended"]] == ["alice", "alice"]
 
 
 async def test_changes_and_locks_are_each_principals_own_DS3(

@@ -121,10 +121,11 @@ def test_one_principal_cannot_use_up_anothers_runs_DS3(gw: Gateway) -> None:
     assert failed and "rate limit" in why
     failed, _, why = gw.call("carol", "wk__run_command", workspace="demo", argv=["true"])
     assert not failed, why
+    # Each principal lists its own runs only (AZ-1).
     _, listed, _ = gw.call("carol", "wk__list_executions", workspace="demo")
-    assert [r["agent"]["principal"] for r in listed["ended"]] == ["apikey:alice"] * 2 + [
-        "apikey:carol"
-    ]
+    assert [r["agent"]["principal"] for r in listed["ended"]] == ["apikey:carol"]
+    _, listed, _ = gw.call("alice", "wk__list_executions", workspace="demo")
+    assert [r["agent"]["principal"] for r in listed["ended"]] == ["apikey:alice"] * 2
 
 
 def test_changes_name_the_authenticated_principal_not_a_claimed_one_DS3(gw: Gateway) -> None:

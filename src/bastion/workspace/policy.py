@@ -86,6 +86,8 @@ class CommandPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     workspaces: dict[str, WorkspacePolicy] = msgspec.field(default_factory=dict)
     rate: RateRule = msgspec.field(default_factory=RateRule)
     max_running: Annotated[int, Meta(ge=1, le=256)] = 4  # per workspace
+    # On the whole server: 16 sandboxes of the default profile may use 16 GiB of memory.
+    max_running_total: Annotated[int, Meta(ge=1, le=4096)] = 16
 
     def __post_init__(self) -> None:
         for where, ws in [("default", self.default)] + [

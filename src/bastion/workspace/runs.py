@@ -2,27 +2,41 @@
 
 ``Runner`` holds the sandbox, the command policy with its per-agent rate limiter, the runs
 in progress (by execution id) and the last ``FINISHED_KEPT`` that ended. A ``Run`` is one
-execution as ``list_executions`` shows it; an execution is only found in its own workspace.
+execution as ``list_executions`` shows it; an execution is only found in its own workspace,
+and, when the gateway passes the caller's principal, only by that principal: another
+principal's run is answered like an unknown id (without a principal every agent sees all).
+
+A run holds a slot from before its sandbox starts until it ends (``slot``). At most the
+policy's ``max_running`` slots per workspace and ``max_running_total`` on the server; a
+principal holds at most half of a workspace's (``WORKSPACE_SHARE``) and a quarter of the
+server's (``SERVER_SHARE``), at least one of each, so one principal cannot take the slots
+that others need. Callers without a principal have only the overall caps.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 from bastion._types import JSONObject
 from bastion.sandbox import Execution, Sandbox
 from bastion.workspace.collab import Agent, Member, iso
-from bastion.workspace.errors import NotFound
+from bastion.workspace.errors import NotFound, TooLarge
 from bastion.workspace.policy import CommandPolicy, RateLimiter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-__all__ = ["FINISHED_KEPT", "Run", "Runner", "State"]
+__all__ = ["FINISHED_KEPT", "SERVER_SHARE", "WORKSPACE_SHARE", "Run", "Runner", "State"]
 
 FINISHED_KEPT: Final = 32
+# A principal's share of the run slots: 1/2 of a workspace's (2 of the default 4, so the
+# others always have as many) and 1/4 of the server's, as with workspaces and member places.
+WORKSPACE_SHARE: Final = 2
+SERVER_SHARE: Final = 4
+WAIT_HINT: Final = "wait for one to end or cancel_execution"
 State = Literal["running", "exited", "killed", "cancelled"]
 
 
@@ -43,6 +57,10 @@ class Run:
     limit: str | None = None
     cancelled_by: Agent | None = None
     member: Member | None = field(default=None, repr=False)
+
+    def visible_to(self, principal: str | None) -> bool:
+        """Whether a caller with ``principal`` (None: not passed) may see this run."""
+        return principal is None or self.agent.principal == principal
 
     def to_json(self) -> JSONObject:
         entry: JSONObject = {
@@ -80,20 +98,65 @@ class Runner:
         self.wall = wall
         self.running: dict[str, Run] = {}
         self.finished: deque[Run] = deque(maxlen=FINISHED_KEPT)
+        # The principal (or None) of each run holding a slot, by workspace.
+        self._slots: list[tuple[str, str | None]] = []
 
-    def in_workspace(self, name: str) -> list[Run]:
-        return [run for run in self.running.values() if run.workspace == name]
+    def listed(self, workspace: str, principal: str | None) -> tuple[list[Run], list[Run]]:
+        """The running and the recently ended runs of ``workspace`` that the caller sees."""
+        running = [r for r in self.running.values() if r.workspace == workspace]
+        ended = [r for r in self.finished if r.workspace == workspace]
+        return (
+            [r for r in running if r.visible_to(principal)],
+            [r for r in ended if r.visible_to(principal)],
+        )
 
-    def find(self, workspace: str, execution_id: str) -> Run:
-        """The run ``execution_id`` of ``workspace``, running or recently ended.
+    def find(self, workspace: str, execution_id: str, principal: str | None = None) -> Run:
+        """The run ``execution_id`` of ``workspace``, running or recently ended, if the
+        caller with ``principal`` may see it.
 
         Raises:
-            NotFound: there is none (in this workspace).
+            NotFound: there is none (in this workspace, for this principal).
         """
-        run = self.running.get(execution_id)
-        if run is None or run.workspace != workspace:
-            for old in self.finished:
-                if old.id == execution_id and old.workspace == workspace:
-                    return old
+        candidates = [self.running.get(execution_id), *self.finished]
+        run = next((r for r in candidates if r is not None and r.id == execution_id), None)
+        if run is None or run.workspace != workspace or not run.visible_to(principal):
             raise NotFound(f"no execution {execution_id} in workspace {workspace}")
         return run
+
+    @contextmanager
+    def slot(self, workspace: str, principal: str | None) -> Iterator[None]:
+        """Hold a run slot of ``workspace`` for ``principal`` while the block runs.
+
+        Raises:
+            TooLarge: the caller's share, the workspace or the server is full.
+        """
+        self._admit(workspace, principal)
+        held = (workspace, principal)
+        self._slots.append(held)
+        try:
+            yield
+        finally:
+            self._slots.remove(held)
+
+    def _admit(self, workspace: str, principal: str | None) -> None:
+        cap, total = self.policy.max_running, self.policy.max_running_total
+        here = [who for ws, who in self._slots if ws == workspace]
+        if principal is not None:
+            share = max(1, cap // WORKSPACE_SHARE)
+            if here.count(principal) >= share:
+                raise TooLarge(
+                    f"you already run {share} of the {cap} commands {workspace} may run at "
+                    f"once; {WAIT_HINT}"
+                )
+            share = max(1, total // SERVER_SHARE)
+            if [who for _, who in self._slots].count(principal) >= share:
+                raise TooLarge(
+                    f"you already run {share} of the {total} commands this server may run "
+                    f"at once; {WAIT_HINT}"
+                )
+        if len(here) >= cap:
+            raise TooLarge(f"{cap} commands already run in {workspace}; {WAIT_HINT}")
+        if len(self._slots) >= total:
+            raise TooLarge(
+                f"the server already runs {total} commands, its limit; try again when one ends"
+            )

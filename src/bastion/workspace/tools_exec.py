@@ -2,14 +2,17 @@
 ``cancel_execution`` and ``get_policy``.
 
 A command is an argv (never a shell string), checked against the command policy (the
-caller's role, deny rules first), rate-limited per agent, bounded per workspace, and run in
-the sandbox with the workspace as its one writable directory and the role's read-only
-paths bound read-only. While it runs, its output goes to the caller as
+caller's role, deny rules first), rate-limited per agent, holding one of the run slots
+(per workspace, per principal and on the server: ``Runner.slot``), and run in the sandbox
+with the workspace as its one writable directory and the role's read-only paths bound
+read-only. While it runs, its output goes to the caller as
 ``notifications/message`` log lines and ``notifications/progress`` (both bounded in rate
 and size); at the end the result carries the exit code, the captured output and the limit
 that ended it. ``cancel_execution`` or the MCP cancel of the request kills the whole tree:
-leaving ``Sandbox.start`` SIGKILLs the sandbox's pid namespace and its cgroup. The table of
-runs is ``runs``; what the caller sees of the output, ``run_output``.
+leaving ``Sandbox.start`` SIGKILLs the sandbox's pid namespace and its cgroup. When the
+gateway passes the caller's principal, ``list_executions`` and ``cancel_execution`` see only
+that principal's runs (another's id is answered like an unknown one). The table of runs is
+``runs``; what the caller sees of the output, ``run_output``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Annotated, Final
 import anyio
 from msgspec import Meta
 
-from bastion.sandbox import ExecSpec, Execution, SandboxError
+from bastion.sandbox import ExecResult, ExecSpec, Execution, Sandbox, SandboxError
 from bastion.workspace.collab import Agent, Member, iso
-from bastion.workspace.errors import InvalidInput, Refused, TooLarge, WorkspaceError
+from bastion.workspace.errors import InvalidInput, Refused, WorkspaceError
 from bastion.workspace.invocation import Invocation
 from bastion.workspace.paths import parse_path
 from bastion.workspace.policy import describe_policy
@@ -99,33 +102,52 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
         raise InvalidInput(
             f"timeout {a.timeout:g} s is above the {limits.wall_seconds:g} s of profile {profile}"
         )
-    cwd = parse_path(a.cwd, allow_root=True).display
-    if len(runner.in_workspace(ws.name)) >= policy.max_running:
-        raise TooLarge(
-            f"{policy.max_running} commands already run in {ws.name}; "
-            "wait for one to end or cancel_execution"
-        )
-    runner.rate.take(agent.owner)
-    readonly = [p.text for p in policy.readonly_paths(ws.name, name)]
     sandbox = runner.sandbox
-    if sandbox.default_backend != "none" and os.geteuid() == 0:
-        await inv.fs(ws, hand_over, sandbox.uid, sandbox.gid)
     spec = ExecSpec(
         workspace=inv.server.root.path / ws.name,
         argv=argv,
-        cwd=cwd,
+        cwd=parse_path(a.cwd, allow_root=True).display,
         profile=profile,
         timeout=a.timeout,
-        readonly_paths=tuple(readonly),
+        readonly_paths=tuple(p.text for p in policy.readonly_paths(ws.name, name)),
         # Python checks cached bytecode by mtime in whole seconds and size: an agent that
         # runs, edits (same size) and runs again within a second would test stale code.
         env={"PYTHONDONTWRITEBYTECODE": "1"},
         capture_bytes=CAPTURE_BYTES,
     )
+    with runner.slot(ws.name, agent.principal):
+        runner.rate.take(agent.owner)
+        if sandbox.default_backend != "none" and os.geteuid() == 0:
+            await inv.fs(ws, hand_over, sandbox.uid, sandbox.gid)
+        run, result = await _execute(
+            inv, ws, spec, sandbox=sandbox, profile=profile, agent=agent, member=member
+        )
+    return reply(run, result, decision.reason)
+
+
+async def _execute(
+    inv: Invocation,
+    ws: Workspace,
+    spec: ExecSpec,
+    *,
+    sandbox: Sandbox,
+    profile: str,
+    agent: Agent,
+    member: Member | None,
+) -> tuple[Run, ExecResult]:
+    """Run ``spec`` in the sandbox, in the table of runs while it runs."""
+    wall = inv.server.runner.wall
     try:
         async with sandbox.start(spec) as execution:
             run = Run(
-                execution.id, ws.name, argv, cwd, profile, agent, runner.wall(), member=member
+                execution.id,
+                ws.name,
+                spec.argv,
+                spec.cwd,
+                profile,
+                agent,
+                wall(),
+                member=member,
             )
             run.execution = execution
             await _started(inv, ws, run)
@@ -145,7 +167,7 @@ async def run_command(inv: Invocation, a: RunArgs) -> Reply:
         raise SandboxFailed(
             f"the sandbox could not run the command: {exc.detail or exc.message}"
         ) from None
-    return reply(run, result, decision.reason)
+    return run, result
 
 
 async def _started(inv: Invocation, ws: Workspace, run: Run) -> None:
@@ -189,9 +211,9 @@ class ListArgs(Args, frozen=True):
 
 async def list_executions(inv: Invocation, a: ListArgs) -> Reply:
     ws = inv.workspace(a.workspace)
-    runner = inv.server.runner
-    running = [run.to_json() for run in runner.in_workspace(ws.name)]
-    ended = [run.to_json() for run in runner.finished if run.workspace == ws.name]
+    found_running, found_ended = inv.server.runner.listed(ws.name, inv.principal)
+    running = [run.to_json() for run in found_running]
+    ended = [run.to_json() for run in found_ended]
     lines = [
         f"{r['execution_id']} {r['state']} {' '.join(r['argv'])} by {r['agent']['name']}"
         for r in (*running, *ended)
@@ -208,7 +230,7 @@ class CancelArgs(Args, frozen=True):
 async def cancel_execution(inv: Invocation, a: CancelArgs) -> Reply:
     ws = inv.workspace(a.workspace)
     agent = inv.agent(ws, a.member_token)
-    run = inv.server.runner.find(ws.name, a.execution_id)
+    run = inv.server.runner.find(ws.name, a.execution_id, inv.principal)
     if run.state != "running" or run.execution is None:
         raise InvalidInput(f"execution {run.id} already ended ({run.state})")
     run.cancelled_by = agent

@@ -5,12 +5,16 @@ reported."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import jsonschema
 import pytest
 
+from bastion.admin import OPENAPI
 from bastion.errors import PeerError
 from bastion.guard import PinEvent, tool_hash
 from bastion.guard.held import DefinitionDecision
@@ -126,6 +130,8 @@ async def test_approvals(admin: Admin) -> None:
             "hash": None,
             "findings": [],
             "definition": None,
+            "arguments_sha256": canonical_sha256({"cmd": "ls"}),
+            "arguments_preview": '{"cmd":"ls"}',
         }
         rejected = await client.post(f"/api/v1/approvals/{held}/reject", headers=headers)
         assert rejected.status_code == 200
@@ -142,6 +148,8 @@ async def test_approvals(admin: Admin) -> None:
             "server": "github",
             "hash": tool_hash(RUG_PULL),
             "definition": RUG_PULL,
+            "arguments_sha256": None,  # a call's only
+            "arguments_preview": None,
         }
         assert {(f["kind"], f["path"]) for f in findings} >= {("sensitive-file", "$.description")}
         # Deciding again is a conflict (409), as the OpenAPI document says; an id never
@@ -177,6 +185,46 @@ async def test_approvals(admin: Admin) -> None:
     [event] = admin.pin_events
     assert isinstance(event, PinEvent)
     assert (event.action, event.by, event.new_hash) == ("rejected", "apikey:admin", held[-64:])
+
+
+def canonical_sha256(arguments: dict[str, Any]) -> str:
+    """SHA-256 of the arguments as JSON with sorted keys and no whitespace (UTF-8)."""
+    text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.anyio
+async def test_tc6_a_waiting_call_is_listed_with_what_its_approval_would_allow(
+    admin: Admin,
+) -> None:
+    """TC-6, AD-3: two waiting calls of one caller to one tool differ only in their
+    arguments: each is listed with its arguments' digest (what an approval is bound to) and
+    a preview of them with secrets masked, as the Approval schema says; the decision
+    answers with the same."""
+    harmless = {"cmd": "echo harmless"}
+    dangerous = {"cmd": "rm -rf / --no-preserve-root", "password": "hunter2-secret"}
+    ids = []
+    for arguments in (harmless, dangerous):
+        with pytest.raises(PeerError) as waiting:
+            await admin.call(USER, "shell__exec", arguments)
+        ids.append(waiting.value.peer_data["approvalId"])
+    headers = admin.auth(ADMIN)
+    schema = {**OPENAPI["components"]["schemas"]["Approval"], "components": OPENAPI["components"]}
+    async with serving(admin.app()) as url, httpx.AsyncClient(base_url=url) as client:
+        listed = (await client.get("/api/v1/approvals", headers=headers)).json()["approvals"]
+        for approval in listed:
+            jsonschema.validate(approval, schema)
+        assert [(a["id"], a["tool"], a["arguments_sha256"]) for a in listed] == [
+            (ids[0], "shell__exec", canonical_sha256(harmless)),
+            (ids[1], "shell__exec", canonical_sha256(dangerous)),
+        ]
+        first, second = (a["arguments_preview"] for a in listed)
+        assert "echo harmless" in first
+        assert "rm -rf / --no-preserve-root" in second and "hunter2-secret" not in second
+        response = await client.post(f"/api/v1/approvals/{ids[1]}/approve", headers=headers)
+        approved = response.json()["approval"]
+        jsonschema.validate(approved, schema)
+        assert approved == {**listed[1], "status": "approved", "decided_by": "apikey:admin"}
 
 
 PROMPT: dict[str, Any] = {
@@ -216,6 +264,8 @@ def test_tc1_a_held_prompt_resource_or_template_is_approved_by_an_admin(
         "server": "ev",
         "hash": digest,
         "definition": item,
+        "arguments_sha256": None,  # a call's only
+        "arguments_preview": None,
     }
     assert findings and {f["kind"] for f in findings} <= {
         "hidden-instruction", "sensitive-file", "invisible-character", "exfiltration",

@@ -1,19 +1,24 @@
 """The approval gate's table is shared by every principal (TC-6, DS-3): one principal's
 flood of approval-requiring calls costs only its own entries, never another's, and never
-an approved call waiting for its retry before the same principal's pending ones."""
+an approved call waiting for its retry before the same principal's pending ones. Each entry
+is bound to its arguments (their digest), shows them redacted and bounded, and its id and
+digest are in the audit records of the call's refusals and of its run (AD-1)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from contextlib import AsyncExitStack
 
 import pytest
 
+from bastion.audit.redact import Redactor
 from bastion.client import ClientSession
 from bastion.errors import PeerError
-from bastion.pipeline import ApprovalGate, AuthorizeStage
-from bastion.pipeline.approvals import MAX_PENDING_PER_PRINCIPAL
+from bastion.pipeline import ApprovalGate, AuditStage, AuthorizeStage
+from bastion.pipeline.approvals import MAX_ARGUMENTS_PREVIEW, MAX_PENDING_PER_PRINCIPAL
 from bastion.protocol.versions import Era
-from tests.pipeline.support import app_with_tools, guarded, policy, principal
+from tests.pipeline.support import MemorySink, app_with_tools, guarded, policy, principal
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +132,83 @@ async def test_ds3_a_share_of_one_keeps_the_newest_call_findable() -> None:
         second = await ask(c["alice"], 1)
         assert await ask(c["alice"], 1) == second
         assert (gate.get(first), [p.id for p in gate.pending()]) == (None, [second])
+
+
+def canonical_sha256(arguments: dict[str, object]) -> str:
+    """SHA-256 of the arguments as JSON with sorted keys and no whitespace (UTF-8)."""
+    text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def test_tc6_a_pending_call_shows_its_arguments_digest_and_a_redacted_bounded_preview() -> (
+    None
+):
+    """TC-6, AD-3: what an admin decides on: the digest of the exact arguments and a preview
+    of them, with secrets (the defaults and the configured fields) masked and a long value
+    cut at ``MAX_ARGUMENTS_PREVIEW``; two calls that differ only in their arguments differ
+    in both."""
+    gate = ApprovalGate(redactor=Redactor(["ticket"]))
+    harmless = {"cmd": "echo harmless", "token": "s3cr3t-t0ken", "ticket": "T-4711"}
+    long = {"cmd": "rm -rf / --no-preserve-root", "pad": "x" * 5000}
+    async with AsyncExitStack() as stack:
+        c = await clients(stack, gate, [])
+        for arguments in (harmless, long):
+            with pytest.raises(PeerError):
+                await c["alice"].call_tool("ops__deploy", arguments)
+    first, second = gate.pending()
+    assert (first.arguments_sha256, second.arguments_sha256) == (
+        canonical_sha256(harmless),
+        canonical_sha256(long),
+    )
+    assert "echo harmless" in first.arguments_preview
+    assert "s3cr3t-t0ken" not in first.arguments_preview
+    assert "T-4711" not in first.arguments_preview
+    assert "rm -rf / --no-preserve-root" in second.arguments_preview
+    assert len(second.arguments_preview) <= MAX_ARGUMENTS_PREVIEW < 5000
+
+
+async def test_tc6_an_approval_covers_only_the_arguments_it_was_given_for() -> None:
+    """TC-6: an admin approved alice's call with one set of arguments; her retries with other
+    arguments do not run: each waits for an approval of its own (a new id, its own digest),
+    while the approved arguments, in any key order, run once."""
+    gate = ApprovalGate()
+    calls: list[str] = []
+    async with AsyncExitStack() as stack:
+        alice = (await clients(stack, gate, calls))["alice"]
+        with pytest.raises(PeerError) as first:
+            await alice.call_tool("ops__deploy", {"n": 1, "target": "staging"})
+        approved = first.value.peer_data["approvalId"]
+        assert gate.decide(approved, approve=True, by="admin:root") is not None
+        others = [{"n": 1, "target": "prod"}, {"n": 1}]
+        for arguments in others:
+            with pytest.raises(PeerError) as other:
+                await alice.call_tool("ops__deploy", arguments)
+            assert other.value.peer_message == "Approval required"
+            assert other.value.peer_data["approvalId"] != approved
+        assert [p.arguments_sha256 for p in gate.pending()] == [canonical_sha256(a) for a in others]
+        assert calls == []
+        await alice.call_tool("ops__deploy", {"target": "staging", "n": 1})
+    assert calls == ["ops__deploy"]
+
+
+async def test_tc6_ad1_the_refusal_and_the_approved_run_are_audited_with_the_approval_id() -> None:
+    """AD-1, TC-6: the audit records of the refused call (each time it is refused while it
+    waits) and of the run an admin's approval let through carry the approval id and the
+    arguments' digest, so request, decision (audited with the id) and run are linked."""
+    gate = ApprovalGate()
+    sink = MemorySink()
+    rules = policy(POLICY)
+    app = app_with_tools("ops__deploy", calls=[])
+    stages = [AuditStage(sink), AuthorizeStage(lambda: rules, gate)]
+    async with guarded(app, stages, principal("alice", "dev"), Era.MODERN) as client:
+        approval_id = await ask(client, 7)
+        assert await ask(client, 7) == approval_id  # still pending
+        assert gate.decide(approval_id, approve=True, by="apikey:root") is not None
+        await client.call_tool("ops__deploy", {"n": 7})
+    link = {"approvalId": approval_id, "arguments_sha256": canonical_sha256({"n": 7})}
+    calls = [r for r in sink.records if r.method == "tools/call"]
+    assert [(r.outcome, r.detail) for r in calls] == [
+        ("-32003", link),
+        ("-32003", link),
+        ("ok", {**link, "approvedBy": "apikey:root"}),
+    ]

@@ -12,6 +12,7 @@ concurrency limits (429 + Retry-After on 2026-07-28, -32005 in a 2025-11-25 sess
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -741,7 +742,10 @@ def test_tc6_high_security_call_waits_for_an_admin_and_runs_once(gw: Gateway) ->
     pending = _pending(gw)[approval_id]
     assert pending["principal"] == "apikey:alice" and pending["tool"] == APPROVAL_TOOL
     assert pending["status"] == "pending"
-    assert "deploy" not in json.dumps(pending)  # arguments are not kept, only their hash
+    # What approving it allows: these exact arguments (their digest), shown redacted.
+    shown = '{"text":"deploy to prod"}'
+    assert pending["arguments_sha256"] == hashlib.sha256(shown.encode()).hexdigest()
+    assert pending["arguments_preview"] == shown
 
     approved = gw.admin("POST", f"/approvals/{approval_id}/approve")
     assert approved.status_code == 200, approved.text

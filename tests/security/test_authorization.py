@@ -5,6 +5,7 @@ everything except the tool a deny rule names) on a real ``bastion serve``."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -340,3 +341,36 @@ def test_tc6_approval_and_step_up_obligations_hold_calls(gw: Gateway) -> None:
                 -32003,
                 "Recent authentication required",
             )
+
+
+def test_tc6_ad1_the_audit_links_a_waiting_call_its_approval_and_its_run(gw: Gateway) -> None:
+    """TC-6, AD-1: the admin approves alice's call by the id she was refused with, seeing
+    the digest of her arguments; in ``bastion audit export`` the refusal, the admin's
+    decision and the run it allowed all carry that id, and the call records that digest."""
+    guarded = POLICY + "security:\n  tools:\n    fx__echo: {level: high, approval: admin}\n"
+    alice = gw.auth("alice")
+    arguments = {"text": "tc6-linked rm -rf /"}
+    digest = hashlib.sha256(json.dumps(arguments, separators=(",", ":")).encode()).hexdigest()
+
+    def held() -> bool:
+        return error_code(gw.call(alice, "fx__echo", {"text": "probe"})) == -32003
+
+    with policy_edit(gw, guarded, held):
+        refused = answer_of(gw.call(alice, "fx__echo", arguments))["error"]
+        approval_id = refused["data"]["approvalId"]
+        decided = gw.client.post(
+            f"{gw.base}/api/v1/approvals/{approval_id}/approve", headers=gw.auth("root")
+        )
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["approval"]["arguments_sha256"] == digest
+        assert error_code(gw.call(alice, "fx__echo", arguments)) is None
+    linked = [
+        (r["kind"], r["method"], r["outcome"], r.get("detail", {}).get("arguments_sha256"))
+        for r in (entry["record"] for entry in gw.audit_export())
+        if approval_id in (r.get("target"), r.get("detail", {}).get("approvalId"))
+    ]
+    assert linked == [
+        ("request", "tools/call", "-32003", digest),
+        ("admin", "approvals.approve", "ok", None),
+        ("request", "tools/call", "ok", digest),
+    ]

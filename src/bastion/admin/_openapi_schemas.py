@@ -105,7 +105,9 @@ _SCHEMAS: Final[JSONObject] = {
         "description": "A call waiting for a human (kind 'call'), or an upstream's definition "
         "held by the guard: its principal is 'upstream:<server>' and 'tool' its name (a "
         "resource's URI, a template's URI template). Approving a definition approves that "
-        "exact one (its hash): if the upstream changes it, it is screened, and held, again.",
+        "exact one (its hash): if the upstream changes it, it is screened, and held, again. "
+        "Approving a call approves that principal's call of that tool with those exact "
+        "arguments (arguments_sha256), once; a retry with other arguments waits for its own.",
         "required": [
             "id",
             "principal",
@@ -118,6 +120,8 @@ _SCHEMAS: Final[JSONObject] = {
             "hash",
             "findings",
             "definition",
+            "arguments_sha256",
+            "arguments_preview",
         ],
         "properties": {
             "id": {"type": "string"},
@@ -149,6 +153,19 @@ _SCHEMAS: Final[JSONObject] = {
             "definition": {
                 "type": ["object", "null"],
                 "description": "The held definition as the upstream offered it.",
+            },
+            "arguments_sha256": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "A call's: SHA-256 (hex) of its arguments as canonical JSON "
+                "(keys sorted at every depth, no whitespace, UTF-8); also in the audit detail "
+                "of the call's refusals and of its approved run, with its approvalId.",
+            },
+            "arguments_preview": {
+                "type": ["string", "null"],
+                "description": "A call's arguments as JSON with secrets masked by the audit "
+                "redactor, cut short (at most pipeline.approvals.MAX_ARGUMENTS_PREVIEW "
+                "characters, ending in '…' when cut).",
             },
         },
         "additionalProperties": False,

@@ -103,9 +103,10 @@ ApprovalKind = Literal["call", "tool", "prompt", "resource", "resource-template"
 
 
 class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A call held for a human decision (policy ``approval:``; no argument values), or a
-    held definition: ``principal`` is ``upstream:<server>`` and ``tool`` its name (a
-    resource's URI, a template's URI template), with what held it and what was offered."""
+    """A call held for a human decision (policy ``approval:``): the digest of its arguments,
+    which an approval is bound to, and a redacted, bounded preview of them; or a held
+    definition: ``principal`` is ``upstream:<server>`` and ``tool`` its name (a resource's
+    URI, a template's URI template), with what held it and what was offered."""
 
     id: str
     principal: str
@@ -118,6 +119,8 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     hash: str | None = None  # SHA-256 of the held definition (what an approval is for)
     findings: tuple[JSONObject, ...] = ()  # why it was held (the guard's findings)
     definition: JSONObject | None = None  # as the upstream offered it
+    arguments_sha256: str | None = None  # a call's: SHA-256 of its canonical JSON arguments
+    arguments_preview: str | None = None  # a call's arguments, redacted and cut short
 
 
 class ApprovalBackend(Protocol):

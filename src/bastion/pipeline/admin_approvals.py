@@ -1,5 +1,6 @@
 """The admin API's approval backend over the gateway's three kinds of pending approval: calls
-waiting for a human (TC-6, ids ``apr_...``), tool definitions held by pinning (TC-1..TC-3,
+waiting for a human (TC-6, ids ``apr_...``, listed with the digest of the arguments an
+approval is bound to and their redacted preview), tool definitions held by pinning (TC-1..TC-3,
 ids ``pin:<server>:<tool>:<sha256>``) and prompts, resources and templates held by the poison
 screen (TC-1, ids ``<kind>:<server>:<sha256>``: a URI may be longer than an id may be, and
 the hash, which covers the name, is what an approval is for). An id from the path is only
@@ -20,7 +21,7 @@ from bastion.admin.backends import ApprovalRecord, ApprovalStatus
 from bastion.admin.errors import Conflict, NotFound
 from bastion.guard.held import DefinitionDecision, DefinitionKind, HeldDefinitions
 from bastion.guard.pins import NotPending, PendingTool, PinEvent, PinStore
-from bastion.pipeline.approvals import ApprovalGate
+from bastion.pipeline.approvals import ApprovalGate, CallApproval
 
 __all__ = ["DEFINITION_KINDS", "CatalogChanged", "GatewayApprovals", "PinDecided"]
 
@@ -67,13 +68,7 @@ class GatewayApprovals:
 
     async def pending(self) -> Sequence[ApprovalRecord]:
         records: builtins.list[ApprovalRecord] = [
-            ApprovalRecord(
-                id=item.id,
-                principal=item.principal,
-                tool=item.tool,
-                requested_at=item.created,
-            )
-            for item in self._calls.pending()
+            _call_record(item, "pending") for item in self._calls.pending()
         ]
         if self._pins is not None:
             held = await anyio.to_thread.run_sync(self._pins.pending)
@@ -115,14 +110,7 @@ class GatewayApprovals:
             raise NotFound("no such pending approval")
         if self._calls.decide(approval_id, approve=approve, by=by) is None:
             raise Conflict("already decided")
-        return ApprovalRecord(
-            id=item.id,
-            principal=item.principal,
-            tool=item.tool,
-            requested_at=item.created,
-            status=status,
-            decided_by=by,
-        )
+        return _call_record(item, status, by)
 
     async def _decide_pin(
         self, pins: PinStore, approval_id: str, by: str, status: ApprovalStatus
@@ -181,6 +169,23 @@ class GatewayApprovals:
             findings=tuple(msgspec.to_builtins(item.findings)),
             definition=item.definition,
         )
+
+
+def _call_record(
+    item: CallApproval, status: ApprovalStatus, by: str | None = None
+) -> ApprovalRecord:
+    """A call as the API lists it: what an approval would allow (tool, caller, the digest of
+    the arguments it is bound to, their redacted preview)."""
+    return ApprovalRecord(
+        id=item.id,
+        principal=item.principal,
+        tool=item.tool,
+        requested_at=item.created,
+        status=status,
+        decided_by=by,
+        arguments_sha256=item.arguments_sha256,
+        arguments_preview=item.arguments_preview,
+    )
 
 
 def _tool_record(

@@ -7,6 +7,15 @@ for itself approves its own calls; ``approval: admin`` never asks the client). O
 call is refused with an approval id, an admin approves it through the admin API, and the
 same principal's retry with the same arguments, within ``ttl``, runs once.
 
+An entry is bound to its arguments by ``arguments_sha256`` (SHA-256 of their canonical JSON:
+keys sorted at every depth, no whitespace, UTF-8): a retry with other arguments is another
+call, waiting for an approval of its own. What the admin decides on is that digest and a
+preview of the arguments, masked by the audit redactor and cut at ``MAX_ARGUMENTS_PREVIEW``
+characters; no other argument value is kept. The approval id and the digest go into the
+audit detail of every refusal of the call and of the run an approval let through
+(``approvalId``, ``arguments_sha256``; the run also ``approvedBy``), so the audit log links
+request, decision (an admin record whose target is the id) and run (AD-1).
+
 The table is shared by every principal and bounded (DS-3): at most ``MAX_PENDING`` entries,
 and at most ``MAX_PENDING_PER_PRINCIPAL`` per principal. A principal asking for one more
 than its share forgets its own oldest pending entry rather than being refused: agents retry
@@ -29,26 +38,36 @@ from typing import Final, Literal
 import msgspec
 
 from bastion._types import Clock, JSONObject
+from bastion.audit.redact import Redactor
 from bastion.errors import BastionError, Denied
 from bastion.pipeline.exchange import Exchange
 
-__all__ = ["MAX_PENDING", "MAX_PENDING_PER_PRINCIPAL", "ApprovalGate", "CallApproval"]
+__all__ = [
+    "MAX_ARGUMENTS_PREVIEW",
+    "MAX_PENDING",
+    "MAX_PENDING_PER_PRINCIPAL",
+    "ApprovalGate",
+    "CallApproval",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_PENDING: Final = 1024  # entries in the whole table
 MAX_PENDING_PER_PRINCIPAL: Final = 32  # entries one principal holds (its share)
 ASK_TIMEOUT: Final = 300.0  # seconds a human has to answer an elicitation
+MAX_ARGUMENTS_PREVIEW: Final = 512  # characters of a waiting call's redacted arguments shown
 
 
 class CallApproval(msgspec.Struct, kw_only=True):
-    """One call waiting for (or holding) an admin's decision. No argument values are kept,
-    only their hash, so the queue never holds secrets."""
+    """One call waiting for (or holding) an admin's decision: the hash of its arguments
+    (what an approval is for) and a preview of them, redacted and bounded; nothing else of
+    them is kept."""
 
     id: str
     principal: str
     tool: str
     arguments_sha256: str
+    arguments_preview: str = ""  # redacted, at most MAX_ARGUMENTS_PREVIEW characters
     created: float  # when the call was first refused for want of approval
     state: Literal["pending", "approved", "rejected"] = "pending"
     decided_by: str | None = None
@@ -71,13 +90,16 @@ class ApprovalGate:
         max_pending: int = MAX_PENDING,
         max_per_principal: int = MAX_PENDING_PER_PRINCIPAL,
         wall_clock: Clock = time.time,
+        redactor: Redactor | None = None,
     ) -> None:
+        """``redactor`` masks the previews (the audit log's, with its configured fields)."""
         if max_pending < 1 or max_per_principal < 1:
             raise ValueError("max_pending and max_per_principal must be >= 1")
         self._ttl = ttl
         self._max = max_pending
         self._share = max_per_principal
         self._wall = wall_clock
+        self._redact = redactor or Redactor()
         self._items: dict[str, CallApproval] = {}  # by id, oldest first
         self._held: dict[str, dict[str, CallApproval]] = {}  # by principal, then id
 
@@ -92,6 +114,7 @@ class ApprovalGate:
         for item in self._held.get(key[0], {}).values():
             if (item.tool, item.arguments_sha256) != key[1:]:
                 continue
+            exchange.detail.update(approvalId=item.id, arguments_sha256=item.arguments_sha256)
             if item.state == "approved":
                 self._drop(item)  # one approval, one call
                 exchange.detail["approvedBy"] = item.decided_by
@@ -104,9 +127,11 @@ class ApprovalGate:
             principal=key[0],
             tool=key[1],
             arguments_sha256=key[2],
+            arguments_preview=self._preview(exchange.arguments),
             created=self._wall(),
         )
         self._add(item)
+        exchange.detail.update(approvalId=item.id, arguments_sha256=item.arguments_sha256)
         logger.warning("call to %s by %s waits for an admin's approval (%s)", *key[1::-1], item.id)
         raise _pending(item)
 
@@ -130,6 +155,14 @@ class ApprovalGate:
         item.decided_by = by
         item.decided_at = self._wall()
         return item
+
+    def _preview(self, arguments: JSONObject) -> str:
+        """``arguments`` as canonical JSON, redacted first (a cut could split a secret past
+        recognition), then cut to ``MAX_ARGUMENTS_PREVIEW`` characters, ending in "…"."""
+        text = msgspec.json.encode(self._redact(arguments), order="sorted").decode()
+        if len(text) <= MAX_ARGUMENTS_PREVIEW:
+            return text
+        return text[: MAX_ARGUMENTS_PREVIEW - 1] + "…"
 
     def _add(self, item: CallApproval) -> None:
         """Remember ``item``, first making room (see the module docstring)."""
@@ -191,7 +224,12 @@ def _pending(item: CallApproval) -> Denied:
     return Denied("approval pending", message="Approval required", data={"approvalId": item.id})
 
 
+def _arguments_sha256(arguments: JSONObject) -> str:
+    """SHA-256 (hex) of ``arguments`` as canonical JSON: keys sorted at every depth, no
+    whitespace, UTF-8."""
+    return hashlib.sha256(msgspec.json.encode(arguments, order="sorted")).hexdigest()
+
+
 def _key(exchange: Exchange) -> tuple[str, str, str]:
     tool = exchange.target.name if exchange.target is not None else exchange.method
-    digest = hashlib.sha256(msgspec.json.encode(exchange.arguments, order="sorted")).hexdigest()
-    return (exchange.principal.id, tool, digest)
+    return (exchange.principal.id, tool, _arguments_sha256(exchange.arguments))

@@ -99,7 +99,7 @@ class Security:
         file = config.policy.file
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
-        self.approvals = ApprovalGate()
+        self.approvals = ApprovalGate(redactor=Redactor(config.audit.redact_fields))
         self.listens = OpenListens()
         self.subscribed = SubscribedSessions()
         self.calls = InFlightCalls()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from bastion.audit.log import AuditLog
@@ -200,7 +202,36 @@ async def test_human_approval_through_elicitation() -> None:
             await client.call_tool("github__delete_repo", {"repo": "prod"})
     assert refused.value.peer_message == "Approval declined"
     assert calls == ["github__delete_repo"]
-    assert asked == ["Allow olga to run github__delete_repo?"] * 2
+    assert asked == [
+        'Allow olga to run github__delete_repo with {"repo":"old"}?',
+        'Allow olga to run github__delete_repo with {"repo":"prod"}?',
+    ]
+
+
+async def test_tc6_the_human_asked_sees_the_arguments_redacted_and_the_audit_their_digest() -> None:
+    """TC-6, AD-1, AD-3: a yes reads differently for different arguments (the approver is
+    not asked blind), a secret among them is masked, and the run's audit detail carries the
+    digest of the arguments that were approved."""
+    rules = fixed()
+    app = app_with_tools(*TOOLS)
+    sink = MemorySink()
+    stages = [AuditStage(sink), AuthorizeStage(lambda: rules, ApprovalGate())]
+    asked: list[str] = []
+
+    async def elicit(params: dict[str, object]) -> dict[str, object]:
+        asked.append(str(params["message"]))
+        return {"action": "accept", "content": {"approve": True}}
+
+    arguments = {"repo": "old", "token": "ghp_" + "a" * 36}
+    handlers = ClientHandlers(elicitation=elicit)
+    async with guarded(app, stages, principal("olga", "ops"), Era.LEGACY, handlers) as client:
+        await client.call_tool("github__delete_repo", arguments)
+    [message] = asked
+    assert message.startswith('Allow olga to run github__delete_repo with {"repo":"old",')
+    assert "ghp_" + "a" * 36 not in message
+    [record] = [r for r in sink.records if r.method == "tools/call"]
+    digest = hashlib.sha256(msgspec.json.encode(arguments, order="sorted")).hexdigest()
+    assert record.detail == {"approvedBy": "elicitation", "arguments_sha256": digest}
 
 
 async def test_tc6_admin_approval_never_asks_the_calling_client() -> None:

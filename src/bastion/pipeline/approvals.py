@@ -2,8 +2,9 @@
 
 A call whose policy decision carries an ``Approval`` obligation runs only once a human said
 yes. For ``approval: human``, a 2025-11-25 client that can elicit is asked there and then
-(``elicitation/create`` with one boolean: the client's user decides, so a client that answers
-for itself approves its own calls; ``approval: admin`` never asks the client). Otherwise the
+(``elicitation/create`` with one boolean, the message naming the tool and its redacted,
+bounded arguments: the client's user decides, so a client that answers for itself approves
+its own calls; ``approval: admin`` never asks the client). Otherwise the
 call is refused with an approval id, an admin approves it through the admin API, and the
 same principal's retry with the same arguments, within ``ttl``, runs once.
 
@@ -190,8 +191,12 @@ class ApprovalGate:
 
     async def _ask(self, exchange: Exchange) -> None:
         target = exchange.target.name if exchange.target is not None else exchange.method
+        # What the answer allows: this tool with these arguments (redacted, bounded), never
+        # a yes that reads the same for another call (TC-6).
+        arguments = exchange.arguments
+        shown = f" with {self._preview(arguments)}" if arguments else ""
         params: JSONObject = {
-            "message": f"Allow {exchange.principal.id} to run {target}?",
+            "message": f"Allow {exchange.principal.id} to run {target}{shown}?",
             "requestedSchema": {
                 "type": "object",
                 "properties": {"approve": {"type": "boolean", "title": f"Run {target}"}},
@@ -211,7 +216,9 @@ class ApprovalGate:
             and content.get("approve") is True
         ):
             raise Denied("approval declined", message="Approval declined")
-        exchange.detail["approvedBy"] = "elicitation"
+        exchange.detail.update(
+            approvedBy="elicitation", arguments_sha256=_arguments_sha256(arguments)
+        )
 
 
 def _first_to_go(entries: dict[str, CallApproval]) -> CallApproval:

@@ -1,10 +1,14 @@
 """Workspace test support: a server on a temporary root, clients on the in-memory pair,
-and helpers that return a tool's structured result or its error text."""
+helpers that return a tool's structured result or its error text, and for the disk-quota
+tests (root) the mounts and loop devices below a directory, with their cleanup."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -78,3 +82,38 @@ async def refused(session: ClientSession, tool: str, **args: Any) -> str:
     assert result.get("isError") is True, result
     assert "structuredContent" not in result
     return str(result["content"][0]["text"])
+
+
+def mounts_under(path: Path) -> list[str]:
+    """The mount points below ``path``, in the order they were mounted."""
+    prefix = f"{path}/"
+    targets = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    return [t for t in targets if t.replace("\\040", " ").startswith(prefix)]
+
+
+def loops_under(path: Path, settle: float = 5.0) -> list[str]:
+    """The loop devices whose backing file is below ``path``, once those being freed are
+    gone (the kernel releases a detached loop device asynchronously; wait ``settle`` s)."""
+    deadline = time.monotonic() + settle
+    while True:
+        done = subprocess.run(
+            ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=True,
+        )
+        rows = [line.split(maxsplit=1) for line in done.stdout.splitlines()]
+        found = [row[0] for row in rows if len(row) == 2 and row[1].startswith(f"{path}/")]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def release_mounts(path: Path) -> None:
+    """Unmount whatever a test left mounted below ``path`` and free its loop devices."""
+    for target in reversed(mounts_under(path)):
+        if subprocess.run(["umount", "-d", target], capture_output=True, check=False).returncode:
+            subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+    for loop in loops_under(path):
+        subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)

@@ -4,7 +4,8 @@ An rlimit bounds one file's size, not how many files a command writes; a quota d
 ``create_quota_workspace`` makes a sparse ext4 image of the quota's size (with an inode
 count in proportion, so a flood of empty files is bounded too), owned by the sandbox user,
 and loop-mounts it ``nosuid,nodev`` on the workspace directory. Needs root (losetup and
-mount); ``mount_quota_workspace`` remounts an existing image after a restart.
+mount); ``mount_quota_workspace`` remounts an existing image after a restart, and
+``mounted_image`` says which image a workspace already mounted is (after a crash).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "create_quota_workspace",
     "is_quota_workspace",
     "mount_quota_workspace",
+    "mounted_image",
     "unmount_quota_workspace",
 ]
 
@@ -35,7 +37,12 @@ TOOL_TIMEOUT: Final = 60.0  # mkfs/mount of a sparse image take milliseconds; bo
 
 
 def _run(*argv: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise SandboxError(f"{os.path.basename(argv[0])} took over {TOOL_TIMEOUT:g} s") from None
     if done.returncode != 0:
         raise SandboxError(f"{os.path.basename(argv[0])} failed: {done.stderr.strip()[:500]}")
 
@@ -101,3 +108,20 @@ def unmount_quota_workspace(mountpoint: Path) -> None:
 
 def is_quota_workspace(path: Path) -> bool:
     return os.path.ismount(path)
+
+
+def mounted_image(mountpoint: Path) -> Path | None:
+    """The image loop-mounted ``nosuid,nodev`` at ``mountpoint``; None when nothing is
+    mounted there, or something else (another file system, a mount without those flags)."""
+    if not os.path.ismount(mountpoint):
+        return None
+    device = os.stat(mountpoint).st_dev
+    flags = os.statvfs(mountpoint).f_flag
+    if flags & (os.ST_NOSUID | os.ST_NODEV) != os.ST_NOSUID | os.ST_NODEV:
+        return None
+    # The loop device's own record of its file (" (deleted)" once the file is unlinked).
+    backing = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/loop/backing_file")
+    try:
+        return Path(backing.read_text().rstrip("\n"))
+    except OSError:
+        return None  # not a loop device

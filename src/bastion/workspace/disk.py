@@ -3,8 +3,15 @@
 An rlimit bounds one file, not what a command writes in all (one ``run_command``
 fallocated 4 GiB as four files under the 1 GiB file-size limit). With a quota, each new
 workspace is its own loop-mounted ext4 image of that size (``bastion.sandbox.quota``), kept
-in the root's ``.disk/`` (a name no workspace may have). Images are mounted when their
-workspace is created and when the server starts, and unmounted when it stops. It needs root
+in the root's ``.disk/`` (a name no workspace may have). A new image is refused when the
+file system holding ``.disk/`` has less free space than the quota (images are sparse: the
+check is against this one image, not the sum of what the others may still grow to).
+
+Images are mounted when their workspace is created and when the server starts, and
+unmounted when it stops. At start an image already mounted on its workspace (a server
+killed before it could unmount) is adopted; a workspace whose image cannot be mounted, or
+with something else mounted on it, is ``refused`` (logged; its callers get a refusal), and
+the others serve. A start that fails anyway unmounts what it had mounted. It needs root
 (``mount``) and one loop device per workspace; workspaces created without a quota stay
 unbounded.
 """
@@ -14,17 +21,20 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Final
 
-from bastion.sandbox import SandboxError
+from bastion.sandbox import SandboxError, SandboxUnavailable
 from bastion.sandbox.quota import (
     MIN_QUOTA,
     create_quota_workspace,
     is_quota_workspace,
     mount_quota_workspace,
+    mounted_image,
     unmount_quota_workspace,
 )
+from bastion.workspace.errors import TooLarge
 
 __all__ = ["IMAGES_DIR", "DiskQuota", "parse_size", "quota_unavailable"]
 
@@ -60,7 +70,11 @@ def quota_unavailable() -> str | None:
 
 
 class DiskQuota:
-    """Quota images of the workspaces under ``root``, each ``size`` bytes."""
+    """Quota images of the workspaces under ``root``, each ``size`` bytes.
+
+    Raises (at start) SandboxUnavailable: a tool is missing; each image's own failure only
+    puts its workspace in ``refused``.
+    """
 
     def __init__(self, root: Path, size: int) -> None:
         self.root = root
@@ -68,11 +82,63 @@ class DiskQuota:
         self.images = root / IMAGES_DIR
         self.images.mkdir(mode=0o700, exist_ok=True)
         self._mounted: list[Path] = []
-        for image in sorted(self.images.glob("*.img")):
-            mountpoint = root / image.stem
-            if mountpoint.is_dir() and not is_quota_workspace(mountpoint):
+        # Workspaces whose image is not on them: using them would escape the quota.
+        self.refused: set[str] = set()
+        try:
+            for image in sorted(self.images.glob("*.img")):
+                self._mount_at_start(image)
+        except BaseException:
+            self.close()
+            raise
+
+    def _mount_at_start(self, image: Path) -> None:
+        name = image.stem
+        mountpoint = self.root / name
+        try:
+            if not stat.S_ISDIR(os.lstat(mountpoint).st_mode):
+                return
+        except FileNotFoundError:
+            return
+        if is_quota_workspace(mountpoint):
+            if mounted_image(mountpoint) != image.resolve():
+                self._refuse(name, f"{mountpoint} has a mount other than {image} nosuid,nodev")
+                return
+            logger.info("workspace %s: its image was still mounted; adopted", name)
+        else:
+            try:
                 mount_quota_workspace(image, mountpoint)
-                self._mounted.append(mountpoint)
+            except SandboxUnavailable:
+                raise
+            except SandboxError as exc:
+                self._refuse(name, f"{image} could not be mounted: {exc.detail or exc.message}")
+                return
+            except BaseException:
+                # A stop signal while `mount` ran: what it mounted is ours to unmount.
+                if mounted_image(mountpoint) == image.resolve():
+                    self._mounted.append(mountpoint)
+                raise
+        self._mounted.append(mountpoint)
+
+    def _refuse(self, name: str, why: str) -> None:
+        logger.error("workspace %s is refused until this is repaired: %s", name, why)
+        self.refused.add(name)
+
+    def check_free(self, name: str) -> None:
+        """Raises TooLarge when the images' file system has less free space than a quota."""
+        st = os.statvfs(self.images)
+        free = st.f_bavail * st.f_frsize
+        if free < self.size:
+            logger.warning(
+                "workspace %s: not created, %d bytes free in %s for a quota of %d",
+                name,
+                free,
+                self.images,
+                self.size,
+            )
+            raise TooLarge(
+                f"workspace {name} was not created: the server has less free disk space "
+                "than a workspace's quota"
+            )
 
     def create(self, name: str) -> None:
         """Give the new, empty workspace directory ``name`` its own filesystem.

@@ -148,7 +148,7 @@ def install(app: ServerApp, server: WorkspaceServer) -> None:
 
     async def refresh() -> None:
         # Called by the core before it answers a list: list each workspace's channels.
-        names = server.root.names()
+        names = server.root.listed()
         app.resources = {
             meta_uri(name, channel): ResourceEntry(
                 t.Resource(

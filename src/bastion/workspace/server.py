@@ -75,12 +75,16 @@ class WorkspaceServer:
         # then a request's ``io.bastion/principal`` says who calls.
         self.trust_principal = trust_principal
         self.root = WorkspaceRoot(root, self.limits, clock=clock, wall=wall, disk_quota=disk_quota)
-        # Commands run as the sandbox user, who must be able to pass through the root.
-        if sandbox is not None and sandbox.default_backend != "none" and os.geteuid() == 0:
-            mode = os.fstat(self.root.fd).st_mode
-            if not mode & stat.S_IXOTH:
-                os.fchmod(self.root.fd, stat.S_IMODE(mode) | 0o011)
-        self.runner = tools_exec.Runner(sandbox, policy, clock=clock, wall=wall)
+        try:
+            # Commands run as the sandbox user, who must be able to pass through the root.
+            if sandbox is not None and sandbox.default_backend != "none" and os.geteuid() == 0:
+                mode = os.fstat(self.root.fd).st_mode
+                if not mode & stat.S_IXOTH:
+                    os.fchmod(self.root.fd, stat.S_IMODE(mode) | 0o011)
+            self.runner = tools_exec.Runner(sandbox, policy, clock=clock, wall=wall)
+        except BaseException:
+            self.root.close()  # a failed start leaves no quota image mounted
+            raise
         # requestState keys live as long as the process: a restart invalidates rounds.
         self.sealer = sealer or RequestStateSealer([secrets.token_bytes(32)])
         # The apps of live connections, by identity (a ServerApp is not hashable).

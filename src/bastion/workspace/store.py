@@ -3,7 +3,8 @@
 The root is opened once as a directory descriptor; each workspace is opened from it with
 ``O_NOFOLLOW``, so a workspace replaced by a symlink is refused. A principal (behind a
 gateway) may create at most its share of the workspaces (``Creators`` remembers whose
-each is). With a ``DiskQuota`` each new workspace is its own size-capped filesystem.
+each is). With a ``DiskQuota`` each new workspace is its own size-capped filesystem, and
+one whose filesystem could not be mounted at start is refused (and not ``listed``).
 Each workspace has one
 ``Workspace`` record: a lock that serializes writers (so a version check and the write it
 guards are not interleaved) and its ``Collaboration`` state.
@@ -85,9 +86,14 @@ class WorkspaceRoot:
                     found.append(entry.name)
         return sorted(found)
 
+    def listed(self) -> list[str]:
+        """The workspaces callers may use: ``names`` without those refused at start."""
+        refused = set() if self.disk is None else self.disk.refused
+        return [name for name in self.names() if name not in refused]
+
     def create(self, name: str, principal: str | None = None) -> Workspace:
-        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces`` or past
-        ``principal``'s share of them."""
+        """Raises InvalidInput, AlreadyExists, or TooLarge past ``max_workspaces``, past
+        ``principal``'s share of them, or when the disk has no room for a quota's image."""
         check_workspace_name(name)
         names = self.names()
         share = self.limits.max_workspaces_per_principal
@@ -98,6 +104,8 @@ class WorkspaceRoot:
             )
         if len(names) >= self.limits.max_workspaces:
             raise TooLarge(f"the server already has {self.limits.max_workspaces} workspaces")
+        if self.disk is not None:
+            self.disk.check_free(name)
         try:
             os.mkdir(name, WORKSPACE_MODE, dir_fd=self.fd)
         except FileExistsError:
@@ -121,9 +129,15 @@ class WorkspaceRoot:
         """The record of an existing workspace.
 
         Raises:
-            InvalidInput: a bad name. NotFound: no such workspace.
+            InvalidInput: a bad name. NotFound: no such workspace. Refused: its disk image
+            could not be mounted at start (the log says why).
         """
         check_workspace_name(name)
+        if self.disk is not None and name in self.disk.refused:
+            raise Refused(
+                f"workspace {name} is unavailable: its disk could not be mounted "
+                "(the server's log says why)"
+            )
         record = self._records.get(name)
         if record is not None:
             return record

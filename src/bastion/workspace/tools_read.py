@@ -52,7 +52,7 @@ class NoArgs(Args, frozen=True):
 
 
 async def list_workspaces(inv: Invocation, a: NoArgs) -> Reply:
-    names = inv.server.root.names()
+    names = inv.server.root.listed()
     rows = [{"name": name, "members": len(inv.workspace(name).collab.members)} for name in names]
     text = "\n".join(f"{r['name']} ({r['members']} members)" for r in rows) or "No workspaces."
     return Reply(text, {"workspaces": rows})

@@ -8,6 +8,7 @@ that a real client's key never reaches an upstream)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,12 +36,15 @@ POLICY = 'rate: {per_minute: 1, burst: 2}\ndefault: {roles: {default: {allow: [[
 @pytest.fixture
 def trusting() -> Iterator[WorkspaceServer]:
     base = make_root()
-    with Sandbox("bubblewrap") as box:
-        rules = parse_policy(POLICY, source="test-policy")
-        server = WorkspaceServer(base / "root", sandbox=box, policy=rules, trust_principal=True)
-        server.root.create("demo")
-        yield server
-        server.close()
+    try:
+        with Sandbox("bubblewrap") as box:
+            rules = parse_policy(POLICY, source="test-policy")
+            server = WorkspaceServer(base / "root", sandbox=box, policy=rules, trust_principal=True)
+            server.root.create("demo")
+            yield server
+            server.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @asynccontextmanager

@@ -258,7 +258,7 @@ class Admin:
         self.pins.review(server, [pinned])
         [held] = self.pins.review(server, [changed]).held
         assert (held.reason, held.hash) == ("changed", tool_hash(changed))
-        return f"pin:{server}:{held.tool}:{held.hash}"
+        return f"tool:{server}:{held.hash}"
 
     def hold_definition(self, server: str, list_kind: str, item: JSONObject) -> str:
         """Upstream ``server`` offers the poisoned ``item`` in its ``list_kind`` list

@@ -363,18 +363,24 @@ def test_a_held_tool_whose_name_has_a_colon_can_be_decided(
 def test_a_held_tool_whose_name_has_a_slash_is_decided_by_its_percent_encoded_id(
     client: httpx.Client, admin: Admin, tool: str
 ) -> None:
-    """TC-2: MCP's SEP-986 allows '/' in tool names and the id carries the name, so the
-    client percent-encodes the listed id; the decoded id is only compared, never a path."""
-    held = admin.hold_changed_tool("github", {**SEARCH, "name": tool}, {**RUG_PULL, "name": tool})
+    """TC-2: MCP's SEP-986 allows '/' in tool names. The listed id no longer carries the
+    name (``tool:<server>:<sha256>``), but the id listed before did
+    (``pin:<server>:<tool>:<sha256>``) and still decides: the client percent-encodes it;
+    the decoded id is only compared, never a path."""
+    listed_id = admin.hold_changed_tool(
+        "github", {**SEARCH, "name": tool}, {**RUG_PULL, "name": tool}
+    )
     listed = client.get("/api/v1/approvals", headers=admin.auth(ADMIN)).json()["approvals"]
-    assert [(a["id"], a["tool"]) for a in listed] == [(held, tool)]
+    assert [(a["id"], a["tool"]) for a in listed] == [(listed_id, tool)]
+    assert "/" not in listed_id
+    held = f"pin:github:{tool}:{listed_id.rsplit(':', 1)[1]}"
     # httpx percent-encodes what a path segment cannot carry (' ', non-ASCII), not '/'.
     approved = client.post(f"/api/v1/approvals/{held}/approve", headers=admin.auth(ADMIN))
     encoded = quote(held, safe="")
     if "/" in tool:  # the name's '/' split the path: no such endpoint, nothing decided
         assert approved.status_code == 404
         assert [a["id"] for a in client.get("/api/v1/approvals", headers=admin.auth(ADMIN))
-                .json()["approvals"]] == [held]  # fmt: skip
+                .json()["approvals"]] == [listed_id]  # fmt: skip
         approved = client.post(f"/api/v1/approvals/{encoded}/approve", headers=admin.auth(ADMIN))
     assert approved.status_code == 200, approved.text
     assert approved.json()["approval"]["tool"] == tool

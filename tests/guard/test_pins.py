@@ -15,6 +15,12 @@ from typing import Any
 import pytest
 
 from bastion.guard import NotPending, PinStore, pin_definition, tool_hash
+from bastion.guard.pins import (
+    MAX_HELD_TOOLS,
+    MAX_HELD_TOOLS_PER_SERVER,
+    MAX_TOOL_NAME,
+    HeldOverflow,
+)
 from bastion.protocol.types import Tool
 
 WEATHER: dict[str, Any] = {
@@ -278,3 +284,86 @@ def test_tc2_diff_is_bounded(store: PinStore) -> None:
     store.review("s", [big])
     [pending] = store.pending()
     assert pending.diff.count("\n") <= 201 and "more lines" in pending.diff
+
+
+def _poisoned(name: str) -> dict[str, Any]:
+    return {**RUG, "name": name}
+
+
+def test_ds4_held_tools_are_capped_per_server_and_in_total(tmp_path: Path) -> None:
+    """DS-4, TC-2: an upstream offering ever more poisoned tools fills at most its share of
+    the held table (and all of them at most the total); the rest stay hidden, unlisted, and
+    the overflow is one report per change, not one per tool."""
+    with PinStore(tmp_path / "pins.db", max_held=5, max_held_per_server=3) as store:
+        flood = [_poisoned(f"p{i}") for i in range(10)]
+        review = store.review("evil", flood)
+        assert review.allowed == []
+        assert [p.tool for p in store.pending()] == ["p0", "p1", "p2"]
+        assert [(e.action, e.tool) for e in review.events] == [
+            ("held", "p0"), ("held", "p1"), ("held", "p2")
+        ]  # fmt: skip
+        assert [h.tool for h in review.unlisted] == [f"p{i}" for i in range(3, 10)]
+        assert review.overflow == HeldOverflow(server="evil", unlisted=7, limit=3)
+        again = store.review("evil", flood)  # the same overflow: nothing new to report
+        assert (again.allowed, again.events, again.overflow) == ([], [], None)
+        assert len(again.unlisted) == 7
+        other = store.review("other", [_poisoned(f"q{i}") for i in range(3)])
+        assert [p.tool for p in store.pending("other")] == ["q0", "q1"]  # 5 in all
+        assert other.overflow == HeldOverflow(server="other", unlisted=1, limit=5)
+
+
+def test_ds4_the_default_caps_hold(store: PinStore) -> None:
+    flood = [_poisoned(f"p{i}") for i in range(MAX_HELD_TOOLS_PER_SERVER + 20)]
+    review = store.review("evil", flood)
+    assert review.allowed == [] and len(review.unlisted) == 20
+    assert len(store.pending()) == MAX_HELD_TOOLS_PER_SERVER < MAX_HELD_TOOLS
+
+
+def test_ds4_tc2_held_rows_of_tools_no_longer_offered_are_dropped(store: PinStore) -> None:
+    """A server listing its tools again takes back the held rows of names it stopped
+    offering (a rug-pulled tool it offers again is held again)."""
+    store.review("evil", [WEATHER])
+    store.review("evil", [RUG, _poisoned("p1"), _poisoned("p2")])
+    store.review("other", [_poisoned("p1")])
+    assert [p.tool for p in store.pending("evil")] == ["weather", "p1", "p2"]
+    assert store.review("evil", [_poisoned("p2")]).allowed == []
+    assert [p.tool for p in store.pending("evil")] == ["p2"]
+    assert [p.tool for p in store.pending("other")] == ["p1"]  # another server's: kept
+    [held] = store.review("evil", [RUG]).held
+    assert (held.tool, held.reason) == ("weather", "changed")
+    assert [p.tool for p in store.pending("evil")] == ["weather"]
+
+
+def test_tc2_a_tool_name_longer_than_the_bound_is_held_back_unlisted(store: PinStore) -> None:
+    """AZ-3's bound on names (128): a longer one is never shown nor recorded for approval."""
+    long = {**WEATHER, "name": "L" * (MAX_TOOL_NAME + 1)}
+    longest = {**WEATHER, "name": "L" * MAX_TOOL_NAME}
+    review = store.review("s", [long, longest])
+    assert review.allowed == [longest]
+    assert [(h.tool, h.reason) for h in review.held] == [(long["name"], "name-too-long")]
+    assert [e.tool for e in review.events] == [longest["name"]]  # pinned on first use
+    assert store.pending() == []
+    assert store.review("s", [long]).events == []  # not announced again
+
+
+def test_ds4_pending_pages_and_builds_diffs_only_for_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks = iter(range(100))
+    with PinStore(tmp_path / "pins.db", clock=lambda: float(next(ticks))) as store:
+        store.review("evil", [_poisoned(f"p{i}") for i in range(6)])
+        store.review("bad", [_poisoned("q")])
+        everything = [p.tool for p in store.pending()]
+        diffs: list[str] = []
+
+        def counted(old: Any, new: Any, name: str) -> str:
+            diffs.append(name)
+            return ""
+
+        monkeypatch.setattr("bastion.guard._held_tools.unified", counted)
+        first = store.pending(limit=3)
+        assert [p.tool for p in first] == everything[:3] and diffs == everything[:3]
+        rest = store.pending(limit=10, after=first[-1].key())
+        assert [p.tool for p in rest] == everything[3:]
+        assert store.held_tool("evil", first[1].hash) == first[1]
+        assert store.held_tool("bad", first[1].hash) is None

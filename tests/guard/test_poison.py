@@ -4,6 +4,7 @@ characters, exfiltration URLs and references to other servers' tools."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -194,3 +195,23 @@ def test_tc3_ordinary_advice_is_not_a_reference() -> None:
     steering = {**CLEAN, "description": "Never call send_email directly."}
     findings = PoisonScanner().scan_tool(steering, server="w", others={})
     assert "cross-server-reference" in _kinds(findings)
+
+
+def test_ds4_tc3_bare_names_cost_the_text_not_the_number_of_names() -> None:
+    """DS-4: an upstream listing thousands of tool names (the red team's flood) does not make
+    every other definition's scan slower per name; a name still counts only as a word of its
+    own (at a word's start, ending at its end or before a '.')."""
+    scanner = PoisonScanner()
+    others = {"flood": [f"p1_{i}" for i in range(3000)]}
+    tools = [
+        {**CLEAN, "name": f"t{i}", "description": f"Tool {i}: p1_x, xp1_1."} for i in range(100)
+    ]
+    started = time.perf_counter()
+    assert all(scanner.scan_tool(tool, server="w", others=others) == [] for tool in tools)
+    assert time.perf_counter() - started < 2.0
+    for text in ("then call p1_2999.", "p1_7", "(p1_12) now", "run p1_5.x"):
+        found = scanner.scan_tool({**CLEAN, "description": text}, server="w", others=others)
+        assert _kinds(found) == {"cross-server-reference"}, text
+    for text in ("xp1_2999", "p1_2999x", "p1_2999-a", "a.p1_2999", "a-p1_1", "p1_3000", "é" * 9):
+        assert scanner.scan_tool({**CLEAN, "description": text}, server="w", others=others) == []
+    assert scanner.scan_tool({**CLEAN, "description": "p1_7"}, server="flood", others=others) == []

@@ -247,7 +247,7 @@ def test_tc2_rug_pull_is_held_until_an_admin_approves(gw: Gateway, server: str) 
         return None
 
     approval_id = wait_until(held_id, timeout=10)
-    assert approval_id.startswith(f"pin:{server}:weather:")
+    assert approval_id.startswith(f"tool:{server}:")
     assert name not in gw.tools("alice")
     assert _error(gw.call("alice", name, {}))["code"] == INVALID_PARAMS
 
@@ -259,7 +259,7 @@ def test_tc2_rug_pull_is_held_until_an_admin_approves(gw: Gateway, server: str) 
     detail = held["detail"]
     assert detail["old_hash"] == pinned["detail"]["new_hash"]
     assert detail["changed"] == ["description"] and detail["diff_lines"] > 0
-    assert approval_id == f"pin:{server}:weather:{detail['new_hash']}"
+    assert approval_id == f"tool:{server}:{detail['new_hash']}"
 
     # A developer cannot approve it; an admin can.
     as_dev = httpx.post(

@@ -20,10 +20,12 @@ from bastion.admin.app import (
 )
 from bastion.admin.audit_sqlite import SqliteAudit
 from bastion.admin.backends import (
+    MAX_APPROVALS_LIMIT,
     MAX_AUDIT_LIMIT,
     AdminBackends,
     ApprovalBackend,
     ApprovalKind,
+    ApprovalPage,
     ApprovalRecord,
     ApprovalStatus,
     AuditBackend,
@@ -51,6 +53,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members
     "AdminEvent",
     "ApprovalBackend",
     "ApprovalKind",
+    "ApprovalPage",
     "ApprovalRecord",
     "ApprovalStatus",
     "AuditBackend",
@@ -65,6 +68,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members
     "InvalidPolicy",
     "KeyBackend",
     "KeyRecord",
+    "MAX_APPROVALS_LIMIT",
     "MAX_AUDIT_LIMIT",
     "NotFound",
     "OPENAPI",

@@ -70,9 +70,9 @@ APPROVAL_ID_PARAM: Final[JSONObject] = {
     "name": "id",
     "in": "path",
     "required": True,
-    "description": "The approval's id as listed, percent-encoded (a held tool definition's id "
-    "carries the tool's name, which may contain '/'; a held prompt's, resource's or "
-    "template's is '<kind>:<server>:<sha256>').",
+    "description": "The approval's id as listed, percent-encoded (a held definition's is "
+    "'<kind>:<server>:<sha256>'; a tool's id as listed before, 'pin:<server>:<tool>:<sha256>', "
+    "carries the tool's name, which may contain '/').",
     "schema": {
         "type": "string",
         "pattern": f"^[^\\x00-\\x1f\\x7f-\\x9f]{{1,{MAX_PARAM}}}$",

@@ -1,8 +1,9 @@
 """The paths of the admin API's OpenAPI document: one operation per route of ``routes.ROUTES``
 (a test holds the two in step), each with its answers, parameters and body and the limits the
-handlers enforce (an audit page holds at most ``backends.MAX_AUDIT_LIMIT`` records, a policy
-body at most ``_http.MAX_BODY`` bytes). ``_openapi_parts.operation`` adds the refusals common
-to every authenticated operation; only the document's own path is public. Data only, no I/O.
+handlers enforce (an audit page holds at most ``backends.MAX_AUDIT_LIMIT`` records, a page of
+approvals ``backends.MAX_APPROVALS_LIMIT``, a policy body at most ``_http.MAX_BODY`` bytes).
+``_openapi_parts.operation`` adds the refusals common to every authenticated operation; only
+the document's own path is public. Data only, no I/O.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from bastion.admin._openapi_parts import (
     query_param,
     ref,
 )
-from bastion.admin.backends import MAX_AUDIT_LIMIT
-from bastion.admin.handlers import DEFAULT_AUDIT_LIMIT, YAML_TYPES
+from bastion.admin.backends import MAX_APPROVALS_LIMIT, MAX_AUDIT_LIMIT, MAX_CURSOR
+from bastion.admin.handlers import DEFAULT_APPROVALS_LIMIT, DEFAULT_AUDIT_LIMIT, YAML_TYPES
 from bastion.admin.routes import PREFIX
 
 __all__ = ["PATHS"]
@@ -182,26 +183,57 @@ PATHS: Final[JSONObject] = {
     f"{PREFIX}/approvals": {
         "get": operation(
             "listApprovals",
-            "Waiting for an admin: high-security calls (ids apr_...) and held tool definitions "
-            "(ids pin:<server>:<tool>:<hash>, principal upstream:<server>).",
+            "Waiting for an admin: high-security calls (ids apr_...), then held tool "
+            "definitions (ids tool:<server>:<sha256>, principal upstream:<server>), then held "
+            "prompts, resources and templates (ids <kind>:<server>:<sha256>), each oldest "
+            "first, a page at a time: pass `next_cursor` as `cursor` for the next page.",
             {
                 "200": json_response(
                     {
                         "type": "object",
                         "required": ["approvals"],
-                        "properties": {"approvals": {"type": "array", "items": ref("Approval")}},
+                        "properties": {
+                            "approvals": {
+                                "type": "array",
+                                "items": ref("Approval"),
+                                "maxItems": MAX_APPROVALS_LIMIT,
+                            },
+                            "next_cursor": {
+                                "type": "string",
+                                "maxLength": MAX_CURSOR,
+                                "description": "Present when more approvals follow.",
+                            },
+                        },
                         "additionalProperties": False,
                     },
-                    "Pending approvals.",
-                )
+                    "A page of pending approvals.",
+                ),
+                "400": error_response("A query parameter is invalid."),
             },
             tag="approvals",
+            parameters=[
+                query_param(
+                    "limit",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_APPROVALS_LIMIT,
+                        "default": DEFAULT_APPROVALS_LIMIT,
+                    },
+                    "At most this many approvals.",
+                ),
+                query_param(
+                    "cursor",
+                    {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
+                    "The `next_cursor` of the page before.",
+                ),
+            ],
         )
     },
     f"{PREFIX}/approvals/{{id}}/approve": {
         "post": operation(
             "approve",
-            "Approve a call (its retry then runs once) or a held tool definition (pinned).",
+            "Approve a call (its retry then runs once) or a held definition (a tool is pinned).",
             {
                 "200": json_response(_APPROVAL_RESULT, "Approved."),
                 **DECIDED,

@@ -19,10 +19,13 @@ from bastion._types import JSONObject
 from bastion.audit import VerifyReport
 
 __all__ = [
+    "MAX_APPROVALS_LIMIT",
     "MAX_AUDIT_LIMIT",
+    "MAX_CURSOR",
     "AdminBackends",
     "ApprovalBackend",
     "ApprovalKind",
+    "ApprovalPage",
     "ApprovalRecord",
     "ApprovalStatus",
     "AuditBackend",
@@ -37,6 +40,8 @@ __all__ = [
 ]
 
 MAX_AUDIT_LIMIT: Final = 1000  # records per audit page; the client pages with since_seq
+MAX_APPROVALS_LIMIT: Final = 500  # approvals per page; the client pages with next_cursor
+MAX_CURSOR: Final = 256  # characters in an approvals cursor (the backend's opaque token)
 
 _Text = Annotated[str, msgspec.Meta(max_length=512)]
 
@@ -123,8 +128,22 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     arguments_preview: str | None = None  # a call's arguments, redacted and cut short
 
 
+class ApprovalPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Pending approvals in listing order; ``next_cursor`` lists the ones after (None: no
+    more)."""
+
+    approvals: tuple[ApprovalRecord, ...]
+    next_cursor: str | None = None
+
+
 class ApprovalBackend(Protocol):
-    async def pending(self) -> Sequence[ApprovalRecord]: ...
+    async def pending(self, limit: int, cursor: str | None = None) -> ApprovalPage:
+        """At most ``limit`` pending approvals, after those ``cursor`` ended.
+
+        Raises:
+            InvalidInput: ``cursor`` is none this backend gave.
+        """
+        ...
 
     async def approve(self, approval_id: str, by: str) -> ApprovalRecord:
         """Raises: NotFound: no such approval. Conflict: already decided."""

@@ -15,12 +15,27 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from bastion.admin._http import Reply, Request, json_reply
-from bastion.admin.backends import MAX_AUDIT_LIMIT, AdminBackends, AuditFilters
+from bastion.admin.backends import (
+    MAX_APPROVALS_LIMIT,
+    MAX_AUDIT_LIMIT,
+    MAX_CURSOR,
+    AdminBackends,
+    AuditFilters,
+)
 from bastion.admin.errors import InvalidInput, InvalidPolicy
 
-__all__ = ["DEFAULT_AUDIT_LIMIT", "HANDLERS", "POLICY_TYPES", "Handler", "KeyCreate", "KeyRotate"]
+__all__ = [
+    "DEFAULT_APPROVALS_LIMIT",
+    "DEFAULT_AUDIT_LIMIT",
+    "HANDLERS",
+    "POLICY_TYPES",
+    "Handler",
+    "KeyCreate",
+    "KeyRotate",
+]
 
 DEFAULT_AUDIT_LIMIT: Final = 100
+DEFAULT_APPROVALS_LIMIT: Final = 100
 _T = TypeVar("_T")
 MAX_EXPIRES_IN: Final = 10 * 365 * 86400
 MAX_OVERLAP: Final = 30 * 86400
@@ -114,8 +129,17 @@ async def set_policy(b: AdminBackends, request: Request) -> tuple[Reply, str | N
     return json_reply(200, {"version": doc.version, "rules": doc.rules}), doc.version
 
 
-async def list_approvals(b: AdminBackends, _: Request) -> tuple[Reply, str | None]:
-    return json_reply(200, {"approvals": list(await b.approvals.pending())}), None
+async def list_approvals(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
+    query = _query(request.query, _APPROVALS_PARAMS)
+    limit = _int(query, "limit", DEFAULT_APPROVALS_LIMIT, 1, MAX_APPROVALS_LIMIT)
+    cursor = query.get("cursor")
+    if cursor is not None and not (0 < len(cursor) <= MAX_CURSOR):
+        raise InvalidInput(f"cursor must be 1 to {MAX_CURSOR} characters, as listed")
+    page = await b.approvals.pending(limit, cursor)
+    body: dict[str, object] = {"approvals": list(page.approvals)}
+    if page.next_cursor is not None:
+        body["next_cursor"] = page.next_cursor
+    return json_reply(200, body), None
 
 
 async def approve(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
@@ -146,21 +170,27 @@ async def list_upstreams(b: AdminBackends, _: Request) -> tuple[Reply, str | Non
 
 
 _AUDIT_PARAMS: Final = frozenset({"since_seq", "limit", "principal", "method"})
+_APPROVALS_PARAMS: Final = frozenset({"limit", "cursor"})
 _MAX_SEQ: Final = 2**63 - 1
 
 
-def _audit_query(raw: bytes) -> tuple[AuditFilters, int]:
+def _query(raw: bytes, known: frozenset[str]) -> dict[str, str]:
     try:
         pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, max_num_fields=8)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("invalid query string") from exc
     query: dict[str, str] = {}
     for name, value in pairs:
-        if name not in _AUDIT_PARAMS:
+        if name not in known:
             raise InvalidInput(f"unknown query parameter {name[:64]!r}")
         if name in query:
             raise InvalidInput(f"{name} given twice")
         query[name] = value
+    return query
+
+
+def _audit_query(raw: bytes) -> tuple[AuditFilters, int]:
+    query = _query(raw, _AUDIT_PARAMS)
     since = _int(query, "since_seq", 0, 0, _MAX_SEQ)
     limit = _int(query, "limit", DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT)
     for name in ("principal", "method"):

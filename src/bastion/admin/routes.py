@@ -7,11 +7,11 @@ Access is looked up by exact (method, path) before routing (AZ-6): anything that
 exact audit-read or public route, including unknown paths and methods, needs ``admin``.
 Path parameters are one segment, matched on the raw path, so a dot-segment never reaches a
 backend: a key id or name is ``[A-Za-z0-9_.:-]`` as sent. An approval id is
-percent-decoded: a held tool definition's id is ``pin:<server>:<tool>:<sha256>`` (a held
-prompt's, resource's or template's ``<kind>:<server>:<sha256>``) and tool
-names may contain ``/`` (MCP's SEP-986) or worse, so the client percent-encodes the id; the
-decoded id must be UTF-8 without control characters, at most 300 characters, and is only
-ever compared with the ids the backend holds.
+percent-decoded: a held definition's id is ``<kind>:<server>:<sha256>``, but a tool's id as
+listed before, ``pin:<server>:<tool>:<sha256>``, carries a tool name, which may contain ``/``
+(MCP's SEP-986) or worse, so the client percent-encodes the id; the decoded id must be UTF-8
+without control characters, at most 300 characters, and is only ever compared with the ids
+the backend holds.
 """
 
 from __future__ import annotations

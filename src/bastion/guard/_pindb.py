@@ -1,9 +1,10 @@
 """The pin database: SQLite, WAL, file 0600 in a 0700 directory; schema and opening only.
 
 Tables: ``pins`` (the approved definition of each (server, tool)), ``pending`` (at most one
-held definition per (server, tool): the latest offered), ``rejected`` (hashes an admin
-refused, kept held without new events) and ``earlier`` (pins written before icons,
-execution and _meta were pinned: ``user_version`` 0; opening a database marks them once).
+held definition per (server, tool): the latest offered; found by (server, hash) too),
+``rejected`` (hashes an admin refused, kept held without new events) and ``earlier`` (pins
+written before icons, execution and _meta were pinned: ``user_version`` 0; opening a
+database marks them once).
 Held prompts, resources and templates (TC-1) have their own three, keyed by ``kind``:
 ``definitions`` (the approved hash of each (server, kind, name)), ``held_definitions`` and
 ``rejected_definitions``; a database from before them (``user_version`` 1) gets them,
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS pending (
     old_hash TEXT, old_definition TEXT, reason TEXT NOT NULL, findings TEXT NOT NULL,
     first_seen REAL NOT NULL, PRIMARY KEY (server, tool)
 );
+CREATE INDEX IF NOT EXISTS pending_by_hash ON pending (server, hash);
 CREATE TABLE IF NOT EXISTS earlier (
     server TEXT NOT NULL, tool TEXT NOT NULL, PRIMARY KEY (server, tool)
 );

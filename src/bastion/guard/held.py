@@ -5,7 +5,8 @@ approval is for that exact definition (its content hash) and outlives restarts: 
 while the server offers it unchanged; a changed one is screened again, and held again (a new
 hash, a new approval) if it still looks poisoned. A rejected hash stays held and is not
 listed again. At most ``MAX_HELD_DEFINITIONS`` wait for an answer at once (the oldest is
-forgotten first: still held, and listed again when it is next offered).
+forgotten first: still held, and listed again when it is next offered). They are listed
+oldest first, a page at a time (``pending(limit=, after=)``, by first seen and row id).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class PendingDefinition(msgspec.Struct, frozen=True, kw_only=True):
     findings: list[Finding]
     first_seen: float
     definition: JSONObject
+    rowid: int = 0
+
+    def key(self) -> tuple[float, int]:
+        """Where this one is in the listing (``after=`` lists those past it)."""
+        return (self.first_seen, self.rowid)
 
 
 class DefinitionDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,13 +208,26 @@ class HeldDefinitions:
             findings=item.findings,
         )  # fmt: skip
 
-    def pending(self) -> list[PendingDefinition]:
-        """Held definitions waiting for an answer, oldest first."""
+    def pending(
+        self, *, limit: int = -1, after: tuple[float, int] = (float("-inf"), 0)
+    ) -> list[PendingDefinition]:
+        """Held definitions waiting for an answer, oldest first: those past ``after`` (a
+        listed one's ``key()``), at most ``limit`` (-1: all)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM held_definitions ORDER BY first_seen, rowid"
+                "SELECT rowid, * FROM held_definitions WHERE (first_seen, rowid) > (?, ?)"
+                " ORDER BY first_seen, rowid LIMIT ?",
+                (*after, limit),
             ).fetchall()
         return [_pending(row) for row in rows]
+
+    def held(self, server: str, kind: DefinitionKind, digest: str) -> PendingDefinition | None:
+        """``server``'s held ``kind`` ``digest``, if it waits for an answer."""
+        with self._lock:
+            try:
+                return self._pending_row(server, kind, digest)
+            except NotPending:
+                return None
 
     def decided(self, server: str, kind: DefinitionKind, digest: str) -> bool:
         """Whether an admin approved or rejected definition ``digest`` of ``server``."""
@@ -224,7 +243,7 @@ class HeldDefinitions:
 
     def _pending_row(self, server: str, kind: DefinitionKind, digest: str) -> PendingDefinition:
         row = self._db.execute(
-            "SELECT * FROM held_definitions WHERE server = ? AND kind = ? AND hash = ?",
+            "SELECT rowid, * FROM held_definitions WHERE server = ? AND kind = ? AND hash = ?",
             (server, kind, digest),
         ).fetchone()
         if row is None:
@@ -236,9 +255,10 @@ def _json(value: object) -> str:
     return _ENCODER.encode(value).decode()
 
 
-def _pending(row: tuple[str, str, str, str, str, str, float]) -> PendingDefinition:
-    server, kind, name, digest, definition, findings, first_seen = row
+def _pending(row: tuple[int, str, str, str, str, str, str, float]) -> PendingDefinition:
+    rowid, server, kind, name, digest, definition, findings, first_seen = row
     return PendingDefinition(
+        rowid=rowid,
         kind=kind,  # type: ignore[arg-type]
         server=server,
         name=name,

@@ -10,8 +10,12 @@ under trust on first use (pinned on the spot). It holds a changed definition (a 
 also after ``notifications/tools/list_changed``), a poisoned or schema-unusable new one, and
 one that shadows another server's tool, until ``approve``. A name the server offers more
 than once is held in every copy (``duplicate``), approved or not, for as long as it does:
-clients would see one definition while the server may run the other. Every decision that changes the
-store returns a ``PinEvent`` for the caller's audit log; nothing here writes the audit log.
+clients would see one definition while the server may run the other. A name longer than
+``MAX_TOOL_NAME`` (128, AZ-3's bound on names; MCP's SEP-986 says the same) is held for good
+and never recorded for an admin (``name-too-long``). The held rows are bounded and paged
+(``_held_tools``: caps, rows of tools no longer offered dropped). Every decision that changes
+the store returns a ``PinEvent`` for the caller's audit log (and a ``HeldOverflow`` when the
+number of held tools left unrecorded changes); nothing here writes the audit log.
 """
 
 from __future__ import annotations
@@ -23,22 +27,37 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal
 
 import msgspec
 
 from bastion._types import Clock, JSONObject
 from bastion.guard._diff import changed_fields, unified
+from bastion.guard._held_tools import (
+    MAX_HELD_TOOLS,
+    MAX_HELD_TOOLS_PER_SERVER,
+    HeldOverflow,
+    HeldTools,
+    HoldReason,
+    PendingKey,
+    PendingTool,
+)
 from bastion.guard._pindb import open_db
 from bastion.guard.findings import Finding
 from bastion.guard.poison import PoisonScanner
 from bastion.guard.schemas import SchemaValidator
+from bastion.protocol.types import NAME_MAX
 
 __all__ = [
+    "MAX_HELD_TOOLS",
+    "MAX_HELD_TOOLS_PER_SERVER",
+    "MAX_TOOL_NAME",
     "PIN_FIELDS",
     "Held",
+    "HeldOverflow",
     "HoldReason",
     "NotPending",
+    "PendingKey",
     "PendingTool",
     "PinEvent",
     "PinStore",
@@ -47,17 +66,19 @@ __all__ = [
     "tool_hash",
 ]
 
-HoldReason: TypeAlias = Literal[
-    "changed", "new-poisoned", "shadowing", "schema-unusable", "new", "rejected", "duplicate"
-]
+MAX_TOOL_NAME: Final = NAME_MAX  # characters in an upstream's tool name (AZ-3)
 PIN_FIELDS: Final = (
     "name", "title", "description", "inputSchema", "outputSchema", "annotations", "icons",
     "execution", "_meta",
 )  # fmt: skip
 _EARLIER_FIELDS: Final = PIN_FIELDS[:6]  # what pins stored before icons/execution/_meta
 TOFU: Final = "trust-on-first-use"
+_DECIDED: Final = tuple(
+    f"SELECT 1 FROM {table} WHERE server = ? AND hash = ? AND coalesce(?, tool) = tool"  # noqa: S608 - fixed names
+    for table in ("pins", "rejected")
+)  # approved or rejected: ``decided``
+_UNRECORDED: Final = frozenset({"rejected", "name-too-long"})  # held, never (re)listed
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
-_FINDINGS: Final = msgspec.json.Decoder(list[Finding])
 
 
 def pin_definition(tool: JSONObject | msgspec.Struct) -> JSONObject:
@@ -103,19 +124,8 @@ class Review(msgspec.Struct, frozen=True, kw_only=True):
     allowed: list[JSONObject]  # the offered definitions that may be shown, in offered order
     held: list[Held]
     events: list[PinEvent]
-
-
-class PendingTool(msgspec.Struct, frozen=True, kw_only=True):
-    server: str
-    tool: str
-    hash: str
-    reason: HoldReason
-    findings: list[Finding]
-    first_seen: float
-    definition: JSONObject
-    old_hash: str | None = None
-    old_definition: JSONObject | None = None
-    diff: str = ""
+    unlisted: list[Held] = []  # held too, but not recorded: the held table is full
+    overflow: HeldOverflow | None = None  # to report: the unlisted count changed
 
 
 class NotPending(LookupError):
@@ -134,8 +144,11 @@ class PinStore:
         trust_on_first_use: bool = True,
         hold_poisoned: bool = True,
         clock: Clock = time.time,  # wall clock: first_seen and approved_at are shown to admins
+        max_held: int = MAX_HELD_TOOLS,
+        max_held_per_server: int = MAX_HELD_TOOLS_PER_SERVER,
     ) -> None:
         self._db = open_db(Path(path))
+        self._held = HeldTools(self._db, max_held=max_held, max_per_server=max_held_per_server)
         self._lock = threading.Lock()
         self._scanner = scanner or PoisonScanner()
         self._validator = validator or SchemaValidator()
@@ -167,32 +180,42 @@ class PinStore:
         taken = {name for names in others.values() for name in names}
         allowed: list[JSONObject] = []
         held: list[Held] = []
+        unlisted: list[Held] = []
         events: list[PinEvent] = []
         offered = [(tool, pin_definition(tool)) for tool in tools]
         names = Counter(str(definition.get("name", "")) for _, definition in offered)
+        limit = 0
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            self._held.offered(server, {n for n in names if len(n) <= MAX_TOOL_NAME})
             for tool, definition in offered:
                 item = msgspec.to_builtins(tool) if isinstance(tool, msgspec.Struct) else tool
                 name = str(definition.get("name", ""))
                 outcome: Held | PinEvent | None
-                if names[name] > 1:
+                if len(name) > MAX_TOOL_NAME or names[name] > 1:
                     outcome = Held(
-                        server=server, tool=name, hash=tool_hash(definition), reason="duplicate"
-                    )
+                        server=server, tool=name, hash=tool_hash(definition),
+                        reason="name-too-long" if len(name) > MAX_TOOL_NAME else "duplicate",
+                    )  # fmt: skip
                 else:
                     outcome = self._decide(server, name, definition, others, taken)
-                if isinstance(outcome, Held):
-                    held.append(outcome)
-                else:
+                if not isinstance(outcome, Held):
                     allowed.append(item)
                     if outcome is not None:
                         events.append(outcome)
                     continue
+                if outcome.reason not in _UNRECORDED and (full := self._held.room(server, name)):
+                    unlisted.append(outcome)
+                    limit = full
+                    continue
+                held.append(outcome)
                 event = self._hold(outcome, definition)
                 if event is not None:
                     events.append(event)
-        return Review(allowed=allowed, held=held, events=events)
+            overflow = self._held.overflow(server, len(unlisted), limit)
+        return Review(
+            allowed=allowed, held=held, events=events, unlisted=unlisted, overflow=overflow
+        )
 
     def _decide(
         self,
@@ -208,7 +231,7 @@ class PinStore:
             "SELECT hash FROM pins WHERE server = ? AND tool = ?", (server, name)
         ).fetchone()
         if pinned is not None and pinned[0] == digest:
-            self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, name))
+            self._held.drop(server, name)
             return None
         if self._db.execute(
             "SELECT 1 FROM rejected WHERE server = ? AND tool = ? AND hash = ?",
@@ -254,17 +277,13 @@ class PinStore:
         )  # fmt: skip
 
     def _hold(self, held: Held, definition: JSONObject) -> PinEvent | None:
-        if held.reason == "rejected":
+        if held.reason in _UNRECORDED:
             return None
-        row = self._db.execute(
-            "SELECT hash FROM pending WHERE server = ? AND tool = ?", (held.server, held.tool)
-        ).fetchone()
-        if row is not None and row[0] == held.hash:
+        if self._held.held_hash(held.server, held.tool) == held.hash:
             return None  # already held and announced
         old = self._approved(held.server, held.tool)
         old_hash, old_definition = old if old is not None else (None, None)
-        self._db.execute(
-            "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._held.hold(
             (
                 held.server, held.tool, held.hash, _json(definition), old_hash,
                 None if old_definition is None else _json(old_definition), held.reason,
@@ -290,7 +309,7 @@ class PinStore:
             "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?)",
             (server, tool, digest, _json(definition), by, self._clock()),
         )
-        self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, tool))
+        self._held.drop(server, tool)
         self._db.execute("DELETE FROM earlier WHERE server = ? AND tool = ?", (server, tool))
 
     # -- admin ------------------------------------------------------------------------------
@@ -330,34 +349,34 @@ class PinStore:
                 "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?)",
                 (server, tool, digest, by, self._clock()),
             )
-            self._db.execute("DELETE FROM pending WHERE server = ? AND tool = ?", (server, tool))
+            self._held.drop(server, tool)
         return PinEvent(
             action="rejected", server=server, tool=tool, new_hash=digest,
             old_hash=item.old_hash, reason=item.reason, by=by,
         )  # fmt: skip
 
-    def pending(self, server: str | None = None) -> list[PendingTool]:
-        """Held definitions, oldest first, each with a bounded unified diff."""
-        query = "SELECT * FROM pending"
-        args: tuple[str, ...] = ()
-        if server is not None:
-            query, args = query + " WHERE server = ?", (server,)
+    def pending(
+        self,
+        server: str | None = None,
+        *,
+        limit: int | None = None,
+        after: PendingKey | None = None,
+    ) -> list[PendingTool]:
+        """Held definitions, oldest first, each with a bounded unified diff: those past
+        ``after`` (a listed one's ``key()``), at most ``limit``."""
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY first_seen, server, tool", args).fetchall()
-        return [_pending(row) for row in rows]
+            return self._held.page(server, limit, after)
 
-    def decided(self, server: str, tool: str, digest: str) -> bool:
-        """Whether definition ``digest`` of ``server``'s ``tool`` was approved (it is pinned)
-        or rejected: an admin has already answered for it."""
+    def held_tool(self, server: str, digest: str) -> PendingTool | None:
+        """``server``'s held definition ``digest``, if it is held (and recorded)."""
         with self._lock:
-            for table in ("pins", "rejected"):
-                row = self._db.execute(
-                    f"SELECT 1 FROM {table} WHERE server = ? AND tool = ? AND hash = ?",  # noqa: S608 - fixed names
-                    (server, tool, digest),
-                ).fetchone()
-                if row is not None:
-                    return True
-        return False
+            return self._held.find(server, digest)
+
+    def decided(self, server: str, tool: str | None, digest: str) -> bool:
+        """Whether definition ``digest`` of ``server``'s ``tool`` (None: any) was approved (it
+        is pinned) or rejected: an admin has already answered for it."""
+        with self._lock:
+            return any(self._db.execute(q, (server, digest, tool)).fetchone() for q in _DECIDED)
 
     def approved(self, server: str) -> dict[str, str]:
         """``server``'s pinned tools: name -> hash."""
@@ -368,27 +387,11 @@ class PinStore:
         return dict(rows)
 
     def _pending_row(self, server: str, tool: str, digest: str) -> PendingTool:
-        row = self._db.execute(
-            "SELECT * FROM pending WHERE server = ? AND tool = ? AND hash = ?",
-            (server, tool, digest),
-        ).fetchone()
-        if row is None:
+        row = self._held.find(server, digest)
+        if row is None or row.tool != tool:
             raise NotPending(f"{server}/{tool} has no held definition {digest[:12]}")
-        return _pending(row)
+        return row
 
 
 def _json(value: JSONObject) -> str:
     return _ENCODER.encode(value).decode()
-
-
-def _pending(
-    row: tuple[str, str, str, str, str | None, str | None, str, str, float],
-) -> PendingTool:
-    server, tool, digest, definition, old_hash, old_definition, reason, findings, first = row
-    new = json.loads(definition)
-    old = None if old_definition is None else json.loads(old_definition)
-    return PendingTool(
-        server=server, tool=tool, hash=digest, reason=reason,  # type: ignore[arg-type]
-        findings=_FINDINGS.decode(findings), first_seen=first, definition=new,
-        old_hash=old_hash, old_definition=old, diff=unified(old, new, tool),
-    )  # fmt: skip

@@ -33,7 +33,9 @@ __all__ = ["PoisonScanner", "is_poisoned"]
 MAX_NODES: Final = 20_000  # strings and containers per definition; real tools use a few hundred
 MAX_DEPTH: Final = 64
 EXCERPT_CONTEXT: Final = 40  # characters either side of a match
-_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+_MAX_BARE: Final = 128  # characters in a tool name (AZ-3)
+_NAME: Final = re.compile(rf"[A-Za-z0-9_.\-]{{1,{_MAX_BARE}}}")
+_RUN: Final = re.compile(r"(?<![\w.\-])[\w.\-]+")  # a word of name characters
 
 
 def is_poisoned(findings: Collection[Finding]) -> bool:
@@ -56,6 +58,7 @@ class PoisonScanner:
         self._separator = separator
         self._max_nodes = max_nodes
         self._max_depth = max_depth
+        self._names: tuple[Mapping[str, Collection[str]], str | None, set[str]] | None = None
         sep = re.escape(separator)
         self._namespaced = re.compile(
             rf"\b([A-Za-z0-9][A-Za-z0-9_.\-]{{0,63}}?){sep}([A-Za-z0-9_.\-]+)"
@@ -176,16 +179,36 @@ class PoisonScanner:
             if prefix != server and (not others or prefix in others):
                 yield _finding("cross-server-reference", path, text, match)
                 return
-        for other, names in others.items():
-            if other == server:
-                continue
-            for name in names:
-                # A bare name only counts when it cannot be an ordinary word.
-                if len(name) >= 4 and not name.isalpha() and _NAME.fullmatch(name):
-                    found = re.search(rf"(?<![\w.\-]){re.escape(name)}(?![\w\-])", text)
-                    if found:
-                        yield _finding("cross-server-reference", path, text, found)
-                        return
+        # A bare name, where it stands as a word of its own: at the start of a run of
+        # name characters, ending at the run's end or before a '.' in it.
+        names = self._bare_names(others, server)
+        if not names:
+            return
+        for run in _RUN.finditer(text):
+            start, length = run.start(), run.end() - run.start()
+            head = text[start : start + min(length, _MAX_BARE + 1)]  # names are no longer
+            ends = [i for i, c in enumerate(head) if c == "."]
+            for end in [*ends, length] if length <= _MAX_BARE else ends:
+                if head[:end] in names:
+                    yield _finding("cross-server-reference", path, text, (start, start + end))
+                    return
+
+    def _bare_names(self, others: Mapping[str, Collection[str]], server: str | None) -> set[str]:
+        """The other servers' tool names that count bare: those that cannot be an ordinary
+        word. Built once per ``others`` mapping (a review passes the same one for every
+        definition), so the check costs the text's length, not the number of names (DS-4)."""
+        cached = self._names
+        if cached is not None and cached[0] is others and cached[1] == server:
+            return cached[2]
+        names = {
+            name
+            for other, theirs in others.items()
+            if other != server
+            for name in theirs
+            if len(name) >= 4 and not name.isalpha() and _NAME.fullmatch(name)
+        }
+        self._names = (others, server, names)
+        return names
 
 
 def _builtins(item: JSONObject | msgspec.Struct) -> JSONValue:
@@ -198,9 +221,12 @@ def _child(path: str, key: str) -> str:
     return f"{path}[{visible(repr(key), 64)}]"
 
 
-def _finding(kind: FindingKind, path: str, text: str, match: re.Match[str]) -> Finding:
-    start = max(0, match.start() - EXCERPT_CONTEXT)
-    end = min(len(text), match.end() + EXCERPT_CONTEXT)
+def _finding(
+    kind: FindingKind, path: str, text: str, match: re.Match[str] | tuple[int, int]
+) -> Finding:
+    begin, finish = match.span() if isinstance(match, re.Match) else match
+    start = max(0, begin - EXCERPT_CONTEXT)
+    end = min(len(text), finish + EXCERPT_CONTEXT)
     excerpt = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
     return Finding(kind=kind, path=visible(path, 200), excerpt=visible(excerpt, 160))
 

@@ -6,7 +6,9 @@ until an admin approves them (``guard.pins.hold_poisoned``, kept in the same dat
 may write is a ``ConfigError``, said before anything listens; so is an audit database, through
 ``refuse_unsafe``); ``tools`` and ``definitions`` are the gateway's ``tool_screen`` and
 ``definition_screen``. Each screens in a worker thread (DS-4) and audits every change to the
-pins and every hold in the audit log of the moment (``audit``; none while it is off).
+pins and every hold in the audit log of the moment (``audit``; none while it is off). Tools
+held but left unrecorded because the held table is full are logged and audited once per
+change of their number (``pin.held-unlisted``), not one by one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import anyio
 import msgspec
@@ -36,6 +39,8 @@ from bastion.pipeline.build import schema_validator
 __all__ = ["UpstreamScreens", "refuse_unsafe"]
 
 logger = logging.getLogger(__name__)
+
+_LOGGED_NAME: Final = 160  # characters of an upstream's tool name in a log line
 
 
 class UpstreamScreens:
@@ -84,10 +89,31 @@ class UpstreamScreens:
             logger.warning(
                 "held back %s's tool %s (%s) until an admin approves it",
                 server,
-                held.tool,
+                held.tool[:_LOGGED_NAME],
                 held.reason,
             )
         log = self._audit()
+        if review.overflow is not None:
+            overflow = review.overflow
+            logger.warning(
+                "held back %d more of %s's tools, unlisted: %d tools wait for an admin already",
+                overflow.unlisted,
+                server,
+                overflow.limit,
+            )
+            if log is not None:
+                await log.record(
+                    AuditRecord(
+                        time=time.time(),
+                        kind="pin",
+                        principal=f"upstream:{server}",
+                        method="pin.held-unlisted",
+                        target=server,
+                        decision="deny",
+                        outcome="held-table-full",
+                        detail=msgspec.to_builtins(overflow),
+                    )
+                )
         for event in review.events:
             if log is not None:
                 await log.record(

@@ -2,7 +2,8 @@
 the URI's path (``unquote``) and answers with the path it would open, without touching the
 disk; ``reads`` lists every path asked for, so a test can tell whether a refused read ever
 reached this process. It also serves ``note://hello``, a resource of a scheme that cannot
-fetch. ``python -m tests.pipeline.files``."""
+fetch. Every completion it is asked for is listed in ``reads`` too (``complete:<ref>``).
+``python -m tests.pipeline.files``."""
 
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ async def _open(ctx: ToolContext, args: JSONObject) -> JSONObject:
     return {"content": [{"type": "text", "text": f"opened {path}"}]}
 
 
+async def _complete(
+    ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject
+) -> JSONObject:
+    reads.append(f"complete:{ref.get('uri', ref.get('name'))}")
+    return {"values": ["readme.txt"], "total": 1, "hasMore": False}
+
+
 async def _reads(ctx: ToolContext, args: JSONObject) -> JSONObject:
     return {"content": [{"type": "text", "text": "reads"}], "structuredContent": {"reads": reads}}
 
@@ -50,6 +58,7 @@ def build_app() -> ServerApp:
     app.add_template(t.ResourceTemplate(uriTemplate="file:///{+path}", name="files"), _file)
     app.add_resource(t.Resource(uri="note://hello", name="hello"), _note)
     app.add_template(t.ResourceTemplate(uriTemplate="tree://root/{+path}", name="tree"), _tree)
+    app.completion = _complete
     app.add_tool(
         t.Tool(
             name="open",

@@ -11,6 +11,7 @@ import anyio
 import msgspec
 import pytest
 
+from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
 from bastion.client import ClientHandlers
 from bastion.errors import PeerError
@@ -484,3 +485,82 @@ async def test_ds4_a_refused_listen_stream_is_tallied_under_its_own_limit() -> N
         assert (await alice.recv())["error"]["code"] == -32005
     refused = [r for r in sink.records if r.outcome == "-32005"]
     assert [r.detail.get("limit") for r in refused] == ["listens"]
+
+
+# -- completion refs (AZ-1) ---------------------------------------------------------------------
+
+COMPLETION_POLICY = """
+version: 1
+roles: {dev: {}}
+rules:
+  - {id: dev-all, effect: allow, roles: [dev], methods: ["**"]}
+  - {id: no-template, effect: deny, roles: [dev], resources: ["srv+test://template/**"]}
+"""
+TEMPLATE = "srv+test://template/{id}/data"
+
+
+def completing(refs: list[JSONObject]) -> ServerApp:
+    """An app whose completion handler notes every ref it is asked about."""
+    app = ServerApp("upstream", "1.0")
+
+    async def complete(
+        ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject
+    ) -> JSONObject:
+        refs.append(ref)
+        return {"values": ["42"], "total": 1, "hasMore": False}
+
+    app.completion = complete
+    return app
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        {"type": "ref/Resource", "uri": TEMPLATE},
+        {"uri": TEMPLATE},
+        {"type": "ref/prompt ", "name": "x", "uri": TEMPLATE},
+        {"type": "ref/resource"},
+        {"type": "ref/prompt", "uri": TEMPLATE},
+    ],
+)
+async def test_az1_a_completion_ref_spelled_off_the_spec_is_refused_before_policy(
+    ref: JSONObject,
+) -> None:
+    """AZ-1: a deny on a resource holds for its completions however the ref's type is
+    spelled: a ref not exactly ``ref/resource``/``ref/prompt`` with its uri/name is refused
+    -32602 before the policy (so a method-wide allow cannot let it through), the upstream is
+    never asked, and the refusal is audited as a deny; the spec spelling is denied by the
+    rule."""
+    asked: list[JSONObject] = []
+    sink = MemorySink()
+    rules = policy(COMPLETION_POLICY)
+    stages = [AuditStage(sink), AuthorizeStage(lambda: rules)]
+    params = {"ref": ref, "argument": {"name": "id", "value": "1"}}
+    spec = {**params, "ref": {"type": "ref/resource", "uri": TEMPLATE}}
+    async with raw_guarded(completing(asked), stages, principal("alice", "dev")) as c:
+        await c.call("initialize", INITIALIZE, 1)
+        odd = await c.call("completion/complete", params, 2)
+        denied = await c.call("completion/complete", spec, 3)
+    assert odd.get("error", {}).get("code") == -32602, (odd, asked)
+    assert denied["error"]["code"] == -32003
+    assert asked == []
+    odd_record, denied_record = sink.records[-2:]
+    assert (odd_record.method, odd_record.decision, odd_record.outcome) == (
+        "completion/complete",
+        "deny",
+        "-32602",
+    )
+    assert (denied_record.decision, denied_record.rule_id) == ("deny", "no-template")
+
+
+async def test_az1_a_completion_ref_of_the_spec_is_decided_on_its_target() -> None:
+    asked: list[JSONObject] = []
+    rules = policy(COMPLETION_POLICY)
+    params = {"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "a", "value": ""}}
+    async with raw_guarded(
+        completing(asked), [AuthorizeStage(lambda: rules)], principal("alice", "dev")
+    ) as c:
+        await c.call("initialize", INITIALIZE, 1)
+        answer = await c.call("completion/complete", params, 2)
+    assert answer["result"]["completion"]["values"] == ["42"]
+    assert asked == [{"type": "ref/prompt", "name": "p"}]

@@ -5,7 +5,8 @@ IN-4: ``file:`` URIs are confined even when no root is configured (then every on
 refused), dot segments never pass, and other schemes that cannot fetch still work. AZ-3:
 a URI spelled with needless percent-encoding (``.%65nv`` for ``.env``) is refused before
 policy, so a deny rule on the normal spelling cannot be stepped around. A refused read
-never reaches the upstream.
+never reaches the upstream. AZ-1: a completion ref of a type off the spec is refused before
+policy, so it cannot step around a deny on the resource it completes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ RESOURCES = """\
     effect: deny
     roles: [dev]
     resources: ["files+file:///**/.env"]
+  - id: no-file-completion
+    effect: deny
+    principals: ["*"]
+    methods: [completion/complete]
+    resources: ["files+file:///**"]
 """
 SERVERS = f"""\
   files:
@@ -211,3 +217,33 @@ def test_az3_a_uri_with_dot_or_empty_segments_is_refused_not_matched(
     assert _reads(lenient)[before:] == ["tree:pub/a"]
     records = [r for r in lenient.audit() if r.get("target", "").endswith(spelling)]
     assert records and all(r["rule_id"] == "invalid-name" for r in records)
+
+
+# -- completion refs (red-team AZ-1) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        {"type": "ref/Resource", "uri": "files+file:///{+path}"},
+        {"uri": "files+file:///{+path}"},
+        {"type": "ref/prompt ", "name": "x", "uri": "files+file:///{+path}"},
+    ],
+)
+def test_az1_a_completion_ref_off_the_spec_never_reaches_a_denied_resource(
+    rooted: Gateway, ref: dict[str, str]
+) -> None:
+    """AZ-1 over HTTP: completing ``files+file:///{+path}`` is denied to everyone; a ref
+    whose type is spelled off the spec (or missing) used to go without a target, so the
+    admin's method-wide allow let it through to the upstream, whose values came back
+    (audited as allowed). It is refused -32602 before policy, never reaches the upstream
+    and is audited as a deny."""
+    argument = {"name": "path", "value": "re"}
+    spec = {"type": "ref/resource", "uri": "files+file:///{+path}"}
+    denied = rooted.modern("admin", "completion/complete", {"ref": spec, "argument": argument})
+    assert denied.json()["error"]["code"] == DENIED
+    odd = rooted.modern("admin", "completion/complete", {"ref": ref, "argument": argument})
+    assert odd.json().get("error", {}).get("code") == INVALID_PARAMS, odd.text
+    assert not [r for r in _reads(rooted) if r.startswith("complete:")]
+    records = [r for r in rooted.audit() if r["method"] == "completion/complete"]
+    assert records and all(r["decision"] == "deny" for r in records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
@@ -48,3 +49,32 @@ guard: {{pins: {{db_path: {tmp_path / "pins.db"}}}}}
     [waiting] = security.approvals.pending()
     assert "deploy" in waiting.arguments_preview
     assert "T-4711" not in waiting.arguments_preview
+
+
+def test_az1_the_gateway_warns_of_a_principal_glob_that_can_match_no_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AZ-1: ``principals: [bob]`` can never apply (key bob is ``apikey:bob``); the gateway
+    loads the file and logs a warning naming the rule and the id forms."""
+    file = tmp_path / "policy.yaml"
+    file.write_text(
+        "roles: {dev: {}}\nrules:\n"
+        "  - {id: no-bob, effect: deny, principals: [bob], tools: [fx__simple]}\n"
+    )
+    config = parse_config(
+        f"""\
+servers: {{}}
+policy: {{file: {file}}}
+audit: {{db: {tmp_path / "audit.db"}}}
+guard: {{pins: {{db_path: {tmp_path / "pins.db"}}}}}
+""",
+        {},
+    )
+    with caplog.at_level(logging.WARNING, logger="bastion.policy.principal_ids"):
+        security = Security(
+            config, Gateway(config, {}, sealer=RequestStateSealer([secrets.token_bytes(32)]))
+        )
+    security.screens.close()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"{file}: rules[0].principals[0] 'bob' can never match" in warning
+    assert "apikey:<key name>" in warning

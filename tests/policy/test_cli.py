@@ -22,7 +22,7 @@ def bastion(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_allow_exits_0_with_rule_and_obligations() -> None:
-    out = bastion("test", "--policy", EXAMPLE, "--principal", "alice", "--method", "tools/call",
+    out = bastion("test", "--policy", EXAMPLE, "--key", "alice", "--method", "tools/call",
                   "--tool", "github__delete_repo", "--at", MONDAY)  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -87,3 +87,44 @@ def test_bad_policy_file_exits_78_naming_the_path(tmp_path: Path) -> None:
     missing = bastion("test", "--policy", tmp_path / "nope.yaml", "--principal", "a",
                       "--method", "ping")  # fmt: skip
     assert missing.returncode == 78
+
+
+KEYED = """\
+roles: {dev: {}}
+rules:
+  - {id: dev-all, effect: allow, roles: [dev], tools: ["*"]}
+  - {id: no-bob, effect: deny, principals: ["apikey:bob"], tools: [fx__simple]}
+"""
+CALL = ["--role", "dev", "--method", "tools/call", "--tool", "fx__simple", "--at", MONDAY]
+
+
+def test_az1_key_decides_as_the_gateway_names_an_api_key_and_principal_is_the_raw_id(
+    tmp_path: Path,
+) -> None:
+    """AZ-1: the gateway names API key ``bob`` ``apikey:bob``; ``--key bob`` asks as that
+    principal, so a rule on ``apikey:bob`` denies it as the gateway would, while
+    ``--principal`` is the id as given."""
+    file = tmp_path / "policy.yaml"
+    file.write_text(KEYED)
+    key = bastion("test", "--policy", file, "--key", "bob", *CALL)
+    assert (key.returncode, key.stdout.splitlines()[:2]) == (1, ["deny", "rule: no-bob"])
+    assert "by 'apikey:bob'" in key.stdout
+    raw = bastion("explain", "--policy", file, "--principal", "apikey:bob", *CALL)
+    assert (raw.returncode, raw.stdout.splitlines()[:2]) == (1, ["deny", "rule: no-bob"])
+    other = bastion("test", "--policy", file, "--principal", "bob", *CALL)
+    assert (other.returncode, other.stdout.splitlines()[:2]) == (0, ["allow", "rule: dev-all"])
+    both = bastion("test", "--policy", file, "--key", "bob", "--principal", "bob", *CALL)
+    assert both.returncode == 2
+
+
+def test_az1_a_principal_glob_that_can_match_no_id_is_warned_about(tmp_path: Path) -> None:
+    """A rule on ``bob`` loads but can never apply (ids carry their kind): the CLI says so on
+    stderr, naming the rule and the id forms, and still decides."""
+    file = tmp_path / "policy.yaml"
+    file.write_text(KEYED.replace('"apikey:bob"', "bob"))
+    out = bastion("test", "--policy", file, "--key", "bob", *CALL)
+    assert (out.returncode, out.stdout.splitlines()[1]) == (0, "rule: dev-all")
+    assert "rules[1].principals[0] 'bob' can never match" in out.stderr
+    assert "apikey:<key name>" in out.stderr
+    clean = bastion("test", "--policy", EXAMPLE, "--key", "alice", *CALL)
+    assert "can never match" not in clean.stderr

@@ -1,5 +1,9 @@
 """``bastion policy test`` and ``bastion policy explain``: decide one request offline.
 
+Who asks is ``--principal`` (the id as the gateway gives it, e.g. ``jwt:ISSUER#SUBJECT``) or
+``--key NAME`` (API key NAME, whose id is ``apikey:NAME``). A principal glob in the file that
+can match no id is warned about on stderr (``policy.principal_ids``).
+
 Exit status: 0 allow, 1 deny, 2 usage (bad ``--arg``/``--at``), 78 when the policy file does
 not load (``ConfigError``, turned into 78 by ``bastion.cli.main``).
 """
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from bastion.policy import Decision, PolicyRequest, Target, TargetKind, load_policy
+from bastion.policy.principal_ids import warn_unmatchable
 
 __all__ = ["run_policy"]
 
@@ -35,7 +40,7 @@ def run_policy(args: argparse.Namespace) -> int:
     return _run(
         args.policy_command,
         policy=args.policy,
-        principal=args.principal,
+        principal=args.principal if args.key is None else f"apikey:{args.key}",
         roles=args.role,
         claims=args.claim,
         method=args.method,
@@ -71,6 +76,7 @@ def _run(
         print(f"bastion policy: {exc}", file=sys.stderr)
         return EXIT_USAGE
     compiled = load_policy(Path(policy))
+    warn_unmatchable(compiled.source, policy)
     if command == "explain":
         decision, traces = compiled.explain(request)
         _print_decision(decision)

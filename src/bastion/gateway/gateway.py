@@ -29,6 +29,7 @@ from bastion.gateway.declared import GATEWAY_CAPABILITIES, GATEWAY_NAME
 from bastion.gateway.offer import DefinitionScreen, ToolScreen, install, screen_listings
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
+from bastion.protocol.refs import completion_ref
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.server.context import ToolContext
@@ -342,14 +343,13 @@ class Gateway:
     async def _complete(
         self, ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject
     ) -> JSONObject:
-        entry = None
-        if ref.get("type") == "ref/prompt":
-            entry = self.catalog.prompts.get(str(ref.get("name")))
-            upstream_ref = {**ref, "name": entry.original} if entry else ref
+        kind, name = completion_ref(ref)  # as the policy read it (AZ-1); else -32602
+        if kind == "prompt":
+            entry = self.catalog.prompts.get(name)
+            upstream_ref = {"type": ref["type"], "name": entry.original} if entry else None
         else:
-            uri = str(ref.get("uri"))
-            entry = self.catalog.resources.get(uri) or self.catalog.templates.get(uri)
-            upstream_ref = {**ref, "uri": entry.original} if entry else ref
+            entry = self.catalog.resources.get(name) or self.catalog.templates.get(name)
+            upstream_ref = {"type": ref["type"], "uri": entry.original} if entry else None
         if entry is None:
             return {"values": [], "total": 0, "hasMore": False}
         params = {"ref": upstream_ref, "argument": argument, "context": context}

@@ -1,6 +1,8 @@
 """The authorize stage (AZ-1, AZ-2, AZ-4, TC-6): ask the policy about every request, refuse
 what it does not allow before anything reaches an upstream, filter list results by the same
 decisions, and enforce a high-security tool's obligations (recent authentication, approval).
+A request whose target could not be read from its params (``Exchange.malformed``) is refused
+-32602 before the policy is asked.
 Each URI a ``subscriptions/listen`` follows is decided as the ``resources/subscribe`` it
 replaces; one refused refuses the whole request, with the same answer, before anything is
 subscribed.
@@ -62,6 +64,8 @@ class AuthorizeStage:
         self._wall = wall_clock
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
+        if exchange.malformed is not None:
+            raise exchange.malformed
         policy = self._policy()
         now = self._wall()
         request = _request(exchange, now)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bastion._types import JSONObject, JSONValue
 from bastion.auth.principal import Principal
-from bastion.errors import MethodNotFound
+from bastion.errors import InvalidParams, MethodNotFound
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.targets import subscriptions_of, target_of
@@ -70,12 +70,18 @@ class GuardedConnection:
             # Not a method of this era (or of MCP): -32601 from the protocol, as both
             # revisions require, rather than a policy answer about something that is not there.
             raise MethodNotFound(call.method)
+        malformed = None
+        try:
+            target = target_of(call.method, call.params)
+        except InvalidParams as exc:  # refused by the authorize stage, so it is audited
+            target, malformed = None, exc
         exchange = Exchange(
             principal=self.principal,
             call=call,
             serve=self.inner,
-            target=target_of(call.method, call.params),
+            target=target,
             subscriptions=subscriptions_of(call.method, call.params),
+            malformed=malformed,
             session=self._session,
             client_capabilities=self._capabilities(call, modern),
             modern=modern,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bastion._types import JSONObject
 from bastion.auth.principal import Principal
+from bastion.errors import InvalidParams
 from bastion.policy.decision import Decision, Target
 from bastion.session.peer import Call, RequestHandler
 
@@ -19,13 +20,16 @@ class Exchange:
     """The mutable record of one request. ``serve`` is the MCP layer the ``route`` stage
     hands the request to; ``target`` is the tool, resource or prompt named in the body;
     ``subscriptions`` the resources a ``subscriptions/listen`` asks to follow (when one of
-    them is refused, it becomes the ``target``, so the audit record names it)."""
+    them is refused, it becomes the ``target``, so the audit record names it). ``malformed``
+    is why the target could not be read from the params (a completion ref off the spec):
+    the authorize stage raises it before asking the policy."""
 
     principal: Principal
     call: Call
     serve: RequestHandler
     target: Target | None = None
     subscriptions: tuple[Target, ...] = ()
+    malformed: InvalidParams | None = None
     session: str | None = None
     client_capabilities: JSONObject = field(default_factory=dict)
     modern: bool = False

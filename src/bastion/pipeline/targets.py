@@ -4,6 +4,8 @@ the resources a 2026-07-28 ``subscriptions/listen`` asks to follow (each decided
 
 Policy decides on the name in the body, never on mirrored headers (TR-12). A name of the wrong
 JSON type becomes an empty name, which the policy engine refuses as invalid before any rule.
+A completion's ref is read by ``protocol.refs.completion_ref``, as the gateway routes it: one
+off the spec raises ``InvalidParams``, and the request is refused before any policy.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Final
 
 from bastion._types import JSONObject, JSONValue
 from bastion.policy.decision import Target, TargetKind
+from bastion.protocol.refs import completion_ref
 
 __all__ = ["LISTEN", "LIST_KINDS", "SUBSCRIBE", "subscriptions_of", "target_of"]
 
 LISTEN: Final = "subscriptions/listen"
 SUBSCRIBE: Final = "resources/subscribe"  # what each URI of a listen request is decided as
+COMPLETE: Final = "completion/complete"
 
 _BY_METHOD: Final[dict[str, tuple[TargetKind, str]]] = {
     "tools/call": ("tool", "name"),
@@ -35,17 +39,17 @@ LIST_KINDS: Final[dict[str, tuple[str, TargetKind, str]]] = {
 
 
 def target_of(method: str, params: JSONObject) -> Target | None:
+    """The target ``method`` is about, None for a method without one.
+
+    Raises:
+        InvalidParams: a ``completion/complete`` whose ref is off the spec.
+    """
     found = _BY_METHOD.get(method)
     if found is not None:
         kind, field = found
         return Target(kind, _name(params.get(field)))
-    if method == "completion/complete":
-        ref = params.get("ref")
-        if isinstance(ref, dict):
-            if ref.get("type") == "ref/prompt":
-                return Target("prompt", _name(ref.get("name")))
-            if ref.get("type") == "ref/resource":
-                return Target("resource", _name(ref.get("uri")))
+    if method == COMPLETE:
+        return Target(*completion_ref(params.get("ref")))
     return None
 
 

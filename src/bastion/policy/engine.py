@@ -2,10 +2,12 @@
 
 Precedence, in this order:
 1. A target name outside the AZ-3 alphabet is denied before any rule (``invalid-name``); so
-   is a resource URI that is not in its one normal form (``_uri_is_normal``: escapes, dot
-   and empty segments), since rules match the URI as sent and the upstream decodes and
-   normalises it.
-2. If any applicable rule is a deny, the decision is deny (deny wins).
+   is a resource URI that is not in its one normal form (``uri_form``: escapes, dot and
+   empty segments, scheme and host case, user info, default ports, ``file://localhost``),
+   since rules match the URI as sent and the upstream decodes and normalises it.
+2. If any applicable rule is a deny, the decision is deny (deny wins). A deny on resources
+   applies when its glob matches the URI as sent or without its query and fragment (an
+   upstream may ignore them); an allow must match the URI as sent.
 3. Else if any applicable rule is an allow, the decision is allow.
 4. Else deny (``default-deny``).
 The effect therefore never depends on rule order. The reported ``rule_id`` is the first
@@ -41,6 +43,7 @@ from bastion.policy.model import PolicyFile
 from bastion.policy.principals import RoleResolver
 from bastion.policy.rules import CompiledRule
 from bastion.policy.security import Level, SecurityLevels
+from bastion.policy.uri_form import uri_is_normal, without_query
 
 __all__ = ["CALL_METHODS", "MAX_PLANS", "Policy", "RuleTrace", "listing_request", "valid_name"]
 
@@ -50,18 +53,6 @@ T = TypeVar("T")
 # ASCII without spaces (non-ASCII must arrive percent-encoded), at most 4096 characters.
 _NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _URI: Final = re.compile(r"[\x21-\x7e]{1,4096}")
-# A percent-encoding that RFC 3986 (6.2.2) says is not normal: lower-case hex digits, a
-# broken escape, or an escaped unreserved character (ALPHA DIGIT - . _ ~), which means the
-# same as the character itself. ``.%65nv`` is ``.env`` to the upstream, so a deny rule on
-# ``**/.env`` must not be stepped around by spelling it differently: such URIs are refused.
-_NOT_NORMAL_ESCAPE: Final = re.compile(
-    r"%(?![0-9A-F]{2})|%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E)"
-)
-# What comes before a URI's path (``scheme:`` and ``//authority``; a namespaced URI's
-# ``server+`` is part of its scheme), and a segment no normal path has: ``.``, ``..`` or an
-# empty one (two slashes, or a trailing slash after a segment).
-_SCHEME_AUTHORITY: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://[^/?#]*)?")
-_ODD_SEGMENT: Final = re.compile(r"/(?:\.\.?)?(?:/|$)")
 # The call that a listed item stands for, decided when filtering a */list result (AZ-2).
 CALL_METHODS: Final[dict[TargetKind, str]] = {
     "tool": "tools/call",
@@ -85,22 +76,8 @@ class _Plan(msgspec.Struct, frozen=True):
 
 def valid_name(target: Target) -> bool:
     if target.kind == "resource":
-        return _URI.fullmatch(target.name) is not None and _uri_is_normal(target.name)
+        return _URI.fullmatch(target.name) is not None and uri_is_normal(target.name)
     return _NAME.fullmatch(target.name) is not None
-
-
-def _uri_is_normal(uri: str) -> bool:
-    """No percent-encoding that another spelling of the same URI would not have, and a path
-    without dot segments or empty ones (``a/./b``, ``a//b``, ``a/b/``: an upstream that
-    reads ``a/b`` in them would be asked for it past a rule on ``a/b``)."""
-    if "%" in uri and _NOT_NORMAL_ESCAPE.search(uri) is not None:
-        return False
-    head = _SCHEME_AUTHORITY.match(uri)
-    path = uri[head.end() :] if head is not None else ""
-    path = path.partition("?")[0].partition("#")[0]
-    if not path.startswith("/"):  # an opaque path (``doc:pub/a``) is read the same way
-        path = "/" + path
-    return path == "/" or _ODD_SEGMENT.search(path) is None
 
 
 class RuleTrace(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,9 +124,18 @@ class Policy:
         """What ``decide`` needs beyond the conditions, for requests like ``request``."""
         if request.target is not None and not valid_name(request.target):
             return _Plan((), _invalid(request.target))
+        candidates = self._index.candidates(request)
+        bare = _without_query(request)
+        if bare is not None:  # denies also match the URI without its query and fragment
+            more = [rule for rule in self._index.candidates(bare) if rule.deny]
+            merged = {rule.position: rule for rule in candidates + more}
+            candidates = sorted(merged.values(), key=lambda rule: (not rule.deny, rule.position))
         steps: list[tuple[CompiledConditions | None, Decision]] = []
-        for rule in self._index.candidates(request):
-            if rule.failure(request, roles, conditions=False) is not None:
+        for rule in candidates:
+            misses = rule.failure(request, roles, conditions=False) is not None
+            if misses and rule.deny and bare is not None:
+                misses = rule.failure(bare, roles, conditions=False) is not None
+            if misses:
                 continue
             conditions = rule.conditions
             steps.append((conditions, self._decision(rule, request)))
@@ -162,11 +148,14 @@ class Policy:
         if request.target is not None and not valid_name(request.target):
             return _invalid(request.target), []
         roles = self.roles_of(request)
+        bare = _without_query(request)
         traces: list[RuleTrace] = []
         deny: CompiledRule | None = None
         allow: CompiledRule | None = None
         for rule in self.rules:
             reason = rule.failure(request, roles)
+            if reason is not None and rule.deny and bare is not None:
+                reason = rule.failure(bare, roles)
             traces.append(
                 RuleTrace(
                     rule_id=rule.id,
@@ -230,6 +219,17 @@ def listing_request(request: PolicyRequest, kind: TargetKind, name: str) -> Poli
     )
 
 
+def _without_query(request: PolicyRequest) -> PolicyRequest | None:
+    """``request`` about its resource URI without query and fragment, if it has either."""
+    target = request.target
+    if target is None or target.kind != "resource":
+        return None
+    bare = without_query(target.name)
+    if bare is None:
+        return None
+    return msgspec.structs.replace(request, target=Target("resource", bare))
+
+
 def _what(request: PolicyRequest) -> str:
     target = "" if request.target is None else f" on {request.target.kind} {request.target.name!r}"
     return f"{request.method}{target} by {request.principal!r}"
@@ -237,8 +237,9 @@ def _what(request: PolicyRequest) -> str:
 
 def _invalid(target: Target) -> Decision:
     limit = (
-        "printable ASCII, 1-4096 characters, percent-encoding and path in normal form"
-        " (no '.', '..' or empty segments)"
+        "printable ASCII, 1-4096 characters, in normal form (percent-encoding, no '.', '..'"
+        " or empty segments, lower-case scheme and host, no user info, default port or"
+        " file://localhost)"
         if target.kind == "resource"
         else ("[A-Za-z0-9_.-]{1,128}")
     )

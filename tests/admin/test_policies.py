@@ -67,6 +67,16 @@ def test_put_json(client: httpx.Client, admin: Admin) -> None:
     assert [r.id for r in admin.store.current.rules] == ["v"]
 
 
+_GLOBS = ", ".join(f"t{i}_x" for i in range(1000))
+ALIASED = (
+    "roles: {developer: null}\nrules:\n"
+    f"  - {{id: r0, effect: deny, roles: [developer], tools: &g [{_GLOBS}]}}\n"
+    + "".join(
+        f"  - {{id: r{i}, effect: deny, roles: [developer], tools: *g}}\n" for i in range(1, 200)
+    )
+)
+
+
 @pytest.mark.parametrize(
     ("content_type", "body", "message"),
     [
@@ -91,6 +101,8 @@ def test_put_json(client: httpx.Client, admin: Admin) -> None:
         (JSON, "[" * 5000 + "]" * 5000, "invalid JSON: nested too deeply"),
         (JSON, '{"roles": ' + "[" * 1100 + "]" * 1100 + "}", "invalid JSON: nested too deeply"),
         (YAML, "roles: " + "[" * 5000 + "]" * 5000, "nested over"),
+        # DS-4 (red-team t5): 21 KB standing for 200 000 globs through one alias
+        (YAML, ALIASED, "more than 100000 values (do YAML aliases expand too far?)"),
     ],
 )
 def test_invalid_policy_is_400_naming_the_problem(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from bastion.config.load import MAX_VALUES
 from bastion.errors import ConfigError
 from bastion.policy import load_policy, load_policy_file, parse_policy
+from bastion.policy.load import MAX_POLICY_GLOBS
+from bastion.policy.model import MAX_RULES
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
 
@@ -119,3 +123,115 @@ def test_files(tmp_path: Path) -> None:
 
 def test_the_example_policy_loads() -> None:
     assert len(load_policy(EXAMPLE).rules) >= 5
+
+
+# -- DS-4: what a policy may cost -------------------------------------------------------------
+
+
+def test_ds4_yaml_aliases_cannot_make_a_small_policy_expensive() -> None:
+    """Red-team t5: one list of 1000 globs named by alias in 200 rules stands for 200 000
+    globs in 21 KB; it is refused as the configuration's aliases are, before anything is
+    converted or compiled, and the message says why."""
+    globs = ", ".join(f"t{i}_x" for i in range(1000))
+    text = HEAD + f"  - {{id: r0, effect: deny, roles: [admin], tools: &g [{globs}]}}\n"
+    text += "".join(
+        f"  - {{id: r{i}, effect: deny, roles: [admin], tools: *g}}\n" for i in range(1, 200)
+    )
+    assert _error(text) == (
+        f"policy.yaml: more than {MAX_VALUES} values (do YAML aliases expand too far?)"
+    )
+
+
+def test_ds4_globs_and_rules_are_capped_in_all() -> None:
+    tools = ", ".join(f"t{i}_*" for i in range(MAX_POLICY_GLOBS // 2))
+    wide = "".join(
+        f"  - {{id: r{i}, effect: deny, roles: [admin], tools: [{tools}]}}\n" for i in range(2)
+    )
+    assert _error(HEAD + wide) == (
+        f"policy.yaml: rules: {2 * (MAX_POLICY_GLOBS // 2 + 1)} globs in all;"
+        f" at most {MAX_POLICY_GLOBS} are allowed"
+    )
+    many = "".join(
+        f"  - {{id: r{i}, effect: deny, principals: ['*'], methods: [ping]}}\n"
+        for i in range(MAX_RULES + 1)
+    )
+    assert _error("rules:\n" + many).startswith("policy.yaml: rules: expected `array` of length")
+    assert len(parse_policy("rules:\n" + many[: many.index(f"r{MAX_RULES}") - 9]).rules) == (
+        MAX_RULES
+    )
+
+
+# -- Who may change the policy file ------------------------------------------------------------
+
+
+def _safe_policy(folder: Path) -> Path:
+    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path = folder / "policy.yaml"
+    path.write_text(HEAD + OK_RULE)
+    path.chmod(0o644)
+    return path
+
+
+def test_a_link_in_a_directory_every_user_may_write_is_refused(tmp_path: Path) -> None:
+    """Red-team t8: a plain file in a 0777 directory was refused, but a link there to a safe
+    file was accepted, and anyone could repoint it later; the way to the file counts."""
+    target = _safe_policy(tmp_path / "safe")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    link = shared / "policy.yaml"
+    link.symlink_to(target)
+    with pytest.raises(ConfigError) as info:
+        load_policy_file(link)
+    assert str(info.value) == (
+        f"{link}: others may change the policy: {shared} is writable by every user;"
+        f" run: chmod o-w {shared}"
+    )
+    shared.chmod(0o1777)  # sticky, like /tmp: only the link's owner (we) may replace it
+    assert load_policy_file(link).rules
+
+
+def test_a_link_to_a_file_in_a_directory_every_user_may_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    target = _safe_policy(tmp_path / "shared")
+    (tmp_path / "shared").chmod(0o777)
+    link = _safe_policy(tmp_path / "etc").with_name("link.yaml")
+    (tmp_path / "hop").mkdir()
+    (tmp_path / "hop" / "next.yaml").symlink_to("../shared/policy.yaml")  # relative, 2 links
+    link.symlink_to(tmp_path / "hop" / "next.yaml")
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'shared'} is writable by every user"):
+        load_policy_file(link)
+    assert target.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_policy_another_user_owns_is_refused(tmp_path: Path) -> None:
+    """Red-team t8: a 0644 file owned by nobody was accepted; nobody may rewrite it."""
+    path = _safe_policy(tmp_path / "etc")
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ConfigError) as info:
+        load_policy_file(path)
+    assert str(info.value) == (
+        f"{path}: others may change the policy: {path} belongs to another user (uid 65534);"
+        f" run: chown 0 {path}"
+    )
+    os.chown(path, 0, 0)
+    os.chown(path.parent, 65534, 65534)  # the directory's owner may replace the file
+    with pytest.raises(ConfigError, match=f"{path.parent} belongs to another user"):
+        load_policy_file(path)
+    os.chown(path.parent, 0, 0)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(path)
+    os.lchown(link, 65534, 65534)  # a link's owner may repoint it
+    with pytest.raises(ConfigError, match=f"{link} belongs to another user"):
+        load_policy_file(link)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to a group needs root")
+def test_a_policy_a_group_may_replace_is_refused(tmp_path: Path) -> None:
+    path = _safe_policy(tmp_path / "etc")
+    os.chown(path.parent, 0, 65534)
+    path.parent.chmod(0o775)
+    with pytest.raises(ConfigError, match=f"writable by group 65534; run: chmod g-w {path.parent}"):
+        load_policy_file(path)

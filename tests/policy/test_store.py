@@ -1,7 +1,9 @@
-"""Reload: an invalid new file keeps the old policy; a changed file is picked up by poll()."""
+"""Reload: an invalid new file keeps the old policy; a changed file is picked up by poll() once
+seen unchanged on two polls; a stale compile never undoes a later reload."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -52,14 +54,17 @@ def test_poll_reloads_only_on_change(tmp_path: Path) -> None:
     store = PolicyStore(path)
     assert store.poll() is None  # unchanged
     _write(path, V2, 2_000_000_000)
+    assert store.poll() is None  # seen once: it may be half-written
     assert store.poll() is store.current  # the new policy, now in force
     assert store.current.decide(request()).rule_id == "v2"
     assert store.poll() is None
     _write(path, "nonsense: [", 3_000_000_000)
+    assert store.poll() is None
     assert isinstance(store.poll(), ConfigError)  # broken: the old policy stays...
     assert store.poll() is None  # ...and the same broken file is not retried
     assert store.current.decide(request()).rule_id == "v2"
     path.unlink()
+    assert store.poll() is None
     assert isinstance(store.poll(), ConfigError)
     assert store.current.decide(request()).rule_id == "v2"
 
@@ -76,6 +81,7 @@ def test_a_policy_every_user_may_write_is_refused(tmp_path: Path, where: str) ->
     store = PolicyStore(path)
     (path if where == "file" else folder).chmod(0o777 if where == "directory" else 0o666)
     _write(path, V2, 2_000_000_000)
+    assert store.poll() is None  # seen once
     error = store.poll()
     assert isinstance(error, ConfigError) and "chmod o-w" in str(error)
     assert store.current.decide(request()).rule_id == "v1"
@@ -100,6 +106,7 @@ def test_check_compiles_without_swapping_and_apply_swaps(tmp_path: Path) -> None
     store = PolicyStore(path)
     assert store.check() is None  # unchanged
     _write(path, V2, 2_000_000_000)
+    assert store.check() is None  # seen once
     loaded = store.check()
     assert loaded is not None
     assert store.current.decide(request()).rule_id == "v1"  # not yet in force
@@ -108,8 +115,99 @@ def test_check_compiles_without_swapping_and_apply_swaps(tmp_path: Path) -> None
     assert store.current.decide(request()).rule_id == "v2"
     assert store.check() is None  # the stamp moved with it
     _write(path, "rules: [{id: broken}]\n", 3_000_000_000)
+    assert store.check() is None  # seen once
     broken = store.check()
     assert broken is not None
     assert isinstance(store.apply(broken), ConfigError)
     assert store.current.decide(request()).rule_id == "v2"
     assert store.check() is None  # the same broken file is not retried
+
+
+def test_a_file_rewritten_in_place_is_applied_only_once_seen_whole(tmp_path: Path) -> None:
+    """Red-team t6: a file rewritten in place (``cat > policy.yaml``, an editor without
+    atomic save) was loaded half-written when a poll fell into a pause of the writer. A
+    version is applied only once a poll sees it unchanged since the poll before."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    half = V2.replace("roles: [developer]", "principals: ['*']")  # a valid, wider first half
+    _write(path, half, 2_000_000_000)
+    assert store.poll() is None  # the writer pauses here
+    with path.open("a") as file:
+        file.write("  - {id: v3, effect: deny, principals: ['*'], tools: [srv__tool]}\n")
+    os.utime(path, ns=(3_000_000_000, 3_000_000_000))
+    assert store.poll() is None  # changed since the last poll: not yet
+    assert store.current.decide(request()).rule_id == "v1"  # the half never was in force
+    assert store.poll() is store.current
+    assert store.current.decide(request()).rule_id == "v3"
+
+
+def test_an_atomic_replace_applies_one_poll_later(tmp_path: Path) -> None:
+    """Written to a temporary file and renamed over the policy, a new version is whole at
+    once; it is applied on the second poll that sees it, one poll interval later."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    _write(tmp_path / ".policy.yaml.tmp", V2, 2_000_000_000)
+    os.replace(tmp_path / ".policy.yaml.tmp", path)
+    assert store.poll() is None
+    assert store.poll() is store.current
+    assert store.current.decide(request()).rule_id == "v2"
+    assert store.digest == hashlib.sha256(V2.encode()).hexdigest()
+
+
+def test_a_stale_compile_never_undoes_a_later_reload(tmp_path: Path) -> None:
+    """Red-team t14: the poller compiled a big hand edit in a thread while ``PUT
+    /api/v1/policies`` replaced the file and reloaded it; the stale result was applied
+    afterwards. Each read takes a ticket first, and a result older than the one in force is
+    dropped; the digest is of the bytes compiled, not of the file as it is later."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    _write(path, V2, 2_000_000_000)
+    stale = store.check() or store.check()  # compiled from V2 ...
+    assert stale is not None
+    v3 = V1.replace("v1", "v3")
+    _write(path, v3, 3_000_000_000)  # ... while a PUT writes V3 and reloads
+    assert store.reload() is None
+    assert store.apply(stale) is None  # dropped
+    assert store.current.decide(request()).rule_id == "v3"
+    assert store.digest == hashlib.sha256(v3.encode()).hexdigest()
+    assert store.poll() is None and store.poll() is None  # and nothing left to pick up
+    assert store.current.decide(request()).rule_id == "v3"
+
+
+def test_a_compile_applied_before_a_later_reload_is_superseded(tmp_path: Path) -> None:
+    """The other order: a poll's result applied first is simply replaced by the reload that
+    read the file after it; the digest follows what is in force."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    _write(path, V2, 2_000_000_000)
+    loaded = store.check() or store.check()
+    assert loaded is not None
+    _write(path, V1.replace("v1", "v3"), 3_000_000_000)
+    assert store.apply(loaded) is store.current
+    assert store.digest == hashlib.sha256(V2.encode()).hexdigest()  # what it compiled
+    assert store.reload() is None
+    assert store.current.decide(request()).rule_id == "v3"
+
+
+def test_a_repointed_link_is_refused_and_the_old_policy_stays(tmp_path: Path) -> None:
+    """Red-team t8 on a running gateway: once the link's directory is open to every user,
+    repointing the link is refused on the next polls; the loaded policy stays."""
+    (tmp_path / "safe").mkdir()
+    target = tmp_path / "safe" / "policy.yaml"
+    _write(target, V1, 1_000_000_000)
+    link = tmp_path / "conf" / "policy.yaml"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    store = PolicyStore(link)
+    link.parent.chmod(0o777)
+    (tmp_path / "evil.yaml").write_text(V2)
+    link.unlink()
+    link.symlink_to(tmp_path / "evil.yaml")
+    assert store.poll() is None
+    error = store.poll()
+    assert isinstance(error, ConfigError) and f"chmod o-w {link.parent}" in str(error)
+    assert store.current.decide(request()).rule_id == "v1"

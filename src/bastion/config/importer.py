@@ -18,8 +18,10 @@ import msgspec
 import yaml  # PyYAML ships no annotations
 
 from bastion._types import JSONValue
-from bastion.config.load import MAX_SERVERS, _Path, _render_path, read_text_file
+from bastion.config.load import MAX_SERVERS, _Path
 from bastion.config.model import _describe
+from bastion.config.yaml_text import read_text_file
+from bastion.config.yaml_text import render_path as _render_path
 from bastion.errors import ConfigError
 
 __all__ = [

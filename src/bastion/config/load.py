@@ -1,4 +1,5 @@
-"""Load ``bastion.yaml``: bounded YAML, ``${VAR}`` substitution, typed conversion, cross-checks.
+"""Load ``bastion.yaml``: bounded YAML (``yaml_text``), ``${VAR}`` substitution, typed
+conversion, cross-checks.
 
 Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, the path in dotted
 form (``servers.github.args[1]``); YAML syntax errors read ``<source>:<line>:<column>: ...``.
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, TypeAlias, TypeVar, get_args, get_type_hints
 
 import msgspec
-import yaml  # PyYAML ships no annotations
 from msgspec import ValidationError
 
 from bastion._types import JSONValue
@@ -32,13 +32,23 @@ from bastion.config.model import (
     ServerConfig,
     _describe,
 )
+from bastion.config.yaml_text import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    YamlPath,
+    parse_yaml_text,
+    read_text_file,
+)
+from bastion.config.yaml_text import render_path as _render_path
 from bastion.errors import ConfigError
 from bastion.guard.settings import GuardSettings
 from bastion.limits.settings import LimitSettings
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
     "MAX_SERVERS",
+    "MAX_VALUES",
     "load_config",
     "parse_config",
     "parse_yaml_text",
@@ -47,22 +57,16 @@ __all__ = [
 
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 MAX_SERVERS: Final = 256
-# libyaml's C composer recurses per level and overflows the C stack (a crash, not an
-# exception) near 30 000 levels, so nesting is checked on the event stream first.
-MAX_DEPTH: Final = 32
-# Aliases share nodes, so a small file can stand for billions of values ("billion laughs").
-MAX_VALUES: Final = 100_000
 # A substituted value's text this long or longer is taken out of any message that quotes it
 # in its own way; shorter, it could match the message's own words (like MIN_KNOWN_SECRET).
 MIN_CONCEALED: Final = 8
 
-_Path: TypeAlias = tuple[str | int, ...]
+_Path: TypeAlias = YamlPath
 _S = TypeVar("_S", bound=msgspec.Struct)
 
 _SERVER_NAME: Final = re.compile(SERVER_NAME_PATTERN)
 _VARIABLE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE: Final = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)(?P<end>\}?)")
-_PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 _LOCATION: Final = re.compile(r"(?P<problem>.*?) - at `\$(?P<where>[^`]*)`")
 _SEGMENT: Final = re.compile(r"\.(?P<field>\w+)|\[(?P<index>\d+|\.\.\.)\]")
 _EXPECTED: Final = re.compile(r"Expected `(?P<want>[^`]+)`(?P<constraint>.*?)(?:, got `[^`]+`)?")
@@ -118,83 +122,12 @@ class _Invalid(Exception):
         self.problem = problem
 
 
-def read_text_file(path: Path, limit: int) -> str:
-    """The UTF-8 text of a configuration-like file of at most ``limit`` bytes.
-
-    Raises:
-        ConfigError: unreadable, too large, or not UTF-8 (the message names the file).
-    """
-    try:
-        with path.open("rb") as file:
-            raw = file.read(limit + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if len(raw) > limit:
-        raise ConfigError(f"{path}: larger than {limit // (1024 * 1024)} MiB")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
-
-
-# PyYAML keeps the last of two equal keys, so a second "github:" would silently win.
-def _construct_mapping(loader: JSONValue, node: JSONValue) -> dict[JSONValue, JSONValue]:
-    seen: set[Hashable] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node)
-        if isinstance(key, Hashable):  # an unhashable key is the constructor's to refuse
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {_describe(key)}", key_node.start_mark
-                )
-            seen.add(key)
-    mapping: dict[JSONValue, JSONValue] = loader.construct_mapping(node)
-    return mapping
-
-
-_Loader: JSONValue = type("_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def parse_yaml_text(text: str, source: str) -> JSONValue:
-    """One YAML document, safely loaded: duplicate keys refused, nesting capped at
-    ``MAX_DEPTH``.
-
-    Raises:
-        ConfigError: naming ``source`` and the line and column of the problem.
-    """
-    try:
-        depth = 0
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "?"
-                    raise ConfigError(f"{source}:{where}: nested over {MAX_DEPTH} levels")
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-        loader = _Loader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:  # MarkedYAMLError has marks; ReaderError (bad character) not
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
-        raise ConfigError(f"{where}: {problem or str(exc).splitlines()[0]}") from exc
-
-
 class _Resolver:
     """Copies the YAML tree, substituting variables in every string value (not in keys), and
     remembers what it substituted so that ``conceal`` can keep it out of messages."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
-        self._values = 0
         # path: (as written, as substituted, {variable: the value it gave})
         self._written: dict[_Path, tuple[str, str, dict[str, str]]] = {}
 
@@ -213,11 +146,7 @@ class _Resolver:
         return problem
 
     def resolve(self, value: JSONValue, path: _Path) -> JSONValue:
-        self._values += 1
-        if self._values > MAX_VALUES:
-            raise _Invalid((), f"more than {MAX_VALUES} values (do YAML aliases expand too far?)")
-        if len(path) > MAX_DEPTH:  # aliases nest what the event stream showed flat
-            raise _Invalid(path[:MAX_DEPTH], f"nested over {MAX_DEPTH} levels")
+        # parse_yaml_text bounded the tree, aliases expanded: MAX_VALUES values, MAX_DEPTH deep.
         if isinstance(value, str):
             return self._substitute(value, path)
         if isinstance(value, dict):
@@ -360,16 +289,3 @@ def _struct_at(kind: type[msgspec.Struct], fields: list[str]) -> type[msgspec.St
 
 def _unknown_field(kind: type[msgspec.Struct]) -> str:
     return f"unknown field; expected one of: {', '.join(kind.__struct_fields__)}"
-
-
-def _render_path(path: _Path) -> str:
-    """``("servers", "gh", "args", 1)`` -> ``servers.gh.args[1]``; odd keys are quoted."""
-    out = ""
-    for segment in path:
-        if isinstance(segment, int):
-            out += f"[{segment}]"
-        elif _PLAIN_KEY.fullmatch(segment):
-            out += f".{segment}" if out else segment
-        else:
-            out += f"[{json.dumps(segment)}]"
-    return out

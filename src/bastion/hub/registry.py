@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from bastion._file_trust import private_group
 from bastion.errors import ConfigError
 
 __all__ = [
@@ -168,25 +169,12 @@ def _refuse_swappable(directory: Path) -> None:
                 f"registry {directory}: {parent} belongs to another user (uid {info.st_uid}),"
                 " who may replace it; use a registry directory elsewhere"
             )
-        group_writable = info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid)
+        group_writable = info.st_mode & stat.S_IWGRP and not private_group(info.st_gid)
         if (info.st_mode & stat.S_IWOTH or group_writable) and not info.st_mode & stat.S_ISVTX:
             raise ConfigError(
                 f"registry {directory}: other users may replace it through {parent};"
                 f" run: chmod go-w {parent}"
             )
-
-
-def _private_group(gid: int) -> bool:
-    """Our primary group, named as we are, with no other member: a user private group."""
-    import grp  # noqa: PLC0415 - POSIX only, as is every caller
-    import pwd  # noqa: PLC0415
-
-    try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-        group = grp.getgrgid(gid)
-    except KeyError:
-        return False
-    return gid == os.getgid() and group.gr_name == user and set(group.gr_mem) <= {user}
 
 
 def record_path(directory: Path, instance_id: str) -> Path:

@@ -1,18 +1,16 @@
 """The audit record of a policy file reloaded in place (AD-1), like ``PUT /api/v1/policies``.
 
 A running gateway re-reads its policy file when it changes (``Security``); each outcome is
-audited: loaded, with its rule count and the sha-256 of the file as it is when recorded, or
-refused, with why (the first ``MAX_POLICY_ERROR`` characters; the old policy stays).
+audited: loaded, with its rule count and the sha-256 of the bytes it was compiled from (not
+of the file as it is when recorded: it may have changed again), or refused, with why (the
+first ``MAX_POLICY_ERROR`` characters; the old policy stays).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Final
-
-import anyio
 
 from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
@@ -25,11 +23,12 @@ __all__ = ["MAX_POLICY_ERROR", "record_policy_change"]
 MAX_POLICY_ERROR: Final = 500  # characters of a refused policy's error kept in its audit record
 
 
-async def record_policy_change(log: AuditLog, path: Path, change: Policy | ConfigError) -> None:
+async def record_policy_change(
+    log: AuditLog, path: Path, change: Policy | ConfigError, digest: str | None
+) -> None:
     """Audit ``change``, the outcome of reloading the policy file at ``path``: the policy
-    loaded, or the error it was refused with. The digest is taken in a worker thread."""
+    loaded (from bytes of sha-256 ``digest``), or the error it was refused with."""
     if isinstance(change, Policy):
-        digest = await anyio.to_thread.run_sync(_file_digest, path)
         outcome = "ok"
         detail: JSONObject = {"rules": len(change.rules), "sha256": digest}
     else:
@@ -47,11 +46,3 @@ async def record_policy_change(log: AuditLog, path: Path, change: Policy | Confi
             detail=detail,
         )
     )
-
-
-def _file_digest(path: Path) -> str | None:
-    """The sha-256 of ``path`` as it is now (the file just loaded, unless edited again)."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None

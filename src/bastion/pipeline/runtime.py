@@ -295,9 +295,11 @@ class Security:
             # Compiled in a thread (DS-4: a big policy would stop the event loop for seconds),
             # swapped here. No await between the swap and the check: a stream the new policy
             # refuses is cancelled before it runs again, so it delivers nothing under it.
+            # A new version is applied once seen unchanged on two polls (not half-written);
+            # a result older than what a PUT /api/v1/policies applied meanwhile is dropped.
             loaded = await anyio.to_thread.run_sync(store.check)
             change = None if loaded is None else store.apply(loaded)
             self._reauthorize_listens()
             await self._reauthorize_subscriptions()  # drops before its first await
-            if change is not None and self.audit is not None:
-                await record_policy_change(self.audit, store.path, change)
+            if loaded is not None and change is not None and self.audit is not None:
+                await record_policy_change(self.audit, store.path, change, loaded.digest)

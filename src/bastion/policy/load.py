@@ -3,27 +3,53 @@
 Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, for example
 ``policy.yaml: rules[3].tools[0]: ...``. Duplicate YAML keys are refused (PyYAML would keep
 the last one silently), and so are unknown fields, duplicate rule ids, undeclared roles and
-rules that say nothing about *who* they apply to. A file that every local user may write
-(or replace) is refused before it is read.
+rules that say nothing about *who* they apply to. The YAML is bounded as the configuration's
+is (``config.yaml_text``: aliases cannot expand past ``MAX_VALUES`` values), and so is what
+gets compiled: at most ``MAX_RULES`` rules and ``MAX_POLICY_GLOBS`` patterns in all.
+
+Whoever may write the policy may grant themselves anything, so a file that a user other than
+root or the gateway's own could change is refused before it is read: every entry on the way
+to it (the path as configured, each directory, each symlink and the target's directories)
+must belong to root or the gateway's user and be writable by no one else (a sticky directory,
+as /tmp is, excepted: ``bastion._file_trust``). ``read_policy_file`` returns the bytes' digest
+and stamp with the text, so a reload can say exactly what it compiled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-import stat
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple, TypeAlias
 
 import msgspec
 
-from bastion.config.load import parse_yaml_text, read_text_file
+from bastion._file_trust import untrusted_step
+from bastion.config.yaml_text import decode_text, parse_yaml_text
 from bastion.errors import ConfigError
 from bastion.policy.glob import is_literal
 from bastion.policy.model import ArgCondition, Binding, PolicyFile, Rule
 
-__all__ = ["MAX_POLICY_BYTES", "load_policy_file", "parse_policy"]
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "MAX_POLICY_GLOBS",
+    "PolicySource",
+    "Stamp",
+    "load_policy_file",
+    "parse_policy",
+    "read_policy_file",
+    "stamp_of",
+]
 
 MAX_POLICY_BYTES: Final = 4 * 1024 * 1024
+# Globs in all (rules' roles, principals, methods, tools, resources and prompts, bindings'
+# principals and roles, security.tools): far above a real policy; 10 000 rules of two globs
+# each compile in about 1.5 s (off the event loop) and 100 MB.
+MAX_POLICY_GLOBS: Final = 20_000
+# A file's identity and version as stat sees it: inode, mtime, size, ctime (a chmod or chown
+# changes it too, so a fixed permission is seen on the next poll).
+Stamp: TypeAlias = tuple[int, int, int, int]
 _AT: Final = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<where>[^`]*)`)?$", re.DOTALL)
 # Tool and prompt globs: the AZ-3 name alphabet plus the two wildcards.
 _NAME_GLOB: Final = re.compile(r"^[A-Za-z0-9_.*?-]{1,128}$")
@@ -36,37 +62,50 @@ class _Invalid(Exception):
         self.problem = problem
 
 
+class PolicySource(NamedTuple):
+    """A policy file as read: its stamp, the sha-256 of its bytes, and its text."""
+
+    stamp: Stamp
+    digest: str
+    text: str
+
+
+def stamp_of(info: os.stat_result) -> Stamp:
+    return info.st_ino, info.st_mtime_ns, info.st_size, info.st_ctime_ns
+
+
 def load_policy_file(path: Path) -> PolicyFile:
     """Read and check the policy file at ``path``.
 
     Raises:
-        ConfigError: the file cannot be read, is too large, or is not a valid policy.
+        ConfigError: the file cannot be read, is too large, is one that others could change,
+            or is not a valid policy.
     """
-    _refuse_writable_by_others(path)
-    text = read_text_file(path, MAX_POLICY_BYTES)
-    return parse_policy(text, source=path.name)
+    return parse_policy(read_policy_file(path).text, source=path.name)
 
 
-def _refuse_writable_by_others(path: Path) -> None:
-    """Whoever may write the policy may grant themselves anything: a policy file that every
-    local user may write, or that sits in a directory where every user may replace it (not
-    sticky, like /tmp is), is refused.
+def read_policy_file(path: Path) -> PolicySource:
+    """The policy file at ``path`` as read, once it is known that only root or the gateway's
+    user can change it (or replace it, or repoint a link on the way to it).
 
     Raises:
-        ConfigError: naming the file or directory and the ``chmod`` that fixes it.
+        ConfigError: naming ``path``, the entry at fault and the ``chmod``/``chown`` that
+            fixes it; or the file cannot be read, is too large, or is not UTF-8.
     """
-    try:
-        real = path.resolve()
-        mode = real.stat().st_mode
-        folder = real.parent.stat().st_mode
-    except OSError:
-        return  # read_text_file says what is wrong with it
-    if mode & stat.S_IWOTH:
-        raise ConfigError(f"{path}: writable by every user; run: chmod o-w {real}")
-    if folder & stat.S_IWOTH and not folder & stat.S_ISVTX:
+    step = untrusted_step(path)
+    if step is not None:
         raise ConfigError(
-            f"{path}: every user may replace it in its directory; run: chmod o-w {real.parent}"
+            f"{path}: others may change the policy: {step.entry} {step.why};"
+            f" run: {step.fix} {step.entry}"
         )
+    try:
+        with path.open("rb") as file:
+            stamp = stamp_of(os.fstat(file.fileno()))
+            raw = file.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    text = decode_text(path, raw, MAX_POLICY_BYTES)
+    return PolicySource(stamp, hashlib.sha256(raw).hexdigest(), text)
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> PolicyFile:
@@ -94,6 +133,14 @@ def parse_policy(text: str, *, source: str = "<policy>") -> PolicyFile:
 
 
 def _check(policy: PolicyFile) -> None:
+    globs = len(policy.security.tools) + sum(
+        (b.principal is not None) + len(b.roles) for b in policy.principals
+    )
+    for rule in policy.rules:
+        lists = (rule.roles, rule.principals, rule.methods, rule.tools, rule.resources)
+        globs += sum(len(each or ()) for each in (*lists, rule.prompts))
+    if globs > MAX_POLICY_GLOBS:
+        raise _Invalid("rules", f"{globs} globs in all; at most {MAX_POLICY_GLOBS} are allowed")
     declared = set(policy.roles)
     for i, binding in enumerate(policy.principals):
         _check_binding(binding, f"principals[{i}]", declared)

@@ -3,29 +3,46 @@
 ``reload()`` reads and compiles the file completely before swapping one reference, so a
 request sees either the old policy or the new one, never a mix. A file that does not load
 leaves the old policy in place and the error is logged (and returned). ``poll()`` reloads
-when the file's mtime or size changed and says what happened, for the caller's audit log; a
-caller runs it on a timer, so no restart is needed. ``check()`` and ``apply()`` are its two
-halves, for a caller that compiles off the event loop (a 4 MiB policy takes seconds) and
-swaps on it.
+when the file changed and says what happened, for the caller's audit log; a caller runs it
+on a timer, so no restart is needed. ``check()`` and ``apply()`` are its two halves, for a
+caller that compiles off the event loop (a 4 MiB policy takes seconds) and swaps on it.
+
+A file being rewritten in place (``cat > policy.yaml``, an editor without atomic save) may
+be read half-written, so a poll applies a new version only once it has seen it unchanged
+(the same stamp and sha-256) on the poll before: one poll interval later than the change.
+``reload()``, for a caller that has just replaced the file atomically, does not wait.
+
+Each read takes a ticket before it opens the file, and ``apply`` drops a result whose ticket
+is older than the one in force: a poll that compiled the file before ``PUT
+/api/v1/policies`` replaced it can no longer undo the PUT when it finishes. ``digest`` is the
+sha-256 of the bytes the policy in force was compiled from.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import TypeAlias
+from typing import NamedTuple
 
 from bastion.errors import ConfigError
 from bastion.policy.engine import Policy
-from bastion.policy.load import load_policy_file
+from bastion.policy.load import Stamp, load_policy_file, parse_policy, read_policy_file, stamp_of
 
 __all__ = ["Loaded", "PolicyStore", "load_policy"]
 
-# A policy file as loaded: its (mtime, size) stamp, and the compiled policy or why not.
-Loaded: TypeAlias = tuple[tuple[int, int] | None, Policy | ConfigError]
-
 logger = logging.getLogger(__name__)
+
+
+class Loaded(NamedTuple):
+    """A policy file as loaded: its read's ticket, stamp and sha-256 (None when it could not
+    be read), and the compiled policy or why not."""
+
+    ticket: int
+    stamp: Stamp | None
+    digest: str | None
+    result: Policy | ConfigError
 
 
 def load_policy(path: Path) -> Policy:
@@ -42,52 +59,103 @@ class PolicyStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp = self._stat()
-        self._policy = load_policy(path)
+        self._lock = threading.Lock()  # check and reload run in worker threads, apply not
+        self._tickets = 0  # the last ticket handed out
+        self._ticket = 0  # the ticket of the read in force
+        # Only the poller (check) uses it: a new version seen once, awaiting a second look.
+        self._seen: tuple[Stamp | None, str | None, str] | None = None
+        first = self._load(self._take_ticket())
+        if isinstance(first.result, ConfigError):
+            raise first.result
+        self._stamp = first.stamp
+        self._policy = first.result
+        self.digest: str | None = first.digest
 
     @property
     def current(self) -> Policy:
         return self._policy
 
     def reload(self) -> ConfigError | None:
-        """Load the file again; on failure keep the old policy and return the error."""
-        result = self.apply(self._load(self._stat()))
+        """Load the file again now; on failure keep the old policy and return the error."""
+        result = self.apply(self._load(self._take_ticket()))
         return result if isinstance(result, ConfigError) else None
 
     def poll(self) -> Policy | ConfigError | None:
-        """Reload if the file changed since the last load: the policy now in force, or the
-        error that kept the previous one; None when the file did not change."""
+        """Reload if the file changed since the last load and was seen unchanged since the
+        last poll: the policy now in force, or the error that kept the previous one; None
+        when nothing was applied."""
         loaded = self.check()
         return None if loaded is None else self.apply(loaded)
 
     def check(self) -> Loaded | None:
-        """The file read and compiled if it changed since the last load, else None; nothing
-        is swapped in (``apply`` does that), so a big policy can be compiled off the event
-        loop and applied on it."""
-        stamp = self._stat()
-        return None if stamp == self._stamp else self._load(stamp)
+        """The file read and compiled if it changed since the last load and this version was
+        already seen on the previous call, else None; nothing is swapped in (``apply`` does
+        that), so a big policy can be compiled off the event loop and applied on it."""
+        if _stat(self.path) == self._stamp:
+            self._seen = None
+            return None
+        read = self._read(self._take_ticket())
+        error = str(read.result) if isinstance(read.result, ConfigError) else ""
+        seen = (read.stamp, read.digest, error)
+        again, self._seen = seen == self._seen, seen
+        return self._compile(read) if again else None
 
-    def apply(self, loaded: Loaded) -> Policy | ConfigError:
+    def apply(self, loaded: Loaded) -> Policy | ConfigError | None:
         """Put what ``check`` loaded in force: the new policy, or the error that keeps the
-        previous one (logged; the same broken file is not retried on every poll)."""
-        stamp, result = loaded
-        self._stamp = stamp
-        if isinstance(result, ConfigError):
-            logger.error("policy reload failed, keeping the previous policy: %s", result)
-            return result
-        self._policy = result  # one reference assignment: atomic for readers
+        previous one (logged; the same broken file is not retried on every poll); None when
+        a later read is already in force (``loaded`` is stale, and dropped)."""
+        with self._lock:
+            if loaded.ticket < self._ticket:
+                logger.info("policy reload from %s dropped: a later one is in force", self.path)
+                return None
+            self._ticket, self._stamp = loaded.ticket, loaded.stamp
+            result = loaded.result
+            if isinstance(result, ConfigError):
+                logger.error("policy reload failed, keeping the previous policy: %s", result)
+                return result
+            self._policy = result  # one reference assignment: atomic for readers
+            self.digest = loaded.digest
         logger.info("policy reloaded from %s (%d rules)", self.path, len(result.rules))
         return result
 
-    def _load(self, stamp: tuple[int, int] | None) -> Loaded:
-        try:
-            return stamp, load_policy(self.path)
-        except ConfigError as exc:
-            return stamp, exc
+    def _take_ticket(self) -> int:
+        with self._lock:
+            self._tickets += 1
+            return self._tickets
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _load(self, ticket: int) -> Loaded:
+        return self._compile(self._read(ticket))
+
+    def _read(self, ticket: int) -> _Read:
         try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
+            source = read_policy_file(self.path)
+        except ConfigError as exc:
+            return _Read(ticket, _stat(self.path), None, exc)
+        return _Read(ticket, source.stamp, source.digest, source.text)
+
+    def _compile(self, read: _Read) -> Loaded:
+        result: Policy | ConfigError
+        if isinstance(read.result, ConfigError):
+            result = read.result
+        else:
+            try:
+                result = Policy(parse_policy(read.result, source=self.path.name))
+            except ConfigError as exc:
+                result = exc
+        return Loaded(read.ticket, read.stamp, read.digest, result)
+
+
+class _Read(NamedTuple):
+    """A policy file read, not yet compiled: its text, or why it could not be read."""
+
+    ticket: int
+    stamp: Stamp | None
+    digest: str | None
+    result: str | ConfigError
+
+
+def _stat(path: Path) -> Stamp | None:
+    try:
+        return stamp_of(os.stat(path))
+    except OSError:
+        return None

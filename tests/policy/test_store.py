@@ -211,3 +211,21 @@ def test_a_repointed_link_is_refused_and_the_old_policy_stays(tmp_path: Path) ->
     error = store.poll()
     assert isinstance(error, ConfigError) and f"chmod o-w {link.parent}" in str(error)
     assert store.current.decide(request()).rule_id == "v1"
+
+
+def test_az1_a_reloaded_policy_naming_no_possible_principal_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AZ-1: the warning the gateway logs at start for ``principals: [bob]`` (key bob is
+    ``apikey:bob``, so the rule never applies) is logged for a policy reloaded later too."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    _write(
+        path,
+        V1 + "  - {id: no-bob, effect: deny, principals: [bob], tools: [srv__tool]}\n",
+        2_000_000_000,
+    )
+    with caplog.at_level(logging.WARNING, logger="bastion.policy.principal_ids"):
+        assert store.reload() is None
+    assert "rules[1].principals[0] 'bob' can never match" in caplog.text

@@ -55,7 +55,6 @@ from bastion.pipeline.subscribed import SubscribedSessions
 from bastion.pipeline.upstream_screens import UpstreamScreens, refuse_unsafe
 from bastion.policy.builtin import builtin_policy
 from bastion.policy.engine import Policy
-from bastion.policy.principal_ids import warn_unmatchable
 from bastion.policy.store import PolicyStore
 from bastion.server.connection import ServerConnection
 from bastion.transport.http_auth import HttpAuthenticator, LocalAuth
@@ -99,8 +98,6 @@ class Security:
                 raise ConfigError(str(exc)) from exc
         file = config.policy.file
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
-        if self.policy_store is not None:
-            warn_unmatchable(self.policy_store.current.source, file)
         self._builtin = builtin_policy() if file is None else None
         self.approvals = ApprovalGate(redactor=Redactor(config.audit.redact_fields))
         self.listens = OpenListens()

@@ -29,6 +29,7 @@ from typing import NamedTuple
 from bastion.errors import ConfigError
 from bastion.policy.engine import Policy
 from bastion.policy.load import Stamp, load_policy_file, parse_policy, read_policy_file, stamp_of
+from bastion.policy.principal_ids import warn_unmatchable
 
 __all__ = ["Loaded", "PolicyStore", "load_policy"]
 
@@ -70,6 +71,7 @@ class PolicyStore:
         self._stamp = first.stamp
         self._policy = first.result
         self.digest: str | None = first.digest
+        warn_unmatchable(self._policy.source, path)
 
     @property
     def current(self) -> Policy:
@@ -116,6 +118,7 @@ class PolicyStore:
             self._policy = result  # one reference assignment: atomic for readers
             self.digest = loaded.digest
         logger.info("policy reloaded from %s (%d rules)", self.path, len(result.rules))
+        warn_unmatchable(result.source, self.path)  # as at start: on every policy applied
         return result
 
     def _take_ticket(self) -> int:

@@ -81,22 +81,40 @@ def test_ds1_chunked_body_without_credential_is_never_read(gw: Gateway) -> None:
 # -- DS-2 read deadlines and outbound timeouts ------------------------------------------------
 
 
+def _answered_then_empty_line(gw: Gateway) -> socket.socket:
+    """A keep-alive connection after one unauthenticated answer, then one empty line: the
+    line cancels the keep-alive timer and starts no request (llhttp skips it)."""
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % gw.port)
+    answer = b""
+    while not answer.endswith(b"\r\n0\r\n\r\n"):  # the whole chunked answer
+        chunk = sock.recv(4096)
+        assert chunk, answer
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    sock.sendall(b"\r\n")
+    return sock
+
+
 def test_ds2_a_request_head_must_arrive_in_time(gw: Gateway) -> None:
-    """Slowloris: a connection that sends nothing, and one that trickles half a head byte by
-    byte, are both cut off after HEAD_TIMEOUT (never held for the keep-alive time or longer).
-    Both run at once, so the test waits HEAD_TIMEOUT once."""
+    """Slowloris: a connection that sends nothing, one that trickles half a head byte by
+    byte, and one that sends an empty line after an answer are all cut off after
+    HEAD_TIMEOUT (never held for the keep-alive time or longer). All run at once, so the
+    test waits HEAD_TIMEOUT once."""
     silent = socket.create_connection(("127.0.0.1", gw.port))
     trickle = socket.create_connection(("127.0.0.1", gw.port))
     started = time.monotonic()
     trickle.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+    idle = _answered_then_empty_line(gw)
+    socks = (("silent", silent), ("trickle", trickle), ("empty-line", idle))
     closed: dict[str, float] = {}
-    answers: dict[str, bytes] = {"silent": b"", "trickle": b""}
+    answers: dict[str, bytes] = {name: b"" for name, _ in socks}
     try:
-        for sock in (silent, trickle):
+        for _, sock in socks:
             sock.setblocking(False)
-        while len(closed) < 2 and time.monotonic() - started < HEAD_TIMEOUT + 4:
+        while len(closed) < len(socks) and time.monotonic() - started < HEAD_TIMEOUT + 4:
             time.sleep(0.25)
-            for name, sock in (("silent", silent), ("trickle", trickle)):
+            for name, sock in socks:
                 if name in closed:
                     continue
                 try:
@@ -111,9 +129,9 @@ def test_ds2_a_request_head_must_arrive_in_time(gw: Gateway) -> None:
                 if not chunk:
                     closed[name] = time.monotonic() - started
     finally:
-        silent.close()
-        trickle.close()
-    assert set(closed) == {"silent", "trickle"}, "a half-open request was never cut off"
+        for _, sock in socks:
+            sock.close()
+    assert set(closed) == set(answers), "a half-open request was never cut off"
     for name, elapsed in closed.items():
         assert HEAD_TIMEOUT - 1 <= elapsed < HEAD_TIMEOUT + 4, (name, elapsed)
         assert answers[name] == b"" or answers[name].startswith(b"HTTP/1.1 408"), answers[name]

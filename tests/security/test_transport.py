@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bastion.transport.http_protocol import MAX_HEADER_FIELDS
 from tests.security.conftest import (
     LEGACY,
     META_CAPS,
@@ -84,6 +85,39 @@ def test_tr2_unknown_host_is_421(gw: Gateway) -> None:
     assert response.status_code == 421
     rebinding = {**gw.auth("alice"), "host": f"attacker.example:{gw.port}"}
     assert gw.call(rebinding, "fx__echo", {"text": "h"}).status_code == 421
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("POST", "http://evil.example/mcp"),
+        ("POST", "http://127.0.0.1:{port}/mcp"),
+        ("GET", "http://evil.example/api/v1/keys"),
+        ("GET", "http://evil.example/healthz"),
+    ],
+)
+def test_tr2_an_absolute_form_target_is_400_whatever_its_authority(
+    gw: Gateway, method: str, target: str
+) -> None:
+    """The target's authority is the one that counts (RFC 9112 §3.2.2), and the Host check
+    reads ``Host``: such a target is refused before any check or work, on every path."""
+    target = target.format(port=gw.port)
+    marker = f"absolute-form-{target}"
+    meta = {META_VERSION: MODERN, META_CAPS: {}}
+    params = {"name": "rec__whoami", "arguments": {"marker": marker}, "_meta": meta}
+    body = json.dumps({**CALL, "params": params})  # served (200) with an origin-form target
+    key = gw.keys["root"]
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {MODERN}\r\n"
+        "MCP-Method: tools/call\r\nMCP-Name: rec__whoami\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = raw_http(gw.port, head + body.encode())
+    assert answer.status == 400, answer.data[:200]
+    assert answer.closed
+    assert not reached_upstream(gw, marker)
 
 
 # -- TR-3 loopback ---------------------------------------------------------------------------
@@ -325,6 +359,15 @@ def test_tr9_unknown_transfer_encoding_is_refused(gw: Gateway) -> None:
 def test_tr9_request_head_over_64_kib_is_431(gw: Gateway) -> None:
     filler = [f"X-Filler-{i}: {'a' * 1000}" for i in range(70)]
     answer = raw_http(gw.port, _head(gw, *filler, "Content-Length: 0"))
+    assert answer.status == 431
+    assert answer.closed
+
+
+def test_tr9_more_header_fields_than_the_cap_is_431(gw: Gateway) -> None:
+    """DS-4: 12,900 repeats of ``x:`` (51 KiB, under the byte cap) cost 20.8 ms of server
+    CPU before authentication (0.28 ms plain) while the join was quadratic; the number of
+    fields is capped too."""
+    answer = raw_http(gw.port, _head(gw, *["x:"] * MAX_HEADER_FIELDS, "Content-Length: 0"))
     assert answer.status == 431
     assert answer.closed
 

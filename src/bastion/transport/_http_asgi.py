@@ -48,14 +48,27 @@ SSE_RETRY_MS: Final = 1000  # how soon a client should reconnect a dropped strea
 
 
 class Headers:
+    """A request's header fields by lower-case name; a repeated field's values joined with
+    ", " in order (RFC 9110 §5.3). Each name's values are joined once, at the end: joining
+    as they come would copy the growing value per repeat, quadratic in a head of many tiny
+    repeats (DS-4; the protocol also caps the fields per request)."""
+
     __slots__ = ("_map",)
 
     def __init__(self, scope: Scope) -> None:
         self._map: dict[str, str] = {}
+        repeated: dict[str, list[str]] = {}
         for raw_name, raw_value in scope.get("headers", []):
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
-            self._map[name] = f"{self._map[name]}, {value}" if name in self._map else value
+            if name not in self._map:
+                self._map[name] = value
+            elif name in repeated:
+                repeated[name].append(value)
+            else:
+                repeated[name] = [self._map[name], value]
+        for name, values in repeated.items():
+            self._map[name] = ", ".join(values)
 
     def get(self, name: str) -> str | None:
         return self._map.get(name)

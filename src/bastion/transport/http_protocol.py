@@ -1,33 +1,48 @@
-"""uvicorn's httptools HTTP/1.1 protocol, with the request-head cap of SECURITY.md TR-9, and
-the client certificate of a TLS connection in each request's scope (ASGI TLS extension,
+"""uvicorn's httptools HTTP/1.1 protocol, with the request-head bounds of SECURITY.md TR-9,
+and the client certificate of a TLS connection in each request's scope (ASGI TLS extension,
 ``scope["extensions"]["tls"]["client_cert_chain"]``, PEM), for mTLS authentication.
 
 httptools (llhttp) parses in C, about a third less CPU per request than h11 here, and
 refuses ``Content-Length`` beside ``Transfer-Encoding``, differing duplicate lengths and
 unknown codings on its own (400, connection closed). It sets no bound on the request head,
-so this subclass counts the target and header bytes of each request as they are parsed and
-answers 431 and closes the connection once they pass ``MAX_HEADER_BYTES``. Nor does uvicorn
-bound the time a request head may take (its keep-alive timer runs only between requests), so
-a client that connects and trickles a head byte by byte (slowloris) would hold its connection
-for ever: a head must arrive within ``HEAD_TIMEOUT`` of the connection or of the request's
-first byte, or the answer is 408 and the connection closes (TR-9, DS-2). An answer given
-while the request body is still arriving (a refusal, a probe, a 404: anything that did not
-read it) says ``connection: close`` and the connection closes: uvicorn would keep it open
-and discard the rest of the body, and a client trickling that body, each byte restarting
-the keep-alive timer, would hold the connection for ever.
+so this subclass counts the target and header bytes of each request as they are parsed, and
+its header fields (``MAX_HEADER_FIELDS``: many tiny repeated fields stay under the byte cap
+but each costs work before authentication), and answers 431 and closes the connection once
+either passes its cap. Only an origin-form target (``/path?query``) is served: an
+absolute-form one (``http://host/path``) names the authority that counts instead of
+``Host`` (RFC 9112 §3.2.2), which the Host check (TR-2) would never see, and the
+authority-form and asterisk-form are for CONNECT and ``OPTIONS *``, not used here; any other
+target is refused (400, connection closed).
+
+Nor does uvicorn bound the time a request head may take: its keep-alive timer runs only
+from the end of an answer to the next bytes, whatever they are, and llhttp skips the empty
+lines allowed before a request line without starting a request. So a client that trickles a
+head byte by byte (slowloris), or sends one ``CRLF`` after an answer, would hold its
+connection for ever. The head timer closes every such gap: it starts when the connection
+opens, and whenever bytes arrive while no request is in progress (none yet, or the last one
+answered) and it is not already running; it also starts when a pipelined request begins
+behind one still in progress; it stops only when a head is complete, and no byte restarts
+it. Between requests, then, one of the two timers always runs: the keep-alive timer from
+the answer to the next bytes, the head timer from those bytes to a complete head. A head
+must arrive within ``HEAD_TIMEOUT`` or the answer is 408 and the connection closes (TR-9,
+DS-2). An answer given while the request body is still arriving (a refusal, a probe, a 404:
+anything that did not read it) says ``connection: close`` and the connection closes:
+uvicorn would keep it open and discard the rest of the body, and a client trickling that
+body, each byte restarting the keep-alive timer, would hold the connection for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Final
+from typing import Final, NoReturn
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-__all__ = ["HEAD_TIMEOUT", "MAX_HEADER_BYTES", "BoundedHttpToolsProtocol"]
+__all__ = ["HEAD_TIMEOUT", "MAX_HEADER_BYTES", "MAX_HEADER_FIELDS", "BoundedHttpToolsProtocol"]
 
 MAX_HEADER_BYTES: Final = 64 * 1024  # the whole request head: target, names and values
+MAX_HEADER_FIELDS: Final = 100  # header fields per request (Apache's LimitRequestFields)
 HEAD_TIMEOUT: Final = 10.0  # seconds for a whole request head (Envoy's edge recommendation)
 _TOO_LARGE: Final = b"Request header fields too large"
 _TIMED_OUT: Final = b"Request head timeout"
@@ -37,8 +52,14 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class _NotOriginForm(Exception):
+    pass
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
+    _head_fields = 0
+    _head_too_large = False
     _client_chain: tuple[str, ...] = ()
     _head_timer: asyncio.TimerHandle | None = None
     # The request whose body is still arriving, and whether it may keep the connection.
@@ -58,9 +79,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_head_timer()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        if self._head_timer is None and (cycle is None or cycle.response_complete):
+            self._start_head_timer()  # between requests: these bytes begin the next head
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
-        self._head_bytes = 0
-        if self._head_timer is None:  # the first request's timer runs from the connection
+        self._head_bytes = self._head_fields = 0
+        if self._head_timer is None:  # pipelined behind a request still in progress
             self._start_head_timer()
         super().on_message_begin()
         if self._client_chain:
@@ -68,6 +95,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
+        if not self.url.startswith(b"/"):
+            raise _NotOriginForm  # httptools stops parsing; uvicorn then sends a 400
         before = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
@@ -112,16 +141,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_fields += 1
+        if self._head_fields > MAX_HEADER_FIELDS:
+            self._refuse_head()
         self._grow(len(name) + len(value) + 4)  # ": " and CRLF, as on the wire
         super().on_header(name, value)
 
     def _grow(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > MAX_HEADER_BYTES:
-            raise _HeadTooLarge  # httptools stops parsing; uvicorn then calls send_400_response
+            self._refuse_head()
+
+    def _refuse_head(self) -> NoReturn:
+        self._head_too_large = True
+        raise _HeadTooLarge  # httptools stops parsing; uvicorn then calls send_400_response
 
     def send_400_response(self, msg: str) -> None:
-        if self._head_bytes <= MAX_HEADER_BYTES:
+        if not self._head_too_large:
             super().send_400_response(msg)
             return
         self.transport.write(

@@ -49,6 +49,9 @@ def reached_upstream(gw: Gateway, marker: str) -> bool:
         "http://127.0.0.1:{port}.evil.example",
         "http://evil.example/http://127.0.0.1:{port}",  # allowed origin as a substring
         "http://127.0.0.1:1",  # right host, wrong port
+        "http://127.0.0.1",  # right host, port 80: another local page
+        "https://localhost",  # right host, port 443
+        "http://[::1]",
     ],
 )
 def test_tr1_foreign_origin_is_403_without_id_before_any_work(gw: Gateway, origin: str) -> None:
@@ -544,6 +547,34 @@ def test_tr12_mcp_name_disagreeing_with_the_body_is_400_32020(gw: Gateway) -> No
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32020
     assert not reached_upstream(gw, "tr12-forbidden")
+
+
+def test_tr12_a_2026_body_in_a_2025_session_is_400_32020_not_served(gw: Gateway) -> None:
+    """Red-team t26: ``MCP-Protocol-Version: 2025-11-25`` and a live session took the
+    2025-11-25 path, which skipped the mirror checks, while the body's ``_meta`` had it
+    served by 2026-07-28 rules: lying ``Mcp-Method``/``Mcp-Name`` went unnoticed."""
+    session = gw.initialize(gw.auth("alice"))
+    body = {
+        "jsonrpc": "2.0",
+        "id": 8,
+        "method": "tools/call",
+        "params": {
+            "name": "rec__whoami",
+            "arguments": {"marker": "tr12-era-mix"},
+            "_meta": {META_VERSION: MODERN, META_CAPS: {}},
+        },
+    }
+    headers = {
+        **gw.auth("alice"),
+        "mcp-session-id": session,
+        "mcp-protocol-version": LEGACY,
+        "mcp-method": "tools/list",
+        "mcp-name": "fx__test_simple_text",
+    }
+    response = gw.post(body, headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+    assert not reached_upstream(gw, "tr12-era-mix")
 
 
 def test_tr12_mcp_method_disagreeing_with_the_body_is_400_32020(gw: Gateway) -> None:

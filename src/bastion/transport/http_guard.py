@@ -2,8 +2,8 @@
 
 DNS-rebinding defence: ``Host`` must name an allowed host (421 otherwise) and a present
 ``Origin`` must be exactly one of the allowed origins (403 otherwise). Defaults allow only
-the loopback names of the port we listen on. ``Content-Type`` and ``Accept`` follow the
-transport spec (415 / 406).
+the loopback names of the port we listen on (an Origin without a port only on 80 / 443).
+``Content-Type`` and ``Accept`` follow the transport spec (415 / 406).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 def default_allowed_hosts(port: int, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -31,10 +32,13 @@ def default_allowed_hosts(port: int, extra: Iterable[str] = ()) -> frozenset[str
 
 
 def default_allowed_origins(port: int, extra: Iterable[str] = ()) -> frozenset[str]:
-    origins = {
-        f"{scheme}://{name}:{port}" for scheme in ("http", "https") for name in LOOPBACK_NAMES
-    }
-    origins.update(f"{scheme}://{name}" for scheme in ("http", "https") for name in LOOPBACK_NAMES)
+    """Our own origins, ``http`` and ``https`` with the loopback names and ``port``, plus
+    ``extra``: a page on another port of this machine is another origin (TR-1)."""
+    origins: set[str] = set()
+    for scheme, default_port in DEFAULT_PORTS.items():
+        # A browser leaves the scheme's default port out of the Origin it sends.
+        suffix = "" if port == default_port else f":{port}"
+        origins.update(f"{scheme}://{name}{suffix}" for name in LOOPBACK_NAMES)
     origins.update(o.lower().rstrip("/") for o in extra)
     return frozenset(origins)
 

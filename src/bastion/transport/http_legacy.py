@@ -7,19 +7,28 @@ POST) read and decoded the body.
 anyone else is told it is unknown (404; an ``initialize`` naming it opens a new session, as
 with an unknown id). Answers stream as SSE with event ids, GET opens the standalone stream
 (409 if it is open already), ``Last-Event-ID`` resumes a stream, DELETE ends the session;
-GET and DELETE naming 2026-07-28 are 405. Which sessions exist, and when they end, is the
-``SessionRegistry``'s (``http_session_registry``).
+GET and DELETE naming 2026-07-28 are 405. ``MCP-Protocol-Version`` on POST, GET and DELETE
+is a version we speak or absent (then it is the session's negotiated version, as the
+2025-11-25 transport says); any other is 400 with a JSON-RPC error (TR-7). A body whose
+``_meta`` carries the 2026-07-28 protocol version key disagrees with a header naming a 2025
+version: 400 / -32020, before anything is served (the body would otherwise be served by
+2026-07-28 rules without their header checks, TR-12). A refused ``initialize`` has no stream
+to carry it: over a rate limit it is 429 with ``Retry-After`` (DS-3). Which sessions exist,
+and when they end, is the ``SessionRegistry``'s (``http_session_registry``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import anyio
 
 from bastion.auth.principal import Principal
+from bastion.errors import HeaderMismatch, RateLimited
 from bastion.protocol.codec import encode
-from bastion.protocol.jsonrpc import Message, Request, RequestId, Response
+from bastion.protocol.jsonrpc import Message, Notification, Request, RequestId, Response
+from bastion.protocol.meta import is_modern_request
 from bastion.protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, SUPPORTED_VERSIONS
 from bastion.transport import _http_asgi as r
 from bastion.transport._http_asgi import Receive, Send
@@ -30,6 +39,11 @@ from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
 
 __all__ = ["ConnectionFactory", "LegacyFace"]
+
+UNSUPPORTED_VERSION: Final = "Bad Request: unsupported MCP-Protocol-Version"
+MODERN_BODY_IN_LEGACY: Final = (
+    "Header mismatch: MCP-Protocol-Version must match _meta protocolVersion"
+)
 
 # (caller, the 2025-11-25 session id or None) -> the MCP connection serving them
 ConnectionFactory = Callable[[Principal, str | None], McpConnection]
@@ -54,9 +68,13 @@ class LegacyFace:
         *,
         principal: Principal,
     ) -> None:
-        if header_version is not None and header_version not in SUPPORTED_VERSIONS:
+        if not _version_ok(header_version):
+            await r.json_error(send, 400, _id_of(message), -32600, UNSUPPORTED_VERSION)
+            return
+        params = message.params if isinstance(message, Request | Notification) else None
+        if is_modern_request(params or None):
             await r.json_error(
-                send, 400, _id_of(message), -32600, "Bad Request: unsupported MCP-Protocol-Version"
+                send, 400, _id_of(message), HeaderMismatch.code, MODERN_BODY_IN_LEGACY
             )
             return
         session_id = headers.get("mcp-session-id")
@@ -87,9 +105,16 @@ class LegacyFace:
         connection = self._factory(principal, session_id)
         session = self._sessions.open(session_id, connection, principal)
         answer = await session.peer.serve(message)
+        if answer is None:  # cancelled
+            session.close()
+            await r.plain(send, 202, b"")
+            return
         if not isinstance(answer, Response):
             session.close()
-            await r.send_json(send, 200 if answer else 202, encode(answer) if answer else b"")
+            # No stream is open to carry a refusal: over a limit, HTTP says so (DS-3).
+            limited = answer.error.code == RateLimited.code
+            status, extra = (429, r.retry_after(answer)) if limited else (200, ())
+            await r.send_json(send, status, encode(answer), extra)
             return
         result = answer.result if isinstance(answer.result, dict) else {}
         session.version = str(result.get("protocolVersion", LEGACY_VERSIONS[0]))
@@ -129,8 +154,12 @@ class LegacyFace:
     async def get(
         self, principal: Principal, headers: r.Headers, receive: Receive, send: Send
     ) -> None:
-        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
+        header_version = headers.get("mcp-protocol-version")
+        if header_version in MODERN_VERSIONS:
             await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
+            return
+        if not _version_ok(header_version):
+            await r.json_error(send, 400, None, -32600, UNSUPPORTED_VERSION)
             return
         if not accepts(headers.get("accept"), "text/event-stream"):
             await r.json_error(send, 406, None, -32600, "Not Acceptable: accept text/event-stream")
@@ -169,8 +198,12 @@ class LegacyFace:
                 session.get_open = False
 
     async def delete(self, principal: Principal, headers: r.Headers, send: Send) -> None:
-        if headers.get("mcp-protocol-version") in MODERN_VERSIONS:
+        header_version = headers.get("mcp-protocol-version")
+        if header_version in MODERN_VERSIONS:
             await r.plain(send, 405, b"Method Not Allowed", (("allow", "POST"),))
+            return
+        if not _version_ok(header_version):
+            await r.json_error(send, 400, None, -32600, UNSUPPORTED_VERSION)
             return
         session_id = headers.get("mcp-session-id")
         session = self._sessions.lookup(session_id, principal)
@@ -180,6 +213,14 @@ class LegacyFace:
             return
         self._sessions.end(session)
         await r.plain(send, 200, b"")
+
+
+def _version_ok(header: str | None) -> bool:
+    """``MCP-Protocol-Version`` absent (the session's negotiated version) or one we speak
+    (TR-7). Not required to equal the session's: the 2025-11-25 transport says the client
+    SHOULD send that one, and the official conformance suite sends 2025-03-26 inside a
+    2025-11-25 session; the session is served at its negotiated version either way."""
+    return header is None or header in SUPPORTED_VERSIONS
 
 
 def _id_of(message: Message) -> RequestId | None:

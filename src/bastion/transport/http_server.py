@@ -14,8 +14,10 @@ answer for their prefix and authenticate themselves. Every response says
   opened it (SE-2): anyone else is told it is unknown (404; an ``initialize`` naming it
   opens a new session, as with an unknown id). Answers stream as SSE with event ids, GET
   opens the standalone stream, ``Last-Event-ID`` resumes a stream, DELETE ends the session;
-  GET and DELETE naming 2026-07-28 are 405. These handlers are ``http_legacy``'s; the
-  sessions' lifecycle (lookup, expiry, ending) is ``http_session_registry``'s.
+  GET and DELETE naming 2026-07-28 are 405. ``MCP-Protocol-Version`` is one we speak or
+  absent (400 otherwise); a body naming 2026-07-28 under a 2025 header is 400 / -32020.
+  These handlers are ``http_legacy``'s; the sessions' lifecycle (lookup, expiry, ending)
+  is ``http_session_registry``'s.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import datetime
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -307,21 +308,23 @@ def make_crl(
     *,
     next_update: float = 3600.0,
     this_update: float = -7200.0,
+    now: float | None = None,
     key: Any = None,
     number: int | None = None,
     extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
     entry_extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
 ) -> bytes:
     """A PEM CRL of ``ca`` revoking the DER certificates ``revoked``; ``this_update`` and
-    ``next_update`` seconds from now (negative: in the past); signed by ``key`` (default the
-    CA's); with a CRLNumber ``number`` (default none), and the ``extensions`` (each with its
-    criticality) on the CRL and ``entry_extensions`` on each revoked entry."""
-    now = datetime.datetime.now(datetime.UTC)
+    ``next_update`` seconds from ``now`` (default the clock's; negative: in the past); signed
+    by ``key`` (default the CA's); with a CRLNumber ``number`` (default none), and the
+    ``extensions`` (each with its criticality) on the CRL and ``entry_extensions`` on each
+    revoked entry."""
+    at = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
-        .last_update(now + datetime.timedelta(seconds=this_update))
-        .next_update(now + datetime.timedelta(seconds=next_update))
+        .last_update(at + datetime.timedelta(seconds=this_update))
+        .next_update(at + datetime.timedelta(seconds=next_update))
     )
     if number is not None:
         builder = builder.add_extension(x509.CRLNumber(number), critical=False)
@@ -329,7 +332,7 @@ def make_crl(
         builder = builder.add_extension(extension, critical=critical)
     for der in revoked:
         serial = x509.load_der_x509_certificate(der).serial_number
-        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at)
         for extension, critical in entry_extensions:
             entry = entry.add_extension(extension, critical=critical)
         builder = builder.add_revoked_certificate(entry.build())

@@ -5,6 +5,7 @@ whose thisUpdate is ahead of the clock; and a changed file is parsed off the eve
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -20,6 +21,8 @@ from bastion.auth.crl import CLOCK_SKEW, ClientCrl
 from tests.auth.support import Ca, issue, make_ca, make_crl
 
 NOW = time.time()
+# The CRLs are dated from NOW, as the checks are, however long after import a test runs.
+make_crl = functools.partial(make_crl, now=NOW)
 Extensions = tuple[tuple[x509.ExtensionType, bool], ...]
 
 

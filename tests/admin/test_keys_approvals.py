@@ -100,6 +100,22 @@ def test_key_create_validation(client: httpx.Client, admin: Admin) -> None:
         assert nested.json()["error"] == "invalid_request"
 
 
+def test_az5_no_key_made_through_the_api_carries_the_local_role(
+    client: httpx.Client, admin: Admin
+) -> None:
+    """``local`` is the local user's (the built-in policy allows it everything by principal)
+    and the hub's key's: an admin cannot mint one, nor a key named like the hub's."""
+    before = [k.id for k in admin.key_store.list()]
+    for body in (
+        {"name": "looks-local", "roles": ["developer", "local"]},
+        {"name": "hub-local-1-abcdef", "roles": ["developer"]},
+    ):
+        response = client.post("/api/v1/keys", headers=admin.auth(ADMIN), json=body)
+        assert response.status_code == 400, body
+        assert response.json()["error"] == "invalid_request"
+    assert [k.id for k in admin.key_store.list()] == before
+
+
 @pytest.mark.anyio
 async def test_approvals(admin: Admin) -> None:
     """TC-6: a call waiting for a human, and TC-2: a changed tool definition held by pinning,

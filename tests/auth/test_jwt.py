@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -10,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from bastion.auth import JwtValidator, OidcSettings, Unauthenticated
+from bastion.auth.settings import OidcGrants
 from tests.auth.support import (
     DEFAULT_JWKS,
     EC_KEY,
@@ -274,11 +276,50 @@ async def test_a_subject_that_is_not_printable_is_refused(jwks_file: Path, sub: 
 
 async def test_roles_claim_as_string_or_dotted_path(jwks_file: Path) -> None:
     v = validator(jwks_file, roles_claim="realm_access.roles")
-    token = make_token({"realm_access": {"roles": ["admin", 7, "user"]}})
-    assert (await v.validate(token, NOW)).roles == ("admin", "user")
+    token = make_token({"realm_access": {"roles": ["ops", 7, "user"]}})
+    assert (await v.validate(token, NOW)).roles == ("ops", "user")
     v = validator(jwks_file, roles_claim="scope")
     assert (await v.validate(make_token({"scope": "read write"}), NOW)).roles == ("read", "write")
     assert (await v.validate(make_token({"scope": 5}), NOW)).roles == ()
+
+
+async def test_az1_roles_claim_may_be_a_claim_name_that_holds_dots(jwks_file: Path) -> None:
+    """Auth0 namespaces custom claims by URL: the name itself holds dots, and the policy's
+    claim bindings find it at the same path (one reading for both, ``bastion._claims``)."""
+    v = validator(jwks_file, roles_claim="https://gw.example.com/roles")
+    token = make_token({"https://gw.example.com/roles": ["dev", "ops"]})
+    assert (await v.validate(token, NOW)).roles == ("dev", "ops")
+    v = validator(jwks_file, roles_claim="resource_access.my.app.roles")
+    token = make_token({"resource_access": {"my.app": {"roles": ["dev"]}}})
+    assert (await v.validate(token, NOW)).roles == ("dev",)
+
+
+async def test_az5_reserved_and_admin_roles_never_come_from_the_token_itself(
+    jwks_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``local`` (the built-in policy's) is dropped; so are ``admin`` and ``auditor``, which
+    open the admin API: an IdP group that happens to be named so grants nothing."""
+    token = make_token({"roles": ["local", "admin", "dev", "auditor", "admin"]})
+    v = validator(jwks_file)
+    with caplog.at_level(logging.WARNING, logger="bastion.auth.roles"):
+        assert (await v.validate(token, NOW)).roles == ("dev",)
+        await v.validate(token, NOW)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sorted(warnings) == sorted(
+        f"a JWT of {ISSUER}: role {r!r} is reserved and not taken from it"
+        for r in ("local", "admin", "auditor")
+    )  # once per role, not per request
+
+
+async def test_az5_admin_roles_come_from_the_configured_grants_only(jwks_file: Path) -> None:
+    grants = {"admin": ["platform-admins"], "auditor": ["sec", "local"]}
+    v = validator(jwks_file, grants=OidcGrants(**grants))
+    token = make_token({"roles": ["platform-admins", "admin", "dev"]})
+    assert (await v.validate(token, NOW)).roles == ("platform-admins", "dev", "admin")
+    # A token role mapped to a grant still never passes through as a reserved role.
+    assert (await v.validate(make_token({"roles": ["local"]}), NOW)).roles == ("auditor",)
+    v = validator(jwks_file, grants=OidcGrants(admin=["admin"]))
+    assert (await v.validate(make_token({"roles": ["admin"]}), NOW)).roles == ("admin",)
 
 
 async def test_configured_audience_overrides_the_resource(jwks_file: Path) -> None:

@@ -257,3 +257,20 @@ def test_break_glass_keys_need_a_short_expiry(open_store: Callable[..., KeyStore
     assert record.break_glass
     with pytest.raises(KeyStoreError, match="not rotated"):
         store.rotate("bg", overlap=0)
+
+
+def test_az5_a_user_made_key_cannot_carry_the_local_role_or_a_hub_name(
+    open_store: Callable[..., KeyStore],
+) -> None:
+    """``local`` is the local user's (the built-in policy allows it everything): only the
+    key a gateway lends its hub may carry it (``reserved=True``)."""
+    store = open_store()
+    with pytest.raises(KeyStoreError, match="'local' is reserved"):
+        store.create("mallory", ["dev", "local"])
+    with pytest.raises(KeyStoreError, match="hub's keys"):
+        store.create("hub-local-1-abcdef", ["dev"])
+    assert [k.name for k in store.list()] == []
+    hub, _ = store.create("hub-local-1-abcdef", ["local"], reserved=True)
+    assert hub.roles == ("local",)
+    with pytest.raises(KeyStoreError, match="not rotated"):
+        store.rotate(hub.id, overlap=0)

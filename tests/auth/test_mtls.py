@@ -322,3 +322,14 @@ def test_se3_the_certificates_in_use_stay_known(
     assert not m.lapsed(credential(one), NOW)
     assert m.lapsed(credential(two), NOW)
     assert not m.lapsed(credential(three), NOW)
+
+
+def test_az5_the_reserved_local_role_is_dropped_from_an_account(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, _, der = self_signed(tmp_path, cn="ci-bot", ip=None)
+    account = {"name": "ci", "subject_cn": "ci-bot", "roles": ["local", "service"]}
+    with caplog.at_level(logging.WARNING, logger="bastion.auth.roles"):
+        m = mapper(account)
+    assert m.authenticate(der).roles == ("service",)
+    assert "auth.mtls account ci: role 'local' is reserved" in caplog.text

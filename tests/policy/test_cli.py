@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from bastion.policy import PolicyRequest, Target, load_policy
 from tests.support import BASTION
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
@@ -128,3 +133,47 @@ def test_az1_a_principal_glob_that_can_match_no_id_is_warned_about(tmp_path: Pat
     assert "apikey:<key name>" in out.stderr
     clean = bastion("test", "--policy", EXAMPLE, "--key", "alice", *CALL)
     assert "can never match" not in clean.stderr
+
+
+KEYCLOAK_POLICY = """\
+version: 1
+roles: {developer: {}, contractor: {}}
+principals:
+  - {claim: realm_access.roles, value: dev, roles: [developer]}
+  - {claim: realm_access.groups, value: ext, roles: [contractor]}
+rules:
+  - {id: dev-tools, effect: allow, roles: [developer], tools: ["srv__*"]}
+  - {id: no-ext-exec, effect: deny, roles: [contractor], tools: [srv__exec]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("claims", "tool"),
+    [
+        ({"realm_access": {"roles": ["dev"]}}, "srv__read"),
+        ({"realm_access": {"roles": ["dev"], "groups": ["ext"]}}, "srv__exec"),
+        ({"realm_access": {"roles": ["dev"], "groups": {"ext": 1}}}, "srv__exec"),
+    ],
+)
+def test_az1_explain_nests_dotted_claims_and_agrees_with_the_gateway(
+    tmp_path: Path, claims: dict[str, dict[str, object]], tool: str
+) -> None:
+    """``--claim realm_access.roles=[...]`` is the object a JWT carries, so ``explain`` says
+    what the gateway decides for that token (the same engine, fed the token's claims)."""
+    file = tmp_path / "policy.yaml"
+    file.write_text(KEYCLOAK_POLICY)
+    flags = [f"--claim=realm_access.{k}={json.dumps(v)}" for k, v in claims["realm_access"].items()]
+    out = bastion("explain", "--policy", file, "--principal", "jwt:https://idp/x#u",
+                  "--method", "tools/call", "--tool", tool, *flags, "--at", MONDAY)  # fmt: skip
+    gateway = load_policy(file).decide(
+        PolicyRequest(
+            principal="jwt:https://idp/x#u",
+            method="tools/call",
+            at=datetime.now(UTC),
+            claims=claims,
+            target=Target("tool", tool),
+        )
+    )
+    assert out.stdout.splitlines()[:2] == [gateway.effect, f"rule: {gateway.rule_id}"]
+    assert out.returncode == (0 if gateway.allowed else 1)
+    assert gateway.allowed is (tool == "srv__read")

@@ -35,6 +35,7 @@ RECORDER = "tests.security.upstreams.recorder"
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
 ISSUER = "https://idp.bastion.test"
+JWT_ADMINS = "bastion-admins"  # the token role ``auth.oidc.grants`` maps to gateway admin
 KID = "battery-key-1"
 REQUEST_TIMEOUT = 2.0  # the recording upstream's outbound deadline (DS-2)
 UPSTREAM_CREDENTIAL = "Bearer upstream-static-credential-4d2e81"
@@ -422,6 +423,7 @@ auth:
     jwks_file: {tmp / "jwks.json"}
     algorithms: [RS256]
     roles_claim: roles
+    grants: {{admin: [{JWT_ADMINS}]}}
     jwks_refresh_interval: 1
 {auth_extra}
 policy: {{file: {tmp / "policy.yaml"}, reload_interval: 0.2}}

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.security.conftest import (
     ISSUER,
+    JWT_ADMINS,
     KID,
     LEGACY,
     META_CAPS,
@@ -345,7 +346,7 @@ def test_au6_leeway_is_at_most_60_seconds(gw: Gateway) -> None:
 
 
 def test_au6_claims_map_to_roles_for_the_same_policy_engine(gw: Gateway) -> None:
-    admin = bearer(gw.issuer.token(sub="carol-admin", roles=["admin"]))
+    admin = bearer(gw.issuer.token(sub="carol-admin", roles=[JWT_ADMINS]))  # oidc.grants
     dev = bearer(gw.issuer.token(sub="carol-dev", roles=["dev"]))
     nobody = bearer(gw.issuer.token(sub="carol-none", roles=[]))
     assert "result" in answer_of(gw.call(admin, "fx__test_image_content"))

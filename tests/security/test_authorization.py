@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.security.conftest import POLICY, Gateway, answer_of, bearer
+from tests.security.conftest import JWT_ADMINS, POLICY, Gateway, answer_of, bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -182,6 +182,25 @@ def test_az1_api_key_and_jwt_principals_get_the_same_decisions(gw: Gateway) -> N
         for who in (key, jwt):
             code = error_code(gw.call(who, tool, {"text": "same"}))
             assert (code != -32003) is allowed, (tool, who)
+
+
+def test_az1_a_deny_for_every_principal_applies_to_jwt_users(gw: Gateway) -> None:
+    """``principals: ["*"]`` is everyone, a JWT user too, although the id of one
+    (``jwt:https://idp.bastion.test#dana``) holds ``/``: in the call and in the list."""
+    key = gw.auth("alice")
+    jwt = bearer(gw.issuer.token(sub="dana", roles=["dev"]))
+    assert error_code(gw.call(jwt, "fx__echo", {"text": "x"})) != -32003
+    nobody_echoes = POLICY + (
+        "  - id: nobody-echoes\n    effect: deny\n    principals: ['*']\n    tools: [fx__echo]\n"
+    )
+
+    def denied(who: dict[str, str]) -> bool:
+        return error_code(gw.call(who, "fx__echo", {"text": "x"})) == -32003
+
+    with policy_edit(gw, nobody_echoes, lambda: denied(key)):
+        assert denied(jwt)
+        assert "fx__echo" not in gw.tool_names(jwt)
+        assert "fx__test_simple_text" in gw.tool_names(jwt)
 
 
 # -- AZ-2 lists are filtered by the same policy ------------------------------------------------
@@ -374,3 +393,15 @@ def test_tc6_ad1_the_audit_links_a_waiting_call_its_approval_and_its_run(gw: Gat
         ("admin", "approvals.approve", "ok", None),
         ("request", "tools/call", "ok", digest),
     ]
+
+
+def test_az5_az6_an_idp_group_named_admin_is_no_gateway_admin(gw: Gateway) -> None:
+    """``admin`` opens the admin API; a JWT gets it only through ``auth.oidc.grants``, not
+    because the IdP has a group of that name. ``local`` never comes from a token either."""
+    keys = f"{gw.base}/api/v1/keys"
+    named_admin = bearer(gw.issuer.token(sub="mallory", roles=["admin", "local", "dev"]))
+    assert gw.client.get(keys, headers=named_admin).status_code == 403
+    assert error_code(gw.call(named_admin, "fx__test_image_content")) == -32003
+    granted = bearer(gw.issuer.token(sub="olga", roles=[JWT_ADMINS]))
+    assert gw.client.get(keys, headers=granted).status_code == 200
+    assert error_code(gw.call(granted, "fx__test_image_content")) != -32003

@@ -19,6 +19,7 @@ import pytest
 from bastion.pipeline.listens import MAX_LISTENS_PER_PRINCIPAL
 from bastion.transport.http_protocol import HEAD_TIMEOUT
 from tests.security.conftest import (
+    JWT_ADMINS,
     MODERN,
     REQUEST_TIMEOUT,
     Gateway,
@@ -272,7 +273,7 @@ def test_ds3_one_principal_holds_a_bounded_number_of_listen_streams(gw: Gateway)
         return "acknowledged" in next(line for line in lines if line.startswith("data:"))
 
     root = gw.auth("root")
-    other_admin = bearer(gw.issuer.token(sub="olga", roles=["admin"]))
+    other_admin = bearer(gw.issuer.token(sub="olga", roles=[JWT_ADMINS]))
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(httpx.Client(timeout=10))
         held = []  # the line iterators: dropping one would close its stream

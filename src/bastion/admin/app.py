@@ -28,6 +28,7 @@ from bastion.admin.handlers import HANDLERS
 from bastion.admin.openapi import openapi_bytes
 from bastion.admin.routes import OPENAPI_PATH, PREFIX, Route, Router
 from bastion.auth.principal import Principal, Unauthenticated
+from bastion.auth.roles import ADMIN_ROLE, AUDITOR_ROLE  # a JWT's only by oidc.grants
 from bastion.transport._http_asgi import Headers, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ADMIN_ROLE: Final = "admin"
-AUDITOR_ROLE: Final = "auditor"
 MAX_TARGET: Final = 256  # audit names are capped at 512; a path is attacker-controlled
 
 Authenticate = Callable[[str | None, Scope], Awaitable[Principal]]

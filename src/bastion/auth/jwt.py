@@ -7,7 +7,9 @@ nested past the parser's limit (IN-2), is ``malformed``; any ``crit`` is refused
 implement no extension; ``exp`` is required; ``iss`` must equal the issuer exactly; ``aud``
 must contain the audience; ``nbf`` and ``iat`` are honoured with the configured leeway. A
 valid token becomes a ``Principal`` ``jwt:<iss>#<sub>``, stable across token refreshes
-(sessions stay bound to it, SE-2).
+(sessions stay bound to it, SE-2). Its roles are those at ``roles_claim`` less the reserved
+``local``, ``admin`` and ``auditor``; ``admin`` and ``auditor`` come only from ``grants``
+(``bastion.auth.roles``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,18 @@ import anyio
 import msgspec
 from anyio.abc import TaskStatus
 
+from bastion._claims import claim_at
 from bastion._types import Clock, JSONValue
 from bastion.auth.jwk import b64url_decode
 from bastion.auth.jwks import FileJwks, JwksCache, JwksSource, JwksUnavailable, UrlJwks
 from bastion.auth.principal import Principal, Unauthenticated
+from bastion.auth.roles import (
+    ADMIN_API_ROLES,
+    ADMIN_ROLE,
+    AUDITOR_ROLE,
+    RESERVED_ROLES,
+    without_reserved,
+)
 from bastion.auth.settings import OidcSettings
 
 __all__ = ["MAX_ROLES", "JwtValidator"]
@@ -31,6 +41,7 @@ __all__ = ["MAX_ROLES", "JwtValidator"]
 MAX_ROLES: Final = 64
 MAX_SUBJECT: Final = 256
 _TYPES: Final = frozenset({"at+jwt", "application/at+jwt", "jwt"})
+_NOT_FROM_TOKENS: Final = RESERVED_ROLES | ADMIN_API_ROLES  # admin ones only by ``grants``
 _JSON: Final = msgspec.json.Decoder()
 # Not base64url, not JSON, or nested past msgspec's own ~1000-level stop (IN-2): all malformed.
 _UNDECODABLE: Final = (ValueError, msgspec.DecodeError, RecursionError)
@@ -44,6 +55,14 @@ class JwtValidator:
         self._audience = audience
         self._algorithms = frozenset(settings.algorithms)
         self._jwks = jwks
+        grants = settings.grants
+        self._grants = (
+            (ADMIN_ROLE, frozenset(grants.admin)),
+            (AUDITOR_ROLE, frozenset(grants.auditor)),
+        )
+        # Dropped from a token's roles; logged unless ``grants`` names it (a mapped role).
+        self._unmapped = _NOT_FROM_TOKENS.difference(grants.admin, grants.auditor)
+        self._warned: set[str] = set()  # roles already logged (at most three)
 
     @classmethod
     def from_settings(
@@ -153,13 +172,21 @@ class JwtValidator:
             id=principal_id,
             credential_id=principal_id,
             method="jwt",
-            roles=_roles(claims, self._settings.roles_claim),
+            roles=self._gateway_roles(_roles(claims, self._settings.roles_claim)),
             claims=claims,
             authenticated_at=None if strong is None else float(strong),
             # When the token stops being accepted: its exp plus the leeway, so sessions and
             # streams opened with it are not ended before a request with it would be refused.
             expires_at=float(exp) + leeway,
         )
+
+    def _gateway_roles(self, roles: tuple[str, ...]) -> tuple[str, ...]:
+        """The token's roles less the reserved ones, plus the admin API roles ``grants``
+        gives for them (``bastion.auth.roles``)."""
+        source = f"a JWT of {self._settings.issuer}"
+        kept = without_reserved(roles, self._unmapped, source=source, warned=self._warned)
+        kept = tuple(r for r in kept if r not in _NOT_FROM_TOKENS)
+        return kept + tuple(role for role, by in self._grants if not by.isdisjoint(roles))
 
 
 def _refuse(reason: str) -> Unauthenticated:
@@ -171,11 +198,10 @@ def _is_number(value: JSONValue) -> TypeGuard[float]:
 
 
 def _roles(claims: dict[str, JSONValue], path: str) -> tuple[str, ...]:
-    """Roles at a dotted claim path: a string (space-separated, as ``scope``) or a list of
-    strings; anything else means no roles."""
-    value: JSONValue = claims
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    """Roles at a dotted claim path, read as the policy's claim bindings read it
+    (``bastion._claims``): a string (space-separated, as ``scope``) or a list of strings;
+    anything else means no roles."""
+    value = claim_at(claims, path)
     if isinstance(value, str):
         value = value.split()
     if not isinstance(value, list):

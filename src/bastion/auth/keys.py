@@ -39,17 +39,10 @@ from bastion.auth._keydb import (
 )
 from bastion.auth.pepper import PepperError, ensure_private_dir, load_or_create_pepper
 from bastion.auth.principal import Unauthenticated
+from bastion.auth.roles import RESERVED_ROLES, reserved_refusal
 from bastion.auth.settings import MAX_BREAK_GLASS_TTL
 
-__all__ = [
-    "KEY_PREFIX",
-    "MAX_KEYS",
-    "ApiKey",
-    "KeyState",
-    "KeyStore",
-    "KeyStoreError",
-    "NoSuchKey",
-]
+__all__ = ["KEY_PREFIX", "MAX_KEYS", "ApiKey", "KeyState", "KeyStore", "KeyStoreError", "NoSuchKey"]
 
 KEY_PREFIX: Final = "bst_"
 MAX_KEYS: Final = 100_000  # live (unrevoked) keys; a bound on the table, not a product limit
@@ -150,17 +143,20 @@ class KeyStore:
         expires_in: float | None = None,
         break_glass: bool = False,
         max_break_glass_ttl: float = MAX_BREAK_GLASS_TTL,
+        reserved: bool = False,
     ) -> tuple[ApiKey, str]:
         """A new key; returns its record and the plaintext key, which is never stored.
 
         Raises:
-            KeyStoreError: bad name or roles, a current key already has this name, a
-                break-glass key without an expiry or beyond ``max_break_glass_ttl``, or
-                ``MAX_KEYS`` live keys exist.
+            KeyStoreError: bad name or roles, a reserved role or name (only ``reserved``, the
+                hub's key, may), a current key has this name, a break-glass key without an
+                expiry or beyond ``max_break_glass_ttl``, or ``MAX_KEYS`` live keys exist.
         """
         roles = _check_roles(roles)
         if not _NAME.fullmatch(name):
             raise KeyStoreError("name: use 1 to 64 of A-Z a-z 0-9 _ . @ : - (starting alnum)")
+        if not reserved and (refusal := reserved_refusal(name, roles)) is not None:
+            raise KeyStoreError(refusal)
         if expires_in is not None and expires_in <= 0:
             raise KeyStoreError("expiry must be in the future")
         if break_glass and (expires_in is None or expires_in > max_break_glass_ttl):
@@ -216,8 +212,8 @@ class KeyStore:
             state = old.state(now)
             if state != "active" or old.not_after is not None:
                 raise KeyStoreError(f"key {old.id} is {state}, not current; cannot rotate it")
-            if old.break_glass:
-                raise KeyStoreError("break-glass keys are not rotated; create a new one")
+            if old.break_glass or not RESERVED_ROLES.isdisjoint(old.roles):  # the hub's key
+                raise KeyStoreError("break-glass and hub keys are not rotated; make a new one")
             conn.execute("UPDATE keys SET not_after = ? WHERE id = ?", (now + overlap, old.id))
             lifetime = None if old.expires is None else old.expires - old.created
             expires = None if lifetime is None else now + lifetime

@@ -2,7 +2,8 @@
 
 On stdio the client is a child process of the user who started it, so the operating system
 has already authenticated it; its identity comes from configuration, defaulting to the login
-name. Its roles are ``local``, which the built-in default policy allows everything, and
+name, and its id ``local:<name>``, which the built-in default policy allows everything. Its
+roles are ``local`` (reserved: no other credential carries it, ``bastion.auth.roles``) and
 ``admin`` (the owner of a gateway without credentials administers it, through the admin API
 on loopback); any policy file replaces that default (deny by default applies to it too).
 """
@@ -11,13 +12,11 @@ from __future__ import annotations
 
 import getpass
 import time
-from typing import Final
 
 from bastion.auth.principal import Principal
+from bastion.auth.roles import ADMIN_ROLE, LOCAL_ROLE
 
 __all__ = ["LOCAL_ROLE", "local_principal"]
-
-LOCAL_ROLE: Final = "local"
 
 
 def local_principal(name: str | None = None) -> Principal:
@@ -26,7 +25,7 @@ def local_principal(name: str | None = None) -> Principal:
         id=f"local:{user}",
         credential_id=f"local:{user}",
         method="local",
-        roles=(LOCAL_ROLE, "admin"),
+        roles=(LOCAL_ROLE, ADMIN_ROLE),
         authenticated_at=time.time(),
     )
 

@@ -13,7 +13,8 @@ certificate while the CRL cannot be trusted (fail closed); so is an expired one 
 connection kept alive past its ``notAfter``. What each certificate is (CN, serial, signer,
 ``notAfter``) is parsed once and kept by fingerprint (least recently used out first), so
 ``lapsed`` can say, for the credential watcher, which certificates that hold sessions and
-streams would now be refused.
+streams would now be refused. A reserved role in an account's ``roles`` (``local``,
+``bastion.auth.roles``) is dropped, with a warning when the mapper is built.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from bastion.auth.principal import Principal, Unauthenticated
+from bastion.auth.roles import RESERVED_ROLES, without_reserved
 from bastion.auth.settings import MtlsAccount, MtlsSettings
 
 if TYPE_CHECKING:
@@ -79,6 +81,9 @@ class MtlsMapper:
                         f'"{self._cas[0].subject.rfc4514_string()}", say) or pin the '
                         "certificate (fingerprint_sha256)"
                     )
+        for account in settings.accounts:  # warned here; ``_principal`` drops them
+            source = f"auth.mtls account {account.name}"
+            without_reserved(account.roles, RESERVED_ROLES, source=source, warned=set())
         self._by_fingerprint = {a.fingerprint: a for a in settings.accounts if a.fingerprint}
         self._by_cn: dict[str, list[MtlsAccount]] = {}
         for account in sorted(settings.accounts, key=lambda a: a.issuer is None):
@@ -234,6 +239,6 @@ def _principal(account: MtlsAccount, credential: str, not_after: float) -> Princ
         id=f"mtls:{account.name}",
         credential_id=credential,
         method="mtls",
-        roles=tuple(account.roles),
+        roles=tuple(r for r in account.roles if r not in RESERVED_ROLES),
         expires_at=not_after,
     )

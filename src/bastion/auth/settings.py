@@ -46,6 +46,7 @@ _Duration: TypeAlias = Annotated[str, Meta(pattern=DURATION_PATTERN)]
 # RFC 6749 scope-token characters: what may appear inside a quoted WWW-Authenticate value.
 _Scope: TypeAlias = Annotated[str, Meta(pattern=r"^[!#-\[\]-~]{1,128}$")]
 _Url: TypeAlias = Annotated[str, Meta(min_length=1, max_length=2048)]
+_IdpRole: TypeAlias = Annotated[str, Meta(min_length=1, max_length=128)]
 _HEX_FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
 
 
@@ -57,9 +58,19 @@ class ApiKeySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     db: Annotated[str, Meta(min_length=1)] | None = None
 
 
+class OidcGrants(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The token roles (values at ``roles_claim``) that grant the admin API's roles; none by
+    default: a token role itself named ``admin`` or ``auditor`` is dropped
+    (``bastion.auth.roles``)."""
+
+    admin: Annotated[list[_IdpRole], Meta(max_length=64)] = []
+    auditor: Annotated[list[_IdpRole], Meta(max_length=64)] = []
+
+
 class OidcSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """JWT access tokens from one issuer (AU-6, AU-7). ``audience=None`` means the gateway's
-    ``resource``. ``roles_claim`` may be a dotted path (``realm_access.roles``)."""
+    ``resource``. ``roles_claim`` may be a dotted path (``realm_access.roles``); ``grants``
+    maps token roles to the admin API's roles."""
 
     issuer: _Url
     audience: _Url | None = None
@@ -70,6 +81,7 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     )
     leeway: Annotated[int, Meta(ge=0, le=60)] = 30
     roles_claim: Annotated[str, Meta(min_length=1, max_length=128)] = "roles"
+    grants: OidcGrants = msgspec.field(default_factory=OidcGrants)
     subject_claim: Annotated[str, Meta(min_length=1, max_length=128)] = "sub"
     require_typ: bool = False
     """When true, the header ``typ`` must be present (``at+jwt`` or ``JWT``); when false it is

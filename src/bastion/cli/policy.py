@@ -20,6 +20,7 @@ from typing import Final
 
 from bastion.policy import Decision, PolicyRequest, Target, TargetKind, load_policy
 from bastion.policy.principal_ids import warn_unmatchable
+from bastion.policy.principals import HeldRoles
 
 __all__ = ["run_policy"]
 
@@ -66,7 +67,7 @@ def _run(
         request = PolicyRequest(
             principal=principal,
             roles=tuple(roles),
-            claims=_pairs(claims, "--claim", nested=False),
+            claims=_pairs(claims, "--claim", nested=True),  # as a JWT carries them
             method=method,
             target=target,
             arguments=_pairs(args, "--arg", nested=True),
@@ -80,7 +81,11 @@ def _run(
     if command == "explain":
         decision, traces = compiled.explain(request)
         _print_decision(decision)
-        print(f"roles: {', '.join(sorted(compiled.roles_of(request))) or '(none)'}")
+        roles_held = compiled.roles_of(request)
+        print(f"roles: {', '.join(sorted(roles_held)) or '(none)'}")
+        if isinstance(roles_held, HeldRoles) and roles_held.unsure:
+            unsure = ", ".join(sorted(roles_held.unsure))
+            print(f"unsure roles (a claim binding could not tell; deny rules only): {unsure}")
         print("rules, in file order:")
         for trace in traces:
             mark = "applies" if trace.applies else "skipped"
@@ -107,7 +112,8 @@ def _print_decision(decision: Decision) -> None:
 
 def _pairs(items: Sequence[str], flag: str, *, nested: bool) -> dict[str, object]:
     """``key=value`` pairs; a value that parses as JSON (``5``, ``true``, ``["a"]``) is
-    that JSON, anything else is a string. ``a.b=1`` nests when ``nested``."""
+    that JSON, anything else is a string. ``a.b=1`` nests when ``nested`` (``--arg`` and
+    ``--claim``: ``realm_access.roles=[...]`` is the object a JWT carries)."""
     out: dict[str, object] = {}
     for item in items:
         key, sep, text = item.partition("=")

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Final
 
 from bastion.auth.keys import KeyStore, KeyStoreError
+from bastion.auth.roles import HUB_KEY_PREFIX, LOCAL_ROLE
 
 __all__ = ["HUB_KEY_TTL", "HUB_ROLE", "lent_hub_key"]
 
-HUB_ROLE: Final = "local"  # the role of the key a running gateway lends the local hub
+HUB_ROLE: Final = LOCAL_ROLE  # the role of the key a running gateway lends the local hub
 HUB_KEY_TTL: Final = 7 * 24 * 3600.0
-_HUB_KEY_NAME: Final = re.compile(r"hub-local-(?P<pid>[0-9]{1,10})-[0-9a-f]{6}")
+_HUB_KEY_NAME: Final = re.compile(HUB_KEY_PREFIX + r"(?P<pid>[0-9]{1,10})-[0-9a-f]{6}")
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,10 @@ def lent_hub_key(keys_db: Path | None) -> Iterator[str | None]:
         yield None
         return
     store = KeyStore(keys_db)
-    name = f"hub-local-{os.getpid()}-{secrets.token_hex(3)}"
+    name = f"{HUB_KEY_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
     try:
         _revoke_orphaned_hub_keys(store)
-        key, plaintext = store.create(name, [HUB_ROLE], expires_in=HUB_KEY_TTL)
+        key, plaintext = store.create(name, [HUB_ROLE], expires_in=HUB_KEY_TTL, reserved=True)
     except KeyStoreError as exc:
         logger.warning("no key for the local hub: %s", exc)
         store.close()

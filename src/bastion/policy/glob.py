@@ -6,6 +6,11 @@ every other character is literal (no classes, no escapes), and matching is exact
 case-sensitive. Tool and prompt names contain no ``/``, so there
 ``*`` is "anything"; in URIs and paths ``*`` stays within one segment.
 
+Principal ids and role names are not paths (``jwt:https://idp.example.com/realms/eng#alice``,
+a Keycloak group ``/eng/devs``): their globs are compiled ``flat``, where ``*`` and ``?`` match
+``/`` too, so ``principals: ["*"]`` means everyone and ``jwt:https://idp.example.com/*``
+every subject of that issuer.
+
 A client picks the text a glob runs on (an argument, a name), and Python's backtracking
 ``re`` takes up to about n**k steps for a text of n characters and a glob of k unbounded
 wildcards: a plausible rule such as ``**/secret/**/*.pem`` took 15 s on ``"secret/" *
@@ -29,6 +34,7 @@ __all__ = ["Glob", "GlobSet", "compile_glob", "is_literal", "literal_prefix"]
 
 _WILD: Final = re.compile(r"\*\*/|\*\*|\*|\?")
 _PIECES: Final = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+_FLAT_PIECES: Final = {"**/": "(?:.*/)?", "**": ".*", "*": ".*", "?": "."}
 MAX_BACKTRACK: Final = 100_000  # n**k steps left to ``re`` (a few ms at worst)
 _UNBOUNDED: Final = frozenset({"**/", "**", "*"})
 _OPTIONS: Final = re2.Options()
@@ -47,12 +53,13 @@ def literal_prefix(glob: str) -> str:
     return glob if found is None else glob[: found.start()]
 
 
-def _translate(glob: str) -> str:
+def _translate(glob: str, *, flat: bool = False) -> str:
+    pieces = _FLAT_PIECES if flat else _PIECES
     out: list[str] = []
     last = 0
     for found in _WILD.finditer(glob):
         out.append(re.escape(glob[last : found.start()]))
-        out.append(_PIECES[found.group()])
+        out.append(pieces[found.group()])
         last = found.end()
     out.append(re.escape(glob[last:]))
     return "".join(out)
@@ -85,8 +92,8 @@ class _Matcher:
 
     __slots__ = ("_longest", "_patterns", "_re", "_re2")
 
-    def __init__(self, globs: list[str]) -> None:
-        self._patterns = [_translate(g) for g in globs]
+    def __init__(self, globs: list[str], *, flat: bool = False) -> None:
+        self._patterns = [_translate(g, flat=flat) for g in globs]
         self._re = re.compile("|".join(self._patterns), re.DOTALL)
         self._re2: re2.Set | None = None
         self._longest = _longest_for_re(globs)
@@ -122,15 +129,16 @@ def compile_glob(glob: str) -> Glob:
 
 
 class GlobSet:
-    """Several globs: literal ones in a set, the rest as one alternation."""
+    """Several globs: literal ones in a set, the rest as one alternation. ``flat``: globs of
+    principal ids or role names, where ``*`` and ``?`` match ``/`` too (module docstring)."""
 
     __slots__ = ("_exact", "_wild", "globs")
 
-    def __init__(self, globs: Iterable[str]) -> None:
+    def __init__(self, globs: Iterable[str], *, flat: bool = False) -> None:
         self.globs = tuple(globs)
         self._exact = frozenset(g for g in self.globs if is_literal(g))
         wild = [g for g in self.globs if not is_literal(g)]
-        self._wild = _Matcher(wild) if wild else None
+        self._wild = _Matcher(wild, flat=flat) if wild else None
 
     def __contains__(self, text: object) -> bool:
         if not isinstance(text, str):

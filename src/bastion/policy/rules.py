@@ -3,8 +3,10 @@
 ``failure()`` returns None when the rule applies to a request, else the first reason it does
 not, as a callable giving the text (``explain`` prints these; deciding never builds them).
 A rule applies when its *who* matches (the principal id matches ``principals`` or one of
-the roles matches ``roles``), the method matches ``methods`` (when given), the target
-matches ``tools``/``resources``/``prompts`` (when any is given) and every condition holds.
+the roles matches ``roles``; both are flat globs, where ``*`` matches ``/`` too; a deny
+also counts the roles a claim binding could not decide, ``HeldRoles.unsure``), the method
+matches ``methods`` (when given), the target matches ``tools``/``resources``/``prompts``
+(when any is given) and every condition holds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bastion.policy.conditions import CompiledConditions, Reason
 from bastion.policy.decision import PolicyRequest, TargetKind
 from bastion.policy.glob import GlobSet
 from bastion.policy.model import Rule
+from bastion.policy.principals import HeldRoles
 
 __all__ = ["CompiledRule"]
 
@@ -46,8 +49,9 @@ class CompiledRule:
         self.position = position
         self.deny = rule.effect == "deny"
         self.description = rule.description
-        self.roles = None if rule.roles is None else GlobSet(rule.roles)
-        self.principals = None if rule.principals is None else GlobSet(rule.principals)
+        # Principal ids and role names are not paths: ``*`` matches ``/`` in them (``glob``).
+        self.roles = None if rule.roles is None else GlobSet(rule.roles, flat=True)
+        self.principals = None if rule.principals is None else GlobSet(rule.principals, flat=True)
         self.methods = None if rule.methods is None else GlobSet(rule.methods)
         self.targets: dict[TargetKind, GlobSet] = {
             kind: GlobSet(globs)
@@ -94,8 +98,12 @@ class CompiledRule:
     def _who_failure(self, principal: str, roles: Collection[str]) -> Reason | None:
         if self.principals is not None and principal in self.principals:
             return None
-        if self.roles is not None and self.roles.any_of(roles):
-            return None
+        if self.roles is not None:
+            if self.roles.any_of(roles):
+                return None
+            # Roles a claim binding could not decide count for a deny only (``principals``).
+            if self.deny and isinstance(roles, HeldRoles) and self.roles.any_of(roles.unsure):
+                return None
         return lambda: self._who_reason(principal, roles)
 
     def _who_reason(self, principal: str, roles: Collection[str]) -> str:
@@ -103,7 +111,9 @@ class CompiledRule:
         if self.principals is not None:
             parts.append(f"principal {principal!r} not in {list(self.principals.globs)}")
         if self.roles is not None:
-            parts.append(f"roles {sorted(roles)} not in {list(self.roles.globs)}")
+            unsure = roles.unsure if isinstance(roles, HeldRoles) else ()
+            also = f" (unsure, not counted by an allow: {sorted(unsure)})" if unsure else ""
+            parts.append(f"roles {sorted(roles)}{also} not in {list(self.roles.globs)}")
         return "; ".join(parts)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,12 @@ import pytest
 from bastion.client import ClientSession
 from bastion.transport.stdio import StdioChild
 from tests.support import BASTION
-from tests.workspace.support import loops_under, mounts_under, ok, release_mounts
-from tests.workspace.test_exec import make_root
+from tests.workspace.support import (
+    loops_under,
+    mounts_under,
+    ok,
+    quota_root,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -27,11 +30,7 @@ SLEEPER = "open('started', 'w').close(); import time; time.sleep(60)"
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    assert os.geteuid() == 0, "disk quotas need root (loop mounts)"
-    path = make_root()
-    yield path
-    release_mounts(path)  # also what a failed test left mounted
-    shutil.rmtree(path, ignore_errors=True)
+    yield from quota_root()
 
 
 async def _run_sleeper(session: ClientSession) -> None:

@@ -4,9 +4,12 @@ tests (root) the mounts and loop devices below a directory, with their cleanup."
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -117,3 +120,21 @@ def release_mounts(path: Path) -> None:
             subprocess.run(["umount", "-l", target], capture_output=True, check=False)
     for loop in loops_under(path):
         subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
+
+
+def make_root() -> Path:
+    """A new directory for a workspace root. Under /tmp, searchable by everyone: the sandbox
+    user must reach the workspace."""
+    base = Path(tempfile.mkdtemp(prefix="bastion-exec-", dir="/tmp"))
+    base.chmod(0o755)
+    return base
+
+
+def quota_root() -> Iterator[Path]:
+    """A ``make_root`` for disk-quota tests (root only: loop mounts); what a test left
+    mounted under it, failed or not, is released and the directory removed afterwards."""
+    assert os.geteuid() == 0, "disk quotas need root (loop mounts)"
+    path = make_root()
+    yield path
+    release_mounts(path)
+    shutil.rmtree(path, ignore_errors=True)

@@ -6,7 +6,6 @@ many files each under the file-size rlimit (the red team fallocated 4 GiB in one
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,10 @@ from tests.workspace.support import (
     loops_under,
     mounts_under,
     ok,
+    quota_root,
     refused,
-    release_mounts,
     text,
 )
-from tests.workspace.test_exec import make_root
 
 pytestmark = pytest.mark.anyio
 
@@ -57,11 +55,7 @@ def used_bytes(path: Path) -> int:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    assert os.geteuid() == 0, "disk quotas need root (loop mounts)"
-    path = make_root()
-    yield path
-    release_mounts(path)  # also what a failed test left mounted
-    shutil.rmtree(path, ignore_errors=True)
+    yield from quota_root()
 
 
 def leftovers(base: Path) -> list[str]:

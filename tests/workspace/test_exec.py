@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -25,7 +24,7 @@ from bastion.transport.base import serve_stream
 from bastion.transport.memory import create_memory_pair
 from bastion.workspace import WorkspaceServer
 from bastion.workspace.policy import parse_policy
-from tests.workspace.support import WAIT, Inbox, ok, refused, text
+from tests.workspace.support import WAIT, Inbox, make_root, ok, refused, text
 
 pytestmark = pytest.mark.anyio
 
@@ -43,13 +42,6 @@ def host_pids_with(marker: str) -> list[int]:
         if marker.encode() in cmdline:
             found.append(int(entry))
     return found
-
-
-def make_root() -> Path:
-    # Under /tmp, searchable by everyone: the sandbox user must reach the workspace.
-    base = Path(tempfile.mkdtemp(prefix="bastion-exec-", dir="/tmp"))
-    base.chmod(0o755)
-    return base
 
 
 @pytest.fixture

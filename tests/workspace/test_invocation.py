@@ -25,8 +25,7 @@ from bastion.transport.base import serve_stream
 from bastion.transport.memory import create_memory_pair
 from bastion.workspace import WorkspaceLimits, WorkspaceServer
 from bastion.workspace.policy import parse_policy
-from tests.workspace.support import WAIT
-from tests.workspace.test_exec import make_root
+from tests.workspace.support import WAIT, make_root
 
 pytestmark = pytest.mark.anyio
 

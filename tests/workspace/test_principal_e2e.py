@@ -28,7 +28,7 @@ from tests.security.conftest import (
     wait_ready,
 )
 from tests.support import BASTION, free_port, stop_process
-from tests.workspace.test_exec import make_root
+from tests.workspace.support import make_root
 
 pytestmark = pytest.mark.e2e
 

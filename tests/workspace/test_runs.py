@@ -22,8 +22,7 @@ from bastion.client import ClientSession
 from bastion.sandbox import Sandbox
 from bastion.workspace import WorkspaceServer
 from bastion.workspace.policy import parse_policy
-from tests.workspace.support import WAIT
-from tests.workspace.test_exec import make_root
+from tests.workspace.support import WAIT, make_root
 from tests.workspace.test_invocation import call, gateway_link
 
 pytestmark = pytest.mark.anyio

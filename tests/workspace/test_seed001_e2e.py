@@ -30,8 +30,8 @@ from bastion.client import ClientHandlers, ClientSession
 from bastion.protocol.versions import Era
 from bastion.transport.http_client import HttpClientStream
 from tests.support import BASTION, gateway_http_server
-from tests.workspace.support import Inbox, ok
-from tests.workspace.test_exec import host_pids_with, make_root
+from tests.workspace.support import Inbox, make_root, ok
+from tests.workspace.test_exec import host_pids_with
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -103,31 +103,12 @@ class UpstreamScreens:
             )
             if log is not None:
                 await log.record(
-                    AuditRecord(
-                        time=time.time(),
-                        kind="pin",
-                        principal=f"upstream:{server}",
-                        method="pin.held-unlisted",
-                        target=server,
-                        decision="deny",
-                        outcome="held-table-full",
-                        detail=msgspec.to_builtins(overflow),
-                    )
+                    _pin_record(server, "held-unlisted", server, "held-table-full", overflow)
                 )
         for event in review.events:
             if log is not None:
-                await log.record(
-                    AuditRecord(
-                        time=time.time(),
-                        kind="pin",
-                        principal=f"upstream:{server}",
-                        method=f"pin.{event.action}",
-                        target=event.tool,
-                        decision="deny" if event.action == "held" else "allow",
-                        outcome=event.reason or "ok",
-                        detail=msgspec.to_builtins(event),
-                    )
-                )
+                outcome = event.reason or "ok"
+                await log.record(_pin_record(server, event.action, event.tool, outcome, event))
         return review.allowed
 
     async def definitions(
@@ -144,18 +125,7 @@ class UpstreamScreens:
             logger.warning("held back %s's %s %s: it looks poisoned", server, item.kind, item.name)
             log = self._audit()
             if log is not None:
-                await log.record(
-                    AuditRecord(
-                        time=time.time(),
-                        kind="pin",
-                        principal=f"upstream:{server}",
-                        method="pin.held",
-                        target=item.name,
-                        decision="deny",
-                        outcome=item.reason,
-                        detail=msgspec.to_builtins(item),
-                    )
-                )
+                await log.record(_pin_record(server, "held", item.name, item.reason, item))
         return kept
 
 
@@ -172,3 +142,18 @@ def refuse_unsafe(setting: str, db: Path) -> None:
         return
     except UnsafeFileError as exc:
         raise ConfigError(f"{setting}: {exc}") from exc
+
+
+def _pin_record(server: str, action: str, target: str, outcome: str, detail: object) -> AuditRecord:
+    """The audit record of what the guard did with ``server``'s definition ``target``:
+    ``action`` (held, approved, ...: a hold or an overflow is a deny), with ``detail``."""
+    return AuditRecord(
+        time=time.time(),
+        kind="pin",
+        principal=f"upstream:{server}",
+        method=f"pin.{action}",
+        target=target,
+        decision="deny" if action.startswith("held") else "allow",
+        outcome=outcome,
+        detail=msgspec.to_builtins(detail),
+    )

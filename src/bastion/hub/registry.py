@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from bastion._file_trust import private_group
+from bastion._file_trust import untrusted_step
 from bastion.errors import ConfigError
 
 __all__ = [
@@ -151,30 +151,26 @@ def ensure_registry_dir(directory: Path) -> Path:
 
 
 def _refuse_swappable(directory: Path) -> None:
-    """Whoever may rename entries of a directory above ``directory`` may swap in a registry
-    of their own. Each one (as written, and with symlinks resolved) must be root's or ours,
-    and not writable by group or others unless sticky (as /tmp is: there only an entry's
-    owner, we, may rename it); a user private group (ours alone, as umask 002 systems use)
-    is no other user.
+    """Whoever may rename entries of a directory on the way to ``directory`` (a parent, a
+    symlink, a link's target) may swap in a registry of their own: ``untrusted_step`` walks
+    that way as the kernel does, and each entry must be root's or ours and writable by
+    nobody else, a sticky directory (as /tmp is) and a user private group excepted.
 
     Raises:
-        ConfigError: naming the directory, the one above it at fault, and the fix.
+        ConfigError: naming the directory, the entry at fault, and the fix.
     """
-    me = os.getuid()
-    above = {*Path(os.path.abspath(directory)).parents, *directory.resolve().parents}
-    for parent in sorted(above, key=lambda p: len(p.parts)):
-        info = parent.stat()
-        if info.st_uid not in (0, me):
-            raise ConfigError(
-                f"registry {directory}: {parent} belongs to another user (uid {info.st_uid}),"
-                " who may replace it; use a registry directory elsewhere"
-            )
-        group_writable = info.st_mode & stat.S_IWGRP and not private_group(info.st_gid)
-        if (info.st_mode & stat.S_IWOTH or group_writable) and not info.st_mode & stat.S_ISVTX:
-            raise ConfigError(
-                f"registry {directory}: other users may replace it through {parent};"
-                f" run: chmod go-w {parent}"
-            )
+    step = untrusted_step(directory)
+    if step is None:
+        return
+    if step.fix.startswith("chown"):  # owned by another user: they may change it at will
+        raise ConfigError(
+            f"registry {directory}: {step.entry} {step.why}, who may replace it;"
+            " use a registry directory elsewhere"
+        )
+    raise ConfigError(
+        f"registry {directory}: other users may replace it through {step.entry} ({step.why});"
+        f" run: chmod go-w {step.entry}"
+    )
 
 
 def record_path(directory: Path, instance_id: str) -> Path:

@@ -114,6 +114,35 @@ def test_ad1_allow_and_deny_decisions_are_recorded_in_full(gw: Gateway) -> None:
     assert record["latency_ms"] >= 0
 
 
+def test_ad1_a_method_the_gateway_does_not_have_is_recorded_as_a_refusal(gw: Gateway) -> None:
+    """AD-1: a caller probing for methods leaves a trace. A method MCP does not have, and one
+    of the other protocol era (``ping`` is 2025-11-25 only), are answered -32601 and audited
+    as refusals of that principal; a method name of 10,000 characters is cut to the record's
+    name bound, with its digest."""
+    bob = gw.auth("bob")
+    long_name = "probe/" + "x" * 10_000
+    for method in ("admin/dumpSecrets", "ping", long_name):
+        assert answer_of(gw.modern(bob, method))["error"]["code"] == -32601
+
+    def probes() -> list[dict[str, Any]]:
+        return [
+            r for r in records(gw) if r["principal"] == "apikey:bob" and r["outcome"] == "-32601"
+        ]
+
+    deadline = time.monotonic() + 5
+    while len(probes()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    found = {r["method"][:40]: r for r in probes()}
+    assert set(found) == {"admin/dumpSecrets", "ping", long_name[:40]}, list(found)
+    for record in found.values():
+        assert record["kind"] == "request"
+        assert record["decision"] == "deny"
+        assert record["target"] is None
+    cut = found[long_name[:40]]["method"]
+    assert len(cut) <= 512
+    assert hashlib.sha256(long_name.encode()).hexdigest() in cut
+
+
 def test_ad1_policy_file_edits_are_recorded_loaded_or_refused(gw: Gateway) -> None:
     """AD-1: a policy changed by editing its file is audited like one set through the admin
     API: loaded (rule count, digest of the file) or refused (why; the old one stays)."""

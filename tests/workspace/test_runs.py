@@ -22,6 +22,7 @@ from bastion.client import ClientSession
 from bastion.sandbox import Sandbox
 from bastion.workspace import WorkspaceServer
 from bastion.workspace.policy import parse_policy
+from bastion.workspace.runs import FINISHED_KEPT
 from tests.workspace.support import WAIT, make_root
 from tests.workspace.test_invocation import call, gateway_link
 
@@ -140,6 +141,31 @@ async def test_another_principals_runs_are_not_listed_or_cancellable_AZ1_VT3(
         assert listed == {"running": [], "ended": []}
         _, listed, _ = await call(link, "alice", "list_executions", workspace="demo")
         assert [r["state"] for r in listed["ended"]] == ["exited", "cancelled"]
+
+
+async def test_another_principals_runs_never_push_ones_history_out_AZ1_DS4(
+    sandbox: Sandbox,
+) -> None:
+    """The history of ended runs is kept per principal: bob ending more runs than the
+    history holds (FINISHED_KEPT) does not push alice's run out of her list, and bob's own
+    list keeps his last FINISHED_KEPT."""
+    fast = "rate: {per_minute: 600000, burst: 1000}\n" + RULES
+    for server in trusting(sandbox, fast, "demo"):
+        async with gateway_link(server) as link:
+            failed, _, why = await call(
+                link, "alice", "run_command", workspace="demo", argv=["true"]
+            )
+            assert not failed, why
+            for _ in range(FINISHED_KEPT + 3):
+                failed, _, why = await call(
+                    link, "bob", "run_command", workspace="demo", argv=["true"]
+                )
+                assert not failed, why
+            _, alices, _ = await call(link, "alice", "list_executions", workspace="demo")
+            _, bobs, _ = await call(link, "bob", "list_executions", workspace="demo")
+        assert [r["state"] for r in alices["ended"]] == ["exited"]
+        assert len(bobs["ended"]) == FINISHED_KEPT
+        assert {r["agent"]["principal"] for r in bobs["ended"]} == {"bob"}
 
 
 async def test_one_principal_holds_at_most_half_of_a_workspaces_run_slots_DS3(

@@ -1,8 +1,9 @@
 """The authorize stage (AZ-1, AZ-2, AZ-4, TC-6): ask the policy about every request, refuse
 what it does not allow before anything reaches an upstream, filter list results by the same
 decisions, and enforce a high-security tool's obligations (recent authentication, approval).
-A request whose target could not be read from its params (``Exchange.malformed``) is refused
--32602 before the policy is asked.
+A request that cannot be served as sent (``Exchange.malformed``: a method this protocol era
+does not have, -32601, or a target that cannot be read from its params, -32602) is refused
+before the policy is asked; the audit stage around it records the refusal.
 Each URI a ``subscriptions/listen`` follows is decided as the ``resources/subscribe`` it
 replaces; one refused refuses the whole request, with the same answer, before anything is
 subscribed.

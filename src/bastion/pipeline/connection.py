@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bastion._types import JSONObject, JSONValue
 from bastion.auth.principal import Principal
-from bastion.errors import InvalidParams, MethodNotFound
+from bastion.errors import InvalidParams, MethodNotFound, ProtocolError
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.stage import Handler
 from bastion.pipeline.targets import subscriptions_of, target_of
@@ -27,6 +27,7 @@ from bastion.session.peer import Call, Peer
 
 if TYPE_CHECKING:
     from bastion.pipeline.subscribed import SubscribedSessions
+    from bastion.policy.decision import Target
 
 __all__ = ["GuardedConnection", "session_tag"]
 
@@ -66,15 +67,18 @@ class GuardedConnection:
         era = self.inner.era_of(call)
         modern = era is Era.MODERN
         spec = CLIENT_METHODS.get(call.method)
+        target: Target | None = None
+        malformed: ProtocolError | None = None
         if spec is None or era not in spec.eras:
             # Not a method of this era (or of MCP): -32601 from the protocol, as both
             # revisions require, rather than a policy answer about something that is not there.
-            raise MethodNotFound(call.method)
-        malformed = None
-        try:
-            target = target_of(call.method, call.params)
-        except InvalidParams as exc:  # refused by the authorize stage, so it is audited
-            target, malformed = None, exc
+            # Refused by the authorize stage, so the probe is audited and rate-limited (AD-1).
+            malformed = MethodNotFound(call.method)
+        else:
+            try:
+                target = target_of(call.method, call.params)
+            except InvalidParams as exc:  # refused by the authorize stage, so it is audited
+                malformed = exc
         exchange = Exchange(
             principal=self.principal,
             call=call,

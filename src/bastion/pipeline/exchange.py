@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bastion._types import JSONObject
 from bastion.auth.principal import Principal
-from bastion.errors import InvalidParams
+from bastion.errors import ProtocolError
 from bastion.policy.decision import Decision, Target
 from bastion.session.peer import Call, RequestHandler
 
@@ -29,7 +29,7 @@ class Exchange:
     serve: RequestHandler
     target: Target | None = None
     subscriptions: tuple[Target, ...] = ()
-    malformed: InvalidParams | None = None
+    malformed: ProtocolError | None = None
     session: str | None = None
     client_capabilities: JSONObject = field(default_factory=dict)
     modern: bool = False

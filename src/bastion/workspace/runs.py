@@ -1,7 +1,10 @@
 """The table of a workspace server's command executions, running and recently ended.
 
 ``Runner`` holds the sandbox, the command policy with its per-agent rate limiter, the runs
-in progress (by execution id) and the last ``FINISHED_KEPT`` that ended. A ``Run`` is one
+in progress (by execution id) and the history of those that ended: the last
+``FINISHED_KEPT`` of each (workspace, principal), for at most ``HISTORIES_KEPT`` such pairs
+(the one least recently added to is dropped first), so one principal's many short runs never
+push another's out of sight (AZ-1) and the history stays bounded (DS-4). A ``Run`` is one
 execution as ``list_executions`` shows it; an execution is only found in its own workspace,
 and, when the gateway passes the caller's principal, only by that principal: another
 principal's run is answered like an unknown id (without a principal every agent sees all).
@@ -15,7 +18,8 @@ that others need. Callers without a principal have only the overall caps.
 
 from __future__ import annotations
 
-from collections import deque
+import itertools
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
@@ -29,9 +33,18 @@ from bastion.workspace.policy import CommandPolicy, RateLimiter
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["FINISHED_KEPT", "SERVER_SHARE", "WORKSPACE_SHARE", "Run", "Runner", "State"]
+__all__ = [
+    "FINISHED_KEPT",
+    "HISTORIES_KEPT",
+    "SERVER_SHARE",
+    "WORKSPACE_SHARE",
+    "Run",
+    "Runner",
+    "State",
+]
 
-FINISHED_KEPT: Final = 32
+FINISHED_KEPT: Final = 32  # ended runs kept per (workspace, principal)
+HISTORIES_KEPT: Final = 256  # (workspace, principal) histories kept
 # A principal's share of the run slots: 1/2 of a workspace's (2 of the default 4, so the
 # others always have as many) and 1/4 of the server's, as with workspaces and member places.
 WORKSPACE_SHARE: Final = 2
@@ -97,18 +110,38 @@ class Runner:
         self.rate = RateLimiter(policy.rate, clock)
         self.wall = wall
         self.running: dict[str, Run] = {}
-        self.finished: deque[Run] = deque(maxlen=FINISHED_KEPT)
+        # Ended runs with their place in the order they ended, by (workspace, principal).
+        self._ended: OrderedDict[tuple[str, str | None], deque[tuple[int, Run]]] = OrderedDict()
+        self._ends = itertools.count()
         # The principal (or None) of each run holding a slot, by workspace.
         self._slots: list[tuple[str, str | None]] = []
 
+    def ended(self, run: Run) -> None:
+        """Keep the ended ``run`` in its (workspace, principal) history."""
+        key = (run.workspace, run.agent.principal)
+        history = self._ended.get(key)
+        if history is None:
+            if len(self._ended) >= HISTORIES_KEPT:
+                self._ended.popitem(last=False)
+            history = self._ended[key] = deque(maxlen=FINISHED_KEPT)
+        else:
+            self._ended.move_to_end(key)
+        history.append((next(self._ends), run))
+
     def listed(self, workspace: str, principal: str | None) -> tuple[list[Run], list[Run]]:
-        """The running and the recently ended runs of ``workspace`` that the caller sees."""
+        """The running and the recently ended runs of ``workspace`` that the caller sees
+        (ended ones in the order they ended)."""
         running = [r for r in self.running.values() if r.workspace == workspace]
-        ended = [r for r in self.finished if r.workspace == workspace]
-        return (
-            [r for r in running if r.visible_to(principal)],
-            [r for r in ended if r.visible_to(principal)],
+        ended = sorted(
+            (end for end in self._finished(workspace) if end[1].visible_to(principal)),
+            key=lambda end: end[0],
         )
+        return [r for r in running if r.visible_to(principal)], [run for _, run in ended]
+
+    def _finished(self, workspace: str) -> Iterator[tuple[int, Run]]:
+        for (where, _), history in self._ended.items():
+            if where == workspace:
+                yield from history
 
     def find(self, workspace: str, execution_id: str, principal: str | None = None) -> Run:
         """The run ``execution_id`` of ``workspace``, running or recently ended, if the
@@ -117,7 +150,7 @@ class Runner:
         Raises:
             NotFound: there is none (in this workspace, for this principal).
         """
-        candidates = [self.running.get(execution_id), *self.finished]
+        candidates = [self.running.get(execution_id), *(r for _, r in self._finished(workspace))]
         run = next((r for r in candidates if r is not None and r.id == execution_id), None)
         if run is None or run.workspace != workspace or not run.visible_to(principal):
             raise NotFound(f"no execution {execution_id} in workspace {workspace}")

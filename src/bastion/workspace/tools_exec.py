@@ -201,7 +201,7 @@ async def _ended(inv: Invocation, ws: Workspace, run: Run, execution: Execution)
             if result.limit == "none"
             else "killed"
         )
-    runner.finished.append(run)
+    runner.ended(run)
     await inv.server.updated([meta_uri(ws.name, "members")])
 
 

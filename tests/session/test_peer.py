@@ -122,12 +122,38 @@ async def test_inbound_table_is_bounded_and_rejects_duplicate_ids() -> None:
         answers.append(message)
 
     async with Peer(sink, echo_handler, max_inflight=2) as peer:
-        for i in range(3):
-            await peer.dispatch(Request(id=i, method="slow"))
         await peer.dispatch(Request(id=0, method="slow"))
+        await anyio.sleep(0.05)  # id 0 is running
+        await peer.dispatch(Request(id=0, method="slow"))  # its duplicate ends at once
+        with anyio.fail_after(5):
+            while not answers:
+                await anyio.sleep(0.01)
+        for i in range(1, 3):
+            await peer.dispatch(Request(id=i, method="slow"))
         with anyio.fail_after(5):
             while len(answers) < 2:
                 await anyio.sleep(0.01)
         codes = sorted(m.error.code for m in answers if isinstance(m, ErrorResponse))
         assert codes == [-32600, -32000]  # duplicate id; table full
+        peer._tg.cancel_scope.cancel()  # type: ignore[union-attr]
+
+
+async def test_past_the_inflight_cap_dispatch_waits_on_the_refusals_write_DS4() -> None:
+    """DS-4: a client that sends requests but stops reading the answers. Past
+    ``max_inflight`` running requests, ``dispatch`` itself writes the refusal, so while
+    nothing can be written it does not return and the caller stops reading input: the
+    requests held stay bounded (before, each became a task waiting to write, without end)."""
+    written = anyio.Event()  # never set: the reader of our answers is gone
+
+    async def stuck_sink(message: Message, related: RequestId | None) -> None:
+        await written.wait()
+
+    async with Peer(stuck_sink, echo_handler, max_inflight=4) as peer:
+        dispatched = 0
+        with anyio.move_on_after(1):
+            for i in range(1000):
+                await peer.dispatch(Request(id=i, method="ping"))
+                dispatched += 1
+        assert dispatched == 4
+        assert peer._running == 4
         peer._tg.cancel_scope.cancel()  # type: ignore[union-attr]

@@ -1,8 +1,10 @@
 """An async JSON-RPC endpoint over any transport: the runtime around the sans-IO core.
 
 A ``Peer`` serves inbound requests (each in its own task and cancel scope, so a
-``notifications/cancelled`` stops exactly that work), correlates responses to the requests
-it sent, and routes progress notifications to the waiting caller. It is not MCP-aware:
+``notifications/cancelled`` stops exactly that work; past ``max_inflight`` running, a
+request is refused inline, so the read loop feeding ``dispatch`` waits on that answer's
+write), correlates responses to the requests it sent, and routes progress notifications to
+the waiting caller. It is not MCP-aware:
 the MCP meaning lives in the ``RequestHandler`` it is given. Outbound messages go through a
 ``Sink`` with the id of the inbound request they relate to, so an HTTP transport can put
 them on that request's own stream.
@@ -22,7 +24,7 @@ import msgspec
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import BastionError, PeerError, RequestTimeout, TransportClosed
-from bastion.protocol.correlation import Correlator, InflightTable
+from bastion.protocol.correlation import Correlator, InflightTable, TableFull
 from bastion.protocol.jsonrpc import (
     ErrorResponse,
     Message,
@@ -167,6 +169,12 @@ class Peer:
         elif isinstance(message, Request):
             if self._tg is None:
                 raise RuntimeError("use `async with Peer(...)` to dispatch requests")
+            if self._running >= self._inbound.limit:
+                # Refused here, not in a task: while the answer cannot be written (a client
+                # that stopped reading), the caller's read loop waits too, so at most
+                # ``max_inflight`` requests are ever held (DS-4).
+                await self._sink(to_error_response(TableFull(), message.id), message.id)
+                return
             self._running += 1
             self._tg.start_soon(self._serve_and_send, message)
         elif isinstance(message, Notification):

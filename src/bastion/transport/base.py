@@ -63,9 +63,9 @@ async def serve_stream(stream: MessageStream, connection: McpConnection) -> None
             while True:
                 try:
                     item = await stream.receive()
+                    await peer.dispatch(item)
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    break
-                await peer.dispatch(item)
+                    break  # it stopped sending, or an answer can no longer be written
             # The client stopped sending; what it already asked for still gets its answer.
             await peer.drain(DRAIN_TIMEOUT)
         finally:

@@ -3,7 +3,8 @@
 ``LineFramer.feed`` takes arbitrary chunks and returns the complete lines in them. A line
 longer than ``max_line`` is never buffered whole: its bytes are dropped up to the next
 newline and an ``OVERSIZED`` marker is returned in its place, so the caller can answer
-with a parse error and carry on with the next message.
+with a parse error and carry on with the next message. At end of input, ``finish`` returns
+the last line if the peer did not end it with a newline.
 """
 
 from __future__ import annotations
@@ -52,3 +53,8 @@ class LineFramer:
             else:
                 self._buf += chunk[start:]
         return lines
+
+    def finish(self) -> list[bytes]:
+        """At end of input: the unterminated last line, if any (``OVERSIZED`` if it was
+        over the cap), so a final message without its newline is answered, not lost."""
+        return self.feed(b"\n")

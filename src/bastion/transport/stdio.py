@@ -1,8 +1,11 @@
 """stdio transports: our own stdin/stdout as a server face, and a spawned child as a client face.
 
-Messages are newline-delimited JSON with a line cap (``LineFramer``). A child runs in its
-own process group with an allow-listed environment; its stderr is read line by line into
-our log, never interpreted. Closing a child escalates: close its stdin, then SIGTERM the
+Messages are newline-delimited JSON with a line cap (``LineFramer``); a last line that the
+peer ends without a newline is still read at EOF. When our stdout breaks (the client closed
+its end), the server face stops reading too: nothing more could be answered. A child runs in
+its own process group with an allow-listed environment; its stderr is read line by line into
+our log through the caller's ``stderr_filter`` (which masks its credentials), never
+interpreted. Closing a child escalates: close its stdin, then SIGTERM the
 process group, then SIGKILL, each step with a bounded wait.
 """
 
@@ -74,16 +77,21 @@ class _Framed:
         self._framer = LineFramer(max_line)
         self._decoder = decoder
         self._ready: list[bytes] = []
+        self._ended = False
 
     async def _read_chunk(self) -> bytes:
         raise NotImplementedError
 
     async def receive(self) -> Message | BastionError:
         while not self._ready:
-            chunk = await self._read_chunk()
-            if not chunk:
+            if self._ended:
                 raise anyio.EndOfStream
-            self._ready.extend(self._framer.feed(chunk))
+            chunk = await self._read_chunk()
+            if chunk:
+                self._ready.extend(self._framer.feed(chunk))
+            else:
+                self._ended = True
+                self._ready.extend(self._framer.finish())
         line = self._ready.pop(0)
         if line is OVERSIZED:
             return ParseError(f"line exceeds {self._framer.max_line} bytes")
@@ -111,6 +119,7 @@ class StdioServerStream(_Framed):
         self._read = read
         self._write = write
         self._lock = anyio.Lock()
+        self._broken = False
 
     @classmethod
     async def open(
@@ -154,11 +163,25 @@ class StdioServerStream(_Framed):
         return stream
 
     async def _read_chunk(self) -> bytes:
+        if self._broken:
+            raise anyio.BrokenResourceError("stdout is closed: nothing could be answered")
         return await self._read()
 
     async def send(self, message: Message) -> None:
+        """Write one message.
+
+        Raises:
+            anyio.BrokenResourceError: the reader of our stdout is gone (then ``receive``
+                raises it too, so the connection ends instead of serving unanswerable calls).
+        """
         async with self._lock:
-            await self._write(encode(message) + b"\n")
+            if self._broken:
+                raise anyio.BrokenResourceError("stdout is closed")
+            try:
+                await self._write(encode(message) + b"\n")
+            except OSError as exc:  # EPIPE, ECONNRESET: the client closed its end
+                self._broken = True
+                raise anyio.BrokenResourceError("stdout is closed") from exc
 
     async def aclose(self) -> None:
         return None
@@ -186,6 +209,7 @@ class StdioChild(_Framed):
         max_line: int = DEFAULT_MAX_LINE,
         name: str = "",
         pass_fds: Sequence[int] = (),
+        stderr_filter: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(max_line, MessageDecoder(max_bytes=max_line))
         if not argv:
@@ -195,6 +219,7 @@ class StdioChild(_Framed):
         self._env = dict(env) if env is not None else child_environment(os.environ)
         self._cwd = cwd
         self._pass_fds = tuple(pass_fds)
+        self._stderr_filter = stderr_filter
         self._process: anyio.abc.Process | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._send_lock = anyio.Lock()
@@ -245,9 +270,12 @@ class StdioChild(_Framed):
         try:
             async for chunk in self._process.stderr:
                 for line in framer.feed(chunk):
-                    text = (
-                        "<line too long>" if line is OVERSIZED else line.decode("utf-8", "replace")
-                    )
+                    if line is OVERSIZED:
+                        text = "<line too long>"
+                    else:
+                        text = line.decode("utf-8", "replace")
+                        if self._stderr_filter is not None:
+                            text = self._stderr_filter(text)
                     logger.info("[%s stderr] %s", self.name, text)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass

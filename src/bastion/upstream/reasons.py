@@ -23,7 +23,7 @@ from bastion.guard.sanitise import MIN_KNOWN_SECRET
 if TYPE_CHECKING:
     from bastion.config.model import ServerConfig
 
-__all__ = ["MAX_REASON", "clean_reason", "describe", "known_secrets"]
+__all__ = ["MAX_REASON", "clean_reason", "describe", "known_secrets", "mask_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,21 @@ def known_secrets(config: ServerConfig) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with recognised credentials (the audit redactor's patterns) and each of
+    ``secrets`` (an upstream's own configured values, ``known_secrets``) masked."""
+    text = redact_text(text)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def clean_reason(reason: str, secrets: Iterable[str]) -> str:
     """UP-4, IN-5: a reason is shown on the public ``/readyz`` and logged, and an upstream
     writes part of it (its error text): credentials masked (the patterns of the audit
     redactor, and this upstream's own configured header and environment values, exactly),
     internal URLs replaced, capped at ``MAX_REASON`` characters."""
-    text = redact_text(reason)
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
+    text = mask_secrets(reason, secrets)
     masked = mask_internal_urls(text, [])
     text = masked if isinstance(masked, str) else ""
     return text if len(text) <= MAX_REASON else text[:MAX_REASON] + "…"

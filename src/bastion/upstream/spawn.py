@@ -3,15 +3,15 @@
 sandbox when the server says ``sandbox:`` (only its own ``env``, a fresh writable
 ``/workspace`` per start, the host paths and domains it was granted), or Streamable HTTP
 with the server's static headers (and the caller's ``ConnectChecks``, if any, asked of each
-new connection). The client's own
-credentials are never part of either."""
+new connection). The client's own credentials are never part of either. A child's stderr
+reaches our log with its configured credentials and any recognised secret masked (IN-5)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from bastion._types import NO_CHECKS, ConnectChecks
 from bastion.transport.base import MessageStream
 from bastion.transport.stdio import StdioChild, child_environment
+from bastion.upstream.reasons import known_secrets, mask_secrets
 
 if TYPE_CHECKING:
     from bastion.config.model import ServerConfig
@@ -52,8 +53,14 @@ async def open_upstream(
             yield child
         return
     env = child_environment(environ, config.env)
-    async with StdioChild(argv, env=env, cwd=config.cwd, name=name) as child:
+    clean = _stderr_filter(config)
+    async with StdioChild(argv, env=env, cwd=config.cwd, name=name, stderr_filter=clean) as child:
         yield child
+
+
+def _stderr_filter(config: ServerConfig) -> Callable[[str], str]:
+    secrets = known_secrets(config)
+    return lambda line: mask_secrets(line, secrets)
 
 
 @asynccontextmanager
@@ -81,7 +88,11 @@ async def _sandboxed_child(
                     extra_ro_paths=[Path(p) for p in config.sandbox.paths],
                 ) as launch,
                 StdioChild(
-                    launch.argv, env=launch.env, name=name, pass_fds=launch.pass_fds
+                    launch.argv,
+                    env=launch.env,
+                    name=name,
+                    pass_fds=launch.pass_fds,
+                    stderr_filter=_stderr_filter(config),
                 ) as child,
             ):
                 launch.close_fds()  # the child has its own copies

@@ -5,6 +5,11 @@ A path is a claim name or a dotted path into nested objects (``realm_access.role
 level the longest run of the remaining names that is a key wins, so a claim whose name
 itself holds dots (``https://example.com/roles``, as Auth0 namespaces them; a Keycloak
 client id ``my.app`` under ``resource_access``) is found too. ``null`` counts as absent.
+
+A string claim is one value, compared whole. Its words (``claim_words``) are not values
+one can be sure of: ``scope`` is space-separated, but a group name may hold spaces too
+(``former platform-admins``), so a reader that finds a value only as a word counts it as
+*unsure*: for a deny, never for an allow or a grant (AZ-1, AZ-6).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["ABSENT", "UNREADABLE", "claim_at"]
+__all__ = ["ABSENT", "UNREADABLE", "claim_at", "claim_words"]
 
 
 class _Marker:
@@ -50,3 +55,9 @@ def claim_at(claims: Mapping[str, object], path: str) -> object:
         else:
             return ABSENT
     return ABSENT if node is None else node
+
+
+def claim_words(text: str) -> list[str]:
+    """The words of a string claim, split at any whitespace (``str.split``: Unicode spaces
+    and the separators U+001C..U+001F too), for the unsure reading (module docstring)."""
+    return text.split()

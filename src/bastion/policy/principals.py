@@ -11,13 +11,15 @@ read (an object, a number, a list holding non-strings without the value, a path 
 non-object, or a space-separated string that holds the value as one of its words), grants
 its roles as *unsure*: deny rules count them and allow rules do not (``HeldRoles``). So an
 odd-shaped claim never dodges a deny meant for the role, and never earns an allow either.
+A credential's own roles may be unsure in the same way (the words of a JWT's string
+``roles_claim``, ``bastion.auth.jwt``): they come in as ``unsure_roles``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from bastion._claims import ABSENT, claim_at
+from bastion._claims import ABSENT, claim_at, claim_words
 from bastion.policy.glob import GlobSet
 from bastion.policy.model import Binding
 
@@ -63,11 +65,16 @@ class RoleResolver:
         )
 
     def roles(
-        self, principal: str, roles: Sequence[str], claims: Mapping[str, object]
+        self,
+        principal: str,
+        roles: Sequence[str],
+        claims: Mapping[str, object],
+        unsure_roles: Sequence[str] = (),
     ) -> frozenset[str]:
-        """The roles held; a ``HeldRoles`` when some are unsure, else a plain frozenset."""
+        """The roles held; a ``HeldRoles`` when some are unsure (``unsure_roles``, the
+        credential's own, or a claim binding's), else a plain frozenset."""
         found = set(roles)
-        unsure: set[str] = set()
+        unsure = set(unsure_roles)
         for globs, granted in self._by_id:
             if principal in globs:
                 found |= granted
@@ -87,7 +94,7 @@ def _holds(held: object, value: str) -> bool | None:
     if isinstance(held, str):
         if held == value:
             return True
-        return None if value in held.split() else False
+        return None if value in claim_words(held) else False
     if isinstance(held, list):
         if value in held:
             return True

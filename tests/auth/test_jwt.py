@@ -279,8 +279,24 @@ async def test_roles_claim_as_string_or_dotted_path(jwks_file: Path) -> None:
     token = make_token({"realm_access": {"roles": ["ops", 7, "user"]}})
     assert (await v.validate(token, NOW)).roles == ("ops", "user")
     v = validator(jwks_file, roles_claim="scope")
-    assert (await v.validate(make_token({"scope": "read"}), NOW)).roles == ("read",)
+    assert (await v.validate(make_token({"scope": "read write"}), NOW)).roles == ("read", "write")
     assert (await v.validate(make_token({"scope": 5}), NOW)).roles == ()
+
+
+async def test_az1_az6_a_scope_is_a_list_between_ascii_spaces_and_only_that(
+    jwks_file: Path,
+) -> None:
+    """OAuth's ``scope`` (and ``scp``) is values between single ASCII spaces (RFC 9068):
+    each is a role held for sure, ``grants`` included. Other whitespace does not split it
+    for sure: ``x\u00a0admins`` only holds the unsure word ``admins``, for deny rules."""
+    v = validator(jwks_file, roles_claim="scope", grants=OidcGrants(admin=["gw.admin"]))
+    held = await v.validate(make_token({"scope": "openid gw.admin"}), NOW)
+    assert held.roles == ("openid", "gw.admin", "admin")
+    odd = await v.validate(make_token({"scope": "x\u00a0gw.admin"}), NOW)
+    assert odd.roles == ("x\u00a0gw.admin",)
+    assert odd.unsure_roles == ("x", "gw.admin")
+    v = validator(jwks_file, roles_claim="ext.scp")
+    assert (await v.validate(make_token({"ext": {"scp": "a b"}}), NOW)).roles == ("a", "b")
 
 
 async def test_az1_roles_claim_may_be_a_claim_name_that_holds_dots(jwks_file: Path) -> None:

@@ -13,12 +13,12 @@ authentication forever (AZ-5). A valid token becomes a ``Principal`` ``jwt:<iss>
 stable across token refreshes (sessions stay bound to it, SE-2).
 
 Its roles are read at ``roles_claim`` as the policy's claim bindings read a claim
-(``bastion._claims``): each string of a list is a role; a string is one role, whole; the
-words of a string that holds more than one are *unsure* roles (``Principal.unsure_roles``),
-which deny rules count and allow rules do not, since ``former platform-admins`` is not
-``platform-admins`` (AZ-1). The reserved ``local``, ``admin`` and ``auditor`` are dropped;
-``admin`` and ``auditor`` come only from ``grants``, for a role the token holds for sure
-(``bastion.auth.roles``, AZ-6).
+(``bastion._claims``): each string of a list is a role; a string is one role, whole (for
+``scope``/``scp``, each item between ASCII spaces); its other words are *unsure* roles
+(``Principal.unsure_roles``), which deny rules count and allow rules do not, since
+``former platform-admins`` is not ``platform-admins`` (AZ-1). The reserved ``local``,
+``admin`` and ``auditor`` are dropped; ``admin`` and ``auditor`` come only from ``grants``,
+for a role the token holds for sure (``bastion.auth.roles``, AZ-6).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskStatus
 
-from bastion._claims import claim_at, claim_words
+from bastion._claims import claim_at, claim_words, string_values
 from bastion._types import Clock, JSONValue
 from bastion.auth.jwk import b64url_decode
 from bastion.auth.jwks import FileJwks, JwksCache, JwksSource, JwksUnavailable, UrlJwks
@@ -229,16 +229,16 @@ def _roles(claims: dict[str, JSONValue], path: str) -> tuple[tuple[str, ...], tu
     is held whole, and its words are unsure (module docstring); anything else: none."""
     value = claim_at(claims, path)
     if isinstance(value, str):
-        return _bounded([value]), _bounded(claim_words(value), besides=value)
+        held = _bounded(string_values(path, value))
+        unsure = [w for w in claim_words(value) if w not in held]
+        return held, _bounded(unsure)
     if not isinstance(value, list):
         return (), ()
     return _bounded(value), ()
 
 
-def _bounded(values: list[JSONValue] | list[str], besides: str = "") -> tuple[str, ...]:
-    """The strings of ``values`` that can be roles (``MAX_ROLE_LENGTH``), less ``besides``,
-    once each, at most ``MAX_ROLES``."""
-    roles = (
-        v for v in values if isinstance(v, str) and 0 < len(v) <= MAX_ROLE_LENGTH and v != besides
-    )
+def _bounded(values: list[JSONValue] | list[str]) -> tuple[str, ...]:
+    """The strings of ``values`` that can be roles (``MAX_ROLE_LENGTH``), once each, at
+    most ``MAX_ROLES``."""
+    roles = (v for v in values if isinstance(v, str) and 0 < len(v) <= MAX_ROLE_LENGTH)
     return tuple(dict.fromkeys(roles))[:MAX_ROLES]

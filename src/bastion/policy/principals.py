@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from bastion._claims import ABSENT, claim_at, claim_words
+from bastion._claims import ABSENT, claim_at, claim_words, string_values
 from bastion.policy.glob import GlobSet
 from bastion.policy.model import Binding
 
@@ -79,7 +79,7 @@ class RoleResolver:
             if principal in globs:
                 found |= granted
         for claim, value, granted in self._by_claim:
-            held = _holds(claim_at(claims, claim), value)
+            held = _holds(claim, claim_at(claims, claim), value)
             if held is True:
                 found |= granted
             elif held is None:
@@ -87,12 +87,13 @@ class RoleResolver:
         return HeldRoles(found, unsure) if unsure else frozenset(found)
 
 
-def _holds(held: object, value: str) -> bool | None:
-    """Whether claim value ``held`` carries ``value``; None when that cannot be told."""
+def _holds(path: str, held: object, value: str) -> bool | None:
+    """Whether claim value ``held`` (at ``path``) carries ``value``; None when that cannot
+    be told."""
     if held is ABSENT:
         return False
     if isinstance(held, str):
-        if held == value:
+        if value in string_values(path, held):
             return True
         return None if value in claim_words(held) else False
     if isinstance(held, list):

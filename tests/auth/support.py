@@ -286,6 +286,29 @@ def issue(ca: Ca, directory: Path, *, cn: str, file: str | None = None) -> tuple
     return _write_pair(directory, file or cn, cert, key)
 
 
+def issue_unreadable_subject(ca: Ca, directory: Path, *, file: str) -> tuple[Path, Path, bytes]:
+    """A client certificate signed by ``ca`` (as ``issue``) whose subject CN is a T61String
+    holding bytes 0x00 and 0xff: OpenSSL takes it in a TLS handshake, and ``cryptography``
+    raises ValueError once its subject is read (red team AU-2)."""
+    marker = b"QQQQQQQQ"
+    crt, key, der = issue(ca, directory, cn=marker.decode(), file=file)
+    tbs = x509.load_der_x509_certificate(der).tbs_certificate_bytes
+    rest = der[der.index(tbs) + len(tbs) :]
+    algorithm = rest[: 2 + rest[1]]  # the signature AlgorithmIdentifier, as issued
+    bad = tbs.replace(b"\x0c\x08" + marker, b"\x14\x08\x00\xff" + marker[2:])
+    signature = ca.key.sign(bad, ec.ECDSA(hashes.SHA256()))
+    der = _der(0x30, bad + algorithm + _der(0x03, b"\x00" + signature))
+    crt.write_bytes(ssl.DER_cert_to_PEM_cert(der).encode())
+    return crt, key, der
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    """One DER element: ``tag``, the definite length of ``body``, ``body``."""
+    size = len(body)
+    length = bytes([size]) if size < 0x80 else bytes([0x82]) + size.to_bytes(2, "big")
+    return bytes([tag]) + length + body
+
+
 def _write_pair(
     directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
 ) -> tuple[Path, Path, bytes]:

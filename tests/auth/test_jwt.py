@@ -283,6 +283,22 @@ async def test_roles_claim_as_string_or_dotted_path(jwks_file: Path) -> None:
     assert (await v.validate(make_token({"scope": 5}), NOW)).roles == ()
 
 
+async def test_az1_az6_a_scope_is_a_list_between_ascii_spaces_and_only_that(
+    jwks_file: Path,
+) -> None:
+    """OAuth's ``scope`` (and ``scp``) is values between single ASCII spaces (RFC 9068):
+    each is a role held for sure, ``grants`` included. Other whitespace does not split it
+    for sure: ``x\u00a0admins`` only holds the unsure word ``admins``, for deny rules."""
+    v = validator(jwks_file, roles_claim="scope", grants=OidcGrants(admin=["gw.admin"]))
+    held = await v.validate(make_token({"scope": "openid gw.admin"}), NOW)
+    assert held.roles == ("openid", "gw.admin", "admin")
+    odd = await v.validate(make_token({"scope": "x\u00a0gw.admin"}), NOW)
+    assert odd.roles == ("x\u00a0gw.admin",)
+    assert odd.unsure_roles == ("x", "gw.admin")
+    v = validator(jwks_file, roles_claim="ext.scp")
+    assert (await v.validate(make_token({"ext": {"scp": "a b"}}), NOW)).roles == ("a", "b")
+
+
 async def test_az1_roles_claim_may_be_a_claim_name_that_holds_dots(jwks_file: Path) -> None:
     """Auth0 namespaces custom claims by URL: the name itself holds dots, and the policy's
     claim bindings find it at the same path (one reading for both, ``bastion._claims``)."""

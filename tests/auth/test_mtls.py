@@ -15,7 +15,14 @@ from cryptography import x509
 
 from bastion.auth import MtlsMapper, MtlsSettings, Unauthenticated
 from bastion.auth.mtls import MtlsConfigError
-from tests.auth.support import Ca, issue, make_ca, make_crl, self_signed
+from tests.auth.support import (
+    Ca,
+    issue,
+    issue_unreadable_subject,
+    make_ca,
+    make_crl,
+    self_signed,
+)
 
 
 def mapper(*accounts: dict[str, object]) -> MtlsMapper:
@@ -159,6 +166,23 @@ def test_two_accounts_for_one_cn_and_issuer_are_refused() -> None:
     same = {"subject_cn": "bot", "issuer": "CN=Ops CA"}
     with pytest.raises(msgspec.ValidationError, match="same subject_cn"):
         msgspec.convert({"accounts": [{"name": "a", **same}, {"name": "b", **same}]}, MtlsSettings)
+
+
+def test_au2_a_certificate_whose_subject_does_not_parse_is_malformed_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """Red team AU-2: the CA signed a certificate whose CN is a T61String of 0x00 and 0xff;
+    the TLS layer takes it, and reading its subject raised ValueError (every request a 500).
+    Now it is ``malformed-certificate``, naming the certificate, with a CRL or without."""
+    ca = make_ca("Ops CA")
+    _, _, der = issue_unreadable_subject(ca, tmp_path, file="bad")
+    account = {"name": "ci", "subject_cn": "ci-bot"}
+    assert refused(from_files(tmp_path, [ca], account), der) == "malformed-certificate"
+    with_crl = from_files(tmp_path, [ca], account, crl=make_crl(ca))
+    assert refused(with_crl, der) == "malformed-certificate"
+    with pytest.raises(Unauthenticated) as caught:
+        with_crl.screen(der, NOW)
+    assert caught.value.reason == "malformed-certificate"
 
 
 def test_au1_a_certificate_revoked_in_the_crl_is_refused(tmp_path: Path) -> None:

@@ -58,6 +58,20 @@ def test_az1_a_binding_that_cannot_be_decided_counts_for_denies_not_allows(
     assert "unsure, not counted by an allow: ['contractor']" in traces[0].reason
 
 
+def test_az1_a_binding_on_scope_reads_it_as_a_list_between_ascii_spaces() -> None:
+    """OAuth's ``scope`` (RFC 9068) is values between ASCII spaces: a binding on one of
+    them holds for sure, as ``roles_claim: scope`` reads it; any other whitespace leaves
+    only an unsure word, counted by denies alone."""
+    bound = [{"claim": "scope", "value": "tools.dev", "roles": ["developer"]}]
+    engine = policy([ALLOW_DEV], principals=bound, roles=ROLES)
+    assert engine.decide(request(roles=(), claims={"scope": "openid tools.dev"})).allowed
+    assert not engine.decide(request(roles=(), claims={"scope": "x\u00a0tools.dev"})).allowed
+    # A group claim is not a list: its words stay unsure.
+    grouped = [{"claim": "groups", "value": "tools.dev", "roles": ["developer"]}]
+    engine = policy([ALLOW_DEV], principals=grouped, roles=ROLES)
+    assert not engine.decide(request(roles=(), claims={"groups": "openid tools.dev"})).allowed
+
+
 def test_az1_a_path_through_a_non_object_counts_for_denies() -> None:
     keycloak = [{"claim": "realm_access.roles", "value": "ext", "roles": ["contractor"]}]
     engine = policy([EVERYONE, NO_CONTRACTOR_EXEC], principals=keycloak, roles=ROLES)

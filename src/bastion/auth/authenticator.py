@@ -2,7 +2,10 @@
 else, never a query string) and the TLS-verified client certificate become a ``Principal``.
 
 ``Bearer bst_...`` is an API key, any other bearer token a JWT (when OIDC is configured);
-with no header, a client certificate maps to a service account. The header is size-capped
+with no header, a client certificate maps to a service account. With a client CRL, a client
+certificate is checked before anything else, so a revoked one (or one of unknown status) is
+refused whatever bearer token comes with it (AU-1), and the principal a token proves over it
+names it (``Principal.client_certificate``) for the watcher. The header is size-capped
 before it is parsed (AU-8). Failed attempts are counted per client address, and a failed
 attempt from an address over its budget is refused with ``Throttled`` (429) instead of
 ``Unauthenticated``; a valid credential is served whatever its address did, so bad guesses
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Final
 
 import anyio
+import msgspec
 from anyio.abc import TaskStatus
 
 from bastion._types import Clock
@@ -164,10 +168,18 @@ class Authenticator:
     async def _authenticate(
         self, authorization: str | None, client_cert: bytes | None, peer: str | None, now: float
     ) -> Principal:
+        certificate = None if client_cert is None else self._mtls.screen(client_cert, now)
         if authorization is None:
             if client_cert is not None and self._mtls.configured:
                 return self._mtls.authenticate(client_cert, now=now)
             raise Unauthenticated("missing", presented=False)
+        principal = await self._bearer(authorization, peer, now)
+        if certificate is None:
+            return principal
+        return msgspec.structs.replace(principal, client_certificate=certificate)
+
+    async def _bearer(self, authorization: str, peer: str | None, now: float) -> Principal:
+        """The principal an ``Authorization`` header value proves."""
         if len(authorization) > self._settings.max_credential_bytes:
             raise Unauthenticated("credential-too-large", presented=True)
         scheme, _, token = authorization.strip(" ").partition(" ")

@@ -10,7 +10,10 @@ bundle cannot mint the account's CN; with more than one CA in the bundle, every 
 name its issuer or pin a fingerprint, or the configuration is refused (``MtlsConfigError``).
 With a ``client_crl`` (``bastion.auth.crl``), a revoked certificate is refused, and every
 certificate while the CRL cannot be trusted (fail closed); so is an expired one on a
-connection kept alive past its ``notAfter``. What each certificate is (CN, serial, signer,
+connection kept alive past its ``notAfter``; ``screen`` does so for a certificate that came
+with a bearer token too (AU-1). A certificate the TLS layer verified but whose fields do not
+parse (a subject of invalid ASN.1 strings) is ``malformed-certificate``, a 401 like any
+refusal (AU-2). What each certificate is (CN, serial, signer,
 ``notAfter``) is parsed once and kept by fingerprint (least recently used out first), so
 ``lapsed`` can say, for the credential watcher, which certificates that hold sessions and
 streams would now be refused. A reserved role in an account's ``roles`` (``local``,
@@ -145,10 +148,7 @@ class MtlsMapper:
         """
         fingerprint = hashlib.sha256(der).hexdigest()
         credential = _CREDENTIAL + fingerprint
-        leaf = self._leaf(der, fingerprint)
-        reason = self._refusal(leaf, time.time() if now is None else now)
-        if reason is not None:
-            raise Unauthenticated(reason, presented=True, credential_id=credential)
+        leaf = self._accepted(der, fingerprint, time.time() if now is None else now)
         account = self._by_fingerprint.get(fingerprint)
         if account is None:
             candidates = self._by_cn.get(leaf.cn, []) if leaf.cn is not None else []
@@ -159,6 +159,22 @@ class MtlsMapper:
             raise Unauthenticated("unknown-certificate", presented=True, credential_id=credential)
         return _principal(account, credential, leaf.not_after)
 
+    def screen(self, der: bytes, now: float) -> str | None:
+        """With a client CRL, the certificate ``der`` a request came over is refused if it
+        would be, whatever else the request presents (a bearer token, AU-1); then its
+        credential id, for ``lapsed`` to watch. None without a CRL: the TLS handshake
+        already checked what there is to check.
+
+        Raises:
+            Unauthenticated: ``malformed-certificate``, ``expired-certificate``,
+                ``revoked-certificate`` or ``revocation-unknown`` (``authenticate``).
+        """
+        if self._crl is None:
+            return None
+        fingerprint = hashlib.sha256(der).hexdigest()
+        self._accepted(der, fingerprint, now)
+        return _CREDENTIAL + fingerprint
+
     def lapsed(self, credential: str, now: float) -> bool:
         """Whether the certificate of ``credential`` (a credential id this mapper gave) would
         now be refused: expired, revoked in the CRL, or of unknown revocation status (fail
@@ -168,6 +184,15 @@ class MtlsMapper:
             return False
         leaf = self._known.get(credential.removeprefix(_CREDENTIAL))
         return leaf is None or self._refusal(leaf, now) is not None
+
+    def _accepted(self, der: bytes, fingerprint: str, now: float) -> _Leaf:
+        """The parsed certificate, unless it is refused at ``now`` whatever account it
+        maps to (``Unauthenticated``, naming its credential)."""
+        leaf = self._leaf(der, fingerprint)
+        reason = self._refusal(leaf, now)
+        if reason is not None:
+            raise Unauthenticated(reason, presented=True, credential_id=_CREDENTIAL + fingerprint)
+        return leaf
 
     def _refusal(self, leaf: _Leaf, now: float) -> str | None:
         """Why ``leaf`` is refused at ``now`` whatever account it maps to, or None."""
@@ -188,17 +213,20 @@ class MtlsMapper:
         from cryptography import x509  # noqa: PLC0415
         from cryptography.x509.oid import NameOID  # noqa: PLC0415
 
-        try:
+        try:  # every field is parsed when read: a bad one raises there (AU-2)
             cert = x509.load_der_x509_certificate(der)
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            cn = names[0].value if len(names) == 1 and isinstance(names[0].value, str) else None
+            signer = next((i for i, ca in enumerate(self._cas) if _signed_by(cert, ca)), None)
+            leaf = _Leaf(cn, cert.serial_number, signer, cert.not_valid_after_utc.timestamp())
         except ValueError as exc:
-            raise Unauthenticated("malformed-certificate", presented=True) from exc
-        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        cn = names[0].value if len(names) == 1 and isinstance(names[0].value, str) else None
-        signer = next((i for i, ca in enumerate(self._cas) if _signed_by(cert, ca)), None)
+            credential = _CREDENTIAL + fingerprint
+            raise Unauthenticated(
+                "malformed-certificate", presented=True, credential_id=credential
+            ) from exc
         if len(self._known) >= MAX_KNOWN_CERTIFICATES:
             del self._known[next(iter(self._known))]  # the least recently used
-        not_after = cert.not_valid_after_utc.timestamp()
-        leaf = self._known[fingerprint] = _Leaf(cn, cert.serial_number, signer, not_after)
+        self._known[fingerprint] = leaf
         return leaf
 
 

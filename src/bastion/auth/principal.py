@@ -28,6 +28,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     credential_id: str
     method: AuthMethod
     roles: tuple[str, ...] = ()
+    unsure_roles: tuple[str, ...] = ()
+    """Roles the credential names in a shape that cannot tell whether it grants them (the
+    words of a JWT's string ``roles_claim``): deny rules count them, allow rules and the
+    admin API never do (AZ-1, AZ-6)."""
     claims: dict[str, JSONValue] = msgspec.field(default_factory=dict)
     authenticated_at: float | None = None
     """When the person behind the credential last authenticated (a JWT's ``auth_time``, else
@@ -36,6 +40,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float | None = None
     """When the credential stops being accepted (a JWT's ``exp`` plus the leeway; a key's
     expiry or the end of its rotation overlap); None: it does not expire."""
+    client_certificate: str | None = None
+    """The credential id (``mtls:sha256:...``) of the client certificate a bearer token came
+    over, when a client CRL watches certificates: what this principal holds ends once that
+    certificate would be refused, as a certificate's own principal's does (AU-1)."""
 
     @property
     def binding(self) -> tuple[str, str]:

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, TypeAlias, TypeVar, get_args, get_type_hints
+from typing import Final, Literal, TypeAlias, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import ValidationError
@@ -23,7 +23,6 @@ from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
 from bastion.config.model import (
     SERVER_NAME_PATTERN,
-    TRANSPORT_TYPES,
     AuditSettings,
     Config,
     FieldProblem,
@@ -263,28 +262,54 @@ def _translate(exc: ValidationError, value: JSONValue, kind: type[_S], path: _Pa
         return _Invalid(tuple(where), f"expected {wanted}{constraint}, got {_describe(node)}")
     if unknown:
         return _Invalid(tuple(where), _unknown_field(_struct_at(kind, fields[:-1])))
-    if problem.startswith("Invalid enum value"):  # ServerConfig.type is the only enum
-        choices = ", ".join(json.dumps(t) for t in TRANSPORT_TYPES)
+    if problem.startswith("Invalid enum value") and (allowed := _allowed(kind, fields)):
+        choices = ", ".join(json.dumps(t) for t in allowed)
         return _Invalid(tuple(where), f"expected one of {choices}, got {_describe(node)}")
     return _Invalid(tuple(where), problem[:1].lower() + problem[1:])
+
+
+def _allowed(kind: type[msgspec.Struct], fields: list[str]) -> tuple[object, ...]:
+    """The values the ``Literal`` of the field at ``fields`` allows (``servers.*.type``,
+    each of ``auth.oidc.algorithms``); () when the path does not lead to one."""
+    hint: object = kind
+    for name in fields:
+        struct = _struct_in(hint)
+        if struct is None:  # the path leaves the Structs (a dict of them): not followed
+            return ()
+        hint = get_type_hints(struct).get(name)
+    return _literal_values(hint)
+
+
+def _literal_values(hint: object) -> tuple[object, ...]:
+    """The values of the ``Literal`` in ``hint``, looking inside lists and unions."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    for arg in get_args(hint):
+        if values := _literal_values(arg):
+            return values
+    return ()
 
 
 def _struct_at(kind: type[msgspec.Struct], fields: list[str]) -> type[msgspec.Struct]:
     """The Struct type reached from ``kind`` through ``fields`` (nested Struct fields)."""
     for name in fields:
-        hint = get_type_hints(kind).get(name)
-        nested = next(
-            (
-                c
-                for c in (*get_args(hint), hint)
-                if isinstance(c, type) and issubclass(c, msgspec.Struct)
-            ),
-            None,
-        )
+        nested = _struct_in(get_type_hints(kind).get(name))
         if nested is None:
             break
         kind = nested
     return kind
+
+
+def _struct_in(hint: object) -> type[msgspec.Struct] | None:
+    """The Struct type ``hint`` is, or holds as an argument (``X | None``); else None."""
+    return next(
+        (
+            c
+            for c in (*get_args(hint), hint)
+            if isinstance(c, type) and issubclass(c, msgspec.Struct)
+        ),
+        None,
+    )
 
 
 def _unknown_field(kind: type[msgspec.Struct]) -> str:

@@ -139,6 +139,7 @@ def _request(exchange: Exchange, now: float) -> PolicyRequest:
         method=exchange.method,
         at=datetime.fromtimestamp(now, UTC),
         roles=principal.roles,
+        unsure_roles=principal.unsure_roles,
         claims=principal.claims,
         target=exchange.target,
         arguments=exchange.arguments if exchange.target is not None else {},

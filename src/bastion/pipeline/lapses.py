@@ -4,7 +4,8 @@ A credential lapses when it expires (a JWT's or a certificate's ``expires_at``),
 key is no longer active (revoked, expired, past its rotation overlap, or gone: the key
 database is the truth, since ``bastion keys revoke`` runs in another process), or when the
 authenticator would now refuse a client certificate (revoked in the CRL, revocation status
-unknown). Each predicate answers once per credential per check.
+unknown), including the one a bearer token came over (``Principal.client_certificate``).
+Each predicate answers once per credential per check.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ def lapsed_principals(
 ) -> Callable[[Principal], bool]:
     """Whether a session owner's credential has lapsed: expired, an API key that is no
     longer active (revoked, expired, past its rotation overlap, or gone), or a client
-    certificate revoked or of unknown revocation status in the CRL."""
+    certificate revoked or of unknown revocation status in the CRL, its own or the one its
+    bearer token came over."""
     credential_lapsed = _lapsed_credential(store, now, authenticator)
 
     def lapsed(principal: Principal) -> bool:
         if principal.expires_at is not None and now >= principal.expires_at:
+            return True
+        certificate = principal.client_certificate
+        if certificate is not None and credential_lapsed(certificate):
             return True
         return credential_lapsed(principal.credential_id)
 

@@ -90,6 +90,7 @@ class SubscribedSessions:
                     method=SUBSCRIBE,
                     at=at,
                     roles=principal.roles,
+                    unsure_roles=principal.unsure_roles,
                     claims=principal.claims,
                     target=Target("resource", uri),
                 )

@@ -54,6 +54,9 @@ class PolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     at: datetime
     roles: tuple[str, ...] = ()
+    unsure_roles: tuple[str, ...] = ()
+    """Roles the credential carries in a shape that cannot tell (``Principal``): deny rules
+    count them, allow rules do not, as those of a claim binding (``HeldRoles``)."""
     claims: dict[str, JSONValue] = msgspec.field(default_factory=dict)
     target: Target | None = None
     arguments: dict[str, JSONValue] = msgspec.field(default_factory=dict)

@@ -187,7 +187,9 @@ class Policy:
         ]
 
     def roles_of(self, request: PolicyRequest) -> frozenset[str]:
-        return self._roles.roles(request.principal, request.roles, request.claims)
+        return self._roles.roles(
+            request.principal, request.roles, request.claims, request.unsure_roles
+        )
 
     def _decision(self, rule: CompiledRule, request: PolicyRequest) -> Decision:
         what = _what(request)

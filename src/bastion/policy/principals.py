@@ -11,13 +11,15 @@ read (an object, a number, a list holding non-strings without the value, a path 
 non-object, or a space-separated string that holds the value as one of its words), grants
 its roles as *unsure*: deny rules count them and allow rules do not (``HeldRoles``). So an
 odd-shaped claim never dodges a deny meant for the role, and never earns an allow either.
+A credential's own roles may be unsure in the same way (the words of a JWT's string
+``roles_claim``, ``bastion.auth.jwt``): they come in as ``unsure_roles``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from bastion._claims import ABSENT, claim_at
+from bastion._claims import ABSENT, claim_at, claim_words, string_values
 from bastion.policy.glob import GlobSet
 from bastion.policy.model import Binding
 
@@ -63,16 +65,21 @@ class RoleResolver:
         )
 
     def roles(
-        self, principal: str, roles: Sequence[str], claims: Mapping[str, object]
+        self,
+        principal: str,
+        roles: Sequence[str],
+        claims: Mapping[str, object],
+        unsure_roles: Sequence[str] = (),
     ) -> frozenset[str]:
-        """The roles held; a ``HeldRoles`` when some are unsure, else a plain frozenset."""
+        """The roles held; a ``HeldRoles`` when some are unsure (``unsure_roles``, the
+        credential's own, or a claim binding's), else a plain frozenset."""
         found = set(roles)
-        unsure: set[str] = set()
+        unsure = set(unsure_roles)
         for globs, granted in self._by_id:
             if principal in globs:
                 found |= granted
         for claim, value, granted in self._by_claim:
-            held = _holds(claim_at(claims, claim), value)
+            held = _holds(claim, claim_at(claims, claim), value)
             if held is True:
                 found |= granted
             elif held is None:
@@ -80,14 +87,15 @@ class RoleResolver:
         return HeldRoles(found, unsure) if unsure else frozenset(found)
 
 
-def _holds(held: object, value: str) -> bool | None:
-    """Whether claim value ``held`` carries ``value``; None when that cannot be told."""
+def _holds(path: str, held: object, value: str) -> bool | None:
+    """Whether claim value ``held`` (at ``path``) carries ``value``; None when that cannot
+    be told."""
     if held is ABSENT:
         return False
     if isinstance(held, str):
-        if held == value:
+        if value in string_values(path, held):
             return True
-        return None if value in held.split() else False
+        return None if value in claim_words(held) else False
     if isinstance(held, list):
         if value in held:
             return True

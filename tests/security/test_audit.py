@@ -284,3 +284,35 @@ def test_ad3_secrets_in_arguments_and_targets_are_not_stored(gw: Gateway) -> Non
     raw = b"".join(p.read_bytes() for p in gw.audit_db.parent.glob("audit.db*"))
     for secret in (github, password, "ad3-nested-key-value", "ad3-uri-secret-value"):
         assert secret.encode() not in raw
+
+
+def test_ad3_secrets_in_request_ids_methods_and_refused_paths_are_not_stored_AD3(
+    gw: Gateway,
+) -> None:
+    """AD-3: a JSON-RPC id ``Bearer <hex>``, a method holding a GitHub token and the path of
+    a refused request holding an OpenAI key (in the ``authentication`` record's ``method``;
+    once whole, once cut at its 128 characters mid-key) were stored as sent; every name and
+    id is now redacted like the detail, and before any cut."""
+    alice = gw.auth("alice")
+    hex_secret = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928"
+    github = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    openai = "sk-proj-" + "ad3pathsecretabcdefghijklmnop0123"
+    answer = answer_of(gw.modern(alice, "tools/list", request_id=f"Bearer {hex_secret}"))
+    assert "result" in answer
+    assert answer_of(gw.modern(alice, f"tools/{github}"))["error"]["code"] == -32601
+    for pad in ("", "p" * 99 + "/"):  # the cut at 128 characters falls inside the key
+        path = f"/api/v1/{pad}{openai}"
+        refused = gw.client.post(gw.base + path, content=b"{}", headers=bearer("wrong"))
+        assert refused.status_code == 401
+    stored = wait_for(gw, lambda r: r["kind"] == "authentication"
+                      and "/api/v1/pppp" in r["method"])  # fmt: skip
+    assert stored and stored[-1]["method"].startswith("POST /api/v1/" + "p" * 99 + "/")
+    found = wait_for(gw, lambda r: str(r["request_id"]).startswith("Bearer "))
+    assert found and found[-1]["request_id"] == "Bearer [REDACTED]"
+    probed = wait_for(gw, lambda r: r["method"].startswith("tools/") and r["outcome"] == "-32601")
+    assert probed and probed[-1]["method"] == "tools/[REDACTED]"
+    dump = json.dumps(records(gw))
+    raw = b"".join(p.read_bytes() for p in gw.audit_db.parent.glob("audit.db*"))
+    for secret in (hex_secret, github, openai, openai[:15]):
+        assert secret not in dump
+        assert secret.encode() not in raw

@@ -27,6 +27,7 @@ from bastion.admin.errors import AdminError
 from bastion.admin.handlers import HANDLERS
 from bastion.admin.openapi import openapi_bytes
 from bastion.admin.routes import OPENAPI_PATH, PREFIX, Route, Router
+from bastion.audit.redact import redact_text
 from bastion.auth.principal import Principal, Unauthenticated
 from bastion.auth.roles import ADMIN_ROLE, AUDITOR_ROLE  # a JWT's only by oidc.grants
 from bastion.transport._http_asgi import Headers, Receive, Scope, Send
@@ -206,7 +207,9 @@ class AdminApi:
         route = next((r for r in routes if r.method == method), None)
         action = route.action or route.operation if route else "unknown"
         target = f"{method} {path}" if path.startswith(PREFIX) else method
-        await self._audit(principal, action, target[:MAX_TARGET], outcome)
+        # Redacted before the cut (AD-3): a key in the path cut short would no longer match
+        # its pattern, and its head would be stored as sent.
+        await self._audit(principal, action, redact_text(target)[:MAX_TARGET], outcome)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

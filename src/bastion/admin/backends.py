@@ -124,7 +124,7 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     hash: str | None = None  # SHA-256 of the held definition (what an approval is for)
     findings: tuple[JSONObject, ...] = ()  # why it was held (the guard's findings)
     definition: JSONObject | None = None  # as the upstream offered it
-    arguments_sha256: str | None = None  # a call's: SHA-256 of its canonical JSON arguments
+    arguments_hmac: str | None = None  # a call's: keyed digest of its canonical JSON arguments
     arguments_preview: str | None = None  # a call's arguments, redacted and cut short
 
 

@@ -228,7 +228,11 @@ class Admin:
 
     def app(self) -> AdminApi:
         async def on_event(
-            principal: Principal | None, action: str, target: str | None, outcome: str
+            principal: Principal | None,
+            action: str,
+            target: str | None,
+            outcome: str,
+            detail: JSONObject,
         ) -> None:
             self.events.append((principal.id if principal else None, action, target, outcome))
 

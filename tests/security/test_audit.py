@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.security.conftest import Gateway, answer_of, bearer, run_cli
+from tests.security.conftest import LEGACY, Gateway, answer_of, bearer, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -189,6 +189,70 @@ def test_ad1_the_store_never_holds_a_key(gw: Gateway) -> None:
     dump = b"".join(p.read_bytes() for p in gw.audit_db.parent.glob("audit.db*"))
     for key in gw.keys.values():
         assert key.split("_", 2)[2].encode() not in dump
+
+
+def test_ad1_se2_another_principals_use_of_a_session_is_recorded_AD1_SE2(gw: Gateway) -> None:
+    """AD-1, SE-2: bob names alice's live 2025-11-25 session in a POST and a DELETE. He is
+    answered as for an unknown id (404) and alice's session lives on; the audit log now
+    says who tried (bob, his credential, the request, the JSON-RPC id) on which session (the
+    digest alice's own records carry, never the id). Nothing was recorded before."""
+    alice, bob = gw.auth("alice"), gw.auth("bob")
+    session = gw.initialize(alice)
+    unknown = "0" * len(session)
+    for sid in (session, unknown):
+        refused = gw.legacy(bob, sid, "tools/list", request_id="se2-foreign-post")
+        assert refused.status_code == 404, refused.text
+        headers = {**bob, "mcp-session-id": sid, "mcp-protocol-version": LEGACY}
+        assert gw.client.delete(gw.url, headers=headers).status_code == 404
+    assert answer_of(gw.legacy(alice, session, "tools/list"))["result"]["tools"]
+
+    def foreign() -> list[dict[str, Any]]:
+        return [r for r in records(gw) if r["outcome"] == "foreign-session"]
+
+    deadline = time.monotonic() + 10  # the DELETE, a second later, in the window's summary
+    while len(foreign()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first, summary = foreign()
+    assert (first["kind"], first["decision"]) == ("request", "deny")
+    assert first["principal"] == "apikey:bob"
+    assert first["credential_id"] == "apikey:" + gw.keys["bob"].split("_")[1]
+    assert (first["method"], first["request_id"]) == ("POST /mcp", "se2-foreign-post")
+    mine = [r for r in records(gw) if r["principal"] == "apikey:alice"]
+    assert first["session"] in {r["session"] for r in mine}  # alice's session, as she has it
+    assert summary["principal"] == "apikey:bob" and summary["session"] == first["session"]
+    assert summary["detail"]["attempts"] == [{"method": "DELETE /mcp", "target": None, "count": 1}]
+    assert session not in json.dumps(records(gw))
+
+
+def test_ad1_an_admin_creating_a_key_is_recorded_with_what_the_key_may_do_AD1(
+    gw: Gateway,
+) -> None:
+    """AD-1: ``POST /api/v1/keys`` is recorded with the new key's name, roles, expiry and
+    break-glass flag (the detail was empty), never its secret; so is its revocation."""
+    root = gw.auth("root")
+    spec = {"name": "ad1-audited-bot", "roles": ["dev"], "expires_in": 600}
+    created = gw.client.post(f"{gw.base}/api/v1/keys", json=spec, headers=root)
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    assert gw.client.delete(f"{gw.base}/api/v1/keys/{key['id']}", headers=root).status_code == 204
+    written = {
+        r["method"]: r
+        for r in records(gw)
+        if r["kind"] == "admin" and r["method"] in ("keys.create", "keys.revoke")
+        and r["target"] == key["id"]
+    }  # fmt: skip
+    described = {
+        "name": "ad1-audited-bot",
+        "roles": ["dev"],
+        "expiresAt": key["expires_at"],
+        "breakGlass": False,
+    }
+    assert written["keys.create"]["detail"] == described
+    assert written["keys.revoke"]["detail"] == {
+        "revoked": [{"id": key["id"], **described}],
+        "count": 1,
+    }
+    assert created.json()["secret"] not in json.dumps(records(gw))
 
 
 # -- AD-2 -------------------------------------------------------------------------------------

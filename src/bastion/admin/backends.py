@@ -76,8 +76,11 @@ class KeyBackend(Protocol):
         """
         ...
 
-    async def revoke(self, key_id: str) -> None:
-        """Raises: NotFound: no such key."""
+    async def revoke(self, key_id: str) -> Sequence[KeyRecord]:
+        """Revoke the key ``key_id`` (or every unrevoked key of that name); what was revoked.
+
+        Raises:
+            NotFound: no such key."""
         ...
 
 

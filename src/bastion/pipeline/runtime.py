@@ -45,6 +45,7 @@ from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import reauthorize
 from bastion.pipeline.build import build_stages
 from bastion.pipeline.connection import GuardedConnection
+from bastion.pipeline.foreign_sessions import ForeignSessionAudit
 from bastion.pipeline.hub_key import HUB_ROLE, lent_hub_key
 from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
@@ -110,6 +111,8 @@ class Security:
         self.subscribed = SubscribedSessions()
         self.calls = InFlightCalls()
         self.audit: AuditLog | None = None
+        # SE-2, AD-1: the HTTP face's refusals of someone else's session, audited.
+        self.foreign_sessions = ForeignSessionAudit(lambda: self.audit)
         self.screens = UpstreamScreens(config, lambda: self.audit)
         self.pins = self.screens.pins
         self.held_definitions = self.screens.held_definitions  # in the pin database

@@ -70,6 +70,7 @@ ADMIN = "admin"
 AUDITOR = "auditor"
 USER = "user"
 ROLES = {ADMIN: ("admin",), AUDITOR: ("auditor",), USER: ("user", "developer")}
+ARGUMENTS_KEY = b"admin-support-arguments-key-32-bytes!"  # the approval gate's (AD-3)
 
 POLICY = """\
 roles:
@@ -191,7 +192,7 @@ class Admin:
         self.gateway = Gateway(
             self.config, {}, sealer=RequestStateSealer([secrets.token_bytes(32)])
         )
-        self.gate = ApprovalGate()
+        self.gate = ApprovalGate(key=ARGUMENTS_KEY)
         self.pins = PinStore(self.root / "pins" / "pins.db")
         self.held = HeldDefinitions(self.root / "pins" / "pins.db")
         self.screen = DefinitionScreen(PoisonScanner(), store=self.held)
@@ -227,7 +228,11 @@ class Admin:
 
     def app(self) -> AdminApi:
         async def on_event(
-            principal: Principal | None, action: str, target: str | None, outcome: str
+            principal: Principal | None,
+            action: str,
+            target: str | None,
+            outcome: str,
+            detail: JSONObject,
         ) -> None:
             self.events.append((principal.id if principal else None, action, target, outcome))
 

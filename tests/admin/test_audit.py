@@ -4,6 +4,7 @@ and admin events recorded into a real AuditLog."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 
@@ -114,3 +115,52 @@ async def test_admin_events_go_to_the_audit_log(tmp_path: Path, admin: Admin) ->
         ("admin", "listKeys", "apikey:user", "deny", "forbidden"),
     ]
     assert records[0]["credential_id"] == f"apikey:{admin.key_ids[ADMIN]}"
+
+
+@pytest.mark.anyio
+async def test_ad1_key_writes_are_recorded_with_roles_expiry_and_break_glass_AD1(
+    tmp_path: Path, admin: Admin
+) -> None:
+    """AD-1: the admin records of a key's creation, rotation and revocation say what the key
+    can do (its name, roles, expiry, break-glass flag; a rotation where it came from and the
+    overlap, a revocation every key it ended), never its secret. They had an empty detail."""
+    log_path = tmp_path / "events.db"
+    async with AuditLog(log_path) as log:
+        backends = dataclasses.replace(admin.backends(), audit=SqliteAudit(log_path))
+        app = AdminApi(admin.authenticate, backends, audit=audit_events(log))
+        async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
+            headers = admin.auth(ADMIN)
+            spec = {"name": "ci-bot", "roles": ["developer"], "expires_in": 3600}
+            created = (await client.post("/api/v1/keys", headers=headers, json=spec)).json()
+            key_id = created["key"]["id"]
+            rotated = await client.post(
+                f"/api/v1/keys/{key_id}/rotate", headers=headers, json={"overlap": 60}
+            )
+            successor = rotated.json()["key"]
+            revoked = await client.delete(f"/api/v1/keys/{successor['id']}", headers=headers)
+            assert revoked.status_code == 204
+            await log.flush()
+            page = (await client.get("/api/v1/audit", headers=headers)).json()
+    records = {r["record"]["method"]: r["record"] for r in page["records"]}
+    described = {
+        "name": "ci-bot",
+        "roles": ["developer"],
+        "expiresAt": created["key"]["expires_at"],
+        "breakGlass": False,
+    }
+    assert records["keys.create"]["target"] == key_id
+    assert records["keys.create"]["detail"] == described
+    assert records["keys.rotate"]["target"] == successor["id"]
+    assert records["keys.rotate"]["detail"] == {
+        **described,
+        "expiresAt": successor["expires_at"],
+        "rotatedFrom": key_id,
+        "overlapSeconds": 60,
+    }
+    assert records["keys.revoke"]["detail"] == {
+        "revoked": [{"id": successor["id"], **described, "expiresAt": successor["expires_at"]}],
+        "count": 1,
+    }
+    dump = json.dumps(page)
+    for secret in (created["secret"], rotated.json()["secret"]):
+        assert secret not in dump

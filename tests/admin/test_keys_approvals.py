@@ -6,6 +6,7 @@ reported."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from bastion.admin import OPENAPI
 from bastion.errors import PeerError
 from bastion.guard import PinEvent, tool_hash
 from bastion.guard.held import DefinitionDecision
-from tests.admin.support import ADMIN, AUDITOR, USER, Admin, serving
+from tests.admin.support import ADMIN, ARGUMENTS_KEY, AUDITOR, USER, Admin, serving
 
 SEARCH: dict[str, Any] = {
     "name": "search",
@@ -146,7 +147,7 @@ async def test_approvals(admin: Admin) -> None:
             "hash": None,
             "findings": [],
             "definition": None,
-            "arguments_sha256": canonical_sha256({"cmd": "ls"}),
+            "arguments_hmac": canonical_hmac({"cmd": "ls"}),
             "arguments_preview": '{"cmd":"ls"}',
         }
         rejected = await client.post(f"/api/v1/approvals/{held}/reject", headers=headers)
@@ -164,7 +165,7 @@ async def test_approvals(admin: Admin) -> None:
             "server": "github",
             "hash": tool_hash(RUG_PULL),
             "definition": RUG_PULL,
-            "arguments_sha256": None,  # a call's only
+            "arguments_hmac": None,  # a call's only
             "arguments_preview": None,
         }
         assert {(f["kind"], f["path"]) for f in findings} >= {("sensitive-file", "$.description")}
@@ -203,10 +204,11 @@ async def test_approvals(admin: Admin) -> None:
     assert (event.action, event.by, event.new_hash) == ("rejected", "apikey:admin", held[-64:])
 
 
-def canonical_sha256(arguments: dict[str, Any]) -> str:
-    """SHA-256 of the arguments as JSON with sorted keys and no whitespace (UTF-8)."""
+def canonical_hmac(arguments: dict[str, Any]) -> str:
+    """HMAC-SHA-256, keyed by the gate's key, of the arguments as JSON with sorted keys and
+    no whitespace (UTF-8)."""
     text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hmac.new(ARGUMENTS_KEY, text.encode(), hashlib.sha256).hexdigest()
 
 
 @pytest.mark.anyio
@@ -230,9 +232,9 @@ async def test_tc6_a_waiting_call_is_listed_with_what_its_approval_would_allow(
         listed = (await client.get("/api/v1/approvals", headers=headers)).json()["approvals"]
         for approval in listed:
             jsonschema.validate(approval, schema)
-        assert [(a["id"], a["tool"], a["arguments_sha256"]) for a in listed] == [
-            (ids[0], "shell__exec", canonical_sha256(harmless)),
-            (ids[1], "shell__exec", canonical_sha256(dangerous)),
+        assert [(a["id"], a["tool"], a["arguments_hmac"]) for a in listed] == [
+            (ids[0], "shell__exec", canonical_hmac(harmless)),
+            (ids[1], "shell__exec", canonical_hmac(dangerous)),
         ]
         first, second = (a["arguments_preview"] for a in listed)
         assert "echo harmless" in first
@@ -280,7 +282,7 @@ def test_tc1_a_held_prompt_resource_or_template_is_approved_by_an_admin(
         "server": "ev",
         "hash": digest,
         "definition": item,
-        "arguments_sha256": None,  # a call's only
+        "arguments_hmac": None,  # a call's only
         "arguments_preview": None,
     }
     assert findings and {f["kind"] for f in findings} <= {

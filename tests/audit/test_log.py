@@ -192,7 +192,25 @@ async def test_ad2_overlong_field_is_bounded_by_the_writer_so_verify_stays_ok(
     assert third[field] == exact  # at the limit: stored as sent
 
 
-@pytest.mark.parametrize("field", ["principal", "credential_id", "target"])
+@pytest.mark.parametrize("field", [name for name, _ in BOUNDED])
+async def test_ad3_a_secret_in_any_name_or_id_is_redacted_AD3(tmp_path: Path, field: str) -> None:
+    """AD-3: every name and id may carry what a client sent (a JSON-RPC id ``Bearer ...``, a
+    path holding a key in an authentication record's ``method``): the stored record has the
+    secret masked, whichever field held it, and still verifies."""
+    db = tmp_path / "audit.db"
+    secrets = {
+        "Bearer 9f8e7d6c5b4a39281706f5e4d3c2b1a0": "Bearer [REDACTED]",
+        "POST /api/v1/sk-proj-abcdefghijklmnopqrstuvwxyz012345": "POST /api/v1/[REDACTED]",
+    }
+    async with AuditLog(db) as log:
+        for i, value in enumerate(secrets):
+            await log.record(AuditRecord(time=float(i), **{field: value}))  # type: ignore[arg-type]
+    kept = [record[field] for _, record in stored(db)]
+    assert kept == list(secrets.values())
+    assert verify(db, public_key(db)).ok
+
+
+@pytest.mark.parametrize("field", [name for name, _ in BOUNDED])
 async def test_ad3_a_secret_across_the_cut_is_redacted_before_bounding(
     tmp_path: Path, field: str
 ) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bastion.audit import AuditLog, AuditRecord, Redactor, canonical_bytes, redact_text
 from bastion.audit.log import MAX_RECORD_BYTES
-from bastion.audit.record import MAX_NAME_LENGTH, bounded
+from bastion.audit.record import MAX_NAME_LENGTH, NAME_FIELDS, bounded
 
 _SECRETS = (
     "ghp_" + "a1B2" * 9,
@@ -145,10 +145,12 @@ def _digest(log: AuditLog, records: list[AuditRecord]) -> str:
     return digest.hexdigest()
 
 
-# Outputs of ``_prepare`` at 287b557 (before the twelfth session's changes) for these records.
+# Outputs of ``_prepare`` at 287b557 (before the twelfth session's changes) for these records,
+# with every name and id redacted (AD-3; until the fourteenth session only the principal,
+# credential id and target were): the digests ``_reference`` gives.
 _RECORDS = [_record(random.Random(seed), seed) for seed in range(600)]
-_EXPECTED_DEFAULT = "f658bb4ceba5a9c8961bf0111c24e2f26ae55ae28abbec17c9f71a7a2c243339"
-_EXPECTED_CONFIGURED = "f6897ca9c4450bc6c8c4bbcc3c78ef3854f005db1f3f7c60fc8377883bc8e2dc"
+_EXPECTED_DEFAULT = "ab115acebb9d2a99275b8d9449a67cae30891098e9bd18e6c07697311403223d"
+_EXPECTED_CONFIGURED = "4bb779ce5910b7233786e58b2a6c99dc7c975046fa4b016a8e3afd1456ab210d"
 
 
 def test_ad2_ad3_encoded_records_are_byte_for_byte_those_of_the_reference(
@@ -161,15 +163,12 @@ def test_ad2_ad3_encoded_records_are_byte_for_byte_those_of_the_reference(
 
 def _reference(log: AuditLog, redact: Redactor, record: AuditRecord) -> bytes:
     """``_prepare`` as the plain composition of its steps (the code before its fast path)."""
-    principal, credential, target = record.principal, record.credential_id, record.target
-    record = bounded(
-        msgspec.structs.replace(
-            record,
-            principal=redact_text(principal) if principal is not None else None,
-            credential_id=redact_text(credential) if credential is not None else None,
-            target=redact_text(target) if target is not None else None,
-        )
-    )
+    names = {
+        name: redact_text(value)
+        for name in NAME_FIELDS
+        if isinstance(value := getattr(record, name), str)
+    }
+    record = bounded(msgspec.structs.replace(record, **names))
     if record.detail:
         record = _cap(record, len(canonical_bytes(record)))
     latency = record.latency_ms if math.isfinite(record.latency_ms) else -1.0

@@ -7,6 +7,7 @@ digest are in the audit records of the call's refusals and of its run (AD-1)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from contextlib import AsyncExitStack
 
@@ -134,10 +135,47 @@ async def test_ds3_a_share_of_one_keeps_the_newest_call_findable() -> None:
         assert (gate.get(first), [p.id for p in gate.pending()]) == (None, [second])
 
 
-def canonical_sha256(arguments: dict[str, object]) -> str:
-    """SHA-256 of the arguments as JSON with sorted keys and no whitespace (UTF-8)."""
-    text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+KEY = b"test-approvals-arguments-key-of-32b"
+
+
+def canonical_hmac(arguments: dict[str, object], key: bytes = KEY) -> str:
+    """HMAC-SHA-256 (keyed by ``key``) of the arguments as JSON with sorted keys and no
+    whitespace (UTF-8)."""
+    return hmac.new(key, canonical_json(arguments), hashlib.sha256).hexdigest()
+
+
+def canonical_json(arguments: dict[str, object]) -> bytes:
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":")).encode()
+
+
+async def test_ad3_a_masked_argument_cannot_be_guessed_back_from_the_digest_AD3() -> None:
+    """AD-3: ``phone`` is an ``audit.redact_fields`` field, masked in the preview; the digest
+    an admin or an auditor sees is keyed by the gateway's secret, so trying every 7-digit
+    number against it finds nothing (the unkeyed SHA-256 of the red team's script gave the
+    number back in 35 s). The same key gives the same digest (a restarted gateway, another
+    sharing its audit log); another key, another."""
+    arguments = {"name": "bob", "contactMethod": "phone", "phone": "5550123"}
+    gate = ApprovalGate(redactor=Redactor(["phone"]), key=KEY)
+    async with AsyncExitStack() as stack:
+        c = await clients(stack, gate, [])
+        with pytest.raises(PeerError):
+            await c["alice"].call_tool("ops__deploy", arguments)
+    [waiting] = gate.pending()
+    assert "5550123" not in waiting.arguments_preview
+    guessed = json.loads(waiting.arguments_preview)
+    assert guessed["phone"] == "[REDACTED]"
+    digests = set()
+    for n in range(5550000, 5550200):  # a brute force of the masked field (its neighbourhood)
+        guessed["phone"] = f"{n:07d}"
+        digests.add(hashlib.sha256(canonical_json(guessed)).hexdigest())
+    assert waiting.arguments_hmac not in digests
+    assert waiting.arguments_hmac == canonical_hmac(arguments)
+    other = ApprovalGate(key=b"another-gateway-s-arguments-key-32")
+    async with AsyncExitStack() as stack:
+        c = await clients(stack, other, [])
+        with pytest.raises(PeerError):
+            await c["alice"].call_tool("ops__deploy", arguments)
+    assert other.pending()[0].arguments_hmac != waiting.arguments_hmac
 
 
 async def test_tc6_a_pending_call_shows_its_arguments_digest_and_a_redacted_bounded_preview() -> (
@@ -147,7 +185,7 @@ async def test_tc6_a_pending_call_shows_its_arguments_digest_and_a_redacted_boun
     of them, with secrets (the defaults and the configured fields) masked and a long value
     cut at ``MAX_ARGUMENTS_PREVIEW``; two calls that differ only in their arguments differ
     in both."""
-    gate = ApprovalGate(redactor=Redactor(["ticket"]))
+    gate = ApprovalGate(redactor=Redactor(["ticket"]), key=KEY)
     harmless = {"cmd": "echo harmless", "token": "s3cr3t-t0ken", "ticket": "T-4711"}
     long = {"cmd": "rm -rf / --no-preserve-root", "pad": "x" * 5000}
     async with AsyncExitStack() as stack:
@@ -156,9 +194,9 @@ async def test_tc6_a_pending_call_shows_its_arguments_digest_and_a_redacted_boun
             with pytest.raises(PeerError):
                 await c["alice"].call_tool("ops__deploy", arguments)
     first, second = gate.pending()
-    assert (first.arguments_sha256, second.arguments_sha256) == (
-        canonical_sha256(harmless),
-        canonical_sha256(long),
+    assert (first.arguments_hmac, second.arguments_hmac) == (
+        canonical_hmac(harmless),
+        canonical_hmac(long),
     )
     assert "echo harmless" in first.arguments_preview
     assert "s3cr3t-t0ken" not in first.arguments_preview
@@ -171,7 +209,7 @@ async def test_tc6_an_approval_covers_only_the_arguments_it_was_given_for() -> N
     """TC-6: an admin approved alice's call with one set of arguments; her retries with other
     arguments do not run: each waits for an approval of its own (a new id, its own digest),
     while the approved arguments, in any key order, run once."""
-    gate = ApprovalGate()
+    gate = ApprovalGate(key=KEY)
     calls: list[str] = []
     async with AsyncExitStack() as stack:
         alice = (await clients(stack, gate, calls))["alice"]
@@ -185,7 +223,7 @@ async def test_tc6_an_approval_covers_only_the_arguments_it_was_given_for() -> N
                 await alice.call_tool("ops__deploy", arguments)
             assert other.value.peer_message == "Approval required"
             assert other.value.peer_data["approvalId"] != approved
-        assert [p.arguments_sha256 for p in gate.pending()] == [canonical_sha256(a) for a in others]
+        assert [p.arguments_hmac for p in gate.pending()] == [canonical_hmac(a) for a in others]
         assert calls == []
         await alice.call_tool("ops__deploy", {"target": "staging", "n": 1})
     assert calls == ["ops__deploy"]
@@ -195,7 +233,7 @@ async def test_tc6_ad1_the_refusal_and_the_approved_run_are_audited_with_the_app
     """AD-1, TC-6: the audit records of the refused call (each time it is refused while it
     waits) and of the run an admin's approval let through carry the approval id and the
     arguments' digest, so request, decision (audited with the id) and run are linked."""
-    gate = ApprovalGate()
+    gate = ApprovalGate(key=KEY)
     sink = MemorySink()
     rules = policy(POLICY)
     app = app_with_tools("ops__deploy", calls=[])
@@ -205,7 +243,7 @@ async def test_tc6_ad1_the_refusal_and_the_approved_run_are_audited_with_the_app
         assert await ask(client, 7) == approval_id  # still pending
         assert gate.decide(approval_id, approve=True, by="apikey:root") is not None
         await client.call_tool("ops__deploy", {"n": 7})
-    link = {"approvalId": approval_id, "arguments_sha256": canonical_sha256({"n": 7})}
+    link = {"approvalId": approval_id, "arguments_hmac": canonical_hmac({"n": 7})}
     calls = [r for r in sink.records if r.method == "tools/call"]
     assert [(r.outcome, r.detail) for r in calls] == [
         ("-32003", link),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,8 @@ async def test_tc6_the_human_asked_sees_the_arguments_redacted_and_the_audit_the
     rules = fixed()
     app = app_with_tools(*TOOLS)
     sink = MemorySink()
-    stages = [AuditStage(sink), AuthorizeStage(lambda: rules, ApprovalGate())]
+    key = b"test-authorize-arguments-key-32bytes"
+    stages = [AuditStage(sink), AuthorizeStage(lambda: rules, ApprovalGate(key=key))]
     asked: list[str] = []
 
     async def elicit(params: dict[str, object]) -> dict[str, object]:
@@ -231,8 +233,9 @@ async def test_tc6_the_human_asked_sees_the_arguments_redacted_and_the_audit_the
     assert message.startswith('Allow olga to run github__delete_repo with {"repo":"old",')
     assert "ghp_" + "a" * 36 not in message
     [record] = [r for r in sink.records if r.method == "tools/call"]
-    digest = hashlib.sha256(msgspec.json.encode(arguments, order="sorted")).hexdigest()
-    assert record.detail == {"approvedBy": "elicitation", "arguments_sha256": digest}
+    canonical = msgspec.json.encode(arguments, order="sorted")
+    digest = hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    assert record.detail == {"approvedBy": "elicitation", "arguments_hmac": digest}
 
 
 async def test_tc6_admin_approval_never_asks_the_calling_client() -> None:

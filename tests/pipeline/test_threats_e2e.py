@@ -13,6 +13,7 @@ concurrency limits (429 + Retry-After on 2026-07-28, -32005 in a 2025-11-25 sess
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -742,9 +743,13 @@ def test_tc6_high_security_call_waits_for_an_admin_and_runs_once(gw: Gateway) ->
     pending = _pending(gw)[approval_id]
     assert pending["principal"] == "apikey:alice" and pending["tool"] == APPROVAL_TOOL
     assert pending["status"] == "pending"
-    # What approving it allows: these exact arguments (their digest), shown redacted.
+    # What approving it allows: these exact arguments (their digest, keyed by the gateway's
+    # secret beside its audit log: AD-3), shown redacted.
     shown = '{"text":"deploy to prod"}'
-    assert pending["arguments_sha256"] == hashlib.sha256(shown.encode()).hexdigest()
+    key = gw.audit_db.with_suffix(".pepper")
+    assert key.stat().st_mode & 0o777 == 0o600
+    digest = hmac.new(key.read_bytes(), shown.encode(), hashlib.sha256).hexdigest()
+    assert pending["arguments_hmac"] == digest
     assert pending["arguments_preview"] == shown
 
     approved = gw.admin("POST", f"/approvals/{approval_id}/approve")

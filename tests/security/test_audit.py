@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.security.conftest import Gateway, answer_of, bearer, run_cli
+from tests.security.conftest import LEGACY, Gateway, answer_of, bearer, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -191,6 +191,70 @@ def test_ad1_the_store_never_holds_a_key(gw: Gateway) -> None:
         assert key.split("_", 2)[2].encode() not in dump
 
 
+def test_ad1_se2_another_principals_use_of_a_session_is_recorded_AD1_SE2(gw: Gateway) -> None:
+    """AD-1, SE-2: bob names alice's live 2025-11-25 session in a POST and a DELETE. He is
+    answered as for an unknown id (404) and alice's session lives on; the audit log now
+    says who tried (bob, his credential, the request, the JSON-RPC id) on which session (the
+    digest alice's own records carry, never the id). Nothing was recorded before."""
+    alice, bob = gw.auth("alice"), gw.auth("bob")
+    session = gw.initialize(alice)
+    unknown = "0" * len(session)
+    for sid in (session, unknown):
+        refused = gw.legacy(bob, sid, "tools/list", request_id="se2-foreign-post")
+        assert refused.status_code == 404, refused.text
+        headers = {**bob, "mcp-session-id": sid, "mcp-protocol-version": LEGACY}
+        assert gw.client.delete(gw.url, headers=headers).status_code == 404
+    assert answer_of(gw.legacy(alice, session, "tools/list"))["result"]["tools"]
+
+    def foreign() -> list[dict[str, Any]]:
+        return [r for r in records(gw) if r["outcome"] == "foreign-session"]
+
+    deadline = time.monotonic() + 10  # the DELETE, a second later, in the window's summary
+    while len(foreign()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first, summary = foreign()
+    assert (first["kind"], first["decision"]) == ("request", "deny")
+    assert first["principal"] == "apikey:bob"
+    assert first["credential_id"] == "apikey:" + gw.keys["bob"].split("_")[1]
+    assert (first["method"], first["request_id"]) == ("POST /mcp", "se2-foreign-post")
+    mine = [r for r in records(gw) if r["principal"] == "apikey:alice"]
+    assert first["session"] in {r["session"] for r in mine}  # alice's session, as she has it
+    assert summary["principal"] == "apikey:bob" and summary["session"] == first["session"]
+    assert summary["detail"]["attempts"] == [{"method": "DELETE /mcp", "target": None, "count": 1}]
+    assert session not in json.dumps(records(gw))
+
+
+def test_ad1_an_admin_creating_a_key_is_recorded_with_what_the_key_may_do_AD1(
+    gw: Gateway,
+) -> None:
+    """AD-1: ``POST /api/v1/keys`` is recorded with the new key's name, roles, expiry and
+    break-glass flag (the detail was empty), never its secret; so is its revocation."""
+    root = gw.auth("root")
+    spec = {"name": "ad1-audited-bot", "roles": ["dev"], "expires_in": 600}
+    created = gw.client.post(f"{gw.base}/api/v1/keys", json=spec, headers=root)
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    assert gw.client.delete(f"{gw.base}/api/v1/keys/{key['id']}", headers=root).status_code == 204
+    written = {
+        r["method"]: r
+        for r in records(gw)
+        if r["kind"] == "admin" and r["method"] in ("keys.create", "keys.revoke")
+        and r["target"] == key["id"]
+    }  # fmt: skip
+    described = {
+        "name": "ad1-audited-bot",
+        "roles": ["dev"],
+        "expiresAt": key["expires_at"],
+        "breakGlass": False,
+    }
+    assert written["keys.create"]["detail"] == described
+    assert written["keys.revoke"]["detail"] == {
+        "revoked": [{"id": key["id"], **described}],
+        "count": 1,
+    }
+    assert created.json()["secret"] not in json.dumps(records(gw))
+
+
 # -- AD-2 -------------------------------------------------------------------------------------
 
 
@@ -283,4 +347,36 @@ def test_ad3_secrets_in_arguments_and_targets_are_not_stored(gw: Gateway) -> Non
         assert secret not in dump
     raw = b"".join(p.read_bytes() for p in gw.audit_db.parent.glob("audit.db*"))
     for secret in (github, password, "ad3-nested-key-value", "ad3-uri-secret-value"):
+        assert secret.encode() not in raw
+
+
+def test_ad3_secrets_in_request_ids_methods_and_refused_paths_are_not_stored_AD3(
+    gw: Gateway,
+) -> None:
+    """AD-3: a JSON-RPC id ``Bearer <hex>``, a method holding a GitHub token and the path of
+    a refused request holding an OpenAI key (in the ``authentication`` record's ``method``;
+    once whole, once cut at its 128 characters mid-key) were stored as sent; every name and
+    id is now redacted like the detail, and before any cut."""
+    alice = gw.auth("alice")
+    hex_secret = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928"
+    github = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    openai = "sk-proj-" + "ad3pathsecretabcdefghijklmnop0123"
+    answer = answer_of(gw.modern(alice, "tools/list", request_id=f"Bearer {hex_secret}"))
+    assert "result" in answer
+    assert answer_of(gw.modern(alice, f"tools/{github}"))["error"]["code"] == -32601
+    for pad in ("", "p" * 99 + "/"):  # the cut at 128 characters falls inside the key
+        path = f"/api/v1/{pad}{openai}"
+        refused = gw.client.post(gw.base + path, content=b"{}", headers=bearer("wrong"))
+        assert refused.status_code == 401
+    stored = wait_for(gw, lambda r: r["kind"] == "authentication"
+                      and "/api/v1/pppp" in r["method"])  # fmt: skip
+    assert stored and stored[-1]["method"].startswith("POST /api/v1/" + "p" * 99 + "/")
+    found = wait_for(gw, lambda r: str(r["request_id"]).startswith("Bearer "))
+    assert found and found[-1]["request_id"] == "Bearer [REDACTED]"
+    probed = wait_for(gw, lambda r: r["method"].startswith("tools/") and r["outcome"] == "-32601")
+    assert probed and probed[-1]["method"] == "tools/[REDACTED]"
+    dump = json.dumps(records(gw))
+    raw = b"".join(p.read_bytes() for p in gw.audit_db.parent.glob("audit.db*"))
+    for secret in (hex_secret, github, openai, openai[:15]):
+        assert secret not in dump
         assert secret.encode() not in raw

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -364,12 +365,15 @@ def test_tc6_approval_and_step_up_obligations_hold_calls(gw: Gateway) -> None:
 
 def test_tc6_ad1_the_audit_links_a_waiting_call_its_approval_and_its_run(gw: Gateway) -> None:
     """TC-6, AD-1: the admin approves alice's call by the id she was refused with, seeing
-    the digest of her arguments; in ``bastion audit export`` the refusal, the admin's
+    the keyed digest of her arguments; in ``bastion audit export`` the refusal, the admin's
     decision and the run it allowed all carry that id, and the call records that digest."""
     guarded = POLICY + "security:\n  tools:\n    fx__echo: {level: high, approval: admin}\n"
     alice = gw.auth("alice")
     arguments = {"text": "tc6-linked rm -rf /"}
-    digest = hashlib.sha256(json.dumps(arguments, separators=(",", ":")).encode()).hexdigest()
+    canonical = json.dumps(arguments, separators=(",", ":")).encode()
+    # Keyed by the gateway's secret beside its audit log (AD-3: no guessing masked values).
+    key = gw.audit_db.with_suffix(".pepper").read_bytes()
+    digest = hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
     def held() -> bool:
         return error_code(gw.call(alice, "fx__echo", {"text": "probe"})) == -32003
@@ -381,10 +385,10 @@ def test_tc6_ad1_the_audit_links_a_waiting_call_its_approval_and_its_run(gw: Gat
             f"{gw.base}/api/v1/approvals/{approval_id}/approve", headers=gw.auth("root")
         )
         assert decided.status_code == 200, decided.text
-        assert decided.json()["approval"]["arguments_sha256"] == digest
+        assert decided.json()["approval"]["arguments_hmac"] == digest
         assert error_code(gw.call(alice, "fx__echo", arguments)) is None
     linked = [
-        (r["kind"], r["method"], r["outcome"], r.get("detail", {}).get("arguments_sha256"))
+        (r["kind"], r["method"], r["outcome"], r.get("detail", {}).get("arguments_hmac"))
         for r in (entry["record"] for entry in gw.audit_export())
         if approval_id in (r.get("target"), r.get("detail", {}).get("approvalId"))
     ]

@@ -19,6 +19,7 @@ from bastion.fixture import build_fixture_app
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.server.connection import ServerConnection
 from bastion.transport._http_asgi import ASGIMessage, Headers, Scope
+from bastion.transport.http_legacy import ForeignSession
 from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 from bastion.transport.settings import SessionSettings
 
@@ -128,12 +129,16 @@ class InProcess:
 
 @asynccontextmanager
 async def in_process(
-    clock: Callable[[], float] | None = None, **sessions: Any
+    clock: Callable[[], float] | None = None,
+    on_foreign_session: ForeignSession | None = None,
+    **sessions: Any,
 ) -> AsyncIterator[InProcess]:
     """An app with ``gateway.sessions`` set to ``sessions`` (defaults otherwise)."""
     fixture = build_fixture_app()
     sealer = RequestStateSealer([secrets.token_bytes(32)])
     extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+    if on_foreign_session is not None:
+        extra["on_foreign_session"] = on_foreign_session
     app = StreamableHttpApp(
         lambda _who, _sid: ServerConnection(fixture, sealer),
         HttpSettings(sessions=SessionSettings(**sessions)),

@@ -1,6 +1,7 @@
 """The 2025-11-25 face of Streamable HTTP in process (``http_legacy``), over ASGI: what a
 session's GET and DELETE accept as ``MCP-Protocol-Version`` (TR-7), a body naming
-2026-07-28 inside a session (TR-12), and a rate-limited ``initialize`` (DS-3)."""
+2026-07-28 inside a session (TR-12), a rate-limited ``initialize`` (DS-3), and someone
+else's session named (SE-2, AD-1)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import anyio
 import httpx
 import pytest
 
+from bastion.auth.principal import Principal
 from bastion.errors import RateLimited
 from bastion.fixture import build_fixture_app
+from bastion.protocol.jsonrpc import RequestId
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.protocol.versions import LEGACY_VERSIONS
 from bastion.server.connection import ServerConnection
@@ -185,3 +188,44 @@ async def test_ds3_a_rate_limited_initialize_is_429_with_retry_after() -> None:
     assert error["code"] == -32005 and error["data"]["retryAfter"] == 7
     assert "mcp-session-id" not in refused.headers
     assert app.session_count == 0
+
+
+# -- SE-2, AD-1: someone else's session ------------------------------------------------------
+
+
+async def test_se2_ad1_another_principals_use_of_a_session_is_heard_and_answered_as_unknown() -> (
+    None
+):
+    """SE-2, AD-1: bob names alice's live session in a POST, a GET and a DELETE. Each is
+    answered exactly as an unknown id is (404, same body), alice's session lives on, and
+    ``on_foreign_session`` hears each (who, which request, the id, the JSON-RPC id), so the
+    gateway can audit it; an id nobody holds is not heard of (nothing was attempted on a
+    session)."""
+    heard: list[tuple[str, str, str, RequestId | None]] = []
+
+    async def hear(
+        who: Principal, request: str, session_id: str, request_id: RequestId | None
+    ) -> None:
+        heard.append((who.id, request, session_id, request_id))
+
+    async with in_process(on_foreign_session=hear) as gw:
+        session = await gw.initialize("alice")
+        unknown = "no-such-session-" + secrets.token_hex(8)
+        answers: dict[str, list[tuple[int, bytes]]] = {}
+        for sid in (session, unknown):
+            headers = gw.headers("bob", sid)
+            post = await gw.client.post("/mcp", json=PING, headers=headers)
+            stream = {**headers, "accept": "text/event-stream"}
+            answers[sid] = [
+                (post.status_code, post.content),
+                await exchange(gw.app, "GET", stream),
+                await exchange(gw.app, "DELETE", headers),
+            ]
+        assert answers[session] == answers[unknown]
+        assert [status for status, _ in answers[session]] == [404, 404, 404]
+        assert await gw.alive("alice", session)
+    assert heard == [
+        ("bob", "POST /mcp", session, PING["id"]),
+        ("bob", "GET /mcp", session, None),
+        ("bob", "DELETE /mcp", session, None),
+    ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import msgspec
 
+from bastion._types import JSONObject
 from bastion.transport._http_asgi import Headers, Receive, Send
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class Request:
     principal: Principal
     params: dict[str, str]
     body: bytes = b""
+    audit_detail: JSONObject = field(default_factory=dict)
+    """What the audit record of this action says beside its target; the handler fills it
+    (never with a secret)."""
 
     @property
     def content_type(self) -> str:

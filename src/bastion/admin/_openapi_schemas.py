@@ -107,7 +107,7 @@ _SCHEMAS: Final[JSONObject] = {
         "resource's URI, a template's URI template). Approving a definition approves that "
         "exact one (its hash): if the upstream changes it, it is screened, and held, again. "
         "Approving a call approves that principal's call of that tool with those exact "
-        "arguments (arguments_sha256), once; a retry with other arguments waits for its own.",
+        "arguments (arguments_hmac), once; a retry with other arguments waits for its own.",
         "required": [
             "id",
             "principal",
@@ -120,7 +120,7 @@ _SCHEMAS: Final[JSONObject] = {
             "hash",
             "findings",
             "definition",
-            "arguments_sha256",
+            "arguments_hmac",
             "arguments_preview",
         ],
         "properties": {
@@ -154,12 +154,15 @@ _SCHEMAS: Final[JSONObject] = {
                 "type": ["object", "null"],
                 "description": "The held definition as the upstream offered it.",
             },
-            "arguments_sha256": {
+            "arguments_hmac": {
                 "type": ["string", "null"],
                 "pattern": "^[0-9a-f]{64}$",
-                "description": "A call's: SHA-256 (hex) of its arguments as canonical JSON "
-                "(keys sorted at every depth, no whitespace, UTF-8); also in the audit detail "
-                "of the call's refusals and of its approved run, with its approvalId.",
+                "description": "A call's: HMAC-SHA-256 (hex) of its arguments as canonical "
+                "JSON (keys sorted at every depth, no whitespace, UTF-8), keyed by a secret "
+                "of the gateway beside its audit log (audit.pepper), so equal arguments have "
+                "equal digests but a masked value cannot be guessed from one; also in the "
+                "audit detail of the call's refusals and of its approved run, with its "
+                "approvalId.",
             },
             "arguments_preview": {
                 "type": ["string", "null"],

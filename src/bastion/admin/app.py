@@ -9,7 +9,9 @@ Order of work for every request, and why:
    garbage bodies from anyone but an admin get 401/403, never 404/405/400 (AZ-6).
 4. Route (404, 405 + ``Allow``), read the bounded body (413, 408), run the handler.
 
-Writes and every refusal are reported to ``audit(principal, action, target, outcome)``.
+Writes and every refusal are reported to ``audit(principal, action, target, outcome,
+detail)``; ``detail`` is what the handler said of a write besides its target (a key's roles,
+expiry and break-glass flag), empty for a refusal.
 Errors on the wire are fixed, client-safe texts; anything unexpected is a generic 500 with a
 log entry carrying an id.
 """
@@ -22,11 +24,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
+from bastion._types import JSONObject
 from bastion.admin import _http as h
 from bastion.admin.errors import AdminError
 from bastion.admin.handlers import HANDLERS
 from bastion.admin.openapi import openapi_bytes
 from bastion.admin.routes import OPENAPI_PATH, PREFIX, Route, Router
+from bastion.audit.redact import redact_text
 from bastion.auth.principal import Principal, Unauthenticated
 from bastion.auth.roles import ADMIN_ROLE, AUDITOR_ROLE  # a JWT's only by oidc.grants
 from bastion.transport._http_asgi import Headers, Receive, Scope, Send
@@ -53,8 +57,9 @@ Authenticate = Callable[[str | None, Scope], Awaitable[Principal]]
 """``(Authorization header or None, the request's ASGI scope) -> Principal``; raises
 ``Unauthenticated``. The scope carries the client's address (failed attempts are throttled
 per address, AU-8) and its TLS client certificate (mTLS service accounts)."""
-AdminEvent = Callable[[Principal | None, str, str | None, str], Awaitable[None]]
-"""``(principal, action, target, outcome)``: one admin action or refusal, for the audit log."""
+AdminEvent = Callable[[Principal | None, str, str | None, str, JSONObject], Awaitable[None]]
+"""``(principal, action, target, outcome, detail)``: one admin action or refusal, for the
+audit log."""
 Challenge = Callable[[str | None], str]
 """``WWW-Authenticate`` value for an OAuth ``error`` (None, invalid_token, insufficient_scope)."""
 
@@ -64,7 +69,7 @@ def bearer_challenge(error: str | None) -> str:
 
 
 async def _ignore(
-    principal: Principal | None, action: str, target: str | None, outcome: str
+    principal: Principal | None, action: str, target: str | None, outcome: str, detail: JSONObject
 ) -> None:
     return None
 
@@ -178,7 +183,7 @@ class AdminApi:
         except Exception as exc:
             await self._report(route, principal, params, None, "internal_error")
             return self._internal(exc)
-        await self._report(route, principal, params, target, "ok")
+        await self._report(route, principal, params, target, "ok", detail=request.audit_detail)
         return reply
 
     def _internal(self, exc: BaseException) -> h.Reply:
@@ -193,11 +198,14 @@ class AdminApi:
         params: dict[str, str],
         target: str | None,
         outcome: str,
+        *,
+        detail: JSONObject | None = None,
     ) -> None:
         if route.action is not None:  # reads are not admin actions; their refusals are
-            await self._audit(principal, route.action, target or params.get("id"), outcome)
+            action_target = target or params.get("id")
+            await self._audit(principal, route.action, action_target, outcome, detail or {})
         elif outcome != "ok":
-            await self._audit(principal, route.operation, None, outcome)
+            await self._audit(principal, route.operation, None, outcome, {})
 
     async def _refused(
         self, principal: Principal | None, method: str, path: str, outcome: str
@@ -206,7 +214,9 @@ class AdminApi:
         route = next((r for r in routes if r.method == method), None)
         action = route.action or route.operation if route else "unknown"
         target = f"{method} {path}" if path.startswith(PREFIX) else method
-        await self._audit(principal, action, target[:MAX_TARGET], outcome)
+        # Redacted before the cut (AD-3): a key in the path cut short would no longer match
+        # its pattern, and its head would be stored as sent.
+        await self._audit(principal, action, redact_text(target)[:MAX_TARGET], outcome, {})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -76,8 +76,11 @@ class KeyBackend(Protocol):
         """
         ...
 
-    async def revoke(self, key_id: str) -> None:
-        """Raises: NotFound: no such key."""
+    async def revoke(self, key_id: str) -> Sequence[KeyRecord]:
+        """Revoke the key ``key_id`` (or every unrevoked key of that name); what was revoked.
+
+        Raises:
+            NotFound: no such key."""
         ...
 
 
@@ -124,7 +127,7 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     hash: str | None = None  # SHA-256 of the held definition (what an approval is for)
     findings: tuple[JSONObject, ...] = ()  # why it was held (the guard's findings)
     definition: JSONObject | None = None  # as the upstream offered it
-    arguments_sha256: str | None = None  # a call's: SHA-256 of its canonical JSON arguments
+    arguments_hmac: str | None = None  # a call's: keyed digest of its canonical JSON arguments
     arguments_preview: str | None = None  # a call's arguments, redacted and cut short
 
 

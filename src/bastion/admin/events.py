@@ -1,8 +1,9 @@
 """``audit_events``: the admin API's event callback writing to the tamper-evident audit log.
 
 Each write and each refusal becomes one ``AuditRecord`` of kind ``admin`` (AD-1): the
-principal and credential id (never a secret), the action as ``method``, its target, and the
-outcome; refusals are recorded as ``decision="deny"``.
+principal and credential id (never a secret), the action as ``method``, its target, the
+outcome and what the action said besides (``detail``: a key's roles, expiry, break-glass
+flag); refusals are recorded as ``decision="deny"``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 from bastion.audit import AuditRecord
 
 if TYPE_CHECKING:
-    from bastion._types import Clock
+    from bastion._types import Clock, JSONObject
     from bastion.admin.app import AdminEvent
     from bastion.audit import AuditLog
     from bastion.auth.principal import Principal
@@ -31,7 +32,11 @@ def audit_events(log: AuditLog, *, wall_clock: Clock = time.time) -> AdminEvent:
     """
 
     async def record(
-        principal: Principal | None, action: str, target: str | None, outcome: str
+        principal: Principal | None,
+        action: str,
+        target: str | None,
+        outcome: str,
+        detail: JSONObject,
     ) -> None:
         await log.record(
             AuditRecord(
@@ -43,6 +48,7 @@ def audit_events(log: AuditLog, *, wall_clock: Clock = time.time) -> AdminEvent:
                 target=target,
                 decision="deny" if outcome in REFUSALS else "allow",
                 outcome=outcome,
+                detail=detail,
             )
         )
 

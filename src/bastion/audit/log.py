@@ -1,23 +1,25 @@
 """``AuditLog``: the async front of the store; the request path enqueues, one writer commits.
 
-``record`` redacts the record (AD-3), bounds its names and ids as the record type does
-(``record.bounded``: whatever a client sent reads back), caps its size, encodes it (once:
-the writer chains these bytes) and puts it on a bounded queue without a trip through the
-event loop. One writer thread, started once, takes the first waiting record, lets
-``commit_interval`` seconds of records gather behind it (group commit), and appends up to
-``max_batch`` of them in one transaction; so no request waits on disk, and at a few hundred
-calls a second a commit (an fsync) is shared by several records instead of paid by each.
-When the queue is full, ``record`` waits up to ``enqueue_timeout`` seconds for room and then
-raises ``AuditUnavailable``: a record is never dropped silently, and the caller (the
-pipeline) fails the request closed. If the writer fails (disk full, tampered head), the log's
-task group fails and takes its owner down with it. Refusals by a limit go through
-``refused`` instead, which writes a bounded number of records per flooding key
-(``audit.refusals``); the log writes each ended window's summary, and every open one at close.
+``record`` redacts the record (AD-3: every name and id, and the detail), bounds its names
+and ids as the record type does (``record.bounded``: whatever a client sent reads back),
+caps its size, encodes it (once: the writer chains these bytes) and puts it on a bounded
+queue without a trip through the event loop. One writer thread, started once, takes the
+first waiting record, lets ``commit_interval`` seconds of records gather behind it (group
+commit), and appends up to ``max_batch`` of them in one transaction; so no request waits on
+disk, and at a few hundred calls a second a commit (an fsync) is shared by several records
+instead of paid by each. When the queue is full, ``record`` waits up to ``enqueue_timeout``
+seconds for room and then raises ``AuditUnavailable``: a record is never dropped silently,
+and the caller (the pipeline) fails the request closed. If the writer fails (disk full,
+tampered head), the log's task group fails and takes its owner down with it. Refusals by a
+limit go through ``refused`` instead, which writes a bounded number of records per flooding
+key (``audit.refusals``); the log writes each ended window's summary, and every open one at
+close.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import queue
 import threading
 import time
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import msgspec
 
-from bastion.audit.record import AuditRecord, canonical_bytes, encode_bounded
+from bastion.audit.record import NAME_FIELDS, AuditRecord, canonical_bytes, encode_bounded
 from bastion.audit.redact import Redactor, redact_text
 from bastion.audit.refusals import RefusalKey, RefusalTally
 from bastion.audit.store import DEFAULT_CHECKPOINT_EVERY, AuditStore
@@ -50,6 +52,7 @@ ENQUEUE_TIMEOUT_S: Final = 1.0  # a full queue means the disk is stuck; refuse, 
 CLOSE_TIMEOUT_S: Final = 30.0  # draining a full queue to a slow disk at shutdown
 MAX_RECORD_BYTES: Final = 64 * 1024  # a bigger ``detail`` is replaced by its size
 _POLL_S: Final = 0.002  # how often a waiter (flush, a full queue, close) looks again
+_NAME_VALUES: Final = operator.attrgetter(*NAME_FIELDS)
 
 
 class _Stop:
@@ -222,16 +225,7 @@ class AuditLog:
 
     def _prepare(self, record: AuditRecord) -> bytes:
         """``record`` redacted, bounded, capped and encoded as the store chains it."""
-        # A credential id or a resource URI must never carry a secret either (AD-1, AD-3).
-        # Redact whole values, then bound them: a cut could leave part of a secret that no
-        # longer matches its pattern, and the bound's digest must not be a secret's.
-        names = (record.principal, record.credential_id, record.target)
-        clean = tuple(redact_text(name) if name is not None else None for name in names)
-        if clean != names:
-            principal, credential, target = clean
-            record = msgspec.structs.replace(
-                record, principal=principal, credential_id=credential, target=target
-            )
+        record = _redact_names(record)
         record, body = encode_bounded(record)
         # Measure before redacting the detail, too: a huge detail is dropped whole rather
         # than scanned on the request path (only the detail can be large by now).
@@ -291,6 +285,21 @@ class AuditLog:
         finally:
             store.close()
             self._writer_done.set()
+
+
+def _redact_names(record: AuditRecord) -> AuditRecord:
+    """``record`` with a secret in any name or id masked (AD-1, AD-3): every one of them may
+    hold what a client sent (a JSON-RPC id, a method, a path in an authentication record's
+    ``method``, a resource URI). Whole values are redacted, before they are bounded: a cut
+    could leave part of a secret that no longer matches its pattern, and the bound's digest
+    must not be a secret's. The record itself when nothing changes."""
+    changes: dict[str, str] = {}
+    for name, value in zip(NAME_FIELDS, _NAME_VALUES(record), strict=True):
+        if isinstance(value, str):
+            clean = redact_text(value)
+            if clean != value:
+                changes[name] = clean
+    return msgspec.structs.replace(record, **changes) if changes else record
 
 
 def _cap(record: AuditRecord, size: int) -> AuditRecord:

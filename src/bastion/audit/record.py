@@ -23,6 +23,7 @@ from bastion._types import JSONObject
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "NAME_FIELDS",
     "AuditRecord",
     "Decision",
     "EventKind",
@@ -78,6 +79,9 @@ def _bounded_fields() -> tuple[str, ...]:
 
 _BOUNDED_FIELDS: Final = _bounded_fields()
 _BOUNDED_VALUES: Final = operator.attrgetter(*_BOUNDED_FIELDS)
+NAME_FIELDS: Final = _BOUNDED_FIELDS
+"""The name and id fields (principal, credential id, session, request id, method, target,
+rule id, outcome): each may hold what a client sent, so each is redacted and bounded."""
 
 
 def bound_name(value: str) -> str:

@@ -1,5 +1,7 @@
-"""The HMAC key ("pepper") of the API-key store: 32 random bytes in a 0600 file beside the
-database, so a copy of the database alone cannot be used to test guessed keys.
+"""An HMAC key ("pepper") beside a database: 32 random bytes in a 0600 file. The API-key
+store's, so that a copy of the database alone cannot be used to test guessed keys; the audit
+log's (``audit.pepper``), keying the digests of arguments in approvals and their records, so
+that a reader of the log cannot test guessed values of the arguments it masks (AD-3).
 
 The file is created once, atomically (written under a temporary name, then hard-linked into
 place, which fails if another process won the race), and refused if group or others can

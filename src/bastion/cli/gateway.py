@@ -116,6 +116,7 @@ def run_serve(
         probes={"/healthz": healthz, "/readyz": readyz, **security.public_probes()},
         text_probes={"/metrics": metrics},
         mounts={"/api/v1": admin_api(security)},
+        on_foreign_session=security.foreign_sessions,
     )
 
     async def serve_until_stopped(

@@ -190,7 +190,7 @@ def _call_record(
         requested_at=item.created,
         status=status,
         decided_by=by,
-        arguments_sha256=item.arguments_sha256,
+        arguments_hmac=item.arguments_hmac,
         arguments_preview=item.arguments_preview,
     )
 

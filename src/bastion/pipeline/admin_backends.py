@@ -67,11 +67,12 @@ class StoreKeys:
             raise Conflict(str(exc)) from exc
         return _record(key), plaintext
 
-    async def revoke(self, key_id: str) -> None:
+    async def revoke(self, key_id: str) -> Sequence[KeyRecord]:
         try:
-            await anyio.to_thread.run_sync(lambda: self._store.revoke(key_id))
+            revoked = await anyio.to_thread.run_sync(lambda: self._store.revoke(key_id))
         except KeyNotFound as exc:
             raise NotFound("no such key") from exc
+        return [_record(key) for key in revoked]
 
 
 class LiveAudit:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from bastion._types import JSONObject
 from bastion.admin import (
     AdminApi,
     AdminBackends,
@@ -76,7 +77,11 @@ def admin_api(security: Security) -> AdminApi:
         return www_authenticate(url)
 
     async def on_event(
-        principal: Principal | None, action: str, target: str | None, outcome: str
+        principal: Principal | None,
+        action: str,
+        target: str | None,
+        outcome: str,
+        detail: JSONObject,
     ) -> None:
         log = security.audit
         if log is None:
@@ -90,6 +95,7 @@ def admin_api(security: Security) -> AdminApi:
             target=target,
             decision="allow" if outcome == "ok" else "deny",
             outcome=outcome,
+            detail=detail,
         )
         if outcome == THROTTLED:  # the address is in the ``authentication`` record
             await log.refused(("admin", THROTTLED), record)

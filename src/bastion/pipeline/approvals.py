@@ -8,14 +8,18 @@ its own calls; ``approval: admin`` never asks the client). Otherwise the
 call is refused with an approval id, an admin approves it through the admin API, and the
 same principal's retry with the same arguments, within ``ttl``, runs once.
 
-An entry is bound to its arguments by ``arguments_sha256`` (SHA-256 of their canonical JSON:
-keys sorted at every depth, no whitespace, UTF-8): a retry with other arguments is another
-call, waiting for an approval of its own. What the admin decides on is that digest and a
-preview of the arguments, masked by the audit redactor and cut at ``MAX_ARGUMENTS_PREVIEW``
-characters; no other argument value is kept. The approval id and the digest go into the
-audit detail of every refusal of the call and of the run an approval let through
-(``approvalId``, ``arguments_sha256``; the run also ``approvedBy``), so the audit log links
-request, decision (an admin record whose target is the id) and run (AD-1).
+An entry is bound to its arguments by ``arguments_hmac`` (HMAC-SHA-256 of their canonical
+JSON, keys sorted at every depth, no whitespace, UTF-8, keyed by the gateway's secret
+``key``): a retry with other arguments is another call, waiting for an approval of its own.
+What the admin decides on is that digest and a preview of the arguments, masked by the
+audit redactor and cut at ``MAX_ARGUMENTS_PREVIEW`` characters; no other argument value is
+kept. The approval id and the digest go into the audit detail of every refusal of the call
+and of the run an approval let through (``approvalId``, ``arguments_hmac``; the run also
+``approvedBy``), so the audit log links request, decision (an admin record whose target is
+the id) and run (AD-1), and shows calls of one gateway with identical arguments. Keyed, so
+that a reader of the log or of the approvals cannot test guesses of a value the redactor
+masked (a phone number, a short code) against the digest (AD-3); without ``key`` the gate
+draws a random one, which links only what this process sees.
 
 The table is shared by every principal and bounded (DS-3): at most ``MAX_PENDING`` entries,
 and at most ``MAX_PENDING_PER_PRINCIPAL`` per principal. A principal asking for one more
@@ -31,6 +35,7 @@ entry not yet used by its retry goes last: it carries an admin's decision.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -44,6 +49,7 @@ from bastion.errors import BastionError, Denied
 from bastion.pipeline.exchange import Exchange
 
 __all__ = [
+    "ARGUMENTS_KEY_BYTES",
     "MAX_ARGUMENTS_PREVIEW",
     "MAX_PENDING",
     "MAX_PENDING_PER_PRINCIPAL",
@@ -57,17 +63,18 @@ MAX_PENDING: Final = 1024  # entries in the whole table
 MAX_PENDING_PER_PRINCIPAL: Final = 32  # entries one principal holds (its share)
 ASK_TIMEOUT: Final = 300.0  # seconds a human has to answer an elicitation
 MAX_ARGUMENTS_PREVIEW: Final = 512  # characters of a waiting call's redacted arguments shown
+ARGUMENTS_KEY_BYTES: Final = 32  # the least key the arguments' HMAC takes
 
 
 class CallApproval(msgspec.Struct, kw_only=True):
-    """One call waiting for (or holding) an admin's decision: the hash of its arguments
-    (what an approval is for) and a preview of them, redacted and bounded; nothing else of
-    them is kept."""
+    """One call waiting for (or holding) an admin's decision: the keyed digest of its
+    arguments (what an approval is for) and a preview of them, redacted and bounded; nothing
+    else of them is kept."""
 
     id: str
     principal: str
     tool: str
-    arguments_sha256: str
+    arguments_hmac: str
     arguments_preview: str = ""  # redacted, at most MAX_ARGUMENTS_PREVIEW characters
     created: float  # when the call was first refused for want of approval
     state: Literal["pending", "approved", "rejected"] = "pending"
@@ -92,10 +99,15 @@ class ApprovalGate:
         max_per_principal: int = MAX_PENDING_PER_PRINCIPAL,
         wall_clock: Clock = time.time,
         redactor: Redactor | None = None,
+        key: bytes | None = None,
     ) -> None:
-        """``redactor`` masks the previews (the audit log's, with its configured fields)."""
+        """``redactor`` masks the previews (the audit log's, with its configured fields);
+        ``key`` keys the arguments' digests (random when None)."""
         if max_pending < 1 or max_per_principal < 1:
             raise ValueError("max_pending and max_per_principal must be >= 1")
+        if key is not None and len(key) < ARGUMENTS_KEY_BYTES:
+            raise ValueError(f"the arguments key must have at least {ARGUMENTS_KEY_BYTES} bytes")
+        self._key = key if key is not None else secrets.token_bytes(ARGUMENTS_KEY_BYTES)
         self._ttl = ttl
         self._max = max_pending
         self._share = max_per_principal
@@ -111,11 +123,11 @@ class ApprovalGate:
             await self._ask(exchange)
             return
         self._expire()
-        key = _key(exchange)
+        key = self._key_of(exchange)
         for item in self._held.get(key[0], {}).values():
-            if (item.tool, item.arguments_sha256) != key[1:]:
+            if (item.tool, item.arguments_hmac) != key[1:]:
                 continue
-            exchange.detail.update(approvalId=item.id, arguments_sha256=item.arguments_sha256)
+            exchange.detail.update(approvalId=item.id, arguments_hmac=item.arguments_hmac)
             if item.state == "approved":
                 self._drop(item)  # one approval, one call
                 exchange.detail["approvedBy"] = item.decided_by
@@ -127,12 +139,12 @@ class ApprovalGate:
             id="apr_" + secrets.token_urlsafe(12),
             principal=key[0],
             tool=key[1],
-            arguments_sha256=key[2],
+            arguments_hmac=key[2],
             arguments_preview=self._preview(exchange.arguments),
             created=self._wall(),
         )
         self._add(item)
-        exchange.detail.update(approvalId=item.id, arguments_sha256=item.arguments_sha256)
+        exchange.detail.update(approvalId=item.id, arguments_hmac=item.arguments_hmac)
         logger.warning("call to %s by %s waits for an admin's approval (%s)", *key[1::-1], item.id)
         raise _pending(item)
 
@@ -216,9 +228,18 @@ class ApprovalGate:
             and content.get("approve") is True
         ):
             raise Denied("approval declined", message="Approval declined")
-        exchange.detail.update(
-            approvedBy="elicitation", arguments_sha256=_arguments_sha256(arguments)
-        )
+        exchange.detail.update(approvedBy="elicitation", arguments_hmac=self._digest(arguments))
+
+    def _digest(self, arguments: JSONObject) -> str:
+        """HMAC-SHA-256 (hex), keyed by the gate's key, of ``arguments`` as canonical JSON:
+        keys sorted at every depth, no whitespace, UTF-8."""
+        canonical = msgspec.json.encode(arguments, order="sorted")
+        return hmac.new(self._key, canonical, hashlib.sha256).hexdigest()
+
+    def _key_of(self, exchange: Exchange) -> tuple[str, str, str]:
+        """What an entry is for: (principal, tool, digest of the arguments)."""
+        tool = exchange.target.name if exchange.target is not None else exchange.method
+        return (exchange.principal.id, tool, self._digest(exchange.arguments))
 
 
 def _first_to_go(entries: dict[str, CallApproval]) -> CallApproval:
@@ -229,14 +250,3 @@ def _first_to_go(entries: dict[str, CallApproval]) -> CallApproval:
 
 def _pending(item: CallApproval) -> Denied:
     return Denied("approval pending", message="Approval required", data={"approvalId": item.id})
-
-
-def _arguments_sha256(arguments: JSONObject) -> str:
-    """SHA-256 (hex) of ``arguments`` as canonical JSON: keys sorted at every depth, no
-    whitespace, UTF-8."""
-    return hashlib.sha256(msgspec.json.encode(arguments, order="sorted")).hexdigest()
-
-
-def _key(exchange: Exchange) -> tuple[str, str, str]:
-    tool = exchange.target.name if exchange.target is not None else exchange.method
-    return (exchange.principal.id, tool, _arguments_sha256(exchange.arguments))

@@ -1,11 +1,12 @@
 """The authenticate stage of the HTTP face (AU-1, AU-2, AU-4, AU-8, AD-1).
 
-It runs in the transport, before the body is read, because only the transport can answer
-401 with ``WWW-Authenticate`` (or 429 for a throttled address). Credentials come from the
+It runs in the transport, before the body is read, because only the transport can answer 401
+with ``WWW-Authenticate`` (or 429 for a throttled address). Credentials come from the
 ``Authorization`` header and the TLS-verified client certificate only, never from the query
 string (AU-4). Every refusal is audited (kind ``authentication``), with the credential id
-when one was recognised, never the credential; those of an address already over its failed
-attempts budget (429) are counted per address by the audit log's ``refused`` (DS-4).
+when one was recognised, never the credential, and the request's path with any secret in it
+masked (AD-3); those of an address already over its failed attempts budget (429) are counted
+per address by the audit log's ``refused`` (DS-4).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import anyio
 
 from bastion._types import Clock
 from bastion.audit.record import AuditRecord
+from bastion.audit.redact import redact_text
 from bastion.auth.authenticator import Authenticator
 from bastion.auth.metadata import metadata_url, www_authenticate
 from bastion.auth.principal import Principal, Unauthenticated
@@ -73,7 +75,9 @@ class HttpAuthentication:
             time=self._wall(),
             kind="authentication",
             credential_id=refused.credential_id,
-            method=f"{scope.get('method', '')} {scope.get('path', '')}"[:128],
+            # Redacted before the cut (AD-3): a key in the path cut short would no longer
+            # match its pattern, and its head would be stored as sent.
+            method=redact_text(f"{scope.get('method', '')} {scope.get('path', '')}")[:128],
             decision="deny",
             outcome=refused.reason,
             detail={"peer": peer} if peer else {},

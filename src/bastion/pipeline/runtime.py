@@ -14,7 +14,7 @@ ends (AU-5, SE-3), and so does each 2025-11-25 ``resources/subscribe`` subscript
 policy no longer allows (``subscribed``); so do the stateless calls in flight of a revoked
 or expired credential, a client certificate revoked in the re-read CRL (or of unknown
 status) included (``lapses`` says whose). ``hub_credential`` lends the local hub a key
-(``hub_key``).
+(``hub_key``). The approvals' arguments digests are keyed by a secret beside the audit log.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from bastion.auth.keys import KeyStore, KeyStoreError
 from bastion.auth.local import local_principal
 from bastion.auth.metadata import metadata_paths, protected_resource_metadata
 from bastion.auth.mtls import MtlsConfigError
+from bastion.auth.pepper import PepperError, load_or_create_pepper
 from bastion.auth.principal import Principal
 from bastion.config.model import Config
 from bastion.errors import ConfigError
@@ -44,6 +45,7 @@ from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import reauthorize
 from bastion.pipeline.build import build_stages
 from bastion.pipeline.connection import GuardedConnection
+from bastion.pipeline.foreign_sessions import ForeignSessionAudit
 from bastion.pipeline.hub_key import HUB_ROLE, lent_hub_key
 from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
@@ -99,14 +101,18 @@ class Security:
         file = config.policy.file
         self.policy_store = PolicyStore(Path(file)) if file is not None else None
         self._builtin = builtin_policy() if file is None else None
-        self.approvals = ApprovalGate(redactor=Redactor(config.audit.redact_fields))
-        self.listens = OpenListens()
-        self.subscribed = SubscribedSessions()
-        self.calls = InFlightCalls()
         self.audit_path = Path(config.audit.db) if config.audit.db else audit_db()
         if config.audit.enabled:
             refuse_unsafe("audit.db", self.audit_path)
+        self.approvals = ApprovalGate(
+            redactor=Redactor(config.audit.redact_fields), key=self._arguments_key()
+        )
+        self.listens = OpenListens()
+        self.subscribed = SubscribedSessions()
+        self.calls = InFlightCalls()
         self.audit: AuditLog | None = None
+        # SE-2, AD-1: the HTTP face's refusals of someone else's session, audited.
+        self.foreign_sessions = ForeignSessionAudit(lambda: self.audit)
         self.screens = UpstreamScreens(config, lambda: self.audit)
         self.pins = self.screens.pins
         self.held_definitions = self.screens.held_definitions  # in the pin database
@@ -115,6 +121,21 @@ class Security:
         if self.held_definitions is not None:
             gateway.definition_screen = self.screens.definitions
         self._pipeline: Pipeline | None = None
+
+    def _arguments_key(self) -> bytes | None:
+        """The key of the approvals' arguments digests (AD-3): kept beside the audit log
+        (``audit.pepper``, 0600), so the digests it records link calls across restarts and
+        across gateways sharing it; None (a key for this process only) without the log.
+
+        Raises:
+            ConfigError: the key file is unusable (readable by others, wrong size).
+        """
+        if not self.config.audit.enabled:
+            return None
+        try:
+            return load_or_create_pepper(self.audit_path, create=True)
+        except (PepperError, OSError) as exc:
+            raise ConfigError(f"audit.db: {exc}") from exc
 
     def http_authenticator(self) -> HttpAuthenticator:
         """How the HTTP face learns who calls: the configured credentials, or the local user

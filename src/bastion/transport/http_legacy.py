@@ -14,12 +14,14 @@ is a version we speak or absent (then it is the session's negotiated version, as
 version: 400 / -32020, before anything is served (the body would otherwise be served by
 2026-07-28 rules without their header checks, TR-12). A refused ``initialize`` has no stream
 to carry it: over a rate limit it is 429 with ``Retry-After`` (DS-3). Which sessions exist,
-and when they end, is the ``SessionRegistry``'s (``http_session_registry``).
+and when they end, is the ``SessionRegistry``'s (``http_session_registry``). A POST, GET or
+DELETE naming a live session of someone else is told to ``on_foreign_session`` (the
+gateway audits it, AD-1) before the 404 it shares with an unknown id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import anyio
@@ -38,7 +40,7 @@ from bastion.transport.http_session_registry import SessionRegistry
 from bastion.transport.http_sessions import HttpSession, new_session_id
 from bastion.transport.http_streams import parse_event_id
 
-__all__ = ["ConnectionFactory", "LegacyFace"]
+__all__ = ["ConnectionFactory", "ForeignSession", "LegacyFace"]
 
 UNSUPPORTED_VERSION: Final = "Bad Request: unsupported MCP-Protocol-Version"
 MODERN_BODY_IN_LEGACY: Final = (
@@ -47,14 +49,38 @@ MODERN_BODY_IN_LEGACY: Final = (
 
 # (caller, the 2025-11-25 session id or None) -> the MCP connection serving them
 ConnectionFactory = Callable[[Principal, str | None], McpConnection]
+ForeignSession = Callable[[Principal, str, str, RequestId | None], Awaitable[None]]
+"""``(caller, "VERB /path", the session id they named, the JSON-RPC id or None)``: a caller
+named a live session that is not theirs (SE-2); it must not change the answer."""
 
 
 class LegacyFace:
     """The 2025-11-25 handlers of one app, over its sessions."""
 
-    def __init__(self, connection_factory: ConnectionFactory, sessions: SessionRegistry) -> None:
+    def __init__(
+        self,
+        connection_factory: ConnectionFactory,
+        sessions: SessionRegistry,
+        *,
+        path: str = "/mcp",
+        on_foreign_session: ForeignSession | None = None,
+    ) -> None:
         self._factory = connection_factory
         self._sessions = sessions
+        self._path = path
+        self._on_foreign = on_foreign_session
+
+    async def _not_found(
+        self,
+        verb: str,
+        principal: Principal,
+        session_id: str,
+        request_id: RequestId | None = None,
+    ) -> None:
+        """Before a 404 for ``session_id``: if it is someone else's live session, say so to
+        ``on_foreign_session`` (the answer stays that of an unknown id, SE-2)."""
+        if self._on_foreign is not None and self._sessions.held_by_another(session_id, principal):
+            await self._on_foreign(principal, f"{verb} {self._path}", session_id, request_id)
 
     # -- POST ----------------------------------------------------------------------------
 
@@ -91,6 +117,7 @@ class LegacyFace:
                     send, 400, _id_of(message), -32600, "Bad Request: missing Mcp-Session-Id"
                 )
             else:
+                await self._not_found("POST", principal, session_id, _id_of(message))
                 await r.json_error(send, 404, _id_of(message), -32001, "Session not found")
             return
         if not isinstance(message, Request):
@@ -168,6 +195,8 @@ class LegacyFace:
         session = self._sessions.lookup(session_id, principal)
         if session is None:
             status = 400 if session_id is None else 404
+            if session_id is not None:
+                await self._not_found("GET", principal, session_id)
             await r.json_error(
                 send,
                 status,
@@ -209,6 +238,8 @@ class LegacyFace:
         session = self._sessions.lookup(session_id, principal)
         if session is None:
             status = 400 if session_id is None else 404
+            if session_id is not None:
+                await self._not_found("DELETE", principal, session_id)
             await r.plain(send, status, b"")
             return
         self._sessions.end(session)

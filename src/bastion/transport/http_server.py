@@ -9,13 +9,14 @@ answer for their prefix and authenticate themselves. Every response says
 * 2026-07-28 (the body's ``_meta`` names the version): stateless. ``MCP-Protocol-Version``,
   ``Mcp-Method`` and ``Mcp-Name`` must agree with the body (400 / -32020). One POST, one
   answer, as JSON, or as SSE when the server sends notifications (progress, logs) first.
-* 2025-11-25: ``initialize`` opens a session (``Mcp-Session-Id``); later POSTs must carry
-  it (400 missing, 404 unknown). A session belongs to the principal and credential that
-  opened it (SE-2): anyone else is told it is unknown (404; an ``initialize`` naming it
-  opens a new session, as with an unknown id). Answers stream as SSE with event ids, GET
-  opens the standalone stream, ``Last-Event-ID`` resumes a stream, DELETE ends the session;
-  GET and DELETE naming 2026-07-28 are 405. ``MCP-Protocol-Version`` is one we speak or
-  absent (400 otherwise); a body naming 2026-07-28 under a 2025 header is 400 / -32020.
+* 2025-11-25: ``initialize`` opens a session (``Mcp-Session-Id``); later POSTs must carry it (400
+  missing, 404 unknown). A session belongs to the principal and credential that opened it
+  (SE-2): anyone else is told it is unknown (404; an ``initialize`` naming it opens a new
+  session, as with an unknown id), and ``on_foreign_session`` hears of it. Answers stream as
+  SSE with event ids, GET opens the standalone stream, ``Last-Event-ID`` resumes a stream,
+  DELETE ends the session; GET and DELETE naming 2026-07-28 are 405.
+  ``MCP-Protocol-Version`` is one we speak or absent (400 otherwise); a body naming
+  2026-07-28 under a 2025 header is 400 / -32020.
   These handlers are ``http_legacy``'s; the sessions' lifecycle (lookup, expiry, ending)
   is ``http_session_registry``'s.
 """
@@ -54,7 +55,7 @@ from bastion.transport.http_guard import (
     host_allowed,
     origin_allowed,
 )
-from bastion.transport.http_legacy import ConnectionFactory, LegacyFace
+from bastion.transport.http_legacy import ConnectionFactory, ForeignSession, LegacyFace
 from bastion.transport.http_mirror import validate_modern
 from bastion.transport.http_session_registry import SessionRegistry
 from bastion.transport.settings import HttpLimits, SessionSettings
@@ -100,6 +101,7 @@ class StreamableHttpApp:
         probes: Mapping[str, Probe] | None = None,
         text_probes: Mapping[str, Probe] | None = None,
         mounts: Mapping[str, ASGIApp] | None = None,
+        on_foreign_session: ForeignSession | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
         # Plain public GET endpoints beside /mcp (health checks, RFC 9728 metadata):
@@ -113,7 +115,12 @@ class StreamableHttpApp:
         self._factory = connection_factory
         self._decoder = MessageDecoder(max_bytes=self.settings.limits.max_body)
         self._sessions = SessionRegistry(self.settings.sessions, clock)  # 2025-11-25
-        self._legacy = LegacyFace(connection_factory, self._sessions)
+        self._legacy = LegacyFace(
+            connection_factory,
+            self._sessions,
+            path=self.settings.path,
+            on_foreign_session=on_foreign_session,
+        )
         self.bound_port = self.settings.port
         self._hosts = default_allowed_hosts(self.settings.port, self.settings.allowed_hosts)
         self._origins = default_allowed_origins(self.settings.port, self.settings.allowed_origins)

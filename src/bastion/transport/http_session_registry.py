@@ -75,6 +75,13 @@ class SessionRegistry:
         self._table.move_to_end(session_id)
         return session
 
+    def held_by_another(self, session_id: str, principal: Principal) -> bool:
+        """Whether ``session_id`` names a live session of someone other than this caller
+        (their refusal is audited, AD-1; they are answered as for an unknown id, SE-2).
+        Touches nothing."""
+        session = self._table.get(session_id)
+        return session is not None and session.principal.binding != principal.binding
+
     def owns(self, session_id: str | None, principal: Principal) -> bool:
         """Whether ``session_id`` names a live session of this caller; someone else's is
         not told apart from an unknown one (SE-2). Touches nothing."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -164,3 +166,52 @@ async def test_ad1_key_writes_are_recorded_with_roles_expiry_and_break_glass_AD1
     dump = json.dumps(page)
     for secret in (created["secret"], rotated.json()["secret"]):
         assert secret not in dump
+
+
+def test_ad2_verify_names_an_oddly_typed_row(client: httpx.Client, admin: Admin) -> None:
+    """Red team R finding 5: one record stored as a blob made POST /audit/verify answer 500.
+    It reports the row (unreadable, at its seq) and the rest; GET /audit shows it as
+    unreadable."""
+    conn = sqlite3.connect(admin.audit_path, isolation_level=None)
+    conn.execute("DROP TRIGGER records_append_only_u")
+    conn.execute("UPDATE records SET record = CAST(record AS BLOB) WHERE seq = 3")
+    conn.execute("UPDATE records SET record = replace(record, 'user1', 'userX') WHERE seq = 4")
+    conn.close()
+    response = client.post("/api/v1/audit/verify", headers=admin.auth(AUDITOR))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["ok"] is False
+    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [
+        (3, "unreadable"),
+        (4, "edited"),
+    ]
+    page = client.get("/api/v1/audit?limit=4", headers=admin.auth(AUDITOR)).json()
+    assert page["records"][2]["record"] == {"unreadable": True}
+
+
+def test_ad2_verify_while_the_log_is_written(client: httpx.Client, admin: Admin) -> None:
+    """Red team R finding 2: POST /audit/verify on a log a gateway was writing answered
+    TAMPERED (records after the head), reading head and pages at different moments."""
+    from bastion.audit import AuditRecord, AuditStore
+
+    store = AuditStore.open(admin.audit_path)
+    store.append(AuditRecord(time=1.0, method="tools/list") for _ in range(3000))
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set():
+            store.append([AuditRecord(time=2.0, method="tools/call")])
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    try:
+        reports = [
+            client.post("/api/v1/audit/verify", headers=admin.auth(AUDITOR)).json()
+            for _ in range(3)
+        ]
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    assert [r["ok"] for r in reports] == [True, True, True], [r["problems"] for r in reports]

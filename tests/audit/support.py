@@ -80,3 +80,41 @@ def audit_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def rechain(db: Path, start: int = 1) -> None:
+    """Recompute every link from seq ``start`` on, and the head, from the stored bodies: what
+    an intruder without the private key does after editing or removing records."""
+    from bastion.audit.chain import GENESIS, link_hash
+
+    tamper(db)  # the triggers off
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        before = conn.execute(
+            "SELECT hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT 1", (start,)
+        ).fetchone()
+        prev = bytes.fromhex(before[0]) if before else GENESIS
+        rows = conn.execute(
+            "SELECT seq, record FROM records WHERE seq >= ? ORDER BY seq", (start,)
+        ).fetchall()
+        for seq, record in rows:
+            new = link_hash(prev, seq, record.encode())
+            conn.execute(
+                "UPDATE records SET prev = ?, hash = ? WHERE seq = ?", (prev.hex(), new.hex(), seq)
+            )
+            prev = new
+        last = conn.execute("SELECT max(seq) FROM records").fetchone()[0]
+        conn.execute("UPDATE head SET seq = ?, hash = ?", (last, prev.hex()))
+    finally:
+        conn.close()
+
+
+def forge(db: Path, seq: int = 5) -> None:
+    """The red team's forgery (AD-2): every checkpoint deleted, record ``seq``'s principal
+    changed, the whole chain and the head recomputed."""
+    tamper(
+        db,
+        "DELETE FROM checkpoints",
+        f"UPDATE records SET record = json_set(record, '$.principal', 'mallory') WHERE seq = {seq}",
+    )
+    rechain(db)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
+import tracemalloc
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from bastion.audit import AuditStore
 from bastion.audit.log import AuditLog
 from bastion.audit.record import AuditRecord
 from bastion.cli import main
 from bastion.cli.audit import default_db_path
-from tests.audit.support import write_log
+from tests.audit.support import BASTION, make_record, write_log
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +96,53 @@ async def test_not_a_database_is_reported_as_tampered(
         db.with_name(db.name + suffix).unlink(missing_ok=True)
     assert main(["audit", "verify", "--db", str(db)]) == 1
     assert "TAMPERED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [("export",), ("tail", "-n", "5000")])
+def test_a_reader_that_stops_early_ends_it_quietly(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """`bastion audit export | head -1` printed a BrokenPipeError traceback."""
+    db = tmp_path / "audit.db"
+    store = AuditStore.open(db)
+    store.append(make_record(i) for i in range(1, 2001))  # far more than a pipe holds
+    store.close()
+    result = subprocess.run(
+        ["/bin/sh", "-c", f'"$0" audit {" ".join(command)} --db "$1" | head -1', BASTION, db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0  # head's
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stderr == ""
+
+
+class _LineCounter(io.TextIOBase):
+    """A stdout that keeps nothing but the count of lines written to it."""
+
+    lines = 0
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        return len(text)
+
+
+def test_tail_holds_a_page_at_a_time(tmp_path: Path) -> None:
+    """`audit tail -n N` read the N rows at once (660 MB for 595k records); it streams them."""
+    db = tmp_path / "audit.db"
+    store = AuditStore.open(db)
+    for start in range(1, 12001, 1000):
+        store.append(make_record(i) for i in range(start, start + 1000))
+    store.close()
+    out = _LineCounter()
+    tracemalloc.start()
+    try:
+        with contextlib.redirect_stdout(out):
+            assert main(["audit", "tail", "--db", str(db), "-n", "12000", "--json"]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.lines == 12000
+    assert peak < 4_000_000, peak  # a page of rows; all 12000 took over 10 MB

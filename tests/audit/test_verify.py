@@ -4,17 +4,21 @@ of the one before it), emptied logs, tail truncation against a kept checkpoint, 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from bastion.audit import verify
+from bastion.audit import AuditStore, verify
 from bastion.audit.chain import link_hash
 from bastion.audit.checkpoint import sign_checkpoint
 from bastion.audit.keys import load_or_create_signing_key
 from tests.audit.support import (
     COUNT,
     audit_cli,
+    forge,
     logged,
     make_record,
     problems,
@@ -55,8 +59,9 @@ async def test_ad2_a_deleted_checkpoint_is_found_by_the_next_one(db: Path, gone:
 
 
 async def test_ad2_deleting_every_checkpoint_but_the_last_is_found(db: Path) -> None:
+    """Each one is named: one must be at every multiple of the interval (8 here)."""
     tamper(db, "DELETE FROM checkpoints WHERE seq < 20")
-    assert problems(db) == [(16, "missing-checkpoint")]
+    assert sorted(problems(db)) == [(8, "missing-checkpoint"), (16, "missing-checkpoint")]
 
 
 async def test_ad2_a_checkpoint_chain_is_signed(db: Path) -> None:
@@ -163,8 +168,8 @@ def make_old(db: Path) -> None:
     conn.close()
     tamper(db, "DELETE FROM checkpoints", "ALTER TABLE checkpoints DROP COLUMN prev_seq")
     conn = sqlite3.connect(db, isolation_level=None)
-    for seq, hash_hex, time in rows:
-        cp = sign_checkpoint(key, seq, bytes.fromhex(hash_hex), time)
+    for seq, hash_hex, when in rows:
+        cp = sign_checkpoint(key, seq, bytes.fromhex(hash_hex), when)
         conn.execute(
             "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
             (cp.seq, cp.hash.hex(), cp.time, cp.key_id, cp.signature.hex()),
@@ -223,3 +228,93 @@ def test_ad2_processes_sharing_a_log_keep_the_checkpoint_chain(tmp_path: Path) -
     report = verify(db, public_key(db))
     assert report.ok, report.problems
     assert (report.checkpoints, report.last_checkpoint_seq) == (3, 9)
+
+
+async def test_ad2_deleting_every_checkpoint_and_rechaining_is_found(db: Path) -> None:
+    """Red team R finding 1: every checkpoint deleted, record 5 edited, the chain and the
+    head recomputed from record 1 verified as ok. A checkpoint is required at every
+    multiple of the log's interval (8 here)."""
+    forge(db)
+    result = audit_cli("verify", "--db", db)
+    assert result.returncode == 1, result.stdout
+    assert "seq 8: missing-checkpoint" in result.stdout
+    assert "seq 16: missing-checkpoint" in result.stdout
+
+
+async def test_ad2_a_raised_interval_does_not_excuse_missing_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """The recorded interval is not signed; verify never expects fewer checkpoints than one
+    every 1000 records, whatever it says."""
+    db = tmp_path / "audit.db"
+    store = AuditStore.open(db, checkpoint_every=1000)
+    store.append(make_record(i) for i in range(1, 1201))
+    store.close()
+    tamper(db, "UPDATE meta SET value = '1000000' WHERE key = 'checkpoint_every'")
+    forge(db)
+    result = audit_cli("verify", "--db", db)
+    assert result.returncode == 1, result.stdout
+    assert "edited: the recorded checkpoint interval is not a whole number" in result.stdout
+    assert "seq 1000: missing-checkpoint" in result.stdout
+
+
+async def test_ad2_a_log_from_before_the_interval_was_recorded_needs_one_every_1000(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "audit.db"
+    store = AuditStore.open(db)
+    store.append(make_record(i) for i in range(1, 2101))
+    store.checkpoint()
+    store.close()
+    tamper(db, "DELETE FROM meta WHERE key = 'checkpoint_every'")  # as an older Bastion wrote it
+    assert verify(db, public_key(db)).ok
+    forge(db)
+    assert problems(db) == [(1000, "missing-checkpoint"), (2000, "missing-checkpoint")]
+
+
+def test_ad2_verify_of_a_log_being_written_is_ok(tmp_path: Path) -> None:
+    """Red team R finding 2: verify read the checkpoints, the head and each page of records
+    in separate read transactions, so a log a gateway was writing showed as TAMPERED
+    ('records after the head were added'). It reads one snapshot now."""
+    db = tmp_path / "audit.db"
+    store = AuditStore.open(db)
+    store.append(make_record(i) for i in range(1, 3001))
+    stop = threading.Event()
+
+    def append() -> None:
+        i = 3000
+        while not stop.is_set():
+            i += 1
+            store.append([make_record(i)])
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    try:
+        results = [audit_cli("verify", "--db", db) for _ in range(3)]
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stdout for r in results]
+    assert all(r.stdout.startswith("ok: ") for r in results)
+
+
+async def test_ad2_rows_before_seq_1_are_found_and_exported(db: Path) -> None:
+    """Red team R finding 9: rows at seq 0 and below were shown by tail but never read by
+    verify or export."""
+    body = msgspec.json.encode(
+        {"kind": "admin", "method": "keys.create", "target": "backdoor", "time": 1.0}
+    ).decode()
+    tamper(
+        db,
+        f"INSERT INTO records VALUES (0, '{'0' * 64}', '{'0' * 64}', '{body}')",
+        f"INSERT INTO records VALUES (-7, '{'0' * 64}', '{'0' * 64}', '{body}')",
+    )
+    result = audit_cli("verify", "--db", db)
+    assert result.returncode == 1, result.stdout
+    assert "seq -7: edited: a row before seq 1" in result.stdout
+    assert "seq 0: edited: a row before seq 1" in result.stdout
+    exported = audit_cli("export", "--db", db)
+    seqs = [msgspec.json.decode(line)["seq"] for line in exported.stdout.splitlines()]
+    assert seqs == [-7, 0, *range(1, COUNT + 1)]

@@ -3,7 +3,9 @@
 Queries open their own read-only connection (the log's writer is never blocked and nothing
 here can change history), filter in SQL, return at most ``MAX_AUDIT_LIMIT`` records in seq
 order and run in a worker thread. ``verify`` is ``bastion.audit.verify`` with the public key
-kept beside the database. A log that does not exist yet is empty, not an error.
+kept beside the database. A log that does not exist yet is empty, not an error; a row that
+is not the text the writer stores (an edit) reads as ``{"unreadable": true}``, which verify
+explains.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ class SqliteAudit:
         finally:
             conn.close()
         entries = tuple(
-            AuditEntry(seq=seq, hash=hash_, record=_record(record)) for seq, hash_, record in rows
+            AuditEntry(
+                seq=seq, hash=hash_ if isinstance(hash_, str) else "", record=_record(record)
+            )
+            for seq, hash_, record in rows
         )
         return AuditPage(
             records=entries, next_since_seq=entries[-1].seq if entries else filters.since_seq
@@ -81,9 +86,12 @@ class SqliteAudit:
             raise AdminError from exc
 
 
-def _record(text: str) -> dict[str, object]:
+def _record(stored: object) -> dict[str, object]:
+    # An edited row (not JSON, or not text at all) is shown as unreadable here, and
+    # reported by verify.
+    if not isinstance(stored, str):
+        return {"unreadable": True}
     try:
-        return _DECODER.decode(text)
+        return _DECODER.decode(stored)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        # An edited row: shown as unreadable here, and reported by verify.
         return {"unreadable": True}

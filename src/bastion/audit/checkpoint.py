@@ -6,7 +6,10 @@ before that (v1, ``prev_seq`` None) were signed without it and still verify, unc
 Why Ed25519 rather than HMAC: verifying needs only the public key, so an auditor (or a
 pinned copy off the host) can check the log without holding anything that could forge it;
 an HMAC key that verifies can also sign. Signing costs tens of microseconds and happens
-once per ``checkpoint_every`` records and on close, not per record.
+once per ``checkpoint_every`` records and on close, not per record. The interval is recorded
+in the log (``meta``, key ``checkpoint_every``) when the log is created, and a log without it
+was written with the default; it is at most ``MAX_CHECKPOINT_EVERY``, so whoever edits the
+record cannot make ``verify`` expect fewer checkpoints than the writer signs.
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "DEFAULT_CHECKPOINT_EVERY",
+    "INTERVAL_KEY",
+    "MAX_CHECKPOINT_EVERY",
     "Checkpoint",
     "decode_checkpoint",
     "encode_checkpoint",
+    "parse_interval",
     "sign_checkpoint",
     "verify_checkpoint",
 ]
+
+DEFAULT_CHECKPOINT_EVERY: Final = 1000
+MAX_CHECKPOINT_EVERY: Final = DEFAULT_CHECKPOINT_EVERY
+INTERVAL_KEY: Final = "checkpoint_every"  # its name in the log's meta table
 
 _DOMAIN_V1: Final = b"bastion-audit-checkpoint-v1\x00"
 _DOMAIN: Final = b"bastion-audit-checkpoint-v2\x00"
@@ -53,6 +64,17 @@ def _message(seq: int, head: bytes, time: float, kid: str, prev_seq: int | None)
     if prev_seq is None:
         return _DOMAIN_V1 + msgspec.json.encode(fields, order="sorted")
     return _DOMAIN + msgspec.json.encode({**fields, "prev_seq": prev_seq}, order="sorted")
+
+
+def parse_interval(stored: object) -> int | None:
+    """The checkpoint interval a log's meta table holds (text, as the store writes it); None
+    when it is not a whole number from 1 to ``MAX_CHECKPOINT_EVERY``."""
+    if not (
+        isinstance(stored, str) and 0 < len(stored) <= 8 and stored.isascii() and stored.isdigit()
+    ):
+        return None
+    every = int(stored)
+    return every if 1 <= every <= MAX_CHECKPOINT_EVERY else None
 
 
 def sign_checkpoint(

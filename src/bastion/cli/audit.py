@@ -3,8 +3,10 @@
 The default database is ``$XDG_STATE_HOME/bastion/audit.db`` (``~/.local/state/...``), and
 ``verify`` checks checkpoints with the public key beside it unless ``--public-key`` names a
 pinned copy, and holds the log to a checkpoint kept elsewhere (``--checkpoint``, written by
-``checkpoint``). Exit codes: 0 ok, 1 tampered (verify, checkpoint), 66 no database or no
-checkpoint yet, 73 output file exists, 78 unusable key or kept checkpoint.
+``checkpoint``). Exit codes: 0 ok, 1 tampered (verify, checkpoint; export: rows it could not
+read), 66 no database or no checkpoint yet, 73 output file exists, 78 unusable key or kept
+checkpoint, 141 the reader of stdout went away (``| head``; said nowhere, as a SIGPIPE would).
+Whatever a record or a tampered file holds reaches the terminal only through ``_shown``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import msgspec
 
 if TYPE_CHECKING:
     from bastion.audit.checkpoint import Checkpoint
+    from bastion.audit.read import StoredRow, UnreadableRow
 
 __all__ = [
     "default_db_path",
@@ -33,6 +36,7 @@ __all__ = [
 EXIT_TAMPERED: Final = 1
 EXIT_NOINPUT: Final = 66  # EX_NOINPUT
 EXIT_CANTCREAT: Final = 73  # EX_CANTCREAT
+EXIT_PIPE: Final = 141  # 128 + SIGPIPE: what a shell sees of a reader that stopped early
 FOLLOW_POLL_S: Final = 0.5  # how often `tail --follow` looks for new rows
 
 
@@ -74,12 +78,12 @@ def run_audit_verify(db: str | None, public_key: str | None, checkpoint: str | N
     try:
         report = verify(path, key, kept=kept)
     except sqlite3.DatabaseError as exc:
-        print(f"TAMPERED: {path} is not a readable audit database ({exc})")
+        print(f"TAMPERED: {path} is not a readable audit database ({_shown(exc)})")
         return EXIT_TAMPERED
     if not report.ok:
         print(f"TAMPERED: {path}")
         for problem in report.problems:
-            print(f"  {problem}")
+            print(f"  {_shown(problem)}")
         if report.more_problems:
             print("  ... and more")
         return EXIT_TAMPERED
@@ -156,36 +160,66 @@ def run_audit_tail(db: str | None, n: int, *, follow: bool, as_json: bool) -> in
         return _no_db(path)
     conn = open_readonly(path)
     try:
-        rows = tail_rows(conn, n)
-        last = rows[-1].seq if rows else 0
-        for row in rows:
-            _print_row(row.seq, bytes(row.record), as_json=as_json)
+        last = None
+        for row in tail_rows(conn, n):  # streamed: -n 1000000 holds one page at a time
+            _print_row(row, as_json=as_json)
+            last = row.seq if row.seq is not None else last
         while follow:
             time.sleep(FOLLOW_POLL_S)
             for row in iter_rows(conn, after=last):
-                _print_row(row.seq, bytes(row.record), as_json=as_json)
-                last = row.seq
+                _print_row(row, as_json=as_json)
+                last = row.seq if row.seq is not None else last
+    except BrokenPipeError:
+        return _reader_gone()
     finally:
         conn.close()
     return 0
 
 
-def _print_row(seq: int, body: bytes, *, as_json: bool) -> None:
-    if as_json:
-        print(f'{{"seq":{seq},"record":{body.decode()}}}', flush=True)
+def _print_row(row: StoredRow | UnreadableRow, *, as_json: bool) -> None:
+    """One row as ``tail`` shows it; a row that is not an audit record (an edit) as a line
+    saying so, which ``verify`` explains."""
+    from bastion.audit.read import UnreadableRow
+    from bastion.audit.record import canonical_bytes, decode_record
+
+    seq = "null" if row.seq is None else str(row.seq)
+    body = b"" if isinstance(row, UnreadableRow) else bytes(row.record)
+    try:
+        rec = decode_record(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        if as_json:
+            print(f'{{"seq":{seq},"unreadable":true}}', flush=True)
+        else:
+            print(
+                f"{seq:>8} unreadable: not an audit record (see bastion audit verify)", flush=True
+            )
         return
-    rec = msgspec.json.decode(body)
-    when = datetime.datetime.fromtimestamp(rec["time"], tz=datetime.UTC).isoformat(
-        timespec="milliseconds"
-    )
-    rule = f" ({_shown(rec['rule_id'])})" if rec.get("rule_id") else ""
-    principal, target = _shown(rec.get("principal") or "-"), _shown(rec.get("target") or "-")
+    if as_json:  # re-encoded (as stored, unless edited): no raw line break can get through
+        print(f'{{"seq":{seq},"record":{canonical_bytes(rec).decode()}}}', flush=True)
+        return
+    try:
+        when = datetime.datetime.fromtimestamp(rec.time, tz=datetime.UTC).isoformat(
+            timespec="milliseconds"
+        )
+    except (OverflowError, ValueError, OSError):  # an edited time, out of range
+        when = f"time={rec.time!r}"
+    rule = f" ({_shown(rec.rule_id)})" if rec.rule_id else ""
+    principal, target = _shown(rec.principal or "-"), _shown(rec.target or "-")
     print(
-        f"{seq:>8} {when} {_shown(rec['kind']):<8} {principal:<16} "
-        f"{_shown(rec['method']):<20} {target:<24} {_shown(rec['decision'])}{rule} "
-        f"{_shown(rec['outcome'])} {rec['latency_ms']:.1f}ms",
+        f"{seq:>8} {when} {_shown(rec.kind):<8} {principal:<16} "
+        f"{_shown(rec.method):<20} {target:<24} {_shown(rec.decision)}{rule} "
+        f"{_shown(rec.outcome)} {rec.latency_ms:.1f}ms",
         flush=True,
     )
+
+
+def _reader_gone() -> int:
+    """stdout's reader stopped reading (``| head``): end quietly. stdout goes to /dev/null
+    first, so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 def _shown(value: object) -> str:
@@ -208,15 +242,24 @@ def run_audit_export(db: str | None, output: str | None) -> int:
     conn = open_readonly(path)
     try:
         if output is None:
-            export_jsonl(conn, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-            return 0
-        out = _create_private(output)
-        if out is None:
-            return EXIT_CANTCREAT
-        with out:
-            count = export_jsonl(conn, out)
-        print(f"exported {count} records to {output}", file=sys.stderr)
-        return 0
+            try:
+                count, unreadable = export_jsonl(conn, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:
+                return _reader_gone()
+        else:
+            out = _create_private(output)
+            if out is None:
+                return EXIT_CANTCREAT
+            with out:
+                count, unreadable = export_jsonl(conn, out)
+            print(f"exported {count} records to {output}", file=sys.stderr)
     finally:
         conn.close()
+    for row in unreadable:
+        where = "a row" if row.seq is None else f"seq {row.seq}"
+        print(f"bastion: {where} not exported: {row.reason}", file=sys.stderr)
+    if unreadable:
+        print("bastion: run `bastion audit verify`", file=sys.stderr)
+        return EXIT_TAMPERED
+    return 0

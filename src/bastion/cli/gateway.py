@@ -2,7 +2,9 @@
 
 Without ``-c``, the gateway fronts the built-in conformance fixture (a stdio child, bare
 names), so a fresh install shows something real. Secrets for ``requestState`` are generated
-per process: a restart invalidates pending input rounds, which clients then restart.
+per process: a restart invalidates pending input rounds, which clients then restart. An audit
+log the gateway will not write (``AuditStoreError``: its head or chain was changed) ends it
+with that error's message (exit 78), not a traceback.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import os
 import secrets
 import sys
 import warnings
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 
+from bastion.audit.store import AuditStoreError
 from bastion.cli.signals import on_stop_signal
 from bastion.config import Config, ServerConfig, load_config
+from bastion.errors import ConfigError
 from bastion.gateway import Gateway
 from bastion.pipeline.runtime import Security
 from bastion.protocol.request_state import RequestStateSealer
@@ -48,10 +52,35 @@ def _load(path: str | None) -> Config:
     return default_config() if path is None else load_config(Path(path), os.environ)
 
 
+@contextlib.contextmanager
+def _audit_refusal() -> Iterator[None]:
+    """An ``AuditStoreError`` from the gateway's tasks, however deep in task groups, as a
+    ``ConfigError`` (its message on stderr, exit 78)."""
+    try:
+        yield
+    except BaseException as exc:
+        refused = _find_audit_refusal(exc)
+        if refused is None:
+            raise
+        raise ConfigError(refused.detail) from exc
+
+
+def _find_audit_refusal(exc: BaseException) -> AuditStoreError | None:
+    if isinstance(exc, AuditStoreError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find_audit_refusal(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def _gateway(config: Config) -> Gateway:
     return Gateway(config, os.environ, sealer=RequestStateSealer([secrets.token_bytes(32)]))
 
 
+@_audit_refusal()
 def run_serve(
     path: str | None, host: str | None, port: int | None, *, register: bool = True
 ) -> int:
@@ -166,6 +195,7 @@ def run_stdio(path: str | None, early: EarlyStart | None = None) -> int:
     return serve_on_stdio(gateway, early, security=Security(config, gateway))
 
 
+@_audit_refusal()
 def serve_on_stdio(
     gateway: Gateway,
     early: EarlyStart | None,

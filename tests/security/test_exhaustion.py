@@ -1,8 +1,9 @@
 """SECURITY.md 2.6, resource exhaustion: DS-1 (body caps), DS-2 (read deadlines, outbound
-timeouts), DS-4 (``/healthz`` under load, bounded memory) against a real ``bastion serve``.
-DS-3 (rate limits) is shown in tests/pipeline/test_threats_e2e.py, VT-4 (10,000
-connections) and the configurable limits in tests/security/test_load.py; here, DS-3 on the
-listen streams one principal may hold open."""
+timeouts; over HTTPS the handshake's deadline and connections counted from accept), DS-4
+(``/healthz`` under load, bounded memory) against a real ``bastion serve``. DS-3 (rate
+limits) is shown in tests/pipeline/test_threats_e2e.py, VT-4 (10,000 connections) and the
+configurable limits in tests/security/test_load.py; here, DS-3 on the listen streams one
+principal may hold open."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from tests.security.conftest import (
     bearer,
     raw_http,
 )
+from tests.security.tls_gateway import TlsGateway, served_within, serving_https, still_open
 
 pytestmark = pytest.mark.e2e
 
 MAX_BODY = 4 * 1024 * 1024  # HttpSettings.max_body
+TLS_CAP = 4  # the HTTPS gateway's max_connections
 
 
 def _post_head(gw: Gateway, *lines: str, auth: bool = True) -> bytes:
@@ -136,6 +139,66 @@ def test_ds2_a_request_head_must_arrive_in_time(gw: Gateway) -> None:
     for name, elapsed in closed.items():
         assert HEAD_TIMEOUT - 1 <= elapsed < HEAD_TIMEOUT + 4, (name, elapsed)
         assert answers[name] == b"" or answers[name].startswith(b"HTTP/1.1 408"), answers[name]
+
+
+@pytest.fixture(scope="module")
+def tls_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
+    with serving_https(tmp_path_factory.mktemp("tls-limits"), TLS_CAP) as gateway:
+        yield gateway
+
+
+def test_ds2_a_tls_handshake_must_complete_in_time(tls_gw: TlsGateway) -> None:
+    """Slowloris before TLS: a connection to the HTTPS port that sends nothing, and one that
+    sends part of a ClientHello, are cut off after HEAD_TIMEOUT, as a plain HTTP connection
+    without a head is (they were kept 60 s, the event loop's default handshake timeout)."""
+    silent, partial = tls_gw.connect(), tls_gw.connect()
+    started = time.monotonic()
+    partial.sendall(bytes.fromhex("16030100"))  # a handshake record header, then nothing
+    closed: dict[str, float] = {}
+    try:
+        for name, sock in (("silent", silent), ("partial", partial)):
+            sock.settimeout(max(0.1, started + HEAD_TIMEOUT + 4 - time.monotonic()))
+            try:
+                said = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                said = b""
+            assert said == b""  # closed, and nothing said: there is no TLS yet
+            closed[name] = time.monotonic() - started
+    finally:
+        silent.close()
+        partial.close()
+    assert set(closed) == {"silent", "partial"}, "a connection in its handshake was kept"
+    for name, elapsed in closed.items():
+        assert HEAD_TIMEOUT - 1 <= elapsed < HEAD_TIMEOUT + 4, (name, elapsed)
+
+
+def test_ds2_https_connections_count_toward_max_connections_from_accept(
+    tls_gw: TlsGateway,
+) -> None:
+    """``max_connections`` (TLS_CAP) taken by sockets that never start their handshake: a
+    TLS client is refused at once (closed before its handshake: no HTTP answer can come
+    before it; before, it was served beside them while idle sockets piled up past the cap
+    and the open-file limit). With one place left, its request is 503, as on plain HTTP;
+    once they close, it is served."""
+    assert served_within(tls_gw, 5)  # nothing left from another test
+    time.sleep(0.5)  # nor from that request: its connection closing
+    idle = [tls_gw.connect() for _ in range(TLS_CAP)]
+    try:
+        time.sleep(0.5)  # accepted
+        assert all(still_open(sock) for sock in idle)
+        started = time.monotonic()
+        with pytest.raises(httpx.ConnectError):
+            tls_gw.healthz()
+        assert time.monotonic() - started < 2
+        idle.pop().close()
+        time.sleep(0.5)  # the gateway sees it leave
+        assert tls_gw.healthz() == 503
+    finally:
+        for sock in idle:
+            sock.close()
+    assert served_within(tls_gw, 2)
 
 
 def test_ds2_outbound_calls_time_out(gw: Gateway) -> None:

@@ -25,8 +25,10 @@ behind one still in progress; it stops only when a head is complete, and no byte
 it. Between requests, then, one of the two timers always runs: the keep-alive timer from
 the answer to the next bytes, the head timer from those bytes to a complete head. A head
 must arrive within ``HEAD_TIMEOUT`` or the answer is 408 and the connection closes (TR-9,
-DS-2). An answer given while the request body is still arriving (a refusal, a probe, a 404:
-anything that did not read it) says ``connection: close`` and the connection closes:
+DS-2). On a TLS connection the first head's time counts from the accept, the handshake
+included (``http_tls_accept`` bounds the handshake by the same ``HEAD_TIMEOUT``). An answer
+given while the request body is still arriving (a refusal, a probe, a 404: anything that did
+not read it) says ``connection: close`` and the connection closes:
 uvicorn would keep it open and discard the rest of the body, and a client trickling that
 body, each byte restarting the keep-alive timer, would hold the connection for ever.
 """
@@ -65,10 +67,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # The request whose body is still arriving, and whether it may keep the connection.
     _awaiting_body: RequestResponseCycle | None = None
     _keep_alive = False
+    _accepted_at: float | None = None  # loop time of a TLS connection's accept
+
+    def count_head_time_from(self, accepted_at: float) -> None:
+        """Called at accept for a TLS connection (``http_tls_accept``): its first head must be
+        complete ``HEAD_TIMEOUT`` after ``accepted_at``, the handshake's time included."""
+        self._accepted_at = accepted_at
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_head_timer()
+        self._start_head_timer(self._accepted_at)
         tls = transport.get_extra_info("ssl_object")
         if isinstance(tls, ssl.SSLObject):
             der = tls.getpeercert(binary_form=True)  # verified by the context's CA, or None
@@ -117,8 +125,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._keep_alive = False  # a body completing during a graceful shutdown keeps nothing
         super().shutdown()
 
-    def _start_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+    def _start_head_timer(self, since: float | None = None) -> None:
+        delay = HEAD_TIMEOUT if since is None else since + HEAD_TIMEOUT - self.loop.time()
+        self._head_timer = self.loop.call_later(max(0.0, delay), self._head_timed_out)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:

@@ -7,7 +7,9 @@ points run on it; the stdio ones keep asyncio, which starts faster). ``fit_open_
 raises the process's open-file limit so that ``max_connections`` client sockets fit beside
 the gateway's own files (many systems start processes with a soft limit of 1024). Proxy
 headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are never read: the client address the
-failed-auth throttle counts and the audit log records is the connection's peer.
+failed-auth throttle counts and the audit log records is the connection's peer. With TLS,
+``http_tls_accept.HttpsServer`` accepts instead of uvicorn's listener, so that a connection
+counts toward ``max_connections`` from its accept and its handshake has a deadline (DS-2).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from anyio.abc import TaskStatus
 
 from bastion.transport.http_protocol import MAX_HEADER_BYTES, BoundedHttpToolsProtocol
 from bastion.transport.http_server import HttpSettings, StreamableHttpApp
+from bastion.transport.http_tls_accept import HttpsServer
 
 __all__ = ["MAX_HEADER_BYTES", "event_loop_options", "fit_open_files", "serve_http"]
 
@@ -128,11 +131,12 @@ async def serve_http(
         server_header=False,
         date_header=False,
     )
-    server = uvicorn.Server(config)
+    tls = settings.tls_cert_file is not None
+    server = HttpsServer(config, connections) if tls else uvicorn.Server(config)
     # Signals are the application's to handle (it has children to stop first); uvicorn's
     # own capture would re-raise SIGTERM after serve() and kill us before that cleanup.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    scheme = "https" if settings.tls_cert_file else "http"
+    scheme = "https" if tls else "http"
     logger.info("listening on %s://%s:%d%s", scheme, settings.host, port, settings.path)
     task_status.started(port)
     try:
@@ -144,4 +148,6 @@ async def serve_http(
     finally:
         with anyio.CancelScope(shield=True):
             server.should_exit = True
+            if isinstance(server, HttpsServer):
+                server.stop_accepting()  # before its socket closes, when cancelled mid-serve
             sock.close()

@@ -41,8 +41,10 @@ class HttpLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     reading and while a chunked body streams in (413). ``body_timeout``: seconds to receive
     a whole body (408). ``keep_alive_timeout``: seconds an idle keep-alive connection is
     kept. ``max_connections``: open connections (and requests in flight) at once; past it
-    new requests are answered 503. The process's open-file limit is raised to fit it at
-    start (see ``http_run.fit_open_files``)."""
+    new requests are answered 503. Over TLS a connection counts from its accept, handshake
+    included, and one accepted past the cap is closed before its handshake (see
+    ``http_tls_accept``). The process's open-file limit is raised to fit it at start (see
+    ``http_run.fit_open_files``)."""
 
     max_body: Annotated[int, Meta(ge=1024, le=256 * MiB)] = 4 * MiB
     body_timeout: Annotated[float, Meta(gt=0.0, le=3600.0)] = 30.0

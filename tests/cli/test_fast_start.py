@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import subprocess
 
@@ -12,8 +13,14 @@ import anyio
 import pytest
 
 from bastion.config import Config
+from bastion.errors import BastionError, InvalidRequest
 from bastion.gateway import Gateway
+from bastion.protocol.codec import decode
+from bastion.protocol.jsonrpc import Request
+from bastion.protocol.meta import is_modern_request
+from bastion.protocol.methods import parse_params
 from bastion.protocol.request_state import RequestStateSealer
+from bastion.protocol.types import InitializeParams
 from tests.server.raw import raw_client
 from tests.support import BASTION
 
@@ -74,3 +81,165 @@ def test_other_first_messages_go_to_the_full_server() -> None:
     by_id = {a.get("id"): a for a in answers if "id" in a}
     assert "2026-07-28" in by_id[1]["result"]["supportedVersions"]  # type: ignore[index]
     assert by_id[2]["error"]["code"] == -32602  # type: ignore[index]
+
+
+# -- IN-1, IN-2: only what the full server would take as an initialize is answered early --
+
+VALID_LINE = json.dumps(INIT).encode()
+
+
+def full_server_initialize(line: bytes) -> tuple[object, dict[str, object]]:
+    """What the full server makes of ``line`` as a first message: its id and params when it
+    is a valid 2025-11-25 initialize request; raises the error it would answer otherwise."""
+    message = decode(line)
+    if not isinstance(message, Request) or message.method != "initialize":
+        raise InvalidRequest("not an initialize request")
+    if is_modern_request(message.params):
+        raise InvalidRequest("a 2026-07-28 request")
+    parse_params(InitializeParams, message.params)
+    return message.id, message.params
+
+
+def variants() -> list[bytes]:
+    """First lines near a valid initialize: each way the two parsers could disagree."""
+    params = INIT["params"]
+    lines = [
+        VALID_LINE,
+        b"[" + VALID_LINE + b"]",
+        b"42",
+        b'"initialize"',
+        b"null",
+        b"",
+        b" " + VALID_LINE + b"\r",
+        b"\xef\xbb\xbf" + VALID_LINE,
+        VALID_LINE.replace(b'"desk"', b'"d\xffsk"'),
+        VALID_LINE.replace(b'"desk"', b'"d\xed\xa0\x80sk"'),  # a surrogate coded in UTF-8
+        VALID_LINE.replace(b'"desk"', b'"d\x01sk"'),
+        VALID_LINE.replace(b'"desk"', b'"\\ud800"'),
+        VALID_LINE.replace(b'"desk"', b'"\\udc00x"'),
+        VALID_LINE.replace(b'"desk"', b'"\\ud83d\\ude00"'),
+        VALID_LINE.replace(b'"sampling"', b'"\\ud800"'),
+        VALID_LINE[:-1] + b',"params":[]}',
+        VALID_LINE[:-1] + b',"id":8}',
+        VALID_LINE + b" x",
+    ]
+    for odd in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1e-400", "1.5", "-0", "1E5"):
+        lines.append(VALID_LINE.replace(b'"sampling": {}', f'"sampling": {odd}'.encode()))
+    for depth in (1, 60, 61, 62, 63, 64, 65, 900):
+        nested = "[" * depth + "]" * depth
+        lines.append(VALID_LINE.replace(b'"sampling": {}', f'"sampling": {nested}'.encode()))
+    envelope: list[dict[str, object]] = [
+        {**INIT, "bogus": 1},
+        {**INIT, "result": {}},
+        {**INIT, "error": {"code": 1, "message": "x"}},
+        {**INIT, "jsonrpc": "2.0 "},
+        {**INIT, "jsonrpc": 2.0},
+        {k: v for k, v in INIT.items() if k != "jsonrpc"},
+        {k: v for k, v in INIT.items() if k != "id"},
+        {k: v for k, v in INIT.items() if k != "params"},
+        {**INIT, "method": "Initialize"},
+    ]
+    for request_id in (True, None, 1.5, 1.0, [], {}, "", "x", -1, 2**63, 10**400):
+        envelope.append({**INIT, "id": request_id})
+    changes: list[dict[str, object]] = [
+        {"protocolVersion": 2025},
+        {"protocolVersion": "1999-01-01"},
+        {"capabilities": []},
+        {"capabilities": None},
+        {"clientInfo": {}},
+        {"clientInfo": {"name": "d"}},
+        {"clientInfo": {"name": "d", "version": 1}},
+        {"clientInfo": {"name": "d", "version": "1", "title": 3}},
+        {"clientInfo": {"name": "d", "version": "1", "title": "T", "extra": [1]}},
+        {"_meta": []},
+        {"_meta": {"progressToken": 1}},
+        {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        {"extra": {"x": [1, 2]}},
+    ]
+    envelope += [{**INIT, "params": {**params, **change}} for change in changes]  # type: ignore[dict-item]
+    envelope.append({**INIT, "params": {k: v for k, v in params.items() if k != "clientInfo"}})  # type: ignore[union-attr]
+    lines += [json.dumps(m).encode() for m in envelope]
+    return lines
+
+
+def mutations(count: int) -> list[bytes]:
+    """``count`` random edits of a valid line (seeded: the same every run)."""
+    pieces = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"\\", b"\\u", b"d800", b"0", b"9"]
+    pieces += [b"NaN", b"1e999", b"-", b".", b" ", b"true", b"null", b"\xff", b"\xc3\xa9"]
+    rng = random.Random(1234)
+    lines = []
+    for _ in range(count):
+        line = bytearray(VALID_LINE)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(line))
+            edit = rng.choice(("insert", "delete", "replace"))
+            if edit == "delete":
+                del line[at : at + rng.randint(1, 4)]
+            else:
+                line[at : at + (edit == "replace")] = rng.choice(pieces)
+        lines.append(bytes(line))
+    return lines
+
+
+def test_the_fast_start_answers_only_what_the_full_server_takes_as_initialize_IN1_IN2() -> None:
+    """The real decoder and ``InitializeParams`` judge ~3,100 first lines: the fast start
+    takes none they refuse, with the same id and params for those it takes."""
+    from bastion.cli.fast_start import initialize_request  # new with IN-1's fix
+
+    taken, wrong = 0, []
+    for line in variants() + mutations(3000):
+        try:
+            expected = full_server_initialize(line)
+        except BastionError:
+            expected = None
+        fast = initialize_request(line)
+        taken += fast is not None
+        if fast is not None and fast != expected:
+            wrong.append(line)
+    assert wrong == [], f"answered early, not an initialize to the full server: {wrong[:5]}"
+    assert initialize_request(VALID_LINE) is not None
+    assert taken > 100  # the check is not vacuous
+
+
+FIRST_LINES = {
+    "a batch": (b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', -32600),
+    "a number": (b"42", -32600),
+    "capabilities nested 900 deep": (
+        VALID_LINE.replace(b'"sampling": {}', b'"x": ' + b"[" * 900 + b"]" * 900),
+        -32700,
+    ),
+    "NaN": (VALID_LINE.replace(b'"sampling": {}', b'"x": NaN'), -32700),
+    "a lone surrogate": (VALID_LINE.replace(b'"desk"', b'"\\ud800"'), -32700),
+    "an unknown envelope field": (json.dumps({**INIT, "bogus": 1}).encode(), -32600),
+    "a method with a result": (json.dumps({**INIT, "result": {}}).encode(), -32600),
+    "no client name": (
+        json.dumps({**INIT, "params": {**INIT["params"], "clientInfo": {}}}).encode(),  # type: ignore[dict-item]
+        -32602,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("face", "name"),
+    [("stdio", name) for name in FIRST_LINES] + [("hub", "a batch"), ("hub", "a number")],
+)
+def test_a_first_line_that_is_no_valid_initialize_is_answered_by_the_full_server_IN1_IN2_IN5(
+    face: str, name: str
+) -> None:
+    """The old fast start crashed on JSON that was not an object (rc 1, a traceback) and
+    answered as initialize lines the decoder refuses; they now get the full server's error,
+    and the session goes on: a later initialize is answered."""
+    line, code = FIRST_LINES[name]
+    out = subprocess.run(
+        [str(BASTION), face],
+        input=line + b"\n" + json.dumps({**INIT, "id": 9}).encode() + b"\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    assert b"Traceback" not in out.stderr, out.stderr.decode(errors="replace")
+    answers = [json.loads(answer) for answer in out.stdout.splitlines()]
+    assert answers[0]["error"]["code"] == code, answers
+    assert "result" not in answers[0]
+    assert answers[1]["id"] == 9 and answers[1]["result"]["protocolVersion"] == "2025-06-18"

@@ -205,15 +205,26 @@ def serve_on_stdio(
 ) -> int:
     """Serve ``gateway`` to one client on stdin/stdout until it leaves or a stop signal;
     ``beside`` are tasks run alongside (``tg.start``: each reports ``task_status`` first).
-    With ``security``, every request runs through its pipeline as the local user."""
+    With ``security``, every request runs through its pipeline as the local user. At the
+    end of input, the calls in flight get ``DRAIN_TIMEOUT`` to finish; a stop signal cuts
+    them at once."""
     from bastion.auth.local import local_principal
-    from bastion.transport.base import McpConnection, serve_stream
+    from bastion.transport.base import DRAIN_TIMEOUT, McpConnection, serve_stream
     from bastion.transport.stdio import StdioServerStream
 
     async def main() -> None:
         stream = await StdioServerStream.open(unread=early.unread if early else b"")
+        serving = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(on_stop_signal, tg.cancel_scope.cancel)
+
+            def stop() -> None:
+                # AD-1: the client is served no more (input unread, its calls in flight cut:
+                # each recorded `cancelled`), then the audit log closes, then the upstreams;
+                # all of it within DRAIN_TIMEOUT, as after the end of input.
+                serving.cancel()
+                tg.cancel_scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
+
+            tg.start_soon(on_stop_signal, stop)
             inner = gateway.connection()
             if early is not None and early.version is not None:
                 inner.adopt_initialize(early.version, early.client_capabilities or {})
@@ -225,7 +236,8 @@ def serve_on_stdio(
             for task in beside:
                 await tg.start(task)
             # Clients get answers at once; upstream tools arrive with list_changed.
-            await serve_stream(stream, connection)
+            with serving:
+                await serve_stream(stream, connection)
             tg.cancel_scope.cancel()
 
     anyio.run(main)

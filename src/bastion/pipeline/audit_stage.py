@@ -5,6 +5,10 @@ A record that cannot be written fails the request (the audit log raises ``AuditU
 rather than dropping it): a request is never served without its trace. A refusal by a rate
 or concurrency limit goes to the sink's ``refused``, keyed by (principal, limit): a flood
 over a limit is written as its first refusal and one counted summary a window (DS-3, DS-4).
+
+The stage counts the requests between their entry and their record (``in_flight``): whoever
+closes the audit log waits for ``settled`` first, so a request cut by a stop signal still
+has its record (``cancelled``) queued, not refused by a log already closed.
 """
 
 from __future__ import annotations
@@ -38,9 +42,21 @@ class AuditStage:
     def __init__(self, sink: AuditSink, *, wall_clock: Clock = time.time) -> None:
         self._sink = sink
         self._wall = wall_clock
+        self.in_flight = 0  # requests entered and not yet recorded
+        self._settled: anyio.Event | None = None
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until every request that entered has its record
+        queued; True if none is left."""
+        if self.in_flight:
+            self._settled = anyio.Event()
+            with anyio.move_on_after(timeout):
+                await self._settled.wait()
+        return self.in_flight == 0
 
     async def __call__(self, exchange: Exchange, proceed: Handler) -> JSONValue:
         limited = False
+        self.in_flight += 1
         try:
             return await proceed(exchange)
         except RateLimited as exc:
@@ -57,14 +73,19 @@ class AuditStage:
             exchange.outcome = "error"
             raise
         finally:
-            record = record_of(exchange, self._wall())
-            if limited:
-                key = (exchange.principal.id, str(exchange.detail.get("limit", "rate")))
-                with anyio.CancelScope(shield=True):
-                    await self._sink.refused(key, record)
-            elif not self._sink.record_nowait(record):  # the queue is full: wait, shielded
-                with anyio.CancelScope(shield=True):
-                    await self._sink.record(record)
+            try:
+                record = record_of(exchange, self._wall())
+                if limited:
+                    key = (exchange.principal.id, str(exchange.detail.get("limit", "rate")))
+                    with anyio.CancelScope(shield=True):
+                        await self._sink.refused(key, record)
+                elif not self._sink.record_nowait(record):  # the queue is full: wait, shielded
+                    with anyio.CancelScope(shield=True):
+                        await self._sink.record(record)
+            finally:
+                self.in_flight -= 1
+                if not self.in_flight and self._settled is not None:
+                    self._settled.set()
 
 
 def record_of(exchange: Exchange, now: float) -> AuditRecord:

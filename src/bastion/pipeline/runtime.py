@@ -7,7 +7,9 @@ that do not fit the client CA bundle, is a configuration error, said before anyt
 listens. The client CRL is re-read once a second, and its status is part of ``/readyz``.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
-then polls the policy file until cancelled, and closes the audit log (draining it) last.
+then polls the policy file until cancelled, and closes the audit log (draining it) last:
+once the requests still in the pipeline have their records (cancelled with it by a stop
+signal, they unwind meanwhile; ``CLOSE_WAIT`` seconds at most).
 Open ``subscriptions/listen`` streams are re-authorized on every policy poll (a reloaded
 policy, and time conditions) and every credential check: one its caller may no longer hold
 ends (AU-5, SE-3), and so does each 2025-11-25 ``resources/subscribe`` subscription the
@@ -41,6 +43,7 @@ from bastion.auth.principal import Principal
 from bastion.config.model import Config
 from bastion.errors import ConfigError
 from bastion.pipeline.approvals import ApprovalGate
+from bastion.pipeline.audit_stage import AuditStage
 from bastion.pipeline.authenticate import HttpAuthentication
 from bastion.pipeline.authorize import reauthorize
 from bastion.pipeline.build import build_stages
@@ -63,6 +66,7 @@ from bastion.transport.http_auth import HttpAuthenticator, LocalAuth
 
 Probe = Callable[[], tuple[int, bytes]]
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+CLOSE_WAIT: Final = 10.0  # seconds the requests in the pipeline get to record their end
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
@@ -260,9 +264,13 @@ class Security:
                 self.audit_path, redactor=redactor, commit_interval=settings.commit_interval
             ) as log:
                 self.audit = log
-                self._pipeline = Pipeline(self._stages(log), sessions=self.subscribed)
+                stages = self._stages(log)
+                self._pipeline = Pipeline(stages, sessions=self.subscribed)
                 task_status.started()
-                await self._poll_policy()
+                try:
+                    await self._poll_policy()
+                finally:  # AD-1: no request is left to find the log closed
+                    await _requests_recorded(stages)
         finally:
             self.audit = None
             with anyio.CancelScope(shield=True):
@@ -321,3 +329,12 @@ class Security:
             await self._reauthorize_subscriptions()  # drops before its first await
             if loaded is not None and change is not None and self.audit is not None:
                 await record_policy_change(self.audit, store.path, change, loaded.digest)
+
+
+async def _requests_recorded(stages: list[Stage]) -> None:
+    """Wait, shielded and bounded, until each request in the audit stage has its record."""
+    for stage in stages:
+        if isinstance(stage, AuditStage):
+            with anyio.CancelScope(shield=True):
+                if not await stage.settled(CLOSE_WAIT):
+                    logger.warning("%d request(s) unrecorded at close", stage.in_flight)

@@ -10,13 +10,17 @@ headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are never read: the client 
 failed-auth throttle counts and the audit log records is the connection's peer. With TLS,
 ``http_tls_accept.HttpsServer`` accepts instead of uvicorn's listener, so that a connection
 counts toward ``max_connections`` from its accept and its handshake has a deadline (DS-2).
+A stop (``stop`` set) is graceful for ``DRAIN_TIMEOUT`` seconds, then what is still served
+is cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import logging
+import math
 import resource
 import socket
 import ssl
@@ -26,6 +30,7 @@ import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 
+from bastion.transport.base import DRAIN_TIMEOUT
 from bastion.transport.http_protocol import MAX_HEADER_BYTES, BoundedHttpToolsProtocol
 from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 from bastion.transport.http_tls_accept import HttpsServer
@@ -37,11 +42,25 @@ logger = logging.getLogger(__name__)
 BACKLOG: Final = 4096  # connections waiting to be accepted (the kernel caps it at somaxconn)
 # Files kept beside client sockets: upstream pipes and sockets, databases, logs, the listener.
 RESERVED_FILES: Final = 256
+CUT_UNWIND_TIMEOUT: Final = 2.0  # seconds the requests cut at the end of a stop get to end
 
 
 def event_loop_options() -> dict[str, object]:
     """``anyio.run`` backend options: uvloop when it is installed (not on Windows)."""
     return {"use_uvloop": True} if importlib.util.find_spec("uvloop") is not None else {}
+
+
+class _CutAtStop(logging.Filter):
+    """Drops uvicorn's traceback of a request it cancelled at the end of a graceful stop
+    (``timeout_graceful_shutdown``): the cut is intended, and the audit log records it."""
+
+    def __init__(self, server: uvicorn.Server) -> None:
+        super().__init__()
+        self._server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (self._server.should_exit and isinstance(error, asyncio.CancelledError))
 
 
 async def _exit_when(stop: anyio.Event, server: uvicorn.Server) -> None:
@@ -127,6 +146,9 @@ async def serve_http(
         # and the scheme, from X-Forwarded-* sent by any loopback client.
         proxy_headers=False,
         timeout_keep_alive=settings.limits.keep_alive_timeout,
+        # A stop waits for the answers in flight, but not for ever: an open GET stream or a
+        # long call would hold it; past the bound, uvicorn cancels them (each audited).
+        timeout_graceful_shutdown=math.ceil(DRAIN_TIMEOUT),
         limit_concurrency=connections,
         server_header=False,
         date_header=False,
@@ -139,13 +161,21 @@ async def serve_http(
     scheme = "https" if tls else "http"
     logger.info("listening on %s://%s:%d%s", scheme, settings.host, port, settings.path)
     task_status.started(port)
+    cut_at_stop = _CutAtStop(server)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(cut_at_stop)
     try:
         async with anyio.create_task_group() as tg:
             if stop is not None:
                 tg.start_soon(_exit_when, stop, server)
             await server.serve(sockets=[sock])
             tg.cancel_scope.cancel()
+        # uvicorn does not wait for the requests it cut at the end of a stop: they end here.
+        with anyio.move_on_after(CUT_UNWIND_TIMEOUT):
+            while server.server_state.tasks:
+                await anyio.sleep(0.01)
     finally:
+        uvicorn_log.removeFilter(cut_at_stop)
         with anyio.CancelScope(shield=True):
             server.should_exit = True
             if isinstance(server, HttpsServer):

@@ -78,6 +78,9 @@ class ProtocolError(BastionError):
 class ParseError(ProtocolError):
     code = -32700
     message = "Parse error"
+    response_id: int | str | None = None
+    """When the unreadable bytes begin as a response, its id: the request it answers can then
+    fail at once instead of at its timeout (set by the decoder and the stdio framing)."""
 
 
 class InvalidRequest(ProtocolError):

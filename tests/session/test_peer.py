@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from bastion.errors import PeerError, RequestTimeout, TransportClosed
+from bastion.errors import InternalError, ParseError, PeerError, RequestTimeout, TransportClosed
 from bastion.protocol.jsonrpc import (
     ErrorResponse,
     Message,
@@ -157,3 +157,43 @@ async def test_past_the_inflight_cap_dispatch_waits_on_the_refusals_write_DS4() 
         assert dispatched == 4
         assert peer._running == 4
         peer._tg.cancel_scope.cancel()  # type: ignore[union-attr]
+
+
+def unreadable(response_id: int) -> ParseError:
+    error = ParseError("message nested deeper than 64")
+    error.response_id = response_id
+    return error
+
+
+async def test_a_request_whose_answer_cannot_be_read_fails_soon_not_at_its_timeout() -> None:
+    """UP-4: an answer the decoder refused names its request; that request fails after the
+    short grace (``UNREADABLE_GRACE``) instead of the 300 s timeout, and nothing is sent
+    back for it. A readable answer within the grace still wins."""
+    sent: list[Message] = []
+
+    async def sink(message: Message, related: RequestId | None) -> None:
+        sent.append(message)
+
+    async with Peer(sink, echo_handler) as peer:
+        outcomes: list[object] = []
+
+        async def ask() -> None:
+            try:
+                outcomes.append(await peer.request("tools/call"))
+            except InternalError as exc:
+                outcomes.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask)
+                tg.start_soon(ask)
+                while len(sent) < 2:
+                    await anyio.sleep(0.01)
+                first, second = (m.id for m in sent if isinstance(m, Request))
+                await peer.dispatch(unreadable(first))
+                await peer.dispatch(unreadable(second))
+                await peer.dispatch(Response(id=second, result={"late": "but readable"}))
+        assert len(sent) == 2  # no error response went back for the unreadable answers
+        failed = [o for o in outcomes if isinstance(o, InternalError)]
+        assert len(failed) == 1 and failed[0].wire_message == "The answer could not be read"
+        assert {"late": "but readable"} in outcomes

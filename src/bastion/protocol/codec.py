@@ -7,10 +7,13 @@ decoder and encoder are built once per process; nesting deeper than ``max_depth`
 refused by walking the decoded containers, since msgspec itself only stops at ~1000 levels.
 Duplicate object keys are accepted and the last one wins (msgspec cannot report them);
 that is safe because Bastion re-encodes what it validated and never forwards raw bytes.
+A ``ParseError`` for bytes that plainly begin a response carries that response's id
+(``response_id_of``), so the request it answers can fail at once.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 import msgspec
@@ -30,10 +33,12 @@ from bastion.protocol.jsonrpc import (
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "RESPONSE_HEAD_BYTES",
     "MessageDecoder",
     "decode",
     "encode",
     "error_response",
+    "response_id_of",
 ]
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024  # as the official SDKs' body cap
@@ -108,20 +113,47 @@ class MessageDecoder:
             try:
                 generic = msgspec.json.decode(raw)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as inner:
-                raise ParseError("malformed JSON") from inner
+                raise _unreadable("malformed JSON", raw) from inner
             if may_be_deep and _deeper_than(generic, self.max_depth):
-                raise ParseError(f"message nested deeper than {self.max_depth}") from exc
+                raise _unreadable(f"message nested deeper than {self.max_depth}", raw) from exc
             if isinstance(generic, list):
                 raise InvalidRequest("batches are not supported") from exc
             raise InvalidRequest(str(exc)) from exc
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
-            raise ParseError("malformed JSON") from exc
+            raise _unreadable("malformed JSON", raw) from exc
         error_data = env.error.data if isinstance(env.error, ErrorObject) else msgspec.UNSET
         parts = [v for v in (env.params, env.result, error_data) if v is not msgspec.UNSET]
         # The list stands in for the envelope object itself, at depth 1.
         if may_be_deep and _deeper_than(parts, self.max_depth):
-            raise ParseError(f"message nested deeper than {self.max_depth}")
+            raise _unreadable(f"message nested deeper than {self.max_depth}", raw)
         return _classify(env)
+
+
+# The start of a response as JSON-RPC libraries write it: ``{"jsonrpc":"2.0","id":ID,`` then
+# ``"result"`` or ``"error"`` (``jsonrpc`` may come after ``id``). Anchored at the first
+# brace, so an ``"id"`` inside a result can never be taken for the response's own.
+_RESPONSE_START: Final = re.compile(
+    rb'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*'
+    rb'(?P<id>-?[0-9]{1,18}|"(?:[^"\\\x00-\x1f]){1,256}")\s*,\s*'
+    rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"(?:result|error)"\s*:'
+)
+RESPONSE_HEAD_BYTES: Final = 512
+"""How much of an unreadable line ``response_id_of`` needs."""
+
+
+def response_id_of(head: bytes) -> RequestId | None:
+    """The id of the response whose first bytes are ``head``, if they plainly begin one."""
+    found = _RESPONSE_START.match(head[:RESPONSE_HEAD_BYTES])
+    if found is None:
+        return None
+    text = found["id"]
+    return text[1:-1].decode("utf-8", "replace") if text.startswith(b'"') else int(text)
+
+
+def _unreadable(detail: str, raw: bytes) -> ParseError:
+    error = ParseError(detail)
+    error.response_id = response_id_of(raw)
+    return error
 
 
 def _classify(env: _Envelope) -> Message:

@@ -56,6 +56,10 @@ class Correlator(Generic[W]):
             self._progress[progress_token] = request_id
         return request_id
 
+    def pending(self, request_id: RequestId | None) -> W | None:
+        """The waiter for ``request_id`` if it is still waiting (kept)."""
+        return None if request_id is None else self._pending.get(request_id)
+
     def resolve(self, request_id: RequestId | None) -> W | None:
         """The waiter for a response's id (forgotten afterwards), or None if unknown."""
         if request_id is None:

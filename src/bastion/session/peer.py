@@ -23,7 +23,14 @@ import anyio.abc
 import msgspec
 
 from bastion._types import JSONObject, JSONValue
-from bastion.errors import BastionError, PeerError, RequestTimeout, TransportClosed
+from bastion.errors import (
+    BastionError,
+    InternalError,
+    ParseError,
+    PeerError,
+    RequestTimeout,
+    TransportClosed,
+)
 from bastion.protocol.correlation import Correlator, InflightTable, TableFull
 from bastion.protocol.jsonrpc import (
     ErrorResponse,
@@ -48,6 +55,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_REQUEST_TIMEOUT: Final = 300.0  # seconds; a sampling or elicitation waits on a human
+# Seconds a request whose answer could not be read (too deep, too long) waits for a readable
+# one before it fails: a peer that wrote junk with its id and then the real answer loses none.
+UNREADABLE_GRACE: Final = 1.0
 
 
 class Sink(Protocol):
@@ -59,12 +69,13 @@ StreamCloser = Callable[[], None]
 
 
 class _Waiter:
-    __slots__ = ("event", "on_progress", "outcome")
+    __slots__ = ("event", "on_progress", "outcome", "unreadable")
 
     def __init__(self, on_progress: ProgressCallback | None) -> None:
         self.event = anyio.Event()
         self.outcome: Response | ErrorResponse | BastionError | None = None
         self.on_progress = on_progress
+        self.unreadable = False  # an answer to it could not be read; it fails soon
 
 
 class Call:
@@ -165,6 +176,8 @@ class Peer:
     async def dispatch(self, message: Message | BastionError) -> None:
         """Handle one inbound message; requests are served concurrently in the task group."""
         if isinstance(message, BastionError):
+            if isinstance(message, ParseError) and self._fail_unreadable(message):
+                return
             await self._sink(to_error_response(message, None), None)
         elif isinstance(message, Request):
             if self._tg is None:
@@ -256,6 +269,27 @@ class Peer:
                     await waiter.on_progress(params)
                     return
         await self._on_notification(note)
+
+    def _fail_unreadable(self, error: ParseError) -> bool:
+        """Fail the request whose answer ``error`` could not read (``response_id``) after
+        ``UNREADABLE_GRACE`` seconds, rather than at its timeout, unless a readable answer
+        comes first; False if it answers none of ours."""
+        waiter = self._outgoing.pending(error.response_id)
+        if waiter is None or self._tg is None:
+            return False
+        if not waiter.unreadable:
+            waiter.unreadable = True
+            self._tg.start_soon(self._fail_later, waiter, str(error))
+        return True
+
+    @staticmethod
+    async def _fail_later(waiter: _Waiter, why: str) -> None:
+        await anyio.sleep(UNREADABLE_GRACE)
+        if not waiter.event.is_set():
+            waiter.outcome = InternalError(
+                f"answer unreadable: {why}", message="The answer could not be read"
+            )
+            waiter.event.set()
 
     def _on_response(self, message: Response | ErrorResponse) -> None:
         waiter = self._outgoing.resolve(message.id)

@@ -1,7 +1,8 @@
 """stdio transports: our own stdin/stdout as a server face, and a spawned child as a client face.
 
-Messages are newline-delimited JSON with a line cap (``LineFramer``); a last line that the
-peer ends without a newline is still read at EOF. When our stdout breaks (the client closed
+Messages are newline-delimited JSON with a line cap (``LineFramer``); a client's last line
+that it ends without a newline is still read at EOF (a child's is not: a crash leaves half a
+line). When our stdout breaks (the client closed
 its end), the server face stops reading too: nothing more could be answered. A child runs in
 its own process group with an allow-listed environment; its stderr is read line by line into
 our log through the caller's ``stderr_filter`` (which masks its credentials), never
@@ -17,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
@@ -25,7 +27,7 @@ import anyio.abc
 import anyio.to_thread
 
 from bastion.errors import BastionError, ParseError
-from bastion.protocol.codec import MessageDecoder, encode
+from bastion.protocol.codec import MessageDecoder, encode, response_id_of
 from bastion.protocol.jsonrpc import Message
 from bastion.transport.lines import DEFAULT_MAX_LINE, OVERSIZED, LineFramer
 
@@ -42,6 +44,7 @@ READ_CHUNK: Final = 64 * 1024
 CLOSE_STDIN_GRACE: Final = 2.0  # seconds a well-behaved server needs to exit on EOF
 TERM_GRACE: Final = 2.0  # seconds between SIGTERM and SIGKILL
 STDERR_LINE_MAX: Final = 8 * 1024  # longer stderr lines are cut in the log
+UNREADABLE_LOG_INTERVAL: Final = 10.0  # seconds between warnings of a child's unreadable lines
 
 # What a child may inherit from our environment (everything else, our secrets included,
 # stays with us). Per-server variables are added explicitly by configuration.
@@ -73,6 +76,10 @@ def child_environment(
 class _Framed:
     """Shared read side: chunks in, decoded messages (or frame errors) out."""
 
+    # Whether a last line the peer did not end with a newline is read at EOF: yes from a
+    # client (its last request), no from a child (half a line is what a crash leaves).
+    read_unterminated_last_line = False
+
     def __init__(self, max_line: int, decoder: MessageDecoder) -> None:
         self._framer = LineFramer(max_line)
         self._decoder = decoder
@@ -91,14 +98,22 @@ class _Framed:
                 self._ready.extend(self._framer.feed(chunk))
             else:
                 self._ended = True
-                self._ready.extend(self._framer.finish())
+                if self.read_unterminated_last_line:
+                    self._ready.extend(self._framer.finish())
         line = self._ready.pop(0)
         if line is OVERSIZED:
-            return ParseError(f"line exceeds {self._framer.max_line} bytes")
+            error = ParseError(f"line exceeds {self._framer.max_line} bytes")
+            error.response_id = response_id_of(self._framer.oversized_head())
+            self._unreadable(error)
+            return error
         try:
             return self._decoder.decode(line)
         except BastionError as exc:
+            self._unreadable(exc)
             return exc
+
+    def _unreadable(self, error: BastionError) -> None:
+        """A line could not be read as a message (the caller answers it)."""
 
 
 class StdioServerStream(_Framed):
@@ -107,6 +122,8 @@ class StdioServerStream(_Framed):
     Pipes, sockets and terminals use the event loop directly; anything else (a regular
     file, as with ``< requests.jsonl > answers.jsonl``) falls back to a worker thread.
     """
+
+    read_unterminated_last_line = True
 
     def __init__(
         self,
@@ -220,6 +237,8 @@ class StdioChild(_Framed):
         self._cwd = cwd
         self._pass_fds = tuple(pass_fds)
         self._stderr_filter = stderr_filter
+        self._unread = 0  # unreadable messages not yet logged
+        self._next_unread_log = 0.0
         self._process: anyio.abc.Process | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._send_lock = anyio.Lock()
@@ -258,6 +277,19 @@ class StdioChild(_Framed):
             return await self._process.stdout.receive(READ_CHUNK)
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             return b""
+
+    def _unreadable(self, error: BastionError) -> None:
+        """Logged, at most once per ``UNREADABLE_LOG_INTERVAL`` with a count of the rest."""
+        self._unread += 1
+        now = time.monotonic()
+        if now >= self._next_unread_log:
+            logger.warning(
+                "upstream %s sent %d message(s) that could not be read; the last: %s",
+                self.name,
+                self._unread,
+                error,
+            )
+            self._unread, self._next_unread_log = 0, now + UNREADABLE_LOG_INTERVAL
 
     async def send(self, message: Message) -> None:
         assert self._process is not None and self._process.stdin is not None

@@ -2,10 +2,15 @@
 
 ``SchemaValidator.compile`` turns a schema into a ``CompiledSchema`` once (cached by the
 SHA-256 of its canonical JSON, LRU-bounded); a schema that is too large, too deep, invalid,
-uses a ``$ref`` that is not local (``#...``) or a pattern RE2 cannot run is
+uses a ``$ref`` that is not local (``#...``), a pattern RE2 cannot run, or whose references
+expand past ``MAX_SCHEMA_EXPANSION`` subschema visits per validation (``_expansion``: a
+few hundred bytes of ``$defs`` that apply each other twice cost 2^N) is
 ``SchemaUnusable`` and the caller holds the tool back. Every pattern is matched by RE2 in
 time linear in the text (``_regex``), never by Python's backtracking ``re``. References are
 resolved by a ``referencing`` registry that refuses every retrieval: no network, no files.
+Each validation runs within a work budget that grows with the instance (``_work_budget``);
+one that would exceed it (a recursive schema applying itself twice per level of a deep
+instance) ends with ``SchemaUnusable``, like an unresolvable reference.
 ``reject_unknown_fields`` refuses top-level arguments the schema does not name, unless the
 schema explicitly allows more. Violations carry a JSON path and the rule, never a value.
 A simple schema also gets a plain-Python fast check (``fast_schema``): when it says valid,
@@ -31,15 +36,20 @@ import referencing.jsonschema
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import InvalidParams
+from bastion.guard._expansion import TooCostly, expanded_size
 from bastion.guard._keywords import linear, uses_backtracking
 from bastion.guard._regex import Pattern, PatternError, compile_pattern
 from bastion.guard._violations import Violation, describe, render
+from bastion.guard._work_budget import OverBudget, budgeted, within_budget
 from bastion.guard.fast_schema import FastCheck, compile_fast
 
 __all__ = ["CompiledSchema", "SchemaUnusable", "SchemaValidator", "Violation"]
 
 MAX_SCHEMA_BYTES: Final = 256 * 1024  # canonical JSON; the largest real tool schemas are ~20 KiB
 MAX_SCHEMA_DEPTH: Final = 32
+# Subschema visits one validation may make, references followed (``_expansion``); real tool
+# schemas, $refs and all, stay in the hundreds.
+MAX_SCHEMA_EXPANSION: Final = 10_000
 MAX_VIOLATIONS: Final = 5  # reported per call; one is enough to refuse
 CACHE_SIZE: Final = 1024  # compiled schemas kept (tools across all upstreams)
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
@@ -83,17 +93,22 @@ class CompiledSchema:
             return []
         found = list(self._unknown(instance))[:limit]
         try:
-            for error in self._validator.iter_errors(instance):
-                if len(found) >= limit:
-                    break
-                found.append(describe(error))
+            within_budget(instance, lambda: self._collect(instance, found, limit))
         except (
             referencing.exceptions.Unresolvable,
             jsonschema.exceptions.SchemaError,
             RecursionError,
         ) as exc:
             raise SchemaUnusable("reference unresolvable while validating") from exc
+        except OverBudget as exc:
+            raise SchemaUnusable("validation over its work budget") from exc
         return found
+
+    def _collect(self, instance: JSONValue, found: list[Violation], limit: int) -> None:
+        for error in self._validator.iter_errors(instance):
+            if len(found) >= limit:
+                break
+            found.append(describe(error))
 
     def check_arguments(self, arguments: JSONObject) -> None:
         """Refuse ``arguments`` this (input) schema does not accept.
@@ -207,17 +222,22 @@ class SchemaValidator:
                 raise SchemaUnusable("schema pattern too complex")
             draft = jsonschema.validators.validator_for(schema, default=_DRAFT_2020)
             draft.check_schema(schema)
-            cls = linear(draft)
-            resource = referencing.jsonschema.specification_with(
+            cls = budgeted(linear(draft))
+            specification = referencing.jsonschema.specification_with(
                 cls.META_SCHEMA.get("$schema", ""), default=referencing.jsonschema.DRAFT202012
-            ).create_resource(schema)
+            )
+            resource = specification.create_resource(schema)
             registry = _REGISTRY.with_resource("urn:bastion:tool", resource)
             validator = cls(schema, registry=registry)
             resolver = registry.resolver("urn:bastion:tool")
             for ref in _refs(schema, 0):
                 resolver.lookup(ref)  # every local reference must resolve now
+            root = registry.resolver_with_root(resource)  # as the validator resolves
+            expanded_size(schema, root, specification, MAX_SCHEMA_EXPANSION)
         except SchemaUnusable as exc:
             return exc
+        except TooCostly:
+            return SchemaUnusable("schema too costly to validate")
         except (
             jsonschema.exceptions.SchemaError,
             referencing.exceptions.Unresolvable,

@@ -380,3 +380,33 @@ def test_ad3_secrets_in_request_ids_methods_and_refused_paths_are_not_stored_AD3
     for secret in (hex_secret, github, openai, openai[:15]):
         assert secret not in dump
         assert secret.encode() not in raw
+
+
+def test_tc4_ad3_in5_secrets_after_a_percent_escape_are_masked_in_the_result_IN5(
+    gw: Gateway,
+) -> None:
+    """TC-4, IN-5, AD-3 (red team round 14): a result carrying an encoded callback URL
+    (``#access_token%3Dghp_...``) and an encoded header (``Bearer%20<credential>``) came back
+    to the client as sent: the hex digit of the escape glued onto the key, so no pattern
+    matched. Both are now masked, the call's audit record names the finding, and neither
+    secret is in the audit database or the gateway's log."""
+    github = "ghp_" + "P1e2R3c4E5n6T7e8N9c0O1d2E3d4T5o6K7e8"
+    basic = "Zm9vOmJhcjEyMzQ1"
+    text = (
+        f"see https://app.example/cb#access_token%3D{github}&state=1"
+        f" and Authorization%3A%20Bearer%20{basic}"
+    )
+    answer = answer_of(gw.call(gw.auth("alice"), "fx__echo", {"text": text}))
+    assert answer["result"]["content"][0]["text"] == (
+        "see https://app.example/cb#access_token%3D[REDACTED]&state=1"
+        " and Authorization%3A%20Bearer%20[REDACTED]"
+    )
+    masked = {"count": 1, "kind": "secret"}
+    found = wait_for(gw, lambda r: r["target"] == "fx__echo"
+                     and masked in r["detail"].get("findings", []))  # fmt: skip
+    assert found, "the masking was not audited"
+    raw = b"".join(p.read_bytes() for p in gw.audit_db.parent.glob("audit.db*"))
+    for secret in (github, basic):
+        assert secret not in json.dumps(records(gw))
+        assert secret.encode() not in raw
+        assert secret not in gw.log_file.read_text(errors="replace")

@@ -30,36 +30,79 @@ DEFAULT_SECRET_FIELDS: Final = frozenset(
     }
 )  # fmt: skip
 
+
+def _started(width: int) -> str:
+    """A lookbehind, placed right after a secret's first ``width`` characters (fixed width,
+    literal), that holds when the secret starts after anything but an ASCII letter or digit,
+    or right after a percent-escape (once or twice encoded: ``%3D``, ``%253D``) whose last
+    hex digit would otherwise glue on: ``access_token%3Dghp_...`` in an encoded redirect URL
+    and ``%20Bearer%20...`` from encodeURI have no word boundary (``\\b``) before ``ghp_`` or
+    ``Bearer``. After the literal characters, not before: a pattern that begins with them is
+    searched for them first, where a leading lookbehind is tried at every position (~30x
+    slower on prose)."""
+    skip = rf"[\s\S]{{{width}}}"
+    return (
+        rf"(?:(?<![A-Za-z0-9]{skip})|(?<=%[0-9A-Fa-f]{{2}}{skip})"
+        rf"|(?<=%25[0-9A-Fa-f]{{2}}{skip}))"
+    )
+
+
 _PATTERNS: Final = (
     # PEM private keys, whole block (also a truncated block with no END line).
     re.compile(
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
         re.DOTALL,
     ),
-    re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),  # AWS access key ids
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),  # Google API keys
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}\b"),  # GitHub
-    re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}\b"),  # GitLab
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}\b"),  # Slack
-    re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"),  # Stripe
-    re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI / Anthropic style
-    re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),  # JWTs
+    re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA)" + _started(4) + r"[0-9A-Z]{16}\b"),  # AWS key ids
+    re.compile(r"AIza" + _started(4) + r"[0-9A-Za-z_\-]{35}\b"),  # Google API keys
+    re.compile(  # GitHub
+        r"gh[pousr]_" + _started(4) + r"[A-Za-z0-9]{30,}\b"
+        r"|github_pat_" + _started(11) + r"[A-Za-z0-9_]{30,}\b"
+    ),
+    re.compile(r"glpat-" + _started(6) + r"[A-Za-z0-9_\-]{20,}\b"),  # GitLab
+    re.compile(r"xox[abposr]-" + _started(5) + r"[A-Za-z0-9\-]{10,}\b"),  # Slack
+    re.compile(r"(?:sk|rk|pk)_" + _started(3) + r"(?:live|test)_[A-Za-z0-9]{16,}\b"),  # Stripe
+    re.compile(r"sk-" + _started(3) + r"(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI, Anthropic
+    re.compile(  # JWTs
+        r"eyJ" + _started(3) + r"[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"
+    ),
     re.compile(r"(?i)(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),  # Azure storage connection strings
     re.compile(r"(?i)(?<=aws_secret_access_key)(\s*[=:]\s*)[A-Za-z0-9/+=]{40}"),
 )
-# Credentials after an HTTP auth scheme: keep the word, mask what follows (see _scheme).
-_AUTH_SCHEME: Final = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=\-]{8,})")
+# Credentials after an HTTP auth scheme: keep the word and the space, mask what follows (see
+# _scheme). The space may be percent-encoded (``Bearer%20...``, ``Bearer%2520...``) or a
+# form-encoded ``+``, and the credential may hold encoded ``+``, ``/`` and ``=``.
+_AUTH_SCHEME: Final = re.compile(
+    r"(?i)(bearer" + _started(6) + r"|basic" + _started(5) + r")((?:\s|%(?:25)?20|\+)+)"
+    r"((?:[A-Za-z0-9._~+/=\-]|%(?:25)?(?:2B|2F|3D)){8,})"
+)
 _TOKEN_CHAR: Final = re.compile(r"[0-9._~+/=\-]")
-# scheme://user:password@host -> scheme://user:[REDACTED]@host
-# Every repeat is bounded: an unbounded scheme made this quadratic on long runs of letters.
+# scheme://user:password@host -> scheme://user:[REDACTED]@host, found by its "://" after a
+# scheme character, whatever comes before the scheme (``%3Dhttps://u:p@h`` from a half-encoded
+# URL too). Every repeat is bounded.
 _URL_PASSWORD: Final = re.compile(
-    r"\b([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/?#@]{0,256}:)[^\s/?#@]{1,256}(@)"
+    r"(://(?<=[A-Za-z0-9+.\-]://)[^\s:/?#@]{0,256}:)[^\s/?#@]{1,256}(@)"
 )
-# ?token=... &api_key=... in URLs and query strings.
+# ?token=... &api_key=... #access_token=... in URLs, query strings and fragments, also
+# percent-encoded inside another URL (``%3Ftoken%3D...``, ``%26key%253D...``: an OAuth
+# redirect_uri or callback). The value ends where its own encoding level ends it: a plain
+# value at ``&``, ``#`` or white space (an encoded ``%26`` inside it is part of it), an
+# encoded one also at ``%26``, ``%23`` or ``%20``, a twice-encoded one at ``%2526`` ... .
+_QUERY_NAMES: Final = (
+    "access_token", "refresh_token", "id_token", "token", "api_key", "apikey", "key", "secret",
+    "password", "sig", "signature", "client_secret",
+)  # fmt: skip
 _QUERY_SECRET: Final = re.compile(
-    r"(?i)([?&](?:access_token|refresh_token|id_token|token|api_key|apikey|key|secret|"
-    r"password|sig|signature|client_secret)=)[^&#\s]+"
+    # One character of [?&#%] first (a "%" then the rest of its escape): a pattern that
+    # begins with a character set is searched for it, where a leading alternation is tried
+    # at every position (3x slower on prose).
+    r"(?i)([?&#%](?:(?<=%)(?:25)?(?:3F|26|23)|(?<!%))(?:" + "|".join(_QUERY_NAMES) + r")"
+    r"(?:(=)|(%3D)|%253D))"
+    r"(?(2)[^&#\s]+|(?(3)(?:[^&#\s%]|%(?!2[036]))+|(?:[^&#\s%]|%(?!252[036]))+))"
 )
+# What every name above ends with, and the separators: the pre-check's words for this pattern.
+_QUERY_ENDINGS: Final = ("token", "key", "secret", "password", "sig", "signature")
+_QUERY_SEPARATORS: Final = ("=", "%3d", "%253d")
 
 
 @functools.lru_cache(maxsize=1024)  # bounded; argument names repeat across requests
@@ -85,17 +128,23 @@ def _is_basic_pair(text: str) -> bool:
 
 # What every pattern below needs to find first, case-folded: most strings contain none of
 # these and skip the ~14 full scans (measured: redaction was half the audit log's CPU).
-# Searched for in the case-folded text, not with a case-insensitive regex alternation (~190
-# µs per KiB of clean text; casefold() also folds the characters that re.IGNORECASE matches,
-# such as U+017F for "s" and U+212A for "k"), by one regex with the words' common prefixes
-# factored out (``_alternation``): on a short string (the usual argument value) ~0.6 µs
-# where 31 substring tests took ~2, and no slower on a KiB (12-38 µs against 20-45).
+# Searched for in the case-folded text (``_fold``), not with a case-insensitive regex
+# alternation (~190 µs per KiB of clean text; casefold() also folds the characters that
+# re.IGNORECASE matches, such as U+017F for "s" and U+212A for "k"), by one regex with the
+# words' common prefixes factored out (``_alternation``): on a short string (the usual
+# argument value) ~0.6 µs where 31 substring tests took ~2, and no slower on a KiB (12-38 µs
+# against 20-45). The query-string pattern is let through by its names' endings followed by
+# ``=`` or an encoded ``=``, not by every "?" and "&" (which most questions hold).
 _MAYBE_SECRET: Final = (
     "akia", "asia", "agpa", "aida", "aroa", "aiza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
     "github_pat_", "glpat-", "xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "_live_",
     "_test_", "sk-", "eyj", "accountkey=", "aws_secret_access_key", "bearer", "basic", "://",
-    "?", "&", "private key",
+    "private key",
+    *(ending + separator for ending in _QUERY_ENDINGS for separator in _QUERY_SEPARATORS),
 )  # fmt: skip
+# The characters re.IGNORECASE matches to an ASCII letter that casefold() does not fold to it:
+# U+0131 (dotless i) and U+0130 (dotted capital I, folded to "i" and U+0307) both match "i".
+_FOLD_TO_ASCII: Final = {0x131: "i", 0x307: None}
 
 
 # Short strings that hold nothing to redact repeat (principal ids, credential ids, tool names,
@@ -123,8 +172,15 @@ def _alternation(words: Iterable[str]) -> str:
 _MAYBE_SECRET_RE: Final = re.compile(_alternation(_MAYBE_SECRET))
 
 
+def _fold(text: str) -> str:
+    """``text`` case-folded as the pre-check compares it (a superset of what the patterns'
+    IGNORECASE matches: never a word less than they would see)."""
+    folded = text.casefold()
+    return folded if folded.isascii() else folded.translate(_FOLD_TO_ASCII)
+
+
 def _maybe_secret(text: str) -> bool:
-    return _MAYBE_SECRET_RE.search(text.casefold()) is not None
+    return _MAYBE_SECRET_RE.search(_fold(text)) is not None
 
 
 def redact_text(text: str) -> str:
@@ -137,6 +193,12 @@ def redact_text(text: str) -> str:
                 _CLEAN.clear()
             _CLEAN.add(text)
         return text
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
+    """Every pattern applied to ``text``; ``redact_text`` calls it when the pre-check says
+    the text may hold a secret."""
     for pattern in _PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)

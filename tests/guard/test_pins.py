@@ -5,6 +5,7 @@ admin approves; every change to the store comes back as an audit event."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 import stat
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from bastion.guard import NotPending, PinStore, pin_definition, tool_hash
@@ -59,6 +61,85 @@ def test_tc2_hash_is_canonical_and_covers_the_pinned_fields() -> None:
         assert tool_hash({**WEATHER, field: value}) != tool_hash(WEATHER), field
     assert tool_hash({**WEATHER, "x-extra": 1}) == tool_hash(WEATHER)
     assert set(pin_definition({**WEATHER, "x-extra": {}})) == {"name", "description", "inputSchema"}
+
+
+# A schema with numbers, written as an upstream may re-serialise it: ``1.0`` for ``1``.
+DAYS: dict[str, Any] = {
+    **WEATHER,
+    "inputSchema": {
+        "type": "object",
+        "properties": {
+            "days": {"type": "integer", "minimum": 1, "maximum": 16},
+            "scale": {"type": "number", "multipleOf": 0.5},
+        },
+    },
+}
+
+
+def _with_minimum(minimum: float) -> dict[str, Any]:
+    """DAYS with ``days.minimum`` written as ``minimum``."""
+    copy: dict[str, Any] = json.loads(json.dumps(DAYS))
+    copy["inputSchema"]["properties"]["days"]["minimum"] = minimum
+    return copy
+
+
+DAYS_FLOAT = _with_minimum(1.0)
+# tool_hash as Bastion computed it before numbers were canonical (red team round 14).
+OLD_HASHES = {
+    "weather": "a9c6eca035785867faf1ba0318d46bf3597e620dc3e61d37b6a861049af90cfd",
+    "days": "198b33f1294f769b3bf1b4c876859006854a19e95fe2203399bf837bad55de78",
+    "days_float": "9b220d16745e4a18b8eec378a1a8718449a0fed58084ebb42ba1ff1f511a9232",
+}
+
+
+def _old_hash(definition: dict[str, Any]) -> str:
+    """SHA-256 of the sorted-key JSON, numbers as written: the hash of pins stored before."""
+    encoded = msgspec.json.Encoder(order="sorted").encode(pin_definition(definition))
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def test_tc2_a_number_rewritten_as_an_equal_float_is_no_change(store: PinStore) -> None:
+    """Round 14: an upstream re-serialising ``"minimum": 1`` as ``1.0`` (or ``0`` as
+    ``-0.0``) was held as changed. JSON has one number type: it is the same definition."""
+    assert DAYS_FLOAT["inputSchema"]["properties"]["days"]["minimum"] == 1.0
+    store.review("s", [DAYS])
+    review = store.review("s", [DAYS_FLOAT])
+    assert review.allowed == [DAYS_FLOAT] and review.held == [] and review.events == []
+    assert tool_hash(DAYS_FLOAT) == tool_hash(DAYS)
+    assert tool_hash(_with_minimum(0)) == tool_hash(_with_minimum(-0.0))
+    # A different number still is a change.
+    assert [h.reason for h in store.review("s", [_with_minimum(1.5)]).held] == ["changed"]
+
+
+def test_tc2_definitions_without_integral_floats_hash_as_before_the_upgrade() -> None:
+    """Pins stored before numbers were canonical still match: a definition without a float,
+    or with only fractional ones, hashes exactly as it did."""
+    assert tool_hash(WEATHER) == OLD_HASHES["weather"] == _old_hash(WEATHER)
+    assert tool_hash(DAYS) == OLD_HASHES["days"] == _old_hash(DAYS)
+    assert _old_hash(DAYS_FLOAT) == OLD_HASHES["days_float"] != tool_hash(DAYS_FLOAT)
+
+
+def test_tc2_a_pin_stored_before_numbers_were_canonical_still_matches(tmp_path: Path) -> None:
+    """A pin (or a rejection) of a definition with ``1.0`` in it, stored under the earlier
+    hash, is recognised after the upgrade: the pin is re-keyed, nothing is held or
+    announced; the rejected definition stays rejected."""
+    path = tmp_path / "pins.db"
+    rug = {**RUG, "inputSchema": DAYS_FLOAT["inputSchema"]}
+    with PinStore(path) as store:
+        store.review("s", [DAYS_FLOAT])
+        store.review("t", [WEATHER])
+        store.review("t", [rug])
+        store.reject("t", "weather", tool_hash(rug), by="a")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE pins SET hash = ? WHERE server = 's'", (OLD_HASHES["days_float"],))
+        db.execute("UPDATE rejected SET hash = ?", (_old_hash(rug),))
+    with PinStore(path) as store:
+        review = store.review("s", [DAYS_FLOAT])
+        assert review.allowed == [DAYS_FLOAT] and review.held == [] and review.events == []
+        assert store.approved("s") == {"weather": tool_hash(DAYS)}
+        assert store.review("s", [DAYS]).allowed == [DAYS]
+        rejected = store.review("t", [rug])
+        assert [h.reason for h in rejected.held] == ["rejected"] and rejected.events == []
 
 
 def test_tc2_database_file_is_private(tmp_path: Path, store: PinStore) -> None:

@@ -3,13 +3,19 @@
 Each is a bounded regular expression (every repeat has an upper limit, so no pattern is
 quadratic on hostile input). They are heuristics: they catch the published attack shapes
 (Invariant Labs' tool poisoning, "ignore previous instructions", credential file lures),
-not every paraphrase, which is why held tools still need an admin's eye.
+not every paraphrase, which is why held tools still need an admin's eye. ``find_injection``
+also reads text beyond ASCII as a model would (``_unicode.folded``: hidden characters
+removed, NFKC, case-folded), so neither an invisible character inside a keyword nor
+full-width letters hide a phrase.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
+
+from bastion.guard._unicode import INVISIBLE, folded, search
 
 __all__ = [
     "EXFIL_URL",
@@ -55,11 +61,33 @@ _GATES: Final = (
 _ANY_GATE: Final = tuple(word for gate in _GATES for word in gate)
 
 
-def find_injection(text: str) -> re.Match[str] | None:
-    """The first INJECTION match in ``text``, or None."""
-    contains = text.casefold().__contains__
-    if not any(map(contains, _ANY_GATE)):
-        return None
+def find_injection(text: str, *, stripped: bool = False) -> re.Match[str] | None:
+    """The first INJECTION match in ``text``, or None. Text beyond ASCII is also read as a
+    model would (``folded``: hidden characters removed, NFKC, case-folded), so an invisible
+    character inside a keyword or full-width letters do not hide a phrase; such a match is
+    on that copy (``match.string``), not on ``text``. ``stripped``: the caller has removed
+    every ``INVISIBLE`` character from ``text`` already (spares a scan)."""
+    lowered = text.casefold()
+    gated = any(map(lowered.__contains__, _ANY_GATE))
+    match = _search(text, lowered) if gated else None
+    if (
+        match is None
+        and not text.isascii()
+        # Otherwise the folded copy has no gate word: ``lowered`` has none, and removing an
+        # emoji selector INVISIBLE allows (after a visible non-letter) cannot make one.
+        and (
+            gated
+            or not unicodedata.is_normalized("NFKC", text)
+            or (not stripped and search(INVISIBLE, text))
+        )
+    ):
+        plain = folded(text)
+        match = _search(plain, plain)
+    return match
+
+
+def _search(text: str, lowered: str) -> re.Match[str] | None:
+    contains = lowered.__contains__
     for gate, pattern in zip(_GATES, INJECTION, strict=True):
         if any(map(contains, gate)):
             match = pattern.search(text)

@@ -21,7 +21,7 @@ from typing import Final, Literal, TypeAlias
 
 from bastion.audit.redact import REDACTED, Redactor, redact_text
 from bastion.guard._phrases import find_injection
-from bastion.guard._unicode import INVISIBLE, visible
+from bastion.guard._unicode import INVISIBLE, search, visible
 from bastion.guard.findings import Finding, FindingKind
 
 __all__ = [
@@ -153,15 +153,13 @@ class TextFilter:
         if self._known is not None and self._holds_known(text):
             text, known = self._known.subn(REDACTED, text)
         masked_early = False
-        # Every invisible character is outside ASCII, and isascii() is O(1) in CPython.
-        if self._strip and not text.isascii() and INVISIBLE.search(text):
+        if self._strip and search(INVISIBLE, text):
             # Masked before stripping too: an invisible character may end a key (stripped,
             # the next word glues on); one inside a key is caught after, on what is shown.
             if self._mask:
                 masked = redact_text(text)
                 masked_early, text = masked != text, masked
-            removed = len(INVISIBLE.findall(text))
-            text = INVISIBLE.sub("", text)
+            text, removed = INVISIBLE.subn("", text)
             if self._known is not None and self._holds_known(text):
                 text, more = self._known.subn(REDACTED, text)
                 known += more
@@ -176,7 +174,7 @@ class TextFilter:
             if masks:
                 found.append(("pii", f"{masks} masked"))
         injected = False
-        match = find_injection(text) if self._action != "off" else None
+        match = find_injection(text, stripped=self._strip) if self._action != "off" else None
         if match is not None:
             injected = walk.injected = True
             found.append(("injection", visible(match.group(), 80)))

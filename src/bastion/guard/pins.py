@@ -1,10 +1,11 @@
 """Tool pinning (TC-2, TC-3): an upstream's tools are shown only as an admin (or trust on
 first use) approved them.
 
-Each tool definition is hashed canonically (SHA-256 of sorted-key JSON of every field of the
-MCP ``Tool`` a client is shown: ``PIN_FIELDS``; anything else is never passed on) and the
-same fields are scanned. A pin from before icons, execution and _meta were pinned is carried
-over when its fields are unchanged and the new ones are clean. ``PinStore.review`` decides, per
+Each tool definition is hashed canonically (``_pin_hash``: SHA-256 of sorted-key JSON, ``1.0``
+as ``1``, of every field of the MCP ``Tool`` a client is shown: ``PIN_FIELDS``; anything else
+is never passed on) and the same fields are scanned. A pin from before numbers were canonical
+is re-keyed; one from before icons, execution and _meta were pinned is carried over when its
+fields are unchanged and the new ones are clean. ``PinStore.review`` decides, per
 server, which offered tools may be shown: pinned and unchanged ones, and new clean ones
 under trust on first use (pinned on the spot). It holds a changed definition (a rug pull,
 also after ``notifications/tools/list_changed``), a poisoned or schema-unusable new one, and
@@ -20,7 +21,6 @@ number of held tools left unrecorded changes); nothing here writes the audit log
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -32,6 +32,7 @@ from typing import Final, Literal
 import msgspec
 
 from bastion._types import Clock, JSONObject
+from bastion.guard import _pin_hash
 from bastion.guard._diff import changed_fields, unified
 from bastion.guard._held_tools import (
     MAX_HELD_TOOLS,
@@ -77,6 +78,7 @@ _DECIDED: Final = tuple(
     f"SELECT 1 FROM {table} WHERE server = ? AND hash = ? AND coalesce(?, tool) = tool"  # noqa: S608 - fixed names
     for table in ("pins", "rejected")
 )  # approved or rejected: ``decided``
+_REKEY: Final = "UPDATE pins SET hash = ? WHERE server = ? AND tool = ?"
 _UNRECORDED: Final = frozenset({"rejected", "name-too-long"})  # held, never (re)listed
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 
@@ -88,12 +90,8 @@ def pin_definition(tool: JSONObject | msgspec.Struct) -> JSONObject:
 
 
 def tool_hash(tool: JSONObject | msgspec.Struct) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``pin_definition(tool)``."""
-    return _digest(pin_definition(tool))
-
-
-def _digest(definition: JSONObject) -> str:
-    return hashlib.sha256(_ENCODER.encode(definition)).hexdigest()
+    """SHA-256 (hex) of the canonical JSON of ``pin_definition(tool)`` (``_pin_hash``)."""
+    return _pin_hash.digest(pin_definition(tool))
 
 
 class PinEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -227,22 +225,27 @@ class PinStore:
     ) -> Held | PinEvent | None:
         """``Held``, or the ``PinEvent`` of an automatic pin, or None (already approved)."""
         digest = tool_hash(definition)
+        # The hash an earlier version stored for this definition, if it has an integral float.
+        legacy = _pin_hash.legacy_digest(definition) or digest
         pinned = self._db.execute(
             "SELECT hash FROM pins WHERE server = ? AND tool = ?", (server, name)
         ).fetchone()
-        if pinned is not None and pinned[0] == digest:
+        if pinned is not None and pinned[0] in (digest, legacy):
+            if pinned[0] != digest:  # the same definition, re-keyed by its canonical hash
+                self._db.execute(_REKEY, (digest, server, name))
             self._held.drop(server, name)
             return None
         if self._db.execute(
-            "SELECT 1 FROM rejected WHERE server = ? AND tool = ? AND hash = ?",
-            (server, name, digest),
+            "SELECT 1 FROM rejected WHERE server = ? AND tool = ? AND hash IN (?, ?)",
+            (server, name, digest, legacy),
         ).fetchone():
             return Held(server=server, tool=name, hash=digest, reason="rejected")
         # A pin written before icons, execution and _meta were pinned: its fields are
         # unchanged, so only the fields never reviewed are new, and screened as on first use.
+        reviewed: JSONObject = {k: definition[k] for k in _EARLIER_FIELDS if k in definition}
         earlier = (
             pinned is not None
-            and pinned[0] == _digest({k: definition[k] for k in _EARLIER_FIELDS if k in definition})
+            and pinned[0] in (_pin_hash.digest(reviewed), _pin_hash.legacy_digest(reviewed))
             and self._db.execute(
                 "SELECT 1 FROM earlier WHERE server = ? AND tool = ?", (server, name)
             ).fetchone()

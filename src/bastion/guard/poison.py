@@ -25,7 +25,7 @@ from bastion.guard._phrases import (
     TOOL_OVERRIDE,
     find_injection,
 )
-from bastion.guard._unicode import HIDDEN, visible
+from bastion.guard._unicode import HIDDEN, search, visible
 from bastion.guard.findings import Finding, FindingKind
 
 __all__ = ["PoisonScanner", "is_poisoned"]
@@ -148,12 +148,12 @@ class PoisonScanner:
         server: str | None,
         others: Mapping[str, Collection[str]] | None,
     ) -> Iterator[Finding]:
-        match = None if text.isascii() else HIDDEN.search(text)
+        match = search(HIDDEN, text)
         if match:
             yield _finding("invisible-character", path, text, match)
         match = find_injection(text)
-        if match:
-            yield _finding("hidden-instruction", path, text, match)
+        if match:  # on the folded copy when only that reads as a phrase
+            yield _finding("hidden-instruction", path, match.string, match)
         match = SENSITIVE_FILE.search(text)
         if match:
             yield _finding("sensitive-file", path, text, match)

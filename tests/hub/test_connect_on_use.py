@@ -267,9 +267,13 @@ async def test_up1_a_mounted_instance_never_reconnects_to_a_listener_not_ours(
         async with hub_client(registry, era, discovery=discovery) as s:
             out = await s.call_tool("alpha__echo", {"text": "before"})
             assert out["content"] == [{"type": "text", "text": "before"}]
-            server.kill()  # the server dies; another user binds its port
-            server.wait()
+            # The server dies; another user binds its port. The stand-in check says "not
+            # ours" from the kill on: set after it, a reconnect checked in between (still
+            # "ours") could reach the impostor bound next, a window the real check closes
+            # after connecting (the next test), not this stand-in.
             ours[0] = False
+            server.kill()
+            server.wait()
             async with impostor(port) as heard:
                 with contextlib.suppress(PeerError):
                     out = await s.call_tool("alpha__echo", {"text": "a secret argument"})

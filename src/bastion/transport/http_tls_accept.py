@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Final
 
 import uvicorn
 
+from bastion._log_counts import LogCounter
 from bastion.transport import http_protocol
 from bastion.transport.http_protocol import BoundedHttpToolsProtocol
 
@@ -68,8 +69,7 @@ class TlsAcceptor:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._resume: asyncio.TimerHandle | None = None
         self._accepting = False
-        self._refusals = 0
-        self._next_refusal_log = 0.0
+        self._refusals = LogCounter(REFUSAL_LOG_INTERVAL, self._loop.time)
 
     def start(self) -> None:
         self._accepting = True
@@ -148,16 +148,12 @@ class TlsAcceptor:
                 self._connections.discard(protocol)
 
     def _refused(self) -> None:
-        self._refusals += 1
-        now = self._loop.time()
-        if now >= self._next_refusal_log:
+        if (refused := self._refusals.count()) is not None:
             logger.warning(
                 "max_connections (%d) reached: %d HTTPS connection(s) closed before the handshake",
                 self._cap,
-                self._refusals,
+                refused,
             )
-            self._refusals = 0
-            self._next_refusal_log = now + REFUSAL_LOG_INTERVAL
 
 
 class HttpsServer(uvicorn.Server):

@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
@@ -26,6 +25,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from bastion._log_counts import LogCounter
 from bastion.errors import BastionError, ParseError
 from bastion.protocol.codec import MessageDecoder, encode, response_id_of
 from bastion.protocol.jsonrpc import Message
@@ -237,8 +237,7 @@ class StdioChild(_Framed):
         self._cwd = cwd
         self._pass_fds = tuple(pass_fds)
         self._stderr_filter = stderr_filter
-        self._unread = 0  # unreadable messages not yet logged
-        self._next_unread_log = 0.0
+        self._unread = LogCounter(UNREADABLE_LOG_INTERVAL)
         self._process: anyio.abc.Process | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._send_lock = anyio.Lock()
@@ -280,16 +279,13 @@ class StdioChild(_Framed):
 
     def _unreadable(self, error: BastionError) -> None:
         """Logged, at most once per ``UNREADABLE_LOG_INTERVAL`` with a count of the rest."""
-        self._unread += 1
-        now = time.monotonic()
-        if now >= self._next_unread_log:
+        if (unread := self._unread.count()) is not None:
             logger.warning(
                 "upstream %s sent %d message(s) that could not be read; the last: %s",
                 self.name,
-                self._unread,
+                unread,
                 error,
             )
-            self._unread, self._next_unread_log = 0, now + UNREADABLE_LOG_INTERVAL
 
     async def send(self, message: Message) -> None:
         assert self._process is not None and self._process.stdin is not None

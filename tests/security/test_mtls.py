@@ -191,19 +191,24 @@ class Pki:
 
     def outcomes(self, name: str) -> list[str]:
         """The audited authentication outcomes of the certificate ``name``."""
-        credential = "mtls:sha256:" + hashlib.sha256(self.certs[name]).hexdigest()
-        exported = subprocess.run(
-            [str(BASTION), "audit", "export", "--db", str(self.tmp / "audit.db")],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        records = [json.loads(line)["record"] for line in exported.splitlines()]
-        return [
-            r["outcome"]
-            for r in records
-            if r.get("kind") == "authentication" and r.get("credential_id") == credential
-        ]
+        return certificate_outcomes(self.tmp / "audit.db", self.certs[name])
+
+
+def certificate_outcomes(audit_db: Path, der: bytes) -> list[str]:
+    """The authentication outcomes ``bastion audit export`` shows for the certificate ``der``."""
+    credential = "mtls:sha256:" + hashlib.sha256(der).hexdigest()
+    exported = subprocess.run(
+        [str(BASTION), "audit", "export", "--db", str(audit_db)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    records = [json.loads(line)["record"] for line in exported.splitlines()]
+    return [
+        r["outcome"]
+        for r in records
+        if r.get("kind") == "authentication" and r.get("credential_id") == credential
+    ]
 
 
 def _config(tmp: Path, port: int, bundle: Path, accounts: str, crl: Path | None) -> Path:

@@ -11,11 +11,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import ssl
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -36,8 +33,9 @@ from tests.security.test_mtls import (
     _legacy,
     _ping,
     _serving,
+    certificate_outcomes,
 )
-from tests.support import BASTION, free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -69,19 +67,7 @@ class Gateway:
 
     def outcomes(self, name: str) -> list[str]:
         """The audited authentication outcomes of the certificate ``name``."""
-        credential = "mtls:sha256:" + hashlib.sha256(self.certs[name]).hexdigest()
-        exported = subprocess.run(
-            [str(BASTION), "audit", "export", "--db", str(self.tmp / "audit.db")],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        records = [json.loads(line)["record"] for line in exported.splitlines()]
-        return [
-            r["outcome"]
-            for r in records
-            if r.get("kind") == "authentication" and r.get("credential_id") == credential
-        ]
+        return certificate_outcomes(self.tmp / "audit.db", self.certs[name])
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ __all__ = [
     "encode",
     "error_response",
     "response_id_of",
+    "unreadable",
 ]
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024  # as the official SDKs' body cap
@@ -113,19 +114,19 @@ class MessageDecoder:
             try:
                 generic = msgspec.json.decode(raw)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as inner:
-                raise _unreadable("malformed JSON", raw) from inner
+                raise unreadable("malformed JSON", raw) from inner
             if may_be_deep and _deeper_than(generic, self.max_depth):
-                raise _unreadable(f"message nested deeper than {self.max_depth}", raw) from exc
+                raise unreadable(f"message nested deeper than {self.max_depth}", raw) from exc
             if isinstance(generic, list):
                 raise InvalidRequest("batches are not supported") from exc
             raise InvalidRequest(str(exc)) from exc
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
-            raise _unreadable("malformed JSON", raw) from exc
+            raise unreadable("malformed JSON", raw) from exc
         error_data = env.error.data if isinstance(env.error, ErrorObject) else msgspec.UNSET
         parts = [v for v in (env.params, env.result, error_data) if v is not msgspec.UNSET]
         # The list stands in for the envelope object itself, at depth 1.
         if may_be_deep and _deeper_than(parts, self.max_depth):
-            raise _unreadable(f"message nested deeper than {self.max_depth}", raw)
+            raise unreadable(f"message nested deeper than {self.max_depth}", raw)
         return _classify(env)
 
 
@@ -150,7 +151,8 @@ def response_id_of(head: bytes) -> RequestId | None:
     return text[1:-1].decode("utf-8", "replace") if text.startswith(b'"') else int(text)
 
 
-def _unreadable(detail: str, raw: bytes) -> ParseError:
+def unreadable(detail: str, raw: bytes) -> ParseError:
+    """The ``ParseError`` for ``raw`` (or its first bytes), naming the response it begins."""
     error = ParseError(detail)
     error.response_id = response_id_of(raw)
     return error

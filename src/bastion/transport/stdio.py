@@ -2,12 +2,12 @@
 
 Messages are newline-delimited JSON with a line cap (``LineFramer``); a client's last line
 that it ends without a newline is still read at EOF (a child's is not: a crash leaves half a
-line). When our stdout breaks (the client closed
-its end), the server face stops reading too: nothing more could be answered. A child runs in
-its own process group with an allow-listed environment; its stderr is read line by line into
-our log through the caller's ``stderr_filter`` (which masks its credentials), never
-interpreted. Closing a child escalates: close its stdin, then SIGTERM the
-process group, then SIGKILL, each step with a bounded wait.
+line). When our stdout breaks (the client closed its end), the server face stops reading
+too: nothing more could be answered. A child runs in its own process group with an
+allow-listed environment; its stderr is read line by line into our log through the caller's
+``stderr_filter`` (which masks its credentials), never interpreted. Closing a child
+escalates: close its stdin, then SIGTERM the process group, then SIGKILL, each step with a
+bounded wait.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import anyio.abc
 import anyio.to_thread
 
 from bastion._log_counts import LogCounter
-from bastion.errors import BastionError, ParseError
-from bastion.protocol.codec import MessageDecoder, encode, response_id_of
+from bastion.errors import BastionError
+from bastion.protocol.codec import MessageDecoder, encode, unreadable
 from bastion.protocol.jsonrpc import Message
 from bastion.transport.lines import DEFAULT_MAX_LINE, OVERSIZED, LineFramer
 
@@ -102,8 +102,9 @@ class _Framed:
                     self._ready.extend(self._framer.finish())
         line = self._ready.pop(0)
         if line is OVERSIZED:
-            error = ParseError(f"line exceeds {self._framer.max_line} bytes")
-            error.response_id = response_id_of(self._framer.oversized_head())
+            error = unreadable(
+                f"line exceeds {self._framer.max_line} bytes", self._framer.oversized_head()
+            )
             self._unreadable(error)
             return error
         try:

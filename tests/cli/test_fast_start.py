@@ -8,6 +8,7 @@ import os
 import random
 import secrets
 import subprocess
+from pathlib import Path
 
 import anyio
 import pytest
@@ -21,6 +22,7 @@ from bastion.protocol.meta import is_modern_request
 from bastion.protocol.methods import parse_params
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.protocol.types import InitializeParams
+from tests.cli.test_stop_signals import audited
 from tests.server.raw import raw_client
 from tests.support import BASTION
 
@@ -243,3 +245,60 @@ def test_a_first_line_that_is_no_valid_initialize_is_answered_by_the_full_server
     assert answers[0]["error"]["code"] == code, answers
     assert "result" not in answers[0]
     assert answers[1]["id"] == 9 and answers[1]["result"]["protocolVersion"] == "2025-06-18"
+
+
+# -- AZ-1, AD-1: the fast-started initialize is authorized and audited like any request --
+
+
+def _stdio_with(config: Path, *messages: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    data = "".join(json.dumps(m) + "\n" for m in messages)
+    return subprocess.run(
+        [str(BASTION), "stdio", "-c", str(config)],
+        input=data,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_fast_started_initialize_is_audited_and_answered_once_AD1(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    config = tmp_path / "bastion.yaml"
+    config.write_text(json.dumps({"audit": {"db": str(db)}}))
+    done = _stdio_with(config, INIT, {"jsonrpc": "2.0", "id": 8, "method": "tools/list"})
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a.get("id") for a in answers].count(7) == 1  # the replay's answer stays off the wire
+    initialize = [r for r in audited(db) if r.get("method") == "initialize"]
+    assert [(r["request_id"], r["decision"]) for r in initialize] == [(7, "allow")]
+
+
+def test_a_policy_refusing_initialize_ends_the_fast_started_session_AZ1(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "roles": {"dev": {}},
+                "principals": [{"principal": "local:*", "roles": ["dev"]}],
+                "rules": [
+                    {"id": "all", "effect": "allow", "roles": ["dev"], "methods": ["**"]},
+                    {
+                        "id": "no-sessions",
+                        "effect": "deny",
+                        "roles": ["dev"],
+                        "methods": ["initialize"],
+                    },
+                ],
+            }
+        )
+    )
+    config = tmp_path / "bastion.yaml"
+    config.write_text(json.dumps({"audit": {"db": str(db)}, "policy": {"file": str(policy)}}))
+    done = _stdio_with(config, INIT, {"jsonrpc": "2.0", "id": 8, "method": "tools/list"})
+    assert done.returncode == 77
+    assert "initialize was refused" in done.stderr
+    initialize = [r for r in audited(db) if r.get("method") == "initialize"]
+    assert [(r["decision"], r["rule_id"]) for r in initialize] == [("deny", "no-sessions")]

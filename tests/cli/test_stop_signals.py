@@ -47,6 +47,11 @@ def wait_until_received(calls: Path, tool: str, timeout: float = 20) -> None:
 
 def audited_calls(db: Path) -> list[dict[str, Any]]:
     """The tools/call records of ``db`` (``bastion audit export``), after it verifies."""
+    return [r for r in audited(db) if r.get("method") == "tools/call"]
+
+
+def audited(db: Path) -> list[dict[str, Any]]:
+    """Every record of ``db`` (``bastion audit export``), after it verifies."""
     verify = subprocess.run(
         [str(BASTION), "audit", "verify", "--db", str(db)],
         capture_output=True,
@@ -62,8 +67,7 @@ def audited_calls(db: Path) -> list[dict[str, Any]]:
         timeout=30,
         check=True,
     )
-    records = [json.loads(line)["record"] for line in export.stdout.splitlines() if line]
-    return [r for r in records if r.get("method") == "tools/call"]
+    return [json.loads(line)["record"] for line in export.stdout.splitlines() if line]
 
 
 class StdioClient:

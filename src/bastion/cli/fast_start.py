@@ -3,7 +3,10 @@
 A desktop client waits for this answer, and most of a cold start is imports (asyncio,
 msgspec, YAML, ...). The answer depends on nothing but the request (the gateway declares
 fixed capabilities), so it is written with the standard library's ``json`` right after the
-interpreter starts; the session then continues where this left off (``EarlyStart``).
+interpreter starts; the session then continues where this left off (``EarlyStart``). The
+full server reads that ``initialize`` again and serves it through the security pipeline, so
+it is authorized and audited like any request (``transport.fast_started``); its second
+answer stays off the wire.
 
 Only a first line that the full server would take as a valid 2025-11-25 ``initialize``
 request is answered here (``initialize_request``): one that ``protocol.codec`` decodes (no
@@ -39,9 +42,10 @@ ENVELOPE_FIELDS: Final = frozenset({"jsonrpc", "id", "method", "params"})
 class EarlyStart:
     """What the full server must know: bytes read but not handled, and the session."""
 
-    unread: bytes
+    unread: bytes  # with the answered initialize line: the full server serves it again
     version: str | None = None  # set when initialize was answered
     client_capabilities: dict[str, Any] | None = None
+    answered: int | str | None = None  # the id of the initialize answered here
 
 
 def answer_initialize_early(stdin: int = 0, stdout: int = 1) -> EarlyStart:
@@ -51,7 +55,7 @@ def answer_initialize_early(stdin: int = 0, stdout: int = 1) -> EarlyStart:
         if not chunk:
             return EarlyStart(unread=buffer)
         buffer += chunk
-    line, newline, rest = buffer.partition(b"\n")
+    line, newline, _ = buffer.partition(b"\n")
     request = initialize_request(line) if newline else None
     if request is None:
         return EarlyStart(unread=buffer)  # the full server decodes and answers it
@@ -69,7 +73,12 @@ def answer_initialize_early(stdin: int = 0, stdout: int = 1) -> EarlyStart:
     data = json.dumps(answer, separators=(",", ":")).encode() + b"\n"
     while data:
         data = data[os.write(stdout, data) :]
-    return EarlyStart(unread=rest, version=version, client_capabilities=params["capabilities"])
+    return EarlyStart(
+        unread=buffer,
+        version=version,
+        client_capabilities=params["capabilities"],
+        answered=request_id,
+    )
 
 
 def initialize_request(line: bytes) -> tuple[int | str, dict[str, Any]] | None:

@@ -4,7 +4,8 @@ Without ``-c``, the gateway fronts the built-in conformance fixture (a stdio chi
 names), so a fresh install shows something real. Secrets for ``requestState`` are generated
 per process: a restart invalidates pending input rounds, which clients then restart. An audit
 log the gateway will not write (``AuditStoreError``: its head or chain was changed) ends it
-with that error's message (exit 78), not a traceback.
+with that error's message (exit 78), not a traceback. On stdio, a fast-started session whose
+``initialize`` the pipeline then refuses ends with exit 77.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import msgspec
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["default_config", "run_serve", "run_stdio", "serve_on_stdio"]
 
 logger = logging.getLogger(__name__)
+
+EXIT_REFUSED: Final = 77  # EX_NOPERM: the policy refused the fast-started initialize
 
 
 def default_config() -> Config:
@@ -209,11 +212,15 @@ def serve_on_stdio(
     end of input, the calls in flight get ``DRAIN_TIMEOUT`` to finish; a stop signal cuts
     them at once."""
     from bastion.auth.local import local_principal
-    from bastion.transport.base import DRAIN_TIMEOUT, McpConnection, serve_stream
+    from bastion.protocol.jsonrpc import ErrorObject
+    from bastion.transport.base import DRAIN_TIMEOUT, McpConnection, MessageStream, serve_stream
+    from bastion.transport.fast_started import FastStartedStream
     from bastion.transport.stdio import StdioServerStream
 
+    refused: list[ErrorObject] = []
+
     async def main() -> None:
-        stream = await StdioServerStream.open(unread=early.unread if early else b"")
+        stream: MessageStream = await StdioServerStream.open(unread=early.unread if early else b"")
         serving = anyio.CancelScope()
         async with anyio.create_task_group() as tg:
 
@@ -224,6 +231,14 @@ def serve_on_stdio(
                 serving.cancel()
                 tg.cancel_scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
 
+            def end_refused_session(error: ErrorObject) -> None:
+                refused.append(error)
+                stop()
+
+            if early is not None and early.answered is not None:
+                # The fast start's initialize is served again (authorized, audited); a
+                # refusal ends the session it opened (AZ-1, AD-1).
+                stream = FastStartedStream(stream, early.answered, end_refused_session)
             tg.start_soon(on_stop_signal, stop)
             inner = gateway.connection()
             if early is not None and early.version is not None:
@@ -241,4 +256,11 @@ def serve_on_stdio(
             tg.cancel_scope.cancel()
 
     anyio.run(main)
+    if refused:
+        print(
+            f"bastion: this session's initialize was refused ({refused[0].message}); "
+            "the session ended. `bastion audit tail` shows the record.",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
     return 0

@@ -44,7 +44,14 @@ import anyio
 import uvicorn
 
 from bastion._types import JSONObject
-from bastion.admin import AdminApi, AdminBackends, Authenticate, FilePolicies, SqliteAudit
+from bastion.admin import (
+    READ_ACTIONS,
+    AdminApi,
+    AdminBackends,
+    Authenticate,
+    FilePolicies,
+    SqliteAudit,
+)
 from bastion.audit import AuditRecord, AuditStore
 from bastion.auth import Authenticator, KeyStore, Principal
 from bastion.config import parse_config
@@ -164,6 +171,11 @@ class Admin:
     calls: list[str] = field(default_factory=list)  # tool runs that passed ``Admin.call``
     # AU-8's failed-authentication budget per address; every test comes from 127.0.0.1.
     failures_per_minute: int = 100_000
+
+    @property
+    def writes(self) -> list[tuple[str | None, str, str | None, str]]:
+        """``events`` without the reads (AD-1 records those too)."""
+        return [event for event in self.events if event[1] not in READ_ACTIONS]
 
     def __post_init__(self) -> None:
         self.policy_path = self.root / "policy.yaml"

@@ -114,7 +114,7 @@ async def test_admin_events_go_to_the_audit_log(tmp_path: Path, admin: Admin) ->
         (r["kind"], r["method"], r["principal"], r["decision"], r["outcome"]) for r in records
     ] == [
         ("admin", "keys.create", "apikey:admin", "allow", "ok"),
-        ("admin", "listKeys", "apikey:user", "deny", "forbidden"),
+        ("admin", "keys.list", "apikey:user", "deny", "forbidden"),
     ]
     assert records[0]["credential_id"] == f"apikey:{admin.key_ids[ADMIN]}"
 

@@ -59,7 +59,7 @@ def test_key_lifecycle(client: httpx.Client, admin: Admin) -> None:
     again = client.post(f"/api/v1/keys/{key['id']}/rotate", headers=admin.auth(ADMIN))
     assert (again.status_code, again.json()["error"]) == (409, "conflict")
     assert client.delete("/api/v1/keys/k404", headers=admin.auth(ADMIN)).status_code == 404
-    assert [(e[1], e[3]) for e in admin.events] == [
+    assert [(e[1], e[3]) for e in admin.writes] == [
         ("keys.create", "ok"),
         ("keys.rotate", "ok"),
         ("keys.rotate", "conflict"),
@@ -177,7 +177,7 @@ async def test_approvals(admin: Admin) -> None:
         unknown = await client.post("/api/v1/approvals/zz/approve", headers=headers)
         assert unknown.status_code == 404
         assert (await client.get("/api/v1/approvals", headers=headers)).json() == {"approvals": []}
-    assert [(e[1], e[2], e[3]) for e in admin.events] == [
+    assert [(e[1], e[2], e[3]) for e in admin.writes] == [
         ("approvals.approve", call, "ok"),
         ("approvals.reject", held, "ok"),
         ("approvals.reject", call, "conflict"),
@@ -309,7 +309,7 @@ def test_tc1_a_held_prompt_resource_or_template_is_approved_by_an_admin(
     assert admin.screen.screen("ev", list_kind, [item]) == ([item], [])
     again = client.post(f"/api/v1/approvals/{held}/reject", headers=admin.auth(ADMIN))
     assert again.status_code == 409
-    assert [event[1:] for event in admin.events[-2:]] == [
+    assert [event[1:] for event in admin.writes[-2:]] == [
         ("approvals.approve", held, "ok"),
         ("approvals.reject", held, "conflict"),
     ]
@@ -405,7 +405,7 @@ def test_a_held_tool_whose_name_has_a_slash_is_decided_by_its_percent_encoded_id
     assert admin.pins.approved("github")[tool] == held.rsplit(":", 1)[1]
     again = client.post(f"/api/v1/approvals/{encoded}/reject", headers=admin.auth(ADMIN))
     assert again.status_code == 409
-    assert [event[1:] for event in admin.events[-2:]] == [
+    assert [event[1:] for event in admin.writes[-2:]] == [
         ("approvals.approve", held, "ok"),
         ("approvals.reject", held, "conflict"),
     ]

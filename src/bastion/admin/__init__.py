@@ -42,7 +42,7 @@ from bastion.admin.errors import AdminError, Conflict, InvalidInput, InvalidPoli
 from bastion.admin.events import audit_events
 from bastion.admin.openapi import OPENAPI
 from bastion.admin.policy_file import FilePolicies
-from bastion.admin.routes import ROUTES, Route
+from bastion.admin.routes import READ_ACTIONS, ROUTES, Route
 
 __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
     "ADMIN_ROLE",
@@ -75,6 +75,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members
     "OPENAPI_PATH",
     "PolicyBackend",
     "PolicyDocument",
+    "READ_ACTIONS",
     "ROUTES",
     "Route",
     "SqliteAudit",

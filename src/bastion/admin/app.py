@@ -9,9 +9,9 @@ Order of work for every request, and why:
    garbage bodies from anyone but an admin get 401/403, never 404/405/400 (AZ-6).
 4. Route (404, 405 + ``Allow``), read the bounded body (413, 408), run the handler.
 
-Writes and every refusal are reported to ``audit(principal, action, target, outcome,
-detail)``; ``detail`` is what the handler said of a write besides its target (a key's roles,
-expiry and break-glass flag), empty for a refusal.
+Every authenticated request (reads, writes, refusals) is reported to ``audit(principal,
+action, target, outcome, detail)``; ``detail`` is what the handler said of a write besides
+its target (a key's roles, expiry and break-glass flag), empty for a read or a refusal.
 Errors on the wire are fixed, client-safe texts; anything unexpected is a generic 500 with a
 log entry carrying an id.
 """
@@ -201,7 +201,7 @@ class AdminApi:
         *,
         detail: JSONObject | None = None,
     ) -> None:
-        if route.action is not None:  # reads are not admin actions; their refusals are
+        if route.action is not None:  # every route but the public OpenAPI document
             action_target = target or params.get("id")
             await self._audit(principal, route.action, action_target, outcome, detail or {})
         elif outcome != "ok":

@@ -177,6 +177,13 @@ async def reject(b: AdminBackends, request: Request) -> tuple[Reply, str | None]
 
 async def query_audit(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
     filters, limit = _audit_query(request.query)
+    # AD-1: what an auditor looked for is part of the record of the read.
+    asked = {"principal": filters.principal, "method": filters.method}
+    request.audit_detail.update(
+        sinceSeq=filters.since_seq,
+        limit=limit,
+        **{name: value for name, value in asked.items() if value is not None},
+    )
     page = await b.audit.query(filters, limit)
     return json_reply(200, page), None
 

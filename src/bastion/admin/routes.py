@@ -2,7 +2,8 @@
 
 Each route names its operation (the handler and the OpenAPI ``operationId``), who may call
 it (``admin``; ``audit``: admin or auditor; ``public``: anyone, only the OpenAPI document)
-and the audit action it is reported as (writes; reads are not reported unless refused).
+and the audit action it is reported as (every route but the public one; ``READ_ACTIONS``
+are the reads, which the gateway records in bounded numbers, AD-1).
 Access is looked up by exact (method, path) before routing (AZ-6): anything that is not an
 exact audit-read or public route, including unknown paths and methods, needs ``admin``.
 Path parameters are one segment, matched on the raw path, so a dot-segment never reaches a
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import unquote
 
-__all__ = ["OPENAPI_PATH", "PREFIX", "ROUTES", "Access", "Route", "Router"]
+__all__ = ["OPENAPI_PATH", "PREFIX", "READ_ACTIONS", "ROUTES", "Access", "Route", "Router"]
 
 PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{PREFIX}/openapi.json"
@@ -56,7 +57,7 @@ class Route:
 
 ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", OPENAPI_PATH, "openapi", access="public"),
-    Route("GET", f"{PREFIX}/keys", "listKeys"),
+    Route("GET", f"{PREFIX}/keys", "listKeys", action="keys.list"),
     Route("POST", f"{PREFIX}/keys", "createKey", action="keys.create", body="json"),
     Route(
         "POST",
@@ -66,9 +67,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         body="optional-json",
     ),
     Route("DELETE", f"{PREFIX}/keys/{{id}}", "revokeKey", action="keys.revoke"),
-    Route("GET", f"{PREFIX}/policies", "getPolicies"),
+    Route("GET", f"{PREFIX}/policies", "getPolicies", action="policies.get"),
     Route("PUT", f"{PREFIX}/policies", "setPolicy", action="policies.set", body="policy"),
-    Route("GET", f"{PREFIX}/approvals", "listApprovals"),
+    Route("GET", f"{PREFIX}/approvals", "listApprovals", action="approvals.list"),
     Route(
         "POST",
         f"{PREFIX}/approvals/{{id}}/approve",
@@ -83,10 +84,12 @@ ROUTES: Final[tuple[Route, ...]] = (
         action="approvals.reject",
         param="encoded",
     ),
-    Route("GET", f"{PREFIX}/audit", "queryAudit", access="audit"),
+    Route("GET", f"{PREFIX}/audit", "queryAudit", access="audit", action="audit.query"),
     Route("POST", f"{PREFIX}/audit/verify", "verifyAudit", access="audit", action="audit.verify"),
-    Route("GET", f"{PREFIX}/upstreams", "listUpstreams"),
+    Route("GET", f"{PREFIX}/upstreams", "listUpstreams", action="upstreams.list"),
 )
+
+READ_ACTIONS: Final = frozenset(r.action for r in ROUTES if r.method == "GET" and r.action)
 
 
 class Router:

@@ -179,6 +179,16 @@ class AuditLog:
         for out in self._refusals.refused(key, record, self._clock()):
             await self.record(out)
 
+    async def repeated(self, key: RefusalKey, record: AuditRecord) -> None:
+        """Record ``record``, a routine allowed event that may come in floods (an admin's
+        reads), in the bounded numbers ``refused`` keeps: its window's summary counts it as
+        ``repeated``.
+
+        Raises:
+            AuditUnavailable: as ``record``.
+        """
+        await self.refused(key, record)
+
     async def _write_summaries(self) -> None:
         while True:
             await anyio.sleep(self._refusals.window)

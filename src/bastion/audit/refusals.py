@@ -124,9 +124,12 @@ class RefusalTally:
             }
             for (method, target), n in window.pairs.items()
         ]
+        # A window of allowed events (an admin's reads, ``AuditLog.repeated``) counts them
+        # as ``repeated``; one of refusals, as ``refused``.
+        label = "refused" if counted.decision == "deny" else "repeated"
         detail: JSONObject = {
             **counted.detail,
-            "refused": window.count,
+            label: window.count,
             "window_s": self.window,
             "attempts": attempts,
         }

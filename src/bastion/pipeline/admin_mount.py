@@ -2,10 +2,11 @@
 the policy file, held tool, prompt, resource and template definitions and calls awaiting
 approval, the audit log, and the upstreams' status (AZ-6, AD-4). Admin callers authenticate
 like ``/mcp`` callers, and a failed authentication is audited the same way (kind
-``authentication``: credential id, reason, peer); every write and every refusal is also
+``authentication``: credential id, reason, peer); every read, write and refusal is also
 audited (kind ``admin``), and a decision about a held definition also as kind ``pin``;
 refusals of throttled addresses (429) are counted by the audit log's ``refused``, as on
-``/mcp`` (DS-4)."""
+``/mcp``, and an admin's reads by its ``repeated``: the first of each second written, the
+others counted in a summary (DS-4)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import msgspec
 
 from bastion._types import JSONObject
 from bastion.admin import (
+    READ_ACTIONS,
     AdminApi,
     AdminBackends,
     Conflict,
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from bastion.transport._http_asgi import Scope
 
 __all__ = ["BuiltinPolicies", "admin_api"]
+
+ADMIN_READS = "admin-reads"  # the tally an admin's reads are counted in, one per action
 
 
 class BuiltinPolicies:
@@ -99,6 +103,10 @@ def admin_api(security: Security) -> AdminApi:
         )
         if outcome == THROTTLED:  # the address is in the ``authentication`` record
             await log.refused(("admin", THROTTLED), record)
+            return
+        if outcome == "ok" and action in READ_ACTIONS and principal is not None:
+            # A dashboard polling the API is recorded, in bounded numbers (DS-4).
+            await log.repeated((principal.id, f"{ADMIN_READS}:{action}"), record)
             return
         await log.record(record)
         # An admin action is on disk before the API answers (it is rare; the wait is the

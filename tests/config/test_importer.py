@@ -364,6 +364,10 @@ def test_entry_conversions_and_warnings() -> None:
             'skipped: type "websocket" does not go with a command',
         ),
         ({"url": "ftp://h"}, 'skipped: expected an http:// or https:// url, got "ftp://h"'),
+        (  # IN-5: never quoted, it may be a password
+            {"url": "https://u:pw-SECRET@h/mcp"},
+            "skipped: user info (user:password@) in the url is never sent",
+        ),
         (
             {"url": "localhost:3000"},
             'skipped: expected an http:// or https:// url, got "localhost:3000"',

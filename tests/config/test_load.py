@@ -249,6 +249,16 @@ def test_substituted_values_stay_strings() -> None:
 SECRET = "sk-live-SECRET-abcdef0123456789"
 
 
+def test_a_url_with_user_info_is_refused_without_showing_it_IN5() -> None:
+    """User info in an upstream URL is never sent (credentials go in ``headers``); a config
+    holding one fails to load, rather than failing to authenticate without a word."""
+    message = error("servers: {s: {url: 'https://svc:pw-SECRET@a.example/mcp'}}", {})
+    assert message == (
+        "<string>: servers.s.url: user info (user:password@) is never sent; "
+        "give credentials in headers"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

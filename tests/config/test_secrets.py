@@ -8,7 +8,7 @@ from bastion.config.secrets import configured_secrets
 CONFIG = """
 servers:
   remote:
-    url: "https://bot:p%40ss-word-1@api.example.com/mcp"
+    url: "https://api.example.com/mcp?v=2&api_key=p%40ss-word-1"
     headers: {Authorization: "Bearer tok-123456789", X-Api-Key: "3a7bd3e2360a3d29"}
   local:
     command: server
@@ -17,7 +17,7 @@ servers:
 
 
 def test_up4_header_env_and_url_credentials_are_known() -> None:
-    """UP-4: a header's whole value and its words, env values, a URL's password."""
+    """UP-4: a header's whole value and its words, env values, a URL's query values."""
     known = configured_secrets(parse_config(CONFIG, {}))
     assert known >= {
         "Bearer tok-123456789",

@@ -236,6 +236,10 @@ class _Importer:
             url = _describe(out["url"])
             self.warn(where, f"skipped: expected an http:// or https:// url, got {url}")
             return None
+        if transport == "http" and "@" in str(out["url"]).split("/", 3)[2]:
+            # Not quoted: the user info may be a password.
+            self.warn(where, "skipped: user info (user:password@) in the url is never sent")
+            return None
         return out
 
     def _field(self, key: str, value: JSONValue, where: _Path) -> JSONValue:

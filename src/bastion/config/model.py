@@ -117,6 +117,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             if not _is_http_url(self.url):
                 problem = f"expected an http:// or https:// URL, got {_describe(self.url)}"
                 raise FieldProblem("url", problem)
+            if "@" in urlsplit(self.url).netloc:
+                problem = "user info (user:password@) is never sent; give credentials in headers"
+                raise FieldProblem("url", problem)
             stdio_only = (
                 ("args", self.args),
                 ("env", self.env),

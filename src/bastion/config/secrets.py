@@ -2,14 +2,15 @@
 hand back to a client, even when an upstream echoes it.
 
 Each server's ``headers`` values (the whole value, and each word of it: the token of
-``Authorization: Bearer <token>``), a stdio server's ``env`` values and the password in a
-server URL's user info. The result filter masks them exactly (``Sanitiser.known_secrets``,
-which ignores values shorter than ``MIN_KNOWN_SECRET``).
+``Authorization: Bearer <token>``), a stdio server's ``env`` values and the values of a
+server URL's query (``?api_key=...``; a URL with user info does not load, as it would never
+be sent). The result filter masks them exactly (``Sanitiser.known_secrets``, which ignores
+values shorter than ``MIN_KNOWN_SECRET``).
 """
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from bastion.config.model import Config, ServerConfig
 
@@ -31,11 +32,8 @@ def server_secrets(server: ServerConfig) -> frozenset[str]:
         found.update(value.split())
     found.update(server.env.values())
     if server.url is not None:
-        try:
-            password = urlsplit(server.url).password
-        except ValueError:
-            password = None
-        if password:
-            found.update((password, unquote(password)))
+        for _name, value in parse_qsl(urlsplit(server.url).query):
+            found.add(value)
+            found.add(quote(value, safe=""))  # as written in the URL, if it was escaped
     found.discard("")
     return frozenset(found)

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT: Final = 10.0
 MAX_RESUMES: Final = 5  # reconnect attempts for one dropped SSE stream
 DEFAULT_RETRY_MS: Final = 1000
+MAX_RETRY_MS: Final = 30_000  # an SSE ``retry`` beyond this is taken as this
 MAX_JSON_RESPONSE: Final = 4 * 1024 * 1024
 UPSTREAM_HTTP_ERROR: Final = -32000
 MAX_CONNECTIONS: Final = 128  # to one upstream; kept alive, so busy gateways do not reconnect
@@ -53,6 +55,7 @@ class HttpClientStream:
         checks: ConnectChecks = NO_CHECKS,
     ) -> None:
         self.url = url
+        self._shown_url = _url_for_logs(url)
         self._headers = dict(headers or {})
         self._wire = HttpWire(
             url,
@@ -140,7 +143,7 @@ class HttpClientStream:
                 task_status.started(True)
                 await self._read_sse(None, response, _SseState())
         except HttpFailure as exc:
-            logger.debug("standalone stream from %s ended: %s", self.url, exc)
+            logger.debug("standalone stream from %s ended: %s", self._shown_url, exc)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -200,7 +203,8 @@ class HttpClientStream:
             ) as response:
                 await response.read(MAX_JSON_RESPONSE)
         except HttpFailure as exc:
-            logger.info("POST of a %s to %s failed: %s", type(message).__name__, self.url, exc)
+            kind = type(message).__name__
+            logger.info("POST of a %s to %s failed: %s", kind, self._shown_url, exc)
 
     async def _post_request(self, message: Request) -> None:
         with anyio.CancelScope() as scope:
@@ -259,8 +263,8 @@ class HttpClientStream:
         try:
             async for chunk in response.chunks():
                 for event in parser.feed(chunk):
-                    if event.retry is not None:
-                        state.retry_ms = event.retry
+                    if event.retry is not None:  # the upstream's wish, within our bound
+                        state.retry_ms = min(event.retry, MAX_RETRY_MS)
                     if event.id is not None:
                         state.last_event_id = event.id
                     if event.event != "message" or not event.data.strip():
@@ -273,7 +277,7 @@ class HttpClientStream:
                     if not isinstance(item, BastionError) and _answers(item, request_id):
                         return True
         except (HttpFailure, ValueError) as exc:
-            logger.debug("SSE stream from %s ended: %s", self.url, exc)
+            logger.debug("SSE stream from %s ended: %s", self._shown_url, exc)
         return False
 
     async def _resume(self, request_id: RequestId, state: _SseState) -> None:
@@ -293,7 +297,7 @@ class HttpClientStream:
                     if await self._read_sse(request_id, response, state):
                         return
             except HttpFailure as exc:
-                logger.debug("resuming a stream from %s failed: %s", self.url, exc)
+                logger.debug("resuming a stream from %s failed: %s", self._shown_url, exc)
         await self._fail(request_id, "Upstream stream ended without an answer")
 
 
@@ -313,3 +317,13 @@ def _answers(message: Message, request_id: RequestId | None) -> bool:
         and not isinstance(message, Request | Notification)
         and (message.id == request_id)
     )
+
+
+def _url_for_logs(url: str) -> str:
+    """``url`` without what may be a secret: user info, query and fragment (IN-5)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

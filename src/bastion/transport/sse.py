@@ -92,8 +92,8 @@ class SseParser:
             self._event = value
         elif name == b"id" and "\x00" not in value:
             self._id = value
-        elif name == b"retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
+        elif name == b"retry" and value.isascii() and value.isdigit() and len(value) <= 9:
+            self._retry = int(value)  # longer: ignored, as no reader waits that long
         return None
 
     def _dispatch(self) -> SseEvent | None:

@@ -39,10 +39,10 @@ from bastion.admin.backends import (
     UpstreamBackend,
 )
 from bastion.admin.errors import AdminError, Conflict, InvalidInput, InvalidPolicy, NotFound
-from bastion.admin.events import audit_events
 from bastion.admin.openapi import OPENAPI
 from bastion.admin.policy_file import FilePolicies
 from bastion.admin.routes import READ_ACTIONS, ROUTES, Route
+from bastion.audit.admin_events import audit_events
 
 __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members.py checks
     "ADMIN_ROLE",

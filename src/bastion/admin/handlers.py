@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from bastion._types import JSONObject
 from bastion.admin._http import Reply, Request, json_reply
 from bastion.admin.backends import (
     MAX_APPROVALS_LIMIT,
@@ -24,9 +23,9 @@ from bastion.admin.backends import (
     MAX_CURSOR,
     AdminBackends,
     AuditFilters,
-    KeyRecord,
 )
 from bastion.admin.errors import InvalidInput, InvalidPolicy
+from bastion.audit.admin_events import key_detail, revocation_detail, rotation_detail
 
 __all__ = [
     "DEFAULT_APPROVALS_LIMIT",
@@ -43,7 +42,6 @@ DEFAULT_APPROVALS_LIMIT: Final = 100
 _T = TypeVar("_T")
 MAX_EXPIRES_IN: Final = 10 * 365 * 86400
 MAX_OVERLAP: Final = 30 * 86400
-MAX_REVOKED_DETAILED: Final = 16  # keys one revocation describes in its audit detail
 YAML_TYPES: Final = frozenset(
     {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
 )
@@ -94,7 +92,7 @@ async def list_keys(b: AdminBackends, _: Request) -> tuple[Reply, str | None]:
 async def create_key(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
     spec = _decode_json(_CREATE, request)
     record, secret = await b.keys.create(spec.name, spec.roles, spec.expires_in)
-    request.audit_detail.update(_key_detail(record))
+    request.audit_detail.update(key_detail(record))
     # The one place a secret leaves Bastion: once, in the answer to its creation.
     return json_reply(201, {"key": record, "secret": secret}), record.id
 
@@ -102,29 +100,14 @@ async def create_key(b: AdminBackends, request: Request) -> tuple[Reply, str | N
 async def rotate_key(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
     spec = _decode_json(_ROTATE, request) if request.body else KeyRotate()
     record, secret = await b.keys.rotate(request.params["id"], spec.overlap)
-    request.audit_detail.update(
-        _key_detail(record), rotatedFrom=request.params["id"], overlapSeconds=spec.overlap
-    )
+    request.audit_detail.update(rotation_detail(record, request.params["id"], spec.overlap))
     return json_reply(200, {"key": record, "secret": secret}), record.id
 
 
 async def revoke_key(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
     revoked = await b.keys.revoke(request.params["id"])
-    shown = revoked[:MAX_REVOKED_DETAILED]
-    request.audit_detail.update(
-        revoked=[{"id": key.id, **_key_detail(key)} for key in shown], count=len(revoked)
-    )
+    request.audit_detail.update(revocation_detail(revoked))
     return Reply(204), request.params["id"]
-
-
-def _key_detail(key: KeyRecord) -> JSONObject:
-    """What the audit log says of a key an admin created, rotated or revoked (AD-1)."""
-    return {
-        "name": key.name,
-        "roles": list(key.roles),
-        "expiresAt": key.expires_at,
-        "breakGlass": key.break_glass,
-    }
 
 
 async def get_policies(b: AdminBackends, _: Request) -> tuple[Reply, str | None]:

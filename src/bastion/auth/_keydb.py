@@ -1,4 +1,5 @@
-"""The API-key database file: schema, creation with private modes, connection settings.
+"""The API-key database file: schema, creation with private modes, connection settings,
+and the statements that take back a key change (``undo_grant``).
 
 Created 0600 (``O_EXCL``: never adopt a file someone else prepared) in a 0700 directory;
 SQLite gives the ``-wal``/``-shm`` files the database's mode. WAL lets the gateway read
@@ -21,6 +22,7 @@ __all__ = [
     "SELECT_FOR_VERIFY",
     "Transaction",
     "open_db",
+    "undo_grant",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -97,3 +99,17 @@ class Transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
+
+
+def undo_grant(conn: sqlite3.Connection, key_id: str, rotated_from: str | None) -> None:
+    """Take back the creation of ``key_id`` (never used: its secret was never shown) and,
+    for a rotation, make ``rotated_from`` current again, unless it was revoked meanwhile or
+    another current key took its name (the unique index would refuse a second one)."""
+    conn.execute("DELETE FROM keys WHERE id = ? AND last_used IS NULL", (key_id,))
+    if rotated_from is not None:
+        conn.execute(
+            "UPDATE keys SET not_after = NULL WHERE id = ? AND revoked_at IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM keys AS k WHERE k.name = keys.name AND k.revoked_at IS NULL"
+            " AND k.not_after IS NULL)",
+            (rotated_from,),
+        )

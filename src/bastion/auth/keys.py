@@ -36,6 +36,7 @@ from bastion.auth._keydb import (
     SELECT_FOR_VERIFY,
     Transaction,
     open_db,
+    undo_grant,
 )
 from bastion.auth.pepper import PepperError, ensure_private_dir, load_or_create_pepper
 from bastion.auth.principal import Unauthenticated
@@ -248,6 +249,12 @@ class KeyStore:
                 conn.execute("UPDATE keys SET revoked_at = ? WHERE id = ?", (now, key_id))
                 revoked.append(_record(conn.execute(SELECT_BY_ID, (key_id,)).fetchone()))
             return revoked
+
+    def undo(self, key: ApiKey) -> None:
+        """Take back the ``create`` or ``rotate`` that returned ``key``, before its secret was
+        shown: delete it, and make the key it succeeded current again (``undo_grant``)."""
+        with self._lock, self._write() as conn:
+            undo_grant(conn, key.id, key.rotated_from)
 
     def verify(self, presented: str, now: float, *, break_glass: bool = True) -> ApiKey:
         """The record of the key ``presented``, if it is exactly a live key; with

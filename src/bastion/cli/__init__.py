@@ -199,6 +199,10 @@ def _add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     keys = sub.add_parser("keys", help="create, list, rotate and revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     db_help = "key database (default: $XDG_STATE_HOME/bastion/keys.db)"
+    audit_help = (
+        "the gateway's audit log, which records the change; run as its owner "
+        "(default: $XDG_STATE_HOME/bastion/audit.db)"
+    )
     create = keys_sub.add_parser("create", help="a new key, printed once as the last line")
     create.add_argument("--name", required=True, help="who or what the key is for")
     create.add_argument(
@@ -211,6 +215,7 @@ def _add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="an emergency key (needs --expires <= 1h; works only if auth.break_glass.enabled)",
     )
     create.add_argument("--db", help=db_help)
+    create.add_argument("--audit-db", metavar="PATH", help=audit_help)
     listing = keys_sub.add_parser("list", help="every key's id, name, state, roles (no secrets)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.add_argument("--db", help=db_help)
@@ -220,9 +225,11 @@ def _add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--overlap", metavar="DURATION", help="how long the old key stays valid (default: 1h)"
     )
     rotate.add_argument("--db", help=db_help)
+    rotate.add_argument("--audit-db", metavar="PATH", help=audit_help)
     revoke = keys_sub.add_parser("revoke", help="end a key now (by name: all its keys)")
     revoke.add_argument("key", metavar="ID|NAME", help="key id, or key name")
     revoke.add_argument("--db", help=db_help)
+    revoke.add_argument("--audit-db", metavar="PATH", help=audit_help)
 
 
 def _add_policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,6 +9,7 @@ import sqlite3
 import string
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.security.conftest import (
     LEGACY,
+    REQUEST_TIMEOUT,
     Gateway,
     Issuer,
     answer_of,
@@ -321,3 +323,25 @@ def test_se3_idle_and_absolute_timeouts_come_from_the_configuration(
         gw.client.close()
     finally:
         stop_process(proc, grace=15)
+
+
+def test_in1_a_duplicate_id_in_flight_is_refused_and_the_first_call_still_answered(
+    gw: Gateway,
+) -> None:
+    """IN-1: a second request reusing the id of one still being served in the session is
+    refused at once (-32600); the first keeps its stream and gets its answer (here the
+    upstream's timeout). The duplicate used to take over the first one's stream, whose POST
+    then waited for an answer that never came."""
+    root = gw.auth("root")
+    session = gw.initialize(root)
+    slow = {"name": "rec__sleepy", "arguments": {}}
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(gw.legacy, root, session, "tools/call", slow, 41)
+        time.sleep(REQUEST_TIMEOUT / 4)  # the first is being served upstream
+        assert not first.done()
+        duplicate = gw.legacy(root, session, "ping", None, 41)
+        assert duplicate.status_code == 200
+        assert answer_of(duplicate)["error"]["code"] == -32600
+        answered = first.result(timeout=REQUEST_TIMEOUT + 15)
+    answer = answer_of(answered)
+    assert answer["id"] == 41 and "error" in answer  # the upstream's deadline, as always

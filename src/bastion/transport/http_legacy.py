@@ -151,6 +151,11 @@ class LegacyFace:
     async def _serve_in_session(
         self, session: HttpSession, message: Request, receive: Receive, send: Send
     ) -> None:
+        if message.id in session.by_request:
+            # Its id is in use by a request still being served: refused on its own, so that
+            # request keeps its stream and gets its answer (IN-1).
+            await r.json_error(send, 200, message.id, -32600, "duplicate request id")
+            return
         stream = session.open_stream(message.id)
         detached = anyio.Event()
 

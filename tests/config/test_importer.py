@@ -380,6 +380,13 @@ def test_skipped_entries(entry: JSONValue, warning: str) -> None:
     assert result.warnings == (f"mcpServers.bad: {warning}",)
 
 
+def test_a_url_that_is_one_variable_is_kept() -> None:
+    """``"url": "${DOCS_URL}"`` (no ``//``, a Claude Code pattern) made the user-info check
+    fail with IndexError (a traceback, exit 1)."""
+    result = convert({"mcpServers": {"docs": {"url": "${DOCS_URL}"}}})
+    assert servers(result) == {"docs": {"url": "${DOCS_URL}"}}
+
+
 @pytest.mark.parametrize(
     ("entry", "where", "warning"),
     [

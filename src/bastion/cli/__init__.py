@@ -261,6 +261,24 @@ def _configure_logging(verbosity: int) -> None:
     )
 
 
+def _refuse_unauthenticated_bind(command: str, host: str) -> None:
+    """TR-3: ``bastion fixture`` and ``bastion workspace`` authenticate nobody, so they
+    listen on loopback only (anyone who reaches the workspace runs commands in it).
+
+    Raises:
+        ConfigError: ``host`` is not a loopback name or address.
+    """
+    from bastion._net import is_loopback_host
+    from bastion.errors import ConfigError
+
+    if not is_loopback_host(host):
+        raise ConfigError(
+            f"refusing to listen on {host!r}: `bastion {command}` authenticates nobody, so it "
+            "listens on loopback only; put it behind `bastion serve` (as a stdio server) "
+            "for remote callers"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     early = None
@@ -275,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bastion.errors import ConfigError
 
     try:
+        if args.command in ("fixture", "workspace") and not args.stdio:
+            _refuse_unauthenticated_bind(args.command, args.host)
         if args.command == "fixture":
             from bastion.cli.fixture import run_fixture
 

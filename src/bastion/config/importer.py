@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml  # PyYAML ships no annotations
@@ -236,7 +237,7 @@ class _Importer:
             url = _describe(out["url"])
             self.warn(where, f"skipped: expected an http:// or https:// url, got {url}")
             return None
-        if transport == "http" and "@" in str(out["url"]).split("/", 3)[2]:
+        if transport == "http" and "@" in _authority(str(out["url"])):
             # Not quoted: the user info may be a password.
             self.warn(where, "skipped: user info (user:password@) in the url is never sent")
             return None
@@ -294,3 +295,12 @@ class _Importer:
             self.warn(where, f"${{{name}}} is VS Code's; set {name} or write the value")
         self.variables[name] = None
         return f"${{{name}}}"
+
+
+def _authority(url: str) -> str:
+    """The ``host[:port]`` part of ``url`` with any user info; empty when there is none (a
+    ``${VAR}`` url) or it does not parse."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return ""

@@ -4,6 +4,7 @@ problem, never 5xx, with the old policy left in place."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import httpx
@@ -103,6 +104,9 @@ ALIASED = (
         (YAML, "roles: " + "[" * 5000 + "]" * 5000, "nested over"),
         # DS-4 (red-team t5): 21 KB standing for 200 000 globs through one alias
         (YAML, ALIASED, "more than 100000 values (do YAML aliases expand too far?)"),
+        # IN-1 (red-team u): values YAML reads but Python cannot hold were a 500
+        (YAML, "roles: {admin: {description: 2024-02-30}}\nrules: []\n", "policy:1:30: '2024"),
+        (YAML, f"roles: {{a: {{description: {'9' * 5000}}}}}\n", "not a valid int"),
     ],
 )
 def test_invalid_policy_is_400_naming_the_problem(
@@ -150,3 +154,68 @@ def test_a_symlinked_policy_is_written_through_to_its_target(
     assert admin.policy_path.is_symlink() and admin.policy_path.resolve() == target
     assert target.read_text() == NEW_POLICY
     assert [p.name for p in managed.iterdir()] == ["policy.yaml"]  # no temporary left
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_az1_get_shows_the_policy_in_force_not_a_refused_file(
+    client: httpx.Client, admin: Admin
+) -> None:
+    """Red-team u: after a hand edit that did not load (role ``admn`` undeclared), GET
+    returned the refused text and its sha-256 as the policy, while callers were served under
+    the old one. GET shows the policy in force, and under ``file`` what the file says."""
+    broken = POLICY.replace("roles: [developer]", "roles: [admn]")
+    admin.policy_path.write_text(broken)
+    assert admin.store.reload() is not None
+    body = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
+    assert (body["policy"], body["version"], body["rules"]) == (POLICY, _sha(POLICY), 1)
+    assert body["file"] == {
+        "version": _sha(broken),
+        "status": "refused",
+        "error": "policy: rules[0].roles[0]: role 'admn' is not declared under roles",
+    }
+    admin.policy_path.write_text(NEW_POLICY)  # not yet polled: it loads, so it is pending
+    body = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
+    assert body["version"] == _sha(POLICY)
+    assert body["file"] == {"version": _sha(NEW_POLICY), "status": "pending"}
+    admin.policy_path.chmod(0o666)
+    body = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
+    assert body["file"] == {
+        "version": None,
+        "status": "refused",
+        "error": "others may change the policy: the policy file is writable by every user "
+        "(run chmod o-w on it)",
+    }
+    admin.policy_path.chmod(0o600)
+    assert admin.store.reload() is None
+    body = client.get("/api/v1/policies", headers=admin.auth(ADMIN)).json()
+    assert body == {"version": _sha(NEW_POLICY), "rules": 2, "policy": NEW_POLICY}
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_az1_a_put_onto_a_file_others_may_write_changes_nothing(
+    client: httpx.Client, admin: Admin, where: str
+) -> None:
+    """Red-team u: with the policy file mode 0666, PUT answered 500 yet had replaced the file
+    (keeping 0666), and the "failed" policy took effect once someone ran chmod 600. The
+    trust check now comes before the write: 409 naming the fix, and nothing changes."""
+    loose = admin.policy_path if where == "file" else admin.root
+    loose.chmod(0o666 if where == "file" else 0o777)
+    try:
+        put = client.put("/api/v1/policies", headers=as_admin(admin, YAML), content=NEW_POLICY)
+        assert put.status_code == 409, put.text
+        assert put.json()["error"] == "conflict"
+        message = put.json()["message"]
+        what = "the policy file" if where == "file" else "a directory or link on the way"
+        assert message.startswith(f"others may change the policy: {what}")
+        assert "chmod o-w" in message and message.endswith("the policy was not replaced")
+        assert str(admin.root) not in message
+        assert admin.policy_path.read_text() == POLICY
+        assert [p.name for p in admin.root.iterdir() if p.name.startswith(".policy")] == []
+    finally:
+        loose.chmod(0o600 if where == "file" else 0o700)
+    assert admin.store.reload() is None  # the fixed file is the old one: nothing was pending
+    assert [r.id for r in admin.store.current.rules] == ["devs-read"]
+    assert admin.events[-1][1:] == ("policies.set", None, "conflict")

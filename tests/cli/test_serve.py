@@ -129,3 +129,23 @@ def test_au5_serve_refuses_a_database_every_user_may_write(tmp_path: Path, setti
     assert f"chmod go-w {shared}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not db.exists()
+
+
+def test_in1_serve_refuses_a_config_with_a_date_yaml_cannot_hold(tmp_path: Path) -> None:
+    """Red-team u: ``args: [2024-02-30]`` in ``bastion.yaml`` made ``bastion serve -c`` print a
+    traceback and exit 1; it is a configuration error naming the file and line (exit 78)."""
+    config = tmp_path / "bastion.yaml"
+    config.write_text(
+        f"gateway: {{port: {free_port()}}}\nservers:\n  x: {{command: echo, args: [2024-02-30]}}\n"
+    )
+    done = subprocess.run(
+        [str(BASTION), "serve", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    assert done.returncode == 78, done.stderr
+    assert f"bastion: {config}:3:29: '2024-02-30' is not a valid timestamp" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -112,3 +112,67 @@ async def test_ad1_a_reload_audits_the_digest_of_what_it_compiled(tmp_path: Path
     reloads = [r for r in audit_records(tmp_path / "audit.db") if r.method == "policy.reload"]
     assert reloads[0].outcome == "ok"
     assert reloads[0].detail == {"rules": 2, "sha256": hashlib.sha256(V2.encode()).hexdigest()}
+
+
+async def test_in1_ad1_a_bad_date_in_the_file_is_refused_audited_and_polling_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Red-team u: ``description: 2024-02-30`` in a replaced policy file raised a ValueError
+    out of the poll, which ended ``Security.run`` and with it the whole gateway. Now the
+    reload is refused and audited with why (the line named), the old policy stays, and a
+    later good file is still picked up."""
+    security = _security(tmp_path)
+    path = tmp_path / "policy.yaml"
+    bad = V2.replace("tools: [srv__tool]", "tools: [srv__tool], description: 2024-02-30")
+
+    def reloads() -> list[tuple[str, object]]:
+        records = audit_records(tmp_path / "audit.db")
+        return [(r.outcome, r.detail) for r in records if r.method == "policy.reload"]
+
+    refused: list[list[str]] = []
+
+    def fixed_after_refusal() -> bool:
+        if not refused and any(outcome == "invalid" for outcome, _ in reloads()):
+            refused.append(_ids(security))
+            path.write_text(V3)
+        return _ids(security) == ["v3"]
+
+    path.write_text(bad)
+    await _run_until(security, fixed_after_refusal)
+    assert refused == [["v1"]]  # the bad file was never in force
+    outcomes = reloads()
+    assert [outcome for outcome, _ in outcomes] == ["invalid", "ok"]
+    error = outcomes[0][1]["error"]  # type: ignore[index]
+    assert error.startswith("policy.yaml:3:") and "'2024-02-30' is not a valid timestamp" in error
+
+
+async def test_in1_ad1_a_poll_that_fails_unexpectedly_is_audited_once_and_polling_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The poll itself never raises: a failure nobody foresaw (here, reading the file) keeps
+    the policy in force, is logged and audited once while it repeats, and the next poll
+    that works applies the new file."""
+    security = _security(tmp_path)
+    store = security.policy_store
+    assert store is not None
+    check = store.check
+    failures: list[int] = []
+
+    def check_failing_thrice() -> Loaded | None:
+        if len(failures) < 3:
+            failures.append(1)
+            raise OSError("disk on fire")
+        return check()
+
+    store.check = check_failing_thrice  # type: ignore[method-assign]
+    (tmp_path / "policy.yaml").write_text(V2)
+    await _run_until(security, lambda: _ids(security) == ["v2", "v2b"])
+    records = audit_records(tmp_path / "audit.db")
+    reloads = [(r.outcome, r.detail) for r in records if r.method == "policy.reload"]
+    assert reloads[0] == (
+        "invalid",
+        {"error": f"{tmp_path / 'policy.yaml'}: cannot be reloaded (OSError: disk on fire)"},
+    )
+    assert [outcome for outcome, _ in reloads] == ["invalid", "ok"]
+    said = [r for r in caplog.records if "disk on fire" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is not None  # once, with its traceback

@@ -94,6 +94,25 @@ def test_bad_policy_file_exits_78_naming_the_path(tmp_path: Path) -> None:
     assert missing.returncode == 78
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("2024-02-30", "'2024-02-30' is not a valid timestamp"), ("9" * 5000, "not a valid int")],
+)
+def test_in1_a_value_yaml_cannot_hold_exits_78_naming_file_and_line(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """Red-team u: a typo such as ``2024-02-30`` made ``bastion policy test`` print a
+    traceback and exit 1, which this tool defines as "deny": a script would have taken a
+    broken policy for a refusal. Now it is a policy that does not load: 78, file and line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"version: 1\nroles: {{admin: {{description: {value}}}}}\nrules: []\n")
+    for command in ("test", "explain"):
+        out = bastion(command, "--policy", bad, "--principal", "a", "--method", "ping")
+        assert out.returncode == 78, out.stderr
+        assert out.stderr.startswith("bastion: bad.yaml:2:30: ") and problem in out.stderr
+        assert "Traceback" not in out.stderr
+
+
 KEYED = """\
 roles: {dev: {}}
 rules:

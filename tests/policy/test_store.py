@@ -229,3 +229,67 @@ def test_az1_a_reloaded_policy_naming_no_possible_principal_is_warned_of(
     with caplog.at_level(logging.WARNING, logger="bastion.policy.principal_ids"):
         assert store.reload() is None
     assert "rules[1].principals[0] 'bob' can never match" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("2024-02-30", "is not a valid timestamp"), ("9" * 5000, "is not a valid int")],
+)
+def test_in1_a_value_yaml_cannot_hold_is_refused_and_the_old_policy_stays(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """Red-team u: a typo such as ``description: 2024-02-30`` (or a 5000-digit integer) made
+    the loader raise a plain ValueError, which escaped the store (and killed the gateway's
+    poller). Now it is a refusal naming the line, and the previous policy stays in force."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    _write(path, V2.replace("tools: [srv__tool]", f"tools: [srv__tool], description: {value}"),
+           2_000_000_000)  # fmt: skip
+    error = store.reload()
+    assert isinstance(error, ConfigError)
+    assert str(error).startswith("policy.yaml:3:") and problem in str(error)
+    assert store.current.decide(request()).rule_id == "v1"
+    assert store.poll() is None and store.poll() is None  # not retried
+
+
+def test_in1_a_compile_that_fails_unexpectedly_keeps_the_old_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever goes wrong while compiling a new version (a bug included) is a refusal that
+    keeps the policy in force and is logged with its traceback, never an exception that
+    takes the gateway's poller down."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+
+    def broken(_: object) -> None:
+        raise RuntimeError("compiler bug")
+
+    monkeypatch.setattr("bastion.policy.store.Policy", broken)
+    _write(path, V2, 2_000_000_000)
+    with caplog.at_level(logging.ERROR, logger="bastion.policy.store"):
+        error = store.reload()
+    assert isinstance(error, ConfigError)
+    assert str(error) == "policy.yaml: cannot be compiled (RuntimeError; see the log)"
+    assert "compiler bug" in caplog.text
+    assert store.current.decide(request()).rule_id == "v1"
+
+
+def test_az1_the_store_keeps_the_text_and_digest_of_the_policy_in_force(tmp_path: Path) -> None:
+    """Red-team u (GET /api/v1/policies showed a refused file): the store holds the text the
+    policy in force was compiled from and its digest, and the last refused version apart."""
+    path = tmp_path / "policy.yaml"
+    _write(path, V1, 1_000_000_000)
+    store = PolicyStore(path)
+    broken = V2.replace("roles: [developer]", "roles: [developr]")
+    _write(path, broken, 2_000_000_000)
+    assert store.reload() is not None
+    assert store.in_force.text == V1
+    assert store.in_force.digest == store.digest == hashlib.sha256(V1.encode()).hexdigest()
+    assert store.refusal is not None
+    assert store.refusal.digest == hashlib.sha256(broken.encode()).hexdigest()
+    assert "'developr' is not declared" in str(store.refusal.error)
+    _write(path, V2, 3_000_000_000)
+    assert store.reload() is None
+    assert (store.in_force.text, store.refusal) == (V2, None)

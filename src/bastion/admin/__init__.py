@@ -36,6 +36,7 @@ from bastion.admin.backends import (
     KeyRecord,
     PolicyBackend,
     PolicyDocument,
+    PolicyFileState,
     UpstreamBackend,
 )
 from bastion.admin.errors import AdminError, Conflict, InvalidInput, InvalidPolicy, NotFound
@@ -75,6 +76,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members
     "OPENAPI_PATH",
     "PolicyBackend",
     "PolicyDocument",
+    "PolicyFileState",
     "READ_ACTIONS",
     "ROUTES",
     "Route",

@@ -71,6 +71,17 @@ _POLICY_BODY: Final[JSONObject] = {
         "application/json": {"schema": {"type": "object"}},
     },
 }
+_POLICY_FILE: Final[JSONObject] = {
+    "type": "object",
+    "description": "The policy file on disk, present only when it is not the policy in force.",
+    "required": ["version", "status"],
+    "properties": {
+        "version": {"type": ["string", "null"], "description": "null: it cannot be read."},
+        "status": {"type": "string", "enum": ["pending", "refused"]},
+        "error": {"type": "string", "description": "Why it was refused."},
+    },
+    "additionalProperties": False,
+}
 _APPROVAL_RESULT: Final[JSONObject] = {
     "type": "object",
     "required": ["approval"],
@@ -141,7 +152,9 @@ PATHS: Final[JSONObject] = {
     f"{PREFIX}/policies": {
         "get": operation(
             "getPolicies",
-            "The current policy document, its version and rule count.",
+            "The policy in force: the text it was compiled from, its version (the sha-256 of "
+            "that text) and rule count; `file` when the policy file on disk is something else "
+            "(`pending`: it loads, and applies at the next polls; `refused`: `error` says why).",
             {
                 "200": json_response(
                     {
@@ -151,6 +164,7 @@ PATHS: Final[JSONObject] = {
                             "version": {"type": "string"},
                             "rules": {"type": "integer", "minimum": 0},
                             "policy": {"type": "string"},
+                            "file": _POLICY_FILE,
                         },
                         "additionalProperties": False,
                     },
@@ -174,7 +188,11 @@ PATHS: Final[JSONObject] = {
                         "additionalProperties": False,
                     },
                     "The new policy is active.",
-                )
+                ),
+                "409": error_response(
+                    "Nothing was changed: others may change the policy file (the fix is "
+                    "named), or it changed while being replaced."
+                ),
             },
             tag="policies",
             body=_POLICY_BODY,

@@ -36,6 +36,7 @@ __all__ = [
     "KeyRecord",
     "PolicyBackend",
     "PolicyDocument",
+    "PolicyFileState",
     "UpstreamBackend",
 ]
 
@@ -84,12 +85,24 @@ class KeyBackend(Protocol):
         ...
 
 
+class PolicyFileState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The policy file on disk when it is not the policy in force: its version (sha-256 of
+    its bytes; None when it cannot be read) and whether it is ``pending`` (it loads, and the
+    gateway applies it at its next polls) or ``refused`` (``error`` says why)."""
+
+    version: str | None
+    status: Literal["pending", "refused"]
+    error: str | None = None
+
+
 class PolicyDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """The policy file's text and a version (sha-256 of the text) that changes with it."""
+    """The policy in force: the text it was compiled from, a version (the sha-256 of those
+    bytes) and its rule count; ``file`` when the policy file on disk says something else."""
 
     text: str
     version: str
     rules: int
+    file: PolicyFileState | None = None
 
 
 class PolicyBackend(Protocol):
@@ -97,10 +110,12 @@ class PolicyBackend(Protocol):
 
     async def put(self, text: str) -> PolicyDocument:
         """Validate ``text`` (YAML, or JSON, which the same loader reads) and replace the
-        policy atomically; the old policy stays on any failure.
+        policy atomically; on any failure nothing changes (the file neither).
 
         Raises:
             InvalidPolicy: naming the problem (``rules[2].effect: ...``).
+            Conflict: the policy cannot be replaced as things are (others may change its
+                file), or its file changed meanwhile.
         """
         ...
 

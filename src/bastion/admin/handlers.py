@@ -112,7 +112,10 @@ async def revoke_key(b: AdminBackends, request: Request) -> tuple[Reply, str | N
 
 async def get_policies(b: AdminBackends, _: Request) -> tuple[Reply, str | None]:
     doc = await b.policies.get()
-    return json_reply(200, {"version": doc.version, "rules": doc.rules, "policy": doc.text}), None
+    body: dict[str, object] = {"version": doc.version, "rules": doc.rules, "policy": doc.text}
+    if doc.file is not None:  # the file on disk is not the policy in force
+        body["file"] = doc.file
+    return json_reply(200, body), None
 
 
 async def set_policy(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:

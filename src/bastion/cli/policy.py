@@ -5,7 +5,9 @@ Who asks is ``--principal`` (the id as the gateway gives it, e.g. ``jwt:ISSUER#S
 can match no id is warned about on stderr (``policy.principal_ids``).
 
 Exit status: 0 allow, 1 deny, 2 usage (bad ``--arg``/``--at``), 78 when the policy file does
-not load (``ConfigError``, turned into 78 by ``bastion.cli.main``).
+not load, whatever is wrong with it (a ``ConfigError`` naming the file and, for a value YAML
+cannot read, such as ``2024-02-30``, its line: turned into 78 by ``bastion.cli``), so that a
+broken file is never taken for a deny.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ safely, refusing duplicate keys (PyYAML keeps the last one silently), nesting de
 ``MAX_DEPTH`` (checked on the event stream, before libyaml's composer can overflow the C
 stack) and, once aliases are expanded, more than ``MAX_VALUES`` values or ``MAX_DEPTH``
 levels: aliases share nodes, so a few hundred bytes can stand for billions of values
-("billion laughs") that every later step (conversion, compilation) would pay for. Problems
+("billion laughs") that every later step (conversion, compilation) would pay for. A scalar
+that YAML reads as a value Python cannot hold (``2024-02-30``, a 5000-digit integer) is a
+problem at its line like any other (IN-1), not an exception that escapes the loader. Problems
 read ``<source>: <path>: <problem>``, the path in dotted form (``servers.gh.args[1]``).
 """
 
@@ -88,8 +90,36 @@ def _construct_mapping(loader: JSONValue, node: JSONValue) -> dict[JSONValue, JS
     return mapping
 
 
+# PyYAML's constructors of dates, times and numbers raise plain ValueError (day out of range
+# for the month, an integer past Python's 4300-digit conversion limit), which carries no mark
+# and is no YAMLError: each is re-raised as a ConstructorError at the scalar's line.
+_CHECKED_SCALARS: Final = ("int", "float", "timestamp")
+
+
+def _checked(tag: str, construct: JSONValue) -> JSONValue:
+    def checked(loader: JSONValue, node: JSONValue) -> JSONValue:
+        try:
+            return construct(loader, node)
+        except (ValueError, OverflowError) as exc:
+            value = node.value if len(node.value) <= 40 else f"{node.value[:20]}..."
+            problem = f"{value!r} is not a valid {tag} ({_reason(exc)}); quote it if it is text"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
+
+    return checked
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if "integer string conversion" in text:  # Python's hint (set_int_max_str_digits) is ours
+        return "too many digits"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 _Loader: JSONValue = type("_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+for _tag in _CHECKED_SCALARS:
+    _full = f"tag:yaml.org,2002:{_tag}"
+    _Loader.add_constructor(_full, _checked(_tag, _Loader.yaml_constructors[_full]))
 
 
 def parse_yaml_text(text: str, source: str) -> JSONValue:

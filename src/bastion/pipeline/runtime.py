@@ -54,7 +54,7 @@ from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
 from bastion.pipeline.listens import OpenListens
 from bastion.pipeline.pipeline import Pipeline
-from bastion.pipeline.policy_reloads import record_policy_change
+from bastion.pipeline.policy_reloads import PolicyPolls, record_policy_change
 from bastion.pipeline.stage import Stage
 from bastion.pipeline.subscribed import SubscribedSessions
 from bastion.pipeline.upstream_screens import UpstreamScreens, refuse_unsafe
@@ -316,19 +316,21 @@ class Security:
         if store is None:
             await anyio.sleep_forever()
             return
+        polls = PolicyPolls(store)
         while True:
             await anyio.sleep(self.config.policy.reload_interval)
             # Compiled in a thread (DS-4: a big policy would stop the event loop for seconds),
-            # swapped here. No await between the swap and the check: a stream the new policy
-            # refuses is cancelled before it runs again, so it delivers nothing under it.
+            # swapped on the loop as poll returns. No await between the swap and the check: a
+            # stream the new policy refuses is cancelled before it runs again, so it delivers
+            # nothing under it.
             # A new version is applied once seen unchanged on two polls (not half-written);
             # a result older than what a PUT /api/v1/policies applied meanwhile is dropped.
-            loaded = await anyio.to_thread.run_sync(store.check)
-            change = None if loaded is None else store.apply(loaded)
+            # A failure of any kind keeps the policy in force (IN-1): the poll never raises.
+            change, digest = await polls.poll()
             self._reauthorize_listens()
             await self._reauthorize_subscriptions()  # drops before its first await
-            if loaded is not None and change is not None and self.audit is not None:
-                await record_policy_change(self.audit, store.path, change, loaded.digest)
+            if change is not None and self.audit is not None:
+                await record_policy_change(self.audit, store.path, change, digest)
 
 
 async def _requests_recorded(stages: list[Stage]) -> None:

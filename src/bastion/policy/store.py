@@ -14,8 +14,11 @@ be read half-written, so a poll applies a new version only once it has seen it u
 
 Each read takes a ticket before it opens the file, and ``apply`` drops a result whose ticket
 is older than the one in force: a poll that compiled the file before ``PUT
-/api/v1/policies`` replaced it can no longer undo the PUT when it finishes. ``digest`` is the
-sha-256 of the bytes the policy in force was compiled from.
+/api/v1/policies`` replaced it can no longer undo the PUT when it finishes. ``in_force``
+holds the policy with the text and the sha-256 of the bytes it was compiled from (what
+``GET /api/v1/policies`` shows, whatever the file now says), ``refusal`` the last version
+of the file that was refused and why. A compile that fails in an unexpected way (any
+exception, not only ``ConfigError``) is a refusal too (IN-1): the old policy stays.
 """
 
 from __future__ import annotations
@@ -28,22 +31,39 @@ from typing import NamedTuple
 
 from bastion.errors import ConfigError
 from bastion.policy.engine import Policy
-from bastion.policy.load import Stamp, load_policy_file, parse_policy, read_policy_file, stamp_of
+from bastion.policy.load import Stamp, parse_policy, read_policy_file, stamp_of
 from bastion.policy.principal_ids import warn_unmatchable
 
-__all__ = ["Loaded", "PolicyStore", "load_policy"]
+__all__ = ["InForce", "Loaded", "PolicyStore", "Refusal", "compile_policy", "load_policy"]
 
 logger = logging.getLogger(__name__)
 
 
 class Loaded(NamedTuple):
     """A policy file as loaded: its read's ticket, stamp and sha-256 (None when it could not
-    be read), and the compiled policy or why not."""
+    be read), the compiled policy or why not, and the text it was compiled from."""
 
     ticket: int
     stamp: Stamp | None
     digest: str | None
     result: Policy | ConfigError
+    text: str = ""
+
+
+class InForce(NamedTuple):
+    """The policy in force, the text it was compiled from and the sha-256 of those bytes."""
+
+    policy: Policy
+    text: str
+    digest: str
+
+
+class Refusal(NamedTuple):
+    """A version of the policy file that was not put in force: the sha-256 of its bytes
+    (None when it could not be read) and why."""
+
+    digest: str | None
+    error: ConfigError
 
 
 def load_policy(path: Path) -> Policy:
@@ -52,7 +72,23 @@ def load_policy(path: Path) -> Policy:
     Raises:
         ConfigError: the file cannot be read or is not a valid policy.
     """
-    return Policy(load_policy_file(path))
+    result = compile_policy(read_policy_file(path).text, path.name)
+    if isinstance(result, ConfigError):
+        raise result
+    return result
+
+
+def compile_policy(text: str, source: str) -> Policy | ConfigError:
+    """``text`` compiled, or why not: a ``ConfigError`` naming ``source``, also when the
+    compile fails in a way nobody foresaw (logged with its traceback), so that whoever
+    loads a policy keeps the old one rather than dying with the new one (IN-1)."""
+    try:
+        return Policy(parse_policy(text, source=source))
+    except ConfigError as exc:
+        return exc
+    except Exception as exc:  # a bug here must not stop the gateway
+        logger.error("policy %s: unexpected error while compiling", source, exc_info=exc)
+        return ConfigError(f"{source}: cannot be compiled ({type(exc).__name__}; see the log)")
 
 
 class PolicyStore:
@@ -68,14 +104,20 @@ class PolicyStore:
         first = self._load(self._take_ticket())
         if isinstance(first.result, ConfigError):
             raise first.result
+        assert first.digest is not None  # read, since compiled
         self._stamp = first.stamp
-        self._policy = first.result
-        self.digest: str | None = first.digest
-        warn_unmatchable(self._policy.source, path)
+        self.in_force = InForce(first.result, first.text, first.digest)
+        self.refusal: Refusal | None = None
+        warn_unmatchable(first.result.source, path)
 
     @property
     def current(self) -> Policy:
-        return self._policy
+        return self.in_force.policy
+
+    @property
+    def digest(self) -> str:
+        """The sha-256 of the bytes the policy in force was compiled from."""
+        return self.in_force.digest
 
     def reload(self) -> ConfigError | None:
         """Load the file again now; on failure keep the old policy and return the error."""
@@ -113,10 +155,13 @@ class PolicyStore:
             self._ticket, self._stamp = loaded.ticket, loaded.stamp
             result = loaded.result
             if isinstance(result, ConfigError):
+                self.refusal = Refusal(loaded.digest, result)
                 logger.error("policy reload failed, keeping the previous policy: %s", result)
                 return result
-            self._policy = result  # one reference assignment: atomic for readers
-            self.digest = loaded.digest
+            assert loaded.digest is not None  # read, since compiled
+            # One reference assignment: readers see the policy with its own text and digest.
+            self.in_force = InForce(result, loaded.text, loaded.digest)
+            self.refusal = None
         logger.info("policy reloaded from %s (%d rules)", self.path, len(result.rules))
         warn_unmatchable(result.source, self.path)  # as at start: on every policy applied
         return result
@@ -137,15 +182,10 @@ class PolicyStore:
         return _Read(ticket, source.stamp, source.digest, source.text)
 
     def _compile(self, read: _Read) -> Loaded:
-        result: Policy | ConfigError
         if isinstance(read.result, ConfigError):
-            result = read.result
-        else:
-            try:
-                result = Policy(parse_policy(read.result, source=self.path.name))
-            except ConfigError as exc:
-                result = exc
-        return Loaded(read.ticket, read.stamp, read.digest, result)
+            return Loaded(read.ticket, read.stamp, read.digest, read.result)
+        result = compile_policy(read.result, self.path.name)
+        return Loaded(read.ticket, read.stamp, read.digest, result, read.result)
 
 
 class _Read(NamedTuple):

@@ -151,11 +151,10 @@ async def test_ad1_key_writes_are_recorded_with_roles_expiry_and_break_glass_AD1
         "breakGlass": False,
     }
     assert records["keys.create"]["target"] == key_id
-    assert records["keys.create"]["detail"] == described
+    assert records["keys.create"]["detail"] == {"key": described}
     assert records["keys.rotate"]["target"] == successor["id"]
     assert records["keys.rotate"]["detail"] == {
-        **described,
-        "expiresAt": successor["expires_at"],
+        "key": {**described, "expiresAt": successor["expires_at"]},
         "rotatedFrom": key_id,
         "overlapSeconds": 60,
     }

@@ -74,15 +74,18 @@ def test_create_rotate_revoke_are_audited_as_the_admin_api_does_AD1(tmp_path: Pa
         assert record["principal"] == record["credential_id"] == LOCAL
         assert (record["decision"], record["outcome"]) == ("allow", "ok")
     assert (create["method"], create["target"]) == ("keys.create", old)
-    assert create["detail"]["name"] == "ci" and create["detail"]["roles"] == ["user", "ops"]
-    assert abs(create["detail"]["expiresAt"] - time.time() - 30 * 86400) < 60
-    assert create["detail"]["breakGlass"] is False
+    made_key = create["detail"]["key"]
+    assert made_key["name"] == "ci" and made_key["roles"] == ["user", "ops"]
+    assert abs(made_key["expiresAt"] - time.time() - 30 * 86400) < 60
+    assert made_key["breakGlass"] is False and "breakGlass" not in create["detail"]
     assert (rotate["method"], rotate["target"]) == ("keys.rotate", new)
     assert rotate["detail"]["rotatedFrom"] == old and rotate["detail"]["overlapSeconds"] == 600
-    assert rotate["detail"]["roles"] == ["user", "ops"]
+    assert rotate["detail"]["key"]["roles"] == ["user", "ops"]
     assert create_glass["method"] == "keys.create"
-    assert create_glass["detail"]["breakGlass"] is True
-    assert create_glass["detail"]["roles"] == ["admin"]
+    # The new key's flag, not a break-glass use (that is the top-level ``breakGlass``).
+    assert create_glass["detail"]["key"]["breakGlass"] is True
+    assert "breakGlass" not in create_glass["detail"]
+    assert create_glass["detail"]["key"]["roles"] == ["admin"]
     assert (revoke["method"], revoke["target"]) == ("keys.revoke", "ci")
     assert revoke["detail"]["count"] == 2
     assert {key["id"] for key in revoke["detail"]["revoked"]} == {old, new}

@@ -287,11 +287,13 @@ def serve(
     keys: dict[str, tuple[str, ...]],
     extra: str = "",
     guard: str = "",
+    auth: str = "",
 ) -> Iterator[Gateway]:
     """``bastion serve -c`` with API keys (``keys``: name -> roles, made before start),
     ``policy`` as its policy file, and audit, key and pin databases under ``directory``.
     ``servers`` is the YAML body of the ``servers:`` section and ``guard`` more lines of the
-    ``guard:`` one (both indented two spaces); ``extra`` holds further top-level sections."""
+    ``guard:`` one and ``auth`` of the ``auth:`` one (all indented two spaces); ``extra``
+    holds further top-level sections."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -305,7 +307,7 @@ servers:
 auth:
   resource: {base}/mcp
   api_keys: {{db: {directory / "keys.db"}}}
-policy:
+{auth}policy:
   file: {directory / "policy.yaml"}
   reload_interval: 0.2
 audit:

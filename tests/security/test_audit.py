@@ -247,7 +247,7 @@ def test_ad1_an_admin_creating_a_key_is_recorded_with_what_the_key_may_do_AD1(
         "expiresAt": key["expires_at"],
         "breakGlass": False,
     }
-    assert written["keys.create"]["detail"] == described
+    assert written["keys.create"]["detail"] == {"key": described}
     assert written["keys.revoke"]["detail"] == {
         "revoked": [{"id": key["id"], **described}],
         "count": 1,

@@ -4,8 +4,8 @@
 parameters, and ``operation``, which
 assembles one operation and adds the answers every authenticated operation can meet (401 and
 403 without a body, AU-2; 413 from ``Content-Length`` before anything else, DS-1; 429 for an
-address that failed too often) and, when it takes a body, the answers about that body (400,
-408, 415). Data only, no I/O.
+address that failed too often or a principal over its rate limit, DS-3) and, when it takes a
+body, the answers about that body (400, 408, 415). Data only, no I/O.
 """
 
 from __future__ import annotations

@@ -97,7 +97,16 @@ _SCHEMAS: Final[JSONObject] = {
         "type": "object",
         "description": "The key and its secret: shown once, here, and never again.",
         "required": ["key", "secret"],
-        "properties": {"key": ref("Key"), "secret": {"type": "string"}},
+        "properties": {
+            "key": ref("Key"),
+            "secret": {"type": "string"},
+            "expiry_capped": {
+                "type": "boolean",
+                "const": True,
+                "description": "Present when the key was made (or rotated) with a break-glass "
+                "key: it expires when that key does, at the latest (expires_at).",
+            },
+        },
         "additionalProperties": False,
     },
     "Approval": {
@@ -215,7 +224,8 @@ COMPONENTS: Final[JSONObject] = {
         },
         "TooLarge": error_response(f"The body is larger than {MAX_BODY} bytes."),
         "Throttled": {
-            "description": "This address failed to authenticate too often (no body).",
+            "description": "This address failed to authenticate too often, or this "
+            "principal sent more than its rate limit (limits.per_principal) allows (no body).",
             "headers": {"Retry-After": {"required": True, "schema": {"type": "integer"}}},
         },
     },

@@ -4,14 +4,17 @@ Order of work for every request, and why:
 
 1. ``Content-Length`` over the body cap → 413 (DS-1: the cap holds before authentication).
 2. ``GET /api/v1/openapi.json`` is public (AU-1's documented public path); nothing else is.
-3. Authenticate (401 + ``WWW-Authenticate``, no body) and authorise by exact (method, path)
-   (403, no body) *before* routing or reading the body, so unknown paths, wrong methods and
-   garbage bodies from anyone but an admin get 401/403, never 404/405/400 (AZ-6).
+3. Authenticate (401 + ``WWW-Authenticate``, no body), charge the principal's rate limit
+   (``admit``: 429 + ``Retry-After``, DS-3; before authorisation, so a non-admin's flood of
+   403s is limited too) and authorise by exact (method, path) (403, no body) *before*
+   routing or reading the body, so unknown paths, wrong methods and garbage bodies from
+   anyone but an admin get 401/403, never 404/405/400 (AZ-6).
 4. Route (404, 405 + ``Allow``), read the bounded body (413, 408), run the handler.
 
-Every authenticated request (reads, writes, refusals) is reported to ``audit(principal,
-action, target, outcome, detail)``; ``detail`` is what the handler said of a write besides
-its target (a key's roles, expiry and break-glass flag), empty for a read or a refusal.
+Every request but the public document (reads, writes, refusals) is reported to
+``audit(principal, action, target, outcome, detail)``; ``detail`` is what the handler said
+of a write besides its target (a key's roles, expiry and break-glass flag), empty for a
+read or a refusal, but for the client's address (``peer``) when no principal is known.
 Errors on the wire are fixed, client-safe texts; anything unexpected is a generic 500 with a
 log entry carrying an id.
 """
@@ -42,16 +45,20 @@ __all__ = [
     "ADMIN_ROLE",
     "AUDITOR_ROLE",
     "OPENAPI_PATH",
+    "RATE_LIMITED",
     "AdminApi",
     "AdminEvent",
+    "Admit",
     "Authenticate",
     "Challenge",
+    "admit_all",
     "bearer_challenge",
 ]
 
 logger = logging.getLogger(__name__)
 
 MAX_TARGET: Final = 256  # audit names are capped at 512; a path is attacker-controlled
+RATE_LIMITED: Final = "rate_limited"  # the outcome of a request over the principal's limit
 
 Authenticate = Callable[[str | None, Scope], Awaitable[Principal]]
 """``(Authorization header or None, the request's ASGI scope) -> Principal``; raises
@@ -60,8 +67,15 @@ per address, AU-8) and its TLS client certificate (mTLS service accounts)."""
 AdminEvent = Callable[[Principal | None, str, str | None, str, JSONObject], Awaitable[None]]
 """``(principal, action, target, outcome, detail)``: one admin action or refusal, for the
 audit log."""
+Admit = Callable[[Principal], int]
+"""``principal -> seconds``: 0 admits one request of ``principal`` (taking a token from its
+bucket); more refuses it, over its rate limit, for that many seconds (DS-3)."""
 Challenge = Callable[[str | None], str]
 """``WWW-Authenticate`` value for an OAuth ``error`` (None, invalid_token, insufficient_scope)."""
+
+
+def admit_all(principal: Principal) -> int:
+    return 0
 
 
 def bearer_challenge(error: str | None) -> str:
@@ -76,8 +90,9 @@ async def _ignore(
 
 class AdminApi:
     """The admin API. ``authenticate`` is the gateway's authenticator; ``audit`` receives
-    every write and refusal; ``challenge`` builds ``WWW-Authenticate`` (AU-2 wants the
-    ``resource_metadata`` URL there, which only the gateway knows)."""
+    every read, write and refusal; ``admit`` charges a principal's rate limit; ``challenge``
+    builds ``WWW-Authenticate`` (AU-2 wants the ``resource_metadata`` URL there, which only
+    the gateway knows)."""
 
     def __init__(
         self,
@@ -85,6 +100,7 @@ class AdminApi:
         backends: AdminBackends,
         *,
         audit: AdminEvent = _ignore,
+        admit: Admit = admit_all,
         challenge: Challenge = bearer_challenge,
         max_body: int = h.MAX_BODY,
         body_timeout: float = h.BODY_TIMEOUT_S,
@@ -94,6 +110,7 @@ class AdminApi:
         self._authenticate = authenticate
         self._backends = backends
         self._audit = audit
+        self._admit = admit
         self._challenge = challenge
         self._max_body = max_body
         self._body_timeout = body_timeout
@@ -121,13 +138,18 @@ class AdminApi:
         try:
             principal = await self._authenticate(headers.get("authorization"), scope)
         except Unauthenticated as exc:
+            peer: JSONObject = {"peer": str(scope["client"][0])} if scope.get("client") else {}
             retry = getattr(exc, "retry_after", None)
             if isinstance(retry, float | int):  # this address failed too often (AU-8)
-                await self._refused(None, method, path, "throttled")
+                await self._refused(None, method, path, "throttled", peer)
                 return h.Reply(429, headers=(("retry-after", str(max(1, math.ceil(retry)))),))
-            await self._refused(None, method, path, "unauthenticated")
+            await self._refused(None, method, path, "unauthenticated", peer)
             error = "invalid_token" if exc.presented else None
             return h.Reply(401, headers=(("www-authenticate", self._challenge(error)),))
+        wait = self._admit(principal)
+        if wait > 0:
+            await self._refused(principal, method, path, RATE_LIMITED, {"limit": "principal"})
+            return h.Reply(429, headers=(("retry-after", str(wait)),))
         allowed = {ADMIN_ROLE} if access == "admin" else {ADMIN_ROLE, AUDITOR_ROLE}
         if allowed.isdisjoint(principal.roles):
             await self._refused(principal, method, path, "forbidden")
@@ -208,7 +230,12 @@ class AdminApi:
             await self._audit(principal, route.operation, None, outcome, {})
 
     async def _refused(
-        self, principal: Principal | None, method: str, path: str, outcome: str
+        self,
+        principal: Principal | None,
+        method: str,
+        path: str,
+        outcome: str,
+        detail: JSONObject | None = None,
     ) -> None:
         routes, _ = self._router.match(path)
         route = next((r for r in routes if r.method == method), None)
@@ -216,7 +243,8 @@ class AdminApi:
         target = f"{method} {path}" if path.startswith(PREFIX) else method
         # Redacted before the cut (AD-3): a key in the path cut short would no longer match
         # its pattern, and its head would be stored as sent.
-        await self._audit(principal, action, redact_text(target)[:MAX_TARGET], outcome, {})
+        target = redact_text(target)[:MAX_TARGET]
+        await self._audit(principal, action, target, outcome, detail or {})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

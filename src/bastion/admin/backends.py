@@ -64,13 +64,22 @@ class KeyBackend(Protocol):
     async def list(self) -> Sequence[KeyRecord]: ...
 
     async def create(
-        self, name: str, roles: tuple[str, ...], expires_in: float | None
+        self,
+        name: str,
+        roles: tuple[str, ...],
+        expires_in: float | None,
+        *,
+        expires_by: float | None = None,
     ) -> tuple[KeyRecord, str]:
-        """A new key and its plaintext secret (shown once, never stored)."""
+        """A new key and its plaintext secret (shown once, never stored); it expires at
+        ``expires_by`` (epoch seconds) at the latest, whatever ``expires_in`` says."""
         ...
 
-    async def rotate(self, key_id: str, overlap: float) -> tuple[KeyRecord, str]:
-        """A successor key; the old one stays valid ``overlap`` more seconds.
+    async def rotate(
+        self, key_id: str, overlap: float, *, expires_by: float | None = None
+    ) -> tuple[KeyRecord, str]:
+        """A successor key, expiring at ``expires_by`` at the latest; the old one stays
+        valid ``overlap`` more seconds.
 
         Raises:
             NotFound: no such key. Conflict: it is revoked.

@@ -4,8 +4,10 @@ Handlers run only after the caller was authenticated and authorised and the rout
 they get the bounded body already read. Each returns the reply and the audit target (a key
 or approval id, the new policy version); a key's creation, rotation and revocation also
 fill the audit record's detail (``Request.audit_detail``: the key's name, roles, expiry and
-break-glass flag, never its secret). Input structs forbid unknown fields and bound every
-size; their limits are the ones ``openapi.py`` documents.
+break-glass flag, never its secret). A key created or rotated by a break-glass key expires
+when that key does, at the latest (``expiry_capped`` in the answer says the cap applied):
+emergency access cannot be turned into permanent access. Input structs forbid unknown
+fields and bound every size; their limits are the ones ``openapi.py`` documents.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from bastion._types import JSONObject
 from bastion.admin._http import Reply, Request, json_reply
 from bastion.admin.backends import (
     MAX_APPROVALS_LIMIT,
@@ -23,8 +26,9 @@ from bastion.admin.backends import (
     MAX_CURSOR,
     AdminBackends,
     AuditFilters,
+    KeyRecord,
 )
-from bastion.admin.errors import InvalidInput, InvalidPolicy
+from bastion.admin.errors import Conflict, InvalidInput, InvalidPolicy
 from bastion.audit.admin_events import key_detail, revocation_detail, rotation_detail
 
 __all__ = [
@@ -91,17 +95,36 @@ async def list_keys(b: AdminBackends, _: Request) -> tuple[Reply, str | None]:
 
 async def create_key(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
     spec = _decode_json(_CREATE, request)
-    record, secret = await b.keys.create(spec.name, spec.roles, spec.expires_in)
+    cap = _break_glass_end(request)
+    record, secret = await b.keys.create(spec.name, spec.roles, spec.expires_in, expires_by=cap)
     request.audit_detail.update(key_detail(record))
     # The one place a secret leaves Bastion: once, in the answer to its creation.
-    return json_reply(201, {"key": record, "secret": secret}), record.id
+    return json_reply(201, _key_secret(record, secret, cap)), record.id
 
 
 async def rotate_key(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:
     spec = _decode_json(_ROTATE, request) if request.body else KeyRotate()
-    record, secret = await b.keys.rotate(request.params["id"], spec.overlap)
+    cap = _break_glass_end(request)
+    record, secret = await b.keys.rotate(request.params["id"], spec.overlap, expires_by=cap)
     request.audit_detail.update(rotation_detail(record, request.params["id"], spec.overlap))
-    return json_reply(200, {"key": record, "secret": secret}), record.id
+    return json_reply(200, _key_secret(record, secret, cap)), record.id
+
+
+def _break_glass_end(request: Request) -> float | None:
+    """When the caller's break-glass key ends, if it is one: what it makes ends then too."""
+    principal = request.principal
+    if principal.method != "break-glass":
+        return None
+    if principal.expires_at is None:  # the authenticator accepts none such; fail closed
+        raise Conflict("a break-glass key without an expiry cannot make keys")
+    return principal.expires_at
+
+
+def _key_secret(record: KeyRecord, secret: str, cap: float | None) -> JSONObject:
+    answer: JSONObject = {"key": msgspec.to_builtins(record), "secret": secret}
+    if cap is not None and record.expires_at == cap:
+        answer["expiry_capped"] = True  # at the caller's break-glass key's own expiry
+    return answer
 
 
 async def revoke_key(b: AdminBackends, request: Request) -> tuple[Reply, str | None]:

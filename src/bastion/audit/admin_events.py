@@ -6,6 +6,8 @@ outcome and what the action said besides (``detail``); refusals are recorded as
 ``decision="deny"``. The admin API and ``bastion keys`` both record through it, and both
 describe a key they created, rotated or revoked with ``key_detail``, ``rotation_detail``
 and ``revocation_detail`` (its name, roles, expiry and break-glass flag, never its secret).
+A created or rotated key is described under ``key``, so that its break-glass flag is never
+read as the top-level ``breakGlass`` that marks the caller's use of a break-glass key.
 It lives here, not in ``bastion.admin``, so that the command need not load the admin API.
 """
 
@@ -84,7 +86,11 @@ def audit_events(log: AuditLog, *, wall_clock: Clock = time.time) -> AdminEvent:
 
 
 def key_detail(key: DescribedKey) -> JSONObject:
-    """What the audit log says of a key created, rotated or revoked (AD-1)."""
+    """What the audit log says of a key created (AD-1): ``key``, its description."""
+    return {"key": _described(key)}
+
+
+def _described(key: DescribedKey) -> JSONObject:
     return {
         "name": key.name,
         "roles": list(key.roles),
@@ -101,4 +107,4 @@ def rotation_detail(key: DescribedKey, rotated_from: str, overlap: int) -> JSONO
 def revocation_detail(revoked: Sequence[DescribedKey]) -> JSONObject:
     """The keys one revocation ended: the first ``MAX_REVOKED_DETAILED`` and the count."""
     shown = revoked[:MAX_REVOKED_DETAILED]
-    return {"revoked": [{"id": key.id, **key_detail(key)} for key in shown], "count": len(revoked)}
+    return {"revoked": [{"id": key.id, **_described(key)} for key in shown], "count": len(revoked)}

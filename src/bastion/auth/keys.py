@@ -92,8 +92,7 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def ends_at(self) -> float | None:
         """The earlier of expiry and the end of a rotation overlap."""
-        ends = [t for t in (self.expires, self.not_after) if t is not None]
-        return min(ends) if ends else None
+        return _earliest(self.expires, self.not_after)
 
 
 class KeyStore:
@@ -145,8 +144,9 @@ class KeyStore:
         break_glass: bool = False,
         max_break_glass_ttl: float = MAX_BREAK_GLASS_TTL,
         reserved: bool = False,
+        expires_by: float | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key; returns its record and the plaintext key, which is never stored.
+        """A new key: its record and plaintext (never stored); it ends by ``expires_by`` if set.
 
         Raises:
             KeyStoreError: bad name or roles, a reserved role or name (only ``reserved``, the
@@ -168,10 +168,10 @@ class KeyStore:
             live = conn.execute("SELECT count(*) FROM keys WHERE revoked_at IS NULL").fetchone()
             if live[0] >= self._max_keys:
                 raise KeyStoreError(f"{self._max_keys} live keys exist; revoke some first")
-            if _current(conn, name) is not None:
+            if conn.execute(SELECT_CURRENT, (name,)).fetchone() is not None:
                 raise KeyStoreError(f"a key named {name!r} exists; rotate or revoke it")
             now = self._clock()
-            expires = None if expires_in is None else now + expires_in
+            expires = _earliest(None if expires_in is None else now + expires_in, expires_by)
             return self._insert(
                 conn,
                 name=name,
@@ -197,9 +197,11 @@ class KeyStore:
         with self._lock:
             return _record(_resolve(self._conn, id_or_name))
 
-    def rotate(self, id_or_name: str, *, overlap: float) -> tuple[ApiKey, str]:
-        """A successor with the same name and roles; the old key stays valid for ``overlap``
-        seconds (0: ends now). The successor keeps the old key's lifetime, from now.
+    def rotate(
+        self, id_or_name: str, *, overlap: float, expires_by: float | None = None
+    ) -> tuple[ApiKey, str]:
+        """A successor with the same name, roles and lifetime (from now; it ends by ``expires_by``
+        if set); the old key stays valid for ``overlap`` seconds (0: ends now).
 
         Raises:
             NoSuchKey: no such key. KeyStoreError: the key is revoked, expired, already
@@ -217,7 +219,7 @@ class KeyStore:
                 raise KeyStoreError("break-glass and hub keys are not rotated; make a new one")
             conn.execute("UPDATE keys SET not_after = ? WHERE id = ?", (now + overlap, old.id))
             lifetime = None if old.expires is None else old.expires - old.created
-            expires = None if lifetime is None else now + lifetime
+            expires = _earliest(None if lifetime is None else now + lifetime, expires_by)
             return self._insert(
                 conn,
                 name=old.name,
@@ -355,6 +357,10 @@ class KeyStore:
         return Transaction(self._conn, KeyStoreError)
 
 
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
 def _check_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if len(roles) > MAX_ROLES:
         raise KeyStoreError(f"at most {MAX_ROLES} roles")
@@ -364,20 +370,15 @@ def _check_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(roles))
 
 
-def _current(conn: sqlite3.Connection, name: str) -> tuple[object, ...] | None:
-    row: tuple[object, ...] | None = conn.execute(SELECT_CURRENT, (name,)).fetchone()
-    return row
-
-
 def _resolve(conn: sqlite3.Connection, id_or_name: str) -> tuple[object, ...]:
     if _ID.fullmatch(id_or_name):
         row = conn.execute(SELECT_BY_ID, (id_or_name,))
         if (found := row.fetchone()) is not None:
             return tuple(found)
-    current = _current(conn, id_or_name)
+    current = conn.execute(SELECT_CURRENT, (id_or_name,)).fetchone()
     if current is None:
         raise NoSuchKey(f"no key with id {id_or_name!r} and no current key with that name")
-    return current
+    return tuple(current)
 
 
 _ROLES: Final = msgspec.json.Decoder(tuple[str, ...])

@@ -46,20 +46,29 @@ class StoreKeys:
         return [_record(key) for key in keys]
 
     async def create(
-        self, name: str, roles: tuple[str, ...], expires_in: float | None
+        self,
+        name: str,
+        roles: tuple[str, ...],
+        expires_in: float | None,
+        *,
+        expires_by: float | None = None,
     ) -> tuple[KeyRecord, str]:
         try:
             key, plaintext = await anyio.to_thread.run_sync(
-                lambda: self._store.create(name, roles, expires_in=expires_in)
+                lambda: self._store.create(
+                    name, roles, expires_in=expires_in, expires_by=expires_by
+                )
             )
         except KeyStoreError as exc:
             raise InvalidInput(str(exc)) from exc
         return _record(key), plaintext
 
-    async def rotate(self, key_id: str, overlap: float) -> tuple[KeyRecord, str]:
+    async def rotate(
+        self, key_id: str, overlap: float, *, expires_by: float | None = None
+    ) -> tuple[KeyRecord, str]:
         try:
             key, plaintext = await anyio.to_thread.run_sync(
-                lambda: self._store.rotate(key_id, overlap=overlap)
+                lambda: self._store.rotate(key_id, overlap=overlap, expires_by=expires_by)
             )
         except KeyNotFound as exc:
             raise NotFound("no such key") from exc

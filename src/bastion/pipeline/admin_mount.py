@@ -3,21 +3,25 @@ the policy file, held tool, prompt, resource and template definitions and calls 
 approval, the audit log, and the upstreams' status (AZ-6, AD-4). Admin callers authenticate
 like ``/mcp`` callers, and a failed authentication is audited the same way (kind
 ``authentication``: credential id, reason, peer); every read, write and refusal is also
-audited (kind ``admin``), and a decision about a held definition also as kind ``pin``;
-refusals of throttled addresses (429) are counted by the audit log's ``refused``, as on
-``/mcp``, and an admin's reads by its ``repeated``: the first of each second written, the
-others counted in a summary (DS-4)."""
+audited (kind ``admin``), and a decision about a held definition also as kind ``pin``.
+Each principal's requests charge a token bucket of its own at ``limits.per_principal``, as
+on ``/mcp`` (DS-3): over it, 429 with ``Retry-After``. Refusals (401 of an address, 403 and
+429 of a principal, 429 of a throttled address) are counted by the audit log's ``refused``,
+as on ``/mcp``, and an admin's reads by its ``repeated``: the first of each second written,
+the others counted in a summary (AD-1, DS-4); only writes wait for their commit. Every
+record of a break-glass key's request carries ``breakGlass: true``, as on ``/mcp``."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from bastion._types import JSONObject
 from bastion.admin import (
+    RATE_LIMITED,
     READ_ACTIONS,
     AdminApi,
     AdminBackends,
@@ -32,6 +36,7 @@ from bastion.auth.metadata import metadata_url, www_authenticate
 from bastion.auth.principal import Principal
 from bastion.guard.held import DefinitionDecision
 from bastion.guard.pins import PinEvent
+from bastion.limits import RateLimiter
 from bastion.pipeline.admin_approvals import GatewayApprovals
 from bastion.pipeline.admin_backends import FLUSH_TIMEOUT_S, LiveAudit, StoreKeys
 from bastion.pipeline.authenticate import THROTTLED
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["BuiltinPolicies", "admin_api"]
 
 ADMIN_READS = "admin-reads"  # the tally an admin's reads are counted in, one per action
+# Refusals counted per principal (or, without one, per client address) in bounded numbers.
+TALLIED: Final = frozenset({"unauthenticated", "forbidden", RATE_LIMITED})
 
 
 class BuiltinPolicies:
@@ -63,6 +70,11 @@ def admin_api(security: Security) -> AdminApi:
     gateway = security.gateway
 
     http_auth = security.http_authenticator()
+    rates = RateLimiter(config.limits)  # the admin API's own buckets, at the same rates
+
+    def admit(principal: Principal) -> int:
+        """DS-3: a principal's requests are limited here as on ``/mcp`` (0: admitted)."""
+        return rates.check_principal(principal.id).retry_after
 
     async def authenticate(authorization: str | None, scope: Scope) -> Principal:
         """As on ``/mcp``, through the same ``HttpAuthenticator``: the ``Authorization``
@@ -90,6 +102,8 @@ def admin_api(security: Security) -> AdminApi:
         log = security.audit
         if log is None:
             return
+        if principal is not None and principal.method == "break-glass":
+            detail = {**detail, "breakGlass": True}  # the caller's, as on /mcp (README)
         record = AuditRecord(
             time=time.time(),
             kind="admin",
@@ -103,6 +117,10 @@ def admin_api(security: Security) -> AdminApi:
         )
         if outcome == THROTTLED:  # the address is in the ``authentication`` record
             await log.refused(("admin", THROTTLED), record)
+            return
+        if outcome in TALLIED:  # a flood of refusals costs a bounded number of records
+            who = principal.id if principal is not None else str(detail.get("peer", "-"))
+            await log.refused((who, f"admin-{outcome}"), record)
             return
         if outcome == "ok" and action in READ_ACTIONS and principal is not None:
             # A dashboard polling the API is recorded, in bounded numbers (DS-4).
@@ -152,4 +170,4 @@ def admin_api(security: Security) -> AdminApi:
         audit=LiveAudit(SqliteAudit(security.audit_path), lambda: security.audit),
         upstreams=gateway,
     )
-    return AdminApi(authenticate, backends, audit=on_event, challenge=challenge)
+    return AdminApi(authenticate, backends, audit=on_event, admit=admit, challenge=challenge)

@@ -5,8 +5,10 @@ with ``WWW-Authenticate`` (or 429 for a throttled address). Credentials come fro
 ``Authorization`` header and the TLS-verified client certificate only, never from the query
 string (AU-4). Every refusal is audited (kind ``authentication``), with the credential id
 when one was recognised, never the credential, and the request's path with any secret in it
-masked (AD-3); those of an address already over its failed attempts budget (429) are counted
-per address by the audit log's ``refused`` (DS-4).
+masked (AD-3). Two kinds of refusal come in floods and are counted per address by the audit
+log's ``refused`` (the first of each second written, the others summed in one summary record;
+DS-3, DS-4): those of an address already over its failed attempts budget (429), and those of
+requests without any credential (401), which that budget does not count: they guess nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = ["HttpAuthentication", "client_cert_of", "peer_of"]
 
 MAX_CERT_PEM: Final = 64 * 1024
 THROTTLED: Final = "throttled"  # the reason of a ``Throttled`` refusal
+NO_CREDENTIAL: Final = "missing"  # the tally of the refusals of requests without a credential
 
 
 class HttpAuthentication:
@@ -85,6 +88,8 @@ class HttpAuthentication:
         with anyio.CancelScope(shield=True):
             if refused.reason == THROTTLED and peer is not None:
                 await sink.refused((peer, THROTTLED), record)
+            elif not refused.presented:
+                await sink.refused((peer or "-", NO_CREDENTIAL), record)
             else:
                 await sink.record(record)
 

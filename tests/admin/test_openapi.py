@@ -5,6 +5,7 @@ as an admin and as an anonymous caller (no 5xx, documented statuses, headers and
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import jsonschema
 import msgspec
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi import checks as oa
 
 from bastion.admin import OPENAPI, ROUTES
+from bastion.auth.keys import KeyStore, KeyStoreError
 from tests.admin.support import ADMIN, Admin, serve_in_thread
 from tests.admin.test_keys_approvals import PROMPT, RUG_PULL, SEARCH
 
@@ -38,6 +40,39 @@ def test_every_route_is_documented_and_nothing_else() -> None:
     }
     routed = {(r.method, r.path, r.operation) for r in ROUTES}
     assert documented == routed
+
+
+NAMES = ["a", "a b", "ci-bot", "bot@example.com", "team:ci", "_x", "-x", "x" * 64, "x" * 65,
+         "é", "a/b", "a.b_c-d"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_key_name_or_role_is_valid_to_the_document_as_to_the_store_AU5(
+    name: str, tmp_path: Path
+) -> None:
+    """The document's KeyCreate said a name may hold spaces and 128 characters while the
+    store takes 64 without spaces: a client keeping to the schema was refused (400)."""
+    create = OPENAPI["components"]["schemas"]["KeyCreate"]["properties"]
+    documented = [create["name"], create["roles"]["items"]]
+    store = KeyStore(tmp_path / "keys.db")
+    try:
+        store.create(name, ["dev"])
+        store.create("role-probe", [name])
+        taken = True
+    except KeyStoreError:
+        taken = False
+    finally:
+        store.close()
+    for schema in documented:
+        assert _valid(schema, name) is taken
+
+
+def _valid(schema: dict[str, object], value: str) -> bool:
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError:
+        return False
+    return True
 
 
 def test_only_the_document_itself_is_public() -> None:

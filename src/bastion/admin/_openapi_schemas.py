@@ -16,20 +16,21 @@ from bastion.admin._http import MAX_BODY
 from bastion.admin._openapi_parts import error_response, ref
 from bastion.admin.handlers import MAX_EXPIRES_IN, MAX_OVERLAP
 from bastion.audit.verify import ProblemKind
+from bastion.auth.roles import NAME_PATTERN
 
 __all__ = ["COMPONENTS"]
 
 _NAME_SCHEMA: Final[JSONObject] = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 128,
-    "pattern": "^[A-Za-z0-9_.@ -]+$",
+    "maxLength": 64,
+    "pattern": f"^{NAME_PATTERN}$",
 }
 _ROLE_SCHEMA: Final[JSONObject] = {
     "type": "string",
     "minLength": 1,
     "maxLength": 64,
-    "pattern": "^[A-Za-z0-9_.:-]+$",
+    "pattern": f"^{NAME_PATTERN}$",
 }
 
 

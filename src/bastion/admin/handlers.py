@@ -30,6 +30,7 @@ from bastion.admin.backends import (
 )
 from bastion.admin.errors import Conflict, InvalidInput, InvalidPolicy
 from bastion.audit.admin_events import key_detail, revocation_detail, rotation_detail
+from bastion.auth.roles import NAME_PATTERN
 
 __all__ = [
     "DEFAULT_APPROVALS_LIMIT",
@@ -51,8 +52,9 @@ YAML_TYPES: Final = frozenset(
 )
 POLICY_TYPES: Final = YAML_TYPES | {"application/json"}
 
-KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@ -]+$")]
-RoleName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# What the key store takes (AU-5), so a schema-valid name is never refused after decoding.
+KeyName = Annotated[str, msgspec.Meta(max_length=64, pattern=f"^{NAME_PATTERN}$")]
+RoleName = Annotated[str, msgspec.Meta(max_length=64, pattern=f"^{NAME_PATTERN}$")]
 
 
 class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -40,7 +40,7 @@ from bastion.auth._keydb import (
 )
 from bastion.auth.pepper import PepperError, ensure_private_dir, load_or_create_pepper
 from bastion.auth.principal import Unauthenticated
-from bastion.auth.roles import RESERVED_ROLES, reserved_refusal
+from bastion.auth.roles import NAME_PATTERN, RESERVED_ROLES, reserved_refusal
 from bastion.auth.settings import MAX_BREAK_GLASS_TTL
 
 __all__ = ["KEY_PREFIX", "MAX_KEYS", "ApiKey", "KeyState", "KeyStore", "KeyStoreError", "NoSuchKey"]
@@ -52,7 +52,7 @@ MAX_VERIFIED: Final = 10_000  # verify rows kept between queries (cleared when f
 TOUCH_EVERY: Final = 60.0  # last_used is written at most once a minute per key: reads stay reads
 _ID: Final = re.compile(r"[0-9a-f]{12}")
 _KEY: Final = re.compile(r"bst_(?P<id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}")
-_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}")
+_NAME: Final = re.compile(NAME_PATTERN)
 
 KeyState = Literal["active", "expired", "revoked", "rotated"]
 

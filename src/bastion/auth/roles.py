@@ -13,6 +13,9 @@ them when an operator gave them (``bastion keys create --role admin``, an accoun
 [platform-admins]}``: the token's roles that grant each); a role of the token itself named
 ``admin`` or ``auditor`` is dropped, so an IdP group that happens to have that name grants
 nothing.
+
+``NAME_PATTERN`` is what an API key's name and each of its roles may be; the admin API's
+schemas (and its OpenAPI document) say the same.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ __all__ = [
     "AUDITOR_ROLE",
     "HUB_KEY_PREFIX",
     "LOCAL_ROLE",
+    "NAME_PATTERN",
     "RESERVED_ROLES",
     "reserved_refusal",
     "without_reserved",
 ]
 
+NAME_PATTERN: Final = "[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}"  # a key's name, a key's role
 LOCAL_ROLE: Final = "local"
 ADMIN_ROLE: Final = "admin"
 AUDITOR_ROLE: Final = "auditor"

@@ -136,7 +136,7 @@ def test_az3_a_needlessly_escaped_uri_cannot_step_around_a_deny_rule(
     error = _read(rooted, f"files+file://{docs}/{spelling}")["error"]
     assert error["code"] == DENIED
     assert f"{docs}/.env" not in _reads(rooted)
-    records = [r for r in rooted.audit() if r.get("target", "").endswith(spelling)]
+    records = [r for r in rooted.audit() if (r.get("target") or "").endswith(spelling)]
     assert records and all(r["rule_id"] == "invalid-name" for r in records)
 
 
@@ -215,7 +215,7 @@ def test_az3_a_uri_with_dot_or_empty_segments_is_refused_not_matched(
     error = _read(lenient, f"files+tree://root/{spelling}")["error"]
     assert error["code"] == DENIED
     assert _reads(lenient)[before:] == ["tree:pub/a"]
-    records = [r for r in lenient.audit() if r.get("target", "").endswith(spelling)]
+    records = [r for r in lenient.audit() if (r.get("target") or "").endswith(spelling)]
     assert records and all(r["rule_id"] == "invalid-name" for r in records)
 
 

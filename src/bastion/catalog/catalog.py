@@ -34,6 +34,7 @@ class Entry:
     original: str  # the upstream's own name or URI (template)
     exposed: str
     item: JSONObject  # the upstream's definition, with the exposed name or URI
+    uri_prefix: str = ""  # how its server's resource URIs are exposed (as in ``uri_prefixes``)
 
 
 @dataclass
@@ -76,7 +77,9 @@ def build_catalog(servers: Sequence[ServerListing]) -> Catalog:
                 if not isinstance(original, str) or not original:
                     continue
                 exposed = expose(prefix_of(server), original)
-                entries.append(Entry(server.server, original, exposed, {**item, key: exposed}))
+                shown = {**item, key: exposed}
+                uris = catalog.uri_prefixes[server.server]
+                entries.append(Entry(server.server, original, exposed, shown, uris))
         counts = Counter(e.exposed for e in entries)
         for entry in entries:
             if counts[entry.exposed] > 1:

@@ -3,7 +3,8 @@
 Each forwards to a ready replica of the owning server (``Gateway.pick``: the one a retried
 call is parked at, else one with the fewest calls in flight) under the upstream's own name or URI,
 on behalf of the calling client's ``ToolContext`` (its capabilities, log level, progress
-token and input rounds), and maps the answer back to the exposed names.
+token and input rounds), and maps the answer back to the exposed names (the URIs of
+resources a tool result or prompt embeds or links: ``embedded``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import msgspec
 from bastion._types import JSONObject
 from bastion.catalog import Entry, strip_uri_prefix
 from bastion.errors import InvalidParams
+from bastion.gateway.embedded import namespaced_prompt, namespaced_result
 from bastion.protocol import types as t
 from bastion.server.context import ToolContext
 from bastion.server.registry import PromptFn, ResourceFn, ToolFn
@@ -28,7 +30,8 @@ Picker = Callable[[str, ToolContext], Replica]
 def tool_proxy(entry: Entry, pick: Picker) -> ToolFn:
     async def call(ctx: ToolContext, args: JSONObject) -> JSONObject:
         params = {"name": entry.original, "arguments": args}
-        return await pick(entry.server, ctx).call("tools/call", params, ctx)
+        result = await pick(entry.server, ctx).call("tools/call", params, ctx)
+        return namespaced_result(result, entry.uri_prefix)
 
     return call
 
@@ -71,7 +74,7 @@ def prompt_proxy(entry: Entry, pick: Picker) -> PromptFn:
         params = {"name": entry.original, "arguments": args}
         result = await pick(entry.server, ctx).call("prompts/get", params, ctx)
         try:
-            return msgspec.convert(result, t.GetPromptResult)
+            return msgspec.convert(namespaced_prompt(result, entry.uri_prefix), t.GetPromptResult)
         except msgspec.ValidationError as exc:
             raise InvalidParams(str(exc), message="Upstream returned an invalid prompt") from exc
 

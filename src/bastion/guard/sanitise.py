@@ -9,6 +9,8 @@ the key renamed. Prompt injection is annotated (each such string is wrapped as u
 data) or blocks the whole result. Schema tokens (``type``, ``uri``, ``mimeType``, ``role``)
 are masked but never wrapped or cut; nesting deeper than ``MAX_DEPTH`` is dropped. The input
 is never modified; a clean input comes back as the very same object.
+A resource's ``blob`` whose ``mimeType`` names text is text too: it is decoded, filtered
+and encoded again (``_text_blobs``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Final, TypeAlias
 
 from bastion._types import JSONObject, JSONValue
 from bastion.audit.redact import REDACTED
+from bastion.guard._text_blobs import TextBlob
 from bastion.guard._text_filter import (
     CLOSE_MARK,
     MIN_KNOWN_SECRET,
@@ -202,8 +205,15 @@ class Sanitiser(TextFilter):
         return self._block(value, path, walk, depth)
 
     def _contents(self, value: JSONValue, path: Where, walk: Walk, depth: int) -> JSONValue:
-        binary = isinstance(value, dict) and "blob" in value and "text" not in value
-        return self._shaped(value, path, walk, depth, _BLOB if binary else _CONTENTS)
+        if not isinstance(value, dict) or "blob" not in value or "text" in value:
+            return self._shaped(value, path, walk, depth, _CONTENTS)
+        shaped = self._shaped(value, path, walk, depth, _BLOB)
+        # Text sent as base64 is read as text, and sent back in the same charset.
+        blob = TextBlob.of(value["blob"], value.get("mimeType"))
+        if blob is None or not isinstance(shaped, dict):
+            return shaped
+        text = self._string(blob.text, (path, "blob"), walk)
+        return shaped if text is blob.text else {**shaped, "blob": blob.encode(text)}
 
     def _contents_list(self, value: JSONValue, path: Where, walk: Walk, depth: int) -> JSONValue:
         if isinstance(value, list):

@@ -1,6 +1,7 @@
 """The authorize stage (AZ-1, AZ-2, AZ-4, TC-6): ask the policy about every request, refuse
 what it does not allow before anything reaches an upstream, filter list results by the same
-decisions, and enforce a high-security tool's obligations (recent authentication, approval).
+decisions (and the resources a result or prompt embeds or links: ``embedded``), and
+enforce a high-security tool's obligations (recent authentication, approval).
 A request that cannot be served as sent (``Exchange.malformed``: a method this protocol era
 does not have, -32601, or a target that cannot be read from its params, -32602) is refused
 before the policy is asked; the audit stage around it records the refusal.
@@ -29,6 +30,7 @@ import msgspec
 from bastion._types import Clock, JSONValue
 from bastion.errors import Denied
 from bastion.pipeline.approvals import ApprovalGate
+from bastion.pipeline.embedded import withhold_unreadable
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.listens import OpenListens
@@ -88,6 +90,9 @@ class AuthorizeStage:
         else:
             result = await proceed(exchange)
         check_input_requests(result, relay)
+        result = withhold_unreadable(
+            result, exchange.method, exchange.detail, policy.decide, request
+        )
         listed = LIST_KINDS.get(exchange.method)
         if listed is not None and isinstance(result, dict):
             key, kind, field = listed

@@ -2,9 +2,10 @@
 log, holds the current policy (re-read when its file changes; each reload audited by
 ``policy_reloads``), builds the pipeline once, guards every connection, and hands the
 gateway its screens of what upstreams offer (pins and held definitions:
-``upstream_screens``). An audit or pin database that anyone else may write, or mTLS accounts
-that do not fit the client CA bundle, is a configuration error, said before anything
-listens. The client CRL is re-read once a second, and its status is part of ``/readyz``.
+``upstream_screens``; what they let through filtered by ``listing_screens``). An audit or
+pin database that anyone else may write, or mTLS accounts that do not fit the client CA
+bundle, is a configuration error, said before anything listens. The client CRL is re-read
+once a second, and its status is part of ``/readyz``.
 
 ``Security.run`` is a long-lived task: it reports itself started once the pipeline exists,
 then polls the policy file until cancelled, and closes the audit log (draining it) last:
@@ -53,6 +54,7 @@ from bastion.pipeline.hub_key import HUB_ROLE, lent_hub_key
 from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.lapses import lapsed_owners, lapsed_principals
 from bastion.pipeline.listens import OpenListens
+from bastion.pipeline.listing_screens import filtered_definitions, filtered_tools, listing_filter
 from bastion.pipeline.pipeline import Pipeline
 from bastion.pipeline.policy_reloads import PolicyPolls, record_policy_change
 from bastion.pipeline.stage import Stage
@@ -120,10 +122,12 @@ class Security:
         self.screens = UpstreamScreens(config, lambda: self.audit)
         self.pins = self.screens.pins
         self.held_definitions = self.screens.held_definitions  # in the pin database
-        if self.pins is not None:
-            gateway.tool_screen = self.screens.tools
-        if self.held_definitions is not None:
-            gateway.definition_screen = self.screens.definitions
+        # What the screens let through is filtered once per rebuild (IN-5, TC-4).
+        listing = listing_filter(config)
+        tools = self.screens.tools if self.pins is not None else None
+        definitions = self.screens.definitions if self.held_definitions is not None else None
+        gateway.tool_screen = filtered_tools(tools, listing)
+        gateway.definition_screen = filtered_definitions(definitions, listing)
         self._pipeline: Pipeline | None = None
 
     def _arguments_key(self) -> bytes | None:

@@ -354,7 +354,7 @@ def listen(uris: list[Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "refused",
-    ["note://secret", "note://public/../secret", "note://%2fpublic", "file:///etc/shadow", 7],
+    ["note://secret", "note://public/../secret", "note://%2fpublic", "file:///etc/shadow"],
 )
 async def test_az1_listen_is_refused_like_subscribe_for_a_uri_policy_does_not_allow(
     refused: Any,
@@ -380,7 +380,24 @@ async def test_az1_listen_is_refused_like_subscribe_for_a_uri_policy_does_not_al
         "deny",
         "-32003",
     )
-    assert record.target == (refused if isinstance(refused, str) else "")
+    assert record.target == refused
+
+
+async def test_in1_listen_is_refused_like_subscribe_for_a_uri_that_is_not_a_string() -> None:
+    """IN-1: a URI of another JSON type is invalid params (-32602) before any policy, for
+    resources/subscribe and a listen naming it alike; nothing is subscribed (both were
+    answered -32003 Denied by policy, as if well formed)."""
+    subscribed: list[str] = []
+    rules = policy(NOTES_POLICY)
+    stages = [AuthorizeStage(lambda: rules)]
+    async with raw_guarded(notes_app(subscribed), stages, principal("alice", "dev")) as c:
+        await c.call("initialize", INITIALIZE, 1)
+        await c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        legacy = await c.call("resources/subscribe", {"uri": 7}, 2)
+        modern = await c.modern("subscriptions/listen", listen(["note://public", 7]), 3)
+    assert legacy["error"]["code"] == -32602
+    assert modern["error"]["code"] == -32602
+    assert subscribed == []
 
 
 async def test_az1_listen_to_allowed_uris_is_acknowledged_and_subscribed() -> None:

@@ -1,7 +1,7 @@
 """What a request is about, read from its params (AZ-1, ``pipeline.targets``): a
 ``completion/complete`` ref is of exactly one of the two spec types with its uri or name, or
-the request is refused -32602 before any policy; every other method names a target, the
-empty name when its field is missing or not a string."""
+the request is refused -32602 before any policy; every other method names a target, and one
+whose name or URI is missing or not a string is refused -32602 too (IN-1)."""
 
 from __future__ import annotations
 
@@ -69,13 +69,24 @@ def test_az1_a_completion_ref_of_the_spec_names_its_target() -> None:
         ("resources/unsubscribe", {}),
     ],
 )
-def test_az1_a_target_name_missing_or_not_a_string_is_an_invalid_name(
+def test_in1_a_target_name_missing_or_not_a_string_is_refused_as_invalid_params(
     method: str, params: dict[str, Any]
 ) -> None:
-    """AZ-1: the other methods never go without a target (the gap a completion ref had): a
-    name missing or of another JSON type is decided as the empty name, which the engine
-    refuses before any rule, whatever a method-wide allow says."""
-    target = target_of(method, params)
+    """IN-1, AZ-1: the other methods never go without a target (the gap a completion ref
+    had): a name or URI missing or of another JSON type is refused -32602 before any policy
+    (it was decided as the empty name and answered -32003 Denied by policy, as if the
+    request were well formed)."""
+    with pytest.raises(InvalidParams) as refused:
+        target_of(method, params)
+    assert refused.value.code == -32602
+
+
+@pytest.mark.parametrize("method", ["tools/call", "prompts/get", "resources/read"])
+def test_az1_an_empty_name_is_an_invalid_name_whatever_a_method_wide_allow_says(
+    method: str,
+) -> None:
+    field = "uri" if method == "resources/read" else "name"
+    target = target_of(method, {field: ""})
     assert target is not None and target.name == ""
     everything = policy([{"id": "all", "effect": "allow", "principals": ["*"], "methods": ["**"]}])
     assert everything.decide(request(method, kind=target.kind, name="")).rule_id == INVALID_NAME

@@ -2,6 +2,8 @@
 what it does not allow before anything reaches an upstream, filter list results by the same
 decisions (and the resources a result or prompt embeds or links: ``embedded``), and
 enforce a high-security tool's obligations (recent authentication, approval).
+List items and completion values are filtered as the MCP layer builds the answer, before a
+list is paged (``ShownCall``), so a page and its cursor count only what the caller may see.
 A request that cannot be served as sent (``Exchange.malformed``: a method this protocol era
 does not have, -32601, or a target that cannot be read from its params, -32602) is refused
 before the policy is asked; the audit stage around it records the refusal.
@@ -34,8 +36,9 @@ from bastion.pipeline.embedded import withhold_unreadable
 from bastion.pipeline.exchange import Exchange
 from bastion.pipeline.inflight import InFlightCalls
 from bastion.pipeline.listens import OpenListens
+from bastion.pipeline.shown import SHOWN_METHODS, ShownCall, filter_unconsulted
 from bastion.pipeline.stage import Handler
-from bastion.pipeline.targets import LIST_KINDS, LISTEN, SUBSCRIBE
+from bastion.pipeline.targets import LISTEN, SUBSCRIBE
 from bastion.pipeline.upstream_requests import PolicedCall, check_input_requests, relay_decider
 from bastion.policy.decision import Approval, Decision, PolicyRequest, RecentAuth, Target
 from bastion.policy.engine import Policy
@@ -85,6 +88,9 @@ class AuthorizeStage:
             return await self._listens.hold(exchange, proceed)
         relay = relay_decider(policy.decide, request, exchange.detail)
         exchange.call = PolicedCall(exchange.call, relay)
+        shown = None
+        if exchange.method in SHOWN_METHODS:  # filtered by the MCP layer, before paging
+            shown = exchange.call = ShownCall(exchange.call, policy, request)
         if exchange.session is None and self._calls is not None:
             result = await self._calls.hold(exchange, proceed)
         else:
@@ -93,12 +99,8 @@ class AuthorizeStage:
         result = withhold_unreadable(
             result, exchange.method, exchange.detail, policy.decide, request
         )
-        listed = LIST_KINDS.get(exchange.method)
-        if listed is not None and isinstance(result, dict):
-            key, kind, field = listed
-            items = result.get(key)
-            if isinstance(items, list):
-                result[key] = policy.filter_list(request, kind, items, lambda i: _field(i, field))
+        if shown is not None:
+            filter_unconsulted(shown, exchange.method, result)
         return result
 
     async def _obligations(self, exchange: Exchange, decision: Decision, now: float) -> None:
@@ -181,8 +183,3 @@ def _require_recent(exchange: Exchange, need: RecentAuth, now: float) -> None:
             message="Recent authentication required",
             data={"maxAuthAge": need.max_age},
         )
-
-
-def _field(item: JSONValue, field: str) -> str:
-    value = item.get(field) if isinstance(item, dict) else None
-    return value if isinstance(value, str) else ""

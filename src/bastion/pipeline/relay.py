@@ -11,6 +11,7 @@ and cleans each of those on the way out (``guard.relays``); what it finds is han
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import Denied
@@ -65,3 +66,6 @@ class RelayedCall(Call):
 
     def screen_input(self, method: str) -> None:
         self._inner.screen_input(method)
+
+    def shown(self, kind: Literal["tool", "prompt", "resource"]) -> Callable[[str], bool] | None:
+        return self._inner.shown(kind)

@@ -2,10 +2,12 @@
 the resources a 2026-07-28 ``subscriptions/listen`` asks to follow (each decided like the
 ``resources/subscribe`` it replaces).
 
-Policy decides on the name in the body, never on mirrored headers (TR-12). A name of the wrong
-JSON type becomes an empty name, which the policy engine refuses as invalid before any rule.
-A completion's ref is read by ``protocol.refs.completion_ref``, as the gateway routes it: one
-off the spec raises ``InvalidParams``, and the request is refused before any policy.
+Policy decides on the name in the body, never on mirrored headers (TR-12). A name or URI that
+is missing or not a string (IN-1) raises ``InvalidParams``, as does a completion's ref off the
+spec (read by ``protocol.refs.completion_ref``, as the gateway routes it): such a request is
+refused -32602 before any policy; so is a ``subscriptions/listen`` following a URI that is
+not a string, as ``resources/subscribe`` would be. An empty name is a string: the policy
+engine refuses it as invalid before any rule.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from bastion._types import JSONObject, JSONValue
+from bastion.errors import InvalidParams
 from bastion.policy.decision import Target, TargetKind
 from bastion.protocol.refs import completion_ref
 
@@ -42,29 +45,35 @@ def target_of(method: str, params: JSONObject) -> Target | None:
     """The target ``method`` is about, None for a method without one.
 
     Raises:
-        InvalidParams: a ``completion/complete`` whose ref is off the spec.
+        InvalidParams: the name or URI is missing or not a string, or the ref of a
+            ``completion/complete`` is off the spec.
     """
     found = _BY_METHOD.get(method)
     if found is not None:
         kind, field = found
-        return Target(kind, _name(params.get(field)))
+        name = params.get(field)
+        if not isinstance(name, str):
+            raise InvalidParams(f"{field}: a string is required")
+        return Target(kind, name)
     if method == COMPLETE:
         return Target(*completion_ref(params.get("ref")))
+    if method == LISTEN and not all(isinstance(uri, str) for uri in _listened(params)):
+        # refused as resources/subscribe refuses such a URI
+        raise InvalidParams("resourceSubscriptions: strings are required")
     return None
-
-
-def _name(value: JSONValue) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def subscriptions_of(method: str, params: JSONObject) -> tuple[Target, ...]:
     """The resources a ``subscriptions/listen`` request subscribes to (``resourceSubscriptions``),
     each once, in order; none for any other request or a malformed filter (which the MCP layer
-    refuses)."""
+    refuses; ``target_of`` refuses a URI that is not a string)."""
     if method != LISTEN:
         return ()
+    uris = dict.fromkeys(uri for uri in _listened(params) if isinstance(uri, str))
+    return tuple(Target("resource", uri) for uri in uris)
+
+
+def _listened(params: JSONObject) -> list[JSONValue]:
     notifications = params.get("notifications")
     uris = notifications.get("resourceSubscriptions") if isinstance(notifications, dict) else None
-    if not isinstance(uris, list):
-        return ()
-    return tuple(Target("resource", name) for name in dict.fromkeys(_name(u) for u in uris))
+    return uris if isinstance(uris, list) else []

@@ -21,6 +21,8 @@ __all__ = [
     "CallToolResult",
     "CancelledParams",
     "CompleteParams",
+    "CompletionArgument",
+    "CompletionContext",
     "ContentBlock",
     "CreateMessageParams",
     "DiscoverParams",
@@ -255,10 +257,23 @@ class GetPromptResult(Model, frozen=True):
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 
+class CompletionArgument(Model, frozen=True):
+    """The argument a completion is asked for: its name and the value typed so far."""
+
+    name: str
+    value: str
+
+
+class CompletionContext(Model, frozen=True):
+    """What a completion may take into account: the arguments already resolved."""
+
+    arguments: dict[str, str] | UnsetType = UNSET
+
+
 class CompleteParams(Model, frozen=True):
-    ref: JSONObject
-    argument: JSONObject
-    context: JSONObject | UnsetType = UNSET
+    ref: JSONObject  # read by ``protocol.refs.completion_ref``, as the policy reads it
+    argument: CompletionArgument
+    context: CompletionContext | UnsetType = UNSET
     meta: JSONObject | UnsetType = field(default=UNSET, name="_meta")
 
 

@@ -12,8 +12,9 @@ offered the name. Resource subscriptions (``subscriptions``) and the input round
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final, Literal, TypeVar
 
 import anyio
@@ -33,9 +34,10 @@ from bastion.protocol.meta import is_modern_request, read_request_meta, require_
 from bastion.protocol.methods import CLIENT_METHODS, parse_params
 from bastion.protocol.request_state import RequestStateSealer
 from bastion.protocol.versions import META_SERVER_INFO, SUPPORTED_VERSIONS, Era, negotiate_legacy
+from bastion.server.completions import shown_values
 from bastion.server.context import LOG_LEVELS, InputRequired, ToolContext
 from bastion.server.input_rounds import input_required, restore_responses
-from bastion.server.pagination import paginate
+from bastion.server.pagination import cursor_binding, paginate
 from bastion.server.registry import NameKind, ServerApp
 from bastion.server.subscriptions import MAX_SUBSCRIPTIONS, forget, listen, subscribe, unsubscribe
 from bastion.session.peer import Call, Peer
@@ -48,11 +50,12 @@ _E = TypeVar("_E")
 CacheScope = Literal["public", "private"]
 LIST_TTL_MS: Final = 0  # our lists can change at any time; clients should re-fetch
 _MODERN_ONLY: Final = frozenset({"server/discover", "subscriptions/listen"})
-_LIST_KINDS: Final = {
-    "tools/list": "tools",
-    "resources/list": "resources",
-    "resources/templates/list": "resources",
-    "prompts/list": "prompts",
+# list method -> (result key, the kind of its items)
+_LISTS: Final[dict[str, tuple[str, NameKind]]] = {
+    "tools/list": ("tools", "tool"),
+    "resources/list": ("resources", "resource"),
+    "resources/templates/list": ("resourceTemplates", "resource"),
+    "prompts/list": ("prompts", "prompt"),
 }
 
 
@@ -184,10 +187,10 @@ class ServerConnection:
     ) -> JSONValue:
         method = call.method
         params = call.params
-        if method in _LIST_KINDS:
+        if method in _LISTS:
             list_params = parse_params(t.ListParams, params)
             await self._settle()
-            return self._list(method, list_params, era)
+            return self._list(call, list_params, era)
         if method == "server/discover":
             return self._discover()
         if method == "logging/setLevel":
@@ -213,7 +216,7 @@ class ServerConnection:
             if method == "prompts/get":
                 return await self._get_prompt(ctx, parse_params(t.GetPromptParams, params))
             if method == "completion/complete":
-                return await self._complete(ctx, parse_params(t.CompleteParams, params))
+                return await self._complete(ctx, call, parse_params(t.CompleteParams, params))
         except InputRequired as need:
             return input_required(call, need, self.sealer, self.caller)
         raise MethodNotFound(method)
@@ -247,19 +250,18 @@ class ServerConnection:
             screen_input=call.screen_input,
         )
 
-    def _list(self, method: str, params: t.ListParams, era: Era) -> JSONObject:
+    def _list(self, call: Call, params: t.ListParams, era: Era) -> JSONObject:
+        """One page of a list, of the items this request's caller may be shown (AZ-2):
+        filtered before it is paged, so no page comes back short of what the caller may see
+        and a cursor counts nothing else (``pagination``)."""
+        method = call.method
         cursor = None if params.cursor is msgspec.UNSET else params.cursor
-        key: str
-        items: list[msgspec.Struct]
-        if method == "tools/list":
-            key, items = "tools", [e.tool for e in self.app.tools.values()]
-        elif method == "resources/list":
-            key, items = "resources", [e.resource for e in self.app.resources.values()]
-        elif method == "resources/templates/list":
-            key, items = "resourceTemplates", [e.template for e in self.app.templates]
-        else:
-            key, items = "prompts", [e.prompt for e in self.app.prompts.values()]
-        page, next_cursor = paginate(items, cursor, self.app.page_size)
+        key, kind = _LISTS[method]
+        named = functools.partial(_named, self.app, method)
+        binding = cursor_binding(method, self.caller)
+        page, next_cursor = paginate(
+            named, call.shown(kind), cursor, self.app.page_size, sealer=self.sealer, binding=binding
+        )
         result: JSONObject = {key: msgspec.to_builtins(page)}
         if next_cursor is not None:
             result["nextCursor"] = next_cursor
@@ -347,12 +349,29 @@ class ServerConnection:
             )
         return msgspec.to_builtins(await entry.fn(ctx, args))
 
-    async def _complete(self, ctx: ToolContext, params: t.CompleteParams) -> JSONValue:
+    async def _complete(self, ctx: ToolContext, call: Call, params: t.CompleteParams) -> JSONValue:
         if self.app.completion is None:
             raise MethodNotFound("completion/complete")
-        context = {} if params.context is msgspec.UNSET else params.context
-        completion = await self.app.completion(ctx, params.ref, params.argument, context)
-        return {"completion": completion}
+        context = {} if params.context is msgspec.UNSET else msgspec.to_builtins(params.context)
+        argument: JSONObject = msgspec.to_builtins(params.argument)
+        completion = await self.app.completion(ctx, params.ref, argument, context)
+        return {"completion": shown_values(completion, params.ref, self.app.templates, call)}
+
+
+def _named(app: ServerApp, method: str) -> Iterator[tuple[str, msgspec.Struct]]:
+    """Each item of ``method``'s list with the name (URI, URI template) policy decides on."""
+    if method == "tools/list":
+        for tool in app.tools.values():
+            yield tool.tool.name, tool.tool
+    elif method == "resources/list":
+        for resource in app.resources.values():
+            yield resource.resource.uri, resource.resource
+    elif method == "resources/templates/list":
+        for template in app.templates:
+            yield template.template.uriTemplate, template.template
+    else:
+        for prompt in app.prompts.values():
+            yield prompt.prompt.name, prompt.prompt
 
 
 def _not_found(uri: str, era: Era) -> BastionError:

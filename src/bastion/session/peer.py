@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 import anyio
 import anyio.abc
@@ -115,6 +115,12 @@ class Call:
     def screen_input(self, method: str) -> None:
         """Raise if this request's client may not be asked ``method`` on its behalf (a
         gateway's policy says so through a subclass); a plain call may be asked anything."""
+
+    def shown(self, kind: Literal["tool", "prompt", "resource"]) -> Callable[[str], bool] | None:
+        """Which tools, prompts or resources (``kind``) this request's caller may be shown,
+        by name or URI: the items of a list, the values of a completion (a gateway's policy
+        says so through a subclass). None: every one, as for a plain call."""
+        return None
 
 
 RequestHandler = Callable[[Call], Awaitable[JSONValue]]

@@ -68,3 +68,15 @@ def test_collisions_hide_every_claimant() -> None:
     # Neither server may answer to "deploy": a later one must not impersonate the first.
     assert set(catalog.tools) == {"only_a"}
     assert catalog.conflicts == ["deploy"]
+
+
+def test_in4_a_template_that_cannot_be_matched_is_left_out() -> None:
+    listing = {
+        "resourceTemplates": [
+            {"uriTemplate": "dup://{a}/{a}"},
+            {"uriTemplate": "open://{a"},
+            {"uriTemplate": "ok://{1}/{+rest}"},
+        ]
+    }
+    catalog = build_catalog([ServerListing("s", "s__", listing)])
+    assert set(catalog.templates) == {"s+ok://{1}/{+rest}"}

@@ -3,7 +3,8 @@
 ``build_catalog`` takes each server's listings in configuration order and returns what
 clients see. A name (or URI) exposed by more than one server is dropped from all of them
 and reported in ``conflicts``: never shadowed, since first-come-wins would let a later
-server's tool impersonate an earlier one (SECURITY.md TC-3).
+server's tool impersonate an earlier one (SECURITY.md TC-3). A template the gateway cannot
+match is left out, logged (DS-4).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from bastion._types import JSONObject
 from bastion.catalog.names import exposed_name, uri_prefix
+from bastion.server.uri_template import TemplateError, compile_template
 
 __all__ = ["Catalog", "Entry", "ServerListing", "build_catalog"]
 
@@ -76,6 +78,8 @@ def build_catalog(servers: Sequence[ServerListing]) -> Catalog:
                 if not isinstance(original, str) or not original:
                     continue
                 exposed = expose(prefix_of(server), original)
+                if key != "name" and _refused(catalog, server.server, kind, original, exposed):
+                    continue
                 entries.append(Entry(server.server, original, exposed, {**item, key: exposed}))
         counts = Counter(e.exposed for e in entries)
         for entry in entries:
@@ -90,3 +94,15 @@ def build_catalog(servers: Sequence[ServerListing]) -> Catalog:
                 continue
             target[entry.exposed] = entry
     return catalog
+
+
+def _refused(catalog: Catalog, server: str, kind: str, original: str, exposed: str) -> bool:
+    """Whether ``server``'s resource or template is left out (logged): a template that
+    cannot be matched (DS-4)."""
+    if kind == "resourceTemplates":
+        try:
+            compile_template(exposed)
+        except TemplateError as exc:
+            logger.warning("server %s offers resource template %.200r: %s", server, original, exc)
+            return True
+    return False

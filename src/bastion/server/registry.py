@@ -9,7 +9,8 @@ the owner fill it lazily: ``settle_hook`` (wait for what is starting) and ``reso
 they are not found, even where a template matches them, and cannot be subscribed to; they
 are compared in the normal form of ``uri_key``, so another spelling of one is held back too.
 Templates are matched in time linear in the URI (``uri_template``, DS-4); one the registry
-cannot match is logged and matches nothing (``add_template`` leaves it out).
+cannot match is logged and matches nothing (``add_template`` leaves it out). ``namespaces``
+says whose resource URIs each entry may answer (a gateway's upstreams, TC-3).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompletionFn",
     "NameKind",
+    "Namespaces",
     "PromptEntry",
     "PromptFn",
     "ResolveHook",
@@ -129,6 +131,28 @@ class TemplateEntry:
         return isinstance(self.pattern, _Refused)
 
 
+class Namespaces(Protocol):
+    """Whose resource URIs an entry may answer (TC-3): a URI is in one namespace, and an
+    entry answers only URIs of its own (any, when its namespace is None)."""
+
+    def of_uri(self, uri: str) -> str:
+        """The namespace ``uri`` is in."""
+        ...
+
+    def of_resource(self, uri: str) -> str | None:
+        """The namespace of the resource offered as ``uri``."""
+        ...
+
+    def of_template(self, uri_template: str) -> str | None:
+        """The namespace of the template offered as ``uri_template``."""
+        ...
+
+
+def _answers(namespace: str, own: str | None) -> bool:
+    """Whether an entry whose namespace is ``own`` may answer a URI in ``namespace``."""
+    return own is None or own == namespace
+
+
 @dataclass(frozen=True, slots=True)
 class PromptEntry:
     prompt: t.Prompt
@@ -162,6 +186,8 @@ class ServerApp:
     resolve_hook: ResolveHook | None = None
     # Resource URIs held back (in ``uri_key`` form): never found, never subscribed to.
     withheld: frozenset[str] = frozenset()
+    # Whose URIs each resource and template may answer (a gateway's upstreams); None: all.
+    namespaces: Namespaces | None = None
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
     _log_listeners: set[LogListener] = field(default_factory=set)
@@ -207,16 +233,22 @@ class ServerApp:
         return bool(self.withheld) and uri_key(uri) in self.withheld
 
     def find_resource(self, uri: str) -> tuple[ResourceFn, dict[str, str]] | None:
-        """The resource ``uri`` names, else the first template that matches it. A URI over
-        ``MAX_URI`` bytes matches no template."""
+        """The resource ``uri`` names, else the first template that matches it, either only
+        if it answers ``uri``'s namespace. A URI over ``MAX_URI`` bytes matches no template."""
         if self.withholds(uri):
             return None
+        spaces = self.namespaces
+        namespace = "" if spaces is None else spaces.of_uri(uri)
         entry = self.resources.get(uri)
-        if entry is not None:
+        if entry is not None and (spaces is None or _answers(namespace, spaces.of_resource(uri))):
             return entry.fn, {}
         if len(uri) > MAX_URI:
             return None
-        for template in self.templates:
+        templates = self.templates
+        if spaces is not None:
+            own = spaces.of_template
+            templates = [e for e in templates if _answers(namespace, own(e.template.uriTemplate))]
+        for template in templates:
             match = template.pattern.fullmatch(uri)
             if match is not None:
                 return template.fn, match.groupdict()

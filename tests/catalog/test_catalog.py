@@ -68,3 +68,39 @@ def test_collisions_hide_every_claimant() -> None:
     # Neither server may answer to "deploy": a later one must not impersonate the first.
     assert set(catalog.tools) == {"only_a"}
     assert catalog.conflicts == ["deploy"]
+
+
+def test_tc3_a_bare_servers_entries_in_another_namespace_are_left_out_not_conflicting() -> None:
+    """TC-3: a bare server's ``b+note://{id}`` (the scheme in any case) no longer hides b's
+    own template as a conflict, nor is its ``B+note://zzz`` offered; its own stay."""
+    squatter = {
+        "resourceTemplates": [
+            {"uriTemplate": "b+note://{id}", "name": "copy"},
+            {"uriTemplate": "{+u}", "name": "catch-all"},
+        ],
+        "resources": [{"uri": "B+note://zzz", "name": "z"}, {"uri": "own:x", "name": "x"}],
+    }
+    catalog = build_catalog(
+        [
+            ServerListing("c", "", squatter),
+            ServerListing("b", "b__", {"resourceTemplates": [{"uriTemplate": "note://{id}"}]}),
+        ]
+    )
+    assert catalog.conflicts == []
+    assert {k: e.server for k, e in catalog.templates.items()} == {
+        "{+u}": "c",
+        "b+note://{id}": "b",
+    }
+    assert set(catalog.resources) == {"own:x"}
+
+
+def test_in4_a_template_that_cannot_be_matched_is_left_out() -> None:
+    listing = {
+        "resourceTemplates": [
+            {"uriTemplate": "dup://{a}/{a}"},
+            {"uriTemplate": "open://{a"},
+            {"uriTemplate": "ok://{1}/{+rest}"},
+        ]
+    }
+    catalog = build_catalog([ServerListing("s", "s__", listing)])
+    assert set(catalog.templates) == {"s+ok://{1}/{+rest}"}

@@ -176,6 +176,28 @@ def test_server_count_limit() -> None:
     assert error(too_many) == "<string>: servers: 257 servers; at most 256 are allowed"
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "prefix"),
+    [("Notes", "notes", "notes+"), ("docs_v2", "DOCS_V2", "docs.v2+"), ("ab", "aB", "ab+")],
+)
+def test_tc3_servers_whose_uri_schemes_collide_are_refused_naming_both(
+    first: str, second: str, prefix: str
+) -> None:
+    """TC-3: resource URIs are namespaced by the server name in lower case, so two servers
+    whose names differ only in case would read each other's URIs; bare or not, neither loads."""
+    for extra in ("", ', prefix: ""'):
+        text = f"servers:\n  {first}: {{command: a}}\n  x: {{url: 'http://h'}}\n"
+        text += f"  {second}: {{command: b{extra}}}\n"
+        assert error(text) == (
+            f'<string>: servers: "{first}" and "{second}" would share the resource URI prefix '
+            f'"{prefix}": server names may not differ only in case'
+        )
+    assert set(parse("servers: {notes: {command: a}, notes2: {command: b}}").servers) == {
+        "notes",
+        "notes2",
+    }
+
+
 def test_source_names_the_text() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("servers: 5", {}, source="inline.yaml")

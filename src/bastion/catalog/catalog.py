@@ -3,7 +3,9 @@
 ``build_catalog`` takes each server's listings in configuration order and returns what
 clients see. A name (or URI) exposed by more than one server is dropped from all of them
 and reported in ``conflicts``: never shadowed, since first-come-wins would let a later
-server's tool impersonate an earlier one (SECURITY.md TC-3).
+server's tool impersonate an earlier one (SECURITY.md TC-3). For the same reason a bare
+server's resource or template in another server's namespace (``b+note://{id}`` beside server
+``b``) is left out, logged, and so is a template the gateway cannot match (DS-4).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bastion._types import JSONObject
-from bastion.catalog.names import exposed_name, uri_prefix
+from bastion.catalog.names import carried_prefix, exposed_name, uri_prefix
+from bastion.server.uri_template import TemplateError, compile_template
 
 __all__ = ["Catalog", "Entry", "ServerListing", "build_catalog"]
 
@@ -77,6 +80,8 @@ def build_catalog(servers: Sequence[ServerListing]) -> Catalog:
                 if not isinstance(original, str) or not original:
                     continue
                 exposed = expose(prefix_of(server), original)
+                if key != "name" and _refused(catalog, server.server, kind, original, exposed):
+                    continue
                 shown = {**item, key: exposed}
                 uris = catalog.uri_prefixes[server.server]
                 entries.append(Entry(server.server, original, exposed, shown, uris))
@@ -93,3 +98,21 @@ def build_catalog(servers: Sequence[ServerListing]) -> Catalog:
                 continue
             target[entry.exposed] = entry
     return catalog
+
+
+def _refused(catalog: Catalog, server: str, kind: str, original: str, exposed: str) -> bool:
+    """Whether ``server``'s resource or template is left out (logged): a bare server's in
+    another's namespace (TC-3), or a template that cannot be matched (DS-4)."""
+    if not catalog.uri_prefixes[server]:
+        carried = carried_prefix(original)
+        if carried and carried in catalog.uri_prefixes.values():
+            problem = "in another server's namespace"
+            logger.error("bare server %s offers %s %.200r %s", server, kind, original, problem)
+            return True
+    if kind == "resourceTemplates":
+        try:
+            compile_template(exposed)
+        except TemplateError as exc:
+            logger.warning("server %s offers resource template %.200r: %s", server, original, exc)
+            return True
+    return False

@@ -6,7 +6,9 @@ enforce) keep their first 55 characters plus ``_`` and 8 hex digits of the SHA-2
 full name: stable across restarts and unique in practice. Resource URIs (and templates)
 become ``<server-scheme>+<original>``, where the server scheme is the server name in
 lower case with ``_`` turned into ``.`` (a valid URI scheme character that server names may
-not contain), so the original URI is recovered exactly by removing the prefix.
+not contain), so the original URI is recovered exactly by removing the prefix. No two
+servers of a configuration may share a scheme (``Notes`` and ``notes``: ``config.load``
+refuses them), and a URI's ``carried_prefix`` names the server whose namespace it is in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-__all__ = ["MAX_NAME", "exposed_name", "server_scheme", "strip_uri_prefix", "uri_prefix"]
+__all__ = [
+    "MAX_NAME",
+    "carried_prefix",
+    "exposed_name",
+    "server_scheme",
+    "strip_uri_prefix",
+    "uri_prefix",
+]
 
 MAX_NAME: Final = 64
 _HASH_CHARS: Final = 8
@@ -34,6 +43,13 @@ def server_scheme(server: str) -> str:
 
 def uri_prefix(server: str, bare: bool) -> str:
     return "" if bare else f"{server_scheme(server)}+"
+
+
+def carried_prefix(uri: str) -> str:
+    """What ``uri`` would carry as a server's ``uri_prefix``: everything up to its first
+    ``+``, the scheme compared without case (``B+note:`` is ``b+``); ``""`` without one."""
+    head, plus, _ = uri.partition("+")
+    return head.lower() + plus if plus else ""
 
 
 def strip_uri_prefix(prefix: str, uri: str) -> str | None:

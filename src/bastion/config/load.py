@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, TypeVar, get_args, get_origin, get_type_hints
 
@@ -21,6 +21,7 @@ from msgspec import ValidationError
 
 from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
+from bastion.catalog.names import server_scheme
 from bastion.config.model import (
     SERVER_NAME_PATTERN,
     AuditSettings,
@@ -202,6 +203,7 @@ def _build(data: JSONValue) -> Config:
             problem = '"sse" (the deprecated HTTP+SSE transport) is not supported; use "http"'
             raise _Invalid((*path, "type"), f"{problem} if the server offers Streamable HTTP")
         servers[name] = _convert(entry, ServerConfig, path)
+    _refuse_shared_schemes(servers)
     auth = root.get("auth")
     return Config(
         servers=servers,
@@ -212,6 +214,21 @@ def _build(data: JSONValue) -> Config:
         guard=_convert(_or_empty(root.get("guard")), GuardSettings, ("guard",)),
         audit=_convert(_or_empty(root.get("audit")), AuditSettings, ("audit",)),
     )
+
+
+def _refuse_shared_schemes(names: Iterable[str]) -> None:
+    """Resource URIs are namespaced by ``server_scheme`` (the name in lower case): two
+    servers sharing one would answer each other's URIs (TC-3), so neither loads."""
+    seen: dict[str, str] = {}
+    for name in names:
+        scheme = server_scheme(name)
+        other = seen.setdefault(scheme, name)
+        if other != name:
+            problem = (
+                f"{_describe(other)} and {_describe(name)} would share the resource URI prefix"
+                f" {_describe(scheme + '+')}: server names may not differ only in case"
+            )
+            raise _Invalid(("servers",), problem)
 
 
 def _or_empty(value: JSONValue) -> JSONValue:

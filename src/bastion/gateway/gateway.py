@@ -8,7 +8,8 @@ whenever an upstream becomes ready or says a list changed, and clients are told;
 into it passes the tool and definition screens first, and ``offer`` installs it in the app.
 A resource the definition screen holds back (TC-1) is withheld from the app, so it is
 neither read through a template that matches its URI nor subscribed to until an admin
-approves it.
+approves it. Reads, subscriptions and update notifications stay within the namespace of the
+upstream a URI belongs to (``namespaces``, TC-3).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bastion.catalog import Catalog, build_catalog
 from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
 from bastion.gateway.declared import GATEWAY_CAPABILITIES, GATEWAY_NAME
+from bastion.gateway.namespaces import UpstreamNamespaces
 from bastion.gateway.offer import DefinitionScreen, ToolScreen, install, screen_listings
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
@@ -65,6 +67,8 @@ class Gateway:
         self.catalog = Catalog()
         self._environ = environ
         self._servers = {name: s for name, s in config.servers.items() if s.enabled}
+        self.namespaces = UpstreamNamespaces(self._servers, lambda: self.catalog)
+        self.app.namespaces = self.namespaces
         self.replicas: dict[str, list[Replica]] = {
             name: self._replicas(name, server) for name, server in self._servers.items()
         }
@@ -275,9 +279,9 @@ class Gateway:
     async def _on_upstream_notification(self, replica: Replica, note: Notification) -> None:
         if note.method == "notifications/resources/updated":
             uri = (note.params or {}).get("uri")
-            if isinstance(uri, str):
-                prefix = self.catalog.uri_prefixes.get(replica.server, "")
-                await self.app.resource_updated(prefix + uri)
+            exposed = self.namespaces.updated(replica.server, uri) if isinstance(uri, str) else None
+            if exposed is not None:
+                await self.app.resource_updated(exposed)
 
     async def rebuild(self, announce: tuple[str, ...]) -> None:
         """Rebuild the catalog from the ready replicas; tell clients about ``announce``.
@@ -331,14 +335,7 @@ class Gateway:
                     await replica.subscribe(original, subscribe)
 
     def _route_uri(self, uri: str) -> tuple[str, str] | None:
-        entry = self.catalog.resources.get(uri)
-        if entry is not None:
-            return entry.server, entry.original
-        for server, prefix in self.catalog.uri_prefixes.items():
-            if prefix and uri.startswith(prefix):
-                return server, uri[len(prefix) :]
-        bare = [s for s, p in self.catalog.uri_prefixes.items() if not p]
-        return (bare[0], uri) if len(bare) == 1 else None
+        return self.namespaces.route(uri)
 
     async def _complete(
         self, ctx: ToolContext, ref: JSONObject, argument: JSONObject, context: JSONObject

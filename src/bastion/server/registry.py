@@ -8,17 +8,22 @@ the owner fill it lazily: ``settle_hook`` (wait for what is starting) and ``reso
 ``withheld`` names resource URIs the owner holds back (a gateway's held definitions, TC-1):
 they are not found, even where a template matches them, and cannot be subscribed to; they
 are compared in the normal form of ``uri_key``, so another spelling of one is held back too.
+Templates are matched in time linear in the URI (``uri_template``, DS-4); one the registry
+cannot match is logged and matches nothing (``add_template`` leaves it out). ``namespaces``
+says whose resource URIs each entry may answer (a gateway's upstreams, TC-3).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from bastion._types import JSONObject, JSONValue
 from bastion.protocol import types as t
+from bastion.server.uri_template import MAX_URI, TemplateError, compile_template
 
 if TYPE_CHECKING:
     from bastion.server.context import ToolContext
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompletionFn",
     "NameKind",
+    "Namespaces",
     "PromptEntry",
     "PromptFn",
     "ResolveHook",
@@ -33,6 +39,7 @@ __all__ = [
     "ResourceFn",
     "ServerApp",
     "TemplateEntry",
+    "TemplatePattern",
     "ToolEntry",
     "ToolFn",
     "uri_key",
@@ -50,9 +57,8 @@ UpdateListener = Callable[[str], Awaitable[None]]
 # A server-wide log message: level, data, logger name.
 LogListener = Callable[[str, JSONValue, str | None], Awaitable[None]]
 
-# ``{name}`` matches one path segment; ``{+name}`` (RFC 6570 reserved expansion) may span
-# several, as in ``workspace://{workspace}/{+path}``.
-_TEMPLATE_VAR: Final = re.compile(r"\{(\+?[A-Za-z0-9_]+)\}")
+logger = logging.getLogger(__name__)
+
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -85,23 +91,66 @@ class ResourceEntry:
     subscribable: bool = False
 
 
+class _Found(Protocol):
+    def groupdict(self) -> dict[str, str]: ...
+
+
+class TemplatePattern(Protocol):
+    """What matches a URI against a template: ``uri_template.UriTemplate``, or a regex of
+    the owner's (linear-time: it is matched on the event loop)."""
+
+    def fullmatch(self, string: str, /) -> _Found | None: ...
+
+
+class _Refused:
+    """The pattern of a template the registry cannot match: it matches nothing."""
+
+    def fullmatch(self, string: str, /) -> _Found | None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class TemplateEntry:
     template: t.ResourceTemplate
     fn: ResourceFn
-    pattern: re.Pattern[str]
+    pattern: TemplatePattern
 
     @classmethod
     def build(cls, template: t.ResourceTemplate, fn: ResourceFn) -> TemplateEntry:
-        parts = _TEMPLATE_VAR.split(template.uriTemplate)
-        regex = "".join(re.escape(p) if i % 2 == 0 else _variable(p) for i, p in enumerate(parts))
-        return cls(template, fn, re.compile(regex))
+        """Never raises: a template ``compile_template`` refuses is logged and matches
+        nothing (``refused``)."""
+        try:
+            pattern: TemplatePattern = compile_template(template.uriTemplate)
+        except TemplateError as exc:
+            logger.warning("resource template %.200r refused: %s", template.uriTemplate, exc)
+            pattern = _Refused()
+        return cls(template, fn, pattern)
+
+    @property
+    def refused(self) -> bool:
+        return isinstance(self.pattern, _Refused)
 
 
-def _variable(name: str) -> str:
-    if name.startswith("+"):
-        return f"(?P<{name[1:]}>[^?#]+)"
-    return f"(?P<{name}>[^/?#]+)"
+class Namespaces(Protocol):
+    """Whose resource URIs an entry may answer (TC-3): a URI is in one namespace, and an
+    entry answers only URIs of its own (any, when its namespace is None)."""
+
+    def of_uri(self, uri: str) -> str:
+        """The namespace ``uri`` is in."""
+        ...
+
+    def of_resource(self, uri: str) -> str | None:
+        """The namespace of the resource offered as ``uri``."""
+        ...
+
+    def of_template(self, uri_template: str) -> str | None:
+        """The namespace of the template offered as ``uri_template``."""
+        ...
+
+
+def _answers(namespace: str, own: str | None) -> bool:
+    """Whether an entry whose namespace is ``own`` may answer a URI in ``namespace``."""
+    return own is None or own == namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +186,8 @@ class ServerApp:
     resolve_hook: ResolveHook | None = None
     # Resource URIs held back (in ``uri_key`` form): never found, never subscribed to.
     withheld: frozenset[str] = frozenset()
+    # Whose URIs each resource and template may answer (a gateway's upstreams); None: all.
+    namespaces: Namespaces | None = None
     _change_listeners: set[ChangeListener] = field(default_factory=set)
     _update_listeners: set[UpdateListener] = field(default_factory=set)
     _log_listeners: set[LogListener] = field(default_factory=set)
@@ -152,7 +203,10 @@ class ServerApp:
         self.resources[resource.uri] = ResourceEntry(resource, fn, subscribable)
 
     def add_template(self, template: t.ResourceTemplate, fn: ResourceFn) -> None:
-        self.templates.append(TemplateEntry.build(template, fn))
+        """Offer ``template``; one the registry cannot match is logged and left out."""
+        entry = TemplateEntry.build(template, fn)
+        if not entry.refused:
+            self.templates.append(entry)
 
     def add_prompt(self, prompt: t.Prompt, fn: PromptFn) -> None:
         self.prompts[prompt.name] = PromptEntry(prompt, fn)
@@ -179,14 +233,24 @@ class ServerApp:
         return bool(self.withheld) and uri_key(uri) in self.withheld
 
     def find_resource(self, uri: str) -> tuple[ResourceFn, dict[str, str]] | None:
+        """The resource ``uri`` names, else the first template that matches it, either only
+        if it answers ``uri``'s namespace. A URI over ``MAX_URI`` bytes matches no template."""
         if self.withholds(uri):
             return None
+        spaces = self.namespaces
+        namespace = "" if spaces is None else spaces.of_uri(uri)
         entry = self.resources.get(uri)
-        if entry is not None:
+        if entry is not None and (spaces is None or _answers(namespace, spaces.of_resource(uri))):
             return entry.fn, {}
-        for template in self.templates:
+        if len(uri) > MAX_URI:
+            return None
+        templates = self.templates
+        if spaces is not None:
+            own = spaces.of_template
+            templates = [e for e in templates if _answers(namespace, own(e.template.uriTemplate))]
+        for template in templates:
             match = template.pattern.fullmatch(uri)
-            if match:
+            if match is not None:
                 return template.fn, match.groupdict()
         return None
 

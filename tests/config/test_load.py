@@ -356,7 +356,7 @@ def test_missing_variable_in_a_list() -> None:
 
 FIELDS = (
     "command, args, env, cwd, url, headers, type, prefix, replicas, enabled, startup_timeout, "
-    "request_timeout, sandbox, pass_principal"
+    "request_timeout, sandbox, pass_principal, listing"
 )
 GATEWAY_FIELDS = "host, port, separator, allowed_hosts, allowed_origins, tls, sessions, http"
 NAME_RULE = "use 1 to 64 of A-Z a-z 0-9 _ -"

@@ -5,7 +5,9 @@
 the same to the caller. On 2026-07-28 the session adds ``_meta`` to each request and
 resolves input-required results itself: it answers the input requests with the same
 handlers that serve 2025-11-25 server-to-client requests, and retries with the answers
-and the server's ``requestState``, for at most ``MAX_INPUT_ROUNDS`` rounds.
+and the server's ``requestState``, for at most ``MAX_INPUT_ROUNDS`` rounds. Lists are
+read page by page, keeping only the well-formed items that fit a ``ListingBudget``
+(``listing``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import anyio
 import anyio.abc
 
 from bastion._types import JSONObject, JSONValue
+from bastion.client.listing import ListingBudget
 from bastion.errors import (
     InvalidRequest,
     MethodNotFound,
@@ -48,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 MAX_INPUT_ROUNDS: Final = 8  # a server asking for input more often than this is looping
 PROBE_TIMEOUT: Final = 10.0  # seconds to wait for server/discover before trying initialize
+MAX_PAGES: Final = 100  # pages of one list asked for; the rest is left out
 
 ServerRequestHandler = Callable[[JSONObject], Awaitable[JSONObject]]
 InputAnswerer = Callable[[JSONObject], Awaitable[JSONObject]]
@@ -336,23 +340,29 @@ class ClientSession:
         else:
             await self.request("server/discover")
 
-    async def list_all(self, method: str, key: str) -> list[JSONObject]:
-        """Every item of a paginated list (``tools/list`` -> ``tools``), bounded to 100 pages."""
+    async def list_all(
+        self, method: str, key: str, budget: ListingBudget | None = None
+    ) -> list[JSONObject]:
+        """The well-formed items of a paginated list (``tools/list`` -> ``tools``) that fit
+        ``budget`` (a fresh default one when None), from at most ``MAX_PAGES`` pages."""
+        budget = ListingBudget() if budget is None else budget
         items: list[JSONObject] = []
-        cursor: str | None = None
-        for _page in range(100):
+        cursor: JSONValue = None
+        for _page in range(MAX_PAGES):
             result = await self.request(method, {"cursor": cursor} if cursor else {})
-            items.extend(result.get(key) or [])
+            if not budget.take(key, result.get(key), items):
+                return items
             cursor = result.get("nextCursor")
-            if not cursor:
-                break
+            if not cursor or not isinstance(cursor, str):
+                return items
+        budget.note_pages(key, MAX_PAGES)
         return items
 
-    async def list_tools(self) -> list[JSONObject]:
+    async def list_tools(self, budget: ListingBudget | None = None) -> list[JSONObject]:
         """The server's tools, minus any whose ``x-mcp-header`` annotations are invalid."""
         usable: list[JSONObject] = []
         headers: dict[str, dict[str, str]] = {}
-        for tool in await self.list_all("tools/list", "tools"):
+        for tool in await self.list_all("tools/list", "tools", budget):
             annotated = tool_param_headers(tool)
             if annotated is None:
                 logger.warning(

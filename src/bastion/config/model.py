@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
+from bastion.client.listing import ListingLimits
 from bastion.guard.settings import GuardSettings
 from bastion.limits.settings import LimitSettings
 from bastion.transport.settings import HttpLimits, SessionSettings
@@ -35,6 +36,7 @@ __all__ = [
     "FieldProblem",
     "GatewaySettings",
     "HttpLimits",
+    "ListingLimits",
     "PolicySettings",
     "ServerConfig",
     "SessionSettings",
@@ -109,6 +111,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Send the caller's principal id in each request's _meta (io.bastion/principal); off by
     # default, since a principal's name can be personal data a third party has no use for.
     pass_principal: bool = False
+    # How much of its lists is kept (items per kind, bytes in all) and how often it is
+    # re-listed after it announces changes (UP-4, DS-4).
+    listing: ListingLimits = ListingLimits()
 
     def __post_init__(self) -> None:
         if self.command is not None and self.url is not None:

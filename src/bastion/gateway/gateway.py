@@ -15,6 +15,7 @@ upstream a URI belongs to (``namespaces``, TC-3).
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 
@@ -23,12 +24,18 @@ import anyio.abc
 
 from bastion import __version__
 from bastion._types import NO_CHECKS, ConnectChecks, JSONObject
-from bastion.catalog import Catalog, build_catalog
+from bastion.catalog import Catalog
 from bastion.config.model import Config, ServerConfig
 from bastion.errors import UpstreamUnavailable
 from bastion.gateway.declared import GATEWAY_CAPABILITIES, GATEWAY_NAME
 from bastion.gateway.namespaces import UpstreamNamespaces
-from bastion.gateway.offer import DefinitionScreen, ToolScreen, install, screen_listings
+from bastion.gateway.offer import (
+    Complaints,
+    DefinitionScreen,
+    ToolScreen,
+    build_offer,
+    screen_listings,
+)
 from bastion.protocol import types as t
 from bastion.protocol.jsonrpc import Notification
 from bastion.protocol.refs import completion_ref
@@ -47,6 +54,8 @@ from bastion.upstream.replica import LIST_KINDS, Replica, ReplicaState
 __all__ = ["DefinitionScreen", "Gateway", "ToolScreen"]
 
 READY_POLL = 0.02  # seconds between readiness checks in ``wait_ready``
+
+logger = logging.getLogger(__name__)
 
 
 class Gateway:
@@ -74,6 +83,8 @@ class Gateway:
         }
         self._turns: dict[str, itertools.count[int]] = {n: itertools.count() for n in self.replicas}
         self._rebuild_lock = anyio.Lock()
+        self._rebuilds_asked = self._rebuilds_done = 0  # rebuilds queued up share one
+        self._complaints = Complaints()  # the upstreams' definitions left out, logged once
         # Which of a server's tools may be offered (tool pinning, TC-2/TC-3); None: all.
         self.tool_screen: ToolScreen | None = None
         # Which prompts, resources and templates may be offered (poison screen, TC-1).
@@ -286,30 +297,45 @@ class Gateway:
     async def rebuild(self, announce: tuple[str, ...]) -> None:
         """Rebuild the catalog from the ready replicas; tell clients about ``announce``.
         Each server's tools first pass ``tool_screen`` (tool pinning), and its prompts,
-        resources and templates ``definition_screen``, when set."""
+        resources and templates ``definition_screen``, when set. Callers that queue up
+        while a rebuild runs share the next one. Never raises (the replica asking is not
+        to blame): a server whose lists cannot be offered is left out, and should the
+        whole rebuild fail, clients keep the catalog they have (TC-3, UP-4)."""
+        self._rebuilds_asked += 1
+        asked = self._rebuilds_asked
         async with self._rebuild_lock:
+            if self._rebuilds_done < asked:
+                # Every rebuild asked for so far is served by this one: it reads the
+                # listings as they are now, after those callers updated them.
+                self._rebuilds_done = self._rebuilds_asked
+                await self._rebuild_now()
+        for kind in announce:
+            await self.app.list_changed(kind)
+
+    async def _rebuild_now(self) -> None:
+        try:
             offered = {
                 server: ready[0].listings
                 for server in self.replicas
                 if (ready := self._ready(server))
             }
             listings, held = await screen_listings(
-                offered, self._prefix, self.tool_screen, self.definition_screen
+                offered, self._prefix, self.tool_screen, self.definition_screen, self._complaints
             )
-            catalog = build_catalog(listings)
-            prefixes = catalog.uri_prefixes
-            withheld = {prefixes[s] + uri for s, uris in held.items() for uri in uris}
-            install(
-                self.app,
-                catalog,
-                withheld,
+            catalog, offer = await build_offer(
+                listings,
+                held,
                 self.pick,
-                own_tools=self._own_tools,
-                own_resources=self._own_resources,
+                own_tools=dict(self._own_tools),
+                own_resources=dict(self._own_resources),
+                problems=self._complaints.add,
             )
-            self.catalog = catalog
-        for kind in announce:
-            await self.app.list_changed(kind)
+        except Exception:
+            logger.exception("the catalog could not be rebuilt; clients keep the last one")
+            return
+        offer.install(self.app)
+        self._complaints.report()
+        self.catalog = catalog
 
     async def _subscription(self, uri: str, on: bool) -> None:
         """Subscribe upstream on a URI's first subscriber, unsubscribe after its last."""

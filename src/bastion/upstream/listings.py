@@ -5,17 +5,23 @@ start and again when it announces a change. A 2026-07-28 upstream announces chan
 resource updates) only on a ``subscriptions/listen`` stream, reopened whenever the set of
 followed resources changes; its acknowledgement triggers a resync, which re-lists once and
 reports only what really changed while nobody listened (TC-2). A 2025-11-25 upstream is
-followed with ``resources/subscribe``.
+followed with ``resources/subscribe``. What is kept is bounded by the server's
+``ListingLimits`` (only well-formed items, at most ``max_items`` of each kind and
+``max_bytes`` in all, UP-4, DS-4); ``problem`` says what the last listing left out, and a
+storm of announced changes is re-listed at most once per ``relist_interval``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Final
 
 import anyio
 
-from bastion._types import JSONObject
+from bastion._log_counts import LogCounter
+from bastion._types import Clock, JSONObject
+from bastion.client.listing import DEFAULT_LIMITS, ListingBudget, ListingLimits
 from bastion.client.session import ClientSession
 from bastion.errors import BastionError
 from bastion.protocol.versions import Era
@@ -25,6 +31,7 @@ __all__ = ["LISTEN_RETRY", "LIST_KINDS", "Listings"]
 logger = logging.getLogger(__name__)
 
 LISTEN_RETRY: Final = 5.0  # seconds before reopening a dropped subscriptions/listen stream
+LOG_EVERY: Final = 60.0  # seconds between two log lines about one upstream's bad listings
 LIST_KINDS: Final = ("tools", "resources", "prompts")  # the lists that can change
 _LISTEN_ALL: Final = {
     "toolsListChanged": True,
@@ -34,8 +41,22 @@ _LISTEN_ALL: Final = {
 
 
 class Listings:
-    def __init__(self, label: str) -> None:
+    def __init__(
+        self,
+        label: str,
+        limits: ListingLimits = DEFAULT_LIMITS,
+        *,
+        relist_timeout: float = 60.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._label = label
+        self._limits = limits
+        self._relist_timeout = relist_timeout  # seconds one re-listing may take in all
+        self._clock = clock
+        self._listed_at = float("-inf")  # when the last listing began
+        self._malformed_log = LogCounter(LOG_EVERY, clock)
+        self._cut_log = LogCounter(LOG_EVERY, clock)
+        self.problem: str | None = None  # what the last listing left out, for /readyz
         self.current: dict[str, list[JSONObject]] = {}
         self.resources: set[str] = set()  # upstream URIs some client is subscribed to
         self._changed = anyio.Event()
@@ -56,32 +77,66 @@ class Listings:
         self._changed.set()
 
     async def refresh(self, session: ClientSession) -> None:
+        self._listed_at = self._clock()
         caps = session.server.capabilities if session.server else {}
+        budget = ListingBudget(self._limits)
         listings: dict[str, list[JSONObject]] = {}
         if "tools" in caps:
-            listings["tools"] = await session.list_tools()
+            listings["tools"] = await session.list_tools(budget)
         if "resources" in caps:
-            listings["resources"] = await session.list_all("resources/list", "resources")
+            listings["resources"] = await session.list_all("resources/list", "resources", budget)
             listings["resourceTemplates"] = await session.list_all(
-                "resources/templates/list", "resourceTemplates"
+                "resources/templates/list", "resourceTemplates", budget
             )
         if "prompts" in caps:
-            listings["prompts"] = await session.list_all("prompts/list", "prompts")
+            listings["prompts"] = await session.list_all("prompts/list", "prompts", budget)
         self.current = listings
+        self._report(budget)
+
+    def _report(self, budget: ListingBudget) -> None:
+        """Log what ``budget`` left out (once a minute at most) and keep it for /readyz."""
+        if budget.malformed and (times := self._malformed_log.count()) is not None:
+            logger.warning(
+                "upstream %s: %d malformed list items left out (%d listing(s) with some "
+                "since the previous such line)",
+                self._label,
+                budget.malformed,
+                times,
+            )
+        self.problem = None
+        if budget.cut:
+            self.problem = "listing cut: " + "; ".join(budget.cut)
+            if (times := self._cut_log.count()) is not None:
+                logger.warning(
+                    "upstream %s: %s (%d listing(s) cut since the previous such line)",
+                    self._label,
+                    self.problem,
+                    times,
+                )
 
     async def next_changes(self, session: ClientSession) -> tuple[str, ...]:
         """Wait for announced changes, re-list, and return the kinds that changed (none
         when re-listing failed, or a resync found nothing new)."""
         await self._changed.wait()
+        # DS-4: announcements coming faster than relist_interval are re-listed together.
+        await anyio.sleep(max(0.0, self._listed_at + self._limits.relist_interval - self._clock()))
         self._changed = anyio.Event()
         kinds = set(self._changed_kinds)
         self._changed_kinds.clear()
         resync, self._resync = self._resync, False
         before = self.current
         try:
-            await self.refresh(session)
+            with anyio.fail_after(self._relist_timeout):
+                await self.refresh(session)
         except BastionError as exc:
             logger.warning("upstream %s: re-listing failed: %s", self._label, exc.detail)
+            return ()
+        except TimeoutError:
+            logger.warning(
+                "upstream %s: re-listing took over %.0fs; left as it was",
+                self._label,
+                self._relist_timeout,
+            )
             return ()
         if resync:  # announce only what really changed while nobody listened
             kinds |= {

@@ -115,7 +115,9 @@ class Replica:
         self._abandoned = self._calls.abandoned
         self._parking = ParkingLot()
         self._tg: anyio.abc.TaskGroup | None = None  # lives as long as the session
-        self._listings = Listings(self.label)
+        self._listings = Listings(
+            self.label, config.listing, relist_timeout=config.startup_timeout, clock=clock
+        )
         self.settled = anyio.Event()  # set once the first start attempt ended, either way
 
     @property
@@ -188,6 +190,7 @@ class Replica:
                     with anyio.fail_after(self.config.startup_timeout):
                         info = await session.connect()
                         await self._listings.refresh(session)
+                    self._note_listing_problem()
                     logger.info(
                         "upstream %s ready (%s, %s)",
                         self.label,
@@ -229,8 +232,14 @@ class Replica:
         answers to these very list requests."""
         while True:
             kinds = await self._listings.next_changes(session)
+            self._note_listing_problem()
             if kinds:
                 await self._on_change(self, kinds)
+
+    def _note_listing_problem(self) -> None:
+        """What a listing limit left out is this replica's last error (on /readyz)."""
+        if self._listings.problem is not None:
+            self.last_error = self._listings.problem
 
     async def subscribe(self, uri: str, on: bool) -> None:
         """Follow (or stop following) updates of the upstream resource ``uri``."""

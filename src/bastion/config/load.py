@@ -5,7 +5,8 @@ Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, the 
 form (``servers.github.args[1]``); YAML syntax errors read ``<source>:<line>:<column>: ...``.
 The environment is passed in, never read here, and nothing here exits the process. A value
 that came from a ``${VAR}`` is often a credential (IN-5): messages name it as the file writes
-it (``got "${TOKEN}"``), never as substituted.
+it (``got "${TOKEN}"``), never as substituted. ``load_config`` reads only a file that no
+user but root or ours may change.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final, Literal, TypeAlias, TypeVar, get_args, get_origin, get
 import msgspec
 from msgspec import ValidationError
 
+from bastion._file_trust import change_refused
 from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
 from bastion.config.model import (
@@ -83,11 +85,17 @@ _SYNTAX: Final = "write ${NAME} or ${NAME:-default}, and $${ for a literal ${"
 
 
 def load_config(path: Path, environ: Mapping[str, str]) -> Config:
-    """Read, substitute and check the configuration file at ``path``.
+    """Read, substitute and check the configuration file at ``path``, once it is known that
+    only root or our user may change it: whoever may write it picks the commands the gateway
+    runs and who is its admin (``bastion._file_trust``).
 
     Raises:
-        ConfigError: the file cannot be read, is over 1 MiB, or is not a valid configuration.
+        ConfigError: others may change the file (naming the entry at fault and the command
+            that fixes it), or it cannot be read, is over 1 MiB, or is not a valid
+            configuration.
     """
+    if (refused := change_refused(path, "the configuration")) is not None:
+        raise ConfigError(refused)
     return parse_config(read_text_file(path, MAX_CONFIG_BYTES), environ, source=str(path))
 
 

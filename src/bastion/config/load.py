@@ -5,8 +5,9 @@ Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, the 
 form (``servers.github.args[1]``); YAML syntax errors read ``<source>:<line>:<column>: ...``.
 The environment is passed in, never read here, and nothing here exits the process. A value
 that came from a ``${VAR}`` is often a credential (IN-5): messages name it as the file writes
-it (``got "${TOKEN}"``), never as substituted. ``load_config`` reads only a file that no
-user but root or ours may change.
+it (``got "${TOKEN}"``), never as substituted, and those substituted into a server's fields
+go to ``config.secrets.note_substituted``, which masks them in what its upstream says
+(UP-4). ``load_config`` reads only a file that no user but root or ours may change.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bastion.config.model import (
     ServerConfig,
     _describe,
 )
+from bastion.config.secrets import note_substituted
 from bastion.config.yaml_text import (
     MAX_DEPTH,
     MAX_VALUES,
@@ -114,10 +116,14 @@ def parse_config(text: str, environ: Mapping[str, str], *, source: str = "<strin
     data = parse_yaml_text(text, source)
     resolver = _Resolver(environ)
     try:
-        return _build(resolver.resolve(data, ()))
+        config = _build(resolver.resolve(data, ()))
     except _Invalid as exc:
         where = f"{_render_path(exc.path)}: " if exc.path else ""
         raise ConfigError(f"{source}: {where}{resolver.conceal(exc.problem, exc.path)}") from None
+    # UP-4, IN-5: a credential given a server as ${VAR} (in args too) is masked wherever an
+    # upstream may echo it: results, stderr, /readyz's and the log's reasons.
+    note_substituted(resolver.substituted(("servers",)))
+    return config
 
 
 class _Invalid(Exception):
@@ -151,6 +157,15 @@ class _Resolver:
             for end in range(min(len(value), len(problem)), MIN_CONCEALED - 1, -1):
                 problem = problem.replace(value[:end], f"${{{name}}}")
         return problem
+
+    def substituted(self, under: _Path) -> list[str]:
+        """Each variable's value substituted at or under ``under``."""
+        return [
+            value
+            for where, (_, _, used) in self._written.items()
+            if where[: len(under)] == under
+            for value in used.values()
+        ]
 
     def resolve(self, value: JSONValue, path: _Path) -> JSONValue:
         # parse_yaml_text bounded the tree, aliases expanded: MAX_VALUES values, MAX_DEPTH deep.

@@ -1,11 +1,16 @@
-"""Who may change a file: its owner, and whoever may write it or a directory on its way.
+"""Who may change a file: its owner, and whoever may write it or a directory on its way;
+and who may read a secret one.
 
 ``untrusted_step`` follows a path as the kernel does when opening it (every directory, every
 symlink and every component of its target, to the file) and names the first entry that a
 user other than root or us could change: one owned by another user, or one writable by
 others (or by a group that is not our user private group), except a sticky directory (as
 /tmp is: there only an entry's owner may rename or delete it). A symlink's own mode means
-nothing; its owner and its directory decide who may repoint it.
+nothing; its owner and its directory decide who may repoint it. ``change_refused`` says it
+as a message naming the file's role and the command that fixes it.
+
+``read_refused`` says why a secret file (a private key) is not private: readable by others,
+or by a group that is not our user private group.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ import stat
 from pathlib import Path
 from typing import Final, NamedTuple
 
-__all__ = ["MAX_SYMLINKS", "Untrusted", "private_group", "untrusted_step"]
+__all__ = [
+    "MAX_SYMLINKS",
+    "Untrusted",
+    "change_refused",
+    "private_group",
+    "read_refused",
+    "untrusted_step",
+]
 
 MAX_SYMLINKS: Final = 40  # as Linux's ELOOP limit; the open fails beyond it anyway
 
@@ -64,6 +76,36 @@ def untrusted_step(path: Path) -> Untrusted | None:
         else:
             pending[:0] = target.parts
     return problem
+
+
+def change_refused(path: Path, what: str) -> str | None:
+    """None when only root or we may change ``path`` (see ``untrusted_step``); else why not,
+    ``what`` naming its role ("the configuration"): ``<path>: others may change <what>:
+    <entry> <why>; run: <fix> <entry>``."""
+    step = untrusted_step(path)
+    if step is None:
+        return None
+    return (
+        f"{path}: others may change {what}: {step.entry} {step.why}; run: {step.fix} {step.entry}"
+    )
+
+
+def read_refused(path: Path, what: str) -> str | None:
+    """None when neither others nor a group other than our user private group may read the
+    file at ``path`` (symlinks followed), or it cannot be examined (opening it says why);
+    else why, with the ``chmod`` that fixes it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IROTH:
+        return f"{path}: every user may read {what} (mode {mode:04o}); run: chmod 600 {path}"
+    if mode & stat.S_IRGRP and not private_group(info.st_gid):
+        return (
+            f"{path}: group {info.st_gid} may read {what} (mode {mode:04o}); run: chmod 600 {path}"
+        )
+    return None
 
 
 def _judge(entry: Path, me: int, info: os.stat_result | None = None) -> Untrusted | None:

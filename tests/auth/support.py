@@ -322,6 +322,7 @@ def _write_pair(
             serialization.NoEncryption(),
         )
     )
+    key_path.chmod(0o600)  # a TLS key others may read is refused (bastion serve)
     return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
 
 

@@ -110,6 +110,29 @@ def test_au1_an_older_crl_put_back_is_a_rollback_and_fails_closed(
     assert pki.answers(crl) == REVOKED
 
 
+def test_au1_a_crl_file_others_may_change_fails_closed_until_fixed(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chmod changes nothing the change check sees (inode, mtime, size), yet whoever may
+    now write the file may put back an older CRL after a restart: it is asked at every
+    refresh, and every client certificate is refused while others may change it."""
+    crl = loaded(pki, pki.crl(2))
+    pki.path.chmod(0o666)
+    with caplog.at_level(logging.ERROR, logger="bastion.auth.crl"):
+        crl.refresh(NOW)
+    assert crl.status(NOW) == "untrusted"
+    assert pki.answers(crl) == REFUSED
+    assert [r.getMessage() for r in caplog.records] == [
+        f"client_crl {pki.path}: untrusted; every client certificate is refused until it is"
+        f" fixed ({pki.path}: others may change the client CRL: {pki.path} is writable by"
+        f" every user; run: chmod o-w {pki.path})"
+    ]
+    pki.path.chmod(0o644)
+    crl.refresh(NOW)
+    assert crl.status(NOW) == "ok"
+    assert pki.answers(crl) == REVOKED
+
+
 def test_au1_the_same_crl_again_is_accepted_another_with_its_number_is_not(pki: Pki) -> None:
     """An equal CRLNumber is fine for the very CRL accepted (rewritten, or restored after a
     refused one); a different CRL with that number is suspicious and refused."""

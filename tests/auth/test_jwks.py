@@ -4,6 +4,7 @@ size caps, the TTL cache and the rate-limited refresh on an unknown ``kid``."""
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 import time
 import tracemalloc
@@ -15,6 +16,7 @@ import pytest
 from bastion.auth import JwksCache, JwtValidator, OidcSettings, Unauthenticated
 from bastion.auth.jwk import JwksError, parse_jwks
 from bastion.auth.jwks import MAX_JWKS_BYTES, FileJwks, UrlJwks
+from bastion.errors import ConfigError
 from tests.auth.support import (
     EC_KEY,
     ISSUER,
@@ -257,6 +259,51 @@ async def test_jwks_file_is_reread_after_the_ttl(tmp_path: Path) -> None:
     assert await cache.get("rsa1") is None
     assert await cache.get("rsa2") is not None
     assert cache.fetches == 2
+
+
+def test_au7_a_jwks_file_others_may_change_is_refused(tmp_path: Path) -> None:
+    """Red-team w: whoever may write the JWKS file mints tokens, admin ones included."""
+    path = tmp_path / "jwks.json"
+    path.write_bytes(jwks(jwk(RSA_KEY, "rsa1")))
+    path.chmod(0o666)
+    with pytest.raises(ConfigError) as info:
+        FileJwks(path)
+    assert str(info.value) == (
+        f"{path}: others may change the JWKS (oidc.jwks_file): {path} is writable by every"
+        f" user; run: chmod o-w {path}"
+    )
+
+
+def test_au7_a_jwks_ca_file_others_may_change_is_refused(tmp_path: Path) -> None:
+    cert, _, _ = self_signed(tmp_path)
+    cert.chmod(0o666)
+    with pytest.raises(ConfigError, match="others may change the CAs of the JWKS URL"):
+        UrlJwks("https://idp.example.com/jwks", ca_file=str(cert))
+
+
+async def test_au7_a_jwks_file_others_may_now_change_is_not_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keys read while the file was trusted stay in force; a key added once others may
+    write it is not taken, and the log names the fix; once fixed, it is read again."""
+    path = tmp_path / "jwks.json"
+    path.write_bytes(jwks(jwk(RSA_KEY, "rsa1")))
+    clock = FakeClock()
+    cache = JwksCache(FileJwks(path), ttl=60, refresh_interval=10, clock=clock)
+    assert await cache.get("rsa1") is not None
+    path.chmod(0o666)
+    path.write_bytes(jwks(jwk(RSA_KEY, "rsa1"), jwk(RSA_OTHER, "evil")))
+    clock.advance(11)
+    with caplog.at_level(logging.WARNING, logger="bastion.auth.jwks"):
+        assert await cache.get("evil") is None
+    assert await cache.get("rsa1") is not None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"JWKS refresh failed (keeping the previous keys): {path}: others may change the"
+        f" JWKS: {path} is writable by every user; run: chmod o-w {path}"
+    ]
+    path.chmod(0o644)
+    clock.advance(11)
+    assert await cache.get("evil") is not None
 
 
 async def test_jwks_hmac_and_small_rsa_keys_are_never_used(tmp_path: Path) -> None:

@@ -357,3 +357,28 @@ def test_az5_the_reserved_local_role_is_dropped_from_an_account(
         m = mapper(account)
     assert m.authenticate(der).roles == ("service",)
     assert "auth.mtls account ci: role 'local' is reserved" in caplog.text
+
+
+@pytest.mark.parametrize("loose", ["client_ca", "client_crl"])
+def test_au1_a_client_ca_or_crl_others_may_change_is_refused(tmp_path: Path, loose: str) -> None:
+    """Whoever may write ``client_ca`` adds a CA of their own and mints any account's
+    certificate; whoever may write ``client_crl`` puts an older CRL back after a restart."""
+    ca = make_ca("Ops CA")
+    from_files(
+        tmp_path, [ca], {"name": "ci", "subject_cn": "ci", "roles": ["dev"]}, crl=make_crl(ca)
+    )
+    path = tmp_path / ("clients-ca.pem" if loose == "client_ca" else "clients.crl")
+    path.chmod(0o666)
+    settings = msgspec.convert({"accounts": []}, MtlsSettings)
+    with pytest.raises(MtlsConfigError) as info:
+        MtlsMapper.from_files(
+            settings,
+            client_ca=tmp_path / "clients-ca.pem",
+            client_crl=tmp_path / "clients.crl",
+            now=NOW,
+        )
+    what = "client CAs" if loose == "client_ca" else "client CRL"
+    assert str(info.value) == (
+        f"{path}: others may change the {what} (gateway.tls.{loose}): {path} is writable by"
+        f" every user; run: chmod o-w {path}"
+    )

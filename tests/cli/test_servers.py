@@ -7,6 +7,7 @@ not loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,9 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bastion.cli import servers as servers_module
 from bastion.cli.servers import MAX_KEY_FILE_BYTES, KeyRefused, key_transport_refused, read_key
 from tests.pipeline.live import Gateway, serve
-from tests.support import BASTION
+from tests.support import BASTION, OTHER_UID, PYTHON, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -176,3 +178,86 @@ def test_au5_a_key_file_is_read_bounded_and_must_hold_a_key(tmp_path: Path) -> N
     for path, says in ((huge, "bytes"), (empty, "empty"), (tmp_path / "none", "cannot read")):
         with pytest.raises(KeyRefused, match=says):
             read_key(str(path))
+
+
+# Another local user's stand-in for the gateway: answers like one, and prints each request's
+# path and Authorization header (a JSON line each) to the test.
+_FAKE_GATEWAY = """
+import encodings.idna, http.server, json, os, sys  # imported while they may be read
+os.setgroups([])
+os.setgid(int(sys.argv[2]))
+os.setuid(int(sys.argv[2]))  # from here on, every socket is the other user's
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print(json.dumps([self.path, self.headers.get("authorization")]), flush=True)
+        body = json.dumps({"ready": True, "upstreams": []}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer)
+print("listening", flush=True)
+server.serve_forever()
+"""
+
+ADMIN_KEY = "bst_0123456789ab_THE-ADMIN-KEY-SECRET-PART"
+needs_root = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0,
+    reason="reads Linux's /proc/net, and runs a listener as another uid (needs root)",
+)
+
+
+@contextlib.contextmanager
+def other_users_gateway(port: int) -> Iterator[list[list[str | None]]]:
+    """A fake gateway on 127.0.0.1:``port`` run as ``OTHER_UID``; the list it yields gets,
+    on leaving, each request it was sent: ``[path, authorization]``."""
+    heard: list[list[str | None]] = []
+    proc = subprocess.Popen(
+        [PYTHON, "-c", _FAKE_GATEWAY, str(port), str(OTHER_UID)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "listening"
+        yield heard
+    finally:
+        proc.kill()
+        out, _ = proc.communicate()
+        heard.extend(json.loads(line) for line in out.splitlines())
+
+
+@needs_root
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_au5_in5_the_admin_key_is_not_sent_to_another_users_loopback_listener(
+    host: str,
+) -> None:
+    """Red-team w (squat.sh): another local user listening on the loopback port (the
+    gateway stopped, or not started yet) was sent the admin key and answered like a gateway:
+    exit 0. The listening socket must be ours or root's: here nothing at all is sent."""
+    port = free_port()
+    with other_users_gateway(port) as heard:
+        refused = servers_list(f"http://{host}:{port}", key=ADMIN_KEY)
+    assert refused.returncode == 77, refused.stderr
+    assert f"belongs to uid {OTHER_UID}" in refused.stderr
+    assert "nothing was sent" in refused.stderr and ADMIN_KEY not in refused.stderr
+    assert heard == []
+
+
+@needs_root
+def test_au5_a_port_taken_after_the_listener_check_is_sent_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The port may change hands between the listener check and the connection: the socket
+    reached is asked too, before the request is written."""
+    monkeypatch.setattr(servers_module, "listener_refused", lambda host, port: None)
+    port = free_port()
+    with other_users_gateway(port) as heard:
+        code = servers_module.run_servers_list(
+            f"http://127.0.0.1:{port}", as_json=True, environ={"BASTION_ADMIN_KEY": ADMIN_KEY}
+        )
+    assert code == 77
+    err = capsys.readouterr().err
+    assert f"reached a socket of uid {OTHER_UID}" in err and ADMIN_KEY not in err
+    assert heard == []

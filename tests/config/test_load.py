@@ -144,6 +144,28 @@ def test_load_config_names_the_file(tmp_path: Path) -> None:
     assert str(info.value) == f"{path}: servers.x.args[0]: expected a string, got 1"
 
 
+def test_a_configuration_others_may_change_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Red-team w: whoever may write bastion.yaml picks the commands the gateway runs (as its
+    user, root included) and who its admin is; it is checked as the policy file is."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = shared / "bastion.yaml"
+    path.write_text("servers: {}\n")
+    path.chmod(0o666)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert str(info.value) == (
+        f"{path}: others may change the configuration: {path} is writable by every user;"
+        f" run: chmod o-w {path}"
+    )
+    path.chmod(0o644)
+    shared.chmod(0o777)  # whoever may write the directory may replace the file
+    with pytest.raises(ConfigError, match=f"{shared} is writable by every user"):
+        load_config(path, {})
+    shared.chmod(0o1777)  # sticky, as /tmp: only the file's owner (we) may replace it
+    assert load_config(path, {}) == Config()
+
+
 def test_load_config_file_errors(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError) as info:

@@ -14,6 +14,10 @@ accepted from its CA while running (``rollback``: a lower CRLNumber, the same nu
 other bytes, or no number after a numbered one), a delta CRL, one scoped by an Issuing
 Distribution Point or with another critical extension not processed here (``unsupported``),
 and one whose thisUpdate is more than ``CLOCK_SKEW`` ahead (``not-yet-valid``, until then).
+So is a file that a user other than root or the gateway's own could change (``untrusted``,
+``bastion._file_trust``), asked at every refresh, since a chmod or a directory's owner does
+not change the file's signature: an older CRL put back would undo a revocation. At start
+such a file is refused before this (``MtlsMapper.from_files``).
 ``status`` says which, in a fixed word for ``/readyz``; each change of status is logged once.
 The highest CRLNumbers are kept in memory only, so a restart forgets them. OCSP is not
 supported.
@@ -32,6 +36,8 @@ from typing import Final
 import anyio.to_thread
 from cryptography import x509
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
+
+from bastion._file_trust import change_refused
 
 __all__ = ["CLOCK_SKEW", "MAX_CRL_BYTES", "ClientCrl"]
 
@@ -84,13 +90,14 @@ class ClientCrl:
         self._accepted: dict[int, tuple[int, bytes]] = {}  # index in cas -> newest numbered
         self._expires = float("inf")
         self._problem: str | None = "missing"
+        self._why = ""  # what an ``untrusted`` file's check said: the log names the fix
         self._reported: str | None = None
         self.refresh(now)
 
     def status(self, now: float) -> str:
         """``ok``, or why every certificate is refused: ``missing``, ``unparseable``,
-        ``unsigned`` (a CRL no client CA signed), ``expired``, ``rollback``, ``unsupported``
-        or ``not-yet-valid``."""
+        ``unsigned`` (a CRL no client CA signed), ``expired``, ``rollback``, ``unsupported``,
+        ``not-yet-valid`` or ``untrusted``."""
         if self._problem is not None:
             return self._problem
         return "expired" if now >= self._expires else "ok"
@@ -120,11 +127,17 @@ class ClientCrl:
         return "revoked-certificate" if serial in self._revoked[signer] else None
 
     def _due(self, now: float) -> _Signature | None:
-        """The file's signature if it is to be read now; a missing file applies at once."""
+        """The file's signature if it is to be read now; a missing or untrusted file applies
+        at once (and is read again once it is neither)."""
         try:
             st = self._path.stat()
         except OSError:
             self._seen, self._retry_at, self._revoked, self._problem = None, None, {}, "missing"
+            return None
+        refused = change_refused(self._path, "the client CRL")
+        if refused is not None:
+            self._seen, self._retry_at, self._revoked, self._problem = None, None, {}, "untrusted"
+            self._why = refused
             return None
         signature = (st.st_ino, st.st_mtime_ns, st.st_size)
         retry = self._retry_at is not None and now >= self._retry_at
@@ -166,9 +179,10 @@ class ClientCrl:
             logger.info("client_crl %s: loaded, %d revoked certificate(s)", self._path, count)
         else:
             logger.error(
-                "client_crl %s: %s; every client certificate is refused until it is fixed",
+                "client_crl %s: %s; every client certificate is refused until it is fixed%s",
                 self._path,
                 status,
+                f" ({self._why})" if status == "untrusted" else "",
             )
 
 

@@ -10,6 +10,13 @@ cannot make the gateway hammer the IdP. One fetch at a time: callers that need k
 the fetch in flight (waiting at most ``FETCH_TIMEOUT``), and a caller whose ``kid`` is
 cached never waits for one (with ``run`` going, stale keys are refreshed beside it; DS-2).
 A failed refresh keeps the previous keys and is logged.
+
+Whoever may write the JWKS file, or the CA file that authenticates the JWKS URL, mints
+tokens the gateway accepts (admin ones too, through ``oidc.grants``): a file that a user
+other than root or the gateway's own could change (``bastion._file_trust``) is refused at
+start (``ConfigError``, exit 78 from ``bastion serve``); a JWKS file that becomes so while
+running is not read (a failed refresh: the keys read while it was trusted stay in force,
+and the refusal is logged with the command that fixes it).
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
+import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 
+from bastion._file_trust import change_refused
 from bastion._types import Clock
 from bastion.auth.jwk import Jwk, JwksError, parse_jwks
+from bastion.errors import ConfigError
 
 if TYPE_CHECKING:
     import httpx
@@ -58,12 +68,23 @@ class JwksSource(Protocol):
 
 
 class FileJwks:
-    """A JWKS in a local file, reread whenever the cache expires."""
+    """A JWKS in a local file, reread whenever the cache expires, each time only if no other
+    user may change it."""
 
     def __init__(self, path: Path) -> None:
+        """The JWKS file at ``path``.
+
+        Raises:
+            ConfigError: others may change the file (see the module docstring).
+        """
+        if (refused := change_refused(path, "the JWKS (oidc.jwks_file)")) is not None:
+            raise ConfigError(refused)
         self._path = path
 
     async def fetch(self) -> bytes:
+        refused = await anyio.to_thread.run_sync(change_refused, self._path, "the JWKS")
+        if refused is not None:
+            raise JwksUnavailable(refused)
         try:
             data = await anyio.Path(self._path).read_bytes()
         except OSError as exc:
@@ -80,6 +101,15 @@ class UrlJwks:
     """A JWKS at an HTTPS URL (``http://`` only for loopback, checked by the settings)."""
 
     def __init__(self, url: str, *, ca_file: str | None = None, timeout: float = FETCH_TIMEOUT):
+        """The JWKS at ``url``, its server authenticated by ``ca_file`` if given.
+
+        Raises:
+            ConfigError: others may change ``ca_file`` (see the module docstring).
+        """
+        if ca_file is not None:
+            refused = change_refused(Path(ca_file), "the CAs of the JWKS URL (oidc.ca_file)")
+            if refused is not None:
+                raise ConfigError(refused)
         # Lazily: `bastion stdio` imports bastion.auth for Principal and must not load httpx.
         import httpx  # noqa: PLC0415
 

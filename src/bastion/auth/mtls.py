@@ -8,15 +8,16 @@ an ``issuer`` matches only a certificate signed directly by that CA of the ``cli
 bundle (its key, not just its name in the certificate's issuer field), so a second CA in the
 bundle cannot mint the account's CN; with more than one CA in the bundle, every account must
 name its issuer or pin a fingerprint, or the configuration is refused (``MtlsConfigError``).
-With a ``client_crl`` (``bastion.auth.crl``), a revoked certificate is refused, and every
-certificate while the CRL cannot be trusted (fail closed); so is an expired one on a
-connection kept alive past its ``notAfter``; ``screen`` does so for a certificate that came
-with a bearer token too (AU-1). A certificate the TLS layer verified but whose fields do not
-parse (a subject of invalid ASN.1 strings) is ``malformed-certificate``, a 401 like any
-refusal (AU-2). What each certificate is (CN, serial, signer,
-``notAfter``) is parsed once and kept by fingerprint (least recently used out first), so
-``lapsed`` can say, for the credential watcher, which certificates that hold sessions and
-streams would now be refused. A reserved role in an account's ``roles`` (``local``,
+A ``client_ca`` or ``client_crl`` that a user other than root or the gateway's own could
+change is refused too (``bastion._file_trust``). With a ``client_crl`` (``bastion.auth.crl``),
+a revoked certificate is refused, and every certificate while the CRL cannot be trusted (fail
+closed); so is an expired one on a connection kept alive past its ``notAfter``; ``screen``
+does so for a certificate that came with a bearer token too (AU-1). A certificate the TLS
+layer verified but whose fields do not parse (a subject of invalid ASN.1 strings) is
+``malformed-certificate``, a 401 like any refusal (AU-2). What each certificate is (CN,
+serial, signer, ``notAfter``) is parsed once and kept by fingerprint (least recently used
+out first), so ``lapsed`` can say, for the credential watcher, which certificates that hold
+sessions and streams would now be refused. A reserved role in an account's ``roles`` (``local``,
 ``bastion.auth.roles``) is dropped, with a warning when the mapper is built.
 """
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from bastion._file_trust import change_refused
 from bastion.auth.principal import Principal, Unauthenticated
 from bastion.auth.roles import RESERVED_ROLES, without_reserved
 from bastion.auth.settings import MtlsAccount, MtlsSettings
@@ -101,11 +103,19 @@ class MtlsMapper:
         """The mapper for the ``client_ca`` bundle and ``client_crl`` files as configured.
 
         Raises:
-            MtlsConfigError: ``client_ca`` is unreadable or holds no certificate, or the
+            MtlsConfigError: others may change ``client_ca`` or ``client_crl`` (whoever may
+                write the first mints certificates of any account; the second, revocations
+                undone), ``client_ca`` is unreadable or holds no certificate, or the
                 accounts do not fit it (see the class).
         """
         if client_ca is None:
             return cls(settings)
+        files = [(client_ca, "the client CAs (gateway.tls.client_ca)")]
+        if client_crl is not None:
+            files.append((client_crl, "the client CRL (gateway.tls.client_crl)"))
+        for path, what in files:
+            if (refused := change_refused(path, what)) is not None:
+                raise MtlsConfigError(refused)
         from cryptography import x509  # noqa: PLC0415 - only gateways with mTLS load it
 
         from bastion.auth.crl import ClientCrl  # noqa: PLC0415

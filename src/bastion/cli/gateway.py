@@ -11,7 +11,6 @@ with that error's message (exit 78), not a traceback. On stdio, a fast-started s
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import secrets
@@ -92,7 +91,7 @@ def run_serve(
     from bastion.gateway.metrics import render_metrics
     from bastion.pipeline.admin_mount import admin_api
     from bastion.protocol.versions import SUPPORTED_VERSIONS
-    from bastion.transport.http_run import event_loop_options, serve_http
+    from bastion.transport.http_run import event_loop_options, serve_http, with_tls_files
     from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 
     config = _load(path)
@@ -105,14 +104,8 @@ def run_serve(
         sessions=net.sessions,
         limits=net.http,
     )
-    if net.tls is not None:
-        settings = dataclasses.replace(
-            settings,
-            tls_cert_file=net.tls.cert_file,
-            tls_key_file=net.tls.key_file,
-            tls_client_ca_file=net.tls.client_ca,
-            tls_client_cert=net.tls.client_cert,
-        )
+    if net.tls is not None:  # its files checked before anything starts (exit 78)
+        settings = with_tls_files(settings, net.tls)
     gateway = _gateway(config)
     security = Security(config, gateway)
     security.check_bind(settings.host)

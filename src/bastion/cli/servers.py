@@ -8,6 +8,13 @@ read in ``/proc/PID/cmdline`` (AU-5): it comes from ``--key-file PATH`` (``-``: 
 input; at most ``MAX_KEY_FILE_BYTES``, and a file that group or others may read is refused)
 or else ``BASTION_ADMIN_KEY``. It is sent only over https, or plain http to a loopback host:
 to any other ``--url`` the command refuses before connecting, rather than leak the key.
+
+Over plain http to loopback, any local user could be the one listening (on a port the
+gateway left, or before it starts), and would be sent the key: so, on Linux, as the hub
+does (``bastion.hub.liveness``), every socket listening where the connection could land must
+belong to our uid or to root (who may read our key anyway), or nothing is sent (exit
+``EX_NOPERM``); and once connected, the socket at the other end must too, asked before the
+request goes out (the port may change hands between the two).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final, Protocol, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +36,7 @@ __all__ = [
     "MAX_KEY_FILE_BYTES",
     "KeyRefused",
     "key_transport_refused",
+    "listener_refused",
     "read_key",
     "run_servers_list",
 ]
@@ -41,6 +49,14 @@ EX_NOINPUT: Final = 66
 EX_UNAVAILABLE: Final = 69
 EX_NOPERM: Final = 77
 _SHARED_BITS: Final = stat.S_IRGRP | stat.S_IROTH  # a key file others may read is no secret
+
+
+class _Connection(Protocol):
+    """The TCP connection httpx's trace hook hands over once it is made."""
+
+    def get_extra_info(self, info: str) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class _Failed(Exception):
@@ -107,14 +123,57 @@ def key_transport_refused(url: str) -> str | None:
     )
 
 
+def listener_refused(host: str, port: int) -> str | None:
+    """Why the admin key may not go to loopback ``host``:``port`` over plain http: a socket
+    listening there (or on the wildcard) belongs to another user than us or root, or who
+    listens cannot be known; None otherwise, and off Linux (no socket tables to read)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from bastion.hub.liveness import listener_uids
+
+    owners: set[int] = set()
+    for each in ("127.0.0.1", "::1") if host == "localhost" else (host,):
+        found = listener_uids(each, port)
+        if found is None:
+            return (
+                "will not send the admin key: cannot read /proc/net/tcp to learn who listens"
+                f" on {host} port {port}"
+            )
+        owners |= found
+    strangers = sorted(owners - _trusted_uids())
+    if not strangers:
+        return None
+    return (
+        f"will not send the admin key to {host} port {port}: the socket listening there "
+        f"belongs to {_user(strangers[0])}, neither you nor root, so it may not be your "
+        "gateway; nothing was sent. Run the command as the gateway's user, or use https://"
+    )
+
+
+def _refuse_key_destination(base: str) -> None:
+    """Raises ``KeyRefused`` unless the admin key may go to ``base``: https, or plain http
+    to a loopback port that only we or root listen on (nothing is sent otherwise)."""
+    if (reason := key_transport_refused(base)) is not None:
+        raise KeyRefused(reason, EX_USAGE)
+    parts = urlsplit(base)
+    if parts.scheme.lower() != "http":
+        return
+    try:
+        port = parts.port or 80
+    except ValueError as exc:
+        raise KeyRefused(f"--url has no valid port: {base!r}", EX_USAGE) from exc
+    if (refused := listener_refused(parts.hostname or "", port)) is not None:
+        raise KeyRefused(refused, EX_NOPERM)
+
+
 def run_servers_list(
     url: str, *, as_json: bool, key_file: str | None = None, environ: Mapping[str, str]
 ) -> int:
     base = url.rstrip("/")
     try:
         key = read_key(key_file) if key_file is not None else environ.get(KEY_ENV) or None
-        if key is not None and (reason := key_transport_refused(base)) is not None:
-            raise KeyRefused(reason, EX_USAGE)
+        if key is not None:
+            _refuse_key_destination(base)
         ready, upstreams = _status(base, key)
     except _Failed as exc:
         print(f"bastion: {exc}", file=sys.stderr)
@@ -134,7 +193,10 @@ def run_servers_list(
 
 
 def _status(base: str, key: str | None) -> tuple[bool, list[dict[str, object]]]:
-    report = _get_json(base, "/readyz", None)
+    # With a key to send over plain http (to loopback: key_transport_refused), each new
+    # connection's peer is asked before anything is written on it, the probe's too.
+    checked = key is not None and urlsplit(base).scheme.lower() == "http"
+    report = _get_json(base, "/readyz", None, checked=checked)
     ready = bool(report.get("ready"))
     if key is None:
         if "upstreams" not in report:
@@ -144,17 +206,24 @@ def _status(base: str, key: str | None) -> tuple[bool, list[dict[str, object]]]:
                 EX_USAGE,
             )
         return ready, list(report["upstreams"])
-    listed = _get_json(base, "/api/v1/upstreams", key)
+    listed = _get_json(base, "/api/v1/upstreams", key, checked=checked)
     return ready, list(listed.get("upstreams", []))
 
 
-def _get_json(base: str, path: str, key: str | None) -> dict[str, list[dict[str, object]]]:
+def _get_json(
+    base: str, path: str, key: str | None, *, checked: bool
+) -> dict[str, list[dict[str, object]]]:
+    """``base + path`` as JSON; when ``checked``, its connection's peer is asked first
+    (httpx's trace hook runs once the TCP connection is up, before the request goes out)."""
     headers = {"authorization": f"Bearer {key}"} if key is not None else {}
+    extensions = {"trace": _refuse_a_strangers_socket} if checked else {}
     try:
         # Never followed: a redirect could take the key to another host, or to plain http.
-        response = httpx.get(
-            base + path, headers=headers, timeout=TIMEOUT_S, follow_redirects=False
-        )
+        # Checked, it goes straight to loopback, never through a proxy named in the environment.
+        with httpx.Client(
+            timeout=TIMEOUT_S, follow_redirects=False, trust_env=not checked
+        ) as client:
+            response = client.get(base + path, headers=headers, extensions=extensions)
     except httpx.HTTPError as exc:
         raise _Failed(f"cannot reach {base}: {type(exc).__name__}", EX_UNAVAILABLE) from exc
     if response.status_code == 401:
@@ -170,3 +239,42 @@ def _get_json(base: str, path: str, key: str | None) -> dict[str, list[dict[str,
     if not isinstance(report, dict):
         raise _Failed(f"{base} did not answer like a Bastion gateway", EX_UNAVAILABLE)
     return report
+
+
+def _refuse_a_strangers_socket(event: str, info: Mapping[str, object]) -> None:
+    """httpx's trace hook: once a TCP connection is made, and before anything is sent on
+    it, the socket at its other end must be our uid's or root's; else it is closed."""
+    if event != "connection.connect_tcp.complete":
+        return
+    from bastion.hub.liveness import peer_uid
+
+    stream = cast("_Connection", info["return_value"])
+    sock = stream.get_extra_info("socket")
+    local, remote = sock.getsockname(), sock.getpeername()
+    try:
+        owner = peer_uid((local[0], local[1]), (remote[0], remote[1]))
+    except ValueError:
+        owner = None
+    if owner is not None and owner in _trusted_uids():
+        return
+    stream.close()
+    who = "an unknown user" if owner is None else _user(owner)
+    raise KeyRefused(
+        f"will not send the admin key: the connection to {remote[0]} port {remote[1]} "
+        f"reached a socket of {who}, neither yours nor root's; nothing was sent",
+        EX_NOPERM,
+    )
+
+
+def _trusted_uids() -> frozenset[int]:
+    """Who may be sent our admin key: we, and root (who may read it anyway)."""
+    return frozenset({os.getuid(), 0})
+
+
+def _user(uid: int) -> str:
+    import pwd  # POSIX only, as is every caller (the checks are Linux's)
+
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"

@@ -5,7 +5,9 @@ Every failure is a ``ConfigError`` reading ``<source>: <path>: <problem>``, the 
 form (``servers.github.args[1]``); YAML syntax errors read ``<source>:<line>:<column>: ...``.
 The environment is passed in, never read here, and nothing here exits the process. A value
 that came from a ``${VAR}`` is often a credential (IN-5): messages name it as the file writes
-it (``got "${TOKEN}"``), never as substituted.
+it (``got "${TOKEN}"``), never as substituted, and those substituted into a server's fields
+go to ``config.secrets.note_substituted``, which masks them in what its upstream says
+(UP-4). ``load_config`` reads only a file that no user but root or ours may change.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Final, Literal, TypeAlias, TypeVar, get_args, get_origin, get
 import msgspec
 from msgspec import ValidationError
 
+from bastion._file_trust import change_refused
 from bastion._types import JSONValue
 from bastion.auth.settings import AuthSettings
 from bastion.catalog.names import server_scheme
@@ -32,6 +35,7 @@ from bastion.config.model import (
     ServerConfig,
     _describe,
 )
+from bastion.config.secrets import note_substituted
 from bastion.config.yaml_text import (
     MAX_DEPTH,
     MAX_VALUES,
@@ -84,11 +88,17 @@ _SYNTAX: Final = "write ${NAME} or ${NAME:-default}, and $${ for a literal ${"
 
 
 def load_config(path: Path, environ: Mapping[str, str]) -> Config:
-    """Read, substitute and check the configuration file at ``path``.
+    """Read, substitute and check the configuration file at ``path``, once it is known that
+    only root or our user may change it: whoever may write it picks the commands the gateway
+    runs and who is its admin (``bastion._file_trust``).
 
     Raises:
-        ConfigError: the file cannot be read, is over 1 MiB, or is not a valid configuration.
+        ConfigError: others may change the file (naming the entry at fault and the command
+            that fixes it), or it cannot be read, is over 1 MiB, or is not a valid
+            configuration.
     """
+    if (refused := change_refused(path, "the configuration")) is not None:
+        raise ConfigError(refused)
     return parse_config(read_text_file(path, MAX_CONFIG_BYTES), environ, source=str(path))
 
 
@@ -107,10 +117,14 @@ def parse_config(text: str, environ: Mapping[str, str], *, source: str = "<strin
     data = parse_yaml_text(text, source)
     resolver = _Resolver(environ)
     try:
-        return _build(resolver.resolve(data, ()))
+        config = _build(resolver.resolve(data, ()))
     except _Invalid as exc:
         where = f"{_render_path(exc.path)}: " if exc.path else ""
         raise ConfigError(f"{source}: {where}{resolver.conceal(exc.problem, exc.path)}") from None
+    # UP-4, IN-5: a credential given a server as ${VAR} (in args too) is masked wherever an
+    # upstream may echo it: results, stderr, /readyz's and the log's reasons.
+    note_substituted(resolver.substituted(("servers",)))
+    return config
 
 
 class _Invalid(Exception):
@@ -144,6 +158,15 @@ class _Resolver:
             for end in range(min(len(value), len(problem)), MIN_CONCEALED - 1, -1):
                 problem = problem.replace(value[:end], f"${{{name}}}")
         return problem
+
+    def substituted(self, under: _Path) -> list[str]:
+        """Each variable's value substituted at or under ``under``."""
+        return [
+            value
+            for where, (_, _, used) in self._written.items()
+            if where[: len(under)] == under
+            for value in used.values()
+        ]
 
     def resolve(self, value: JSONValue, path: _Path) -> JSONValue:
         # parse_yaml_text bounded the tree, aliases expanded: MAX_VALUES values, MAX_DEPTH deep.

@@ -12,30 +12,51 @@ failed-auth throttle counts and the audit log records is the connection's peer. 
 counts toward ``max_connections`` from its accept and its handshake has a deadline (DS-2).
 A stop (``stop`` set) is graceful for ``DRAIN_TIMEOUT`` seconds, then what is still served
 is cancelled.
+
+The TLS files grant power: whoever may change the certificate and key impersonates the
+gateway, and whoever may change the client CAs mints client certificates. ``check_tls_files``
+refuses any of them that a user other than root or the gateway's own could change
+(``bastion._file_trust``), and a key that a group (other than a user private group) or
+every user may read; ``bastion serve`` asks it before anything starts (``with_tls_files``:
+exit 78), and ``serve_http`` again before uvicorn loads them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import math
 import resource
 import socket
 import ssl
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 
+from bastion._file_trust import change_refused, read_refused
+from bastion.errors import ConfigError
 from bastion.transport.base import DRAIN_TIMEOUT
 from bastion.transport.http_protocol import MAX_HEADER_BYTES, BoundedHttpToolsProtocol
 from bastion.transport.http_server import HttpSettings, StreamableHttpApp
 from bastion.transport.http_tls_accept import HttpsServer
 
-__all__ = ["MAX_HEADER_BYTES", "event_loop_options", "fit_open_files", "serve_http"]
+if TYPE_CHECKING:
+    from bastion.config.model import TlsSettings
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "check_tls_files",
+    "event_loop_options",
+    "fit_open_files",
+    "serve_http",
+    "with_tls_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +128,51 @@ def fit_open_files(max_connections: int) -> int:
     return fits
 
 
+def check_tls_files(settings: HttpSettings) -> None:
+    """Refuse TLS files others could change, and a key others could read (see the module
+    docstring); nothing without TLS.
+
+    Raises:
+        ConfigError: naming the file, the entry at fault and the command that fixes it.
+    """
+    if settings.tls_cert_file is None:
+        return
+    files = [
+        (settings.tls_cert_file, "the TLS certificate (gateway.tls.cert_file)"),
+        (settings.tls_key_file, "the TLS key (gateway.tls.key_file)"),
+        (settings.tls_client_ca_file, "the client CAs (gateway.tls.client_ca)"),
+    ]
+    for name, what in files:
+        if name is not None and (refused := change_refused(Path(name), what)) is not None:
+            raise ConfigError(refused)
+    if settings.tls_key_file is not None:
+        key = Path(settings.tls_key_file)
+        if (refused := read_refused(key, "the TLS key (gateway.tls.key_file)")) is not None:
+            raise ConfigError(refused)
+
+
+def with_tls_files(settings: HttpSettings, tls: TlsSettings) -> HttpSettings:
+    """``settings`` serving HTTPS with the files of ``gateway.tls``, once ``check_tls_files``
+    has passed them.
+
+    Raises:
+        ConfigError: as ``check_tls_files``.
+    """
+    settings = dataclasses.replace(
+        settings,
+        tls_cert_file=tls.cert_file,
+        tls_key_file=tls.key_file,
+        tls_client_ca_file=tls.client_ca,
+        tls_client_cert=tls.client_cert,
+    )
+    check_tls_files(settings)
+    return settings
+
+
 def _tls_options(settings: HttpSettings) -> dict[str, Any]:
     if settings.tls_cert_file is None:
         return {}
+    check_tls_files(settings)
     options: dict[str, Any] = {
         "ssl_certfile": settings.tls_cert_file,
         "ssl_keyfile": settings.tls_key_file,

@@ -252,15 +252,6 @@ def _add_policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         cmd.add_argument("--at", help="ISO 8601 time (default: now; no zone means UTC)")
 
 
-def _configure_logging(verbosity: int) -> None:
-    import logging
-
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def _refuse_unauthenticated_bind(command: str, host: str) -> None:
     """TR-3: ``bastion fixture`` and ``bastion workspace`` authenticate nobody, so they
     listen on loopback only (anyone who reaches the workspace runs commands in it).
@@ -289,8 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         early = answer_initialize_early()
     args = _parser().parse_args(arguments)
-    _configure_logging(args.verbose)
+    from bastion.cli.log_setup import configure_logging
     from bastion.errors import ConfigError
+
+    configure_logging(args.verbose)
 
     try:
         if args.command in ("fixture", "workspace") and not args.stdio:

@@ -4,8 +4,9 @@ The default database is ``$XDG_STATE_HOME/bastion/audit.db`` (``~/.local/state/.
 ``verify`` checks checkpoints with the public key beside it unless ``--public-key`` names a
 pinned copy, and holds the log to a checkpoint kept elsewhere (``--checkpoint``, written by
 ``checkpoint``). Exit codes: 0 ok, 1 tampered (verify, checkpoint; export: rows it could not
-read), 66 no database or no checkpoint yet, 73 output file exists, 78 unusable key or kept
-checkpoint, 141 the reader of stdout went away (``| head``; said nowhere, as a SIGPIPE would).
+read; every command: a file that is not a readable audit database), 66 no database or no
+checkpoint yet, 73 output file exists, 78 unusable key or kept checkpoint, 141 the reader of
+stdout went away (``| head``; said nowhere, as a SIGPIPE would).
 Whatever a record or a tampered file holds reaches the terminal only through ``shown``.
 """
 
@@ -131,6 +132,8 @@ def run_audit_checkpoint(db: str | None, output: str | None) -> int:
     conn = open_readonly(path)
     try:
         rows = checkpoint_rows(conn, last=True)
+    except sqlite3.DatabaseError as exc:
+        return _not_audit_db(path, exc)
     finally:
         conn.close()
     if not rows:
@@ -173,6 +176,8 @@ def run_audit_tail(db: str | None, n: int, *, follow: bool, as_json: bool) -> in
                 last = row.seq if row.seq is not None else last
     except BrokenPipeError:
         return _reader_gone()
+    except sqlite3.DatabaseError as exc:
+        return _not_audit_db(path, exc)
     finally:
         conn.close()
     return 0
@@ -215,6 +220,17 @@ def _print_row(row: StoredRow | UnreadableRow, *, as_json: bool) -> None:
     )
 
 
+def _not_audit_db(path: Path, exc: sqlite3.DatabaseError) -> int:
+    """``path`` is a file SQLite cannot read as an audit log (another database, not a
+    database, or a log whose tables were dropped): one line, exit 1, as ``verify`` says."""
+    print(
+        f"bastion: {path} is not a readable audit database ({shown(exc)}); "
+        "run `bastion audit verify`",
+        file=sys.stderr,
+    )
+    return EXIT_TAMPERED
+
+
 def _reader_gone() -> int:
     """stdout's reader stopped reading (``| head``): end quietly. stdout goes to /dev/null
     first, so that flushing it at exit does not fail again."""
@@ -242,9 +258,15 @@ def run_audit_export(db: str | None, output: str | None) -> int:
             out = _create_private(output)
             if out is None:
                 return EXIT_CANTCREAT
-            with out:
-                count, unreadable = export_jsonl(conn, out)
+            try:
+                with out:
+                    count, unreadable = export_jsonl(conn, out)
+            except sqlite3.DatabaseError:
+                os.unlink(output)  # ours, just created: no empty export is left behind
+                raise
             print(f"exported {count} records to {output}", file=sys.stderr)
+    except sqlite3.DatabaseError as exc:
+        return _not_audit_db(path, exc)
     finally:
         conn.close()
     for row in unreadable:

@@ -24,6 +24,8 @@ EXIT_CONFIG = 78  # EX_CONFIG
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
+    from bastion.cli.arg_types import http_url, port, positive_seconds
+
     parser = argparse.ArgumentParser(prog="bastion", description="A secure MCP gateway.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the gateway over Streamable HTTP")
     serve.add_argument("-c", "--config", help="bastion.yaml (default: the built-in fixture)")
     serve.add_argument("--host", help="bind address (default: 127.0.0.1, or the config's)")
-    serve.add_argument("--port", type=int, help="TCP port (default: 8080, or the config's)")
+    serve.add_argument("--port", type=port, help="TCP port (default: 8080, or the config's)")
     serve.add_argument(
         "--no-register", action="store_true", help="do not announce this gateway to `bastion hub`"
     )
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.add_argument(
         "--url",
+        type=http_url,
         default="http://127.0.0.1:8080",
         help="the running `bastion serve` (default: http://127.0.0.1:8080)",
     )
@@ -62,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     fixture = sub.add_parser("fixture", help="the conformance fixture server")
     face = fixture.add_mutually_exclusive_group(required=True)
     face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
-    face.add_argument("--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp")
+    face.add_argument("--port", type=port, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp")
     fixture.add_argument("--host", default="127.0.0.1", help="bind address for --port")
     fixture.add_argument(
         "--legacy-only",
@@ -80,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox_exec.add_argument("--workspace", required=True, help="the one writable directory")
     sandbox_exec.add_argument("--profile", default="default", help="limit set (default: default)")
     sandbox_exec.add_argument(
-        "--timeout", type=float, default=30.0, help="wall-clock seconds (default: 30)"
+        "--timeout", type=positive_seconds, default=30.0, help="wall-clock seconds (default: 30)"
     )
     sandbox_exec.add_argument(
         "--backend",
@@ -120,12 +123,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_workspace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bastion.cli.arg_types import port
+
     workspace = sub.add_parser("workspace", help="the workspace server (files, collaboration)")
     workspace.add_argument("--root", required=True, help="directory that holds the workspaces")
     workspace_face = workspace.add_mutually_exclusive_group(required=True)
     workspace_face.add_argument("--stdio", action="store_true", help="serve over stdin/stdout")
     workspace_face.add_argument(
-        "--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
+        "--port", type=port, help="serve Streamable HTTP on 127.0.0.1:PORT/mcp"
     )
     workspace.add_argument("--host", default="127.0.0.1", help="bind address for --port")
     workspace.add_argument(
@@ -252,15 +257,6 @@ def _add_policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         cmd.add_argument("--at", help="ISO 8601 time (default: now; no zone means UTC)")
 
 
-def _configure_logging(verbosity: int) -> None:
-    import logging
-
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def _refuse_unauthenticated_bind(command: str, host: str) -> None:
     """TR-3: ``bastion fixture`` and ``bastion workspace`` authenticate nobody, so they
     listen on loopback only (anyone who reaches the workspace runs commands in it).
@@ -289,9 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         early = answer_initialize_early()
     args = _parser().parse_args(arguments)
-    _configure_logging(args.verbose)
+    from bastion.cli.log_setup import configure_logging
     from bastion.errors import ConfigError
 
+    configure_logging(args.verbose)
     try:
         if args.command in ("fixture", "workspace") and not args.stdio:
             _refuse_unauthenticated_bind(args.command, args.host)
@@ -376,6 +373,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"bastion: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except BaseExceptionGroup as group:  # a task of `serve`, `fixture`, ... refused to start
+        refused, rest = group.split(ConfigError)
+        if refused is None or rest is not None:
+            raise
+        print(f"bastion: {_first_leaf(refused)}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     return EXIT_USAGE
+
+
+def _first_leaf(group: BaseException) -> BaseException:
+    """The first exception in ``group``, however deeply nested in groups."""
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group

@@ -4,9 +4,10 @@ The default database is ``$XDG_STATE_HOME/bastion/audit.db`` (``~/.local/state/.
 ``verify`` checks checkpoints with the public key beside it unless ``--public-key`` names a
 pinned copy, and holds the log to a checkpoint kept elsewhere (``--checkpoint``, written by
 ``checkpoint``). Exit codes: 0 ok, 1 tampered (verify, checkpoint; export: rows it could not
-read), 66 no database or no checkpoint yet, 73 output file exists, 78 unusable key or kept
-checkpoint, 141 the reader of stdout went away (``| head``; said nowhere, as a SIGPIPE would).
-Whatever a record or a tampered file holds reaches the terminal only through ``_shown``.
+read; every command: a file that is not a readable audit database), 66 no database or no
+checkpoint yet, 73 output file exists, 78 unusable key or kept checkpoint, 141 the reader of
+stdout went away (``| head``; said nowhere, as a SIGPIPE would).
+Whatever a record or a tampered file holds reaches the terminal only through ``shown``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 import msgspec
+
+from bastion._shown import shown
 
 if TYPE_CHECKING:
     from bastion.audit.checkpoint import Checkpoint
@@ -78,12 +81,12 @@ def run_audit_verify(db: str | None, public_key: str | None, checkpoint: str | N
     try:
         report = verify(path, key, kept=kept)
     except sqlite3.DatabaseError as exc:
-        print(f"TAMPERED: {path} is not a readable audit database ({_shown(exc)})")
+        print(f"TAMPERED: {path} is not a readable audit database ({shown(exc)})")
         return EXIT_TAMPERED
     if not report.ok:
         print(f"TAMPERED: {path}")
         for problem in report.problems:
-            print(f"  {_shown(problem)}")
+            print(f"  {shown(problem)}")
         if report.more_problems:
             print("  ... and more")
         return EXIT_TAMPERED
@@ -129,6 +132,8 @@ def run_audit_checkpoint(db: str | None, output: str | None) -> int:
     conn = open_readonly(path)
     try:
         rows = checkpoint_rows(conn, last=True)
+    except sqlite3.DatabaseError as exc:
+        return _not_audit_db(path, exc)
     finally:
         conn.close()
     if not rows:
@@ -171,6 +176,8 @@ def run_audit_tail(db: str | None, n: int, *, follow: bool, as_json: bool) -> in
                 last = row.seq if row.seq is not None else last
     except BrokenPipeError:
         return _reader_gone()
+    except sqlite3.DatabaseError as exc:
+        return _not_audit_db(path, exc)
     finally:
         conn.close()
     return 0
@@ -203,14 +210,25 @@ def _print_row(row: StoredRow | UnreadableRow, *, as_json: bool) -> None:
         )
     except (OverflowError, ValueError, OSError):  # an edited time, out of range
         when = f"time={rec.time!r}"
-    rule = f" ({_shown(rec.rule_id)})" if rec.rule_id else ""
-    principal, target = _shown(rec.principal or "-"), _shown(rec.target or "-")
+    rule = f" ({shown(rec.rule_id)})" if rec.rule_id else ""
+    principal, target = shown(rec.principal or "-"), shown(rec.target or "-")
     print(
-        f"{seq:>8} {when} {_shown(rec.kind):<8} {principal:<16} "
-        f"{_shown(rec.method):<20} {target:<24} {_shown(rec.decision)}{rule} "
-        f"{_shown(rec.outcome)} {rec.latency_ms:.1f}ms",
+        f"{seq:>8} {when} {shown(rec.kind):<8} {principal:<16} "
+        f"{shown(rec.method):<20} {target:<24} {shown(rec.decision)}{rule} "
+        f"{shown(rec.outcome)} {rec.latency_ms:.1f}ms",
         flush=True,
     )
+
+
+def _not_audit_db(path: Path, exc: sqlite3.DatabaseError) -> int:
+    """``path`` is a file SQLite cannot read as an audit log (another database, not a
+    database, or a log whose tables were dropped): one line, exit 1, as ``verify`` says."""
+    print(
+        f"bastion: {path} is not a readable audit database ({shown(exc)}); "
+        "run `bastion audit verify`",
+        file=sys.stderr,
+    )
+    return EXIT_TAMPERED
 
 
 def _reader_gone() -> int:
@@ -220,17 +238,6 @@ def _reader_gone() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return EXIT_PIPE
-
-
-def _shown(value: object) -> str:
-    """``value`` for a terminal: a client chose most of a record's text (names, URIs, a
-    JWT's subject), so every character that is not printable (line breaks, ESC and other
-    controls, bidi and other format characters) is shown as its escape (``\\x1b``) and can
-    neither forge a line nor drive the terminal (AD-2, IN-5)."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def run_audit_export(db: str | None, output: str | None) -> int:
@@ -251,9 +258,15 @@ def run_audit_export(db: str | None, output: str | None) -> int:
             out = _create_private(output)
             if out is None:
                 return EXIT_CANTCREAT
-            with out:
-                count, unreadable = export_jsonl(conn, out)
+            try:
+                with out:
+                    count, unreadable = export_jsonl(conn, out)
+            except sqlite3.DatabaseError:
+                os.unlink(output)  # ours, just created: no empty export is left behind
+                raise
             print(f"exported {count} records to {output}", file=sys.stderr)
+    except sqlite3.DatabaseError as exc:
+        return _not_audit_db(path, exc)
     finally:
         conn.close()
     for row in unreadable:

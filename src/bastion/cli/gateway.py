@@ -24,6 +24,7 @@ import anyio
 import msgspec
 
 from bastion.audit.store import AuditStoreError
+from bastion.cli.databases import refuse_unusable_databases
 from bastion.cli.signals import on_stop_signal
 from bastion.config import Config, ServerConfig, load_config
 from bastion.errors import ConfigError
@@ -51,7 +52,9 @@ def default_config() -> Config:
 
 
 def _load(path: str | None) -> Config:
-    return default_config() if path is None else load_config(Path(path), os.environ)
+    config = default_config() if path is None else load_config(Path(path), os.environ)
+    refuse_unusable_databases(config)
+    return config
 
 
 @contextlib.contextmanager

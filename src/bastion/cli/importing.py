@@ -21,7 +21,8 @@ def run_import(path: str, output: str | None, *, force: bool = False) -> int:
     """Convert ``path``; print the YAML, or write it to ``output``. Returns the exit code.
 
     Raises:
-        ConfigError: ``path`` cannot be read or holds no MCP server list.
+        ConfigError: ``path`` cannot be read or holds no MCP server list, or the result
+            would not load (``to_yaml``).
     """
     from bastion.config import load_client_config, to_yaml
 

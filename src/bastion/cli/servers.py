@@ -15,6 +15,9 @@ does (``bastion.hub.liveness``), every socket listening where the connection cou
 belong to our uid or to root (who may read our key anyway), or nothing is sent (exit
 ``EX_NOPERM``); and once connected, the socket at the other end must too, asked before the
 request goes out (the port may change hands between the two).
+
+Every field of the table is printed through ``shown`` (IN-5): an upstream writes its last
+error, and no escape sequence or line break in it reaches the terminal as such.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import httpx
 import msgspec
 
 from bastion._net import is_loopback_host
+from bastion._shown import shown
 
 __all__ = [
     "KEY_ENV",
@@ -175,6 +179,9 @@ def run_servers_list(
         if key is not None:
             _refuse_key_destination(base)
         ready, upstreams = _status(base, key)
+    except httpx.InvalidURL as exc:  # the parser checked the URL; httpx is stricter still
+        print(f"bastion: --url {url!r}: {exc}", file=sys.stderr)
+        return EX_USAGE
     except _Failed as exc:
         print(f"bastion: {exc}", file=sys.stderr)
         return exc.code
@@ -183,13 +190,25 @@ def run_servers_list(
     else:
         print(f"{'SERVER':<20} {'STATE':<13} {'PID':>7} {'RESTARTS':>8}  LAST ERROR")
         for u in upstreams:
-            name = u["server"] if u.get("replica", 0) == 0 else f"{u['server']}#{u['replica']}"
-            pid = "-" if u.get("pid") is None else str(u["pid"])
-            print(
-                f"{name:<20} {u['state']:<13} {pid:>7} {u['restarts']:>8}  "
-                f"{u.get('lastError') or ''}"
-            )
+            print(_row(u))
     return 0 if ready else 1
+
+
+def _row(upstream: dict[str, object]) -> str:
+    """One upstream as a row of the table. Its text came from the gateway, and the last
+    error from the upstream itself: each field goes through ``shown``, so none can drive
+    the terminal or start a row of its own (IN-5)."""
+
+    def field(key: str, missing: str = "-") -> str:
+        value = upstream.get(key)
+        return missing if value is None else shown(value)
+
+    replica = upstream.get("replica") or 0
+    name = field("server") + ("" if replica == 0 else f"#{shown(replica)}")
+    return (
+        f"{name:<20} {field('state'):<13} {field('pid'):>7} {field('restarts'):>8}  "
+        f"{field('lastError', '')}"
+    )
 
 
 def _status(base: str, key: str | None) -> tuple[bool, list[dict[str, object]]]:
@@ -205,9 +224,15 @@ def _status(base: str, key: str | None) -> tuple[bool, list[dict[str, object]]]:
                 "or with --key-file PATH (- reads it from standard input)",
                 EX_USAGE,
             )
-        return ready, list(report["upstreams"])
+        return ready, _upstreams(base, report["upstreams"])
     listed = _get_json(base, "/api/v1/upstreams", key, checked=checked)
-    return ready, list(listed.get("upstreams", []))
+    return ready, _upstreams(base, listed.get("upstreams", []))
+
+
+def _upstreams(base: str, listed: object) -> list[dict[str, object]]:
+    if not isinstance(listed, list) or not all(isinstance(u, dict) for u in listed):
+        raise _Failed(f"{base} did not answer like a Bastion gateway", EX_UNAVAILABLE)
+    return listed
 
 
 def _get_json(

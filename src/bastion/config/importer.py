@@ -1,8 +1,10 @@
 """Convert an MCP client's server list (Claude Desktop, Cursor, Claude Code, VS Code) to YAML.
 
 Each client's variables (``${env:X}``, ``${input:X}``, ``${X:-d}``) become Bastion's ``${X}``;
-other text is escaped so it stays literal. What has no Bastion equivalent is dropped with a
-warning, and ``to_yaml`` writes the warnings as comments above a ``servers:`` map that
+other text is escaped (every ``${`` written ``$${``) so it loads as exactly the client's text.
+What has no Bastion equivalent is dropped with a warning, and so is a server that
+``parse_config`` would refuse (an empty command, a url without a host), checked with every
+variable set; ``to_yaml`` writes the warnings as comments above a ``servers:`` map that
 ``parse_config`` accepts.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit
@@ -19,7 +21,8 @@ import msgspec
 import yaml  # PyYAML ships no annotations
 
 from bastion._types import JSONValue
-from bastion.config.load import MAX_SERVERS, _Path
+from bastion.config.jsonc import strip_jsonc
+from bastion.config.load import MAX_SERVERS, _Path, parse_config
 from bastion.config.model import _describe
 from bastion.config.yaml_text import read_text_file
 from bastion.config.yaml_text import render_path as _render_path
@@ -40,9 +43,6 @@ MAX_CLIENT_CONFIG_BYTES: Final = 64 * 1024 * 1024
 
 ClientShape: TypeAlias = Literal["mcpServers", "claude-code", "vscode"]
 
-_STRING: Final = r'"(?:\\.|[^"\\])*"'
-_JSONC_COMMENT: Final = re.compile(rf"{_STRING}|//[^\n]*|/\*[\s\S]*?\*/")
-_JSONC_TRAILING_COMMA: Final = re.compile(rf"{_STRING}|,(?=\s*[}}\]])")
 _REFERENCE: Final = re.compile(r"\$\{([^}]*)\}")
 _VARIABLE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FIELDS: Final = {"stdio": ("command", "args", "env", "cwd"), "http": ("url", "headers")}
@@ -54,6 +54,10 @@ _HINTS: Final = {
 }
 # VS Code's own variables: no value outside the editor, so the user has to supply one.
 _EDITOR_VARIABLES: Final = ("workspaceFolder", "workspaceFolderBasename", "file", "cwd")
+# What each variable stands for while a result is checked: any string field takes it, and a
+# url may begin with it (``url: ${DOCS_URL}``).
+_PLACEHOLDER: Final = "https://placeholder.invalid"
+_CHECKED: Final = "<import>"
 
 
 class ImportResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,7 +87,7 @@ def parse_client_config(text: str, *, source: str = "<string>") -> ImportResult:
         try:
             data = json.loads(text)
         except json.JSONDecodeError:  # plain JSON is the common case; try JSONC only after
-            data = json.loads(_strip_jsonc(text))
+            data = json.loads(strip_jsonc(text))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}:{exc.lineno}:{exc.colno}: {exc.msg}") from exc
     except RecursionError as exc:
@@ -150,20 +154,50 @@ def import_client_config(data: Mapping[str, JSONValue]) -> ImportResult:
 
 
 def to_yaml(config: Mapping[str, JSONValue], *, warnings: Sequence[str] = ()) -> str:
-    """``config`` as bastion.yaml text, each warning a comment line at the top."""
+    """``config`` as bastion.yaml text, each warning a comment line at the top.
+
+    Raises:
+        ConfigError: the text would not load (over a limit of ``parse_config``: 1 MiB, the
+            values or text that it takes), even with every variable it names set.
+    """
     lines = ["# Bastion configuration written by `bastion import`."]
     if warnings:
         lines.append("# Read these notes, then delete them:")
     # A line break in a warning would end the comment and start YAML: only printables pass.
     lines += ["#   - " + "".join(c if c.isprintable() else " " for c in w) for w in warnings]
-    body: str = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True, width=1 << 16)
-    return "\n".join(lines) + "\n" + body
+    text = "\n".join(lines) + "\n" + _dump(config)
+    problem = _load_problem(text)
+    if problem is not None:
+        raise ConfigError(f"the converted configuration would not load: {problem}")
+    return text
 
 
-def _strip_jsonc(text: str) -> str:
-    # Blank comments out, keeping newlines, so error positions still point into the file.
-    text = _JSONC_COMMENT.sub(lambda m: m[0] if m[0][0] == '"' else re.sub(r"\S", " ", m[0]), text)
-    return _JSONC_TRAILING_COMMA.sub(lambda m: m[0] if m[0][0] == '"' else " ", text)
+def _dump(config: Mapping[str, JSONValue]) -> str:
+    text: str = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True, width=1 << 16)
+    return text
+
+
+class _AnyVariable(Mapping[str, str]):
+    """An environment in which every variable is set, to ``_PLACEHOLDER``."""
+
+    def __getitem__(self, name: str) -> str:
+        return _PLACEHOLDER
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _load_problem(text: str) -> str | None:
+    """Why ``parse_config`` refuses ``text`` with every variable set, or None (IN-1: what
+    the importer writes loads)."""
+    try:
+        parse_config(text, _AnyVariable(), source=_CHECKED)
+    except ConfigError as exc:
+        return str(exc).removeprefix(f"{_CHECKED}: ")
+    return None
 
 
 class _Importer:
@@ -183,6 +217,10 @@ class _Importer:
         if converted is None:
             return
         base = re.sub(r"[^A-Za-z0-9_-]", "-", name)[:64] or "server"
+        problem = _load_problem(_dump({"servers": {base: converted}}))
+        if problem is not None:  # an empty command, a url without a host, ...
+            self.warn(where, f"skipped: it would not load ({problem})")
+            return
         target, count = base, 1
         while target in self.servers:
             if self.servers[target] == converted:
@@ -263,17 +301,19 @@ class _Importer:
             return None
         out, last = [], 0
         for match in _REFERENCE.finditer(value):
-            before = value[last : match.start()]
-            if before.endswith("$"):  # "$${X}" would read as our escape: keep the text as it is
+            start = match.start()
+            if start > 0 and value[start - 1] == "$":  # "$${X}" would read as our escape
                 self.warn(where, f"kept {_describe(match[0])} as literal text after a $")
-                reference = "$" + match[0]
-            else:
-                reference = self._reference(match, where)
-            out += [before.replace("${", "$${"), reference]
-            last = match.end()
-        return "".join([*out, value[last:].replace("${", "$${")])
+                continue  # literal text, escaped with the text around it
+            reference = self._reference(match, where)
+            if reference is not None:
+                out += [_literal(value[last:start]), reference]
+                last = match.end()
+        return "".join([*out, _literal(value[last:])])
 
-    def _reference(self, match: re.Match[str], where: _Path) -> str:
+    def _reference(self, match: re.Match[str], where: _Path) -> str | None:
+        """Bastion's ``${NAME}`` for the client's reference, or None when it is kept as
+        literal text."""
         body = match[1]
         scheme, colon, rest = body.partition(":")
         if _VARIABLE.fullmatch(scheme) and rest.startswith("-"):  # ${NAME:-default}, as ours
@@ -290,11 +330,18 @@ class _Importer:
             name = rest if scheme == "env" else "" if colon else body
         if not _VARIABLE.fullmatch(name):
             self.warn(where, f"kept {_describe(match[0])} as literal text: no such variable")
-            return "$" + match[0]
+            return None
         if name in _EDITOR_VARIABLES:
             self.warn(where, f"${{{name}}} is VS Code's; set {name} or write the value")
         self.variables[name] = None
         return f"${{{name}}}"
+
+
+def _literal(text: str) -> str:
+    """``text`` as Bastion's configuration writes it to read back as exactly ``text``: every
+    ``${`` doubled to ``$${``, its escape, so that none of it is read as a reference (and no
+    variable of the gateway's environment gets into a literal)."""
+    return text.replace("${", "$${")
 
 
 def _authority(url: str) -> str:

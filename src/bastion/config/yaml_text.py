@@ -4,8 +4,10 @@
 safely, refusing duplicate keys (PyYAML keeps the last one silently), nesting deeper than
 ``MAX_DEPTH`` (checked on the event stream, before libyaml's composer can overflow the C
 stack) and, once aliases are expanded, more than ``MAX_VALUES`` values or ``MAX_DEPTH``
-levels: aliases share nodes, so a few hundred bytes can stand for billions of values
-("billion laughs") that every later step (conversion, compilation) would pay for. A scalar
+levels, or more than ``MAX_TEXT`` characters of keys and strings: aliases share nodes, so a
+few hundred bytes can stand for billions of values ("billion laughs"), and one alias of a
+long string for as many copies of it, that every later step (substitution, conversion,
+compilation, the argv of a child) would pay for (DS-4). A scalar
 that YAML reads as a value Python cannot hold (``2024-02-30``, a 5000-digit integer) is a
 problem at its line like any other (IN-1), not an exception that escapes the loader. Problems
 read ``<source>: <path>: <problem>``, the path in dotted form (``servers.gh.args[1]``).
@@ -27,6 +29,7 @@ from bastion.errors import ConfigError
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_TEXT",
     "MAX_VALUES",
     "YamlPath",
     "parse_yaml_text",
@@ -39,6 +42,9 @@ __all__ = [
 MAX_DEPTH: Final = 32
 # Aliases share nodes, so a small file can stand for billions of values ("billion laughs").
 MAX_VALUES: Final = 100_000
+# ... and one alias of a long string for as many copies: 50 000 aliases of a 600 KB anchor in
+# an 800 KB file are 30 GB of text. Without aliases, a file holds less text than its size.
+MAX_TEXT: Final = 16 * 1024 * 1024
 
 YamlPath: TypeAlias = tuple[str | int, ...]
 
@@ -156,26 +162,39 @@ def parse_yaml_text(text: str, source: str) -> JSONValue:
 
 class _Expansion:
     """Walks the loaded tree as a reader of it would (an alias once per place it is used),
-    counting values and levels, and stops at the first over either limit."""
+    counting values, levels and characters of keys and strings, and stops at the first over
+    a limit."""
 
     def __init__(self, source: str) -> None:
         self._source = source
         self._values = 0
+        self._text = 0
 
     def walk(self, value: JSONValue, path: YamlPath) -> None:
         self._values += 1
         if self._values > MAX_VALUES:
             problem = f"more than {MAX_VALUES} values (do YAML aliases expand too far?)"
             raise ConfigError(f"{self._source}: {problem}")
+        self._count_text(value)
         if len(path) > MAX_DEPTH:  # aliases nest what the event stream showed flat
             where = render_path(path[:MAX_DEPTH])
             raise ConfigError(f"{self._source}: {where}: nested over {MAX_DEPTH} levels")
         if isinstance(value, dict):
             for key, item in value.items():
+                self._count_text(key)
                 self.walk(item, (*path, key if isinstance(key, str) else str(key)))
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 self.walk(item, (*path, i))
+
+    def _count_text(self, value: object) -> None:
+        if isinstance(value, str):
+            self._text += len(value)
+            if self._text > MAX_TEXT:
+                problem = (
+                    f"more than {MAX_TEXT} characters of text (do YAML aliases expand too far?)"
+                )
+                raise ConfigError(f"{self._source}: {problem}")
 
 
 def render_path(path: YamlPath) -> str:

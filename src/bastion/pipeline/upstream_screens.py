@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 import msgspec
 
+from bastion._shown import shown
 from bastion._sqlite import UnsafeFileError, check_private_db
 from bastion._types import JSONObject
 from bastion.audit.log import AuditLog
@@ -122,7 +123,8 @@ class UpstreamScreens:
             lambda: screen.screen(server, kind, items, others)
         )
         for item in held:
-            logger.warning("held back %s's %s %s: it looks poisoned", server, item.kind, item.name)
+            name = shown(item.name[:_LOGGED_NAME])  # the upstream's text (IN-5)
+            logger.warning("held back %s's %s %s: it looks poisoned", server, item.kind, name)
             log = self._audit()
             if log is not None:
                 await log.record(_pin_record(server, "held", item.name, item.reason, item))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import importlib.util
 import logging
 import math
@@ -96,10 +97,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(_cannot_bind(host, port, exc)) from exc
     sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
+
+
+def _cannot_bind(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use: stop what listens there, or choose another port"
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
 
 
 def fit_open_files(max_connections: int) -> int:
@@ -184,6 +195,31 @@ def _tls_options(settings: HttpSettings) -> dict[str, Any]:
     return options
 
 
+def _load_tls_files(config: uvicorn.Config, sock: socket.socket) -> None:
+    """Load ``config`` now (uvicorn would, once serving), so that a TLS certificate or key
+    that cannot be used is a ``ConfigError`` naming the setting and the file (IN-1), said
+    before the port is reported open; ``sock`` is closed then."""
+    if config.ssl_certfile is None:
+        return
+    try:
+        for setting, path in (("cert_file", config.ssl_certfile), ("key_file", config.ssl_keyfile)):
+            try:
+                open(path or "", "rb").close()  # only whether it opens: uvicorn reads it
+            except OSError as exc:
+                problem = f"cannot read {path}: {exc.strerror or exc}"
+                raise ConfigError(f"gateway.tls.{setting}: {problem}") from exc
+        try:
+            config.load()
+        except ssl.SSLError as exc:
+            files = f"{config.ssl_certfile} and {config.ssl_keyfile}"
+            reason = f" ({exc.reason})" if exc.reason else ""  # KEY_VALUES_MISMATCH, ...
+            problem = f"not a PEM certificate and its private key{reason}"
+            raise ConfigError(f"gateway.tls: {files}: {problem}") from exc
+    except ConfigError:
+        sock.close()
+        raise
+
+
 async def serve_http(
     app: StreamableHttpApp,
     *,
@@ -216,6 +252,7 @@ async def serve_http(
         server_header=False,
         date_header=False,
     )
+    _load_tls_files(config, sock)
     tls = settings.tls_cert_file is not None
     server = HttpsServer(config, connections) if tls else uvicorn.Server(config)
     # Signals are the application's to handle (it has children to stop first); uvicorn's

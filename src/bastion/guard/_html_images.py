@@ -50,12 +50,14 @@ _TAG_NAMES: Final = ("img", "image", "source", "input", "video", "audio")
 _ANY_NAME: Final = "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in _TAG_NAMES)
 TAG: Final = re.compile(rf"<(?:{_ANY_NAME})(?=[\s/>])")
 TAG_START: Final = re.compile(rf"<(?=(?:{_ANY_NAME})[\s/>])")  # the "<" alone
-# Between attributes: whitespace, "/" and, after a line break, a block quote's markers
-# (a Markdown renderer strips "> " from each line of a quoted tag); possessive.
+# Whitespace and, after a line break, a block quote's markers (a Markdown renderer strips
+# "> " from each line of a quoted tag); between attributes "/" too. Possessive.
+_GAP: Final = r"(?:\n[ \t>]*+|[ \t\r\f\v])*+"
 _SEPARATOR: Final = r"(?:\n[ \t>]*+|[ \t\r\f\v/])*+"
 _ATTRIBUTE: Final = re.compile(
-    rf"""{_SEPARATOR}([^\s/>][^\s/>=]*)(?:\s*=++\s*("[^"]*"?|'[^']*'?|[^\s>]*))?"""
+    rf"""{_SEPARATOR}([^\s/>][^\s/>=]*)(?:{_GAP}=++{_GAP}("[^"]*"?|'[^']*'?|[^\s>]*))?"""
 )
+_QUOTE_MARKERS: Final = re.compile(r"\n[ \t>]*")
 _TAG_END: Final = re.compile(rf"{_SEPARATOR}>?")
 _FETCHED: Final = frozenset({"src", "srcset", "lowsrc", "dynsrc", "href", "xlink:href", "poster"})
 
@@ -80,7 +82,7 @@ def html_removals(text: str, decide: Decide) -> Found:
             if name == "alt" and alt is None:
                 alt = value
             elif name in _FETCHED and removed is None:
-                for url in _urls(value) if name.endswith("srcset") else (value,):
+                for url in _readings(value, srcset=name.endswith("srcset")):
                     work += SOURCE_WORK
                     source = read_source(url[:READ], longer=len(url) > MAX_PLAIN_URL)
                     if decide(source):
@@ -99,6 +101,13 @@ def _value(written: str | None) -> str:
     if written[0] in "\"'":
         written = written[1:-1] if len(written) > 1 and written[-1] == written[0] else written[1:]
     return html.unescape(written) if "&" in written else written
+
+
+def _readings(value: str, *, srcset: bool) -> list[str]:
+    """The URLs ``value`` may name: as written and, across line breaks, also without the
+    block quote markers a Markdown renderer strips (``ht\\n> tps://`` is ``https://``)."""
+    values = [value, _QUOTE_MARKERS.sub("", value)] if "\n" in value else [value]
+    return [url for each in values for url in (_urls(each) if srcset else [each])]
 
 
 def _urls(srcset: str) -> list[str]:

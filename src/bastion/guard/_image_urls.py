@@ -20,7 +20,7 @@ before the host, a known collector or an IP-literal host (``_phrases.EXFIL_URL``
 scan's own test), a scheme other than ``http``/``https`` (``file://host/share`` sends a
 Windows login hash to that host), a host label or path segment with a run that looks
 encoded (at least ``_ENCODED_RUN`` base64/hex characters mixing letters and digits, or
-``_LETTER_RUN`` with none: base64, hex, base32), or more than ``MAX_PLAIN_URL``
+``_LETTER_RUN`` of any kind: base64, hex, base32), or more than ``MAX_PLAIN_URL``
 characters. A fixed URL of ordinary words and numbers does not
 (``https://example.com/images/logo-2024.png``): it can only tell its host that the text
 was shown.
@@ -62,7 +62,7 @@ SOURCES: Final = 4096  # sources whose reading is remembered (repeated badges, i
 READ: Final = MAX_PLAIN_URL + 1  # characters of a source ever read (callers pass no more)
 _DECODE_ROUNDS: Final = 3
 _ENCODED_RUN: Final = 16
-_LETTER_RUN: Final = 32
+_LETTER_RUN: Final = 32  # characters of a run that count as data without a digit
 _FETCHING_SCHEMES: Final = frozenset({"http", "https", "ws", "wss", "ftp"})
 _WEB_SCHEMES: Final = frozenset({"http", "https", ""})  # "" is protocol-relative
 _DROPPED: Final = re.compile(r"[\t\n\r]")

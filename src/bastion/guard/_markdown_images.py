@@ -88,8 +88,8 @@ class _Reader:
         self._decide = decide
         self._work = 0
         self._tails: dict[int, int | None] = {}
-        self._definitions: dict[str, str] | None = None
-        self._defined: dict[str, Source] = {}
+        self._definitions: dict[str, list[str]] | None = None
+        self._defined: dict[str, Source | None] = {}
         self._all_defined = True
 
     def removals(self) -> Found:
@@ -212,25 +212,34 @@ class _Reader:
         return self._tails[dest_end]
 
     def _definition(self, label: str) -> Source | None:
-        """The source ``[label]: url`` defines in this text (the first definition wins);
-        past ``MAX_DEFINITIONS`` definitions, any label may be defined by one not read."""
+        """The source ``[label]: url`` defines in this text. A renderer takes the first
+        definition that is one (a line inside a paragraph is none), which this reader does
+        not tell apart: of all lines defining the label, the first source to be removed
+        stands for them. Past ``MAX_DEFINITIONS`` lines, any label may be defined by one
+        not read."""
         if self._definitions is None:
             self._definitions = {}
             for count, match in enumerate(_DEFINITION.finditer(self._text)):
                 if count == MAX_DEFINITIONS:
                     self._all_defined = False
                     break
-                self._definitions.setdefault(_normalised(match.group(1)), match.group(2))
+                key = _normalised(match.group(1))
+                self._definitions.setdefault(key, []).append(match.group(2))
         key = _normalised(label)
-        if key in self._defined:
-            return self._defined[key]
-        raw = self._definitions.get(key)
-        if raw is None:
-            return None if self._all_defined else _UNREAD
-        raw = raw[1:-1] if raw.startswith("<") else raw
-        source = read_source(markdown_destination(raw[:READ]), longer=len(raw) > MAX_PLAIN_URL)
-        self._defined[key] = source
-        return source
+        if key not in self._defined:
+            sources = [_defined_source(raw) for raw in self._definitions.get(key, ())]
+            if not self._all_defined:
+                sources.append(_UNREAD)
+            removed = [source for source in sources if self._decide(source)]
+            chosen = removed or sources
+            self._defined[key] = chosen[0] if chosen else None
+        return self._defined[key]
+
+
+def _defined_source(raw: str) -> Source:
+    """The source a definition's destination (``<url>`` or ``url``) names."""
+    raw = raw[1:-1] if raw.startswith("<") else raw
+    return read_source(markdown_destination(raw[:READ]), longer=len(raw) > MAX_PLAIN_URL)
 
 
 def _line_of(text: str, at: int) -> int:

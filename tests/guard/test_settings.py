@@ -55,3 +55,18 @@ def test_default_pin_db_follows_xdg(tmp_path: Path) -> None:
         default_pin_db({"XDG_STATE_HOME": "rel"}, home=home)
         == home / ".local/state/bastion/pins.db"
     )
+
+
+def test_image_settings_default_to_removing_data_images_and_are_checked_TC4() -> None:
+    assert GuardSettings().sanitise.remote_images == "remove-with-data"
+    raw = {"sanitise": {"remote_images": "remove", "image_hosts": ["cdn.example.com", "*.x.org"]}}
+    s = msgspec.convert(raw, GuardSettings)
+    assert s.sanitise.image_hosts == ("cdn.example.com", "*.x.org")
+    for bad, where in [
+        ({"remote_images": "strip"}, "$.sanitise.remote_images"),
+        ({"image_hosts": ["https://cdn.example.com/"]}, "image_hosts"),
+        ({"image_hosts": ["*"]}, "image_hosts"),
+        ({"image_hosts": ["cdn.*.com"]}, "image_hosts"),
+    ]:
+        with pytest.raises(msgspec.ValidationError, match=__import__("re").escape(where)):
+            msgspec.convert({"sanitise": bad}, GuardSettings)

@@ -19,7 +19,13 @@ from bastion.guard.pins import (
     tool_hash,
 )
 from bastion.guard.poison import PoisonScanner, is_poisoned
-from bastion.guard.sanitise import BLOCKED_TEXT, InjectionAction, Sanitised, Sanitiser
+from bastion.guard.sanitise import (
+    BLOCKED_TEXT,
+    ImageMode,
+    InjectionAction,
+    Sanitised,
+    Sanitiser,
+)
 from bastion.guard.schemas import CompiledSchema, SchemaUnusable, SchemaValidator, Violation
 from bastion.guard.settings import (
     GuardSettings,
@@ -41,6 +47,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, as tests/test_exported_members
     "GuardSettings",
     "Held",
     "HoldReason",
+    "ImageMode",
     "InjectionAction",
     "NotPending",
     "PIN_FIELDS",

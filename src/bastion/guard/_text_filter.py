@@ -5,11 +5,12 @@ UP-4: each value of at least ``MIN_KNOWN_SECRET`` characters, found by substring
 replaced by one precompiled alternation, whatever ``mask_secrets`` says), strips invisible and
 bidi characters, masks secrets (``audit.redact``'s patterns, matched with the invisible
 characters and without them) and configured PII patterns, looks for prompt injection (wrapped
-in ``OPEN_MARK``/``CLOSE_MARK`` when annotating) and counts the text against the result's
-``max_chars`` budget (cut with a marker). A token is masked but never wrapped or cut; a key is
-wrapped but never cut, and clean keys are remembered. ``sanitise.Sanitiser`` extends it with
-the walk by the MCP schema: a base class rather than a member, so each string still costs
-one plain method call.
+in ``OPEN_MARK``/``CLOSE_MARK`` when annotating), replaces remote images that could carry
+data out when rendered (``_images``; after stripping and masking, since either can make an
+image) and counts the text against the result's ``max_chars`` budget (cut with a marker).
+A token is masked but never wrapped or cut; a key is wrapped but never cut, and clean keys
+are remembered. ``sanitise.Sanitiser`` extends it with the walk by the MCP schema: a base
+class rather than a member, so each string still costs one plain method call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
 from bastion.audit.redact import REDACTED, Redactor, redact_text
+from bastion.guard._images import ImageFilter, ImageMode, might_hold_image
 from bastion.guard._phrases import find_injection
 from bastion.guard._unicode import INVISIBLE, search, visible
 from bastion.guard.findings import Finding, FindingKind
@@ -30,6 +32,7 @@ __all__ = [
     "MIN_KNOWN_SECRET",
     "OPEN_MARK",
     "TRUNCATED",
+    "ImageMode",
     "InjectionAction",
     "TextFilter",
     "Walk",
@@ -85,6 +88,8 @@ class TextFilter:
         max_chars: int = MAX_CHARS,
         injection_action: InjectionAction = "annotate",
         known_secrets: Iterable[str] = (),
+        remote_images: ImageMode = "remove-with-data",
+        image_hosts: Iterable[str] = (),
     ) -> None:
         """Raises:
         re.error: a PII pattern does not compile.
@@ -100,6 +105,7 @@ class TextFilter:
         self._action = injection_action
         self._known_values = tuple(s for s in set(known_secrets) if len(s) >= MIN_KNOWN_SECRET)
         self._known = _alternation(self._known_values)
+        self._images = None if remote_images == "keep" else ImageFilter(remote_images, image_hosts)
         # Keys repeat across results; clean ones (under this configuration) skip the scan.
         self._clean_keys: set[str] = set()
 
@@ -178,6 +184,10 @@ class TextFilter:
         if match is not None:
             injected = walk.injected = True
             found.append(("injection", visible(match.group(), 80)))
+        if not token and self._images is not None and might_hold_image(text):
+            text, images = self._images.neutralise(text)
+            if images:
+                found.append(("remote-image", f"{images} removed"))
         if token or not count:
             pass
         elif len(text) > walk.budget:

@@ -26,6 +26,7 @@ FindingKind: TypeAlias = Literal[
     "pii",
     "injection",
     "truncated",
+    "remote-image",  # an image whose URL could carry data out when rendered (TC-4)
     "context-request",  # a sampling request asking for the client's context (TC-4)
 ]
 

@@ -4,11 +4,12 @@
 ``prompts/get`` result by the MCP schema and filters every string and every key of arbitrary
 JSON (only a content block's base64 ``data``/``blob`` excepted) with ``TextFilter``
 (``_text_filter``: invisible characters, secrets, the gateway's own credentials, PII, prompt
-injection, the ``max_chars`` budget); a value under a secret-named key is masked whole and
-the key renamed. Prompt injection is annotated (each such string is wrapped as untrusted
-data) or blocks the whole result. Schema tokens (``type``, ``uri``, ``mimeType``, ``role``)
-are masked but never wrapped or cut; nesting deeper than ``MAX_DEPTH`` is dropped. The input
-is never modified; a clean input comes back as the very same object.
+injection, Markdown and HTML images that could carry data out when rendered, the
+``max_chars`` budget); a value under a secret-named key is masked whole and the key renamed.
+Prompt injection is annotated (each such string is wrapped as untrusted data) or blocks the
+whole result. Schema tokens (``type``, ``uri``, ``mimeType``, ``role``) are masked but never
+wrapped or cut; nesting deeper than ``MAX_DEPTH`` is dropped. The input is never modified; a
+clean input comes back as the very same object.
 A resource's ``blob`` whose ``mimeType`` names text is text too: it is decoded, filtered
 and encoded again (``_text_blobs``).
 """
@@ -26,6 +27,7 @@ from bastion.guard._text_filter import (
     CLOSE_MARK,
     MIN_KNOWN_SECRET,
     OPEN_MARK,
+    ImageMode,
     InjectionAction,
     TextFilter,
     Walk,
@@ -39,6 +41,7 @@ __all__ = [
     "CLOSE_MARK",
     "MIN_KNOWN_SECRET",
     "OPEN_MARK",
+    "ImageMode",
     "InjectionAction",
     "Sanitised",
     "Sanitiser",

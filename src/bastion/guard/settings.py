@@ -30,6 +30,11 @@ __all__ = [
 ]
 
 
+# A DNS name, or "*." and one: what an image URL's host is compared with, exactly.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_IMAGE_HOST = re.compile(rf"(?i)(?:\*\.)?(?:{_LABEL}\.)*{_LABEL}")
+
+
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
@@ -42,12 +47,19 @@ class SchemaSettings(_Section, frozen=True):
 
 
 class SanitiseSettings(_Section, frozen=True):
+    """TC-4. ``remote_images``: which remote Markdown/HTML images are replaced by a marker
+    (``remove-with-data``: those whose URL carries data; ``remove``: all; ``keep``: none);
+    images from ``image_hosts`` (``cdn.example.com``, or ``*.example.com`` for its
+    subdomains) stay."""
+
     enabled: bool = True  # filter results, resource contents and prompts - TC-4
     mask_secrets: bool = True
     strip_invisible: bool = True
     pii_patterns: tuple[Annotated[str, Meta(max_length=1000)], ...] = ()
     max_result_chars: Annotated[int, Meta(ge=1024)] = 1024 * 1024
     injection_action: Literal["annotate", "block", "off"] = "annotate"
+    remote_images: Literal["remove-with-data", "remove", "keep"] = "remove-with-data"
+    image_hosts: tuple[Annotated[str, Meta(max_length=253)], ...] = ()
 
     def __post_init__(self) -> None:
         for pattern in self.pii_patterns:
@@ -55,6 +67,9 @@ class SanitiseSettings(_Section, frozen=True):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"invalid pii pattern: {exc}") from None
+        bad = [host for host in self.image_hosts if not _IMAGE_HOST.fullmatch(host)]
+        if bad:
+            raise ValueError(f"image_hosts must be host names or *.<host name>: {bad}")
 
 
 class PinSettings(_Section, frozen=True):

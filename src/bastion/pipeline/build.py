@@ -74,9 +74,16 @@ def build_stages(
             max_chars=options.max_result_chars,
             injection_action=options.injection_action,
             known_secrets=known,
+            remote_images=options.remote_images,
+            image_hosts=options.image_hosts,
         )
     output = schemas if guard.schemas.validate_output else None
-    # Errors and relays are cleaned even with result filtering off; so are our credentials.
-    always = sanitiser or Sanitiser(known_secrets=known)
+    # Errors and relays are cleaned even with result filtering off; so are our credentials,
+    # and so are images whose URL could carry data out (under the configured image hosts).
+    always = sanitiser or Sanitiser(
+        known_secrets=known,
+        remote_images=guard.sanitise.remote_images,
+        image_hosts=guard.sanitise.image_hosts,
+    )
     stages.append(SanitiseStage(app, sanitiser, output, always=always))
     return stages

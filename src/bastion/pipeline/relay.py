@@ -11,7 +11,6 @@ and cleans each of those on the way out (``guard.relays``); what it finds is han
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import Denied
@@ -23,6 +22,7 @@ from bastion.guard.relays import (
     clean_progress,
 )
 from bastion.guard.sanitise import Sanitiser
+from bastion.pipeline.wrapped_call import WrappedCall
 from bastion.session.peer import Call
 
 __all__ = ["CONTENT_BLOCKED", "RelayedCall"]
@@ -30,19 +30,15 @@ __all__ = ["CONTENT_BLOCKED", "RelayedCall"]
 CONTENT_BLOCKED = "Content blocked"
 
 
-class RelayedCall(Call):
-    __slots__ = ("_inner", "_record", "_sanitiser")
+class RelayedCall(WrappedCall):
+    __slots__ = ("_record", "_sanitiser")
 
     def __init__(
         self, inner: Call, sanitiser: Sanitiser, record: Callable[[Iterable[Finding]], None]
     ) -> None:
-        # Call.__init__ is not run on purpose: everything goes out through ``inner``, which
-        # owns the peer; this object only filters.
-        self._inner = inner
+        super().__init__(inner)
         self._sanitiser = sanitiser
         self._record = record
-        self.message = inner.message
-        self.close_stream = inner.close_stream
 
     async def notify(self, method: str, params: JSONObject | None = None) -> None:
         if params is not None and method == "notifications/message":
@@ -63,9 +59,3 @@ class RelayedCall(Call):
                 raise Denied(f"{method} blocked by the content filter", message=CONTENT_BLOCKED)
             params = cleaned.value
         return await self._inner.request(method, params, timeout=timeout)
-
-    def screen_input(self, method: str) -> None:
-        self._inner.screen_input(method)
-
-    def shown(self, kind: Literal["tool", "prompt", "resource"]) -> Callable[[str], bool] | None:
-        return self._inner.shown(kind)

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Literal
 
-from bastion._types import JSONObject, JSONValue
+from bastion._types import JSONValue
 from bastion.pipeline.targets import COMPLETE, LIST_KINDS
+from bastion.pipeline.wrapped_call import WrappedCall
 from bastion.policy.decision import PolicyRequest
 from bastion.policy.engine import Policy, listing_request
 from bastion.session.peer import Call
@@ -26,28 +27,14 @@ __all__ = ["SHOWN_METHODS", "ShownCall", "filter_unconsulted"]
 SHOWN_METHODS: Final = frozenset({*LIST_KINDS, COMPLETE})
 
 
-class ShownCall(Call):
-    __slots__ = ("_inner", "_policy", "_request", "consulted")
+class ShownCall(WrappedCall):
+    __slots__ = ("_policy", "_request", "consulted")
 
     def __init__(self, inner: Call, policy: Policy, request: PolicyRequest) -> None:
-        # Call.__init__ is not run on purpose: everything goes out through ``inner``.
-        self._inner = inner
+        super().__init__(inner)
         self._policy = policy
         self._request = request
         self.consulted = False
-        self.message = inner.message
-        self.close_stream = inner.close_stream
-
-    async def notify(self, method: str, params: JSONObject | None = None) -> None:
-        await self._inner.notify(method, params)
-
-    async def request(
-        self, method: str, params: JSONObject | None = None, *, timeout: float | None = None
-    ) -> JSONValue:
-        return await self._inner.request(method, params, timeout=timeout)
-
-    def screen_input(self, method: str) -> None:
-        self._inner.screen_input(method)
 
     def shown(self, kind: Literal["tool", "prompt", "resource"]) -> Callable[[str], bool]:
         self.consulted = True

@@ -24,6 +24,7 @@ import msgspec
 
 from bastion._types import JSONObject, JSONValue
 from bastion.errors import Denied
+from bastion.pipeline.wrapped_call import WrappedCall
 from bastion.policy.decision import Decision, PolicyRequest
 from bastion.protocol.methods import INPUT_REQUEST_METHODS
 from bastion.session.peer import Call
@@ -59,20 +60,14 @@ def _note(detail: JSONObject, method: str, decision: Decision) -> None:
         detail["relayed_more"] = (more if isinstance(more, int) else 0) + 1
 
 
-class PolicedCall(Call):
+class PolicedCall(WrappedCall):
     """The call's channel to its client, refusing the upstream requests the policy denies."""
 
-    __slots__ = ("_decide", "_inner")
+    __slots__ = ("_decide",)
 
     def __init__(self, inner: Call, decide: Decide) -> None:
-        # Call.__init__ is not run on purpose: everything goes out through ``inner``.
-        self._inner = inner
+        super().__init__(inner)
         self._decide = decide
-        self.message = inner.message
-        self.close_stream = inner.close_stream
-
-    async def notify(self, method: str, params: JSONObject | None = None) -> None:
-        await self._inner.notify(method, params)
 
     async def request(
         self, method: str, params: JSONObject | None = None, *, timeout: float | None = None

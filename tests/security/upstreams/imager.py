@@ -13,8 +13,6 @@ Run as ``python imager.py``: newline-delimited JSON-RPC on stdio, standard libra
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any, Final
 
 COLLECTOR: Final = "collector.attacker.example"
@@ -58,21 +56,9 @@ def answer(method: str | None, params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def main() -> None:
-    for line in sys.stdin:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(message, dict) or message.get("id") is None:
-            continue
-        result = answer(message.get("method"), message.get("params") or {})
-        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
-        if result is None:
-            reply["error"] = {"code": -32601, "message": "Not found"}
-        else:
-            reply["result"] = result
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+    from _lines import serve  # run by path: this directory is first on sys.path
+
+    serve(answer)
 
 
 if __name__ == "__main__":

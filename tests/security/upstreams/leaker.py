@@ -20,9 +20,7 @@ only.
 from __future__ import annotations
 
 import base64
-import json
 import os
-import sys
 from typing import Any, Final
 
 GITHUB_TOKEN: Final = "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8"
@@ -137,22 +135,10 @@ def answer(method: str | None, params: dict[str, Any], token: str) -> dict[str, 
 
 
 def main() -> None:
+    from _lines import serve  # run by path: this directory is first on sys.path
+
     token = os.environ["LEAK_TOKEN"]
-    for line in sys.stdin:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(message, dict) or message.get("id") is None:
-            continue
-        result = answer(message.get("method"), message.get("params") or {}, token)
-        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
-        if result is None:
-            reply["error"] = {"code": -32601, "message": "Not found"}
-        else:
-            reply["result"] = result
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+    serve(lambda method, params: answer(method, params, token))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Each write and each refusal becomes one ``AuditRecord`` of kind ``admin`` (AD-1): the
 principal and credential id (never a secret), the action as ``method``, its target, the
-outcome and what the action said besides (``detail``); refusals are recorded as
-``decision="deny"``. The admin API and ``bastion keys`` both record through it, and both
+outcome and what the action said besides (``detail``); anything but success is recorded
+as ``decision="deny"`` (``admin_record``). The admin API and ``bastion keys`` both record
+through it, and both
 describe a key they created, rotated or revoked with ``key_detail``, ``rotation_detail``
 and ``revocation_detail`` (its name, roles, expiry and break-glass flag, never its secret).
 A created or rotated key is described under ``key``, so that its break-glass flag is never
@@ -27,15 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REVOKED_DETAILED",
-    "REFUSALS",
     "DescribedKey",
+    "admin_record",
     "audit_events",
     "key_detail",
     "revocation_detail",
     "rotation_detail",
 ]
 
-REFUSALS: Final = frozenset({"unauthenticated", "forbidden"})
 MAX_REVOKED_DETAILED: Final = 16  # keys one revocation describes in its audit detail
 
 
@@ -54,8 +54,37 @@ class DescribedKey(Protocol):
     def break_glass(self) -> bool: ...
 
 
+def admin_record(
+    principal: Principal | None,
+    action: str,
+    target: str | None,
+    outcome: str,
+    detail: JSONObject,
+    *,
+    now: float,
+) -> AuditRecord:
+    """The ``admin`` record of one admin action or refusal at wall-clock ``now``: allowed
+    only when it succeeded; a break-glass caller marked ``breakGlass: true`` in ``detail``,
+    as on ``/mcp``."""
+    if principal is not None and principal.method == "break-glass":
+        detail = {**detail, "breakGlass": True}
+    return AuditRecord(
+        time=now,
+        kind="admin",
+        principal=principal.id if principal is not None else None,
+        credential_id=principal.credential_id if principal is not None else None,
+        method=action,
+        target=target,
+        decision="allow" if outcome == "ok" else "deny",
+        outcome=outcome,
+        detail=detail,
+    )
+
+
 def audit_events(log: AuditLog, *, wall_clock: Clock = time.time) -> AdminEvent:
-    """An ``AdminApi(audit=...)`` callback that records into ``log``.
+    """An ``AdminApi(audit=...)`` callback that records each event into ``log`` as it is
+    (``admin_record``); the gateway's own callback (``pipeline.admin_mount``) makes the same
+    records and bounds floods of them.
 
     Raises (from the callback):
         AuditUnavailable: the log cannot take the record (the request then fails closed).
@@ -68,19 +97,7 @@ def audit_events(log: AuditLog, *, wall_clock: Clock = time.time) -> AdminEvent:
         outcome: str,
         detail: JSONObject,
     ) -> None:
-        await log.record(
-            AuditRecord(
-                time=wall_clock(),
-                kind="admin",
-                principal=principal.id if principal else None,
-                credential_id=principal.credential_id if principal else None,
-                method=action,
-                target=target,
-                decision="deny" if outcome in REFUSALS else "allow",
-                outcome=outcome,
-                detail=detail,
-            )
-        )
+        await log.record(admin_record(principal, action, target, outcome, detail, now=wall_clock()))
 
     return record
 

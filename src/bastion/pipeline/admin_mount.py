@@ -30,6 +30,7 @@ from bastion.admin import (
     PolicyDocument,
     SqliteAudit,
 )
+from bastion.audit.admin_events import admin_record
 from bastion.audit.record import AuditRecord
 from bastion.auth.keys import KeyStore
 from bastion.auth.metadata import metadata_url, www_authenticate
@@ -102,19 +103,7 @@ def admin_api(security: Security) -> AdminApi:
         log = security.audit
         if log is None:
             return
-        if principal is not None and principal.method == "break-glass":
-            detail = {**detail, "breakGlass": True}  # the caller's, as on /mcp (README)
-        record = AuditRecord(
-            time=time.time(),
-            kind="admin",
-            principal=principal.id if principal is not None else None,
-            credential_id=principal.credential_id if principal is not None else None,
-            method=action,
-            target=target,
-            decision="allow" if outcome == "ok" else "deny",
-            outcome=outcome,
-            detail=detail,
-        )
+        record = admin_record(principal, action, target, outcome, detail, now=time.time())
         if outcome == THROTTLED:  # the address is in the ``authentication`` record
             await log.refused(("admin", THROTTLED), record)
             return
